@@ -1,0 +1,488 @@
+//! Parsing of the parameters that the token, introspection and revocation endpoints receive.
+//!
+//! The seed providers disagree on almost everything: form or JSON bodies, credentials in the
+//! body or in HTTP Basic, `audience` (Auth0 style) or `resource` (RFC 8707), with or without
+//! `grant_type`. This module turns any of those into one typed [`EndpointParams`], and turns
+//! every malformed input into a [`RequestError`] that names the problem; it never panics (see
+//! the property tests) and does no I/O.
+
+use crate::secret::{ClientSecret, MAX_PRESENTED_SECRET_LEN};
+use base64::Engine;
+use std::borrow::Cow;
+use thiserror::Error;
+use tokenmint_proto::OAuthErrorCode;
+
+/// Longest value accepted for any single parameter.
+pub const MAX_PARAM_LEN: usize = 4096;
+/// Most parameters accepted in one body.
+pub const MAX_PARAMS: usize = 32;
+
+/// The body formats the endpoints accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Form,
+    Json,
+}
+
+/// How the client authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// `client_secret_basic`: HTTP Basic (RFC 6749 §2.3.1).
+    Basic,
+    /// `client_secret_post`: in the form body.
+    Post,
+    /// Credentials in a JSON body (the Auth0 / Candid / Wealthyhood dialect).
+    Json,
+}
+
+impl AuthMethod {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Basic => "client_secret_basic",
+            Self::Post => "client_secret_post",
+            Self::Json => "client_secret_json",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RequestError {
+    #[error("unsupported content type: send application/x-www-form-urlencoded or application/json")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    Invalid(Cow<'static, str>),
+    #[error("parameter '{0}' is repeated; send each parameter once")]
+    DuplicateParameter(String),
+    #[error("grant_type is required; send grant_type=client_credentials")]
+    MissingGrantType,
+    #[error("grant type '{0}' is not supported; this server issues client_credentials tokens only")]
+    UnsupportedGrantType(String),
+    #[error(
+        "the client authenticated in more than one way (HTTP Basic and the request body); \
+         use exactly one"
+    )]
+    MultipleAuthMethods,
+    #[error("client authentication is required: send client_id and client_secret, or HTTP Basic")]
+    MissingClientAuthentication,
+}
+
+impl RequestError {
+    pub fn oauth_code(&self) -> OAuthErrorCode {
+        match self {
+            Self::UnsupportedGrantType(_) => OAuthErrorCode::UnsupportedGrantType,
+            Self::MissingClientAuthentication => OAuthErrorCode::InvalidClient,
+            _ => OAuthErrorCode::InvalidRequest,
+        }
+    }
+}
+
+/// Classifies a `Content-Type` header value. Parameters such as `charset` are ignored; the
+/// comparison is case-insensitive (RFC 9110 §8.3.1).
+pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, RequestError> {
+    let ct = content_type.ok_or(RequestError::UnsupportedMediaType)?;
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(BodyFormat::Form)
+    } else if essence.eq_ignore_ascii_case("application/json") {
+        Ok(BodyFormat::Json)
+    } else {
+        Err(RequestError::UnsupportedMediaType)
+    }
+}
+
+/// Every parameter the three client-authenticated endpoints understand. Unknown parameters
+/// are ignored, as RFC 6749 §3.2 requires.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EndpointParams {
+    pub grant_type: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<ClientSecret>,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+    pub token: Option<String>,
+    pub token_type_hint: Option<String>,
+}
+
+fn set(
+    slot: &mut Option<String>,
+    name: &'static str,
+    value: Cow<'_, str>,
+) -> Result<(), RequestError> {
+    if slot.is_some() {
+        return Err(RequestError::DuplicateParameter(name.to_owned()));
+    }
+    if value.len() > MAX_PARAM_LEN {
+        return Err(RequestError::Invalid(Cow::Owned(format!(
+            "parameter '{name}' is longer than {MAX_PARAM_LEN} bytes"
+        ))));
+    }
+    *slot = Some(value.into_owned());
+    Ok(())
+}
+
+impl EndpointParams {
+    fn assign(&mut self, name: &str, value: Cow<'_, str>) -> Result<(), RequestError> {
+        match name {
+            "grant_type" => set(&mut self.grant_type, "grant_type", value),
+            "client_id" => set(&mut self.client_id, "client_id", value),
+            "client_secret" => {
+                if self.client_secret.is_some() {
+                    return Err(RequestError::DuplicateParameter("client_secret".into()));
+                }
+                if value.len() > MAX_PRESENTED_SECRET_LEN {
+                    return Err(RequestError::Invalid(Cow::Borrowed("client_secret is too long")));
+                }
+                self.client_secret = Some(ClientSecret::from_presented(value.into_owned()));
+                Ok(())
+            }
+            "scope" => set(&mut self.scope, "scope", value),
+            "audience" => set(&mut self.audience, "audience", value),
+            "resource" => set(&mut self.resource, "resource", value),
+            "token" => set(&mut self.token, "token", value),
+            "token_type_hint" => set(&mut self.token_type_hint, "token_type_hint", value),
+            _ => Ok(()),
+        }
+    }
+
+    /// Parses an `application/x-www-form-urlencoded` body.
+    pub fn from_form(body: &[u8]) -> Result<Self, RequestError> {
+        let mut p = Self::default();
+        let mut count = 0usize;
+        for (k, v) in form_urlencoded::parse(body) {
+            count += 1;
+            if count > MAX_PARAMS {
+                return Err(RequestError::Invalid(Cow::Borrowed("too many parameters")));
+            }
+            p.assign(&k, v)?;
+        }
+        Ok(p)
+    }
+
+    /// Parses an `application/json` body: one object whose known members are strings.
+    pub fn from_json(body: &[u8]) -> Result<Self, RequestError> {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|_| RequestError::Invalid(Cow::Borrowed("the body is not valid JSON")))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(RequestError::Invalid(Cow::Borrowed("the JSON body must be an object")));
+        };
+        if map.len() > MAX_PARAMS {
+            return Err(RequestError::Invalid(Cow::Borrowed("too many parameters")));
+        }
+        let mut p = Self::default();
+        for (k, v) in map {
+            match v {
+                serde_json::Value::String(s) => p.assign(&k, Cow::Owned(s))?,
+                serde_json::Value::Null => {}
+                _ if is_known(&k) => {
+                    return Err(RequestError::Invalid(Cow::Owned(format!(
+                        "parameter '{k}' must be a JSON string"
+                    ))));
+                }
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+
+    pub fn parse(format: BodyFormat, body: &[u8]) -> Result<Self, RequestError> {
+        match format {
+            BodyFormat::Form => Self::from_form(body),
+            BodyFormat::Json => Self::from_json(body),
+        }
+    }
+}
+
+fn is_known(k: &str) -> bool {
+    matches!(
+        k,
+        "grant_type"
+            | "client_id"
+            | "client_secret"
+            | "scope"
+            | "audience"
+            | "resource"
+            | "token"
+            | "token_type_hint"
+    )
+}
+
+/// Credentials taken from an `Authorization: Basic` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasicCredentials {
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+}
+
+/// Parses an `Authorization` header value if it uses the Basic scheme.
+///
+/// Returns `Ok(None)` for other schemes. Per RFC 6749 §2.3.1 the id and secret are
+/// form-url-encoded before being joined with `:`, so they are decoded after the split.
+pub fn parse_basic(header: &[u8]) -> Result<Option<BasicCredentials>, RequestError> {
+    let header = std::str::from_utf8(header).map_err(|_| {
+        RequestError::Invalid(Cow::Borrowed("the Authorization header is not valid text"))
+    })?;
+    let Some((scheme, rest)) = header.trim().split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let bad = || RequestError::Invalid(Cow::Borrowed("the Basic credentials are malformed"));
+    let rest = rest.trim();
+    if rest.len() > 2 * MAX_PARAM_LEN {
+        return Err(bad());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let id = form_decode(id);
+    let secret = form_decode(secret);
+    if id.is_empty() || secret.len() > MAX_PRESENTED_SECRET_LEN {
+        return Err(bad());
+    }
+    Ok(Some(BasicCredentials {
+        client_id: id.into_owned(),
+        client_secret: ClientSecret::from_presented(secret.into_owned()),
+    }))
+}
+
+fn form_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    // `parse` decodes a `key` with no `=` as a name with an empty value: exactly one pair.
+    form_urlencoded::parse(s.as_bytes())
+        .next()
+        .map(|(k, _)| Cow::Owned(k.into_owned()))
+        .unwrap_or(Cow::Borrowed(""))
+}
+
+/// The client's claimed identity and its secret, however they were sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuthentication {
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+    pub method: AuthMethod,
+}
+
+/// Decides which credentials authenticate the request (RFC 6749 §2.3: exactly one method).
+pub fn client_authentication(
+    params: &mut EndpointParams,
+    basic: Option<BasicCredentials>,
+    format: BodyFormat,
+) -> Result<ClientAuthentication, RequestError> {
+    match basic {
+        Some(b) => {
+            if params.client_secret.is_some() {
+                return Err(RequestError::MultipleAuthMethods);
+            }
+            // A body client_id alongside Basic is tolerated when it names the same client.
+            if let Some(id) = &params.client_id
+                && *id != b.client_id
+            {
+                return Err(RequestError::MultipleAuthMethods);
+            }
+            Ok(ClientAuthentication {
+                client_id: b.client_id,
+                client_secret: b.client_secret,
+                method: AuthMethod::Basic,
+            })
+        }
+        None => match (params.client_id.take(), params.client_secret.take()) {
+            (Some(client_id), Some(client_secret)) => Ok(ClientAuthentication {
+                client_id,
+                client_secret,
+                method: match format {
+                    BodyFormat::Form => AuthMethod::Post,
+                    BodyFormat::Json => AuthMethod::Json,
+                },
+            }),
+            _ => Err(RequestError::MissingClientAuthentication),
+        },
+    }
+}
+
+/// A checked client-credentials request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    pub auth: ClientAuthentication,
+    pub scope: Option<String>,
+    /// `audience` or `resource`: the two dialects for the same thing.
+    pub audience: Option<String>,
+}
+
+/// Validates the parameters of a token request.
+pub fn token_request(
+    mut params: EndpointParams,
+    basic: Option<BasicCredentials>,
+    format: BodyFormat,
+    allow_missing_grant_type: bool,
+) -> Result<TokenRequest, RequestError> {
+    match params.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        Some("") | None if !allow_missing_grant_type => return Err(RequestError::MissingGrantType),
+        Some("") | None => {}
+        Some(other) => {
+            let mut shown: String = other.chars().take(64).collect();
+            shown.retain(|c| !c.is_control());
+            return Err(RequestError::UnsupportedGrantType(shown));
+        }
+    }
+    let audience = match (params.audience.take(), params.resource.take()) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(RequestError::Invalid(Cow::Borrowed(
+                "audience and resource disagree; send one of them",
+            )));
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    };
+    let scope = params.scope.take().filter(|s| !s.trim().is_empty());
+    let auth = client_authentication(&mut params, basic, format)?;
+    Ok(TokenRequest { auth, scope, audience })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn basic(id: &str, secret: &str) -> Vec<u8> {
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let raw = format!("{}:{}", enc(id), enc(secret));
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)).into_bytes()
+    }
+
+    #[test]
+    fn content_types_are_matched_on_their_essence() {
+        assert_eq!(body_format(Some("application/json; charset=utf-8")), Ok(BodyFormat::Json));
+        assert_eq!(body_format(Some("Application/X-WWW-Form-Urlencoded")), Ok(BodyFormat::Form));
+        assert_eq!(body_format(Some("text/plain")), Err(RequestError::UnsupportedMediaType));
+        assert_eq!(body_format(None), Err(RequestError::UnsupportedMediaType));
+    }
+
+    #[test]
+    fn form_bodies_with_body_credentials_parse_as_client_secret_post() {
+        let p = EndpointParams::from_form(
+            b"grant_type=client_credentials&client_id=abc&client_secret=s%2Bx&scope=a:read&x=1",
+        )
+        .unwrap();
+        let r = token_request(p, None, BodyFormat::Form, false).unwrap();
+        assert_eq!(r.auth.client_id, "abc");
+        assert_eq!(r.auth.client_secret.expose(), "s+x");
+        assert_eq!(r.auth.method, AuthMethod::Post);
+        assert_eq!(r.scope.as_deref(), Some("a:read"));
+    }
+
+    #[test]
+    fn json_bodies_take_audience_and_refuse_non_string_members() {
+        let p = EndpointParams::from_json(
+            br#"{"grant_type":"client_credentials","client_id":"abc","client_secret":"s","audience":"https://api"}"#,
+        )
+        .unwrap();
+        let r = token_request(p, None, BodyFormat::Json, false).unwrap();
+        assert_eq!(r.audience.as_deref(), Some("https://api"));
+        assert_eq!(r.auth.method, AuthMethod::Json);
+        assert!(EndpointParams::from_json(br#"{"client_id":5}"#).is_err());
+        assert!(EndpointParams::from_json(br#"["client_id"]"#).is_err());
+        assert!(EndpointParams::from_json(br#"{"other":{"deep":[1,2]}}"#).is_ok());
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        let e = EndpointParams::from_form(b"client_id=a&client_id=b").unwrap_err();
+        assert_eq!(e, RequestError::DuplicateParameter("client_id".into()));
+    }
+
+    #[test]
+    fn grant_type_rules_follow_the_dialect() {
+        let p = || EndpointParams::from_form(b"client_id=a&client_secret=b").unwrap();
+        assert_eq!(
+            token_request(p(), None, BodyFormat::Form, false).unwrap_err(),
+            RequestError::MissingGrantType
+        );
+        assert!(token_request(p(), None, BodyFormat::Form, true).is_ok());
+        let pw =
+            EndpointParams::from_form(b"grant_type=password&client_id=a&client_secret=b").unwrap();
+        let e = token_request(pw, None, BodyFormat::Form, true).unwrap_err();
+        assert_eq!(e.oauth_code(), OAuthErrorCode::UnsupportedGrantType);
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded_per_rfc_6749() {
+        let b = parse_basic(&basic("id:with colon", "p+ss%word")).unwrap().unwrap();
+        assert_eq!(b.client_id, "id:with colon");
+        assert_eq!(b.client_secret.expose(), "p+ss%word");
+        assert_eq!(parse_basic(b"Bearer abc").unwrap(), None);
+        assert!(parse_basic(b"Basic !!!").is_err());
+    }
+
+    #[test]
+    fn basic_and_body_secret_together_are_invalid_request() {
+        let p =
+            EndpointParams::from_form(b"grant_type=client_credentials&client_secret=x").unwrap();
+        let b = parse_basic(&basic("a", "b")).unwrap();
+        assert_eq!(
+            token_request(p, b, BodyFormat::Form, false).unwrap_err(),
+            RequestError::MultipleAuthMethods
+        );
+    }
+
+    #[test]
+    fn missing_credentials_are_invalid_client() {
+        let p = EndpointParams::from_form(b"grant_type=client_credentials&client_id=a").unwrap();
+        let e = token_request(p, None, BodyFormat::Form, false).unwrap_err();
+        assert_eq!(e.oauth_code(), OAuthErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn audience_and_resource_must_agree() {
+        let p = EndpointParams::from_form(
+            b"grant_type=client_credentials&client_id=a&client_secret=b&audience=x&resource=y",
+        )
+        .unwrap();
+        assert!(token_request(p, None, BodyFormat::Form, false).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn form_parsing_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(p) = EndpointParams::from_form(&body) {
+                let _ = token_request(p, None, BodyFormat::Form, true);
+            }
+        }
+
+        #[test]
+        fn json_parsing_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = EndpointParams::from_json(&body);
+        }
+
+        #[test]
+        fn json_shaped_input_never_panics(s in r#"\{("[a-z_]{1,14}":("[ -~]{0,20}"|[0-9]{1,3}|null|\[\]|\{\}),?){0,6}\}"#) {
+            if let Ok(p) = EndpointParams::from_json(s.as_bytes()) {
+                let _ = token_request(p, None, BodyFormat::Json, false);
+            }
+        }
+
+        #[test]
+        fn basic_header_parsing_never_panics(h in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_basic(&h);
+            let mut with_scheme = b"Basic ".to_vec();
+            with_scheme.extend_from_slice(&h);
+            let _ = parse_basic(&with_scheme);
+        }
+
+        #[test]
+        fn basic_round_trips_any_printable_credentials(id in "[ -~]{1,40}", secret in "[ -~]{0,60}") {
+            let b = parse_basic(&basic(&id, &secret)).unwrap().unwrap();
+            prop_assert_eq!(b.client_id, id);
+            prop_assert_eq!(b.client_secret.expose(), secret.as_str());
+        }
+
+        #[test]
+        fn content_type_classification_never_panics(ct in "[ -~]{0,80}") {
+            let _ = body_format(Some(&ct));
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Request and response bodies of the admin REST API (`/admin/v1`).
+//!
+//! Durations are whole seconds; instants are RFC 3339 strings. Secrets appear in exactly two
+//! types, [`CreatedCredential`] and [`RotatedSecret`], which are answered once and never stored.
+
+use crate::Environment;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Whether a credential may obtain tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialStatus {
+    Active,
+    Deactivated,
+}
+
+impl CredentialStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deactivated => "deactivated",
+        }
+    }
+}
+
+/// An organization: the customer of the provider that owns credentials and portal users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Organization {
+    /// Short stable identifier used in URLs, the CLI (`--org`) and the `org` claim.
+    pub slug: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Body of `POST /admin/v1/organizations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganization {
+    /// 1 to 63 characters: lower-case letters, digits and `-`, starting with a letter or digit.
+    pub slug: String,
+    /// Display name; defaults to the slug.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A client secret as the API shows it: never the secret itself, only a hint to recognise it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SecretInfo {
+    pub id: String,
+    /// The secret's first characters, enough to tell two secrets apart.
+    pub hint: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the secret stops working (set when a rotation leaves it an overlap); null: never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// A credential as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Credential {
+    pub client_id: String,
+    pub name: String,
+    /// The owning organization's slug.
+    pub org: String,
+    pub environment: Environment,
+    /// As granted: `AREA:read` or `AREA:write` (and any `tokenmint:*` system scope).
+    pub permissions: Vec<String>,
+    /// What a token may carry: the permissions with `write` expanded to include `read`.
+    pub scopes: Vec<String>,
+    /// Audiences a token request may ask for; the first is used when none is asked for.
+    pub audiences: Vec<String>,
+    pub token_lifetime_seconds: u32,
+    /// Token requests per minute; null: the server's default.
+    pub rate_limit_per_minute: Option<u32>,
+    pub status: CredentialStatus,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    pub secrets: Vec<SecretInfo>,
+}
+
+/// Body of `POST /admin/v1/credentials`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateCredential {
+    pub name: String,
+    /// The organization's slug; the organization is created if it does not exist yet.
+    pub org: String,
+    pub environment: Environment,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Seconds until the credential expires; absent or null: it never expires.
+    #[serde(default)]
+    pub expires_in_seconds: Option<u64>,
+    /// Lifetime of the tokens it obtains; default 3600.
+    #[serde(default)]
+    pub token_lifetime_seconds: Option<u32>,
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// Answer to a credential creation: the only time the secret is shown.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedCredential {
+    pub client_id: String,
+    pub client_secret: String,
+    pub token_endpoint: String,
+    pub credential: Credential,
+}
+
+impl std::fmt::Debug for CreatedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedCredential")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("credential", &self.credential)
+            .finish()
+    }
+}
+
+/// Body of `PATCH /admin/v1/credentials/{client_id}`: every field is optional; absent fields
+/// keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCredential {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime_seconds: Option<u32>,
+    /// Seconds from now until the credential expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<u64>,
+    /// `true` removes the expiry. Cannot be combined with `expires_in_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_expires: Option<bool>,
+    /// Token requests per minute; `0` turns the limit off for this credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// `true` goes back to the server's default limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear_rate_limit: Option<bool>,
+}
+
+/// Body of `POST /admin/v1/credentials/{client_id}/secrets` (rotate).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the existing secrets keep working, in seconds; default 86400 (24 h); 0 ends
+    /// them at once.
+    #[serde(default)]
+    pub overlap_seconds: Option<u64>,
+}
+
+/// Answer to a rotation: the new secret, shown this once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RotatedSecret {
+    pub client_id: String,
+    pub client_secret: String,
+    pub secret: SecretInfo,
+    /// When the secrets that existed before the rotation stop working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub previous_secrets_expire_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for RotatedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedSecret")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("secret", &self.secret)
+            .field("previous_secrets_expire_at", &self.previous_secrets_expire_at)
+            .finish()
+    }
+}
+
+/// Answer to `POST /admin/v1/credentials/{client_id}/revoke-tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokensRevoked {
+    pub client_id: String,
+    /// Tokens issued before this instant are refused.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_before: OffsetDateTime,
+}
+
+/// Lifecycle of a signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published in the JWKS, not signing yet, so verifiers learn it first.
+    Pending,
+    /// Signing new tokens.
+    Active,
+    /// Replaced; still published until every token it signed has expired.
+    Retired,
+}
+
+/// A signing key as the admin API shows it (public information only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: String,
+    pub state: KeyState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub activates_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retired_at: Option<OffsetDateTime>,
+    /// When the key leaves the JWKS.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub unpublish_at: Option<OffsetDateTime>,
+}
+
+/// Body of `POST /admin/v1/keys/rotate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// Algorithm of the new key; default: the server's `--signing-alg`.
+    #[serde(default)]
+    pub alg: Option<String>,
+    /// Seconds the new key is published before it signs; default: the server's propagation
+    /// delay. 0 makes it sign at once (verifiers with a cached JWKS refetch on the unknown kid).
+    #[serde(default)]
+    pub propagation_seconds: Option<u64>,
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One record of the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEvent {
+    /// Position in the trail; pass the last one as `cursor` to continue.
+    pub seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// For example `credential.created`, `credential.secret_rotated`, `token.refused`,
+    /// `source.blocked`, `alert.fired`, `key.rotated`, `portal.sign_in_failed`.
+    pub kind: String,
+    pub org: Option<String>,
+    pub client_id: Option<String>,
+    /// Who acted: `credential:<client_id>`, `user:<email>` or `system`.
+    pub actor: Option<String>,
+    pub source_ip: Option<String>,
+    /// Why, for refusals and alerts (`wrong_secret`, `rate_limited`, ...).
+    pub reason: Option<String>,
+    /// Event-specific details; never a secret.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: serde_json::Value,
+}
+
+/// An attempt to deliver an alert to a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AlertDelivery {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub kind: String,
+    pub target: String,
+    pub attempts: i64,
+    pub delivered: bool,
+    pub last_error: Option<String>,
+    /// The JSON that was sent.
+    pub payload: String,
+}
+
+/// Tokens issued on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DailyCount {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub tokens: i64,
+}
+
+/// A credential's recent activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CredentialActivity {
+    pub client_id: String,
+    /// One entry per day of the period, oldest first, days without tokens included.
+    pub tokens_per_day: Vec<DailyCount>,
+    /// The most recent refused requests that named this credential, newest first.
+    pub recent_failures: Vec<AuditEvent>,
+}

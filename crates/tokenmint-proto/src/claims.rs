@@ -1,0 +1,106 @@
+//! The access-token claims of RFC 9068 plus tokenmint's `env` and `org`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which data a credential reaches: the provider's sandbox or its production system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Sandbox,
+    Production,
+}
+
+impl Environment {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sandbox => "sandbox",
+            Self::Production => "production",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an environment name other than `sandbox` or `production`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownEnvironment(pub String);
+
+impl fmt::Display for UnknownEnvironment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown environment '{}': use 'sandbox' or 'production'", self.0)
+    }
+}
+
+impl std::error::Error for UnknownEnvironment {}
+
+impl FromStr for Environment {
+    type Err = UnknownEnvironment;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "sandbox" => Ok(Self::Sandbox),
+            "production" => Ok(Self::Production),
+            _ => Err(UnknownEnvironment(s.to_owned())),
+        }
+    }
+}
+
+/// The `aud` claim: RFC 7519 §4.1.3 allows one string or an array of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn contains(&self, aud: &str) -> bool {
+        match self {
+            Self::One(a) => a == aud,
+            Self::Many(list) => list.iter().any(|a| a == aud),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many): (Option<&str>, &[String]) = match self {
+            Self::One(a) => (Some(a.as_str()), &[]),
+            Self::Many(list) => (None, list.as_slice()),
+        };
+        one.into_iter().chain(many.iter().map(String::as_str))
+    }
+}
+
+/// The claims of a tokenmint access token (RFC 9068 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    /// The client_id: in the client-credentials grant the client is the subject.
+    pub sub: String,
+    pub client_id: String,
+    pub aud: Audience,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    /// Space-separated scopes; empty when the credential has no permissions.
+    #[serde(default)]
+    pub scope: String,
+    pub env: Environment,
+    pub org: String,
+}
+
+impl AccessTokenClaims {
+    /// The granted scopes, in the order the token lists them.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+}

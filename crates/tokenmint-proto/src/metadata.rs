@@ -1,0 +1,39 @@
+//! RFC 8414 authorization server metadata.
+
+use serde::{Deserialize, Serialize};
+
+/// The discovery document at `/.well-known/oauth-authorization-server` (and, identically, at
+/// `/.well-known/openid-configuration`). Only members tokenmint actually supports are listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    #[serde(default)]
+    pub grant_types_supported: Vec<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_types_supported: Vec<String>,
+    /// The algorithms access tokens may be signed with (keys being rotated in included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// tokenmint extension: the authenticated revocation feed verifiers follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_feed_endpoint: Option<String>,
+    /// tokenmint extension: the access-token signing algorithms in use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_token_signing_alg_values_supported: Vec<String>,
+}

@@ -1,0 +1,101 @@
+//! The credential cache that keeps the token endpoint off the database.
+//!
+//! Entries are loaded on first use and then served from memory; unknown client ids are cached
+//! too (as `None`), so a flood of made-up ids costs one lookup each, not one per request. Every
+//! change to a credential invalidates its entry: at once when the change is made in this
+//! process, through the change log when another process makes it.
+//!
+//! A lookup that misses reads the store while an invalidation may be racing it; the
+//! `epoch` counter makes the loser of that race drop its (possibly stale) result instead of
+//! caching it.
+
+use quick_cache::sync::Cache;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokenmint_core::credential::Credential;
+use tokenmint_store::{Store, StoreError};
+
+/// A credential as the hot path wants it: with its full scope string computed once.
+#[derive(Debug)]
+pub struct CachedCredential {
+    pub credential: Credential,
+    /// Every scope the credential may request, space-separated: the default grant.
+    pub all_scopes: String,
+}
+
+impl CachedCredential {
+    pub fn new(credential: Credential) -> Self {
+        let all_scopes = credential.permissions.scopes().join(" ");
+        Self { credential, all_scopes }
+    }
+}
+
+type Entry = Option<Arc<CachedCredential>>;
+
+pub struct CredentialCache {
+    entries: Cache<String, Entry>,
+    epoch: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialCache").field("len", &self.entries.len()).finish_non_exhaustive()
+    }
+}
+
+impl CredentialCache {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: Cache::new(capacity.max(16)),
+            epoch: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The credential with this id, from memory when possible.
+    pub async fn get(&self, store: &dyn Store, client_id: &str) -> Result<Entry, StoreError> {
+        if let Some(e) = self.entries.get(client_id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(e);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let loaded =
+            store.get_credential(client_id).await?.map(|c| Arc::new(CachedCredential::new(c)));
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.entries.insert(client_id.to_owned(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Returns a cached entry without touching the store.
+    pub fn peek(&self, client_id: &str) -> Option<Entry> {
+        self.entries.get(client_id)
+    }
+
+    pub fn invalidate(&self, client_id: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries.remove(client_id);
+    }
+
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// (hits, misses) since start.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
+}

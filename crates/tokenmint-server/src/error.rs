@@ -1,0 +1,293 @@
+//! Every error the server answers with, and how each maps to HTTP, in one place.
+//!
+//! Two families, because the RFCs ask for two shapes: the OAuth endpoints answer RFC 6749
+//! §5.2 JSON (`{"error", "error_description"}`), everything else RFC 9457 problem details.
+//! A 500 says nothing internal; the detail goes to the log with the request's id.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::borrow::Cow;
+use tokenmint_core::grant::GrantError;
+use tokenmint_core::request::RequestError;
+use tokenmint_proto::{OAuthErrorCode, PROBLEM_JSON, Problem};
+use tokenmint_store::StoreError;
+
+/// An error of the token, introspection or revocation endpoint.
+#[derive(Debug, Clone)]
+pub struct OAuthFailure {
+    pub code: OAuthErrorCode,
+    pub description: Cow<'static, str>,
+    /// The status, when it is not the code's usual one (415, 413).
+    pub status: Option<StatusCode>,
+    /// Add `WWW-Authenticate: Basic` (RFC 6749 §5.2: when the client tried Basic).
+    pub basic_challenge: bool,
+    pub retry_after: Option<u64>,
+}
+
+impl OAuthFailure {
+    pub fn new(code: OAuthErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            status: None,
+            basic_challenge: false,
+            retry_after: None,
+        }
+    }
+
+    /// The one answer to every failed client authentication, whatever the reason, so that
+    /// nobody can learn which client ids exist or why a secret failed.
+    pub fn invalid_client(basic: bool) -> Self {
+        Self {
+            basic_challenge: basic,
+            ..Self::new(OAuthErrorCode::InvalidClient, "Client authentication failed")
+        }
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self {
+            status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ..Self::new(
+                OAuthErrorCode::InvalidRequest,
+                "unsupported content type: send application/x-www-form-urlencoded or application/json",
+            )
+        }
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self {
+            status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+            ..Self::new(
+                OAuthErrorCode::InvalidRequest,
+                format!("the request body is larger than {limit} bytes"),
+            )
+        }
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                OAuthErrorCode::SlowDown,
+                "too many token requests for this client; reuse tokens until they expire, and retry after the \
+                 number of seconds in Retry-After",
+            )
+        }
+    }
+
+    pub fn server_error() -> Self {
+        Self::new(
+            OAuthErrorCode::ServerError,
+            "the server could not complete the request; try again later",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                OAuthErrorCode::TemporarilyUnavailable,
+                "the server is temporarily unavailable; try again later",
+            )
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+        })
+    }
+}
+
+impl From<RequestError> for OAuthFailure {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::UnsupportedMediaType => Self::unsupported_media_type(),
+            RequestError::MissingClientAuthentication => {
+                Self { description: Cow::Owned(e.to_string()), ..Self::invalid_client(false) }
+            }
+            other => Self::new(other.oauth_code(), other.to_string()),
+        }
+    }
+}
+
+impl From<GrantError> for OAuthFailure {
+    fn from(e: GrantError) -> Self {
+        Self::new(e.oauth_code(), e.to_string())
+    }
+}
+
+impl IntoResponse for OAuthFailure {
+    fn into_response(self) -> Response {
+        let body =
+            serde_json::json!({"error": self.code.as_str(), "error_description": self.description});
+        let mut res = (self.status(), axum::Json(body)).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.basic_challenge {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tokenmint\", charset=\"UTF-8\""),
+            );
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
+    }
+}
+
+/// An error of the admin API (and other problem+json endpoints).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0} not found")]
+    NotFound(Cow<'static, str>),
+    #[error("{message}")]
+    Validation { field: Cow<'static, str>, message: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// 401 with an RFC 6750 challenge; `error` is absent when no token was sent (§3.1).
+    #[error("{description}")]
+    Unauthorized { error: Option<&'static str>, description: Cow<'static, str> },
+    #[error("this action needs the scope {scope}")]
+    Forbidden { scope: Cow<'static, str> },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self::Validation { field: field.into(), message: message.into() }
+    }
+
+    pub fn not_found(what: impl Into<Cow<'static, str>>) -> Self {
+        Self::NotFound(what.into())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "Not Found",
+            Self::Validation { .. } => "Invalid input",
+            Self::BadRequest(_) => "Bad Request",
+            Self::Conflict(_) => "Conflict",
+            Self::Unauthorized { .. } => "Unauthorized",
+            Self::Forbidden { .. } => "Forbidden",
+            Self::Unavailable(_) => "Service Unavailable",
+            Self::Internal(_) => "Internal Server Error",
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let mut p = Problem::new(status.as_u16(), self.title());
+        match self {
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                p = p
+                    .with_detail("the server could not complete the request; the error was logged");
+            }
+            Self::Validation { field, message } => {
+                p = p.with_detail(message.clone()).with_field(field.to_string());
+            }
+            Self::Unauthorized { error, description } => {
+                p = p.with_detail(description.to_string());
+                if let Some(e) = error {
+                    p = p.with_error(*e);
+                }
+            }
+            Self::Forbidden { scope } => {
+                p = p
+                    .with_detail(self.to_string())
+                    .with_error("insufficient_scope")
+                    .with_required_scope(scope.to_string());
+            }
+            other => p = p.with_detail(other.to_string()),
+        }
+        p
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::NotFound(Cow::Borrowed(what)),
+            StoreError::Conflict(msg) => Self::Conflict(msg),
+            StoreError::Unavailable(msg) => {
+                tracing::warn!(error = %msg, "database unavailable");
+                Self::Unavailable(
+                    "the database is unavailable; changes cannot be saved right now, retry shortly"
+                        .into(),
+                )
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Builds a problem+json response.
+pub fn problem_response(
+    problem: &Problem,
+    extra: Option<(header::HeaderName, HeaderValue)>,
+) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some((k, v)) = extra {
+        h.insert(k, v);
+    }
+    res
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.to_problem();
+        let challenge = match &self {
+            Self::Unauthorized { error: None, .. } => Some("Bearer realm=\"tokenmint\"".to_owned()),
+            Self::Unauthorized { error: Some(e), description } => Some(format!(
+                "Bearer realm=\"tokenmint\", error=\"{e}\", error_description=\"{}\"",
+                quote_safe(description)
+            )),
+            Self::Forbidden { scope } => Some(format!(
+                "Bearer realm=\"tokenmint\", error=\"insufficient_scope\", scope=\"{}\"",
+                quote_safe(scope)
+            )),
+            Self::Unavailable(_) => {
+                return problem_response(
+                    &problem,
+                    Some((header::RETRY_AFTER, HeaderValue::from_static("5"))),
+                );
+            }
+            _ => None,
+        };
+        let extra = challenge
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+            .map(|v| (header::WWW_AUTHENTICATE, v));
+        problem_response(&problem, extra)
+    }
+}
+
+/// RFC 6750 §3: error_description is a quoted-string of printable ASCII without `"` or `\`.
+fn quote_safe(s: &str) -> String {
+    s.chars().filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\').collect()
+}

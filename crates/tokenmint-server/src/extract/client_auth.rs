@@ -1,0 +1,173 @@
+//! Client authentication for the token, introspection and revocation endpoints.
+
+use crate::cache::CachedCredential;
+use crate::error::OAuthFailure;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use std::sync::Arc;
+use tokenmint_core::SecretHash;
+use tokenmint_core::credential::AuthFailure;
+use tokenmint_core::request::{
+    self, BasicCredentials, BodyFormat, ClientAuthentication, EndpointParams,
+};
+
+/// A client whose secret matched.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub credential: Arc<CachedCredential>,
+    pub secret_id: String,
+}
+
+/// Reads and parses the body and the Basic header of an OAuth endpoint request.
+///
+/// The content type is checked before the body is read, and the body is read with a limit,
+/// so an oversized or unsupported body costs nothing to refuse.
+pub async fn read_params(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(EndpointParams, Option<BasicCredentials>, BodyFormat), OAuthFailure> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let format = request::body_format(content_type)?;
+    let limit = state.config.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| OAuthFailure::payload_too_large(limit))?;
+    let params = EndpointParams::parse(format, &bytes)?;
+    let basic = match headers.get(header::AUTHORIZATION) {
+        Some(v) => request::parse_basic(v.as_bytes())
+            .map_err(|e| OAuthFailure { basic_challenge: true, ..OAuthFailure::from(e) })?,
+        None => None,
+    };
+    Ok((params, basic, format))
+}
+
+/// The address of the peer, when the server runs with connection info (always, outside
+/// in-process tests).
+pub fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// Authenticates a client by its id and secret.
+///
+/// The secret is hashed before the id is even looked up, and the lookup of an unknown id is
+/// answered from the cache after its first miss, so an unknown client_id, a wrong secret and a
+/// deactivated credential take the same time and get the same answer. A source that failed too
+/// often is refused before any of that (brute-force protection), and every failure is counted.
+/// The error carries the refusal's reason for metrics and the audit trail.
+pub async fn authenticate_client(
+    state: &AppState,
+    auth: &ClientAuthentication,
+    ip: Option<std::net::IpAddr>,
+) -> Result<AuthenticatedClient, (&'static str, OAuthFailure)> {
+    let basic = auth.method == request::AuthMethod::Basic;
+    let now = state.now();
+    if let Some(wait) = state.abuse.blocked_for(ip, &auth.client_id, now) {
+        let mut f = OAuthFailure::rate_limited(wait);
+        f.description = "too many failed authentications from this source; retry after the number of seconds in \
+                         Retry-After"
+            .into();
+        return Err(("blocked", f));
+    }
+    if !state.cache_is_fresh() {
+        // The database has been unreachable for too long to trust what is cached.
+        return Err(("unavailable", OAuthFailure::unavailable()));
+    }
+    let presented: SecretHash = state.hasher.hash(&auth.client_secret);
+    let entry = if tokenmint_core::ClientId::parse(&auth.client_id).is_ok() {
+        match state.credentials.get(state.store.as_ref(), &auth.client_id).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "credential lookup failed");
+                return Err(("unavailable", OAuthFailure::unavailable()));
+            }
+        }
+    } else {
+        None
+    };
+    let result = match &entry {
+        Some(cached) => cached.credential.authenticate(&presented, now).map(|s| s.id.clone()),
+        None => {
+            // Same work as a real comparison, so timing does not tell unknown from wrong.
+            let _ = presented.matches(&DUMMY_HASH);
+            Err(AuthFailure::UnknownClient)
+        }
+    };
+    match (result, entry) {
+        (Ok(secret_id), Some(credential)) => Ok(AuthenticatedClient { credential, secret_id }),
+        (Err(reason), entry) => {
+            on_failure(state, auth, ip, reason, entry.as_deref(), now);
+            Err((reason.as_str(), OAuthFailure::invalid_client(basic)))
+        }
+        (Ok(_), None) => Err(("unknown_client", OAuthFailure::invalid_client(basic))),
+    }
+}
+
+/// Counts a failure for brute-force protection and raises the alerts it calls for.
+fn on_failure(
+    state: &AppState,
+    auth: &ClientAuthentication,
+    ip: Option<std::net::IpAddr>,
+    reason: AuthFailure,
+    entry: Option<&CachedCredential>,
+    now: tokenmint_core::UnixTime,
+) {
+    use crate::alerts::{Alert, AlertKind};
+    let org = entry.map(|c| c.credential.org.clone());
+    let client_id: String = auth.client_id.chars().take(128).collect();
+    let outcome = state.abuse.record_failure(ip, &client_id, now);
+    let alert = |kind, summary: String| {
+        let mut a = Alert::new(kind, now, summary);
+        a.client_id = Some(client_id.clone());
+        a.org = org.clone();
+        a.source_ip = ip.map(|i| i.to_string());
+        a
+    };
+    if outcome.source_blocked {
+        state.metrics.sources_blocked.inc();
+        let mut event = crate::audit::AuditEvent::new(crate::audit::AuditKind::SourceBlocked)
+            .actor("system")
+            .ip(ip)
+            .reason("too_many_failures");
+        event.client_id = Some(client_id.clone());
+        state.audit.record(event, now);
+        let a = alert(
+            AlertKind::SourceBlocked,
+            format!(
+                "source {} blocked after repeated failed authentications",
+                ip.map(|i| i.to_string()).unwrap_or_default()
+            ),
+        );
+        state.alerts.fire(a, &state.audit);
+    }
+    if outcome.client_threshold_reached {
+        let a = alert(
+            AlertKind::AuthFailures,
+            format!("repeated failed authentications for client {client_id}"),
+        );
+        state.alerts.fire(a, &state.audit);
+    }
+    match reason {
+        AuthFailure::Deactivated | AuthFailure::CredentialExpired => {
+            let a = alert(
+                AlertKind::DeactivatedCredentialUsed,
+                format!(
+                    "the correct secret of {} credential {client_id} was used",
+                    if reason == AuthFailure::Deactivated { "deactivated" } else { "expired" }
+                ),
+            );
+            state.alerts.fire(a, &state.audit);
+        }
+        AuthFailure::SecretExpired => {
+            let a = alert(
+                AlertKind::ExpiredSecretUsed,
+                format!("an expired secret of credential {client_id} was used"),
+            );
+            state.alerts.fire(a, &state.audit);
+        }
+        _ => {}
+    }
+}
+
+static DUMMY_HASH: SecretHash = SecretHash([0u8; 32]);

@@ -1,0 +1,86 @@
+//! `/admin/v1/organizations`.
+
+use super::Admin;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams};
+use crate::service;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokenmint_proto::Problem;
+use tokenmint_proto::admin as dto;
+use utoipa::IntoParams;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    pub limit: Option<u32>,
+}
+
+#[utoipa::path(post, path = "/admin/v1/organizations", tag = "organizations",
+    request_body = dto::CreateOrganization,
+    responses(
+        (status = 201, description = "Created", body = dto::Organization),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_organization(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    JsonBody(input): JsonBody<dto::CreateOrganization>,
+) -> Result<Response, ApiError> {
+    let org = service::create_organization(&state, &caller.actor, input).await?;
+    Ok((StatusCode::CREATED, Json(org)).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/v1/organizations", tag = "organizations", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of organizations", body = dto::Page<dto::Organization>),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_organizations(
+    State(state): State<AppState>,
+    Admin(_caller): Admin,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<dto::Page<dto::Organization>>, ApiError> {
+    let page = state
+        .store
+        .list_organizations(q.cursor.as_deref(), q.limit.unwrap_or(100).clamp(1, 500))
+        .await?;
+    Ok(Json(dto::Page {
+        items: page.items.iter().map(service::org_view).collect(),
+        next_cursor: page.next,
+    }))
+}
+
+#[utoipa::path(get, path = "/admin/v1/organizations/{slug}", tag = "organizations",
+    params(("slug" = String, Path, description = "The organization's slug")),
+    responses(
+        (status = 200, description = "The organization", body = dto::Organization),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn show_organization(
+    State(state): State<AppState>,
+    Admin(_caller): Admin,
+    Path(slug): Path<String>,
+) -> Result<Json<dto::Organization>, ApiError> {
+    let org = state
+        .store
+        .get_organization(&slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
+    Ok(Json(service::org_view(&org)))
+}

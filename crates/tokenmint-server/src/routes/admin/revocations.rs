@@ -1,0 +1,98 @@
+//! `/admin/v1/revocations`: the revocation feed that gateways and verifiers follow, polled or
+//! streamed as server-sent events (see `tokenmint_proto::feed`).
+
+use super::FeedReader;
+use crate::error::ApiError;
+use crate::extract::QueryParams;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokenmint_proto::Problem;
+use tokenmint_proto::feed::{RevocationEntry, RevocationPage, SSE_EVENT};
+use tokio_stream::wrappers::BroadcastStream;
+use utoipa::IntoParams;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    /// Return entries after this cursor (0: every live entry).
+    pub after: Option<i64>,
+    /// Page size, 1 to 10000 (default 1000).
+    pub limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/revocations", tag = "revocations", params(FeedQuery),
+    responses(
+        (status = 200, description = "Live entries after the cursor", body = RevocationPage),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs tokenmint:revocations", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_revocations(
+    State(state): State<AppState>,
+    FeedReader(_caller): FeedReader,
+    QueryParams(q): QueryParams<FeedQuery>,
+) -> Result<Json<RevocationPage>, ApiError> {
+    let after = q.after.unwrap_or(0).max(0);
+    let entries = state
+        .store
+        .list_revocations(after, q.limit.unwrap_or(1000).clamp(1, 10_000), state.now())
+        .await?;
+    let next_cursor = entries.last().map_or(after, |e| e.cursor);
+    Ok(Json(RevocationPage { entries, next_cursor }))
+}
+
+fn event(e: &RevocationEntry) -> Event {
+    Event::default()
+        .event(SSE_EVENT)
+        .id(e.cursor.to_string())
+        .data(serde_json::to_string(e).unwrap_or_default())
+}
+
+#[utoipa::path(get, path = "/admin/v1/revocations/stream", tag = "revocations", params(FeedQuery),
+    responses(
+        (status = 200, description = "A text/event-stream of entries; resume with Last-Event-ID", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs tokenmint:revocations", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn stream_revocations(
+    State(state): State<AppState>,
+    FeedReader(caller): FeedReader,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<FeedQuery>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let after = resume.or(q.after).unwrap_or(0).max(0);
+    // Subscribe before reading the backlog, so nothing committed in between is missed; the
+    // cursor filter below drops what both deliver.
+    let live = BroadcastStream::new(state.revocations.subscribe());
+    let backlog = state.store.list_revocations(after, 10_000, state.now()).await?;
+    let mut last = backlog.last().map_or(after, |e| e.cursor);
+    let backlog_events: Vec<Result<Event, Infallible>> =
+        backlog.iter().map(|e| Ok(event(e))).collect();
+    // A lagging reader is cut off (it reconnects with its cursor) rather than silently skipped.
+    let live = tokio_stream::StreamExt::map_while(live, |r| r.ok()).filter_map(move |e| {
+        let fresh = e.cursor > last;
+        if fresh {
+            last = e.cursor;
+        }
+        std::future::ready(fresh.then(|| Ok(event(&e))))
+    });
+    // The stream ends when the caller's token expires; it reconnects with a fresh one.
+    let remaining = u64::try_from(caller.claims.exp - state.now()).unwrap_or(0);
+    let stream = futures_util::stream::iter(backlog_events)
+        .chain(live)
+        .take_until(tokio::time::sleep(Duration::from_secs(remaining)));
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive")))
+}

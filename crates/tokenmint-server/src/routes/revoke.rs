@@ -1,0 +1,101 @@
+//! RFC 7009 token revocation.
+//!
+//! A client may revoke its own tokens; the platform admin any. The token's id goes into the
+//! revocation feed until the token would have expired anyway, which is how gateways and
+//! verifiers holding a stateless JWT learn to refuse it. Per §2.2, an invalid, expired or
+//! unknown token is answered with 200: there is nothing to revoke.
+
+use crate::error::OAuthFailure;
+use crate::extract::bearer::verify_own_token;
+use crate::extract::{authenticate_client, read_params};
+use crate::state::AppState;
+use crate::sync::sync_now;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokenmint_core::request;
+use tokenmint_proto::OAuthErrorCode;
+use tokenmint_proto::feed::Revocation;
+use tokenmint_store::NewRevocation;
+
+pub async fn revoke_token(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let ip = crate::extract::client_auth::peer_ip(&parts.extensions);
+    match revoke(&state, &parts.headers, body, ip).await {
+        Ok(()) => {
+            let mut res = StatusCode::OK.into_response();
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(f) => f.into_response(),
+    }
+}
+
+async fn revoke(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), OAuthFailure> {
+    let (mut params, basic, format) = read_params(state, headers, body).await?;
+    let token = params.token.take();
+    let hint = params.token_type_hint.take();
+    let auth = request::client_authentication(&mut params, basic, format)?;
+    let caller = authenticate_client(state, &auth, ip).await.map_err(|(reason, f)| {
+        state.metrics.refused(reason);
+        let refusal = crate::routes::token::Refusal {
+            reason,
+            client_id: Some(auth.client_id.chars().take(128).collect()),
+            failure: f,
+        };
+        crate::routes::token::audit_refusal(state, "revoke", &refusal, ip);
+        refusal.failure
+    })?;
+    let Some(token) = token else {
+        return Err(OAuthFailure::new(
+            OAuthErrorCode::InvalidRequest,
+            "the token parameter is required",
+        ));
+    };
+    if hint.as_deref() == Some("refresh_token") {
+        return Err(OAuthFailure::new(
+            OAuthErrorCode::UnsupportedTokenType,
+            "this server issues no refresh tokens; only access tokens can be revoked",
+        ));
+    }
+    let Ok(claims) = verify_own_token(state, &token).await else {
+        return Ok(());
+    };
+    let caller_cred = &caller.credential.credential;
+    if claims.client_id != caller_cred.client_id.as_str()
+        && !caller_cred.permissions.is_platform_admin()
+    {
+        return Err(OAuthFailure::new(
+            OAuthErrorCode::UnauthorizedClient,
+            "the token was not issued to this client",
+        ));
+    }
+    let entry = NewRevocation {
+        revocation: Revocation::Token { jti: claims.jti.clone() },
+        expires_at: claims.exp,
+    };
+    state.store.add_revocation(&entry, state.now()).await.map_err(|e| {
+        tracing::warn!(error = %e, "could not store a revocation");
+        OAuthFailure::unavailable()
+    })?;
+    if let Err(e) = sync_now(state).await {
+        tracing::warn!(error = %e, "could not refresh caches after a revocation");
+    }
+    tracing::info!(client_id = %claims.client_id, by = %caller_cred.client_id, "token revoked");
+    state.audit.record(
+        crate::audit::AuditEvent::new(crate::audit::AuditKind::TokenRevoked)
+            .org(claims.org.clone())
+            .client(claims.client_id.clone())
+            .actor(format!("credential:{}", caller_cred.client_id))
+            .ip(ip)
+            .details(serde_json::json!({"jti": claims.jti})),
+        state.now(),
+    );
+    Ok(())
+}

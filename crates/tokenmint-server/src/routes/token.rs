@@ -1,0 +1,212 @@
+//! The token endpoint (RFC 6749 §4.4), in every seed dialect.
+//!
+//! This is the hot path. In the common case it does no database I/O and takes no lock: the
+//! credential comes from the cache, the signing key from an atomic pointer, the rate limit is a
+//! compare-and-swap, and the last-used note goes into a channel without waiting.
+
+use crate::audit::{AuditEvent, AuditKind};
+use crate::error::OAuthFailure;
+use crate::extract::client_auth::peer_ip;
+use crate::extract::{authenticate_client, read_params};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+use tokenmint_core::grant::{self, GrantedAudience};
+use tokenmint_core::ids::random_id;
+use tokenmint_core::jwt::{self, AudienceRef, ClaimsRef};
+use tokenmint_core::ratelimit::Decision;
+use tokenmint_core::request;
+
+pub async fn issue_token(State(state): State<AppState>, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let ip = peer_ip(&parts.extensions);
+    let response = match issue(&state, &parts.headers, body, ip).await {
+        Ok(r) => r,
+        Err(refusal) => {
+            state.metrics.refused(refusal.reason);
+            audit_refusal(&state, "token", &refusal, ip);
+            refusal.failure.into_response()
+        }
+    };
+    state.metrics.token_request_seconds.observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A refused request: the answer, why, and which client it claimed to be.
+#[derive(Debug)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub client_id: Option<String>,
+    pub failure: OAuthFailure,
+}
+
+impl Refusal {
+    fn new(reason: &'static str, client_id: Option<&str>, failure: OAuthFailure) -> Self {
+        Self { reason, client_id: client_id.map(|c| c.chars().take(128).collect()), failure }
+    }
+}
+
+/// Records a refused request in the audit trail: the reason, the claimed client_id and the
+/// source, never the secret.
+pub fn audit_refusal(
+    state: &AppState,
+    endpoint: &'static str,
+    r: &Refusal,
+    ip: Option<std::net::IpAddr>,
+) {
+    let mut event = AuditEvent::new(AuditKind::TokenRefused)
+        .reason(r.reason)
+        .ip(ip)
+        .details(serde_json::json!({"endpoint": endpoint, "error": r.failure.code.as_str()}));
+    if let Some(c) = &r.client_id {
+        event = event.client(c.clone());
+        if let Some(Some(cached)) = state.credentials.peek(c) {
+            event = event.org(cached.credential.org.clone());
+        }
+    }
+    state.audit.record(event, state.now());
+}
+
+async fn issue(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Response, Refusal> {
+    let (params, basic, format) = read_params(state, headers, body)
+        .await
+        .map_err(|f| Refusal::new("invalid_request", None, f))?;
+    let tried_basic = basic.is_some();
+    let claimed = basic.as_ref().map(|b| b.client_id.clone()).or_else(|| params.client_id.clone());
+    let req = request::token_request(params, basic, format, state.config.allow_missing_grant_type)
+        .map_err(|e| {
+            let reason = match e.oauth_code() {
+                tokenmint_proto::OAuthErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+                tokenmint_proto::OAuthErrorCode::InvalidClient => "missing_credentials",
+                _ => "invalid_request",
+            };
+            let mut f = OAuthFailure::from(e);
+            f.basic_challenge |= tried_basic;
+            Refusal::new(reason, claimed.as_deref(), f)
+        })?;
+    let client = authenticate_client(state, &req.auth, ip)
+        .await
+        .map_err(|(reason, f)| Refusal::new(reason, Some(&req.auth.client_id), f))?;
+    let cached = &client.credential;
+    let credential = &cached.credential;
+
+    // The limit is checked before the expensive part: signing.
+    let limit = credential.rate_limit_per_minute.unwrap_or(state.config.token_rate_limit);
+    let rate = if limit > 0 {
+        match state
+            .limits
+            .check(credential.client_id.as_str(), limit, std::time::Duration::from_secs(60))
+            .await
+        {
+            Decision::Allowed { remaining, reset_secs } => Some((remaining, reset_secs)),
+            Decision::Limited { retry_after_secs } => {
+                state.metrics.rate_limited.inc();
+                state.metrics.refused("rate_limited");
+                let refusal = Refusal::new(
+                    "rate_limited",
+                    Some(credential.client_id.as_str()),
+                    OAuthFailure::rate_limited(retry_after_secs),
+                );
+                audit_refusal(state, "token", &refusal, ip);
+                state.alerts.on_rate_limited(
+                    credential.client_id.as_str(),
+                    &credential.org,
+                    state.now(),
+                    &state.audit,
+                );
+                let mut res = refusal.failure.into_response();
+                rate_headers(res.headers_mut(), limit, 0, retry_after_secs);
+                return Ok(res);
+            }
+        }
+    } else {
+        None
+    };
+
+    let now = state.now();
+    let grant = grant::decide(
+        credential,
+        req.scope.as_deref(),
+        req.audience.as_deref(),
+        &state.issuer,
+        &cached.all_scopes,
+        state.config.max_token_lifetime,
+        now,
+    )
+    .map_err(|e| {
+        let reason = match e {
+            grant::GrantError::InvalidScope(_) => "invalid_scope",
+            grant::GrantError::InvalidTarget(_) => "invalid_target",
+        };
+        Refusal::new(reason, Some(credential.client_id.as_str()), OAuthFailure::from(e))
+    })?;
+    let keys = state.keys.load();
+    let jti = random_id("", 22);
+    let claims = ClaimsRef {
+        iss: &state.issuer,
+        sub: credential.client_id.as_str(),
+        client_id: credential.client_id.as_str(),
+        aud: match grant.audience {
+            GrantedAudience::One(a) => AudienceRef::One(a),
+            GrantedAudience::Many(m) => AudienceRef::Many(m),
+        },
+        iat: grant.issued_at,
+        exp: grant.expires_at,
+        jti: &jti,
+        scope: &grant.scope,
+        env: credential.environment,
+        org: &credential.org,
+    };
+    let token = jwt::encode(&keys.signing, &claims).map_err(|e| {
+        tracing::error!(error = %e, "signing failed");
+        Refusal::new(
+            "server_error",
+            Some(credential.client_id.as_str()),
+            OAuthFailure::server_error(),
+        )
+    })?;
+    state.metrics.issued(keys.signing.alg());
+    if state.config.metrics_per_org {
+        state.metrics.issued_for_org(&credential.org);
+    }
+    state.usage.record(credential.client_id.as_str(), &client.secret_id, now);
+    state.alerts.on_use(credential.client_id.as_str(), &credential.org, ip, now);
+
+    let mut body = String::with_capacity(token.len() + grant.scope.len() + 96);
+    body.push_str("{\"access_token\":\"");
+    body.push_str(&token);
+    body.push_str("\",\"token_type\":\"Bearer\",\"expires_in\":");
+    body.push_str(&grant.expires_in().to_string());
+    body.push_str(",\"scope\":");
+    // Scopes are validated names, but escape anyway: correctness over cleverness.
+    body.push_str(&serde_json::to_string(grant.scope.as_ref()).unwrap_or_else(|_| "\"\"".into()));
+    body.push('}');
+    let mut res = (StatusCode::OK, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Some((remaining, reset)) = rate {
+        rate_headers(h, limit, remaining, reset);
+    }
+    Ok(res)
+}
+
+/// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
+fn rate_headers(h: &mut HeaderMap, limit: u32, remaining: u32, reset: u64) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"token-requests\";q={limit};w=60")) {
+        h.insert("ratelimit-policy", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"token-requests\";r={remaining};t={reset}")) {
+        h.insert("ratelimit", v);
+    }
+}

@@ -1,0 +1,373 @@
+//! Several instances over one PostgreSQL database and one Redis: what one instance changes the
+//! other sees within a second, limits hold across both, and neither fails a token request when
+//! Redis or PostgreSQL goes away for a while.
+//!
+//! PostgreSQL and Redis are reached through proxies the tests can cut, so an outage is
+//! simulated without disturbing the real services other tests use.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+mod common;
+
+use common::proxy::Proxy;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokenmint_core::MasterKey;
+use tokenmint_core::scope::ProductAreas;
+use tokenmint_server::app::FirstStart;
+use tokenmint_server::{AppState, Application, Config, ManualClock};
+use tokenmint_store::SqlStore;
+use tokenmint_store::testing::{TestDatabase, services_required};
+
+struct Instance {
+    base: String,
+    state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Instance {
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
+
+struct Cluster {
+    a: Instance,
+    b: Instance,
+    admin: (String, String),
+    pg: Proxy,
+    redis: Proxy,
+    db: Option<TestDatabase>,
+    http: reqwest::Client,
+    clock: Arc<ManualClock>,
+}
+
+fn redis_target() -> String {
+    std::env::var("TOKENMINT_TEST_REDIS").unwrap_or_else(|_| "127.0.0.1:6379".to_owned())
+}
+
+async fn redis_available() -> bool {
+    let ok = tokio::net::TcpStream::connect(redis_target()).await.is_ok();
+    if !ok {
+        assert!(
+            !services_required(),
+            "Redis is required (TOKENMINT_REQUIRE_SERVICES=1) but unreachable at {}",
+            redis_target()
+        );
+        eprintln!(
+            "skipping: Redis is not reachable at {}; set TOKENMINT_TEST_REDIS",
+            redis_target()
+        );
+    }
+    ok
+}
+
+async fn instance(
+    db_url: &str,
+    key: &MasterKey,
+    redis: &str,
+    prefix: &str,
+    clock: Arc<ManualClock>,
+    limit: u32,
+) -> (Instance, Option<FirstStart>) {
+    let mut config = Config::new(db_url.to_owned(), key.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.product_areas = ProductAreas::parse(&["eligibility"]).unwrap();
+    config.signing_alg = tokenmint_core::keys::SigningAlgorithm::ES256;
+    config.token_rate_limit = limit;
+    config.redis_url = Some(format!("redis://{redis}/0"));
+    config.redis_prefix = prefix.to_owned();
+    config.sync_interval = Duration::from_millis(250);
+    // Both instances share one issuer, as they would behind a load balancer.
+    config.issuer = Some("https://auth.example.test".to_owned());
+    let store = SqlStore::connect(db_url, true).await.unwrap();
+    let mut app = Application::build_with_clock(config, Arc::new(store), clock).await.unwrap();
+    let first = app.take_first_start();
+    let base = format!("http://{}", app.local_addr().unwrap());
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (Instance { base, state, stop: Some(tx), task: Some(task) }, first)
+}
+
+async fn cluster(limit: u32) -> Option<Cluster> {
+    if !redis_available().await {
+        return None;
+    }
+    let db = TestDatabase::create().await?;
+    let pg_target = db
+        .url()
+        .trim_start_matches("postgres://")
+        .split('/')
+        .next()
+        .unwrap()
+        .split('@')
+        .next_back()
+        .unwrap()
+        .to_owned();
+    let pg = Proxy::start(&pg_target).await;
+    let redis = Proxy::start(&redis_target()).await;
+    let url = db.url().replacen(&pg_target, &pg.addr.to_string(), 1);
+    let key = MasterKey::generate();
+    let prefix = format!("tokenmint-test:{}:", tokenmint_core::ids::random_id("", 10));
+    let clock = Arc::new(ManualClock::new(common::real_now()));
+    let (a, first) =
+        instance(&url, &key, &redis.addr.to_string(), &prefix, clock.clone(), limit).await;
+    let Some(FirstStart::Initialized(admin)) = first else { panic!("first start") };
+    let (b, _) = instance(&url, &key, &redis.addr.to_string(), &prefix, clock.clone(), limit).await;
+    Some(Cluster {
+        a,
+        b,
+        admin: (admin.client_id, admin.client_secret),
+        pg,
+        redis,
+        db: Some(db),
+        http: reqwest::Client::new(),
+        clock,
+    })
+}
+
+impl Cluster {
+    async fn token(&self, base: &str, id: &str, secret: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn admin(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let t: Value = self.token(base, &self.admin.0, &self.admin.1).await.json().await.unwrap();
+        let mut req = self
+            .http
+            .request(method, format!("{base}/admin/v1{path}"))
+            .bearer_auth(t["access_token"].as_str().unwrap());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn credential(&self, base: &str, body: Value) -> (String, String) {
+        let v: Value =
+            self.admin(base, Method::POST, "/credentials", Some(body)).await.json().await.unwrap();
+        (
+            v["client_id"].as_str().unwrap().to_owned(),
+            v["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn shutdown(mut self) {
+        self.a.stop().await;
+        self.b.stop().await;
+        if let Some(db) = self.db.take() {
+            db.drop_now().await;
+        }
+    }
+}
+
+async fn within_a_second<F, Fut>(what: &str, f: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < Duration::from_secs(1), "{what} took longer than a second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn a_credential_created_on_one_instance_works_on_the_other_at_once_and_a_deactivation_reaches_it_within_a_second()
+ {
+    let Some(c) = cluster(1000).await else { return };
+    let (id, secret) = c
+        .credential(&c.a.base, json!({"name": "x", "org": "acme", "environment": "sandbox"}))
+        .await;
+    assert_eq!(
+        c.token(&c.b.base, &id, &secret).await.status(),
+        200,
+        "usable on the other instance at once"
+    );
+    c.admin(&c.a.base, Method::POST, &format!("/credentials/{id}/deactivate"), None).await;
+    let took = within_a_second("the deactivation on the other instance", || async {
+        c.token(&c.b.base, &id, &secret).await.status() == 401
+    })
+    .await;
+    eprintln!("deactivation seen by the other instance after {took:?}");
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn both_instances_publish_identical_jwks_before_and_after_a_rotation() {
+    let Some(c) = cluster(1000).await else { return };
+    let jwks = |base: String| {
+        let http = c.http.clone();
+        async move {
+            http.get(format!("{base}/.well-known/jwks.json"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(jwks(c.a.base.clone()).await, jwks(c.b.base.clone()).await);
+    let res = c.admin(&c.a.base, Method::POST, "/keys/rotate", Some(json!({}))).await;
+    assert_eq!(res.status(), 201);
+    let a_after = jwks(c.a.base.clone()).await;
+    within_a_second("the new key on the other instance", || {
+        let (b, expected) = (c.b.base.clone(), a_after.clone());
+        let f = jwks(b);
+        async move { f.await == expected }
+    })
+    .await;
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_scheduled_rotation_happens_on_exactly_one_instance() {
+    let Some(c) = cluster(1000).await else { return };
+    let interval = c.a.state.config.key_rotation_interval.as_secs() as i64;
+    c.clock.advance(interval);
+    let (ra, rb) = tokio::join!(
+        tokenmint_server::app::maintain(&c.a.state, false),
+        tokenmint_server::app::maintain(&c.b.state, false)
+    );
+    ra.unwrap();
+    rb.unwrap();
+    let keys: Value = c.admin(&c.b.base, Method::GET, "/keys", None).await.json().await.unwrap();
+    assert_eq!(keys.as_array().unwrap().iter().filter(|k| k["state"] == "pending").count(), 1);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_per_client_limit_holds_across_instances_and_survives_redis_going_away() {
+    let Some(c) = cluster(10).await else { return };
+    let (id, secret) = c
+        .credential(&c.a.base, json!({"name": "x", "org": "acme", "environment": "sandbox"}))
+        .await;
+    for i in 0..10 {
+        let base = if i % 2 == 0 { &c.a.base } else { &c.b.base };
+        assert_eq!(c.token(base, &id, &secret).await.status(), 200, "request {i}");
+    }
+    assert_eq!(
+        c.token(&c.a.base, &id, &secret).await.status(),
+        429,
+        "the 11th, on either instance, is refused"
+    );
+    assert_eq!(c.token(&c.b.base, &id, &secret).await.status(), 429);
+
+    // Redis goes away: requests are decided locally, none fails.
+    c.redis.down();
+    let (other, other_secret) = c
+        .credential(&c.a.base, json!({"name": "y", "org": "acme", "environment": "sandbox"}))
+        .await;
+    for i in 0..6 {
+        let base = if i % 2 == 0 { &c.a.base } else { &c.b.base };
+        let status = c.token(base, &other, &other_secret).await.status();
+        assert_eq!(status, 200, "request {i} while Redis is down");
+    }
+    let metrics =
+        c.http.get(format!("{}/metrics", c.a.base)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("tokenmint_rate_limit_fallback 1"),
+        "the fallback shows in the metrics"
+    );
+    c.redis.up();
+    // The instance tries Redis again a second after a failure and reconnects by itself.
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(c.token(&c.a.base, &other, &other_secret).await.status(), 200);
+        let metrics =
+            c.http.get(format!("{}/metrics", c.a.base)).send().await.unwrap().text().await.unwrap();
+        if metrics.contains("tokenmint_rate_limit_fallback 0") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "not back on Redis: {metrics}");
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_postgres_outage_fails_no_token_request_for_a_known_credential_and_admin_writes_get_503()
+{
+    let Some(c) = cluster(1000).await else { return };
+    let (id, secret) = c
+        .credential(&c.a.base, json!({"name": "x", "org": "acme", "environment": "sandbox"}))
+        .await;
+    assert_eq!(c.token(&c.a.base, &id, &secret).await.status(), 200);
+    assert_eq!(c.token(&c.b.base, &id, &secret).await.status(), 200);
+    let admin_token: Value = c.token(&c.a.base, &c.admin.0, &c.admin.1).await.json().await.unwrap();
+    let admin_token = admin_token["access_token"].as_str().unwrap().to_owned();
+
+    c.pg.down();
+    for _ in 0..20 {
+        assert_eq!(c.token(&c.a.base, &id, &secret).await.status(), 200);
+        assert_eq!(c.token(&c.b.base, &id, &secret).await.status(), 200);
+    }
+    let write = c
+        .http
+        .post(format!("{}/admin/v1/credentials", c.a.base))
+        .bearer_auth(&admin_token)
+        .json(&json!({"name": "z", "org": "acme", "environment": "sandbox"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 503);
+    assert_eq!(write.headers()["content-type"], "application/problem+json");
+    let health = c.http.get(format!("{}/healthz", c.a.base)).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+
+    c.pg.up();
+    let start = Instant::now();
+    loop {
+        let res = c
+            .http
+            .post(format!("{}/admin/v1/credentials", c.a.base))
+            .bearer_auth(&admin_token)
+            .json(&json!({"name": "z", "org": "acme", "environment": "sandbox"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 201 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the server did not reconnect: {}",
+            res.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.shutdown().await;
+}

@@ -1,0 +1,514 @@
+//! The behaviour every [`Store`] must have, as a suite of checks that each backend's tests run
+//! against a fresh, empty, migrated store (see `tests/sqlite.rs` and `tests/postgres.rs`).
+//!
+//! The checks panic on failure, like assertions in a test, because they are tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test suite")]
+
+use crate::{
+    AlertDelivery, AuditFilter, AuditRecord, CredentialFilter, Entity, NewRevocation, Organization,
+    Store, StoreError, TokenCount, Usage,
+};
+use tokenmint_core::credential::{Credential, CredentialStatus};
+use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
+use tokenmint_core::scope::Permissions;
+use tokenmint_core::{ClientId, Environment, SecretHash, StoredSecret};
+use tokenmint_proto::feed::Revocation;
+
+/// Every check, by name, so a backend's test file can run them one by one.
+pub const ALL: &[&str] = &[
+    "meta_values_are_written_once",
+    "organizations_are_unique_and_listed_in_pages",
+    "credentials_round_trip_with_their_secrets",
+    "creating_a_credential_creates_its_missing_organization",
+    "duplicate_client_ids_conflict_and_leave_nothing_behind",
+    "updates_check_the_revision",
+    "rotation_expires_older_secrets_and_deletion_removes_one",
+    "usage_only_moves_forward",
+    "credentials_are_listed_in_pages_and_by_organization",
+    "keys_are_inserted_once_per_pending_window_and_withdrawn_with_a_feed_entry",
+    "revocations_form_a_feed_and_expire",
+    "every_write_appears_in_the_change_log",
+    "purge_removes_what_has_expired",
+    "audit_records_are_appended_in_order_and_filtered",
+    "token_counts_add_up_per_minute",
+    "alert_deliveries_are_kept_newest_first",
+    "networks_are_remembered_once_per_credential",
+];
+
+/// Runs the named check.
+pub async fn run(name: &str, store: &dyn Store) {
+    match name {
+        "meta_values_are_written_once" => meta_values_are_written_once(store).await,
+        "organizations_are_unique_and_listed_in_pages" => {
+            organizations_are_unique_and_listed_in_pages(store).await
+        }
+        "credentials_round_trip_with_their_secrets" => {
+            credentials_round_trip_with_their_secrets(store).await
+        }
+        "creating_a_credential_creates_its_missing_organization" => {
+            creating_a_credential_creates_its_missing_organization(store).await
+        }
+        "duplicate_client_ids_conflict_and_leave_nothing_behind" => {
+            duplicate_client_ids_conflict_and_leave_nothing_behind(store).await
+        }
+        "updates_check_the_revision" => updates_check_the_revision(store).await,
+        "rotation_expires_older_secrets_and_deletion_removes_one" => {
+            rotation_expires_older_secrets_and_deletion_removes_one(store).await
+        }
+        "usage_only_moves_forward" => usage_only_moves_forward(store).await,
+        "credentials_are_listed_in_pages_and_by_organization" => {
+            credentials_are_listed_in_pages_and_by_organization(store).await
+        }
+        "keys_are_inserted_once_per_pending_window_and_withdrawn_with_a_feed_entry" => {
+            keys_are_inserted_once_per_pending_window_and_withdrawn_with_a_feed_entry(store).await
+        }
+        "revocations_form_a_feed_and_expire" => revocations_form_a_feed_and_expire(store).await,
+        "every_write_appears_in_the_change_log" => {
+            every_write_appears_in_the_change_log(store).await
+        }
+        "purge_removes_what_has_expired" => purge_removes_what_has_expired(store).await,
+        "audit_records_are_appended_in_order_and_filtered" => {
+            audit_records_are_appended_in_order_and_filtered(store).await
+        }
+        "token_counts_add_up_per_minute" => token_counts_add_up_per_minute(store).await,
+        "alert_deliveries_are_kept_newest_first" => {
+            alert_deliveries_are_kept_newest_first(store).await
+        }
+        "networks_are_remembered_once_per_credential" => {
+            networks_are_remembered_once_per_credential(store).await
+        }
+        other => panic!("unknown conformance check {other}"),
+    }
+}
+
+fn org(slug: &str) -> Organization {
+    Organization { slug: slug.into(), name: format!("{slug} Inc."), created_at: 100 }
+}
+
+fn secret(id: &str, byte: u8, created_at: i64) -> StoredSecret {
+    StoredSecret {
+        id: id.into(),
+        hash: SecretHash([byte; 32]),
+        hint: "tms_abcd…".into(),
+        created_at,
+        expires_at: None,
+        last_used_at: None,
+    }
+}
+
+/// A credential fixture.
+pub fn credential(client_id: &str, org: &str, created_at: i64) -> Credential {
+    Credential {
+        client_id: ClientId::parse(client_id).unwrap(),
+        name: format!("{client_id} name"),
+        org: org.into(),
+        environment: Environment::Sandbox,
+        permissions: Permissions::from_stored(&["eligibility:write", "billing:read"]),
+        audiences: vec!["https://api.example.com".into()],
+        token_lifetime_secs: 3600,
+        rate_limit_per_minute: Some(50),
+        status: CredentialStatus::Active,
+        expires_at: Some(10_000),
+        created_at,
+        updated_at: created_at,
+        last_used_at: None,
+        tokens_revoked_before: None,
+        secrets: vec![secret(&format!("{client_id}-s1"), 1, created_at)],
+        revision: 1,
+    }
+}
+
+fn key(kid: &str, activates_at: i64) -> KeyRecord {
+    KeyRecord {
+        kid: kid.into(),
+        alg: SigningAlgorithm::ES256,
+        sealed_private: vec![1, 2, 3, kid.len() as u8],
+        created_at: activates_at,
+        activates_at,
+        withdrawn_at: None,
+    }
+}
+
+async fn meta_values_are_written_once(s: &dyn Store) {
+    assert_eq!(s.get_meta("k").await.unwrap(), None);
+    assert!(s.put_meta_if_absent("k", "v1").await.unwrap());
+    assert!(!s.put_meta_if_absent("k", "v2").await.unwrap());
+    assert_eq!(s.get_meta("k").await.unwrap().as_deref(), Some("v1"));
+}
+
+async fn organizations_are_unique_and_listed_in_pages(s: &dyn Store) {
+    for slug in ["c", "a", "b"] {
+        s.create_organization(&org(slug)).await.unwrap();
+    }
+    assert!(matches!(s.create_organization(&org("a")).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.get_organization("b").await.unwrap(), Some(org("b")));
+    assert_eq!(s.get_organization("zz").await.unwrap(), None);
+    let p1 = s.list_organizations(None, 2).await.unwrap();
+    assert_eq!(p1.items.iter().map(|o| o.slug.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    let p2 = s.list_organizations(p1.next.as_deref(), 2).await.unwrap();
+    assert_eq!(p2.items.iter().map(|o| o.slug.as_str()).collect::<Vec<_>>(), ["c"]);
+    assert_eq!(p2.next, None);
+}
+
+async fn credentials_round_trip_with_their_secrets(s: &dyn Store) {
+    s.create_organization(&org("acme")).await.unwrap();
+    let mut c = credential("tmc_one", "acme", 100);
+    c.secrets.push(secret("tmc_one-s2", 2, 101));
+    c.secrets[1].expires_at = Some(5000);
+    s.create_credential(&c, None).await.unwrap();
+    let back = s.get_credential("tmc_one").await.unwrap().unwrap();
+    assert_eq!(back, c);
+    assert_eq!(s.get_credential("tmc_none").await.unwrap(), None);
+    // A credential without secrets still reads back.
+    let mut bare = credential("tmc_bare", "acme", 100);
+    bare.secrets.clear();
+    bare.expires_at = None;
+    bare.rate_limit_per_minute = None;
+    s.create_credential(&bare, None).await.unwrap();
+    assert_eq!(s.get_credential("tmc_bare").await.unwrap().unwrap(), bare);
+}
+
+async fn creating_a_credential_creates_its_missing_organization(s: &dyn Store) {
+    let c = credential("tmc_x", "newco", 100);
+    assert!(matches!(s.create_credential(&c, None).await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.get_credential("tmc_x").await.unwrap(), None);
+    s.create_credential(&c, Some(&org("newco"))).await.unwrap();
+    assert!(s.get_organization("newco").await.unwrap().is_some());
+    // An existing organization is left alone.
+    let c2 = credential("tmc_y", "newco", 101);
+    let mut renamed = org("newco");
+    renamed.name = "Other".into();
+    s.create_credential(&c2, Some(&renamed)).await.unwrap();
+    assert_eq!(s.get_organization("newco").await.unwrap().unwrap().name, "newco Inc.");
+}
+
+async fn duplicate_client_ids_conflict_and_leave_nothing_behind(s: &dyn Store) {
+    s.create_organization(&org("acme")).await.unwrap();
+    s.create_credential(&credential("tmc_dup", "acme", 100), None).await.unwrap();
+    let mut again = credential("tmc_dup", "acme", 200);
+    again.secrets = vec![secret("other-secret", 9, 200)];
+    assert!(matches!(s.create_credential(&again, None).await, Err(StoreError::Conflict(_))));
+    let back = s.get_credential("tmc_dup").await.unwrap().unwrap();
+    assert_eq!(back.created_at, 100);
+    assert_eq!(back.secrets.len(), 1);
+    assert_eq!(back.secrets[0].id, "tmc_dup-s1");
+    // The half of the failed write that touched another table is not there either.
+    let mut clash = credential("tmc_new", "acme", 300);
+    clash.secrets = vec![secret("tmc_dup-s1", 5, 300)];
+    assert!(s.create_credential(&clash, None).await.is_err());
+    assert_eq!(s.get_credential("tmc_new").await.unwrap(), None);
+}
+
+async fn updates_check_the_revision(s: &dyn Store) {
+    s.create_organization(&org("acme")).await.unwrap();
+    let c = credential("tmc_u", "acme", 100);
+    s.create_credential(&c, None).await.unwrap();
+    let mut changed = c.clone();
+    changed.name = "renamed".into();
+    changed.status = CredentialStatus::Deactivated;
+    changed.tokens_revoked_before = Some(150);
+    changed.updated_at = 150;
+    changed.permissions = Permissions::from_stored(&["billing:write"]);
+    changed.audiences = vec![];
+    changed.expires_at = None;
+    changed.rate_limit_per_minute = None;
+    let rev = NewRevocation {
+        revocation: Revocation::Credential { client_id: "tmc_u".into(), issued_before: 150 },
+        expires_at: 150 + 3600,
+    };
+    s.update_credential(&changed, Some(&rev)).await.unwrap();
+    changed.revision = 2;
+    assert_eq!(s.get_credential("tmc_u").await.unwrap().unwrap(), changed);
+    // A stale revision is refused and nothing changes.
+    let mut stale = changed.clone();
+    stale.name = "stale".into();
+    stale.revision = 1;
+    assert!(matches!(s.update_credential(&stale, None).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.get_credential("tmc_u").await.unwrap().unwrap().name, "renamed");
+    stale.revision = 2;
+    s.update_credential(&stale, None).await.unwrap();
+    let gone = credential("tmc_gone", "acme", 1);
+    assert!(matches!(s.update_credential(&gone, None).await, Err(StoreError::NotFound(_))));
+    let feed = s.list_revocations(0, 10, 0).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].revocation, rev.revocation);
+}
+
+async fn rotation_expires_older_secrets_and_deletion_removes_one(s: &dyn Store) {
+    s.create_organization(&org("acme")).await.unwrap();
+    s.create_credential(&credential("tmc_r", "acme", 100), None).await.unwrap();
+    s.add_secret("tmc_r", &secret("s2", 2, 200), Some(500), 200).await.unwrap();
+    let c = s.get_credential("tmc_r").await.unwrap().unwrap();
+    assert_eq!(c.secrets.len(), 2);
+    assert_eq!(c.secrets[0].expires_at, Some(500));
+    assert_eq!(c.secrets[1].expires_at, None);
+    assert_eq!(c.updated_at, 200);
+    // A second rotation never extends an earlier, shorter overlap.
+    s.add_secret("tmc_r", &secret("s3", 3, 300), Some(900), 300).await.unwrap();
+    let c = s.get_credential("tmc_r").await.unwrap().unwrap();
+    assert_eq!(
+        c.secrets.iter().map(|x| x.expires_at).collect::<Vec<_>>(),
+        [Some(500), Some(900), None]
+    );
+    s.delete_secret("tmc_r", "s2", 310).await.unwrap();
+    assert!(matches!(s.delete_secret("tmc_r", "s2", 311).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.add_secret("tmc_none", &secret("s9", 9, 1), None, 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let c = s.get_credential("tmc_r").await.unwrap().unwrap();
+    assert_eq!(c.secrets.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["tmc_r-s1", "s3"]);
+}
+
+async fn usage_only_moves_forward(s: &dyn Store) {
+    s.create_organization(&org("acme")).await.unwrap();
+    s.create_credential(&credential("tmc_use", "acme", 100), None).await.unwrap();
+    let u = |at| Usage { client_id: "tmc_use".into(), secret_id: "tmc_use-s1".into(), at };
+    s.record_usage(&[u(300), u(200)]).await.unwrap();
+    s.record_usage(&[Usage { client_id: "tmc_unknown".into(), secret_id: "x".into(), at: 1 }])
+        .await
+        .unwrap();
+    let c = s.get_credential("tmc_use").await.unwrap().unwrap();
+    assert_eq!(c.last_used_at, Some(300));
+    assert_eq!(c.secrets[0].last_used_at, Some(300));
+}
+
+async fn credentials_are_listed_in_pages_and_by_organization(s: &dyn Store) {
+    s.create_organization(&org("a")).await.unwrap();
+    s.create_organization(&org("b")).await.unwrap();
+    for i in 0..5 {
+        let o = if i % 2 == 0 { "a" } else { "b" };
+        s.create_credential(&credential(&format!("tmc_{i}"), o, 100 + i / 2), None).await.unwrap();
+    }
+    let mut seen = vec![];
+    let mut after = None;
+    loop {
+        let page = s
+            .list_credentials(&CredentialFilter { org: None, after: after.clone(), limit: 2 })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 2);
+        assert!(page.items.iter().all(|c| c.secrets.len() == 1));
+        seen.extend(page.items.into_iter().map(|c| c.client_id.into_string()));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["tmc_0", "tmc_1", "tmc_2", "tmc_3", "tmc_4"]);
+    let only_a = s
+        .list_credentials(&CredentialFilter { org: Some("a".into()), after: None, limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!(
+        only_a.items.iter().map(|c| c.client_id.as_str()).collect::<Vec<_>>(),
+        ["tmc_0", "tmc_2", "tmc_4"]
+    );
+    assert_eq!(only_a.next, None);
+}
+
+async fn keys_are_inserted_once_per_pending_window_and_withdrawn_with_a_feed_entry(s: &dyn Store) {
+    assert!(s.insert_key(&key("k1", 0), Some(0)).await.unwrap());
+    assert!(s.insert_key(&key("k2", 100), Some(10)).await.unwrap());
+    // k2 is pending after 10: a second conditional insert in that window is refused.
+    assert!(!s.insert_key(&key("k3", 200), Some(20)).await.unwrap());
+    // An unconditional insert is not.
+    assert!(s.insert_key(&key("k4", 300), None).await.unwrap());
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["k1", "k2", "k4"]);
+    assert_eq!(keys[0], key("k1", 0));
+    let rev = NewRevocation { revocation: Revocation::Key { kid: "k4".into() }, expires_at: 9999 };
+    s.withdraw_key("k4", 50, &rev).await.unwrap();
+    assert!(matches!(s.withdraw_key("k4", 51, &rev).await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.list_keys().await.unwrap()[2].withdrawn_at, Some(50));
+    assert_eq!(s.list_revocations(0, 10, 0).await.unwrap()[0].revocation, rev.revocation);
+    s.delete_keys(&["k1".into()]).await.unwrap();
+    assert_eq!(s.list_keys().await.unwrap().len(), 2);
+}
+
+async fn revocations_form_a_feed_and_expire(s: &dyn Store) {
+    assert_eq!(s.latest_revocation().await.unwrap(), 0);
+    let t = |jti: &str, exp| NewRevocation {
+        revocation: Revocation::Token { jti: jti.into() },
+        expires_at: exp,
+    };
+    let c1 = s.add_revocation(&t("j1", 100), 10).await.unwrap();
+    let c2 = s.add_revocation(&t("j2", 300), 11).await.unwrap();
+    let c3 = s.add_revocation(&t("j3", 200), 12).await.unwrap();
+    assert!(c1 < c2 && c2 < c3);
+    assert_eq!(s.latest_revocation().await.unwrap(), c3);
+    let all = s.list_revocations(0, 10, 50).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.cursor).collect::<Vec<_>>(), [c1, c2, c3]);
+    let after = s.list_revocations(c1, 10, 150).await.unwrap();
+    assert_eq!(after.iter().map(|e| e.cursor).collect::<Vec<_>>(), [c2, c3]);
+    let limited = s.list_revocations(0, 1, 150).await.unwrap();
+    assert_eq!(limited.len(), 1);
+    assert_eq!(limited[0].cursor, c2);
+    assert_eq!(s.list_revocations(0, 10, 250).await.unwrap().len(), 1);
+}
+
+async fn every_write_appears_in_the_change_log(s: &dyn Store) {
+    let start = s.latest_change().await.unwrap();
+    s.create_credential(&credential("tmc_c", "logco", 100), Some(&org("logco"))).await.unwrap();
+    s.add_secret("tmc_c", &secret("s2", 2, 101), None, 101).await.unwrap();
+    s.insert_key(&key("kc", 0), None).await.unwrap();
+    s.add_revocation(
+        &NewRevocation { revocation: Revocation::Token { jti: "j".into() }, expires_at: 500 },
+        102,
+    )
+    .await
+    .unwrap();
+    let changes = s.changes_after(start, 100).await.unwrap();
+    let kinds: Vec<(Entity, &str)> = changes.iter().map(|c| (c.entity, c.key.as_str())).collect();
+    assert_eq!(kinds[0], (Entity::Organization, "logco"));
+    assert_eq!(kinds[1], (Entity::Credential, "tmc_c"));
+    assert_eq!(kinds[2], (Entity::Credential, "tmc_c"));
+    assert_eq!(kinds[3], (Entity::Key, "kc"));
+    assert_eq!(kinds[4].0, Entity::Revocation);
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(s.latest_change().await.unwrap(), changes.last().unwrap().seq);
+    // Usage is not a change: caches must not churn on every token.
+    let before = s.latest_change().await.unwrap();
+    s.record_usage(&[Usage { client_id: "tmc_c".into(), secret_id: "s2".into(), at: 200 }])
+        .await
+        .unwrap();
+    assert_eq!(s.latest_change().await.unwrap(), before);
+}
+
+async fn purge_removes_what_has_expired(s: &dyn Store) {
+    s.create_credential(&credential("tmc_p", "pco", 100), Some(&org("pco"))).await.unwrap();
+    s.add_secret("tmc_p", &secret("s2", 2, 150), Some(200), 150).await.unwrap();
+    s.add_revocation(
+        &NewRevocation { revocation: Revocation::Token { jti: "old".into() }, expires_at: 300 },
+        150,
+    )
+    .await
+    .unwrap();
+    s.add_revocation(
+        &NewRevocation { revocation: Revocation::Token { jti: "new".into() }, expires_at: 900 },
+        150,
+    )
+    .await
+    .unwrap();
+    assert!(s.purge(400, 250).await.unwrap() >= 2);
+    let feed = s.list_revocations(0, 10, 0).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].revocation, Revocation::Token { jti: "new".into() });
+    let c = s.get_credential("tmc_p").await.unwrap().unwrap();
+    assert_eq!(c.secrets.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["s2"]);
+    s.ping().await.unwrap();
+}
+
+fn audit(at: i64, kind: &str, org: Option<&str>, client: Option<&str>) -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        at,
+        kind: kind.into(),
+        org: org.map(String::from),
+        client_id: client.map(String::from),
+        actor: Some("credential:tmc_admin".into()),
+        source_ip: Some("192.0.2.7".into()),
+        reason: None,
+        details: serde_json::json!({"n": at}),
+    }
+}
+
+async fn audit_records_are_appended_in_order_and_filtered(s: &dyn Store) {
+    s.append_audit(&[
+        audit(10, "credential.created", Some("acme"), Some("tmc_a")),
+        audit(11, "token.refused", Some("acme"), Some("tmc_a")),
+        audit(12, "credential.created", Some("other"), Some("tmc_b")),
+    ])
+    .await
+    .unwrap();
+    s.append_audit(&[]).await.unwrap();
+    let all = s.list_audit(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.at).collect::<Vec<_>>(), [10, 11, 12]);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(all[0].details, serde_json::json!({"n": 10}));
+    assert_eq!(all[0].source_ip.as_deref(), Some("192.0.2.7"));
+    let acme = s
+        .list_audit(&AuditFilter { org: Some("acme".into()), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(acme.len(), 2);
+    let kind = s
+        .list_audit(&AuditFilter {
+            kind: Some("credential.created".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kind.len(), 2);
+    let client = s
+        .list_audit(&AuditFilter {
+            client_id: Some("tmc_b".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(client.len(), 1);
+    let window = s
+        .list_audit(&AuditFilter {
+            since: Some(11),
+            until: Some(11),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 1);
+    let page = s
+        .list_audit(&AuditFilter { after: Some(all[0].seq), limit: 1, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].at, 11);
+    assert_eq!(s.purge_audit(11).await.unwrap(), 1);
+    assert_eq!(
+        s.list_audit(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap().len(),
+        2
+    );
+}
+
+async fn token_counts_add_up_per_minute(s: &dyn Store) {
+    let c = |minute, count| TokenCount { client_id: "tmc_a", minute, count };
+    s.add_token_counts(&[c(60, 2), c(120, 1)]).await.unwrap();
+    s.add_token_counts(&[c(60, 3), TokenCount { client_id: "tmc_b", minute: 60, count: 9 }])
+        .await
+        .unwrap();
+    assert_eq!(s.token_counts("tmc_a", 0).await.unwrap(), [(60, 5), (120, 1)]);
+    assert_eq!(s.token_counts("tmc_a", 100).await.unwrap(), [(120, 1)]);
+    assert_eq!(s.token_counts("tmc_b", 0).await.unwrap(), [(60, 9)]);
+}
+
+async fn alert_deliveries_are_kept_newest_first(s: &dyn Store) {
+    for (i, delivered) in [(1, true), (2, false)] {
+        s.record_alert_delivery(&AlertDelivery {
+            id: format!("d{i}"),
+            at: i,
+            kind: "auth_failures".into(),
+            target: "https://hooks.example.com/x".into(),
+            payload: "{}".into(),
+            attempts: i,
+            delivered,
+            last_error: (!delivered).then(|| "HTTP 500".into()),
+        })
+        .await
+        .unwrap();
+    }
+    let list = s.list_alert_deliveries(10).await.unwrap();
+    assert_eq!(list.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d2", "d1"]);
+    assert!(!list[0].delivered);
+    assert_eq!(list[0].last_error.as_deref(), Some("HTTP 500"));
+}
+
+async fn networks_are_remembered_once_per_credential(s: &dyn Store) {
+    assert_eq!(s.remember_network("tmc_a", "192.0.2.0/24", 1).await.unwrap(), (true, 0));
+    assert_eq!(s.remember_network("tmc_a", "192.0.2.0/24", 2).await.unwrap(), (false, 0));
+    assert_eq!(s.remember_network("tmc_a", "198.51.100.0/24", 3).await.unwrap(), (true, 1));
+    assert_eq!(s.remember_network("tmc_b", "192.0.2.0/24", 4).await.unwrap(), (true, 0));
+}

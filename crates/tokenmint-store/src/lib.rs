@@ -1,0 +1,315 @@
+//! Storage for tokenmint: one [`Store`] trait, and [`SqlStore`], which implements it over
+//! SQLite (the embedded default) and PostgreSQL (for several instances).
+//!
+//! Why one SQL implementation for two databases: the schema is deliberately plain (text,
+//! 64-bit integers, bytes), so the same statements run on both through sqlx's `Any` driver.
+//! The differences that remain (column types in migrations, how to serialise key rotation
+//! between instances, change notifications) are decided once, by [`Dialect`], not in every
+//! query. Both backends run the same [`conformance`] suite.
+//!
+//! Every write is one transaction that also appends to the `changes` log, which is how caches
+//! in this and other processes learn what to drop, and, for revocations, to the `revocations`
+//! feed that verifiers follow.
+
+use async_trait::async_trait;
+use std::fmt;
+use thiserror::Error;
+use tokenmint_core::credential::Credential;
+use tokenmint_core::keys::KeyRecord;
+use tokenmint_core::{StoredSecret, UnixTime};
+use tokenmint_proto::feed::{Revocation, RevocationEntry};
+
+pub mod conformance;
+mod sql;
+#[doc(hidden)]
+pub mod testing;
+
+pub use sql::{ChangeListener, Dialect, SqlStore};
+
+/// Errors from storage. Backend detail is kept for the log; callers match on the kind.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or is overloaded: worth retrying later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Data that cannot be decoded: a bug or tampering, never user input.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// An organization row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub slug: String,
+    pub name: String,
+    pub created_at: UnixTime,
+}
+
+/// Which credentials to list, and where the page starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialFilter {
+    pub org: Option<String>,
+    /// Opaque cursor from a previous page.
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
+/// A page of results with the cursor of the next page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// A feed entry to append in the same transaction as a credential or key change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRevocation {
+    pub revocation: Revocation,
+    pub expires_at: UnixTime,
+}
+
+/// That a credential or one of its secrets was used, for `last_used` times. Recorded in
+/// batches, off the token endpoint's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub client_id: String,
+    pub secret_id: String,
+    pub at: UnixTime,
+}
+
+/// One security event of the audit trail. Append-only: nothing updates or deletes a record
+/// except the retention purge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Position in the trail (0 before it is stored).
+    pub seq: i64,
+    pub at: UnixTime,
+    /// `credential.created`, `token.refused`, ... (see the server's audit module).
+    pub kind: String,
+    pub org: Option<String>,
+    pub client_id: Option<String>,
+    /// Who acted: `credential:<client_id>`, `user:<email>`, `system`.
+    pub actor: Option<String>,
+    pub source_ip: Option<String>,
+    pub reason: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// Which audit records to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub org: Option<String>,
+    pub client_id: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<UnixTime>,
+    pub until: Option<UnixTime>,
+    /// Records after this `seq`.
+    pub after: Option<i64>,
+    pub limit: u32,
+}
+
+/// Tokens issued to one credential in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCount<'a> {
+    pub client_id: &'a str,
+    /// Unix time of the minute's start.
+    pub minute: UnixTime,
+    pub count: i64,
+}
+
+/// An attempt to deliver an alert, kept as the delivery log and dead-letter record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertDelivery {
+    pub id: String,
+    pub at: UnixTime,
+    pub kind: String,
+    pub target: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub delivered: bool,
+    pub last_error: Option<String>,
+}
+
+/// What a change-log row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    Credential,
+    Key,
+    Revocation,
+    Organization,
+}
+
+impl Entity {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Credential => "credential",
+            Self::Key => "key",
+            Self::Revocation => "revocation",
+            Self::Organization => "organization",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "credential" => Some(Self::Credential),
+            "key" => Some(Self::Key),
+            "revocation" => Some(Self::Revocation),
+            "organization" => Some(Self::Organization),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub entity: Entity,
+    pub key: String,
+}
+
+/// Storage of everything tokenmint keeps.
+///
+/// Implementations must make each method atomic: a crash leaves either all of a method's
+/// writes or none. The conformance suite ([`conformance`]) defines the behaviour.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// `sqlite` or `postgres`, for logs and metrics.
+    fn backend(&self) -> &'static str;
+
+    /// Reads a metadata value (schema facts, the master key check value).
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Writes a metadata value unless the key already exists; returns whether it was written.
+    async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<bool, StoreError>;
+
+    /// Creates an organization; `Conflict` if the slug exists.
+    async fn create_organization(&self, org: &Organization) -> Result<(), StoreError>;
+    async fn get_organization(&self, slug: &str) -> Result<Option<Organization>, StoreError>;
+    /// Organizations ordered by slug, starting after `after`.
+    async fn list_organizations(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Paged<Organization>, StoreError>;
+
+    /// Stores a new credential with its secrets, creating its organization first when `org`
+    /// is given and does not exist. `Conflict` if the client_id exists.
+    async fn create_credential(
+        &self,
+        credential: &Credential,
+        org: Option<&Organization>,
+    ) -> Result<(), StoreError>;
+    async fn get_credential(&self, client_id: &str) -> Result<Option<Credential>, StoreError>;
+    async fn list_credentials(
+        &self,
+        filter: &CredentialFilter,
+    ) -> Result<Paged<Credential>, StoreError>;
+    /// Replaces a credential's mutable fields (not its secrets) if its stored revision is still
+    /// `credential.revision` (the one it was read at), bumping it; `Conflict` otherwise,
+    /// `NotFound` if it is gone. An optional feed entry is appended in the same transaction.
+    async fn update_credential(
+        &self,
+        credential: &Credential,
+        revocation: Option<&NewRevocation>,
+    ) -> Result<(), StoreError>;
+    /// Adds a secret; when `expire_others_at` is given, every other secret that would outlive
+    /// it gets that expiry (rotation with overlap).
+    async fn add_secret(
+        &self,
+        client_id: &str,
+        secret: &StoredSecret,
+        expire_others_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Deletes one secret; `NotFound` if the credential has no such secret.
+    async fn delete_secret(
+        &self,
+        client_id: &str,
+        secret_id: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Records uses; times only move forward. Unknown ids are ignored.
+    async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError>;
+
+    /// Stores a signing key. With `unless_pending_after = Some(now)`, stores it only if no
+    /// other non-withdrawn key activates after `now`, atomically across every instance sharing
+    /// the database; returns whether it was stored.
+    async fn insert_key(
+        &self,
+        key: &KeyRecord,
+        unless_pending_after: Option<UnixTime>,
+    ) -> Result<bool, StoreError>;
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Marks a key withdrawn and appends its feed entry.
+    async fn withdraw_key(
+        &self,
+        kid: &str,
+        now: UnixTime,
+        revocation: &NewRevocation,
+    ) -> Result<(), StoreError>;
+    /// Deletes keys that no longer need to be published.
+    async fn delete_keys(&self, kids: &[String]) -> Result<(), StoreError>;
+
+    /// Appends a feed entry on its own (a single revoked token).
+    async fn add_revocation(
+        &self,
+        revocation: &NewRevocation,
+        now: UnixTime,
+    ) -> Result<i64, StoreError>;
+    /// Live feed entries after `after`, oldest first.
+    async fn list_revocations(
+        &self,
+        after: i64,
+        limit: u32,
+        now: UnixTime,
+    ) -> Result<Vec<RevocationEntry>, StoreError>;
+    /// The newest feed cursor (0 when empty).
+    async fn latest_revocation(&self) -> Result<i64, StoreError>;
+
+    /// Change-log rows after `seq`, oldest first.
+    async fn changes_after(&self, seq: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+    async fn latest_change(&self) -> Result<i64, StoreError>;
+
+    /// Appends audit records, in order, in one transaction.
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+    /// Audit records matching the filter, oldest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes audit records and token counts older than `before`; returns how many went.
+    async fn purge_audit(&self, before: UnixTime) -> Result<u64, StoreError>;
+    /// Adds to the per-minute token counts.
+    async fn add_token_counts(&self, counts: &[TokenCount<'_>]) -> Result<(), StoreError>;
+    /// A credential's per-minute counts since `since`, oldest first.
+    async fn token_counts(
+        &self,
+        client_id: &str,
+        since: UnixTime,
+    ) -> Result<Vec<(UnixTime, i64)>, StoreError>;
+    /// Records an alert delivery (delivered or given up).
+    async fn record_alert_delivery(&self, delivery: &AlertDelivery) -> Result<(), StoreError>;
+    /// Alert deliveries, newest first.
+    async fn list_alert_deliveries(&self, limit: u32) -> Result<Vec<AlertDelivery>, StoreError>;
+    /// Remembers that a credential was used from a network; returns whether it was new, and
+    /// how many networks the credential had before.
+    async fn remember_network(
+        &self,
+        client_id: &str,
+        network: &str,
+        at: UnixTime,
+    ) -> Result<(bool, i64), StoreError>;
+
+    /// Deletes expired feed entries, and change-log rows and secrets older than `keep_until`.
+    async fn purge(&self, now: UnixTime, keep_until: UnixTime) -> Result<u64, StoreError>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A listener woken whenever any process writes the change log, where the backend can push
+    /// (PostgreSQL `LISTEN`); `None` where changes must be polled (SQLite).
+    async fn listen_changes(&self) -> Result<Option<ChangeListener>, StoreError>;
+}

@@ -1,0 +1,1126 @@
+//! [`SqlStore`]: the [`Store`] over SQLite or PostgreSQL through sqlx's `Any` driver.
+
+use crate::{
+    AlertDelivery, AuditFilter, AuditRecord, Change, CredentialFilter, Entity, NewRevocation,
+    Organization, Paged, Store, StoreError, TokenCount, Usage,
+};
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use std::time::Duration;
+use tokenmint_core::credential::{Credential, CredentialStatus};
+use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
+use tokenmint_core::scope::Permissions;
+use tokenmint_core::{ClientId, Environment, SecretHash, StoredSecret, UnixTime};
+use tokenmint_proto::feed::{Revocation, RevocationEntry};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The SQL dialect behind a [`SqlStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Recognises a database URL, or says what is accepted.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::Backend(
+                "unsupported database URL: use sqlite://PATH or postgres://USER@HOST/DB".into(),
+            ))
+        }
+    }
+}
+
+/// The store over a pool of connections.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// Kept for `LISTEN`, which needs a dedicated connection outside the pool.
+    url: String,
+}
+
+/// The PostgreSQL channel every change-log write notifies.
+const CHANGES_CHANNEL: &str = "tokenmint_changes";
+
+/// Wakes up when another process (or this one) writes the change log.
+#[derive(Debug)]
+pub struct ChangeListener {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl ChangeListener {
+    /// Waits for the next notification. After a lost connection it reconnects by itself and
+    /// returns (the caller re-reads the log, so nothing missed while disconnected is lost).
+    pub async fn recv(&mut self) -> Result<(), StoreError> {
+        self.listener.recv().await.map(|_| ()).map_err(backend_err)
+    }
+}
+
+fn backend_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        // A connection cut mid-conversation shows up as a protocol error or a dead worker.
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_owned())
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::NotFound("referenced record")
+        }
+        sqlx::Error::Database(db) => {
+            // SQLite's "database is locked" and PostgreSQL's connection-class errors are
+            // transient; everything else is a real failure.
+            let code = db.code().unwrap_or_default();
+            if code == "5" || code == "6" || code.starts_with("08") || code == "57P01" {
+                StoreError::Unavailable(db.message().to_owned())
+            } else {
+                StoreError::Backend(e.to_string())
+            }
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+/// Normalises a SQLite URL so that the file is created when missing.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        return url.to_owned();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}mode=rwc")
+}
+
+impl SqlStore {
+    /// Connects, applies pending migrations when `migrate` is set, and checks the schema.
+    pub async fn connect(url: &str, migrate: bool) -> Result<Self, StoreError> {
+        let dialect = Dialect::from_url(url)?;
+        sqlx::any::install_default_drivers();
+        let url = match dialect {
+            Dialect::Sqlite => sqlite_url(url),
+            Dialect::Postgres => url.to_owned(),
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Sqlite => 4,
+                Dialect::Postgres => 10,
+            })
+            .acquire_timeout(Duration::from_secs(5));
+        let options = if dialect == Dialect::Sqlite {
+            options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // FULL: an acknowledged admin write survives power loss, not only a crash.
+                    for pragma in [
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA busy_timeout = 5000",
+                        "PRAGMA synchronous = FULL",
+                    ] {
+                        conn.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options.connect(&url).await.map_err(|e| match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
+                StoreError::Unavailable(e.to_string())
+            }
+            other => StoreError::Backend(other.to_string()),
+        })?;
+        if dialect == Dialect::Sqlite {
+            // WAL lets readers proceed while a write commits; it is a property of the file.
+            pool.execute("PRAGMA journal_mode = WAL").await.map_err(backend_err)?;
+        }
+        let store = Self { pool, dialect, url };
+        if migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Applies pending migrations. Safe while older instances serve: migrations only add.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+    }
+
+    /// Closes every connection (tests and shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction.
+    ///
+    /// On PostgreSQL, every write transaction first takes one transaction-scoped advisory
+    /// lock. Writes are rare (admin actions), and serialising them makes identity values
+    /// commit in order, so a reader of the change log or the revocation feed that has seen
+    /// sequence number N can never later find an N-1 that committed late. It also makes
+    /// check-then-insert statements (one pending key at a time) atomic across instances.
+    async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7340021)")
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        Ok(tx)
+    }
+}
+
+async fn log_change(
+    tx: &mut Transaction<'static, Any>,
+    entity: Entity,
+    key: &str,
+    at: UnixTime,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO changes (entity, key, at) VALUES ($1, $2, $3)")
+        .bind(entity.as_str())
+        .bind(key)
+        .bind(at)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_err)?;
+    if tx.backend_name() == "PostgreSQL" {
+        // Delivered to every listening instance when (and only if) the transaction commits;
+        // PostgreSQL folds repeats within one transaction into one notification.
+        (&mut **tx).execute("NOTIFY tokenmint_changes").await.map_err(backend_err)?;
+    }
+    Ok(())
+}
+
+fn revocation_columns(r: &Revocation) -> (&'static str, &str, Option<i64>) {
+    match r {
+        Revocation::Token { jti } => ("token", jti.as_str(), None),
+        Revocation::Credential { client_id, issued_before } => {
+            ("credential", client_id.as_str(), Some(*issued_before))
+        }
+        Revocation::Key { kid } => ("key", kid.as_str(), None),
+    }
+}
+
+async fn append_revocation(
+    tx: &mut Transaction<'static, Any>,
+    r: &NewRevocation,
+    now: UnixTime,
+) -> Result<i64, StoreError> {
+    let (kind, subject, issued_before) = revocation_columns(&r.revocation);
+    let row = sqlx::query(
+        "INSERT INTO revocations (kind, subject, issued_before, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+    )
+    .bind(kind)
+    .bind(subject)
+    .bind(issued_before)
+    .bind(r.expires_at)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(backend_err)?;
+    let seq: i64 = row.try_get(0).map_err(backend_err)?;
+    log_change(tx, Entity::Revocation, &seq.to_string(), now).await?;
+    Ok(seq)
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+const CREDENTIAL_COLUMNS: &str = "c.client_id, c.org, c.name, c.environment, c.permissions, c.audiences, \
+     c.token_lifetime_secs, c.rate_limit_per_minute, c.status, c.expires_at, c.created_at, c.updated_at, \
+     c.last_used_at, c.tokens_revoked_before, c.revision";
+
+const SECRET_COLUMNS: &str = "s.id AS s_id, s.hash AS s_hash, s.hint AS s_hint, s.created_at AS s_created_at, \
+     s.expires_at AS s_expires_at, s.last_used_at AS s_last_used_at";
+
+fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(backend_err);
+    let get_i = |c: &str| row.try_get::<i64, _>(c).map_err(backend_err);
+    let get_oi = |c: &str| row.try_get::<Option<i64>, _>(c).map_err(backend_err);
+    let client_id = ClientId::parse(&get_s("client_id")?).map_err(|_| corrupt("client_id"))?;
+    let environment: Environment =
+        get_s("environment")?.parse().map_err(|_| corrupt("environment"))?;
+    let permissions_text = get_s("permissions")?;
+    let permissions: Vec<&str> = permissions_text.split(' ').filter(|s| !s.is_empty()).collect();
+    let audiences: Vec<String> =
+        serde_json::from_str(&get_s("audiences")?).map_err(|_| corrupt("audiences"))?;
+    let status = match get_s("status")?.as_str() {
+        "active" => CredentialStatus::Active,
+        "deactivated" => CredentialStatus::Deactivated,
+        _ => return Err(corrupt("status")),
+    };
+    let credential = Credential {
+        client_id,
+        name: get_s("name")?,
+        org: get_s("org")?,
+        environment,
+        permissions: Permissions::from_stored(&permissions),
+        audiences,
+        token_lifetime_secs: u32::try_from(get_i("token_lifetime_secs")?)
+            .map_err(|_| corrupt("token lifetime"))?,
+        rate_limit_per_minute: get_oi("rate_limit_per_minute")?.and_then(|v| u32::try_from(v).ok()),
+        status,
+        expires_at: get_oi("expires_at")?,
+        created_at: get_i("created_at")?,
+        updated_at: get_i("updated_at")?,
+        last_used_at: get_oi("last_used_at")?,
+        tokens_revoked_before: get_oi("tokens_revoked_before")?,
+        secrets: Vec::new(),
+        revision: get_i("revision")?,
+    };
+    Ok(credential)
+}
+
+fn secret_from_row(row: &AnyRow) -> Result<Option<StoredSecret>, StoreError> {
+    let Some(id) = row.try_get::<Option<String>, _>("s_id").map_err(backend_err)? else {
+        return Ok(None);
+    };
+    let hash: Vec<u8> = row.try_get("s_hash").map_err(backend_err)?;
+    Ok(Some(StoredSecret {
+        id,
+        hash: SecretHash::from_slice(&hash).ok_or_else(|| corrupt("secret hash"))?,
+        hint: row.try_get("s_hint").map_err(backend_err)?,
+        created_at: row.try_get("s_created_at").map_err(backend_err)?,
+        expires_at: row.try_get("s_expires_at").map_err(backend_err)?,
+        last_used_at: row.try_get("s_last_used_at").map_err(backend_err)?,
+    }))
+}
+
+/// Folds joined credential+secret rows (ordered by credential) into credentials.
+fn fold_credentials(rows: &[AnyRow]) -> Result<Vec<Credential>, StoreError> {
+    let mut out: Vec<Credential> = Vec::new();
+    for row in rows {
+        let id: String = row.try_get("client_id").map_err(backend_err)?;
+        let same = out.last().is_some_and(|c| c.client_id.as_str() == id);
+        if !same {
+            out.push(credential_from_row(row)?);
+        }
+        if let (Some(s), Some(c)) = (secret_from_row(row)?, out.last_mut()) {
+            c.secrets.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
+    let alg: String = row.try_get("alg").map_err(backend_err)?;
+    Ok(KeyRecord {
+        kid: row.try_get("kid").map_err(backend_err)?,
+        alg: alg.parse::<SigningAlgorithm>().map_err(|_| corrupt("key algorithm"))?,
+        sealed_private: row.try_get("sealed_private").map_err(backend_err)?,
+        created_at: row.try_get("created_at").map_err(backend_err)?,
+        activates_at: row.try_get("activates_at").map_err(backend_err)?,
+        withdrawn_at: row.try_get("withdrawn_at").map_err(backend_err)?,
+    })
+}
+
+fn org_from_row(row: &AnyRow) -> Result<Organization, StoreError> {
+    Ok(Organization {
+        slug: row.try_get("slug").map_err(backend_err)?,
+        name: row.try_get("name").map_err(backend_err)?,
+        created_at: row.try_get("created_at").map_err(backend_err)?,
+    })
+}
+
+fn permissions_text(c: &Credential) -> String {
+    c.permissions.to_strings().join(" ")
+}
+
+fn audiences_text(c: &Credential) -> String {
+    serde_json::to_string(&c.audiences).unwrap_or_else(|_| "[]".into())
+}
+
+async fn insert_secret(
+    tx: &mut Transaction<'static, Any>,
+    client_id: &str,
+    s: &StoredSecret,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO credential_secrets (id, client_id, hash, hint, created_at, expires_at, last_used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&s.id)
+    .bind(client_id)
+    .bind(s.hash.0.to_vec())
+    .bind(&s.hint)
+    .bind(s.created_at)
+    .bind(s.expires_at)
+    .bind(s.last_used_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
+}
+
+fn parse_cursor(after: &str) -> Option<(i64, &str)> {
+    let (t, id) = after.split_once('.')?;
+    Some((t.parse().ok()?, id))
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.map(|r| r.try_get::<String, _>(0).map_err(backend_err)).transpose()
+    }
+
+    async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_organization(&self, org: &Organization) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO organizations (slug, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&org.slug)
+            .bind(&org.name)
+            .bind(org.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match backend_err(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("organization '{}' already exists", org.slug))
+                }
+                other => other,
+            })?;
+        log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn get_organization(&self, slug: &str) -> Result<Option<Organization>, StoreError> {
+        let row = sqlx::query("SELECT slug, name, created_at FROM organizations WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    async fn list_organizations(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Paged<Organization>, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let rows = sqlx::query(
+            "SELECT slug, name, created_at FROM organizations WHERE slug > $1 ORDER BY slug LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let mut items = rows.iter().map(org_from_row).collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|o| o.slug.clone())
+        } else {
+            None
+        };
+        Ok(Paged { items, next })
+    }
+
+    async fn create_credential(
+        &self,
+        c: &Credential,
+        org: Option<&Organization>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        if let Some(org) = org {
+            let inserted = sqlx::query(
+                "INSERT INTO organizations (slug, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING",
+            )
+            .bind(&org.slug)
+            .bind(&org.name)
+            .bind(org.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+            if inserted.rows_affected() == 1 {
+                log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO credentials (client_id, org, name, environment, permissions, audiences, \
+             token_lifetime_secs, rate_limit_per_minute, status, expires_at, created_at, updated_at, \
+             last_used_at, tokens_revoked_before, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1)",
+        )
+        .bind(c.client_id.as_str())
+        .bind(&c.org)
+        .bind(&c.name)
+        .bind(c.environment.as_str())
+        .bind(permissions_text(c))
+        .bind(audiences_text(c))
+        .bind(i64::from(c.token_lifetime_secs))
+        .bind(c.rate_limit_per_minute.map(i64::from))
+        .bind(c.status.as_str())
+        .bind(c.expires_at)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .bind(c.last_used_at)
+        .bind(c.tokens_revoked_before)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match backend_err(e) {
+            StoreError::NotFound(_) => StoreError::NotFound("organization"),
+            other => other,
+        })?;
+        for s in &c.secrets {
+            insert_secret(&mut tx, c.client_id.as_str(), s).await?;
+        }
+        log_change(&mut tx, Entity::Credential, c.client_id.as_str(), c.updated_at).await?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn get_credential(&self, client_id: &str) -> Result<Option<Credential>, StoreError> {
+        let sql = format!(
+            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM credentials c \
+             LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
+             WHERE c.client_id = $1 ORDER BY s.created_at, s.id"
+        );
+        let rows =
+            sqlx::query(&sql).bind(client_id).fetch_all(&self.pool).await.map_err(backend_err)?;
+        Ok(fold_credentials(&rows)?.into_iter().next())
+    }
+
+    async fn list_credentials(
+        &self,
+        f: &CredentialFilter,
+    ) -> Result<Paged<Credential>, StoreError> {
+        let limit = f.limit.clamp(1, 1000);
+        let (after_t, after_id) = match f.after.as_deref().map(parse_cursor) {
+            Some(Some((t, id))) => (t, id.to_owned()),
+            Some(None) => return Err(StoreError::Conflict("invalid cursor".into())),
+            None => (i64::MIN, String::new()),
+        };
+        let page_sql = format!(
+            "SELECT client_id FROM credentials c WHERE ($1 = '' OR c.org = $1) \
+             AND (c.created_at > $2 OR (c.created_at = $2 AND c.client_id > $3)) \
+             ORDER BY c.created_at, c.client_id LIMIT {}",
+            i64::from(limit) + 1
+        );
+        let ids: Vec<String> = sqlx::query(&page_sql)
+            .bind(f.org.as_deref().unwrap_or(""))
+            .bind(after_t)
+            .bind(&after_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(backend_err))
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Ok(Paged { items: vec![], next: None });
+        }
+        let has_more = ids.len() > limit as usize;
+        let ids = &ids[..ids.len().min(limit as usize)];
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM credentials c \
+             LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
+             WHERE c.client_id IN ({}) ORDER BY c.created_at, c.client_id, s.created_at, s.id",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(backend_err)?;
+        let items = fold_credentials(&rows)?;
+        let next = if has_more {
+            items.last().map(|c| format!("{}.{}", c.created_at, c.client_id))
+        } else {
+            None
+        };
+        Ok(Paged { items, next })
+    }
+
+    async fn update_credential(
+        &self,
+        c: &Credential,
+        revocation: Option<&NewRevocation>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE credentials SET name = $1, permissions = $2, audiences = $3, token_lifetime_secs = $4, \
+             rate_limit_per_minute = $5, status = $6, expires_at = $7, updated_at = $8, \
+             tokens_revoked_before = $9, revision = revision + 1 \
+             WHERE client_id = $10 AND revision = $11",
+        )
+        .bind(&c.name)
+        .bind(permissions_text(c))
+        .bind(audiences_text(c))
+        .bind(i64::from(c.token_lifetime_secs))
+        .bind(c.rate_limit_per_minute.map(i64::from))
+        .bind(c.status.as_str())
+        .bind(c.expires_at)
+        .bind(c.updated_at)
+        .bind(c.tokens_revoked_before)
+        .bind(c.client_id.as_str())
+        .bind(c.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        if done.rows_affected() != 1 {
+            let exists = sqlx::query("SELECT 1 FROM credentials WHERE client_id = $1")
+                .bind(c.client_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+            return Err(match exists {
+                Some(_) => {
+                    StoreError::Conflict("the credential was changed concurrently; retry".into())
+                }
+                None => StoreError::NotFound("credential"),
+            });
+        }
+        if let Some(r) = revocation {
+            append_revocation(&mut tx, r, c.updated_at).await?;
+        }
+        log_change(&mut tx, Entity::Credential, c.client_id.as_str(), c.updated_at).await?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn add_secret(
+        &self,
+        client_id: &str,
+        secret: &StoredSecret,
+        expire_others_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let touched = sqlx::query(
+            "UPDATE credentials SET updated_at = $1, revision = revision + 1 WHERE client_id = $2",
+        )
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        if touched.rows_affected() != 1 {
+            return Err(StoreError::NotFound("credential"));
+        }
+        if let Some(t) = expire_others_at {
+            sqlx::query(
+                "UPDATE credential_secrets SET expires_at = $1 \
+                 WHERE client_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+            )
+            .bind(t)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        }
+        insert_secret(&mut tx, client_id, secret).await?;
+        log_change(&mut tx, Entity::Credential, client_id, now).await?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn delete_secret(
+        &self,
+        client_id: &str,
+        secret_id: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM credential_secrets WHERE client_id = $1 AND id = $2")
+            .bind(client_id)
+            .bind(secret_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound("secret"));
+        }
+        sqlx::query(
+            "UPDATE credentials SET updated_at = $1, revision = revision + 1 WHERE client_id = $2",
+        )
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        log_change(&mut tx, Entity::Credential, client_id, now).await?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        // Deliberately not logged as changes: last-used times must not invalidate caches.
+        let mut tx = self.begin().await?;
+        for u in usage {
+            sqlx::query(
+                "UPDATE credentials SET last_used_at = $1 WHERE client_id = $2 \
+                 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(u.at)
+            .bind(&u.client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+            sqlx::query(
+                "UPDATE credential_secrets SET last_used_at = $1 WHERE id = $2 AND client_id = $3 \
+                 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(u.at)
+            .bind(&u.secret_id)
+            .bind(&u.client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn insert_key(
+        &self,
+        key: &KeyRecord,
+        unless_pending_after: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, sealed_private, created_at, activates_at, withdrawn_at) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (\
+               SELECT 1 FROM signing_keys WHERE withdrawn_at IS NULL AND activates_at > $7)",
+        )
+        .bind(&key.kid)
+        .bind(key.alg.as_str())
+        .bind(key.sealed_private.clone())
+        .bind(key.created_at)
+        .bind(key.activates_at)
+        .bind(key.withdrawn_at)
+        .bind(unless_pending_after.unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        log_change(&mut tx, Entity::Key, &key.kid, key.created_at).await?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(true)
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, sealed_private, created_at, activates_at, withdrawn_at FROM signing_keys \
+             ORDER BY activates_at, created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn withdraw_key(
+        &self,
+        kid: &str,
+        now: UnixTime,
+        revocation: &NewRevocation,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE signing_keys SET withdrawn_at = $1 WHERE kid = $2 AND withdrawn_at IS NULL",
+        )
+        .bind(now)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound("signing key"));
+        }
+        append_revocation(&mut tx, revocation, now).await?;
+        log_change(&mut tx, Entity::Key, kid, now).await?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn delete_keys(&self, kids: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for kid in kids {
+            sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+                .bind(kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn add_revocation(
+        &self,
+        revocation: &NewRevocation,
+        now: UnixTime,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let seq = append_revocation(&mut tx, revocation, now).await?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(seq)
+    }
+
+    async fn list_revocations(
+        &self,
+        after: i64,
+        limit: u32,
+        now: UnixTime,
+    ) -> Result<Vec<RevocationEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, subject, issued_before, expires_at FROM revocations \
+             WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(now)
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind").map_err(backend_err)?;
+                let subject: String = r.try_get("subject").map_err(backend_err)?;
+                let revocation = match kind.as_str() {
+                    "token" => Revocation::Token { jti: subject },
+                    "credential" => Revocation::Credential {
+                        client_id: subject,
+                        issued_before: r
+                            .try_get::<Option<i64>, _>("issued_before")
+                            .map_err(backend_err)?
+                            .ok_or_else(|| corrupt("issued_before"))?,
+                    },
+                    "key" => Revocation::Key { kid: subject },
+                    _ => return Err(corrupt("revocation kind")),
+                };
+                Ok(RevocationEntry {
+                    cursor: r.try_get("seq").map_err(backend_err)?,
+                    revocation,
+                    expires_at: r.try_get("expires_at").map_err(backend_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_revocation(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM revocations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.try_get::<i64, _>(0).map_err(backend_err)
+    }
+
+    async fn changes_after(&self, seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, entity, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter()
+            .map(|r| {
+                let entity: String = r.try_get("entity").map_err(backend_err)?;
+                Ok(Change {
+                    seq: r.try_get("seq").map_err(backend_err)?,
+                    entity: Entity::parse(&entity).ok_or_else(|| corrupt("change entity"))?,
+                    key: r.try_get("key").map_err(backend_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_change(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM changes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.try_get::<i64, _>(0).map_err(backend_err)
+    }
+
+    async fn purge(&self, now: UnixTime, keep_until: UnixTime) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for (sql, t) in [
+            ("DELETE FROM revocations WHERE expires_at <= $1", now),
+            ("DELETE FROM changes WHERE at < $1", keep_until),
+            (
+                "DELETE FROM credential_secrets WHERE expires_at IS NOT NULL AND expires_at < $1",
+                keep_until,
+            ),
+        ] {
+            n += sqlx::query(sql)
+                .bind(t)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(backend_err)?;
+        Ok(n)
+    }
+
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        // Not serialised with the admin writes: audit records are ordered by their own
+        // sequence, and nobody follows this table by cursor while it is written.
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO audit_events (at, kind, org, client_id, actor, source_ip, reason, details) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(r.at)
+            .bind(&r.kind)
+            .bind(r.org.as_deref())
+            .bind(r.client_id.as_deref())
+            .bind(r.actor.as_deref())
+            .bind(r.source_ip.as_deref())
+            .bind(r.reason.as_deref())
+            .bind(r.details.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, org, client_id, actor, source_ip, reason, details FROM audit_events \
+             WHERE seq > $1 AND at >= $2 AND at <= $3 \
+             AND ($4 = '' OR org = $4) AND ($5 = '' OR client_id = $5) AND ($6 = '' OR kind = $6) \
+             ORDER BY seq LIMIT $7",
+        )
+        .bind(f.after.unwrap_or(0))
+        .bind(f.since.unwrap_or(i64::MIN))
+        .bind(f.until.unwrap_or(i64::MAX))
+        .bind(f.org.as_deref().unwrap_or(""))
+        .bind(f.client_id.as_deref().unwrap_or(""))
+        .bind(f.kind.as_deref().unwrap_or(""))
+        .bind(i64::from(f.limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter()
+            .map(|r| {
+                let details: String = r.try_get("details").map_err(backend_err)?;
+                Ok(AuditRecord {
+                    seq: r.try_get("seq").map_err(backend_err)?,
+                    at: r.try_get("at").map_err(backend_err)?,
+                    kind: r.try_get("kind").map_err(backend_err)?,
+                    org: r.try_get("org").map_err(backend_err)?,
+                    client_id: r.try_get("client_id").map_err(backend_err)?,
+                    actor: r.try_get("actor").map_err(backend_err)?,
+                    source_ip: r.try_get("source_ip").map_err(backend_err)?,
+                    reason: r.try_get("reason").map_err(backend_err)?,
+                    details: serde_json::from_str(&details)
+                        .map_err(|_| corrupt("audit details"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let mut n = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM token_counts WHERE minute < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM alert_deliveries WHERE at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?
+            .rows_affected();
+        tx.commit().await.map_err(backend_err)?;
+        Ok(n)
+    }
+
+    async fn add_token_counts(&self, counts: &[TokenCount<'_>]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        for c in counts {
+            sqlx::query(
+                "INSERT INTO token_counts (client_id, minute, count) VALUES ($1, $2, $3) \
+                 ON CONFLICT (client_id, minute) DO UPDATE SET count = token_counts.count + excluded.count",
+            )
+            .bind(c.client_id)
+            .bind(c.minute)
+            .bind(c.count)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn token_counts(
+        &self,
+        client_id: &str,
+        since: UnixTime,
+    ) -> Result<Vec<(UnixTime, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT minute, count FROM token_counts WHERE client_id = $1 AND minute >= $2 ORDER BY minute",
+        )
+        .bind(client_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("minute").map_err(backend_err)?,
+                    r.try_get("count").map_err(backend_err)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn record_alert_delivery(&self, d: &AlertDelivery) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO alert_deliveries (id, at, kind, target, payload, attempts, status, last_error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&d.id)
+        .bind(d.at)
+        .bind(&d.kind)
+        .bind(&d.target)
+        .bind(&d.payload)
+        .bind(d.attempts)
+        .bind(if d.delivered { "delivered" } else { "failed" })
+        .bind(d.last_error.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn list_alert_deliveries(&self, limit: u32) -> Result<Vec<AlertDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, target, payload, attempts, status, last_error FROM alert_deliveries \
+             ORDER BY at DESC, id LIMIT $1",
+        )
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status").map_err(backend_err)?;
+                Ok(AlertDelivery {
+                    id: r.try_get("id").map_err(backend_err)?,
+                    at: r.try_get("at").map_err(backend_err)?,
+                    kind: r.try_get("kind").map_err(backend_err)?,
+                    target: r.try_get("target").map_err(backend_err)?,
+                    payload: r.try_get("payload").map_err(backend_err)?,
+                    attempts: r.try_get("attempts").map_err(backend_err)?,
+                    delivered: status == "delivered",
+                    last_error: r.try_get("last_error").map_err(backend_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn remember_network(
+        &self,
+        client_id: &str,
+        network: &str,
+        at: UnixTime,
+    ) -> Result<(bool, i64), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let known = sqlx::query("SELECT COUNT(*) FROM credential_networks WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend_err)?
+            .try_get::<i64, _>(0)
+            .map_err(backend_err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO credential_networks (client_id, network, first_seen) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, network) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(network)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?
+        .rows_affected()
+            == 1;
+        tx.commit().await.map_err(backend_err)?;
+        Ok((inserted, if inserted { known } else { known - 1 }))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn listen_changes(&self) -> Result<Option<ChangeListener>, StoreError> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(None);
+        }
+        let mut listener =
+            sqlx::postgres::PgListener::connect(&self.url).await.map_err(backend_err)?;
+        listener.listen(CHANGES_CHANNEL).await.map_err(backend_err)?;
+        Ok(Some(ChangeListener { listener }))
+    }
+}

@@ -1,0 +1,224 @@
+//! Typed errors: why a token was refused, why a verifier could not be built, why a fetch failed.
+//!
+//! No error carries the token or any part of it: the `Display` texts are fixed sentences, safe
+//! to log and to put in an RFC 6750 `error_description` (they use none of the characters that
+//! RFC 6750 §3 excludes from it).
+
+use http::StatusCode;
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("the access token is too large")]
+    TooLarge,
+    #[error("the access token is not a well-formed JWT")]
+    Malformed,
+    #[error("the access token is signed with an algorithm that is not accepted")]
+    AlgorithmNotAllowed,
+    #[error("the access token is not of type at+jwt")]
+    WrongType,
+    #[error("the access token names no signing key")]
+    MissingKeyId,
+    #[error("the access token is signed with an unknown key")]
+    UnknownKey,
+    #[error("the access token's algorithm does not match its signing key")]
+    KeyAlgorithmMismatch,
+    #[error("the access token's signature is invalid")]
+    BadSignature,
+    #[error("the access token was issued by another issuer")]
+    WrongIssuer,
+    #[error("the access token is not meant for this audience")]
+    WrongAudience,
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+    #[error("the access token has been revoked")]
+    Revoked(RevocationKind),
+    /// The issuer's keys could not be fetched for longer than the configured staleness: not the
+    /// token's fault, so it maps to 503 rather than 401.
+    #[error("the issuer's signing keys are unavailable")]
+    KeysUnavailable,
+}
+
+/// Which revocation entry covered a refused token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationKind {
+    /// The token itself, by `jti`.
+    Token,
+    /// All tokens of its credential issued before a point in time.
+    Credential,
+    /// Its signing key.
+    Key,
+}
+
+/// The reason of a refusal without its details: a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectReason {
+    TooLarge,
+    Malformed,
+    AlgorithmNotAllowed,
+    WrongType,
+    MissingKeyId,
+    UnknownKey,
+    KeyAlgorithmMismatch,
+    BadSignature,
+    WrongIssuer,
+    WrongAudience,
+    Expired,
+    NotYetValid,
+    Revoked,
+    KeysUnavailable,
+}
+
+impl RejectReason {
+    /// Every reason, in the order [`MetricsSnapshot::rejected`](crate::MetricsSnapshot) uses.
+    pub const ALL: [RejectReason; 14] = [
+        Self::TooLarge,
+        Self::Malformed,
+        Self::AlgorithmNotAllowed,
+        Self::WrongType,
+        Self::MissingKeyId,
+        Self::UnknownKey,
+        Self::KeyAlgorithmMismatch,
+        Self::BadSignature,
+        Self::WrongIssuer,
+        Self::WrongAudience,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::Revoked,
+        Self::KeysUnavailable,
+    ];
+
+    /// A stable snake_case name for metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::WrongType => "wrong_type",
+            Self::MissingKeyId => "missing_kid",
+            Self::UnknownKey => "unknown_kid",
+            Self::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Revoked => "revoked",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
+impl VerifyError {
+    /// The metric label of this refusal.
+    pub const fn reason(&self) -> RejectReason {
+        match self {
+            Self::TooLarge => RejectReason::TooLarge,
+            Self::Malformed => RejectReason::Malformed,
+            Self::AlgorithmNotAllowed => RejectReason::AlgorithmNotAllowed,
+            Self::WrongType => RejectReason::WrongType,
+            Self::MissingKeyId => RejectReason::MissingKeyId,
+            Self::UnknownKey => RejectReason::UnknownKey,
+            Self::KeyAlgorithmMismatch => RejectReason::KeyAlgorithmMismatch,
+            Self::BadSignature => RejectReason::BadSignature,
+            Self::WrongIssuer => RejectReason::WrongIssuer,
+            Self::WrongAudience => RejectReason::WrongAudience,
+            Self::Expired => RejectReason::Expired,
+            Self::NotYetValid => RejectReason::NotYetValid,
+            Self::Revoked(_) => RejectReason::Revoked,
+            Self::KeysUnavailable => RejectReason::KeysUnavailable,
+        }
+    }
+
+    /// The HTTP status a resource server answers with: 401 for a bad token (RFC 6750 §3.1
+    /// `invalid_token`), 503 when the verifier itself cannot judge.
+    pub const fn status(&self) -> StatusCode {
+        match self {
+            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// Why a remote document (metadata, JWKS, feed page) could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("request timed out")]
+    Timeout,
+    #[error("unexpected HTTP status {0}")]
+    Status(StatusCode),
+    #[error("response body larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("response body is not the expected JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Why [`VerifierBuilder::build`](crate::VerifierBuilder::build) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    #[error("issuer URL {issuer:?} is invalid: {reason}")]
+    InvalidIssuer { issuer: String, reason: &'static str },
+    #[error("discovery at {url} failed: {source}")]
+    Discovery { url: String, source: FetchError },
+    /// RFC 8414 §3.3: the metadata must name exactly the issuer it was fetched for.
+    #[error("the metadata names issuer {found:?}, expected {expected:?}")]
+    IssuerMismatch { expected: String, found: String },
+    #[error("the issuer advertises no signing algorithm this verifier accepts: {advertised:?}")]
+    NoUsableAlgorithm { advertised: Vec<String> },
+    #[error("fetching the JWKS at {url} failed: {source}")]
+    Jwks { url: String, source: FetchError },
+    #[error("could not build the HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+}
+
+/// Why the revocation follower could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FollowError {
+    #[error("the issuer advertises no revocation_feed_endpoint and none was configured")]
+    NoFeedEndpoint,
+    #[error("revocation feed URL {url:?} is invalid")]
+    InvalidEndpoint { url: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_text_is_a_valid_rfc6750_error_description() {
+        // RFC 6750 §3: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E )
+        let errors = [
+            VerifyError::TooLarge,
+            VerifyError::Malformed,
+            VerifyError::AlgorithmNotAllowed,
+            VerifyError::WrongType,
+            VerifyError::MissingKeyId,
+            VerifyError::UnknownKey,
+            VerifyError::KeyAlgorithmMismatch,
+            VerifyError::BadSignature,
+            VerifyError::WrongIssuer,
+            VerifyError::WrongAudience,
+            VerifyError::Expired,
+            VerifyError::NotYetValid,
+            VerifyError::Revoked(RevocationKind::Token),
+            VerifyError::KeysUnavailable,
+        ];
+        for error in errors {
+            let text = error.to_string();
+            assert!(
+                text.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
+                "{text}"
+            );
+            assert_eq!(RejectReason::ALL[error.reason() as usize], error.reason());
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `tokenmint audit export`: the audit trail as JSON Lines, for a SIEM or an archive.
+
+use crate::admin_client::{AdminArgs, AdminClient, segment};
+use anyhow::{Result, anyhow};
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+use tokenmint_proto::admin as dto;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print audit events as JSON Lines (one event per line, oldest first).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Only this organization's events.
+    #[arg(long)]
+    org: Option<String>,
+    /// Only events about this credential.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Only events of this kind (e.g. token.refused, credential.created).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Events since this long ago (e.g. 24h) or since an RFC 3339 instant.
+    #[arg(long, value_name = "DURATION|INSTANT")]
+    since: Option<String>,
+    /// Events until this RFC 3339 instant.
+    #[arg(long, value_name = "INSTANT")]
+    until: Option<String>,
+}
+
+fn instant(flag: &str, value: &str) -> Result<String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(value, &Rfc3339) {
+        return Ok(t.format(&Rfc3339)?);
+    }
+    let ago = humantime::parse_duration(value)
+        .map_err(|_| anyhow!("--{flag} '{value}': give a duration like 24h or an RFC 3339 instant like 2026-11-01T00:00:00Z"))?;
+    let t = time::OffsetDateTime::now_utc() - ago;
+    Ok(t.format(&Rfc3339)?)
+}
+
+pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
+    let AuditCommand::Export(a) = cmd;
+    let client = AdminClient::connect(&a.admin).await?;
+    let mut query = String::from("limit=1000");
+    for (key, value) in
+        [("org", a.org.clone()), ("client_id", a.client_id.clone()), ("kind", a.kind.clone())]
+    {
+        if let Some(v) = value {
+            query.push_str(&format!("&{key}={}", segment(&v)));
+        }
+    }
+    if let Some(s) = &a.since {
+        query.push_str(&format!("&since={}", segment(&instant("since", s)?)));
+    }
+    if let Some(u) = &a.until {
+        query.push_str(&format!("&until={}", segment(&instant("until", u)?)));
+    }
+    let mut out = std::io::stdout().lock();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/audit?{query}&cursor={}", segment(c)),
+            None => format!("/audit?{query}"),
+        };
+        let page: dto::Page<dto::AuditEvent> = client.get(&path).await?;
+        for event in &page.items {
+            serde_json::to_writer(&mut out, event)?;
+            writeln!(out)?;
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

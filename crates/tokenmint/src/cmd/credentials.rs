@@ -1,0 +1,387 @@
+//! `tokenmint credentials create/list/show/update/deactivate/activate/rotate-secret/...`.
+
+use crate::admin_client::{AdminArgs, AdminClient, OutputFormat, segment};
+use crate::output;
+use crate::settings::parse_duration;
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+use tokenmint_proto::Environment;
+use tokenmint_proto::admin as dto;
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Create a credential and print its client_id and secret (the secret is shown only now).
+    Create(CreateArgs),
+    /// List credentials.
+    List(ListArgs),
+    /// Show one credential.
+    Show(TargetArgs),
+    /// Change a credential's name, permissions, audiences, token lifetime, expiry or rate limit.
+    Update(UpdateArgs),
+    /// Deactivate a credential: it gets no more tokens and its tokens are revoked.
+    Deactivate(TargetArgs),
+    /// Reactivate a deactivated credential.
+    Activate(TargetArgs),
+    /// Create a new secret, keeping the old ones working for an overlap.
+    RotateSecret(RotateArgs),
+    /// Delete one secret at once.
+    DeleteSecret(DeleteSecretArgs),
+    /// Revoke every token the credential has been issued so far.
+    RevokeTokens(TargetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// A name that identifies the integration.
+    #[arg(long)]
+    name: String,
+    /// The organization's slug (created if it does not exist).
+    #[arg(long)]
+    org: String,
+    /// Data access: sandbox or production.
+    #[arg(long, value_parser = parse_env)]
+    environment: Environment,
+    /// AREA:read or AREA:write (write includes read); repeatable.
+    #[arg(long = "permission", value_name = "AREA:LEVEL")]
+    permissions: Vec<String>,
+    /// Expire the credential after this long (e.g. 90d).
+    #[arg(long, value_name = "DURATION", conflicts_with = "never_expires")]
+    expires_in: Option<String>,
+    /// The credential never expires (the default).
+    #[arg(long)]
+    never_expires: bool,
+    /// Lifetime of its tokens (default 1h).
+    #[arg(long, value_name = "DURATION")]
+    token_lifetime: Option<String>,
+    /// An audience its tokens may be issued for; repeatable.
+    #[arg(long = "audience", value_name = "AUD")]
+    audiences: Vec<String>,
+    /// Token requests per minute (default: the server's; 0: no limit).
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Only this organization's credentials.
+    #[arg(long)]
+    org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// The credential's client_id.
+    client_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    client_id: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// Replace the permissions with these (repeatable).
+    #[arg(long = "permission", value_name = "AREA:LEVEL", conflicts_with = "clear_permissions")]
+    permissions: Vec<String>,
+    /// Remove every permission.
+    #[arg(long)]
+    clear_permissions: bool,
+    /// Replace the audiences with these (repeatable).
+    #[arg(long = "audience", value_name = "AUD", conflicts_with = "clear_audiences")]
+    audiences: Vec<String>,
+    /// Remove every audience.
+    #[arg(long)]
+    clear_audiences: bool,
+    #[arg(long, value_name = "DURATION")]
+    token_lifetime: Option<String>,
+    /// Expire the credential this long from now.
+    #[arg(long, value_name = "DURATION", conflicts_with = "never_expires")]
+    expires_in: Option<String>,
+    /// Remove the expiry.
+    #[arg(long)]
+    never_expires: bool,
+    /// Token requests per minute (0: no limit).
+    #[arg(long, value_name = "N", conflicts_with = "default_rate_limit")]
+    rate_limit: Option<u32>,
+    /// Go back to the server's default limit.
+    #[arg(long)]
+    default_rate_limit: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    client_id: String,
+    /// How long the old secrets keep working (default 24h; 0 ends them now).
+    #[arg(long, value_name = "DURATION")]
+    overlap: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteSecretArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    client_id: String,
+    /// The secret's id (see `credentials show`).
+    secret_id: String,
+}
+
+fn parse_env(s: &str) -> Result<Environment, String> {
+    s.parse().map_err(|e: tokenmint_proto::claims::UnknownEnvironment| e.to_string())
+}
+
+fn secs(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
+    v.as_deref().map(|d| parse_duration(flag, d).map(|d| d.as_secs())).transpose()
+}
+
+fn lifetime(v: &Option<String>) -> Result<Option<u32>> {
+    match secs("token-lifetime", v)? {
+        Some(s) => match u32::try_from(s) {
+            Ok(s) => Ok(Some(s)),
+            Err(_) => bail!("--token-lifetime is too long"),
+        },
+        None => Ok(None),
+    }
+}
+
+fn show(c: &dto::Credential) -> Result<()> {
+    let secrets = c
+        .secrets
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {} (created {}, expires {})",
+                s.id,
+                s.hint,
+                output::when(Some(s.created_at), ""),
+                output::when(s.expires_at, "never")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n              ");
+    output::fields(&[
+        ("client_id", c.client_id.clone()),
+        ("name", c.name.clone()),
+        ("org", c.org.clone()),
+        ("environment", c.environment.to_string()),
+        ("status", c.status.as_str().to_owned()),
+        (
+            "permissions",
+            if c.permissions.is_empty() { "(none)".into() } else { c.permissions.join(" ") },
+        ),
+        (
+            "audiences",
+            if c.audiences.is_empty() { "(issuer)".into() } else { c.audiences.join(" ") },
+        ),
+        ("token lifetime", format!("{}s", c.token_lifetime_seconds)),
+        (
+            "rate limit",
+            c.rate_limit_per_minute.map_or("server default".into(), |n| format!("{n}/min")),
+        ),
+        ("expires", output::when(c.expires_at, "never")),
+        ("created", output::when(Some(c.created_at), "")),
+        ("last used", output::when(c.last_used_at, "never")),
+        ("secrets", secrets),
+    ])?;
+    Ok(())
+}
+
+pub fn print<T: serde::Serialize>(
+    format: OutputFormat,
+    value: &T,
+    table: impl FnOnce() -> Result<()>,
+) -> Result<ExitCode> {
+    match format {
+        OutputFormat::Json => output::json(value)?,
+        OutputFormat::Table => table()?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
+    match cmd {
+        CredentialsCommand::Create(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let body = dto::CreateCredential {
+                name: a.name,
+                org: a.org,
+                environment: a.environment,
+                permissions: a.permissions,
+                audiences: a.audiences,
+                expires_in_seconds: secs("expires-in", &a.expires_in)?,
+                token_lifetime_seconds: lifetime(&a.token_lifetime)?,
+                rate_limit_per_minute: a.rate_limit,
+            };
+            let created: dto::CreatedCredential = client.post("/credentials", &body).await?;
+            print(a.admin.output, &created, || {
+                output::fields(&[
+                    ("client_id", created.client_id.clone()),
+                    ("client_secret", created.client_secret.clone()),
+                    ("token_endpoint", created.token_endpoint.clone()),
+                ])?;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "Store the client secret now: it will not be shown again."
+                );
+                Ok(())
+            })
+        }
+        CredentialsCommand::List(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let mut items = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut path = String::from("/credentials?limit=500");
+                if let Some(o) = &a.org {
+                    path.push_str(&format!("&org={}", segment(o)));
+                }
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={}", segment(c)));
+                }
+                let page: dto::Page<dto::Credential> = client.get(&path).await?;
+                items.extend(page.items);
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            print(a.admin.output, &items, || {
+                let rows: Vec<Vec<String>> = items
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.client_id.clone(),
+                            c.name.clone(),
+                            c.org.clone(),
+                            c.environment.to_string(),
+                            c.status.as_str().to_owned(),
+                            c.permissions.join(" "),
+                            output::when(c.expires_at, "never"),
+                            output::when(c.last_used_at, "never"),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &[
+                        "CLIENT ID",
+                        "NAME",
+                        "ORG",
+                        "ENV",
+                        "STATUS",
+                        "PERMISSIONS",
+                        "EXPIRES",
+                        "LAST USED",
+                    ],
+                    &rows,
+                )?;
+                Ok(())
+            })
+        }
+        CredentialsCommand::Show(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let c: dto::Credential =
+                client.get(&format!("/credentials/{}", segment(&a.client_id))).await?;
+            print(a.admin.output, &c, || show(&c))
+        }
+        CredentialsCommand::Update(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let body = dto::UpdateCredential {
+                name: a.name,
+                permissions: if a.clear_permissions {
+                    Some(vec![])
+                } else {
+                    Some(a.permissions).filter(|p| !p.is_empty())
+                },
+                audiences: if a.clear_audiences {
+                    Some(vec![])
+                } else {
+                    Some(a.audiences).filter(|p| !p.is_empty())
+                },
+                token_lifetime_seconds: lifetime(&a.token_lifetime)?,
+                expires_in_seconds: secs("expires-in", &a.expires_in)?,
+                never_expires: a.never_expires.then_some(true),
+                rate_limit_per_minute: a.rate_limit,
+                clear_rate_limit: a.default_rate_limit.then_some(true),
+            };
+            if body == dto::UpdateCredential::default() {
+                bail!(
+                    "nothing to update: give at least one of --name, --permission, --audience, --token-lifetime, --expires-in, --never-expires, --rate-limit"
+                );
+            }
+            let c: dto::Credential =
+                client.patch(&format!("/credentials/{}", segment(&a.client_id)), &body).await?;
+            print(a.admin.output, &c, || show(&c))
+        }
+        CredentialsCommand::Deactivate(a) => status(a, "deactivate").await,
+        CredentialsCommand::Activate(a) => status(a, "activate").await,
+        CredentialsCommand::RotateSecret(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let body = dto::RotateSecret { overlap_seconds: secs("overlap", &a.overlap)? };
+            let r: dto::RotatedSecret = client
+                .post(&format!("/credentials/{}/secrets", segment(&a.client_id)), &body)
+                .await?;
+            print(a.admin.output, &r, || {
+                output::fields(&[
+                    ("client_id", r.client_id.clone()),
+                    ("client_secret", r.client_secret.clone()),
+                    ("old secrets expire", output::when(Some(r.previous_secrets_expire_at), "")),
+                ])?;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "Store the new client secret now: it will not be shown again."
+                );
+                Ok(())
+            })
+        }
+        CredentialsCommand::DeleteSecret(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            client
+                .delete(&format!(
+                    "/credentials/{}/secrets/{}",
+                    segment(&a.client_id),
+                    segment(&a.secret_id)
+                ))
+                .await?;
+            let done = serde_json::json!({"client_id": a.client_id, "deleted_secret": a.secret_id});
+            print(a.admin.output, &done, || {
+                println!("deleted secret {} of {}", a.secret_id, a.client_id);
+                Ok(())
+            })
+        }
+        CredentialsCommand::RevokeTokens(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let r: dto::TokensRevoked = client
+                .post(
+                    &format!("/credentials/{}/revoke-tokens", segment(&a.client_id)),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            print(a.admin.output, &r, || {
+                println!(
+                    "revoked every token of {} issued before {}",
+                    r.client_id,
+                    output::when(Some(r.issued_before), "")
+                );
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn status(a: TargetArgs, action: &str) -> Result<ExitCode> {
+    let client = AdminClient::connect(&a.admin).await?;
+    let c: dto::Credential = client
+        .post(&format!("/credentials/{}/{action}", segment(&a.client_id)), &serde_json::json!({}))
+        .await?;
+    print(a.admin.output, &c, || show(&c))
+}

@@ -1,0 +1,10 @@
+//! One module per subcommand.
+
+pub mod audit;
+pub mod call;
+pub mod credentials;
+pub mod init;
+pub mod keys;
+pub mod orgs;
+pub mod serve;
+pub mod token;

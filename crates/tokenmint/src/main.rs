@@ -1,0 +1,108 @@
+//! The `tokenmint` binary: one program for the server, its admin CLI, the gateway and the
+//! client side. Each subcommand lives in `cmd/`; this file only parses and dispatches.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program's output is its interface"
+)]
+
+mod admin_client;
+mod cmd;
+mod output;
+mod settings;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokenmint",
+    version,
+    about = "OAuth 2.0 client-credentials server, credential admin, gateway and client"
+)]
+struct Cli {
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, env = "TOKENMINT_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the authorization server (token endpoint, discovery, JWKS, introspection, revocation, admin API).
+    Serve(Box<settings::ServeArgs>),
+    /// Create the database and signing keys if missing, and print a new platform-admin credential as JSON.
+    Init(settings::InitArgs),
+    /// Apply database migrations and exit.
+    Migrate(settings::MigrateArgs),
+    /// Manage credentials through the admin API.
+    #[command(subcommand)]
+    Credentials(cmd::credentials::CredentialsCommand),
+    /// Manage organizations through the admin API.
+    #[command(subcommand)]
+    Orgs(cmd::orgs::OrgsCommand),
+    /// Manage signing keys through the admin API.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
+    /// Export the audit trail through the admin API.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
+    /// Fetch an access token from any OAuth 2.0 token endpoint and print it.
+    Token(cmd::token::TokenArgs),
+    /// Send an authenticated request, curl-like: the token is fetched and cached, a 401 gets a new
+    /// token and one retry, 429 and 5xx are retried after their Retry-After.
+    Call(Box<cmd::call::CallArgs>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_format.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => cmd::serve::run(*args).await,
+            Command::Init(args) => cmd::init::run(args).await,
+            Command::Migrate(args) => cmd::init::migrate(args).await,
+            Command::Credentials(c) => cmd::credentials::run(c).await,
+            Command::Orgs(c) => cmd::orgs::run(c).await,
+            Command::Keys(c) => cmd::keys::run(c).await,
+            Command::Audit(c) => cmd::audit::run(c).await,
+            Command::Token(args) => cmd::token::run(args).await,
+            Command::Call(args) => cmd::call::run(*args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: Option<&str>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TOKENMINT_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format.unwrap_or("text") {
+        "text" => builder.init(),
+        "json" => builder.json().flatten_event(true).init(),
+        other => {
+            anyhow::bail!("invalid --log-format (TOKENMINT_LOG_FORMAT) '{other}': use text or json")
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,652 @@
+//! Configuration layering for `serve`, `init` and `migrate`: a flag beats its `TOKENMINT_*`
+//! environment variable, which beats the TOML file (`--config`), which beats the default. Values
+//! are validated once, with errors that name the setting in all three spellings and say what is
+//! allowed.
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokenmint_core::MasterKey;
+use tokenmint_core::keys::SigningAlgorithm;
+use tokenmint_core::scope::ProductAreas;
+use tokenmint_server::Config;
+
+pub const DEFAULT_DATABASE: &str = "sqlite://tokenmint.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Options shared by every command that opens the database.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// TOML configuration file; flags and TOKENMINT_* variables override it.
+    #[arg(long, env = "TOKENMINT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (created on first start) or postgres://USER@HOST/DB. [default: sqlite://tokenmint.db]
+    #[arg(long, env = "TOKENMINT_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// File holding the 64-hex-character master key that encrypts signing keys and keys secret
+    /// hashes (or set TOKENMINT_MASTER_KEY to the key itself). With SQLite and neither given,
+    /// one is generated next to the database file.
+    #[arg(long, env = "TOKENMINT_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Address to listen on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "TOKENMINT_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The `iss` claim and base of every advertised URL. [default: http:// + the listen address]
+    #[arg(long, env = "TOKENMINT_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Path of the token endpoint; repeat for aliases (e.g. /authorize, /connect/token,
+    /// /api/auth/v2/token). [default: /oauth/token]
+    #[arg(
+        long = "token-path",
+        env = "TOKENMINT_TOKEN_PATH",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub token_paths: Vec<String>,
+    /// Take a token request without grant_type as client_credentials (Candid's dialect).
+    #[arg(long, env = "TOKENMINT_ALLOW_MISSING_GRANT_TYPE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub allow_missing_grant_type: Option<bool>,
+    /// Algorithm of new signing keys: RS256, ES256 or EdDSA. [default: RS256]
+    #[arg(long, env = "TOKENMINT_SIGNING_ALG", value_name = "ALG")]
+    pub signing_alg: Option<String>,
+    /// Token requests per minute per credential (0: no limit); a credential's own limit wins. [default: 100]
+    #[arg(long, env = "TOKENMINT_TOKEN_RATE_LIMIT", value_name = "N")]
+    pub token_rate_limit: Option<u32>,
+    /// A product area whose permissions credentials can be given (AREA:read, AREA:write); repeatable.
+    #[arg(
+        long = "product-area",
+        env = "TOKENMINT_PRODUCT_AREA",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub product_areas: Vec<String>,
+    /// Longest lifetime any token may have. [default: 24h]
+    #[arg(long, env = "TOKENMINT_MAX_TOKEN_LIFETIME", value_name = "DURATION")]
+    pub max_token_lifetime: Option<String>,
+    /// Age at which the signing key is replaced automatically; 0 turns rotation off. [default: 90d]
+    #[arg(long, env = "TOKENMINT_KEY_ROTATION_INTERVAL", value_name = "DURATION")]
+    pub key_rotation_interval: Option<String>,
+    /// How long a new key is published before it signs. [default: 15m]
+    #[arg(long, env = "TOKENMINT_KEY_PROPAGATION", value_name = "DURATION")]
+    pub key_propagation: Option<String>,
+    /// Where to write the admin credential when an empty database is initialised. [default: tokenmint-admin.json next to the database]
+    #[arg(long, env = "TOKENMINT_ADMIN_CREDENTIAL_FILE", value_name = "FILE")]
+    pub admin_credential_file: Option<PathBuf>,
+    /// Webhook URL that receives security alerts (signed JSON POSTs); repeatable.
+    #[arg(
+        long = "alert-webhook",
+        env = "TOKENMINT_ALERT_WEBHOOK",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub alert_webhooks: Vec<String>,
+    /// File holding the secret that signs alert webhooks (or set TOKENMINT_ALERT_WEBHOOK_SECRET).
+    #[arg(long, env = "TOKENMINT_ALERT_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+    pub alert_webhook_secret_file: Option<PathBuf>,
+    /// How long audit records, token counts and alert deliveries are kept. [default: 90d]
+    #[arg(long, env = "TOKENMINT_AUDIT_RETENTION", value_name = "DURATION")]
+    pub audit_retention: Option<String>,
+    /// Failed client authentications from one source IP, within the brute-force window, before
+    /// the source is blocked. [default: 30]
+    #[arg(long, env = "TOKENMINT_BRUTE_FORCE_IP_LIMIT", value_name = "N")]
+    pub brute_force_ip_limit: Option<u32>,
+    /// Failed authentications of one client_id, within the window, before an alert fires and the
+    /// failing source is blocked for that client_id. [default: 10]
+    #[arg(long, env = "TOKENMINT_BRUTE_FORCE_CLIENT_LIMIT", value_name = "N")]
+    pub brute_force_client_limit: Option<u32>,
+    /// The window failed authentications are counted over. [default: 5m]
+    #[arg(long, env = "TOKENMINT_BRUTE_FORCE_WINDOW", value_name = "DURATION")]
+    pub brute_force_window: Option<String>,
+    /// How long a blocked source is refused. [default: 15m]
+    #[arg(long, env = "TOKENMINT_BRUTE_FORCE_BLOCK", value_name = "DURATION")]
+    pub brute_force_block: Option<String>,
+    /// Redis URL (redis://HOST:PORT/DB) for token-request limits shared by every instance.
+    #[arg(long, env = "TOKENMINT_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Prefix of the Redis keys tokenmint writes. [default: tokenmint:ratelimit:]
+    #[arg(long, env = "TOKENMINT_REDIS_PREFIX", value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// How long known credentials keep getting tokens from the cache while the database is
+    /// unreachable; after that, token requests get 503. [default: 10m]
+    #[arg(long, env = "TOKENMINT_MAX_CACHE_STALENESS", value_name = "DURATION")]
+    pub max_cache_staleness: Option<String>,
+    /// Label the issued-token counter with the organization.
+    #[arg(long, env = "TOKENMINT_METRICS_PER_ORG", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub metrics_per_org: Option<bool>,
+    /// Do not apply database migrations at start (run `tokenmint migrate` instead).
+    #[arg(long, env = "TOKENMINT_NO_MIGRATE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub no_migrate: Option<bool>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The issuer the printed token_endpoint is built from. [default: http://127.0.0.1:8080]
+    #[arg(long, env = "TOKENMINT_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Algorithm of the first signing key: RS256, ES256 or EdDSA. [default: RS256]
+    #[arg(long, env = "TOKENMINT_SIGNING_ALG", value_name = "ALG")]
+    pub signing_alg: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+}
+
+/// The TOML file. Unknown keys are errors, so a typo does not silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub listen: Option<String>,
+    pub database: Option<String>,
+    pub issuer: Option<String>,
+    #[serde(alias = "token_path")]
+    pub token_paths: Option<Vec<String>>,
+    pub allow_missing_grant_type: Option<bool>,
+    pub signing_alg: Option<String>,
+    pub token_rate_limit: Option<u32>,
+    #[serde(alias = "product_area")]
+    pub product_areas: Option<Vec<String>>,
+    pub master_key_file: Option<PathBuf>,
+    pub max_token_lifetime: Option<String>,
+    pub key_rotation_interval: Option<String>,
+    pub key_propagation: Option<String>,
+    pub admin_credential_file: Option<PathBuf>,
+    pub no_migrate: Option<bool>,
+    #[serde(alias = "alert_webhook")]
+    pub alert_webhooks: Option<Vec<String>>,
+    pub alert_webhook_secret_file: Option<PathBuf>,
+    pub audit_retention: Option<String>,
+    pub brute_force_ip_limit: Option<u32>,
+    pub brute_force_client_limit: Option<u32>,
+    pub brute_force_window: Option<String>,
+    pub brute_force_block: Option<String>,
+    pub metrics_per_org: Option<bool>,
+    pub redis: Option<String>,
+    pub redis_prefix: Option<String>,
+    pub max_cache_staleness: Option<String>,
+}
+
+pub fn load_file(path: Option<&Path>) -> Result<FileSettings> {
+    let Some(path) = path else { return Ok(FileSettings::default()) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    parse_file(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+pub fn parse_file(text: &str) -> Result<FileSettings> {
+    toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))
+}
+
+/// Names a setting the three ways a user may have given it.
+fn setting(flag: &str) -> String {
+    let env = format!("TOKENMINT_{}", flag.to_ascii_uppercase().replace('-', "_"));
+    let key = flag.replace('-', "_");
+    format!("--{flag} ({env}, `{key}` in the config file)")
+}
+
+pub fn parse_duration(flag: &str, value: &str) -> Result<Duration> {
+    if value.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(value.trim()).map_err(|_| {
+        anyhow!("invalid {}: '{value}' is not a duration; use a number with a unit, like 90s, 15m, 1h or 30d", setting(flag))
+    })
+}
+
+fn parse_alg(value: Option<&str>) -> Result<SigningAlgorithm> {
+    match value {
+        None => Ok(SigningAlgorithm::RS256),
+        Some(v) => v.parse().map_err(|_| {
+            anyhow!("invalid {}: '{v}'; allowed: RS256, ES256, EdDSA", setting("signing-alg"))
+        }),
+    }
+}
+
+fn validate_issuer(issuer: &str) -> Result<String> {
+    let trimmed = issuer.trim().trim_end_matches('/');
+    let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+        && trimmed.len() > "https://".len()
+        && !trimmed.contains(['?', '#', ' ']);
+    if !ok {
+        bail!(
+            "invalid {}: '{issuer}'; use an absolute http(s) URL without query or fragment, like https://auth.example.com",
+            setting("issuer")
+        );
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The database URL and the master key, resolved for any command.
+#[derive(Debug)]
+pub struct Database {
+    pub url: String,
+    pub master_key: MasterKey,
+}
+
+/// For `sqlite://PATH` URLs, the database file's path.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    if rest.is_empty() || rest.contains(":memory:") {
+        return None;
+    }
+    Some(PathBuf::from(rest))
+}
+
+fn sibling(db: &Path, name: &str) -> PathBuf {
+    db.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from(name), |p| p.join(name))
+}
+
+pub fn resolve_database(args: &DatabaseArgs, file: &FileSettings) -> Result<Database> {
+    let url = args
+        .database
+        .clone()
+        .or_else(|| file.database.clone())
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        bail!(
+            "invalid {}: '{}'; use sqlite://PATH or postgres://USER@HOST/DB",
+            setting("database"),
+            redact_url(&url)
+        );
+    }
+    let key_file = args.master_key_file.clone().or_else(|| file.master_key_file.clone());
+    let master_key = if let Some(path) = key_file {
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!("cannot read the master key file {} (--master-key-file)", path.display())
+        })?;
+        MasterKey::from_hex(&text)
+            .map_err(|e| anyhow!("master key file {}: {e}", path.display()))?
+    } else if let Ok(hex) = std::env::var("TOKENMINT_MASTER_KEY") {
+        MasterKey::from_hex(&hex).map_err(|e| anyhow!("TOKENMINT_MASTER_KEY: {e}"))?
+    } else if let Some(db) = sqlite_path(&url) {
+        load_or_create_key_file(&sibling(&db, &key_file_name(&db)))?
+    } else {
+        bail!(
+            "a master key is required with PostgreSQL, and every instance sharing the database needs the same one: \
+             give --master-key-file FILE or TOKENMINT_MASTER_KEY (generate one with: openssl rand -hex 32)"
+        );
+    };
+    Ok(Database { url, master_key })
+}
+
+fn key_file_name(db: &Path) -> String {
+    let stem = db.file_stem().and_then(|s| s.to_str()).unwrap_or("tokenmint");
+    format!("{stem}.master-key")
+}
+
+/// Reads the generated master key, or creates it (mode 0600) on first start.
+fn load_or_create_key_file(path: &Path) -> Result<MasterKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => MasterKey::from_hex(&text)
+            .map_err(|e| anyhow!("master key file {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate();
+            write_private_file(path, format!("{}\n", key.to_hex()).as_bytes())
+                .with_context(|| format!("cannot create the master key file {}", path.display()))?;
+            tracing::warn!(
+                path = %path.display(),
+                "generated a new master key; back it up: without it the signing keys and client secrets in the database are unusable"
+            );
+            Ok(key)
+        }
+        Err(e) => Err(anyhow!("cannot read the master key file {}: {e}", path.display())),
+    }
+}
+
+/// Creates a file readable by its owner only; never overwrites one.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
+/// A URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug)]
+pub struct ServeSettings {
+    pub config: Config,
+    pub migrate: bool,
+}
+
+pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
+    let file = load_file(args.db.config.as_deref())?;
+    let db = resolve_database(&args.db, &file)?;
+    let listen_text = args
+        .listen
+        .clone()
+        .or_else(|| file.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        anyhow!(
+            "invalid {}: '{listen_text}'; use IP:PORT, like 127.0.0.1:8080 or 0.0.0.0:8080",
+            setting("listen")
+        )
+    })?;
+    let issuer = args
+        .issuer
+        .clone()
+        .or_else(|| file.issuer.clone())
+        .map(|i| validate_issuer(&i))
+        .transpose()?;
+    let token_paths = if !args.token_paths.is_empty() {
+        args.token_paths.clone()
+    } else {
+        file.token_paths
+            .clone()
+            .unwrap_or_else(|| vec![tokenmint_server::config::DEFAULT_TOKEN_PATH.to_owned()])
+    };
+    let mut seen = Vec::new();
+    for p in &token_paths {
+        let reserved = [
+            "/.well-known",
+            "/admin",
+            "/portal",
+            "/oauth/introspect",
+            "/oauth/revoke",
+            "/healthz",
+            "/metrics",
+            "/pem",
+        ];
+        let valid = p.starts_with('/')
+            && p.len() > 1
+            && !p.contains(['?', '#', ' ', '{', '}', '*'])
+            && !p.ends_with('/');
+        if !valid || reserved.iter().any(|r| p == r || p.starts_with(&format!("{r}/"))) {
+            bail!(
+                "invalid {}: '{p}'; use an absolute path like /oauth/token, not one of tokenmint's own paths",
+                setting("token-path")
+            );
+        }
+        if seen.contains(p) {
+            bail!("invalid {}: '{p}' is given twice", setting("token-path"));
+        }
+        seen.push(p.clone());
+    }
+    let areas = if !args.product_areas.is_empty() {
+        args.product_areas.clone()
+    } else {
+        file.product_areas.clone().unwrap_or_default()
+    };
+    let product_areas = ProductAreas::parse(&areas)
+        .map_err(|e| anyhow!("invalid {}: {e}", setting("product-area")))?;
+    let signing_alg = parse_alg(args.signing_alg.as_deref().or(file.signing_alg.as_deref()))?;
+    let duration = |flag: &str,
+                    cli: &Option<String>,
+                    file: &Option<String>,
+                    default: Duration|
+     -> Result<Duration> {
+        match cli.as_ref().or(file.as_ref()) {
+            Some(v) => parse_duration(flag, v),
+            None => Ok(default),
+        }
+    };
+    let max_lifetime = duration(
+        "max-token-lifetime",
+        &args.max_token_lifetime,
+        &file.max_token_lifetime,
+        Duration::from_secs(86_400),
+    )?;
+    if !(60..=7 * 86_400).contains(&max_lifetime.as_secs()) {
+        bail!("invalid {}: must be between 1m and 7d", setting("max-token-lifetime"));
+    }
+    let rotation = duration(
+        "key-rotation-interval",
+        &args.key_rotation_interval,
+        &file.key_rotation_interval,
+        Duration::from_secs(90 * 86_400),
+    )?;
+    if !rotation.is_zero() && rotation < Duration::from_secs(3600) {
+        bail!(
+            "invalid {}: use at least 1h, or 0 to turn automatic rotation off",
+            setting("key-rotation-interval")
+        );
+    }
+    let propagation = duration(
+        "key-propagation",
+        &args.key_propagation,
+        &file.key_propagation,
+        Duration::from_secs(15 * 60),
+    )?;
+    if propagation > Duration::from_secs(30 * 86_400) {
+        bail!("invalid {}: at most 30d", setting("key-propagation"));
+    }
+    let admin_credential_file =
+        args.admin_credential_file.clone().or_else(|| file.admin_credential_file.clone()).or_else(
+            || {
+                Some(sqlite_path(&db.url).map_or_else(
+                    || PathBuf::from("tokenmint-admin.json"),
+                    |p| sibling(&p, "tokenmint-admin.json"),
+                ))
+            },
+        );
+    let audit_retention = duration(
+        "audit-retention",
+        &args.audit_retention,
+        &file.audit_retention,
+        Duration::from_secs(90 * 86_400),
+    )?;
+    if audit_retention < Duration::from_secs(86_400) {
+        bail!("invalid {}: keep the audit trail at least 1d", setting("audit-retention"));
+    }
+    let alert_webhooks = if !args.alert_webhooks.is_empty() {
+        args.alert_webhooks.clone()
+    } else {
+        file.alert_webhooks.clone().unwrap_or_default()
+    };
+    for url in &alert_webhooks {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            bail!("invalid {}: '{url}'; use an http(s) URL", setting("alert-webhook"));
+        }
+    }
+    let secret = match args
+        .alert_webhook_secret_file
+        .clone()
+        .or_else(|| file.alert_webhook_secret_file.clone())
+    {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!(
+                        "cannot read {} {}",
+                        setting("alert-webhook-secret-file"),
+                        path.display()
+                    )
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("TOKENMINT_ALERT_WEBHOOK_SECRET").ok(),
+    };
+    if secret.as_deref().is_some_and(|s| s.len() < 16) {
+        bail!("invalid alert webhook secret: use at least 16 characters");
+    }
+    let brute_force = tokenmint_server::abuse::BruteForceConfig {
+        failures_per_ip: args
+            .brute_force_ip_limit
+            .or(file.brute_force_ip_limit)
+            .unwrap_or(30)
+            .max(1),
+        failures_per_client: args
+            .brute_force_client_limit
+            .or(file.brute_force_client_limit)
+            .unwrap_or(10)
+            .max(1),
+        window: duration(
+            "brute-force-window",
+            &args.brute_force_window,
+            &file.brute_force_window,
+            Duration::from_secs(300),
+        )?,
+        block_for: duration(
+            "brute-force-block",
+            &args.brute_force_block,
+            &file.brute_force_block,
+            Duration::from_secs(900),
+        )?,
+    };
+    if brute_force.window.is_zero() || brute_force.block_for.is_zero() {
+        bail!(
+            "invalid {} or {}: use a duration above zero",
+            setting("brute-force-window"),
+            setting("brute-force-block")
+        );
+    }
+    let redis = args.redis.clone().or_else(|| file.redis.clone());
+    if let Some(r) = &redis
+        && !(r.starts_with("redis://") || r.starts_with("rediss://") || r.starts_with("unix://"))
+    {
+        bail!(
+            "invalid {}: '{}'; use redis://HOST:PORT/DB or rediss://… for TLS",
+            setting("redis"),
+            redact_url(r)
+        );
+    }
+    let max_cache_staleness = duration(
+        "max-cache-staleness",
+        &args.max_cache_staleness,
+        &file.max_cache_staleness,
+        Duration::from_secs(600),
+    )?;
+    let mut config = Config::new(db.url, db.master_key);
+    config.redis_url = redis;
+    if let Some(p) = args.redis_prefix.clone().or_else(|| file.redis_prefix.clone()) {
+        config.redis_prefix = p;
+    }
+    config.max_cache_staleness = max_cache_staleness;
+    config.alerts.webhooks = alert_webhooks;
+    config.alerts.secret = secret.map(tokenmint_server::alerts::WebhookSecret);
+    config.audit_retention = audit_retention;
+    config.brute_force = brute_force;
+    config.metrics_per_org = args.metrics_per_org.or(file.metrics_per_org).unwrap_or(false);
+    config.listen = listen;
+    config.issuer = issuer;
+    config.token_paths = token_paths;
+    config.allow_missing_grant_type =
+        args.allow_missing_grant_type.or(file.allow_missing_grant_type).unwrap_or(false);
+    config.signing_alg = signing_alg;
+    config.token_rate_limit = args.token_rate_limit.or(file.token_rate_limit).unwrap_or(100);
+    config.product_areas = product_areas;
+    config.max_token_lifetime = u32::try_from(max_lifetime.as_secs()).unwrap_or(86_400);
+    config.key_rotation_interval = rotation;
+    config.key_propagation = propagation;
+    config.admin_credential_file = admin_credential_file;
+    Ok(ServeSettings { config, migrate: !args.no_migrate.or(file.no_migrate).unwrap_or(false) })
+}
+
+/// Settings of `init`.
+#[derive(Debug)]
+pub struct InitSettings {
+    pub db: Database,
+    pub issuer: String,
+    pub signing_alg: SigningAlgorithm,
+}
+
+pub fn resolve_init(args: &InitArgs) -> Result<InitSettings> {
+    let file = load_file(args.db.config.as_deref())?;
+    let db = resolve_database(&args.db, &file)?;
+    let issuer = match args.issuer.clone().or_else(|| file.issuer.clone()) {
+        Some(i) => validate_issuer(&i)?,
+        None => {
+            format!("http://{}", file.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.to_owned()))
+        }
+    };
+    let signing_alg = parse_alg(args.signing_alg.as_deref().or(file.signing_alg.as_deref()))?;
+    Ok(InitSettings { db, issuer, signing_alg })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_config_keys_are_refused_by_name() {
+        let e = parse_file("listen = \"127.0.0.1:1\"\nlisten_addr = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("listen_addr"), "{e}");
+    }
+
+    #[test]
+    fn config_files_take_arrays_and_aliases() {
+        let f = parse_file("product_areas = [\"eligibility\"]\ntoken_path = [\"/authorize\"]\nallow_missing_grant_type = true\n").unwrap();
+        assert_eq!(f.product_areas.unwrap(), ["eligibility"]);
+        assert_eq!(f.token_paths.unwrap(), ["/authorize"]);
+        assert_eq!(f.allow_missing_grant_type, Some(true));
+    }
+
+    #[test]
+    fn durations_name_the_setting_when_wrong() {
+        assert_eq!(parse_duration("key-propagation", "15m").unwrap(), Duration::from_secs(900));
+        let e = parse_duration("key-propagation", "soon").unwrap_err().to_string();
+        assert!(
+            e.contains("--key-propagation")
+                && e.contains("TOKENMINT_KEY_PROPAGATION")
+                && e.contains("key_propagation"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sqlite_paths_are_found_in_every_url_spelling() {
+        assert_eq!(sqlite_path("sqlite://tokenmint.db"), Some(PathBuf::from("tokenmint.db")));
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/t.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/t.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn issuers_must_be_absolute_urls() {
+        assert_eq!(
+            validate_issuer("https://auth.example.com/").unwrap(),
+            "https://auth.example.com"
+        );
+        assert!(validate_issuer("auth.example.com").is_err());
+    }
+}

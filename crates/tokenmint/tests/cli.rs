@@ -1,0 +1,340 @@
+//! The binary end to end: `init`, `serve`, and the admin subcommands against it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokenmint");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, extra: &[&str]) -> Server {
+    let port = free_port();
+    let db = format!("sqlite://{}", dir.join("t.db").display());
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database",
+            &db,
+            "--product-area",
+            "eligibility",
+        ])
+        .args(extra)
+        .env_remove("TOKENMINT_MASTER_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, base }
+}
+
+fn run(args: &[&str], endpoint: &str, creds: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("TOKENMINT_ENDPOINT", endpoint)
+        .env("TOKENMINT_ADMIN_CREDENTIALS", creds)
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn init_prints_a_working_admin_credential_and_creates_a_private_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let out = Command::new(BIN)
+        .args(["init", "--database", &db, "--signing-alg", "EdDSA"])
+        .output()
+        .unwrap();
+    let admin = json_of(&out);
+    assert!(admin["client_id"].as_str().unwrap().starts_with("tmc_"));
+    assert!(admin["client_secret"].as_str().unwrap().starts_with("tms_"));
+    assert_eq!(admin["token_endpoint"], "http://127.0.0.1:8080/oauth/token");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(admin["client_secret"].as_str().unwrap())
+    );
+    let key = dir.path().join("t.master-key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    std::fs::write(dir.path().join("admin.json"), out.stdout).unwrap();
+    let server = serve(dir.path(), &[]);
+    let keys = json_of(&run(
+        &["keys", "list", "--output", "json"],
+        &server.base,
+        &dir.path().join("admin.json"),
+    ));
+    assert_eq!(keys[0]["alg"], "EdDSA");
+}
+
+#[test]
+fn serve_initialises_an_empty_database_and_the_admin_subcommands_manage_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server =
+        serve(dir.path(), &["--token-path", "/oauth/token", "--token-path", "/authorize"]);
+    let creds = dir.path().join("tokenmint-admin.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !creds.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let admin: Value = serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    let base = server.base.clone();
+
+    let created = json_of(&run(
+        &[
+            "credentials",
+            "create",
+            "--name",
+            "HR sync",
+            "--org",
+            "acme",
+            "--environment",
+            "sandbox",
+            "--permission",
+            "eligibility:read",
+            "--expires-in",
+            "90d",
+            "--token-lifetime",
+            "10m",
+            "--output",
+            "json",
+        ],
+        &base,
+        &creds,
+    ));
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(created["credential"]["token_lifetime_seconds"], 600);
+
+    let listed =
+        json_of(&run(&["credentials", "list", "--org", "acme", "--output", "json"], &base, &creds));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let table = run(&["credentials", "list"], &base, &creds);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("CLIENT ID") && text.contains(&id), "{text}");
+
+    let updated = json_of(&run(
+        &["credentials", "update", &id, "--name", "HR sync v2", "--output", "json"],
+        &base,
+        &creds,
+    ));
+    assert_eq!(updated["name"], "HR sync v2");
+    let rotated = json_of(&run(
+        &["credentials", "rotate-secret", &id, "--overlap", "1h", "--output", "json"],
+        &base,
+        &creds,
+    ));
+    assert_ne!(rotated["client_secret"].as_str().unwrap(), secret);
+    let shown = json_of(&run(&["credentials", "show", &id, "--output", "json"], &base, &creds));
+    assert_eq!(shown["secrets"].as_array().unwrap().len(), 2);
+    assert!(!shown.to_string().contains(&secret));
+    let off = json_of(&run(&["credentials", "deactivate", &id, "--output", "json"], &base, &creds));
+    assert_eq!(off["status"], "deactivated");
+
+    // Bad input: a clear error and a failing exit code, nothing stored.
+    let bad = run(
+        &[
+            "credentials",
+            "create",
+            "--name",
+            "x",
+            "--org",
+            "acme",
+            "--environment",
+            "sandbox",
+            "--permission",
+            "payroll:read",
+        ],
+        &base,
+        &creds,
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown product area"));
+    let bad_env = run(
+        &["credentials", "create", "--name", "x", "--org", "acme", "--environment", "staging"],
+        &base,
+        &creds,
+    );
+    assert!(!bad_env.status.success());
+    assert!(String::from_utf8_lossy(&bad_env.stderr).contains("sandbox"));
+
+    let rotated_keys =
+        json_of(&run(&["keys", "rotate", "--alg", "ES256", "--output", "json"], &base, &creds));
+    assert!(rotated_keys.as_array().unwrap().iter().any(|k| k["state"] == "pending"));
+
+    // The server never printed the admin secret.
+    server.child.kill().unwrap();
+    let out = server.child.stderr_after_exit();
+    assert!(!out.contains(admin["client_secret"].as_str().unwrap()));
+    assert!(out.contains("tokenmint-admin.json"));
+}
+
+trait WaitOutput {
+    fn stderr_after_exit(&mut self) -> String;
+}
+
+impl WaitOutput for Child {
+    fn stderr_after_exit(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.wait();
+        let mut s = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+#[test]
+fn configuration_errors_name_the_setting_and_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let out = Command::new(BIN)
+        .args(["serve", "--database", &db, "--signing-alg", "HS256"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--signing-alg")
+            && err.contains("TOKENMINT_SIGNING_ALG")
+            && err.contains("RS256, ES256, EdDSA"),
+        "{err}"
+    );
+
+    let cfg = dir.path().join("tokenmint.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:1\"\nproduct_area = [\"Bad Name\"]\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--database", &db, "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--product-area") && err.contains("Bad Name"), "{err}");
+
+    std::fs::write(&cfg, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--database", &db, "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lisen"));
+
+    // The environment beats the file, and the flag beats the environment.
+    std::fs::write(&cfg, "signing_alg = \"HS1\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["init", "--database", &db, "--config"])
+        .arg(&cfg)
+        .env("TOKENMINT_SIGNING_ALG", "ES256")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["init", "--database", &db, "--signing-alg", "EdDSA", "--config"])
+        .arg(&cfg)
+        .env("TOKENMINT_SIGNING_ALG", "HS2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        Command::new(BIN).args(["init", "--database", &db, "--config"]).arg(&cfg).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'HS1'"));
+}
+
+#[test]
+fn a_wrong_master_key_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let out = Command::new(BIN).args(["init", "--database", &db]).output().unwrap();
+    assert!(out.status.success());
+    let other = "ab".repeat(32);
+    let out = Command::new(BIN)
+        .args(["init", "--database", &db])
+        .env("TOKENMINT_MASTER_KEY", other)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master key does not match"));
+}
+
+#[test]
+fn audit_export_prints_json_lines_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let creds = dir.path().join("tokenmint-admin.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !creds.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let created = json_of(&run(
+        &[
+            "credentials",
+            "create",
+            "--name",
+            "audited",
+            "--org",
+            "acme",
+            "--environment",
+            "sandbox",
+            "--output",
+            "json",
+        ],
+        &server.base,
+        &creds,
+    ));
+    let secret = created["client_secret"].as_str().unwrap();
+    let id = created["client_id"].as_str().unwrap();
+    // The audit writer batches; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out =
+            run(&["audit", "export", "--client-id", id, "--since", "1h"], &server.base, &creds);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        if let Some(line) = text.lines().next() {
+            let event: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(event["kind"], "credential.created");
+            assert!(!text.contains(secret));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no audit event exported");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bad = run(&["audit", "export", "--since", "yesterday-ish"], &server.base, &creds);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
+}
