@@ -41,6 +41,10 @@ pub enum StartError {
     Keys(#[from] keyring::KeyRingError),
     #[error("invalid --redis URL: {0}")]
     Redis(String),
+    #[error("{0}")]
+    PlainHttp(String),
+    #[error(transparent)]
+    Tls(#[from] crate::transport::TlsError),
 }
 
 /// What `build` did on first start.
@@ -59,6 +63,7 @@ pub struct Application {
     audit_queue: crate::audit::AuditQueue,
     alert_queue: crate::alerts::AlertQueue,
     first_start: Option<FirstStart>,
+    tls: Option<crate::transport::Tls>,
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -73,13 +78,18 @@ impl Application {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
+        if let Some(refusal) = crate::transport::plain_http_refusal(&config) {
+            return Err(StartError::PlainHttp(refusal));
+        }
+        let tls = config.tls.as_ref().map(crate::transport::Tls::new).transpose()?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let issuer = config.issuer.clone().unwrap_or_else(|| format!("{scheme}://{local}"));
         let issuer = issuer.trim_end_matches('/').to_owned();
         let token_endpoint = format!(
             "{issuer}{}",
@@ -169,6 +179,7 @@ impl Application {
             audit_queue,
             alert_queue,
             first_start: Some(first_start),
+            tls,
         })
     }
 
@@ -193,7 +204,18 @@ impl Application {
             let request_id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
         });
+        let hsts = (state.config.tls.is_some() || state.issuer.starts_with("https://"))
+            .then_some(HeaderValue::from_static("max-age=31536000"));
+        let request_timeout = state.config.request_timeout;
         routes::router(state)
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                request_timeout,
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                HeaderName::from_static("strict-transport-security"),
+                hsts,
+            ))
             .layer(SetResponseHeaderLayer::if_not_present(
                 HeaderName::from_static("x-content-type-options"),
                 HeaderValue::from_static("nosniff"),
@@ -235,11 +257,16 @@ impl Application {
             state.store.clone(),
             audit_stop_rx,
         ));
+        if let Some(tls) = &self.tls {
+            tasks.spawn(crate::transport::watch_certificate(
+                tls.clone(),
+                state.config.tls_reload_interval,
+                stop_rx.clone(),
+            ));
+        }
         let app = Self::router(state.clone());
         let served =
-            axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(shutdown)
-                .await;
+            crate::transport::serve(self.listener, app, &state.config, self.tls, shutdown).await;
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         let _ = flusher.await;

@@ -54,6 +54,27 @@ pub struct Config {
     /// How long cached credentials keep being served while the database cannot be read; past
     /// it, token requests get 503 rather than answers from a cache that may be stale.
     pub max_cache_staleness: Duration,
+    /// Serve HTTPS with this certificate and key (PEM), re-read when the files change.
+    pub tls: Option<TlsFiles>,
+    /// How often the TLS files are checked for a renewal.
+    pub tls_reload_interval: Duration,
+    /// Serve plain HTTP on a non-loopback address although nothing in front encrypts it.
+    pub insecure_http: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed; plain HTTP is then allowed on any
+    /// address, as the proxy terminates TLS.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// How long a request may take from its headers to its response's headers.
+    pub request_timeout: Duration,
+}
+
+/// A certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Config {
@@ -83,6 +104,12 @@ impl Config {
             redis_url: None,
             redis_prefix: "tokenmint:ratelimit:".to_owned(),
             max_cache_staleness: Duration::from_secs(600),
+            tls: None,
+            tls_reload_interval: Duration::from_secs(10),
+            insecure_http: false,
+            trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
         }
     }
 

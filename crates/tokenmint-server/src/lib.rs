@@ -25,6 +25,7 @@ pub mod routes;
 pub mod service;
 pub mod state;
 pub mod sync;
+pub mod transport;
 pub mod usage;
 
 pub use app::Application;

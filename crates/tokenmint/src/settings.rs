@@ -119,6 +119,24 @@ pub struct ServeArgs {
     /// unreachable; after that, token requests get 503. [default: 10m]
     #[arg(long, env = "TOKENMINT_MAX_CACHE_STALENESS", value_name = "DURATION")]
     pub max_cache_staleness: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); re-read when it changes.
+    #[arg(long, env = "TOKENMINT_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TOKENMINT_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address although nothing encrypts it.
+    #[arg(long, env = "TOKENMINT_INSECURE_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure_http: Option<bool>,
+    /// A TLS-terminating reverse proxy (address or CIDR, repeatable) whose X-Forwarded-For is
+    /// believed; plain HTTP is then allowed on any address.
+    #[arg(
+        long = "behind-proxy",
+        env = "TOKENMINT_BEHIND_PROXY",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub behind_proxy: Vec<String>,
     /// Label the issued-token counter with the organization.
     #[arg(long, env = "TOKENMINT_METRICS_PER_ORG", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub metrics_per_org: Option<bool>,
@@ -177,6 +195,10 @@ pub struct FileSettings {
     pub redis: Option<String>,
     pub redis_prefix: Option<String>,
     pub max_cache_staleness: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_http: Option<bool>,
+    pub behind_proxy: Option<Vec<String>>,
 }
 
 pub fn load_file(path: Option<&Path>) -> Result<FileSettings> {
@@ -547,7 +569,41 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
         &file.max_cache_staleness,
         Duration::from_secs(600),
     )?;
+    let tls = match (
+        args.tls_cert.clone().or_else(|| file.tls_cert.clone()),
+        args.tls_key.clone().or_else(|| file.tls_key.clone()),
+    ) {
+        (Some(cert), Some(key)) => Some(tokenmint_server::config::TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => bail!(
+            "{} and {} go together: give both files, or neither to serve plain HTTP",
+            setting("tls-cert"),
+            setting("tls-key")
+        ),
+    };
+    let proxies = if args.behind_proxy.is_empty() {
+        file.behind_proxy.clone().unwrap_or_default()
+    } else {
+        args.behind_proxy.clone()
+    };
+    let trusted_proxies = proxies
+        .iter()
+        .map(|p| {
+            let p = p.trim();
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow!(
+                        "invalid {}: '{p}'; use an IP address or a CIDR range such as 10.0.0.0/8",
+                        setting("behind-proxy")
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut config = Config::new(db.url, db.master_key);
+    config.tls = tls;
+    config.insecure_http = args.insecure_http.or(file.insecure_http).unwrap_or(false);
+    config.trusted_proxies = trusted_proxies;
     config.redis_url = redis;
     if let Some(p) = args.redis_prefix.clone().or_else(|| file.redis_prefix.clone()) {
         config.redis_prefix = p;

@@ -245,6 +245,22 @@ fn configuration_errors_name_the_setting_and_what_is_allowed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--product-area") && err.contains("Bad Name"), "{err}");
 
+    // Plain HTTP on a public address is refused with the ways out named; a bad proxy too.
+    let out = Command::new(BIN)
+        .args(["serve", "--database", &db, "--listen", "0.0.0.0:0"])
+        .env_remove("TOKENMINT_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tls-cert") && err.contains("--insecure-http"), "{err}");
+    let out = Command::new(BIN)
+        .args(["serve", "--database", &db, "--behind-proxy", "proxy.internal"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--behind-proxy") && err.contains("CIDR"), "{err}");
+
     std::fs::write(&cfg, "lisen = \"127.0.0.1:1\"\n").unwrap();
     let out = Command::new(BIN)
         .args(["serve", "--database", &db, "--config"])

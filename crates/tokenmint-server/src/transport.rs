@@ -1,0 +1,289 @@
+//! Accepting connections: plain HTTP or TLS, with the limits a server facing the internet needs.
+//!
+//! The accept loop is ours rather than `axum::serve` because an authorization server must bound
+//! what a hostile client can hold: headers must arrive within a deadline (this also closes idle
+//! keep-alive connections and defeats slow-loris), header blocks are capped in size and count,
+//! and a TLS handshake that never finishes is dropped. TLS certificates are re-read when their
+//! files change, so a renewed certificate is served without a restart; a broken renewal is
+//! logged and the previous certificate kept.
+//!
+//! Behind a reverse proxy (`--behind-proxy`), the client's address comes from
+//! `X-Forwarded-For`, but only when the connection comes from one of the configured proxies;
+//! anyone else could write that header.
+
+use crate::config::{Config, TlsFiles};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use ipnet::IpNet;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// Largest header block accepted (request line included): far above any real token request.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most header fields accepted in one request.
+pub const MAX_HEADERS: usize = 64;
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS certificate or key that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read the TLS certificate {path}: {reason}")]
+    Certificate { path: String, reason: String },
+    #[error("cannot read the TLS key {path}: {reason}")]
+    Key { path: String, reason: String },
+    #[error("the TLS key does not fit the certificate: {0}")]
+    Mismatch(String),
+}
+
+/// Loads a certificate chain and its private key from PEM files.
+pub fn load_certified_key(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
+    let cert_err =
+        |reason: String| TlsError::Certificate { path: files.cert.display().to_string(), reason };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| cert_err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| cert_err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(cert_err("no PEM certificate in the file".to_owned()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| TlsError::Key {
+        path: files.key.display().to_string(),
+        // The parser's messages name the PEM section, never key material.
+        reason: e.to_string(),
+    })?;
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    CertifiedKey::from_der(certs, key, &provider).map_err(|e| TlsError::Mismatch(e.to_string()))
+}
+
+/// Serves the certificate currently loaded; [`watch_certificate`] swaps it when the files change.
+#[derive(Debug)]
+pub struct ReloadingCert {
+    current: arc_swap::ArcSwap<CertifiedKey>,
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// The TLS side of the server: the acceptor and the certificate it serves.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    cert: Arc<ReloadingCert>,
+    files: TlsFiles,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("files", &self.files).finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    pub fn new(files: &TlsFiles) -> Result<Self, TlsError> {
+        let key = load_certified_key(files)?;
+        let cert = Arc::new(ReloadingCert { current: arc_swap::ArcSwap::from_pointee(key) });
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Mismatch(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(cert.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            cert,
+            files: files.clone(),
+        })
+    }
+
+    /// Re-reads the files now; on failure the certificate in use stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let key = load_certified_key(&self.files)?;
+        self.cert.current.store(Arc::new(key));
+        Ok(())
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Polls the certificate and key files and reloads them when either changes.
+pub async fn watch_certificate(
+    tls: Tls,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let stamp = |f: &TlsFiles| (modified(&f.cert), modified(&f.key));
+    let mut seen = stamp(&tls.files);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = stamp(&tls.files);
+        if now == seen {
+            continue;
+        }
+        match tls.reload() {
+            Ok(()) => {
+                seen = now;
+                tracing::info!(cert = %tls.files.cert.display(), "TLS certificate reloaded");
+            }
+            // A renewal may be half-written (certificate before key): try again next tick,
+            // serving the previous certificate meanwhile.
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS certificate not reloaded; keeping the current one")
+            }
+        }
+    }
+}
+
+/// Why the server refuses to start on the address it was given.
+pub fn plain_http_refusal(config: &Config) -> Option<String> {
+    let ip = config.listen.ip();
+    if config.tls.is_some() || config.insecure_http || !config.trusted_proxies.is_empty() {
+        return None;
+    }
+    if ip.is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "refusing to serve plain HTTP on {}: client secrets and tokens would cross the network \
+         unencrypted. Give --tls-cert and --tls-key to serve HTTPS; or --behind-proxy ADDR if a \
+         TLS-terminating proxy at ADDR forwards to tokenmint; or --insecure-http to accept the risk \
+         (for example on a private test network)",
+        config.listen
+    ))
+}
+
+/// The client's address as seen through the trusted proxies: the right-most address of
+/// `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn forwarded_client(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    if !trusted.iter().any(|n| n.contains(&peer)) {
+        return peer;
+    }
+    let Some(header) = forwarded_for else { return peer };
+    let mut client = peer;
+    for part in header.rsplit(',') {
+        let Ok(ip) = part.trim().parse::<IpAddr>() else { break };
+        client = ip;
+        if !trusted.iter().any(|n| n.contains(&ip)) {
+            break;
+        }
+    }
+    client
+}
+
+/// Accepts connections until `shutdown` resolves, then lets the connections in flight finish.
+pub async fn serve<F>(
+    listener: TcpListener,
+    app: Router,
+    config: &Config,
+    tls: Option<Tls>,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let trusted: Arc<[IpNet]> = config.trusted_proxies.clone().into();
+    let header_timeout = config.header_timeout;
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let trusted = trusted.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let service = app.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                let client = if trusted.is_empty() {
+                    peer
+                } else {
+                    let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+                    SocketAddr::new(forwarded_client(peer.ip(), xff, &trusted), peer.port())
+                };
+                req.extensions_mut().insert(ConnectInfo(client));
+                req
+            });
+            let service = TowerToHyperService::new(service);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(MAX_HEADER_BYTES.max(8192))
+                .max_headers(MAX_HEADERS)
+                .keep_alive(true);
+            let result = match tls {
+                None => watcher.watch(builder.serve_connection(TokioIo::new(tcp), service)).await,
+                Some(tls) => {
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let (proxy, stranger, client) = (ip("10.0.0.5"), ip("198.51.100.9"), ip("203.0.113.7"));
+        assert_eq!(forwarded_client(proxy, Some("203.0.113.7"), &trusted), client);
+        // A client's own forged entry sits left of what the proxies appended.
+        let chain = "1.2.3.4, 203.0.113.7, 10.0.0.7";
+        assert_eq!(forwarded_client(proxy, Some(chain), &trusted), client);
+        assert_eq!(forwarded_client(stranger, Some("203.0.113.7"), &trusted), stranger);
+        assert_eq!(forwarded_client(proxy, None, &trusted), proxy);
+        assert_eq!(forwarded_client(proxy, Some("garbage"), &trusted), proxy);
+    }
+}
