@@ -26,6 +26,7 @@ pub mod service;
 pub mod state;
 pub mod sync;
 pub mod usage;
+pub mod users;
 
 pub use app::Application;
 pub use clock::{Clock, ManualClock, SystemClock};
