@@ -150,6 +150,7 @@ impl Application {
             audit: Arc::new(audit),
             abuse: crate::abuse::AbuseGuard::new(config.brute_force.clone()),
             alerts: Arc::new(alerts),
+            portal: crate::portal::PortalState::new(),
             metrics,
             metadata_json,
             token_endpoint,

@@ -20,6 +20,7 @@ pub mod keyring;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod portal;
 pub mod revocations;
 pub mod routes;
 pub mod service;
