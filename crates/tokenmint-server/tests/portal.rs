@@ -374,6 +374,11 @@ async fn sign_in_is_throttled_per_account_and_per_source_with_a_clear_message() 
     assert!(blocked.body.contains("try again in 15 minutes"));
     assert!(blocked.headers.contains_key(header::RETRY_AFTER));
     assert!(!b.cookies.iter().any(|(k, _)| k == "tm_session"));
+    // The block is audited.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let blocks: Value =
+        app.admin(Method::GET, "/audit?kind=source.blocked", None).await.json().await.unwrap();
+    assert_eq!(blocks["items"][0]["reason"], "too_many_portal_sign_in_failures");
     // Another account from the same source is not blocked yet.
     b.sign_in("viewer@acme.test", VIEWER_PW).await;
 

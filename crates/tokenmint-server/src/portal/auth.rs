@@ -194,7 +194,9 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     let user = user.filter(|u| password_ok && u.status == UserStatus::Active);
 
     let Some(user) = user else {
-        state.portal.throttle.record_failure(&email, ip, now);
+        if state.portal.throttle.record_failure(&email, ip, now) {
+            on_blocked(&state, ip, now);
+        }
         state.audit.record(
             AuditEvent::new(AuditKind::PortalSignInFailed)
                 .ip(ip)
@@ -238,6 +240,31 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         h.append(header::SET_COOKIE, v);
     }
     Ok(res)
+}
+
+/// An account or source just crossed its threshold: audit it and raise an alert, as for
+/// client authentication.
+fn on_blocked(state: &AppState, ip: Option<IpAddr>, now: UnixTime) {
+    use crate::alerts::{Alert, AlertKind};
+    state.metrics.sources_blocked.inc();
+    state.audit.record(
+        AuditEvent::new(AuditKind::SourceBlocked)
+            .actor("system")
+            .ip(ip)
+            .reason("too_many_portal_sign_in_failures"),
+        now,
+    );
+    let source = ip.map(|i| i.to_string());
+    let mut alert = Alert::new(
+        AlertKind::SourceBlocked,
+        now,
+        format!(
+            "portal sign-in paused after repeated failures from {}",
+            source.as_deref().unwrap_or("an unknown source")
+        ),
+    );
+    alert.source_ip = source;
+    state.alerts.fire(alert, &state.audit);
 }
 
 pub async fn sign_out(
