@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::fmt::Write;
-use tokenmint_core::credential::{Credential, CredentialStatus};
+use tokenmint_core::credential::CredentialStatus;
 use tokenmint_core::scope::AccessLevel;
 use tokenmint_proto::Environment;
 use tokenmint_proto::admin as dto;
@@ -67,10 +67,10 @@ fn env_label(e: Environment) -> &'static str {
     }
 }
 
-fn status_badge(c: &Credential, now: i64) -> &'static str {
-    if c.status == CredentialStatus::Deactivated {
+fn status_badge(status: CredentialStatus, expires_at: Option<i64>, now: i64) -> &'static str {
+    if status == CredentialStatus::Deactivated {
         r#"<span class="badge badge-off">Deactivated</span>"#
-    } else if c.is_expired(now) {
+    } else if expires_at.is_some_and(|t| t <= now) {
         r#"<span class="badge badge-warn">Expired</span>"#
     } else {
         r#"<span class="badge badge-ok">Active</span>"#
@@ -123,18 +123,20 @@ pub async fn list_credentials(State(state): State<AppState>, who: SignedIn) -> P
         r#"<div class="card table-card"><table class="table responsive">
 <thead><tr><th scope="col">Name</th><th scope="col">Client ID</th><th scope="col">Data access</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th></tr></thead><tbody>"#,
     );
-    for item in &list.items {
-        let Some(c) = state.store.get_credential(&item.client_id).await? else { continue };
+    // The listed views carry everything the table shows: no second read per credential.
+    for c in &list.items {
+        let ts = |t: Option<time::OffsetDateTime>| t.map(time::OffsetDateTime::unix_timestamp);
+        let expires_at = ts(c.expires_at);
         let _ = write!(
             body,
             r#"<tr><td data-label="Name"><a href="/portal/credentials/{id}">{name}</a></td><td data-label="Client ID"><code>{id}</code></td><td data-label="Data access">{env}</td><td data-label="Status">{status}</td><td data-label="Created">{created}</td><td data-label="Expires">{expires}</td><td data-label="Last used">{used}</td></tr>"#,
-            id = esc(c.client_id.as_str()),
+            id = esc(&c.client_id),
             name = esc(&c.name),
             env = env_label(c.environment),
-            status = status_badge(&c, now),
-            created = when(c.created_at),
-            expires = when_or(c.expires_at, "Never"),
-            used = when_or(c.last_used_at, "Never"),
+            status = status_badge(c.status, expires_at, now),
+            created = when(c.created_at.unix_timestamp()),
+            expires = when_or(expires_at, "Never"),
+            used = when_or(ts(c.last_used_at), "Never"),
         );
     }
     body.push_str("</tbody></table></div>");
@@ -405,7 +407,7 @@ async fn render_credential(
         body,
         r#"<div class="page-head"><div><p class="crumbs"><a href="/portal/credentials">API OAuth credentials</a></p><h1>{name}</h1></div><div>{status}</div></div>"#,
         name = esc(&c.name),
-        status = status_badge(&c, now),
+        status = status_badge(c.status, c.expires_at, now),
     );
     if let Some(Flash::Secret { client_id, secret, rotated }) = &flash {
         body.push_str(&secret_panel(client_id, secret, *rotated));
