@@ -20,8 +20,12 @@ function log(s) {
   console.log(`e2e: ${s}`);
 }
 
+// Ordinary runs write NAME.tmp.png (ignored by git), so running the tests leaves the tree
+// clean; TOKENMINT_UPDATE_SCREENSHOTS=1 refreshes the committed NAME.png.
+const SHOT_SUFFIX = process.env.TOKENMINT_UPDATE_SCREENSHOTS === "1" ? ".png" : ".tmp.png";
+
 async function shot(page, name) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}${SHOT_SUFFIX}`), fullPage: true });
 }
 
 async function token(clientId, secret) {

@@ -3,7 +3,9 @@
 #
 # Builds the real binary, starts `tokenmint serve` on a free port with a throw-away SQLite
 # database, creates organizations and users through the CLI, and drives headless Chromium
-# through the portal (portal.test.js). Screenshots go to e2e/screenshots/.
+# through the portal (portal.test.js). Screenshots of the main pages go to
+# e2e/screenshots/NAME.tmp.png (ignored by git); TOKENMINT_UPDATE_SCREENSHOTS=1 writes the
+# committed NAME.png instead.
 #
 # Needs chromium (Debian's package, /usr/bin/chromium; override with TOKENMINT_CHROMIUM) and
 # node with npm. Without them the tests are skipped with a message, unless
