@@ -325,3 +325,60 @@ pub struct CredentialActivity {
     /// The most recent refused requests that named this credential, newest first.
     pub recent_failures: Vec<AuditEvent>,
 }
+
+/// A portal user's role within their organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum UserRole {
+    /// Manages the organization's credentials and users.
+    Admin,
+    /// Reads only.
+    Viewer,
+    /// Manages every organization.
+    Platform,
+}
+
+/// A person who signs in to the portal at `/portal/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct User {
+    pub id: String,
+    pub org: String,
+    pub email: String,
+    pub role: UserRole,
+    /// `active` or `deactivated`.
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_sign_in_at: Option<OffsetDateTime>,
+}
+
+/// Body of `POST /admin/v1/users`.
+///
+/// The password is chosen by whoever creates the user (the CLI generates one when none is
+/// given) and is only ever stored as an Argon2id hash.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub org: String,
+    pub email: String,
+    /// Default `admin`.
+    #[serde(default)]
+    pub role: Option<UserRole>,
+    /// 12 to 256 characters.
+    pub password: String,
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("org", &self.org)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}

@@ -160,6 +160,7 @@ impl Application {
             audit: Arc::new(audit),
             abuse: crate::abuse::AbuseGuard::new(config.brute_force.clone()),
             alerts: Arc::new(alerts),
+            portal: crate::portal::PortalState::new(),
             metrics,
             metadata_json,
             token_endpoint,
@@ -405,6 +406,7 @@ pub async fn maintain(state: &AppState, purge: bool) -> Result<(), StoreError> {
         // Hourly: drop feed entries whose tokens expired, history older than 30 days, and
         // audit records past their retention.
         state.store.purge(now, now - 30 * 86_400).await?;
+        state.store.purge_sessions(now).await?;
         let retention =
             i64::try_from(state.config.audit_retention.as_secs()).unwrap_or(i64::MAX / 4);
         state.store.purge_audit(now - retention).await?;

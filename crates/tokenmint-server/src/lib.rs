@@ -20,6 +20,7 @@ pub mod keyring;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod portal;
 pub mod revocations;
 pub mod routes;
 pub mod service;
@@ -27,6 +28,7 @@ pub mod state;
 pub mod sync;
 pub mod transport;
 pub mod usage;
+pub mod users;
 
 pub use app::Application;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,7 +1,7 @@
 //! The admin API's OpenAPI 3.1 document, generated from the handlers' annotations and the
 //! wire types, so it cannot drift from the code.
 
-use crate::routes::admin::{audit, credentials, keys, organizations, revocations};
+use crate::routes::admin::{audit, credentials, keys, organizations, revocations, users};
 use tokenmint_proto::admin as dto;
 use tokenmint_proto::feed;
 use utoipa::OpenApi;
@@ -29,6 +29,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         credentials::rotate_secret,
         credentials::delete_secret,
         credentials::revoke_tokens,
+        users::create_user,
+        users::list_users,
+        users::deactivate_user,
         audit::show_activity,
         audit::list_audit,
         audit::list_alerts,
@@ -44,7 +47,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         dto::TokensRevoked, dto::SecretInfo, dto::SigningKey, dto::KeyState, dto::RotateKey,
         dto::CredentialStatus, feed::RevocationPage, feed::RevocationEntry, feed::Revocation,
         tokenmint_proto::Problem, tokenmint_proto::Environment, dto::AuditEvent, dto::AlertDelivery,
-        dto::DailyCount, dto::CredentialActivity,
+        dto::DailyCount, dto::CredentialActivity, dto::User, dto::CreateUser, dto::UserRole,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -53,6 +56,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "keys", description = "Token signing keys"),
         (name = "revocations", description = "The revocation feed followed by gateways"),
         (name = "audit", description = "The audit trail and alert deliveries"),
+        (name = "users", description = "People who sign in to the credential portal"),
     )
 )]
 struct AdminApi;

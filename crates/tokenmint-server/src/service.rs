@@ -66,13 +66,13 @@ impl Actor {
         }
     }
 
-    fn require_read(&self, org: &str) -> Result<(), ApiError> {
+    pub(crate) fn require_read(&self, org: &str) -> Result<(), ApiError> {
         // Another organization's credential is reported as missing, not as forbidden, so that
         // its existence is not revealed.
         if self.can_read(org) { Ok(()) } else { Err(ApiError::not_found("credential")) }
     }
 
-    fn require_write(&self, org: &str) -> Result<(), ApiError> {
+    pub(crate) fn require_write(&self, org: &str) -> Result<(), ApiError> {
         self.require_read(org)?;
         if self.can_write(org) {
             Ok(())
@@ -225,7 +225,7 @@ fn new_secret(
 }
 
 /// Records an admin action in the audit trail, with the acting principal.
-fn record(
+pub(crate) fn record(
     state: &AppState,
     actor: &Actor,
     kind: AuditKind,
@@ -241,7 +241,7 @@ fn record(
 }
 
 /// Syncs caches after a write; a failure here only delays propagation, the write stands.
-async fn after_write(state: &AppState) {
+pub(crate) async fn after_write(state: &AppState) {
     if let Err(e) = sync_now(state).await {
         tracing::warn!(error = %e, "could not refresh caches after a write; the periodic sync will");
     }

@@ -33,6 +33,8 @@ pub struct Inner {
     pub audit: Arc<crate::audit::AuditLog>,
     pub abuse: crate::abuse::AbuseGuard,
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// Sign-in throttling and one-time flashes of the portal.
+    pub portal: crate::portal::PortalState,
     pub metrics: Metrics,
     /// The `iss` of every token, without a trailing slash.
     pub issuer: String,

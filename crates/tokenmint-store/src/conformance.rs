@@ -7,7 +7,7 @@
 
 use crate::{
     AlertDelivery, AuditFilter, AuditRecord, CredentialFilter, Entity, NewRevocation, Organization,
-    Store, StoreError, TokenCount, Usage,
+    PortalSession, PortalUser, Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
 };
 use tokenmint_core::credential::{Credential, CredentialStatus};
 use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
@@ -34,6 +34,9 @@ pub const ALL: &[&str] = &[
     "token_counts_add_up_per_minute",
     "alert_deliveries_are_kept_newest_first",
     "networks_are_remembered_once_per_credential",
+    "portal_users_are_unique_by_email_whatever_its_case",
+    "portal_users_are_listed_by_organization_and_deactivated",
+    "portal_sessions_expire_and_end_with_their_user",
 ];
 
 /// Runs the named check.
@@ -77,6 +80,15 @@ pub async fn run(name: &str, store: &dyn Store) {
         }
         "networks_are_remembered_once_per_credential" => {
             networks_are_remembered_once_per_credential(store).await
+        }
+        "portal_users_are_unique_by_email_whatever_its_case" => {
+            portal_users_are_unique_by_email_whatever_its_case(store).await
+        }
+        "portal_users_are_listed_by_organization_and_deactivated" => {
+            portal_users_are_listed_by_organization_and_deactivated(store).await
+        }
+        "portal_sessions_expire_and_end_with_their_user" => {
+            portal_sessions_expire_and_end_with_their_user(store).await
         }
         other => panic!("unknown conformance check {other}"),
     }
@@ -511,4 +523,85 @@ async fn networks_are_remembered_once_per_credential(s: &dyn Store) {
     assert_eq!(s.remember_network("tmc_a", "192.0.2.0/24", 2).await.unwrap(), (false, 0));
     assert_eq!(s.remember_network("tmc_a", "198.51.100.0/24", 3).await.unwrap(), (true, 1));
     assert_eq!(s.remember_network("tmc_b", "192.0.2.0/24", 4).await.unwrap(), (true, 0));
+}
+
+fn user(id: &str, org: &str, email: &str, role: UserRole) -> PortalUser {
+    PortalUser {
+        id: id.into(),
+        org: org.into(),
+        email: email.into(),
+        role,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
+        status: UserStatus::Active,
+        created_at: 10,
+        updated_at: 10,
+        last_sign_in_at: None,
+    }
+}
+
+async fn portal_users_are_unique_by_email_whatever_its_case(s: &dyn Store) {
+    s.create_organization(&org("acme")).await.unwrap();
+    let ada = user("usr_1", "acme", "Ada@Example.com", UserRole::Admin);
+    s.create_user(&ada).await.unwrap();
+    assert_eq!(s.get_user("usr_1").await.unwrap().as_ref(), Some(&ada));
+    assert_eq!(s.find_user_by_email("ada@example.COM").await.unwrap().as_ref(), Some(&ada));
+    assert_eq!(s.find_user_by_email("bob@example.com").await.unwrap(), None);
+    let twin = user("usr_2", "acme", "ADA@example.com", UserRole::Viewer);
+    assert!(matches!(s.create_user(&twin).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.get_user("usr_2").await.unwrap(), None);
+    let orphan = user("usr_3", "nowhere", "c@example.com", UserRole::Viewer);
+    assert!(matches!(s.create_user(&orphan).await, Err(StoreError::NotFound(_))));
+    s.record_sign_in("usr_1", 42).await.unwrap();
+    assert_eq!(s.get_user("usr_1").await.unwrap().unwrap().last_sign_in_at, Some(42));
+    // The hash is kept out of Debug output.
+    assert!(!format!("{ada:?}").contains("argon2"));
+}
+
+async fn portal_users_are_listed_by_organization_and_deactivated(s: &dyn Store) {
+    s.create_organization(&org("acme")).await.unwrap();
+    s.create_organization(&org("globex")).await.unwrap();
+    s.create_user(&user("u1", "acme", "zed@acme.test", UserRole::Viewer)).await.unwrap();
+    s.create_user(&user("u2", "acme", "amy@acme.test", UserRole::Admin)).await.unwrap();
+    s.create_user(&user("u3", "globex", "hank@globex.test", UserRole::Platform)).await.unwrap();
+    let acme = s.list_users(Some("acme")).await.unwrap();
+    assert_eq!(acme.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["u2", "u1"]);
+    assert_eq!(s.list_users(None).await.unwrap().len(), 3);
+    assert_eq!(s.list_users(Some("initech")).await.unwrap(), []);
+    s.set_user_status("u1", UserStatus::Deactivated, 50).await.unwrap();
+    let u1 = s.get_user("u1").await.unwrap().unwrap();
+    assert_eq!((u1.status, u1.updated_at), (UserStatus::Deactivated, 50));
+    assert_eq!(u1.role, UserRole::Viewer);
+    assert!(matches!(
+        s.set_user_status("nobody", UserStatus::Deactivated, 50).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn portal_sessions_expire_and_end_with_their_user(s: &dyn Store) {
+    s.create_organization(&org("acme")).await.unwrap();
+    s.create_user(&user("u1", "acme", "amy@acme.test", UserRole::Admin)).await.unwrap();
+    let session = |id: &str, expires_at| PortalSession {
+        id_hash: id.into(),
+        user_id: "u1".into(),
+        csrf_secret: format!("csrf-{id}"),
+        created_at: 100,
+        expires_at,
+    };
+    s.create_session(&session("h1", 200)).await.unwrap();
+    s.create_session(&session("h2", 300)).await.unwrap();
+    s.create_session(&session("h3", 400)).await.unwrap();
+    assert_eq!(s.get_session("h1", 150).await.unwrap(), Some(session("h1", 200)));
+    assert_eq!(s.get_session("h1", 200).await.unwrap(), None, "expired at its expiry");
+    assert_eq!(s.get_session("nope", 150).await.unwrap(), None);
+    assert!(matches!(
+        s.create_session(&PortalSession { user_id: "ghost".into(), ..session("h9", 500) }).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.purge_sessions(250).await.unwrap(), 1);
+    s.delete_session("h2").await.unwrap();
+    assert_eq!(s.get_session("h2", 150).await.unwrap(), None);
+    assert!(s.get_session("h3", 150).await.unwrap().is_some());
+    s.set_user_status("u1", UserStatus::Deactivated, 160).await.unwrap();
+    assert_eq!(s.get_session("h3", 150).await.unwrap(), None, "deactivation ends sessions");
+    assert!(!format!("{:?}", session("h1", 1)).contains("csrf-"));
 }

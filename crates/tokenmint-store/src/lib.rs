@@ -136,6 +136,110 @@ pub struct AlertDelivery {
     pub last_error: Option<String>,
 }
 
+/// A portal user's role within their organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserRole {
+    /// Manages the organization's credentials and users.
+    Admin,
+    /// Reads the organization's credentials and audit trail, changes nothing.
+    Viewer,
+    /// Manages every organization.
+    Platform,
+}
+
+impl UserRole {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Viewer => "viewer",
+            Self::Platform => "platform",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "viewer" => Some(Self::Viewer),
+            "platform" => Some(Self::Platform),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a portal user may sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserStatus {
+    Active,
+    Deactivated,
+}
+
+impl UserStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deactivated => "deactivated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "deactivated" => Some(Self::Deactivated),
+            _ => None,
+        }
+    }
+}
+
+/// A person who signs in to the portal.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortalUser {
+    pub id: String,
+    pub org: String,
+    /// As the user typed it; unique whatever its case.
+    pub email: String,
+    pub role: UserRole,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub status: UserStatus,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+    pub last_sign_in_at: Option<UnixTime>,
+}
+
+/// The password hash stays out of logs: it is an offline-guessing target.
+impl fmt::Debug for PortalUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortalUser")
+            .field("id", &self.id)
+            .field("org", &self.org)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signed-in browser. Only the SHA-256 of the cookie's session id is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    /// Lower-case hex SHA-256 of the session id.
+    pub id_hash: String,
+    pub user_id: String,
+    /// The secret every form of this session carries (synchronizer token).
+    pub csrf_secret: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+impl fmt::Debug for PortalSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortalSession")
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a change-log row is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Entity {
@@ -302,6 +406,35 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         network: &str,
         at: UnixTime,
     ) -> Result<(bool, i64), StoreError>;
+
+    /// Creates a portal user; `Conflict` if the email (whatever its case) is taken,
+    /// `NotFound` if the organization does not exist.
+    async fn create_user(&self, user: &PortalUser) -> Result<(), StoreError>;
+    async fn get_user(&self, id: &str) -> Result<Option<PortalUser>, StoreError>;
+    /// Looks a user up by email, whatever its case.
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<PortalUser>, StoreError>;
+    /// Users of one organization (or all), ordered by organization and email.
+    async fn list_users(&self, org: Option<&str>) -> Result<Vec<PortalUser>, StoreError>;
+    /// Changes a user's status; deactivating also ends every session of the user.
+    /// `NotFound` if there is no such user.
+    async fn set_user_status(
+        &self,
+        id: &str,
+        status: UserStatus,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Records a successful sign-in.
+    async fn record_sign_in(&self, id: &str, at: UnixTime) -> Result<(), StoreError>;
+    async fn create_session(&self, session: &PortalSession) -> Result<(), StoreError>;
+    /// The session with this id hash, unless it has expired at `now`.
+    async fn get_session(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<PortalSession>, StoreError>;
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Deletes sessions expired at `now`; returns how many went.
+    async fn purge_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
 
     /// Deletes expired feed entries, and change-log rows and secrets older than `keep_until`.
     async fn purge(&self, now: UnixTime, keep_until: UnixTime) -> Result<u64, StoreError>;

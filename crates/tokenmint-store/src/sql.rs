@@ -2,7 +2,8 @@
 
 use crate::{
     AlertDelivery, AuditFilter, AuditRecord, Change, CredentialFilter, Entity, NewRevocation,
-    Organization, Paged, Store, StoreError, TokenCount, Usage,
+    Organization, Paged, PortalSession, PortalUser, Store, StoreError, TokenCount, Usage, UserRole,
+    UserStatus,
 };
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -375,6 +376,30 @@ async fn insert_secret(
     .await
     .map_err(backend_err)?;
     Ok(())
+}
+
+const USER_COLUMNS: &str =
+    "id, org, email, role, password_hash, status, created_at, updated_at, last_sign_in_at";
+
+fn user_from_row(row: &AnyRow) -> Result<PortalUser, StoreError> {
+    let role: String = row.try_get("role").map_err(backend_err)?;
+    let status: String = row.try_get("status").map_err(backend_err)?;
+    Ok(PortalUser {
+        id: row.try_get("id").map_err(backend_err)?,
+        org: row.try_get("org").map_err(backend_err)?,
+        email: row.try_get("email").map_err(backend_err)?,
+        role: UserRole::parse(&role).ok_or_else(|| corrupt("user role"))?,
+        password_hash: row.try_get("password_hash").map_err(backend_err)?,
+        status: UserStatus::parse(&status).ok_or_else(|| corrupt("user status"))?,
+        created_at: row.try_get("created_at").map_err(backend_err)?,
+        updated_at: row.try_get("updated_at").map_err(backend_err)?,
+        last_sign_in_at: row.try_get("last_sign_in_at").map_err(backend_err)?,
+    })
+}
+
+/// The form of an email that uniqueness and look-ups use.
+fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
 }
 
 fn parse_cursor(after: &str) -> Option<(i64, &str)> {
@@ -1107,6 +1132,166 @@ impl Store for SqlStore {
             == 1;
         tx.commit().await.map_err(backend_err)?;
         Ok((inserted, if inserted { known } else { known - 1 }))
+    }
+
+    async fn create_user(&self, u: &PortalUser) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO portal_users (id, org, email, email_key, role, password_hash, status, \
+             created_at, updated_at, last_sign_in_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&u.id)
+        .bind(&u.org)
+        .bind(&u.email)
+        .bind(email_key(&u.email))
+        .bind(u.role.as_str())
+        .bind(&u.password_hash)
+        .bind(u.status.as_str())
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .bind(u.last_sign_in_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match backend_err(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict("a user with this email already exists".into())
+            }
+            StoreError::NotFound(_) => StoreError::NotFound("organization"),
+            other => other,
+        })?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<PortalUser>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM portal_users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<PortalUser>, StoreError> {
+        let row =
+            sqlx::query(&format!("SELECT {USER_COLUMNS} FROM portal_users WHERE email_key = $1"))
+                .bind(email_key(email))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self, org: Option<&str>) -> Result<Vec<PortalUser>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM portal_users WHERE ($1 = '' OR org = $1) \
+             ORDER BY org, email_key LIMIT 10000"
+        ))
+        .bind(org.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_user_status(
+        &self,
+        id: &str,
+        status: UserStatus,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE portal_users SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        if status == UserStatus::Deactivated {
+            sqlx::query("DELETE FROM portal_sessions WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn record_sign_in(&self, id: &str, at: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE portal_users SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn create_session(&self, s: &PortalSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO portal_sessions (id_hash, user_id, csrf_secret, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.user_id)
+        .bind(&s.csrf_secret)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match backend_err(e) {
+            StoreError::NotFound(_) => StoreError::NotFound("user"),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn get_session(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_id, csrf_secret, created_at, expires_at FROM portal_sessions \
+             WHERE id_hash = $1 AND expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        row.map(|r| {
+            Ok(PortalSession {
+                id_hash: r.try_get("id_hash").map_err(backend_err)?,
+                user_id: r.try_get("user_id").map_err(backend_err)?,
+                csrf_secret: r.try_get("csrf_secret").map_err(backend_err)?,
+                created_at: r.try_get("created_at").map_err(backend_err)?,
+                expires_at: r.try_get("expires_at").map_err(backend_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM portal_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn purge_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .rows_affected())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

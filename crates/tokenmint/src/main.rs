@@ -43,6 +43,9 @@ enum Command {
     /// Manage organizations through the admin API.
     #[command(subcommand)]
     Orgs(cmd::orgs::OrgsCommand),
+    /// Manage portal users through the admin API.
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
     /// Manage signing keys through the admin API.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => cmd::init::migrate(args).await,
             Command::Credentials(c) => cmd::credentials::run(c).await,
             Command::Orgs(c) => cmd::orgs::run(c).await,
+            Command::Users(c) => cmd::users::run(c).await,
             Command::Keys(c) => cmd::keys::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,
             Command::Token(args) => cmd::token::run(args).await,

@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .nest("/admin/v1", admin::router())
+        .merge(crate::portal::router())
         .fallback(health::not_found)
         .with_state(state)
 }

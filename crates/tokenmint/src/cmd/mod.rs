@@ -8,3 +8,4 @@ pub mod keys;
 pub mod orgs;
 pub mod serve;
 pub mod token;
+pub mod users;

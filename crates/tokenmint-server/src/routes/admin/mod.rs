@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod keys;
 pub mod organizations;
 pub mod revocations;
+pub mod users;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, authorize_bearer};
@@ -74,6 +75,8 @@ pub fn router() -> Router<AppState> {
         .route("/credentials/{client_id}/secrets/{secret_id}", delete(credentials::delete_secret))
         .route("/credentials/{client_id}/revoke-tokens", post(credentials::revoke_tokens))
         .route("/credentials/{client_id}/activity", get(audit::show_activity))
+        .route("/users", get(users::list_users).post(users::create_user))
+        .route("/users/{id}/deactivate", post(users::deactivate_user))
         .route("/audit", get(audit::list_audit))
         .route("/alerts", get(audit::list_alerts))
         .route("/keys", get(keys::list_keys))

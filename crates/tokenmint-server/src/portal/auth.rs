@@ -1,0 +1,322 @@
+//! Signing in and out.
+//!
+//! Nothing a visitor sees tells whether an email has an account: an unknown email, a wrong
+//! password and a deactivated user get the same message, the same status, and cost the same
+//! Argon2id verification (an unknown email is checked against a dummy hash).
+//!
+//! Failed attempts are counted per account (the email as typed, lower-cased, whether or not it
+//! exists, so the block itself reveals nothing) and per source IP. Past the threshold the
+//! account or source is refused for a while with a message that says so and for how long;
+//! the block holds even for the right password, which is what stops guessing. Every attempt
+//! is in the audit trail.
+
+use super::html::{self, Esc, Nav, esc};
+use super::session::{
+    self, SESSION_COOKIE, SESSION_LIFETIME_SECS, SIGN_IN_COOKIE, hash_session_id, random_token,
+};
+use super::{PortalError, html_response};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::extract::client_auth::peer_ip;
+use crate::state::AppState;
+use crate::users::{Password, verify_password};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use quick_cache::sync::Cache;
+use std::net::IpAddr;
+use std::time::Duration;
+use tokenmint_core::UnixTime;
+use tokenmint_core::ratelimit::{Decision, RateLimiter};
+use tokenmint_store::{PortalSession, UserStatus};
+
+/// Failed sign-ins one account may have within [`WINDOW`] before it is blocked.
+pub const FAILURES_PER_ACCOUNT: u32 = 5;
+/// Failed sign-ins one source IP may have within [`WINDOW`] before it is blocked.
+pub const FAILURES_PER_IP: u32 = 20;
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const BLOCK_SECS: i64 = 15 * 60;
+
+/// Counts failed sign-ins and remembers blocks.
+#[derive(Debug)]
+pub struct SignInThrottle {
+    failures: RateLimiter,
+    blocked: Cache<String, UnixTime>,
+}
+
+fn account_key(email: &str) -> String {
+    format!("acct:{}", email.trim().to_lowercase())
+}
+
+fn ip_key(ip: IpAddr) -> String {
+    format!("ip:{ip}")
+}
+
+impl SignInThrottle {
+    pub fn new() -> Self {
+        Self { failures: RateLimiter::new(100_000), blocked: Cache::new(100_000) }
+    }
+
+    /// Seconds until this account or source may try again, if either is blocked.
+    pub fn blocked_for(&self, email: &str, ip: Option<IpAddr>, now: UnixTime) -> Option<i64> {
+        let mut keys = vec![account_key(email)];
+        keys.extend(ip.map(ip_key));
+        keys.iter()
+            .filter_map(|k| self.blocked.get(k))
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+            .max()
+    }
+
+    /// Counts a failure; returns whether it blocked the account or the source.
+    pub fn record_failure(&self, email: &str, ip: Option<IpAddr>, now: UnixTime) -> bool {
+        let mut blocked = false;
+        let mut count = |key: String, limit: u32| {
+            if matches!(self.failures.check_quota(&key, limit, WINDOW), Decision::Limited { .. }) {
+                self.failures.reset(&key);
+                self.blocked.insert(key, now + BLOCK_SECS);
+                blocked = true;
+            }
+        };
+        count(account_key(email), FAILURES_PER_ACCOUNT);
+        if let Some(ip) = ip {
+            count(ip_key(ip), FAILURES_PER_IP);
+        }
+        blocked
+    }
+
+    /// A successful sign-in clears the account's failures (not the source's).
+    pub fn record_success(&self, email: &str) {
+        self.failures.reset(&account_key(email));
+    }
+}
+
+impl Default for SignInThrottle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const BAD_CREDENTIALS: &str = "The email or password is incorrect.";
+
+fn sign_in_form(token: &str, email: &str, error: Option<&str>) -> String {
+    let alert = match error {
+        Some(e) => format!(r#"<div class="alert alert-error" role="alert">{}</div>"#, esc(e)),
+        None => String::new(),
+    };
+    let body = format!(
+        r#"<section class="card narrow signin">
+  <p class="brand big"><span class="logo" aria-hidden="true">◆</span> tokenmint</p>
+  <h1>Sign in</h1>
+  <p class="muted">Manage your organization's API OAuth credentials.</p>
+  {alert}
+  <form method="post" action="/portal/sign-in" class="stack">
+    <input type="hidden" name="csrf" value="{token}">
+    <div class="field">
+      <label for="email">Email</label>
+      <input id="email" name="email" type="email" autocomplete="username" required value="{email}" autofocus>
+    </div>
+    <div class="field">
+      <label for="password">Password</label>
+      <input id="password" name="password" type="password" autocomplete="current-password" required>
+    </div>
+    <button type="submit" class="btn btn-primary btn-block">Sign in</button>
+  </form>
+</section>"#,
+        token = Esc(token),
+        email = Esc(email),
+    );
+    html::layout("Sign in", None, Nav::None, &body)
+}
+
+/// Renders the sign-in form with a fresh double-submit token.
+fn render_sign_in(
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+) -> Response {
+    let token = random_token();
+    let mut res = html_response(status, sign_in_form(&token, email, error));
+    if let Ok(v) = HeaderValue::from_str(&session::cookie(state, SIGN_IN_COOKIE, &token, 3600)) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+pub async fn sign_in_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    if session::current(&state, &headers).await?.is_some() {
+        return Ok(Redirect::to("/portal/credentials").into_response());
+    }
+    Ok(render_sign_in(&state, StatusCode::OK, "", None))
+}
+
+pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, PortalError> {
+    let ip = peer_ip(req.extensions());
+    let headers = req.headers().clone();
+    if !session::same_origin(&state, &headers) {
+        return Err(PortalError::Csrf);
+    }
+    let fields = session::read_form(req, &state).await?;
+    let expected = session::read_cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
+    if !session::tokens_match(expected, fields.get("csrf").unwrap_or("")) {
+        return Err(PortalError::Csrf);
+    }
+    let email: String = fields.text("email").trim().chars().take(254).collect();
+    let password = Password::new(fields.text("password"));
+    let now = state.now();
+
+    if let Some(wait) = state.portal.throttle.blocked_for(&email, ip, now) {
+        state.audit.record(
+            AuditEvent::new(AuditKind::PortalSignInFailed)
+                .ip(ip)
+                .reason("throttled")
+                .details(serde_json::json!({"email": email})),
+            now,
+        );
+        let minutes = (wait + 59) / 60;
+        let message = format!(
+            "Too many sign-in attempts. For your security, signing in is paused: try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        );
+        let mut res = render_sign_in(&state, StatusCode::TOO_MANY_REQUESTS, &email, Some(&message));
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+        return Ok(res);
+    }
+
+    let user = if email.is_empty() { None } else { state.store.find_user_by_email(&email).await? };
+    // The same verification whether or not the user exists.
+    let hash =
+        user.as_ref().map_or_else(|| state.portal.dummy_hash.clone(), |u| u.password_hash.clone());
+    let password_ok = verify_password(hash, password).await;
+    let user = user.filter(|u| password_ok && u.status == UserStatus::Active);
+
+    let Some(user) = user else {
+        if state.portal.throttle.record_failure(&email, ip, now) {
+            on_blocked(&state, ip, now);
+        }
+        state.audit.record(
+            AuditEvent::new(AuditKind::PortalSignInFailed)
+                .ip(ip)
+                .reason("bad_credentials")
+                .details(serde_json::json!({"email": email})),
+            now,
+        );
+        tracing::info!(ip = ?ip, "portal sign-in refused");
+        return Ok(render_sign_in(&state, StatusCode::UNAUTHORIZED, &email, Some(BAD_CREDENTIALS)));
+    };
+
+    state.portal.throttle.record_success(&email);
+    let id = random_token();
+    let session = PortalSession {
+        id_hash: hash_session_id(&id),
+        user_id: user.id.clone(),
+        csrf_secret: random_token(),
+        created_at: now,
+        expires_at: now + SESSION_LIFETIME_SECS,
+    };
+    state.store.create_session(&session).await?;
+    if let Err(e) = state.store.record_sign_in(&user.id, now).await {
+        tracing::warn!(error = %e, "could not record the sign-in time");
+    }
+    let mut event = AuditEvent::new(AuditKind::PortalSignIn)
+        .actor(format!("user:{}", user.email))
+        .org(user.org.clone())
+        .ip(ip);
+    event = event.details(serde_json::json!({"user_id": user.id}));
+    state.audit.record(event, now);
+    tracing::info!(user_id = %user.id, "portal sign-in");
+
+    let mut res = Redirect::to("/portal/credentials").into_response();
+    let h = res.headers_mut();
+    if let Ok(v) =
+        HeaderValue::from_str(&session::cookie(&state, SESSION_COOKIE, &id, SESSION_LIFETIME_SECS))
+    {
+        h.append(header::SET_COOKIE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&session::cookie(&state, SIGN_IN_COOKIE, "", 0)) {
+        h.append(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+/// An account or source just crossed its threshold: audit it and raise an alert, as for
+/// client authentication.
+fn on_blocked(state: &AppState, ip: Option<IpAddr>, now: UnixTime) {
+    use crate::alerts::{Alert, AlertKind};
+    state.metrics.sources_blocked.inc();
+    state.audit.record(
+        AuditEvent::new(AuditKind::SourceBlocked)
+            .actor("system")
+            .ip(ip)
+            .reason("too_many_portal_sign_in_failures"),
+        now,
+    );
+    let source = ip.map(|i| i.to_string());
+    let mut alert = Alert::new(
+        AlertKind::SourceBlocked,
+        now,
+        format!(
+            "portal sign-in paused after repeated failures from {}",
+            source.as_deref().unwrap_or("an unknown source")
+        ),
+    );
+    alert.source_ip = source;
+    state.alerts.fire(alert, &state.audit);
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    posted: session::Posted,
+) -> Result<Response, PortalError> {
+    let who = posted.who;
+    state.store.delete_session(&who.session.id_hash).await?;
+    state.portal.drop_flash(&who.session.id_hash);
+    state.audit.record(
+        AuditEvent::new(AuditKind::PortalSignOut)
+            .actor(who.actor.principal())
+            .org(who.user.org.clone()),
+        state.now(),
+    );
+    let mut res = Redirect::to("/portal/sign-in").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session::cookie(&state, SESSION_COOKIE, "", 0)) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_is_blocked_after_its_failures_whatever_the_case_of_the_email() {
+        let t = SignInThrottle::new();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..FAILURES_PER_ACCOUNT {
+            assert!(!t.record_failure(
+                if i % 2 == 0 { "a@x.test" } else { "A@X.test" },
+                Some(ip),
+                100
+            ));
+        }
+        assert!(t.record_failure("a@x.test", Some(ip), 100));
+        assert_eq!(t.blocked_for("A@x.test", None, 100), Some(BLOCK_SECS));
+        assert_eq!(t.blocked_for("a@x.test", None, 100 + BLOCK_SECS), None);
+        assert_eq!(t.blocked_for("b@x.test", None, 100), None);
+    }
+
+    #[test]
+    fn a_source_is_blocked_after_failures_on_many_accounts() {
+        let t = SignInThrottle::new();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        for i in 0..FAILURES_PER_IP {
+            t.record_failure(&format!("u{i}@x.test"), Some(ip), 100);
+        }
+        assert!(t.record_failure("new@x.test", Some(ip), 100));
+        assert!(t.blocked_for("other@x.test", Some(ip), 100).is_some());
+        assert!(t.blocked_for("other@x.test", Some("192.0.2.10".parse().unwrap()), 100).is_none());
+    }
+}

@@ -1,0 +1,855 @@
+//! The portal's pages: the organization's API OAuth credentials (list, generate, view, edit,
+//! rotate, deactivate), its users and its audit log.
+//!
+//! Each handler calls the same operation as the admin API with the signed-in user as the
+//! actor; a viewer's attempt to change something is refused there (and the forms are not
+//! shown to viewers in the first place). Credentials of another organization are "not found".
+
+use super::html::{
+    self, Esc, Nav, bar_chart, copyable, esc, field_error, invalid_attrs, when, when_or,
+};
+use super::session::{Posted, SignedIn};
+use super::{Flash, PortalError, html_response};
+use crate::error::ApiError;
+use crate::service;
+use crate::state::AppState;
+use crate::users;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use std::fmt::Write;
+use tokenmint_core::credential::CredentialStatus;
+use tokenmint_core::scope::AccessLevel;
+use tokenmint_proto::Environment;
+use tokenmint_proto::admin as dto;
+use tokenmint_store::AuditFilter;
+
+type PageResult = Result<Response, PortalError>;
+
+fn page(who: &SignedIn, title: &str, nav: Nav, body: &str) -> Response {
+    html_response(StatusCode::OK, html::layout(title, Some(who.viewer()), nav, body))
+}
+
+fn page_with(status: StatusCode, who: &SignedIn, title: &str, nav: Nav, body: &str) -> Response {
+    html_response(status, html::layout(title, Some(who.viewer()), nav, body))
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+fn require_write(who: &SignedIn) -> Result<(), PortalError> {
+    if who.can_write() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden { scope: "organization admin".into() }.into())
+    }
+}
+
+fn csrf_field(who: &SignedIn) -> String {
+    format!(r#"<input type="hidden" name="csrf" value="{}">"#, Esc(&who.session.csrf_secret))
+}
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> PageResult {
+    Ok(match super::session::current(&state, &headers).await? {
+        Some(_) => see_other("/portal/credentials"),
+        None => see_other("/portal/sign-in"),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials
+
+fn env_label(e: Environment) -> &'static str {
+    match e {
+        Environment::Production => "Production",
+        Environment::Sandbox => "Sandbox",
+    }
+}
+
+fn status_badge(status: CredentialStatus, expires_at: Option<i64>, now: i64) -> &'static str {
+    if status == CredentialStatus::Deactivated {
+        r#"<span class="badge badge-off">Deactivated</span>"#
+    } else if expires_at.is_some_and(|t| t <= now) {
+        r#"<span class="badge badge-warn">Expired</span>"#
+    } else {
+        r#"<span class="badge badge-ok">Active</span>"#
+    }
+}
+
+fn level_label(level: Option<AccessLevel>) -> &'static str {
+    match level {
+        None => "No access",
+        Some(AccessLevel::Read) => "Read",
+        Some(AccessLevel::Write) => "Read & write",
+    }
+}
+
+pub async fn list_credentials(State(state): State<AppState>, who: SignedIn) -> PageResult {
+    let list =
+        service::list_credentials(&state, &who.actor, Some(who.user.org.clone()), None, Some(500))
+            .await?;
+    let now = state.now();
+    let mut body = String::new();
+    let generate = if who.can_write() {
+        r#"<a class="btn btn-primary" href="/portal/credentials/new">Generate credential</a>"#
+    } else {
+        ""
+    };
+    let _ = write!(
+        body,
+        r#"<div class="page-head"><div><h1>API OAuth credentials</h1>
+<p class="muted">Client credentials your integrations use to request access tokens from <code>{token}</code>.</p></div>{generate}</div>"#,
+        token = esc(&state.token_endpoint),
+    );
+    if list.items.is_empty() {
+        let action = if who.can_write() {
+            r#"<a class="btn btn-primary" href="/portal/credentials/new">Generate credential</a>"#
+        } else {
+            r#"<p class="muted">Ask an administrator of your organization to generate one.</p>"#
+        };
+        let _ = write!(
+            body,
+            r#"<section class="card empty-state">
+<svg class="empty-art" viewBox="0 0 64 64" aria-hidden="true"><circle cx="24" cy="32" r="12" class="art-ring"/><rect x="34" y="29" width="24" height="6" rx="3" class="art-bar"/><rect x="48" y="35" width="5" height="9" rx="2" class="art-bar"/></svg>
+<h2>No credentials yet</h2>
+<p class="muted">Generate a credential to give an integration its Client ID and Secret.</p>
+{action}
+</section>"#
+        );
+        return Ok(page(&who, "API OAuth credentials", Nav::Credentials, &body));
+    }
+    body.push_str(
+        r#"<div class="card table-card"><table class="table responsive">
+<thead><tr><th scope="col">Name</th><th scope="col">Client ID</th><th scope="col">Data access</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th></tr></thead><tbody>"#,
+    );
+    // The listed views carry everything the table shows: no second read per credential.
+    for c in &list.items {
+        let ts = |t: Option<time::OffsetDateTime>| t.map(time::OffsetDateTime::unix_timestamp);
+        let expires_at = ts(c.expires_at);
+        let _ = write!(
+            body,
+            r#"<tr><td data-label="Name"><a href="/portal/credentials/{id}">{name}</a></td><td data-label="Client ID"><code>{id}</code></td><td data-label="Data access">{env}</td><td data-label="Status">{status}</td><td data-label="Created">{created}</td><td data-label="Expires">{expires}</td><td data-label="Last used">{used}</td></tr>"#,
+            id = esc(&c.client_id),
+            name = esc(&c.name),
+            env = env_label(c.environment),
+            status = status_badge(c.status, expires_at, now),
+            created = when(c.created_at.unix_timestamp()),
+            expires = when_or(expires_at, "Never"),
+            used = when_or(ts(c.last_used_at), "Never"),
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    Ok(page(&who, "API OAuth credentials", Nav::Credentials, &body))
+}
+
+/// What the generate form shows: the values typed so far and the errors by field.
+#[derive(Debug, Default)]
+struct CredentialForm {
+    name: String,
+    environment: String,
+    expiration: String,
+    levels: Vec<(String, String)>,
+    errors: Vec<(&'static str, String)>,
+}
+
+impl CredentialForm {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_str())
+    }
+
+    fn level(&self, area: &str) -> &str {
+        self.levels.iter().find(|(a, _)| a == area).map_or("none", |(_, l)| l.as_str())
+    }
+}
+
+const EXPIRATIONS: &[(&str, &str, Option<u64>)] = &[
+    ("30d", "30 days", Some(30 * 86_400)),
+    ("90d", "90 days", Some(90 * 86_400)),
+    ("180d", "180 days", Some(180 * 86_400)),
+    ("365d", "1 year", Some(365 * 86_400)),
+    ("never", "Never expire", None),
+];
+
+/// One select per product area, named after the area.
+fn permission_controls(
+    state: &AppState,
+    level_of: &dyn Fn(&str) -> String,
+    error: Option<&str>,
+) -> String {
+    let mut out = String::from(
+        r#"<fieldset class="fieldset"><legend>Permissions</legend><p class="hint">Choose the access level for each product area.</p><div class="perm-grid">"#,
+    );
+    for area in state.config.product_areas.names() {
+        let current = level_of(area);
+        let id = format!("perm-{area}");
+        let _ = write!(
+            out,
+            r#"<div class="field"><label for="{id}">{area}</label><select id="{id}" name="perm.{area}">"#,
+            id = esc(&id),
+            area = esc(area)
+        );
+        for (value, label) in [("none", "No access"), ("read", "Read"), ("write", "Read & write")] {
+            let sel = if current == value { " selected" } else { "" };
+            let _ = write!(out, r#"<option value="{value}"{sel}>{label}</option>"#);
+        }
+        out.push_str("</select></div>");
+    }
+    out.push_str("</div>");
+    out.push_str(&field_error("permissions", error));
+    out.push_str("</fieldset>");
+    out
+}
+
+/// Reads the per-area selects into permission strings.
+fn read_permissions(
+    state: &AppState,
+    fields: &super::session::Fields,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let mut perms = Vec::new();
+    let mut levels = Vec::new();
+    for area in state.config.product_areas.names() {
+        let level = fields.get(&format!("perm.{area}")).unwrap_or("none");
+        let level = match level {
+            "read" | "write" => level,
+            _ => "none",
+        };
+        if level != "none" {
+            perms.push(format!("{area}:{level}"));
+        }
+        levels.push((area.clone(), level.to_owned()));
+    }
+    (perms, levels)
+}
+
+fn generate_form(state: &AppState, who: &SignedIn, f: &CredentialForm) -> String {
+    let radio = |name: &str, value: &str, label: &str, current: &str| {
+        let id = format!("{name}-{value}");
+        let checked = if current == value { " checked" } else { "" };
+        format!(
+            r#"<label class="choice" for="{id}"><input type="radio" id="{id}" name="{name}" value="{value}"{checked}> <span>{label}</span></label>"#
+        )
+    };
+    let env = if f.environment.is_empty() { "sandbox" } else { f.environment.as_str() };
+    let exp = if f.expiration.is_empty() { "90d" } else { f.expiration.as_str() };
+    let mut expirations = String::new();
+    for (value, label, _) in EXPIRATIONS {
+        expirations.push_str(&radio("expiration", value, label, exp));
+    }
+    format!(
+        r#"<div class="page-head"><div><p class="crumbs"><a href="/portal/credentials">API OAuth credentials</a></p><h1>Generate credential</h1></div></div>
+<form method="post" action="/portal/credentials" class="card stack form-card" novalidate>
+{csrf}
+<div class="field">
+  <label for="name">Credential name</label>
+  <input id="name" name="name" type="text" maxlength="200" required value="{name}" placeholder="e.g. HR system sync"{name_invalid}>
+  <p class="hint">To recognise the integration later.</p>
+  {name_error}
+</div>
+<fieldset class="fieldset" role="radiogroup" aria-labelledby="env-legend">
+  <legend id="env-legend">Data access</legend>
+  <div class="choices">{prod}{sandbox}</div>
+  <p class="hint">Production for live data, Sandbox for testing.</p>
+  {env_error}
+</fieldset>
+<fieldset class="fieldset" role="radiogroup" aria-labelledby="exp-legend">
+  <legend id="exp-legend">Credential expiration</legend>
+  <div class="choices">{expirations}</div>
+  {exp_error}
+</fieldset>
+{perms}
+<div class="actions"><button type="submit" class="btn btn-primary">Generate credential</button><a class="btn btn-quiet" href="/portal/credentials">Cancel</a></div>
+</form>"#,
+        csrf = csrf_field(who),
+        name = esc(&f.name),
+        name_invalid = invalid_attrs("name", f.error("name")),
+        name_error = field_error("name", f.error("name")),
+        prod = radio("environment", "production", "Production", env),
+        sandbox = radio("environment", "sandbox", "Sandbox", env),
+        env_error = field_error("environment", f.error("environment")),
+        exp_error = field_error("expiration", f.error("expiration")),
+        perms = permission_controls(state, &|a| f.level(a).to_owned(), f.error("permissions")),
+    )
+}
+
+pub async fn new_credential(State(state): State<AppState>, who: SignedIn) -> PageResult {
+    require_write(&who)?;
+    let body = generate_form(&state, &who, &CredentialForm::default());
+    Ok(page(&who, "Generate credential", Nav::Credentials, &body))
+}
+
+pub async fn create_credential(State(state): State<AppState>, posted: Posted) -> PageResult {
+    let Posted { who, fields } = posted;
+    require_write(&who)?;
+    let (permissions, levels) = read_permissions(&state, &fields);
+    let mut form = CredentialForm {
+        name: fields.text("name"),
+        environment: fields.text("environment"),
+        expiration: fields.text("expiration"),
+        levels,
+        errors: vec![],
+    };
+    let environment = match form.environment.as_str() {
+        "production" => Some(Environment::Production),
+        "sandbox" => Some(Environment::Sandbox),
+        _ => None,
+    };
+    if environment.is_none() {
+        form.errors.push(("environment", "Choose Production or Sandbox.".into()));
+    }
+    let expiration = EXPIRATIONS.iter().find(|(v, _, _)| *v == form.expiration);
+    if expiration.is_none() {
+        form.errors.push(("expiration", "Choose a duration or Never expire.".into()));
+    }
+    if form.name.trim().is_empty() {
+        form.errors.push(("name", "Enter a name for the credential.".into()));
+    }
+    if permissions.is_empty() {
+        form.errors.push(("permissions", "Give access to at least one product area.".into()));
+    }
+    let result = match (environment, expiration, form.errors.is_empty()) {
+        (Some(environment), Some((_, _, secs)), true) => Some(
+            service::create_credential(
+                &state,
+                &who.actor,
+                dto::CreateCredential {
+                    name: form.name.clone(),
+                    org: who.user.org.clone(),
+                    environment,
+                    permissions,
+                    audiences: vec![],
+                    expires_in_seconds: *secs,
+                    token_lifetime_seconds: None,
+                    rate_limit_per_minute: None,
+                },
+            )
+            .await,
+        ),
+        _ => None,
+    };
+    match result {
+        Some(Ok(created)) => {
+            state.portal.put_flash(
+                &who.session.id_hash,
+                Flash::Secret {
+                    client_id: created.client_id.clone(),
+                    secret: created.client_secret,
+                    rotated: false,
+                },
+                state.now(),
+            );
+            Ok(see_other(&format!("/portal/credentials/{}", created.client_id)))
+        }
+        Some(Err(ApiError::Validation { field, message })) => {
+            let field = match field.as_ref() {
+                "name" => "name",
+                "permissions" => "permissions",
+                "expires_in_seconds" => "expiration",
+                _ => "name",
+            };
+            form.errors.push((field, message));
+            let body = generate_form(&state, &who, &form);
+            Ok(page_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &who,
+                "Generate credential",
+                Nav::Credentials,
+                &body,
+            ))
+        }
+        Some(Err(e)) => Err(e.into()),
+        None => {
+            let body = generate_form(&state, &who, &form);
+            Ok(page_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &who,
+                "Generate credential",
+                Nav::Credentials,
+                &body,
+            ))
+        }
+    }
+}
+
+fn secret_panel(client_id: &str, secret: &str, rotated: bool) -> String {
+    let title = if rotated { "Your new client secret" } else { "Save your client secret" };
+    format!(
+        r#"<section class="card reveal" aria-labelledby="reveal-title">
+<h2 id="reveal-title">{title}</h2>
+<div class="alert alert-warn" role="alert"><strong>Copy the secret now.</strong> It will not be shown again: tokenmint keeps only a hash of it. If it is lost, rotate the secret.</div>
+<dl class="kv">
+<dt>Client ID</dt><dd>{cid}</dd>
+<dt>Secret</dt><dd>{sec}</dd>
+</dl>
+</section>"#,
+        cid = copyable("new-client-id", client_id, "Client ID"),
+        sec = copyable("new-client-secret", secret, "Secret"),
+    )
+}
+
+async fn render_credential(
+    state: &AppState,
+    who: &SignedIn,
+    client_id: &str,
+    edit_error: Option<(&str, String)>,
+) -> PageResult {
+    let c = service::get_credential(state, &who.actor, client_id).await?;
+    let now = state.now();
+    let flash = state.portal.take_flash(
+        &who.session.id_hash,
+        now,
+        |f| matches!(f, Flash::Secret { client_id: id, .. } if id == client_id),
+    );
+    let activity = crate::routes::admin::audit::activity(state, client_id, 14, now).await?;
+    let id = esc(c.client_id.as_str());
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        r#"<div class="page-head"><div><p class="crumbs"><a href="/portal/credentials">API OAuth credentials</a></p><h1>{name}</h1></div><div>{status}</div></div>"#,
+        name = esc(&c.name),
+        status = status_badge(c.status, c.expires_at, now),
+    );
+    if let Some(Flash::Secret { client_id, secret, rotated }) = &flash {
+        body.push_str(&secret_panel(client_id, secret, *rotated));
+    }
+    let perms: Vec<String> = state
+        .config
+        .product_areas
+        .names()
+        .iter()
+        .map(|a| {
+            format!(
+                "<li><span>{}</span> <strong>{}</strong></li>",
+                esc(a),
+                level_label(c.permissions.level(a))
+            )
+        })
+        .collect();
+    let secrets: Vec<String> = c
+        .secrets
+        .iter()
+        .map(|s| {
+            format!(
+                "<li><code>{}</code> created {}{}</li>",
+                esc(&s.hint),
+                when(s.created_at),
+                s.expires_at.map(|e| format!(", stops working {}", when(e))).unwrap_or_default()
+            )
+        })
+        .collect();
+    let _ = write!(
+        body,
+        r#"<section class="card"><h2>Details</h2><dl class="kv">
+<dt>Client ID</dt><dd>{cid}</dd>
+<dt>Data access</dt><dd>{env}</dd>
+<dt>Permissions</dt><dd><ul class="plain perms">{perms}</ul></dd>
+<dt>Scopes</dt><dd><code>{scopes}</code></dd>
+<dt>Created</dt><dd>{created}</dd>
+<dt>Expires</dt><dd>{expires}</dd>
+<dt>Last used</dt><dd>{used}</dd>
+<dt>Secrets</dt><dd><ul class="plain">{secrets}</ul></dd>
+</dl></section>"#,
+        cid = copyable("client-id", c.client_id.as_str(), "Client ID"),
+        env = env_label(c.environment),
+        perms = perms.join(""),
+        scopes = esc(&c.permissions.scopes().join(" ")),
+        created = when(c.created_at),
+        expires = when_or(c.expires_at, "Never"),
+        used = when_or(c.last_used_at, "Never"),
+        secrets = secrets.join(""),
+    );
+
+    // Activity: tokens per day and recent refusals.
+    let days: Vec<(String, i64)> =
+        activity.tokens_per_day.iter().map(|d| (d.day.clone(), d.tokens)).collect();
+    let mut failures = String::new();
+    if activity.recent_failures.is_empty() {
+        failures.push_str(r#"<p class="muted">No failed authentications in this period.</p>"#);
+    } else {
+        failures.push_str(r#"<table class="table compact"><thead><tr><th scope="col">When</th><th scope="col">Reason</th><th scope="col">Source IP</th></tr></thead><tbody>"#);
+        for f in &activity.recent_failures {
+            let _ = write!(
+                failures,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                when(f.at.unix_timestamp()),
+                esc(f.reason.as_deref().unwrap_or("")),
+                esc(f.source_ip.as_deref().unwrap_or("")),
+            );
+        }
+        failures.push_str("</tbody></table>");
+    }
+    let _ = write!(
+        body,
+        r#"<section class="card"><h2>Recent activity</h2><h3>Tokens issued per day</h3>{chart}<h3>Recent authentication failures</h3>{failures}</section>"#,
+        chart = bar_chart(&days),
+    );
+
+    if who.can_write() {
+        let (err_field, err_msg) = match &edit_error {
+            Some((f, m)) => (Some(*f), Some(m.as_str())),
+            None => (None, None),
+        };
+        let name_err = if err_field == Some("name") { err_msg } else { None };
+        let perm_err = if err_field == Some("permissions") { err_msg } else { None };
+        let _ = write!(
+            body,
+            r#"<section class="card"><h2>Edit</h2>
+<form method="post" action="/portal/credentials/{id}" class="stack">
+{csrf}
+<div class="field"><label for="name">Credential name</label><input id="name" name="name" type="text" maxlength="200" required value="{name}"{name_invalid}>{name_error}</div>
+{perms}
+<div class="actions"><button type="submit" class="btn btn-primary">Save changes</button></div>
+</form></section>"#,
+            csrf = csrf_field(who),
+            name = esc(&c.name),
+            name_invalid = invalid_attrs("name", name_err),
+            name_error = field_error("name", name_err),
+            perms = permission_controls(
+                state,
+                &|a| c.permissions.level(a).map_or("none", AccessLevel::as_str).to_owned(),
+                perm_err
+            ),
+        );
+        let _ = write!(
+            body,
+            r#"<section class="card"><h2>Rotate secret</h2>
+<p class="muted">Generates a new secret, shown once. Choose how long the current secret keeps working, so your integration can switch without downtime.</p>
+<form method="post" action="/portal/credentials/{id}/rotate" class="stack">
+{csrf}
+<div class="field"><label for="overlap">Current secret keeps working for</label>
+<select id="overlap" name="overlap"><option value="0">Stop it now</option><option value="3600">1 hour</option><option value="86400" selected>24 hours</option><option value="604800">7 days</option></select></div>
+<div class="actions"><button type="submit" class="btn">Rotate secret</button></div>
+</form></section>"#,
+            csrf = csrf_field(who),
+        );
+        if c.status == CredentialStatus::Active {
+            let _ = write!(
+                body,
+                r#"<section class="card danger"><h2>Deactivate</h2><p class="muted">The credential stops obtaining tokens at once, and its tokens are revoked.</p><a class="btn btn-danger" href="/portal/credentials/{id}/deactivate">Deactivate credential</a></section>"#
+            );
+        } else {
+            let _ = write!(
+                body,
+                r#"<section class="card"><h2>Reactivate</h2><form method="post" action="/portal/credentials/{id}/activate">{csrf}<button type="submit" class="btn">Reactivate credential</button></form></section>"#,
+                csrf = csrf_field(who),
+            );
+        }
+    }
+    let status =
+        if edit_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    Ok(page_with(status, who, &c.name, Nav::Credentials, &body))
+}
+
+pub async fn show_credential(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(client_id): Path<String>,
+) -> PageResult {
+    render_credential(&state, &who, &client_id, None).await
+}
+
+pub async fn update_credential(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    posted: Posted,
+) -> PageResult {
+    let Posted { who, fields } = posted;
+    require_write(&who)?;
+    let (permissions, _) = read_permissions(&state, &fields);
+    let input = dto::UpdateCredential {
+        name: Some(fields.text("name")),
+        permissions: Some(permissions),
+        ..Default::default()
+    };
+    match service::update_credential(&state, &who.actor, &client_id, input).await {
+        Ok(_) => Ok(see_other(&format!("/portal/credentials/{client_id}"))),
+        Err(ApiError::Validation { field, message }) => {
+            let field = if field == "permissions" { "permissions" } else { "name" };
+            render_credential(&state, &who, &client_id, Some((field, message))).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    posted: Posted,
+) -> PageResult {
+    let Posted { who, fields } = posted;
+    require_write(&who)?;
+    let overlap = match fields.get("overlap") {
+        Some(v @ ("0" | "3600" | "86400" | "604800")) => v.parse::<u64>().ok(),
+        _ => {
+            return Err(PortalError::BadRequest(
+                "choose how long the current secret keeps working".into(),
+            ));
+        }
+    };
+    let rotated = service::rotate_secret(
+        &state,
+        &who.actor,
+        &client_id,
+        dto::RotateSecret { overlap_seconds: overlap },
+    )
+    .await?;
+    state.portal.put_flash(
+        &who.session.id_hash,
+        Flash::Secret {
+            client_id: client_id.clone(),
+            secret: rotated.client_secret,
+            rotated: true,
+        },
+        state.now(),
+    );
+    Ok(see_other(&format!("/portal/credentials/{client_id}")))
+}
+
+pub async fn confirm_deactivate(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(client_id): Path<String>,
+) -> PageResult {
+    let c = service::get_credential(&state, &who.actor, &client_id).await?;
+    require_write(&who)?;
+    let body = format!(
+        r#"<section class="card narrow danger"><h1>Deactivate “{name}”?</h1>
+<p>Integrations using Client ID <code>{id}</code> will no longer obtain tokens, and the tokens they hold stop working. You can reactivate the credential later.</p>
+<form method="post" action="/portal/credentials/{id}/deactivate" class="actions">
+{csrf}
+<button type="submit" class="btn btn-danger">Yes, deactivate</button>
+<a class="btn btn-quiet" href="/portal/credentials/{id}">Cancel</a>
+</form></section>"#,
+        name = esc(&c.name),
+        id = esc(c.client_id.as_str()),
+        csrf = csrf_field(&who),
+    );
+    Ok(page(&who, "Deactivate credential", Nav::Credentials, &body))
+}
+
+pub async fn deactivate_credential(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    posted: Posted,
+) -> PageResult {
+    require_write(&posted.who)?;
+    service::set_status(&state, &posted.who.actor, &client_id, CredentialStatus::Deactivated)
+        .await?;
+    Ok(see_other(&format!("/portal/credentials/{client_id}")))
+}
+
+pub async fn activate_credential(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    posted: Posted,
+) -> PageResult {
+    require_write(&posted.who)?;
+    service::set_status(&state, &posted.who.actor, &client_id, CredentialStatus::Active).await?;
+    Ok(see_other(&format!("/portal/credentials/{client_id}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+async fn render_users(
+    state: &AppState,
+    who: &SignedIn,
+    flash: Option<Flash>,
+    form_email: &str,
+    error: Option<(&str, String)>,
+) -> PageResult {
+    let list = users::list_users(state, &who.actor, Some(who.user.org.clone())).await?;
+    let mut body = String::from(
+        r#"<div class="page-head"><div><h1>Users</h1><p class="muted">People of your organization who sign in to this portal.</p></div></div>"#,
+    );
+    if let Some(Flash::Password { email, password }) = &flash {
+        let _ = write!(
+            body,
+            r#"<section class="card reveal"><h2>User added</h2><div class="alert alert-warn" role="alert"><strong>Give this password to {email} securely.</strong> It will not be shown again.</div><dl class="kv"><dt>Email</dt><dd><code>{email}</code></dd><dt>Password</dt><dd>{pw}</dd></dl></section>"#,
+            email = esc(email),
+            pw = copyable("new-password", password, "password"),
+        );
+    }
+    body.push_str(r#"<div class="card table-card"><table class="table responsive"><thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Last sign-in</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead><tbody>"#);
+    for u in &list {
+        let action = if who.can_write() && u.status == "active" && u.id != who.user.id {
+            format!(
+                r#"<form method="post" action="/portal/users/{id}/deactivate" class="inline">{csrf}<button type="submit" class="btn btn-small btn-danger-quiet">Deactivate</button></form>"#,
+                id = esc(&u.id),
+                csrf = csrf_field(who),
+            )
+        } else {
+            String::new()
+        };
+        let role = match u.role {
+            dto::UserRole::Admin => "Admin",
+            dto::UserRole::Viewer => "Viewer",
+            dto::UserRole::Platform => "Platform",
+        };
+        let _ = write!(
+            body,
+            r#"<tr><td data-label="Email">{email}</td><td data-label="Role">{role}</td><td data-label="Status">{status}</td><td data-label="Last sign-in">{last}</td><td>{action}</td></tr>"#,
+            email = esc(&u.email),
+            status = if u.status == "active" {
+                r#"<span class="badge badge-ok">Active</span>"#
+            } else {
+                r#"<span class="badge badge-off">Deactivated</span>"#
+            },
+            last = when_or(u.last_sign_in_at.map(|t| t.unix_timestamp()), "Never"),
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    if who.can_write() {
+        let email_err = error.as_ref().map(|(_, m)| m.as_str());
+        let _ = write!(
+            body,
+            r#"<section class="card"><h2>Add a user</h2>
+<form method="post" action="/portal/users" class="stack">
+{csrf}
+<div class="field"><label for="email">Email</label><input id="email" name="email" type="email" required value="{email}"{inv}>{err}</div>
+<div class="field"><label for="role">Role</label><select id="role" name="role"><option value="viewer">Viewer (read only)</option><option value="admin">Admin (manages credentials and users)</option></select></div>
+<p class="hint">A password is generated and shown once.</p>
+<div class="actions"><button type="submit" class="btn btn-primary">Add user</button></div>
+</form></section>"#,
+            csrf = csrf_field(who),
+            email = esc(form_email),
+            inv = invalid_attrs("email", email_err),
+            err = field_error("email", email_err),
+        );
+    }
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    Ok(page_with(status, who, "Users", Nav::Users, &body))
+}
+
+pub async fn list_users(State(state): State<AppState>, who: SignedIn) -> PageResult {
+    let flash = state
+        .portal
+        .take_flash(&who.session.id_hash, state.now(), |f| matches!(f, Flash::Password { .. }));
+    render_users(&state, &who, flash, "", None).await
+}
+
+pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageResult {
+    let Posted { who, fields } = posted;
+    require_write(&who)?;
+    let email = fields.text("email");
+    let role = match fields.get("role") {
+        Some("admin") => dto::UserRole::Admin,
+        _ => dto::UserRole::Viewer,
+    };
+    let password = tokenmint_core::ids::random_id("", 20);
+    let input = dto::CreateUser {
+        org: who.user.org.clone(),
+        email: email.clone(),
+        role: Some(role),
+        password: password.clone(),
+    };
+    match users::create_user(&state, &who.actor, input).await {
+        Ok(user) => {
+            state.portal.put_flash(
+                &who.session.id_hash,
+                Flash::Password { email: user.email, password },
+                state.now(),
+            );
+            Ok(see_other("/portal/users"))
+        }
+        Err(ApiError::Validation { message, .. }) => {
+            render_users(&state, &who, None, &email, Some(("email", message))).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn deactivate_user(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> PageResult {
+    require_write(&posted.who)?;
+    users::deactivate_user(&state, &posted.who.actor, &id).await?;
+    Ok(see_other("/portal/users"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+
+fn describe(kind: &str) -> &str {
+    match kind {
+        "credential.created" => "Credential generated",
+        "credential.updated" => "Credential edited",
+        "credential.deactivated" => "Credential deactivated",
+        "credential.activated" => "Credential reactivated",
+        "credential.secret_rotated" => "Secret rotated",
+        "credential.secret_deleted" => "Secret deleted",
+        "credential.tokens_revoked" => "Tokens revoked",
+        "token.refused" => "Token request refused",
+        "token.revoked" => "Token revoked",
+        "portal.sign_in" => "Signed in",
+        "portal.sign_in_failed" => "Sign-in failed",
+        "portal.sign_out" => "Signed out",
+        "user.created" => "User added",
+        "user.deactivated" => "User deactivated",
+        other => other,
+    }
+}
+
+pub async fn audit_log(State(state): State<AppState>, who: SignedIn) -> PageResult {
+    let now = state.now();
+    let mut records = state
+        .store
+        .list_audit(&AuditFilter {
+            org: Some(who.user.org.clone()),
+            since: Some(now - 30 * 86_400),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    records.reverse();
+    records.truncate(200);
+    let mut body = String::from(
+        r#"<div class="page-head"><div><h1>Audit log</h1><p class="muted">Security events of your organization in the last 30 days, newest first.</p></div></div>"#,
+    );
+    if records.is_empty() {
+        body.push_str(r#"<section class="card"><p class="muted">No events yet.</p></section>"#);
+    } else {
+        body.push_str(r#"<div class="card table-card"><table class="table responsive"><thead><tr><th scope="col">When</th><th scope="col">Event</th><th scope="col">By</th><th scope="col">Credential</th><th scope="col">Source IP</th><th scope="col">Reason</th></tr></thead><tbody>"#);
+        for r in &records {
+            let _ = write!(
+                body,
+                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="Credential">{client}</td><td data-label="Source IP">{ip}</td><td data-label="Reason">{reason}</td></tr>"#,
+                at = when(r.at),
+                kind = esc(describe(&r.kind)),
+                actor = esc(r.actor.as_deref().unwrap_or("")),
+                client = r
+                    .client_id
+                    .as_deref()
+                    .map(|c| format!("<code>{}</code>", esc(c)))
+                    .unwrap_or_default(),
+                ip = esc(r.source_ip.as_deref().unwrap_or("")),
+                reason = esc(r.reason.as_deref().unwrap_or("")),
+            );
+        }
+        body.push_str("</tbody></table></div>");
+    }
+    Ok(page(&who, "Audit log", Nav::Audit, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_expiration_choice_has_a_label_and_never_has_no_duration() {
+        assert!(
+            EXPIRATIONS
+                .iter()
+                .any(|(v, l, s)| *v == "never" && *l == "Never expire" && s.is_none())
+        );
+        assert!(EXPIRATIONS.iter().filter(|(v, _, _)| *v != "never").all(|(_, _, s)| s.is_some()));
+    }
+
+    #[test]
+    fn access_levels_read_as_people_say_them() {
+        assert_eq!(level_label(None), "No access");
+        assert_eq!(level_label(Some(AccessLevel::Write)), "Read & write");
+    }
+}

@@ -1,0 +1,71 @@
+//! `/admin/v1/users`: portal users (create, list, deactivate).
+
+use super::Admin;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams};
+use crate::state::AppState;
+use crate::users;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokenmint_proto::Problem;
+use tokenmint_proto::admin as dto;
+use utoipa::IntoParams;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only users of this organization.
+    pub org: Option<String>,
+}
+
+#[utoipa::path(post, path = "/admin/v1/users", tag = "users",
+    request_body = dto::CreateUser,
+    responses(
+        (status = 201, description = "Created; the user signs in at /portal/ with this email and password", body = dto::User),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed for this organization or role", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field, or the email is taken", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    JsonBody(input): JsonBody<dto::CreateUser>,
+) -> Result<Response, ApiError> {
+    let user = users::create_user(&state, &caller.actor, input).await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/v1/users", tag = "users", params(ListQuery),
+    responses(
+        (status = 200, description = "Users ordered by organization and email", body = Vec<dto::User>),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Vec<dto::User>>, ApiError> {
+    Ok(Json(users::list_users(&state, &caller.actor, q.org).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/users/{id}/deactivate", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "Deactivated; the user's sessions are ended", body = dto::User),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn deactivate_user(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<dto::User>, ApiError> {
+    Ok(Json(users::deactivate_user(&state, &caller.actor, &id).await?))
+}

@@ -1,0 +1,276 @@
+//! Portal users: Argon2id password hashing and the user operations that the admin API (and so
+//! the CLI) and the portal share, with the same [`Actor`] rules as credentials: org admins
+//! manage their own organization's users, the platform manages everyone.
+//!
+//! Passwords are the one human-chosen secret tokenmint keeps, so they get a deliberately slow,
+//! memory-hard hash (Argon2id with the `argon2` crate's defaults, which follow OWASP's
+//! recommendation), computed on the blocking pool so it never stalls the async workers.
+//! Client secrets are random and high-entropy and keep their fast keyed hash.
+
+use crate::audit::AuditKind;
+use crate::error::ApiError;
+use crate::service::{Actor, instant, record};
+use crate::state::AppState;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use std::fmt;
+use tokenmint_core::ids::random_id;
+use tokenmint_core::{OrgSlug, crypto};
+use tokenmint_proto::admin as dto;
+use tokenmint_store::{Organization, PortalUser, StoreError, UserRole, UserStatus};
+
+pub const MIN_PASSWORD_LEN: usize = 12;
+pub const MAX_PASSWORD_LEN: usize = 256;
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// A password in memory: never printed.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// Hashes a password with Argon2id and a fresh random salt, as a PHC string.
+pub fn hash_password_blocking(password: &Password) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    crypto::fill_random(&mut salt);
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| ApiError::Internal(format!("password salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::Internal(format!("password hashing: {e}")))
+}
+
+/// Checks a password against a PHC string; a malformed hash never matches.
+pub fn verify_password_blocking(hash: &str, password: &Password) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => {
+            Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+pub async fn hash_password(password: Password) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))?
+}
+
+pub async fn verify_password(hash: String, password: Password) -> bool {
+    tokio::task::spawn_blocking(move || verify_password_blocking(&hash, &password))
+        .await
+        .unwrap_or(false)
+}
+
+/// Checks the shape of an email address: what a person can type, not full RFC 5322.
+pub fn validate_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim();
+    let ok = email.len() <= MAX_EMAIL_LEN
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+    if ok {
+        Ok(email.to_owned())
+    } else {
+        Err(ApiError::validation("email", "enter an email address like name@example.com"))
+    }
+}
+
+pub fn validate_password(password: &Password) -> Result<(), ApiError> {
+    let n = password.expose().chars().count();
+    if (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&n) {
+        Ok(())
+    } else {
+        Err(ApiError::validation(
+            "password",
+            format!("the password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"),
+        ))
+    }
+}
+
+pub fn role_to_dto(r: UserRole) -> dto::UserRole {
+    match r {
+        UserRole::Admin => dto::UserRole::Admin,
+        UserRole::Viewer => dto::UserRole::Viewer,
+        UserRole::Platform => dto::UserRole::Platform,
+    }
+}
+
+fn role_from_dto(r: dto::UserRole) -> UserRole {
+    match r {
+        dto::UserRole::Admin => UserRole::Admin,
+        dto::UserRole::Viewer => UserRole::Viewer,
+        dto::UserRole::Platform => UserRole::Platform,
+    }
+}
+
+pub fn user_view(u: &PortalUser) -> dto::User {
+    dto::User {
+        id: u.id.clone(),
+        org: u.org.clone(),
+        email: u.email.clone(),
+        role: role_to_dto(u.role),
+        status: u.status.as_str().to_owned(),
+        created_at: instant(u.created_at),
+        last_sign_in_at: u.last_sign_in_at.map(instant),
+    }
+}
+
+/// The actor a signed-in portal user acts as.
+pub fn actor_for(u: &PortalUser) -> Actor {
+    let principal = format!("user:{}", u.email);
+    match u.role {
+        UserRole::Platform => Actor::Platform { principal },
+        UserRole::Admin => Actor::OrgAdmin { principal, org: u.org.clone() },
+        UserRole::Viewer => Actor::OrgViewer { principal, org: u.org.clone() },
+    }
+}
+
+fn user_not_found() -> ApiError {
+    ApiError::not_found("user")
+}
+
+pub async fn create_user(
+    state: &AppState,
+    actor: &Actor,
+    input: dto::CreateUser,
+) -> Result<dto::User, ApiError> {
+    let slug =
+        OrgSlug::parse(input.org.trim()).map_err(|e| ApiError::validation("org", e.to_string()))?;
+    actor
+        .require_write(slug.as_str())
+        .map_err(|_| ApiError::Forbidden { scope: "organization admin".into() })?;
+    let email = validate_email(&input.email)?;
+    let role = role_from_dto(input.role.unwrap_or(dto::UserRole::Admin));
+    if role == UserRole::Platform && !actor.is_platform() {
+        return Err(ApiError::Forbidden { scope: tokenmint_proto::system_scopes::ADMIN.into() });
+    }
+    let password = Password::new(input.password);
+    validate_password(&password)?;
+    let password_hash = hash_password(password).await?;
+    let now = state.now();
+    if actor.is_platform() && state.store.get_organization(slug.as_str()).await?.is_none() {
+        // The platform may name a new organization, as when it creates a credential.
+        let org = Organization { slug: slug.to_string(), name: slug.to_string(), created_at: now };
+        match state.store.create_organization(&org).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let user = PortalUser {
+        id: random_id("usr_", 16),
+        org: slug.to_string(),
+        email,
+        role,
+        password_hash,
+        status: UserStatus::Active,
+        created_at: now,
+        updated_at: now,
+        last_sign_in_at: None,
+    };
+    state.store.create_user(&user).await.map_err(|e| match e {
+        StoreError::NotFound(_) => {
+            ApiError::validation("org", format!("organization '{slug}' does not exist"))
+        }
+        StoreError::Conflict(_) => ApiError::validation("email", "a user with this email exists"),
+        other => other.into(),
+    })?;
+    tracing::info!(user_id = %user.id, org = %user.org, actor = actor.principal(), "portal user created");
+    record(
+        state,
+        actor,
+        AuditKind::UserCreated,
+        &user.org,
+        None,
+        serde_json::json!({"user_id": user.id, "email": user.email, "role": user.role.as_str()}),
+    );
+    Ok(user_view(&user))
+}
+
+pub async fn list_users(
+    state: &AppState,
+    actor: &Actor,
+    org: Option<String>,
+) -> Result<Vec<dto::User>, ApiError> {
+    let org = match actor {
+        Actor::Platform { .. } => org,
+        Actor::OrgAdmin { org: own, .. } | Actor::OrgViewer { org: own, .. } => {
+            if org.as_ref().is_some_and(|o| o != own) {
+                return Ok(vec![]);
+            }
+            Some(own.clone())
+        }
+    };
+    let users = state.store.list_users(org.as_deref()).await?;
+    Ok(users.iter().map(user_view).collect())
+}
+
+pub async fn deactivate_user(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> Result<dto::User, ApiError> {
+    let user = state.store.get_user(id).await?.ok_or_else(user_not_found)?;
+    // Another organization's user is reported as missing, not forbidden.
+    actor.require_read(&user.org).map_err(|_| user_not_found())?;
+    actor.require_write(&user.org)?;
+    if user.role == UserRole::Platform && !actor.is_platform() {
+        return Err(ApiError::Forbidden { scope: tokenmint_proto::system_scopes::ADMIN.into() });
+    }
+    let now = state.now();
+    if user.status != UserStatus::Deactivated {
+        state.store.set_user_status(id, UserStatus::Deactivated, now).await?;
+        tracing::info!(user_id = id, actor = actor.principal(), "portal user deactivated");
+        record(
+            state,
+            actor,
+            AuditKind::UserDeactivated,
+            &user.org,
+            None,
+            serde_json::json!({"user_id": user.id, "email": user.email}),
+        );
+    }
+    let updated = state.store.get_user(id).await?.ok_or_else(user_not_found)?;
+    Ok(user_view(&updated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_hash_is_argon2id_and_verifies_only_the_same_password() {
+        let pw = Password::new("correct horse battery");
+        let hash = hash_password_blocking(&pw).unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password_blocking(&hash, &pw));
+        assert!(!verify_password_blocking(&hash, &Password::new("correct horse battery!")));
+        assert!(!verify_password_blocking("not a hash", &pw));
+        assert_ne!(hash, hash_password_blocking(&pw).unwrap(), "salted");
+        assert_eq!(format!("{pw:?}"), "Password(<redacted>)");
+    }
+
+    #[test]
+    fn emails_are_checked_for_their_shape() {
+        assert_eq!(validate_email("  Ada@Example.com ").unwrap(), "Ada@Example.com");
+        for bad in ["", "ada", "@example.com", "ada@", "a b@example.com", "a@b@c", "<a@b>"] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+}

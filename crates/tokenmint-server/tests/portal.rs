@@ -1,0 +1,579 @@
+//! The credential portal over HTTP: who may do what, cross-organization isolation, CSRF and
+//! Origin checks, sign-in without user enumeration, throttling, session cookies and security
+//! headers. The browser scenario is in `e2e/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Options, TestApp, spawn_app, spawn_with};
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const ADMIN_PW: &str = "acme admin password";
+const VIEWER_PW: &str = "acme viewer password";
+const GLOBEX_PW: &str = "globex admin password";
+
+/// A browser without a cookie jar of its own: cookies are carried by hand, redirects are not
+/// followed, so each answer can be looked at.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+
+    /// The first form's CSRF token on the page.
+    fn csrf(&self) -> String {
+        let at = self.body.find(r#"name="csrf" value=""#).expect("a CSRF field");
+        let rest = &self.body[at + r#"name="csrf" value=""#.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { http, base: app.base.clone(), cookies: vec![] }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {
+        let res = req.header(header::COOKIE, self.cookie_header()).send().await.unwrap();
+        for v in res.headers().get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let (pair, _) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !val.is_empty() && !v.contains("Max-Age=0") {
+                self.cookies.push((k.to_owned(), val.to_owned()));
+            }
+        }
+        Answer {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    async fn post_with_origin(
+        &mut self,
+        path: &str,
+        origin: &str,
+        form: &[(&str, &str)],
+    ) -> Answer {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(header::ORIGIN, origin)
+            .form(form);
+        self.send(req).await
+    }
+
+    async fn try_sign_in(&mut self, email: &str, password: &str) -> Answer {
+        let page = self.get("/portal/sign-in").await;
+        assert_eq!(page.status, 200);
+        let csrf = page.csrf();
+        self.post("/portal/sign-in", &[("csrf", &csrf), ("email", email), ("password", password)])
+            .await
+    }
+
+    /// Signs in and returns the session's CSRF token.
+    async fn sign_in(&mut self, email: &str, password: &str) -> String {
+        let res = self.try_sign_in(email, password).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert_eq!(res.location(), "/portal/credentials");
+        let page = self.get("/portal/credentials").await;
+        assert_eq!(page.status, 200);
+        page.csrf()
+    }
+}
+
+async fn create_user(app: &TestApp, org: &str, email: &str, role: &str, password: &str) -> Value {
+    let res = app
+        .admin(
+            Method::POST,
+            "/users",
+            Some(json!({"org": org, "email": email, "role": role, "password": password})),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    res.json().await.unwrap()
+}
+
+/// Two organizations, their users, and one acme credential.
+async fn two_orgs(app: &TestApp) -> String {
+    for org in ["acme", "globex"] {
+        let res = app.admin(Method::POST, "/organizations", Some(json!({"slug": org}))).await;
+        assert_eq!(res.status(), 201);
+    }
+    create_user(app, "acme", "admin@acme.test", "admin", ADMIN_PW).await;
+    create_user(app, "acme", "viewer@acme.test", "viewer", VIEWER_PW).await;
+    create_user(app, "globex", "admin@globex.test", "admin", GLOBEX_PW).await;
+    app.sandbox_reader().await.0
+}
+
+async fn credential(app: &TestApp, client_id: &str) -> Value {
+    let res = app.admin(Method::GET, &format!("/credentials/{client_id}"), None).await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn generate_form(csrf: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("csrf", csrf),
+        ("name", "Payroll"),
+        ("environment", "production"),
+        ("expiration", "90d"),
+        ("perm.eligibility", "read"),
+        ("perm.billing", "none"),
+    ]
+}
+
+#[tokio::test]
+async fn a_viewer_can_read_the_credentials_but_cannot_change_anything() {
+    let app = spawn_app().await;
+    let id = two_orgs(&app).await;
+    let before = credential(&app, &id).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("viewer@acme.test", VIEWER_PW).await;
+
+    let list = b.get("/portal/credentials").await;
+    assert!(list.body.contains("HR sync"));
+    assert!(!list.body.contains("Generate credential"), "no generate button for a viewer");
+    let page = b.get(&format!("/portal/credentials/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Save changes") && !page.body.contains("Rotate secret"));
+    assert_eq!(b.get("/portal/credentials/new").await.status, 403);
+
+    let edit = [("csrf", csrf.as_str()), ("name", "Renamed"), ("perm.eligibility", "write")];
+    let attempts = [
+        b.post("/portal/credentials", &generate_form(&csrf)).await,
+        b.post(&format!("/portal/credentials/{id}"), &edit).await,
+        b.post(&format!("/portal/credentials/{id}/rotate"), &[("csrf", &csrf), ("overlap", "0")])
+            .await,
+        b.post(&format!("/portal/credentials/{id}/deactivate"), &[("csrf", &csrf)]).await,
+        b.post("/portal/users", &[("csrf", &csrf), ("email", "x@acme.test"), ("role", "admin")])
+            .await,
+    ];
+    for a in &attempts {
+        assert_eq!(a.status, 403, "{}", a.body);
+        assert!(a.body.contains("Not allowed"));
+    }
+    let users =
+        app.admin(Method::GET, "/users?org=acme", None).await.json::<Value>().await.unwrap();
+    let admin_id =
+        users.as_array().unwrap().iter().find(|u| u["email"] == "admin@acme.test").unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let res = b.post(&format!("/portal/users/{admin_id}/deactivate"), &[("csrf", &csrf)]).await;
+    assert_eq!(res.status, 403);
+
+    let after = credential(&app, &id).await;
+    assert_eq!(before, after, "the credential is unchanged");
+    let listed =
+        app.admin(Method::GET, "/credentials?org=acme", None).await.json::<Value>().await.unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "nothing was created");
+    assert_eq!(
+        app.admin(Method::GET, "/users?org=acme", None).await.json::<Value>().await.unwrap(),
+        users
+    );
+}
+
+#[tokio::test]
+async fn users_of_one_organization_cannot_see_or_touch_another_organizations_credentials() {
+    let app = spawn_app().await;
+    let id = two_orgs(&app).await;
+    let before = credential(&app, &id).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@globex.test", GLOBEX_PW).await;
+
+    let list = b.get("/portal/credentials").await;
+    assert!(list.body.contains("No credentials yet"));
+    assert!(!list.body.contains(&id) && !list.body.contains("HR sync"));
+    let show = b.get(&format!("/portal/credentials/{id}")).await;
+    assert_eq!(show.status, 404);
+    assert!(!show.body.contains("HR sync"));
+    assert_eq!(b.get(&format!("/portal/credentials/{id}/deactivate")).await.status, 404);
+    let edit = [("csrf", csrf.as_str()), ("name", "Stolen"), ("perm.eligibility", "write")];
+    assert_eq!(b.post(&format!("/portal/credentials/{id}"), &edit).await.status, 404);
+    assert_eq!(
+        b.post(&format!("/portal/credentials/{id}/rotate"), &[("csrf", &csrf), ("overlap", "0")])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        b.post(&format!("/portal/credentials/{id}/deactivate"), &[("csrf", &csrf)]).await.status,
+        404
+    );
+    assert_eq!(
+        b.post(&format!("/portal/credentials/{id}/activate"), &[("csrf", &csrf)]).await.status,
+        404
+    );
+    assert_eq!(credential(&app, &id).await, before);
+
+    // Nor another organization's users, nor its audit trail.
+    let users = b.get("/portal/users").await;
+    assert!(users.body.contains("admin@globex.test") && !users.body.contains("acme.test"));
+    let acme_users =
+        app.admin(Method::GET, "/users?org=acme", None).await.json::<Value>().await.unwrap();
+    let viewer_id = acme_users[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        b.post(&format!("/portal/users/{viewer_id}/deactivate"), &[("csrf", &csrf)]).await.status,
+        404
+    );
+    let audit = b.get("/portal/audit").await;
+    assert!(!audit.body.contains(&id));
+
+    // What globex generates is globex's.
+    let created = b.post("/portal/credentials", &generate_form(&csrf)).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let new_id = created.location().trim_start_matches("/portal/credentials/").to_owned();
+    assert_eq!(credential(&app, &new_id).await["org"], "globex");
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+
+    let mut missing = generate_form(&csrf);
+    missing.retain(|(k, _)| *k != "csrf");
+    let wrong = generate_form("forged-token");
+    for res in [
+        b.post("/portal/credentials", &missing).await,
+        b.post("/portal/credentials", &wrong).await,
+        b.post_with_origin("/portal/credentials", "https://evil.example", &generate_form(&csrf))
+            .await,
+        b.post_with_origin("/portal/credentials", "null", &generate_form(&csrf)).await,
+    ] {
+        assert_eq!(res.status, 403);
+        assert!(res.body.contains("Request refused"));
+    }
+    let listed =
+        app.admin(Method::GET, "/credentials?org=acme", None).await.json::<Value>().await.unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "nothing was created");
+
+    // Sign-out is a form too.
+    assert_eq!(b.post("/portal/sign-out", &[("csrf", "nope")]).await.status, 403);
+
+    // The same form from the portal's own origin goes through.
+    let ok = b.post_with_origin("/portal/credentials", &app.base, &generate_form(&csrf)).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+
+    // Signing in needs the sign-in page's token as well.
+    let mut fresh = Browser::new(&app);
+    let res = fresh
+        .post(
+            "/portal/sign-in",
+            &[("csrf", "x"), ("email", "admin@acme.test"), ("password", ADMIN_PW)],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    assert!(!fresh.cookies.iter().any(|(k, _)| k == "tm_session"));
+}
+
+#[tokio::test]
+async fn a_wrong_password_an_unknown_email_and_a_deactivated_user_get_the_same_answer() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let gone = create_user(&app, "acme", "gone@acme.test", "admin", "a password that works").await;
+    let res = app
+        .admin(Method::POST, &format!("/users/{}/deactivate", gone["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(res.status(), 200);
+
+    let mut b = Browser::new(&app);
+    let normalise =
+        |a: &Answer, email: &str| a.body.replace(&a.csrf(), "TOKEN").replace(email, "EMAIL");
+    let wrong = b.try_sign_in("admin@acme.test", "not the password").await;
+    let unknown = b.try_sign_in("nobody@acme.test", "not the password").await;
+    let deactivated = b.try_sign_in("gone@acme.test", "a password that works").await;
+    for a in [&wrong, &unknown, &deactivated] {
+        assert_eq!(a.status, 401);
+        assert!(a.body.contains("The email or password is incorrect."));
+    }
+    assert_eq!(normalise(&wrong, "admin@acme.test"), normalise(&unknown, "nobody@acme.test"));
+    assert_eq!(normalise(&wrong, "admin@acme.test"), normalise(&deactivated, "gone@acme.test"));
+    assert!(!b.cookies.iter().any(|(k, _)| k == "tm_session"));
+
+    // An unknown email costs a password verification too. Measured interleaved, taking each
+    // path's fastest run, so that load from elsewhere on the machine does not decide.
+    let mut fastest = [Duration::MAX, Duration::MAX];
+    let mut t = Browser::new(&app);
+    for _ in 0..4 {
+        for (i, email) in ["viewer@acme.test", "someone.else@acme.test"].into_iter().enumerate() {
+            let csrf = t.get("/portal/sign-in").await.csrf();
+            let start = Instant::now();
+            let res = t
+                .post(
+                    "/portal/sign-in",
+                    &[("csrf", &csrf), ("email", email), ("password", "wrong password!")],
+                )
+                .await;
+            fastest[i] = fastest[i].min(start.elapsed());
+            assert_eq!(res.status, 401);
+        }
+    }
+    let [known, unknown] = fastest;
+    assert!(unknown * 2 > known && known * 2 > unknown, "unknown {unknown:?} vs known {known:?}");
+
+    // Every failure is in the audit trail, without the password.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let audit = app
+        .admin(Method::GET, "/audit?kind=portal.sign_in_failed", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains("nobody@acme.test"));
+    assert!(!audit.contains("not the password"));
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_per_account_and_per_source_with_a_clear_message() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    for _ in 0..6 {
+        assert_eq!(b.try_sign_in("admin@acme.test", "wrong password").await.status, 401);
+    }
+    // Blocked now, even with the right password, and whatever the email's case.
+    let blocked = b.try_sign_in("Admin@Acme.test", ADMIN_PW).await;
+    assert_eq!(blocked.status, 429);
+    assert!(blocked.body.contains("Too many sign-in attempts"), "{}", blocked.body);
+    assert!(blocked.body.contains("try again in 15 minutes"));
+    assert!(blocked.headers.contains_key(header::RETRY_AFTER));
+    assert!(!b.cookies.iter().any(|(k, _)| k == "tm_session"));
+    // The block is audited.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let blocks: Value =
+        app.admin(Method::GET, "/audit?kind=source.blocked", None).await.json().await.unwrap();
+    assert_eq!(blocks["items"][0]["reason"], "too_many_portal_sign_in_failures");
+    // Another account from the same source is not blocked yet.
+    b.sign_in("viewer@acme.test", VIEWER_PW).await;
+
+    // Many failing accounts from one source block the source.
+    let mut attacker = Browser::new(&app);
+    let mut statuses = vec![];
+    // 6 failures so far from this source; 15 more make 21, past the limit of 20.
+    for i in 0..15 {
+        statuses.push(
+            attacker.try_sign_in(&format!("guess{i}@acme.test"), "wrong password").await.status,
+        );
+    }
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let res = attacker.try_sign_in("admin@globex.test", GLOBEX_PW).await;
+    assert_eq!(res.status, 429, "the source is blocked after more than 20 failures");
+    assert!(res.body.contains("Too many sign-in attempts"));
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_strict_and_ends_at_sign_out_and_expiry() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    let page = b.get("/portal/sign-in").await;
+    let csrf = page.csrf();
+    let res = b
+        .post(
+            "/portal/sign-in",
+            &[("csrf", &csrf), ("email", "ADMIN@acme.test"), ("password", ADMIN_PW)],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let cookie = res
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("tm_session="))
+        .unwrap();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/portal", "Max-Age=28800"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP cannot keep a Secure cookie");
+    let value = cookie.split(';').next().unwrap().trim_start_matches("tm_session=").to_owned();
+    assert!(value.len() >= 43, "a 256-bit session id");
+
+    // The database holds only a hash of the id.
+    let db = std::fs::read(&app.db_path).unwrap();
+    assert!(!db.windows(value.len()).any(|w| w == value.as_bytes()));
+
+    // Sign-out ends the session on the server, not only in the browser.
+    let csrf = b.get("/portal/credentials").await.csrf();
+    let out = b.post("/portal/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    let mut replay = Browser::new(&app);
+    replay.cookies.push(("tm_session".into(), value));
+    let res = replay.get("/portal/credentials").await;
+    assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, "/portal/sign-in"));
+
+    // Sessions expire.
+    b.sign_in("admin@acme.test", ADMIN_PW).await;
+    assert_eq!(b.get("/portal/credentials").await.status, 200);
+    app.clock.advance(8 * 3600 + 1);
+    let res = b.get("/portal/credentials").await;
+    assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, "/portal/sign-in"));
+}
+
+#[tokio::test]
+async fn over_https_the_session_cookie_is_secure() {
+    let app = spawn_with(Options {
+        tweak: |c| c.issuer = Some("https://auth.example.com".into()),
+        ..Options::default()
+    })
+    .await;
+    let res = app
+        .admin(
+            Method::POST,
+            "/users",
+            Some(json!({"org": "acme", "email": "a@acme.test", "password": ADMIN_PW})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let mut b = Browser::new(&app);
+    let page = b.get("/portal/sign-in").await;
+    let csrf = page.csrf();
+    let res = b
+        .post(
+            "/portal/sign-in",
+            &[("csrf", &csrf), ("email", "a@acme.test"), ("password", ADMIN_PW)],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let cookies: Vec<String> = res
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let session = cookies.iter().find(|c| c.starts_with("tm_session=")).unwrap();
+    assert!(session.contains("; Secure"), "{session}");
+}
+
+#[tokio::test]
+async fn every_portal_response_carries_the_security_headers() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let mut answers = vec![
+        b.get("/portal/").await,
+        b.get("/portal/sign-in").await,
+        b.get("/portal/credentials").await,
+        b.get("/portal/credentials/new").await,
+        b.get("/portal/static/portal.css").await,
+        b.get("/portal/static/portal.js").await,
+        b.get("/portal/no-such-page").await,
+        b.get("/portal/credentials/tmc_missing").await,
+    ];
+    answers.push(b.post("/portal/credentials", &[("csrf", "bad")]).await);
+    answers.push(b.post("/portal/credentials", &generate_form(&csrf)).await);
+    for a in &answers {
+        let csp = a.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+        assert_eq!(a.headers["x-frame-options"], "DENY");
+        assert_eq!(a.headers["referrer-policy"], "same-origin");
+        assert_eq!(a.headers["x-content-type-options"], "nosniff");
+    }
+    // No inline script or style anywhere, so the CSP breaks nothing.
+    let page = b.get("/portal/credentials").await;
+    assert!(!page.body.contains("<script>") && !page.body.contains("style="));
+    assert_eq!(page.headers["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn a_generated_secret_is_shown_once_and_never_in_a_url() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let created = b.post("/portal/credentials", &generate_form(&csrf)).await;
+    assert_eq!(created.status, 303);
+    let location = created.location().to_owned();
+    let first = b.get(&location).await;
+    let at = first.body.find(r#"id="new-client-secret">"#).expect("the secret is shown");
+    let rest = &first.body[at + r#"id="new-client-secret">"#.len()..];
+    let secret = rest[..rest.find('<').unwrap()].to_owned();
+    let client_id = location.trim_start_matches("/portal/credentials/");
+    assert!(!location.contains(&secret));
+    let token = app.token(client_id, &secret).await;
+    assert_eq!(token["scope"], "eligibility:read");
+    let again = b.get(&location).await;
+    assert!(!again.body.contains(&secret), "the secret is gone after its one view");
+
+    // The acting user is in the audit trail.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let audit: Value =
+        app.admin(Method::GET, "/audit?kind=credential.created", None).await.json().await.unwrap();
+    assert!(
+        audit["items"].as_array().unwrap().iter().any(|e| e["actor"] == "user:admin@acme.test")
+    );
+}
+
+#[tokio::test]
+async fn the_users_api_creates_lists_and_deactivates_portal_users_and_is_documented() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let dup = app
+        .admin(Method::POST, "/users", Some(json!({"org": "acme", "email": "ADMIN@acme.test", "password": "long enough password"})))
+        .await;
+    assert_eq!(dup.status(), 422);
+    let short = app
+        .admin(
+            Method::POST,
+            "/users",
+            Some(json!({"org": "acme", "email": "s@acme.test", "password": "short"})),
+        )
+        .await;
+    let p: Value = short.json().await.unwrap();
+    assert_eq!(p["field"], "password");
+    let all: Value = app.admin(Method::GET, "/users", None).await.json().await.unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    assert!(!all.to_string().contains("argon2"), "hashes never leave the server");
+    let acme: Value = app.admin(Method::GET, "/users?org=acme", None).await.json().await.unwrap();
+    assert_eq!(acme.as_array().unwrap().len(), 2);
+    let id = acme[0]["id"].as_str().unwrap();
+    let res = app.admin(Method::POST, &format!("/users/{id}/deactivate"), None).await;
+    let u: Value = res.json().await.unwrap();
+    assert_eq!(u["status"], "deactivated");
+    let doc: Value =
+        app.http.get(app.url("/admin/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["paths"]["/admin/v1/users"].is_object());
+    assert!(doc["paths"]["/admin/v1/users/{id}/deactivate"].is_object());
+    assert!(doc["components"]["schemas"]["CreateUser"].is_object());
+}

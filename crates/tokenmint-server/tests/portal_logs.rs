@@ -1,0 +1,136 @@
+//! A portal session at TRACE level, with every log line captured: no password, session id,
+//! CSRF token or client secret appears in any of them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use reqwest::header;
+use serde_json::json;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn between<'a>(text: &'a str, before: &str, after: &str) -> &'a str {
+    let start = text.find(before).expect(before) + before.len();
+    let len = text[start..].find(after).unwrap();
+    &text[start..start + len]
+}
+
+fn cookie_value(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| between(v, &format!("{name}="), ";").to_owned())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_portal_session_at_trace_level_logs_no_password_session_id_or_secret() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let mut app = common::spawn_app().await;
+    let password = "a portal password that must stay private";
+    let res = app
+        .admin(
+            reqwest::Method::POST,
+            "/users",
+            Some(json!({"org": "acme", "email": "ada@acme.test", "password": password})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut sensitive = vec![password.to_owned(), "a wrong password guess".to_owned()];
+
+    let page = http.get(app.url("/portal/sign-in")).send().await.unwrap();
+    let pre = cookie_value(&page, "tm_signin");
+    let html = page.text().await.unwrap();
+    let token = between(&html, r#"name="csrf" value=""#, "\"").to_owned();
+    for pw in ["a wrong password guess", password] {
+        let res = http
+            .post(app.url("/portal/sign-in"))
+            .header(header::COOKIE, format!("tm_signin={pre}"))
+            .form(&[("csrf", token.as_str()), ("email", "ada@acme.test"), ("password", pw)])
+            .send()
+            .await
+            .unwrap();
+        if pw == password {
+            assert_eq!(res.status(), 303);
+            sensitive.push(cookie_value(&res, "tm_session"));
+        }
+    }
+    let session = format!("tm_session={}", sensitive.last().unwrap());
+    let list = http
+        .get(app.url("/portal/credentials"))
+        .header(header::COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = between(&list, r#"name="csrf" value=""#, "\"").to_owned();
+    sensitive.push(csrf.clone());
+    let created = http
+        .post(app.url("/portal/credentials"))
+        .header(header::COOKIE, &session)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Logged"),
+            ("environment", "sandbox"),
+            ("expiration", "never"),
+            ("perm.eligibility", "read"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 303);
+    let location = created.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let shown = http
+        .get(app.url(&location))
+        .header(header::COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    sensitive.push(between(&shown, r#"id="new-client-secret">"#, "<").to_owned());
+    let res = http
+        .post(app.url("/portal/sign-out"))
+        .header(header::COOKIE, &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    app.stop().await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("portal sign-in"), "the portal's log lines were captured");
+    for s in &sensitive {
+        assert!(s.len() >= 20);
+        assert!(!logs.contains(s.as_str()), "a password, session id or secret is in the logs");
+    }
+}

@@ -1,0 +1,178 @@
+//! `tokenmint users create/list/deactivate`: portal users, through the admin API.
+
+use crate::admin_client::{AdminArgs, AdminClient, OutputFormat, segment};
+use crate::cmd::credentials::print;
+use crate::output;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use std::io::Read;
+use std::process::ExitCode;
+use tokenmint_proto::admin as dto;
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a portal user, who signs in at /portal/ with this email and password.
+    Create(CreateArgs),
+    /// List portal users.
+    List(ListArgs),
+    /// Deactivate a portal user (their sessions end at once).
+    Deactivate(DeactivateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Admin,
+    Viewer,
+    Platform,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// The user's organization (its slug).
+    #[arg(long)]
+    org: String,
+    /// The email the user signs in with.
+    #[arg(long)]
+    email: String,
+    /// `admin` manages the organization's credentials and users, `viewer` reads only,
+    /// `platform` manages every organization.
+    #[arg(long, value_enum, default_value = "admin")]
+    role: Role,
+    /// Read the password from standard input (first line). Without it, a password is generated
+    /// and printed once.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Only users of this organization.
+    #[arg(long)]
+    org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeactivateArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// The user's id (`usr_…`, see `users list`) or email.
+    user: String,
+}
+
+#[derive(serde::Serialize)]
+struct Created<'a> {
+    #[serde(flatten)]
+    user: &'a dto::User,
+    /// Present only when the password was generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'a str>,
+}
+
+fn read_password() -> Result<String> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("cannot read the password from stdin")?;
+    let password = input.lines().next().unwrap_or("").to_owned();
+    if password.is_empty() {
+        bail!("--password-stdin: standard input held no password");
+    }
+    Ok(password)
+}
+
+async fn all_users(client: &AdminClient, org: Option<&str>) -> Result<Vec<dto::User>> {
+    let path = match org {
+        Some(o) => format!("/users?org={}", segment(o)),
+        None => "/users".to_owned(),
+    };
+    client.get(&path).await
+}
+
+pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
+    match cmd {
+        UsersCommand::Create(a) => {
+            let (password, generated) = if a.password_stdin {
+                (read_password()?, false)
+            } else {
+                (tokenmint_core::ids::random_id("", 20), true)
+            };
+            let role = match a.role {
+                Role::Admin => dto::UserRole::Admin,
+                Role::Viewer => dto::UserRole::Viewer,
+                Role::Platform => dto::UserRole::Platform,
+            };
+            let client = AdminClient::connect(&a.admin).await?;
+            let user: dto::User = client
+                .post(
+                    "/users",
+                    &dto::CreateUser {
+                        org: a.org,
+                        email: a.email,
+                        role: Some(role),
+                        password: password.clone(),
+                    },
+                )
+                .await?;
+            let shown = generated.then_some(password.as_str());
+            print(a.admin.output, &Created { user: &user, password: shown }, || {
+                let mut rows = vec![
+                    ("id", user.id.clone()),
+                    ("org", user.org.clone()),
+                    ("email", user.email.clone()),
+                    ("role", format!("{:?}", user.role).to_lowercase()),
+                ];
+                if let Some(p) = shown {
+                    rows.push(("password", p.to_owned()));
+                }
+                output::fields(&rows)?;
+                if shown.is_some() {
+                    eprintln!("The password is shown this once; give it to the user securely.");
+                }
+                Ok(())
+            })
+        }
+        UsersCommand::List(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let users = all_users(&client, a.org.as_deref()).await?;
+            print(a.admin.output, &users, || {
+                let rows: Vec<Vec<String>> = users
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.id.clone(),
+                            u.org.clone(),
+                            u.email.clone(),
+                            format!("{:?}", u.role).to_lowercase(),
+                            u.status.clone(),
+                            output::when(u.last_sign_in_at, "never"),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "ORG", "EMAIL", "ROLE", "STATUS", "LAST SIGN-IN"], &rows)?;
+                Ok(())
+            })
+        }
+        UsersCommand::Deactivate(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let id = if a.user.contains('@') {
+                let users = all_users(&client, None).await?;
+                match users.iter().find(|u| u.email.eq_ignore_ascii_case(&a.user)) {
+                    Some(u) => u.id.clone(),
+                    None => bail!("no user with the email {}", a.user),
+                }
+            } else {
+                a.user.clone()
+            };
+            let user: dto::User = client
+                .post(&format!("/users/{}/deactivate", segment(&id)), &serde_json::json!({}))
+                .await?;
+            if a.admin.output == OutputFormat::Json {
+                return print(a.admin.output, &user, || Ok(()));
+            }
+            println!("deactivated {} ({})", user.email, user.id);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `tokenmint users create/list/deactivate` against a real server, and the user signing in to
+//! the portal with the password the CLI set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokenmint");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database", &format!("sqlite://{}", dir.join("t.db").display())])
+        .args(["--admin-credential-file", &dir.join("admin.json").display().to_string()])
+        .env_remove("TOKENMINT_MASTER_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.join("admin.json").exists()
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, base: format!("http://127.0.0.1:{port}") }
+}
+
+fn users(server: &Server, dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("users")
+        .args(args)
+        .args(["--endpoint", &server.base])
+        .args(["--admin-credentials", &dir.join("admin.json").display().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn ok_json(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Signs in to the portal; returns the HTTP status of the answer.
+async fn sign_in(base: &str, email: &str, password: &str) -> u16 {
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = http.get(format!("{base}/portal/sign-in")).send().await.unwrap();
+    let cookie =
+        page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = page.text().await.unwrap();
+    let at = html.find(r#"name="csrf" value=""#).unwrap() + r#"name="csrf" value=""#.len();
+    let csrf = &html[at..at + html[at..].find('"').unwrap()];
+    let res = http
+        .post(format!("{base}/portal/sign-in"))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf), ("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    res.status().as_u16()
+}
+
+#[tokio::test]
+async fn users_are_created_listed_and_deactivated_and_sign_in_with_their_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+
+    let ada = ok_json(&users(
+        &server,
+        dir.path(),
+        &[
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "ada@acme.test",
+            "--password-stdin",
+            "--output",
+            "json",
+        ],
+        Some("a passphrase from stdin\n"),
+    ));
+    assert_eq!(ada["role"], "admin");
+    assert!(ada.get("password").is_none(), "a password given on stdin is not printed");
+
+    let bob = ok_json(&users(
+        &server,
+        dir.path(),
+        &[
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "bob@acme.test",
+            "--role",
+            "viewer",
+            "--output",
+            "json",
+        ],
+        None,
+    ));
+    let generated = bob["password"].as_str().expect("a generated password is printed once");
+    assert!(generated.len() >= 16);
+
+    assert_eq!(sign_in(&server.base, "ada@acme.test", "a passphrase from stdin").await, 303);
+    assert_eq!(sign_in(&server.base, "bob@acme.test", generated).await, 303);
+
+    let table = users(&server, dir.path(), &["list", "--org", "acme"], None);
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("ada@acme.test") && text.contains("viewer"), "{text}");
+    assert!(!text.contains(generated));
+
+    let out = users(&server, dir.path(), &["deactivate", "bob@acme.test"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sign_in(&server.base, "bob@acme.test", generated).await, 401);
+
+    let empty = users(
+        &server,
+        dir.path(),
+        &["create", "--org", "acme", "--email", "c@acme.test", "--password-stdin"],
+        Some(""),
+    );
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no password"));
+}
