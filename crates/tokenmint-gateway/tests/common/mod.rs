@@ -360,13 +360,14 @@ impl Drop for Setup {
     }
 }
 
-/// The gateway's configuration text for `server`, `production` and `sandbox`, plus `extra`
-/// (more keys and routes).
+/// The gateway's configuration text for `server`, `production` and `sandbox`, plus `top`
+/// (top-level keys) and `extra` (more routes).
 pub fn config_text(
     server: &Server,
     production: &str,
     sandbox: &str,
     secret_file: &std::path::Path,
+    top: &str,
     extra: &str,
 ) -> String {
     format!(
@@ -377,6 +378,7 @@ audience = "{AUDIENCE}"
 client_id = "{client_id}"
 client_secret_file = "{secret_file}"
 jwks_refetch_cooldown = "1s"
+{top}
 
 [[route]]
 path_prefix = "/eligibility"
@@ -413,8 +415,13 @@ impl Setup {
         Self::start_with("").await
     }
 
-    /// With `extra` appended to the configuration.
+    /// With `extra` (more routes) appended to the configuration.
     pub async fn start_with(extra: &str) -> Setup {
+        Self::start_configured("", extra).await
+    }
+
+    /// With `top` (top-level keys) and `extra` (more routes) added to the configuration.
+    pub async fn start_configured(top: &str, extra: &str) -> Setup {
         let server = Server::start().await;
         let production = Upstream::start("production").await;
         let sandbox = Upstream::start("sandbox").await;
@@ -422,7 +429,7 @@ impl Setup {
         std::fs::write(&secret_file, format!("{}\n", server.admin_secret)).unwrap();
         // `PRODUCTION_URL` in `extra` stands for the production upstream's URL.
         let extra = extra.replace("PRODUCTION_URL", &production.url);
-        let text = config_text(&server, &production.url, &sandbox.url, &secret_file, &extra);
+        let text = config_text(&server, &production.url, &sandbox.url, &secret_file, top, &extra);
         let config_path = server.dir.path().join("gateway.toml");
         std::fs::write(&config_path, &text).unwrap();
         let config = GatewayConfig::load(&config_path, &Overrides::default()).unwrap();
