@@ -52,6 +52,8 @@ enum Command {
     /// Export the audit trail through the admin API.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Run the validating reverse proxy in front of an API (routes from --config; SIGHUP reloads).
+    Gateway(Box<cmd::gateway::GatewayArgs>),
     /// Fetch an access token from any OAuth 2.0 token endpoint and print it.
     Token(cmd::token::TokenArgs),
     /// Send an authenticated request, curl-like: the token is fetched and cached, a 401 gets a new
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
             Command::Users(c) => cmd::users::run(c).await,
             Command::Keys(c) => cmd::keys::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,
+            Command::Gateway(args) => cmd::gateway::run(*args).await,
             Command::Token(args) => cmd::token::run(args).await,
             Command::Call(args) => cmd::call::run(*args).await,
         }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod call;
 pub mod credentials;
+pub mod gateway;
 pub mod init;
 pub mod keys;
 pub mod orgs;

@@ -1,0 +1,571 @@
+//! The gateway's configuration: the TOML file of the contract's "Gateway" section, layered under
+//! the command line's flags and `TOKENMINT_*` variables ([`Overrides`]), and validated once into
+//! a [`GatewayConfig`].
+//!
+//! Everything is checked before the gateway starts or a reload is applied, so a typo never shows
+//! up as a surprising runtime behaviour: unknown keys are refused, and each error names the key
+//! (and the route) and says what would be accepted.
+
+use http::HeaderName;
+use reqwest::Url;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokenmint_client::SecretSource;
+
+/// The environment variable holding the feed credential's secret when no file is named.
+pub const SECRET_ENV: &str = "TOKENMINT_CLIENT_SECRET";
+/// Paths the gateway answers itself; no route may claim them.
+pub const RESERVED_PATHS: [&str; 2] = ["/healthz", "/metrics"];
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
+const DEFAULT_REDIS_PREFIX: &str = "tokenmint:gateway:";
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+const DEFAULT_VERIFIED_CACHE: usize = 10_000;
+const DEFAULT_JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// A configuration that cannot be used, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("invalid config file: {0}")]
+    Syntax(String),
+    #[error("invalid `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+/// Values given on the command line or in the environment; each beats the file's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub token_url: Option<String>,
+    pub redis: Option<String>,
+}
+
+/// The TOML file as written. Unknown keys are errors, so a typo does not silently fall back to
+/// a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    client_id: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    token_url: Option<String>,
+    follow_revocations: Option<bool>,
+    redis: Option<String>,
+    redis_prefix: Option<String>,
+    connect_timeout: Option<String>,
+    request_timeout: Option<String>,
+    leeway: Option<String>,
+    jwks_refetch_cooldown: Option<String>,
+    verified_cache: Option<usize>,
+    #[serde(default, rename = "route")]
+    routes: Vec<FileRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoute {
+    path_prefix: Option<String>,
+    upstream: Option<String>,
+    sandbox_upstream: Option<String>,
+    read_scope: Option<String>,
+    write_scope: Option<String>,
+    #[serde(default)]
+    require_headers: Vec<String>,
+    rate_limit_per_minute: Option<u32>,
+    forward_authorization: Option<bool>,
+    request_timeout: Option<String>,
+}
+
+/// Where the gateway gets the token it reads the revocation feed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedCredentials {
+    /// Client credentials with the `tokenmint:revocations` permission.
+    Client {
+        client_id: String,
+        /// Read when a token is needed; its `Debug` never shows a secret value.
+        secret: SecretSource,
+        /// The token endpoint; default: discovered from the issuer's metadata.
+        token_url: Option<String>,
+    },
+    /// `follow_revocations = false`: revoked tokens and deactivated credentials stay accepted
+    /// until their tokens expire. Only for trials; the gateway warns at start.
+    Disabled,
+}
+
+/// An upstream base URL: scheme, authority and an optional path the request path is appended to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    base: Arc<str>,
+}
+
+impl Upstream {
+    fn parse(key: &str, value: &str) -> Result<Self, ConfigError> {
+        let url = Url::parse(value.trim()).map_err(|_| {
+            invalid(key, format!("'{value}' is not a URL; use http://HOST:PORT or https://HOST"))
+        })?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+        {
+            return Err(invalid(
+                key,
+                format!(
+                    "'{value}' must be an http(s) URL with a host and no query, fragment or user"
+                ),
+            ));
+        }
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        Ok(Self { base: base.into() })
+    }
+
+    /// The URL a request for `path_and_query` is sent to.
+    pub fn url_for(&self, path_and_query: &str) -> String {
+        let mut url = String::with_capacity(self.base.len() + path_and_query.len());
+        url.push_str(&self.base);
+        url.push_str(path_and_query);
+        url
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.base
+    }
+}
+
+/// One `[[route]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Starts with `/`, no trailing `/` (except the root route `/`).
+    pub path_prefix: String,
+    pub upstream: Option<Upstream>,
+    pub sandbox_upstream: Option<Upstream>,
+    pub read_scope: String,
+    pub write_scope: String,
+    pub require_headers: Vec<HeaderName>,
+    /// Requests per minute per client; `None` (or 0 in the file) means no limit.
+    pub rate_limit_per_minute: Option<u32>,
+    pub forward_authorization: bool,
+    pub request_timeout: Duration,
+}
+
+impl RouteConfig {
+    /// Whether `path` falls under this route: the prefix matches whole path segments, so
+    /// `/eligibility` covers `/eligibility` and `/eligibility/7` but not `/eligibility-admin`.
+    pub fn matches(&self, path: &str) -> bool {
+        let prefix = self.path_prefix.as_str();
+        prefix == "/"
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub feed: FeedCredentials,
+    pub redis: Option<String>,
+    pub redis_prefix: String,
+    pub connect_timeout: Duration,
+    pub leeway: Duration,
+    /// Shortest time between two JWKS fetches, so that tokens naming unknown keys cannot make
+    /// the gateway hammer the issuer.
+    pub jwks_refetch_cooldown: Duration,
+    /// Entries of the verified-token cache; 0 turns it off (every request checks a signature).
+    pub verified_cache: usize,
+    /// Longest prefix first, so the first match is the most specific.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl GatewayConfig {
+    /// Reads and validates the file at `path`, under `overrides`.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.to_owned(), reason: e.to_string() })?;
+        Self::from_toml(&text, overrides)
+    }
+
+    /// Parses and validates a configuration text, under `overrides`.
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string().trim().into()))?;
+        resolve(file, overrides)
+    }
+
+    /// The settings that a reload cannot change (the listener, the verifier, the feed, the
+    /// shared limits and the upstream connection pool are built from them once), by key.
+    pub(crate) fn fixed_settings(&self) -> [(&'static str, String); 9] {
+        [
+            ("listen", self.listen.to_string()),
+            ("issuer", self.issuer.clone()),
+            ("audience", format!("{:?}", self.audience)),
+            ("client_id", format!("{:?}", self.feed)),
+            ("redis", format!("{:?} {}", self.redis, self.redis_prefix)),
+            ("connect_timeout", format!("{:?}", self.connect_timeout)),
+            ("leeway", format!("{:?}", self.leeway)),
+            ("jwks_refetch_cooldown", format!("{:?}", self.jwks_refetch_cooldown)),
+            ("verified_cache", self.verified_cache.to_string()),
+        ]
+    }
+}
+
+fn duration(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    let Some(value) = value else { return Ok(default) };
+    humantime::parse_duration(value.trim()).map_err(|_| {
+        invalid(
+            key,
+            format!("'{value}' is not a duration; use a number with a unit, like 500ms, 5s or 1m"),
+        )
+    })
+}
+
+fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
+    let trimmed = issuer.trim().trim_end_matches('/');
+    let url = Url::parse(trimmed).ok().filter(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some()
+            && u.query().is_none()
+            && u.fragment().is_none()
+    });
+    if url.is_none() {
+        return Err(invalid(
+            "issuer",
+            format!(
+                "'{issuer}' is not an absolute http(s) URL without query or fragment, like https://auth.example.com"
+            ),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, ConfigError> {
+    let listen_text =
+        overrides.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = listen_text.trim().parse().map_err(|_| {
+        invalid("listen", format!("'{listen_text}' is not IP:PORT; use e.g. 127.0.0.1:9090"))
+    })?;
+    let issuer = overrides.issuer.clone().or(file.issuer).ok_or_else(|| {
+        invalid(
+            "issuer",
+            "missing; set the authorization server's URL, e.g. https://auth.example.com",
+        )
+    })?;
+    let issuer = validate_issuer(&issuer)?;
+    let audience = overrides.audience.clone().or(file.audience).map(|a| a.trim().to_owned());
+    if audience.as_deref().is_some_and(str::is_empty) {
+        return Err(invalid("audience", "is empty; remove it or set the API's audience"));
+    }
+
+    let client_id = overrides.client_id.clone().or(file.client_id);
+    let follow = file.follow_revocations.unwrap_or(true);
+    let feed = match (client_id, follow) {
+        (_, false) => FeedCredentials::Disabled,
+        (None, true) => {
+            return Err(invalid(
+                "client_id",
+                "missing; the gateway follows the revocation feed with a credential that has the \
+                 tokenmint:revocations permission (set client_id, and client_secret_file or \
+                 TOKENMINT_CLIENT_SECRET), or set follow_revocations = false",
+            ));
+        }
+        (Some(client_id), true) => {
+            let file_path = overrides.client_secret_file.clone().or(file.client_secret_file);
+            let secret = match file_path {
+                Some(path) => SecretSource::file(path),
+                None if std::env::var_os(SECRET_ENV).is_some() => SecretSource::env(SECRET_ENV),
+                None => {
+                    return Err(invalid(
+                        "client_secret_file",
+                        format!(
+                            "missing; name a file holding the secret of {client_id}, or set {SECRET_ENV}"
+                        ),
+                    ));
+                }
+            };
+            let token_url = overrides.token_url.clone().or(file.token_url);
+            if let Some(url) = &token_url
+                && !Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            {
+                return Err(invalid("token_url", format!("'{url}' is not an http(s) URL")));
+            }
+            FeedCredentials::Client { client_id, secret, token_url }
+        }
+    };
+
+    let redis = overrides.redis.clone().or(file.redis);
+    if let Some(r) = &redis
+        && !(r.starts_with("redis://") || r.starts_with("rediss://") || r.starts_with("unix://"))
+    {
+        return Err(invalid("redis", "use redis://HOST:PORT/DB, or rediss://… for TLS"));
+    }
+    let connect_timeout =
+        duration("connect_timeout", file.connect_timeout.as_deref(), DEFAULT_CONNECT_TIMEOUT)?;
+    let request_timeout =
+        duration("request_timeout", file.request_timeout.as_deref(), DEFAULT_REQUEST_TIMEOUT)?;
+    for (key, value) in [("connect_timeout", connect_timeout), ("request_timeout", request_timeout)]
+    {
+        if value.is_zero() {
+            return Err(invalid(key, "must be above zero"));
+        }
+    }
+    let leeway = duration("leeway", file.leeway.as_deref(), DEFAULT_LEEWAY)?;
+    let jwks_refetch_cooldown = duration(
+        "jwks_refetch_cooldown",
+        file.jwks_refetch_cooldown.as_deref(),
+        DEFAULT_JWKS_REFETCH_COOLDOWN,
+    )?;
+    if jwks_refetch_cooldown < Duration::from_secs(1) {
+        return Err(invalid(
+            "jwks_refetch_cooldown",
+            "at least 1s, so that made-up key ids cannot turn the gateway against the issuer",
+        ));
+    }
+    if leeway > Duration::from_secs(600) {
+        return Err(invalid("leeway", "at most 10m: a larger clock skew is a broken clock"));
+    }
+
+    if file.routes.is_empty() {
+        return Err(invalid("route", "no [[route]] given; the gateway would refuse every request"));
+    }
+    let mut routes = Vec::with_capacity(file.routes.len());
+    for (index, route) in file.routes.into_iter().enumerate() {
+        let route = resolve_route(index, route, request_timeout)?;
+        if let Some(other) =
+            routes.iter().find(|r: &&RouteConfig| r.path_prefix == route.path_prefix)
+        {
+            return Err(invalid(
+                format!("route[{index}].path_prefix"),
+                format!("'{}' is already the prefix of another route", other.path_prefix),
+            ));
+        }
+        routes.push(route);
+    }
+    routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
+
+    Ok(GatewayConfig {
+        listen,
+        issuer,
+        audience,
+        feed,
+        redis,
+        redis_prefix: file.redis_prefix.unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned()),
+        connect_timeout,
+        leeway,
+        jwks_refetch_cooldown,
+        verified_cache: file.verified_cache.unwrap_or(DEFAULT_VERIFIED_CACHE),
+        routes,
+    })
+}
+
+fn resolve_route(
+    index: usize,
+    route: FileRoute,
+    default_timeout: Duration,
+) -> Result<RouteConfig, ConfigError> {
+    let key = |name: &str| format!("route[{index}].{name}");
+    let prefix = route.path_prefix.ok_or_else(|| {
+        invalid(key("path_prefix"), "missing; set the path this route serves, like /eligibility")
+    })?;
+    let valid = prefix.starts_with('/')
+        && !prefix.contains(['?', '#', ' ', '%', '\\'])
+        && !prefix.split('/').any(|s| s == "." || s == "..");
+    if !valid {
+        return Err(invalid(
+            key("path_prefix"),
+            format!(
+                "'{prefix}' must be an absolute path like /eligibility, without query, dot segments or escapes"
+            ),
+        ));
+    }
+    let path_prefix = if prefix == "/" { prefix } else { prefix.trim_end_matches('/').to_owned() };
+    let path_prefix = if path_prefix.is_empty() { "/".to_owned() } else { path_prefix };
+    if let Some(reserved) = RESERVED_PATHS
+        .iter()
+        .find(|r| path_prefix == **r || path_prefix.starts_with(&format!("{r}/")))
+    {
+        return Err(invalid(
+            key("path_prefix"),
+            format!("'{path_prefix}' is the gateway's own {reserved}; choose another prefix"),
+        ));
+    }
+    let upstream =
+        route.upstream.as_deref().map(|u| Upstream::parse(&key("upstream"), u)).transpose()?;
+    let sandbox_upstream = route
+        .sandbox_upstream
+        .as_deref()
+        .map(|u| Upstream::parse(&key("sandbox_upstream"), u))
+        .transpose()?;
+    if upstream.is_none() && sandbox_upstream.is_none() {
+        return Err(invalid(
+            key("upstream"),
+            "missing; set upstream (production tokens), sandbox_upstream (sandbox tokens) or both",
+        ));
+    }
+    let scope = |name: &str, value: Option<String>, example: &str| {
+        let value = value.unwrap_or_default();
+        let value = value.trim();
+        if value.is_empty() || value.contains(char::is_whitespace) || !value.is_ascii() {
+            return Err(invalid(
+                key(name),
+                format!("missing or not one scope; set the scope the methods need, like {example}"),
+            ));
+        }
+        Ok(value.to_owned())
+    };
+    let read_scope =
+        scope("read_scope", route.read_scope, "eligibility:read (GET, HEAD, OPTIONS)")?;
+    let write_scope = scope("write_scope", route.write_scope, "eligibility:write (other methods)")?;
+    let mut require_headers = Vec::with_capacity(route.require_headers.len());
+    for name in &route.require_headers {
+        let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+            invalid(key("require_headers"), format!("'{name}' is not an HTTP header name"))
+        })?;
+        if header.as_str().starts_with("x-tokenmint-") || header == http::header::AUTHORIZATION {
+            return Err(invalid(
+                key("require_headers"),
+                format!("'{name}' is set or checked by the gateway itself"),
+            ));
+        }
+        require_headers.push(header);
+    }
+    let request_timeout =
+        duration(&key("request_timeout"), route.request_timeout.as_deref(), default_timeout)?;
+    if request_timeout.is_zero() {
+        return Err(invalid(key("request_timeout"), "must be above zero"));
+    }
+    Ok(RouteConfig {
+        path_prefix,
+        upstream,
+        sandbox_upstream,
+        read_scope,
+        write_scope,
+        require_headers,
+        rate_limit_per_minute: route.rate_limit_per_minute.filter(|n| *n > 0),
+        forward_authorization: route.forward_authorization.unwrap_or(false),
+        request_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        issuer = "http://127.0.0.1:8080/"
+        follow_revocations = false
+
+        [[route]]
+        path_prefix = "/eligibility"
+        upstream = "http://127.0.0.1:7000"
+        sandbox_upstream = "http://127.0.0.1:7001/base/"
+        read_scope = "eligibility:read"
+        write_scope = "eligibility:write"
+        require_headers = ["X-User-Id"]
+        rate_limit_per_minute = 600
+
+        [[route]]
+        path_prefix = "/eligibility/admin/"
+        upstream = "http://127.0.0.1:7002"
+        read_scope = "eligibility:admin"
+        write_scope = "eligibility:admin"
+    "#;
+
+    fn error_of(text: &str) -> String {
+        GatewayConfig::from_toml(text, &Overrides::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_contract_example_parses_with_its_defaults() {
+        let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.issuer, "http://127.0.0.1:8080");
+        assert_eq!(config.feed, FeedCredentials::Disabled);
+        assert_eq!(config.routes[0].path_prefix, "/eligibility/admin", "longest prefix first");
+        let route = &config.routes[1];
+        assert_eq!(route.require_headers, [HeaderName::from_static("x-user-id")]);
+        assert_eq!(route.rate_limit_per_minute, Some(600));
+        assert!(!route.forward_authorization);
+        assert_eq!(route.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(
+            route.sandbox_upstream.as_ref().unwrap().url_for("/eligibility?x=1"),
+            "http://127.0.0.1:7001/base/eligibility?x=1"
+        );
+    }
+
+    #[test]
+    fn overrides_beat_the_file() {
+        let overrides = Overrides {
+            listen: Some("0.0.0.0:1".into()),
+            issuer: Some("https://auth.example.com".into()),
+            ..Overrides::default()
+        };
+        let config = GatewayConfig::from_toml(MINIMAL, &overrides).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:1");
+        assert_eq!(config.issuer, "https://auth.example.com");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_what_is_allowed() {
+        let e = error_of(&MINIMAL.replace("rate_limit_per_minute", "rate_limit"));
+        assert!(e.contains("rate_limit"), "{e}");
+        let e = error_of(&MINIMAL.replace("read_scope = \"eligibility:admin\"", ""));
+        assert!(e.contains("route[1].read_scope") && e.contains("like"), "{e}");
+        let e = error_of(&MINIMAL.replace("http://127.0.0.1:7002", "ftp://x"));
+        assert!(e.contains("route[1].upstream") && e.contains("http(s)"), "{e}");
+        let e = error_of(&MINIMAL.replace("\"/eligibility/admin/\"", "\"/metrics\""));
+        assert!(e.contains("path_prefix") && e.contains("gateway's own"), "{e}");
+        let e = error_of(&MINIMAL.replace("\"/eligibility/admin/\"", "\"/eligibility\""));
+        assert!(e.contains("already the prefix"), "{e}");
+        let e = error_of(&MINIMAL.replace("follow_revocations = false", ""));
+        assert!(e.contains("`client_id`") && e.contains("tokenmint:revocations"), "{e}");
+        let e = error_of("issuer = \"auth.example.com\"");
+        assert!(e.contains("`issuer`"), "{e}");
+        let e = error_of(&MINIMAL.replace("X-User-Id", "x-tokenmint-org"));
+        assert!(e.contains("require_headers"), "{e}");
+    }
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
+        let route = &config.routes[1];
+        assert!(route.matches("/eligibility"));
+        assert!(route.matches("/eligibility/7"));
+        assert!(!route.matches("/eligibility-admin"));
+        assert!(!route.matches("/other"));
+    }
+
+    #[test]
+    fn the_feed_secret_comes_from_a_file_and_never_shows_in_debug() {
+        let text = MINIMAL.replace(
+            "follow_revocations = false",
+            "client_id = \"tm_gw\"\nclient_secret_file = \"/run/secrets/gw\"",
+        );
+        let config = GatewayConfig::from_toml(&text, &Overrides::default()).unwrap();
+        assert!(matches!(
+            &config.feed,
+            FeedCredentials::Client { client_id, secret: SecretSource::File(_), .. } if client_id == "tm_gw"
+        ));
+    }
+}

@@ -1,0 +1,172 @@
+//! Every refusal of the gateway, and the one place it becomes an HTTP answer.
+//!
+//! Token and scope refusals are [`Rejection`]s from tokenmint-verify, answered exactly as a
+//! protected API built with the library answers them; the gateway's own refusals (no route, a
+//! missing header, the rate limit, a failing upstream) use the same RFC 9457 shape. No refusal
+//! carries the token or anything upstream said: the detail goes to the log, the caller gets a
+//! fixed sentence.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use tokenmint_proto::{Environment, PROBLEM_JSON, Problem};
+use tokenmint_verify::Rejection;
+
+/// Why the gateway did not forward a request, or could not get an answer for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The token is missing or invalid, or lacks the route's scope.
+    Auth(Rejection),
+    /// No route covers the path.
+    NoRoute,
+    /// The path holds dot segments or encoded separators, which the upstream might resolve to
+    /// a path under another route's policy.
+    UnsafePath,
+    /// The route has no upstream for the token's environment.
+    EnvironmentNotServed(Environment),
+    /// A header the route requires is missing.
+    MissingHeader(HeaderName),
+    /// The client is past the route's rate limit.
+    RateLimited { retry_after_secs: u64 },
+    /// The upstream could not be reached or broke the exchange.
+    UpstreamUnavailable,
+    /// The upstream did not answer within the route's timeout.
+    UpstreamTimeout,
+    /// A claim could not be put in an identity header (a control character in `org`, …).
+    IdentityHeader,
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Self::Auth(rejection)
+    }
+}
+
+impl Refusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Auth(rejection) => rejection.status(),
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::UnsafePath | Self::MissingHeader(_) => StatusCode::BAD_REQUEST,
+            Self::EnvironmentNotServed(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::IdentityHeader => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short label for metrics and the access log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Auth(Rejection::MissingToken) => "missing_token",
+            Self::Auth(Rejection::InsufficientScope(_)) => "insufficient_scope",
+            Self::Auth(Rejection::InvalidRequest(_)) => "invalid_request",
+            Self::Auth(_) => "invalid_token",
+            Self::NoRoute => "no_route",
+            Self::UnsafePath => "unsafe_path",
+            Self::EnvironmentNotServed(_) => "environment_not_served",
+            Self::MissingHeader(_) => "missing_header",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::IdentityHeader => "identity_header",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Auth(_) => String::new(),
+            Self::NoRoute => "no API is served at this path".to_owned(),
+            Self::UnsafePath => {
+                "the path must not contain dot segments or encoded slashes".to_owned()
+            }
+            Self::EnvironmentNotServed(env) => {
+                format!("this API does not serve {env} credentials")
+            }
+            Self::MissingHeader(name) => format!("the {name} header is required"),
+            Self::RateLimited { retry_after_secs } => {
+                format!("too many requests for this client; retry in {retry_after_secs} s")
+            }
+            Self::UpstreamUnavailable => "the API behind the gateway is unavailable".to_owned(),
+            Self::UpstreamTimeout => "the API behind the gateway did not answer in time".to_owned(),
+            Self::IdentityHeader => "the request could not be forwarded".to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut problem = match &self {
+            Self::Auth(rejection) => return rejection.clone().into_response(),
+            _ => Problem::new(status.as_u16(), status.canonical_reason().unwrap_or(""))
+                .with_detail(self.detail()),
+        };
+        if let Self::MissingHeader(name) = &self {
+            problem = problem.with_field(name.as_str());
+        }
+        if matches!(self, Self::EnvironmentNotServed(_)) {
+            // RFC 6750 §3.1: the token is valid but does not give access to this resource.
+            problem = problem.with_error("insufficient_scope");
+        }
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match &self {
+            Self::EnvironmentNotServed(env) => {
+                let challenge = format!(
+                    "Bearer error=\"insufficient_scope\", error_description=\"this API does not \
+                     serve {env} credentials\""
+                );
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after_secs).max(1)));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    async fn body(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn refusals_are_problem_details_with_their_headers() {
+        let response = Refusal::RateLimited { retry_after_secs: 7 }.into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+
+        let response = Refusal::MissingHeader(HeaderName::from_static("x-user-id")).into_response();
+        assert_eq!(response.status(), 400);
+        let problem = body(response).await;
+        assert_eq!(problem["field"], "x-user-id");
+        assert_eq!(problem["detail"], "the x-user-id header is required");
+
+        let response = Refusal::EnvironmentNotServed(Environment::Sandbox).into_response();
+        assert_eq!(response.status(), 403);
+        assert!(
+            response.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer error=\"insufficient_scope\"")
+        );
+
+        let response = Refusal::Auth(Rejection::MissingToken).into_response();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+}

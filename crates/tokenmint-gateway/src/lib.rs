@@ -1,0 +1,292 @@
+//! `tokenmint gateway`: a validating reverse proxy in front of an API.
+//!
+//! Many APIs cannot link a Rust library, so the checks of `tokenmint-verify` are also offered as
+//! a process that sits in front of them. For every request the gateway
+//! 1. picks the route with the longest matching path prefix (whole segments);
+//! 2. verifies the bearer token (signature, `typ`, `iss`, `aud`, validity, revocations) with a
+//!    [`Verifier`] that follows the issuer's revocation feed, so a deactivated credential or a
+//!    revoked token is refused within seconds without a call to the issuer per request;
+//! 3. sends production tokens to `upstream` and sandbox tokens to `sandbox_upstream`;
+//! 4. checks the route's read scope (GET, HEAD, OPTIONS) or write scope (other methods),
+//!    its required headers and its per-client rate limit;
+//! 5. forwards the request with `x-tokenmint-client-id`, `-org`, `-env` and `-scope` set from the
+//!    token (never from the caller) and without `Authorization` unless the route asks for it,
+//!    streaming bodies both ways.
+//!
+//! Refusals are RFC 9457 problem details (with RFC 6750 challenges on 401 and 403), see
+//! [`Refusal`]. Routes are held in an [`ArcSwap`]: [`GatewayHandle::reload`] swaps them between
+//! two requests, so a reload (SIGHUP in the binary) drops no connection, and a configuration
+//! that does not validate is refused while the old one stays in force.
+
+mod config;
+mod error;
+mod feed;
+mod metrics;
+mod proxy;
+
+pub use config::{ConfigError, FeedCredentials, GatewayConfig, Overrides, RouteConfig, Upstream};
+pub use error::Refusal;
+
+use crate::feed::ClientTokenSource;
+use crate::metrics::{Metrics, ResultLabel};
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokenmint_client::{ClientConfig, TokenClient};
+use tokenmint_server::limits::Limits;
+use tokenmint_verify::{FeedConfig, RevocationFollower, Verifier, VerifierConfig};
+use tokio::net::TcpListener;
+
+/// How long start-up waits for the first read of the revocation feed before serving anyway.
+const FEED_SYNC_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot reach the issuer: {0}")]
+    Verifier(#[from] tokenmint_verify::BuildError),
+    #[error("cannot follow the revocation feed: {0}")]
+    Feed(#[from] tokenmint_verify::FollowError),
+    #[error("invalid feed credentials: {0}")]
+    FeedClient(#[from] tokenmint_client::Error),
+    #[error("cannot connect to Redis: {0}")]
+    Redis(String),
+    #[error("cannot build the upstream HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+}
+
+/// Why a reload was refused; the configuration in force stays.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "`{key}` changed, and only routes can change without a restart; restart the gateway to apply it"
+    )]
+    NeedsRestart { key: &'static str },
+}
+
+/// What every request handler shares.
+pub(crate) struct Shared {
+    pub(crate) routes: ArcSwap<Vec<Arc<RouteConfig>>>,
+    config: ArcSwap<GatewayConfig>,
+    pub(crate) verifier: Verifier,
+    pub(crate) limits: Limits,
+    pub(crate) http: reqwest::Client,
+    pub(crate) metrics: Metrics,
+}
+
+/// A gateway bound to its address, ready to run.
+#[derive(Debug)]
+pub struct Gateway {
+    listener: TcpListener,
+    handle: GatewayHandle,
+    _follower: Option<RevocationFollower>,
+}
+
+/// Cheap to clone: reloads the routes of a running gateway and reads its state.
+#[derive(Clone)]
+pub struct GatewayHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("verifier", &self.shared.verifier)
+            .field("routes", &self.shared.routes.load().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Discovers the issuer, loads its keys, starts following its revocation feed and binds the
+    /// listener. Fails when the issuer cannot be reached: a gateway that cannot judge tokens
+    /// should not start accepting connections.
+    pub async fn build(config: GatewayConfig) -> Result<Self, StartError> {
+        let mut verifier_config = VerifierConfig::new(config.issuer.clone())
+            .with_leeway(config.leeway)
+            .with_jwks_refetch_cooldown(config.jwks_refetch_cooldown)
+            .with_verified_cache_capacity(config.verified_cache);
+        if let Some(audience) = &config.audience {
+            verifier_config = verifier_config.with_audience(audience.clone());
+        }
+        let verifier = Verifier::builder(verifier_config).build().await?;
+
+        let follower = match &config.feed {
+            FeedCredentials::Client { client_id, secret, token_url } => {
+                let client_config = match token_url {
+                    Some(url) => ClientConfig::new(url, client_id.clone(), secret.clone())?,
+                    None => {
+                        ClientConfig::discover(&config.issuer, client_id.clone(), secret.clone())?
+                    }
+                }
+                .scope(tokenmint_proto::system_scopes::REVOCATIONS);
+                let source = ClientTokenSource::new(TokenClient::new(client_config)?);
+                let follower = verifier.follow_revocations(source, FeedConfig::default())?;
+                if !follower.wait_synced(FEED_SYNC_WAIT).await {
+                    tracing::warn!(
+                        "the revocation feed could not be read yet; serving anyway and retrying \
+                         in the background (see tokenmint_gateway_revocation_feed_up)"
+                    );
+                }
+                Some(follower)
+            }
+            FeedCredentials::Disabled => {
+                tracing::warn!(
+                    "follow_revocations = false: revoked tokens and deactivated credentials \
+                     stay accepted until their tokens expire"
+                );
+                None
+            }
+        };
+
+        let limits = match &config.redis {
+            Some(url) => Limits::redis(url, &config.redis_prefix)
+                .await
+                .map_err(|e| StartError::Redis(e.to_string()))?,
+            None => Limits::local(),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            // The upstream's redirects are for the caller to follow, not the gateway.
+            .redirect(reqwest::redirect::Policy::none())
+            // Upstreams are named in the configuration; an HTTP_PROXY variable meant for other
+            // programs must not reroute them.
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(StartError::HttpClient)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+
+        let metrics = Metrics::new(verifier.clone(), limits.fallback.clone());
+        let routes: Vec<Arc<RouteConfig>> = config.routes.iter().cloned().map(Arc::new).collect();
+        metrics.routes.set(i64::try_from(routes.len()).unwrap_or(i64::MAX));
+        let shared = Arc::new(Shared {
+            routes: ArcSwap::from_pointee(routes),
+            config: ArcSwap::from_pointee(config),
+            verifier,
+            limits,
+            http,
+            metrics,
+        });
+        Ok(Self { listener, handle: GatewayHandle { shared }, _follower: follower })
+    }
+
+    /// The address the gateway listens on (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle to reload the running gateway's routes.
+    pub fn handle(&self) -> GatewayHandle {
+        self.handle.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self.handle.router();
+        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+impl GatewayHandle {
+    /// The gateway's HTTP service: `/healthz`, `/metrics` and every other path proxied.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .fallback(proxy::handle)
+            .with_state(Arc::clone(&self.shared))
+    }
+
+    /// Applies `config`'s routes from the next request on. Refused when a setting that needs a
+    /// restart changed; the routes in force stay then.
+    pub fn reload(&self, config: GatewayConfig) -> Result<usize, ReloadError> {
+        let current = self.shared.config.load();
+        let changed = current
+            .fixed_settings()
+            .into_iter()
+            .zip(config.fixed_settings())
+            .find(|((_, old), (_, new))| old != new);
+        if let Some(((key, _), _)) = changed {
+            return Err(ReloadError::NeedsRestart { key });
+        }
+        let routes: Vec<Arc<RouteConfig>> = config.routes.iter().cloned().map(Arc::new).collect();
+        let count = routes.len();
+        self.shared.routes.store(Arc::new(routes));
+        self.shared.config.store(Arc::new(config));
+        self.shared.metrics.routes.set(i64::try_from(count).unwrap_or(i64::MAX));
+        Ok(count)
+    }
+
+    /// Reads the configuration file again and applies it (the binary's SIGHUP handler). The
+    /// outcome is logged and counted either way.
+    pub fn reload_file(&self, path: &Path, overrides: &Overrides) -> Result<usize, ReloadError> {
+        let result = GatewayConfig::load(path, overrides)
+            .map_err(ReloadError::from)
+            .and_then(|config| self.reload(config));
+        let label = match &result {
+            Ok(routes) => {
+                tracing::info!(routes, path = %path.display(), "configuration reloaded");
+                "ok"
+            }
+            Err(error) => {
+                tracing::error!(%error, path = %path.display(), "configuration reload refused; the previous configuration stays in force");
+                "refused"
+            }
+        };
+        self.shared.metrics.reloads.get_or_create(&ResultLabel { result: label.to_owned() }).inc();
+        result
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<GatewayConfig> {
+        self.shared.config.load_full()
+    }
+
+    /// The verifier, for its metrics.
+    pub fn verifier(&self) -> &Verifier {
+        &self.shared.verifier
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.metrics.encode() {
+        Ok(body) => {
+            let mut response = body.into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

@@ -1,0 +1,280 @@
+//! The request path: route, authenticate, authorize, limit, forward, stream back.
+//!
+//! Checks run in an order that tells a caller no more than it is entitled to: the route first
+//! (a 404 says nothing about tokens), then the token, then the environment and the scope, and
+//! only then the required headers and the rate limit, which concern callers that are allowed
+//! in. Bodies are never buffered: the caller's body is handed to the upstream request as a
+//! stream, and the upstream's body to the caller the same way.
+
+use crate::Shared;
+use crate::config::RouteConfig;
+use crate::error::Refusal;
+use crate::metrics::{RefusalLabels, RequestLabels, RouteLabel};
+use axum::body::{Body, HttpBody};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokenmint_core::ratelimit::Decision;
+use tokenmint_proto::Environment;
+use tokenmint_verify::{ScopeRule, VerifiedToken, authenticate};
+
+pub(crate) const CLIENT_ID: HeaderName = HeaderName::from_static("x-tokenmint-client-id");
+pub(crate) const ORG: HeaderName = HeaderName::from_static("x-tokenmint-org");
+pub(crate) const ENV: HeaderName = HeaderName::from_static("x-tokenmint-env");
+pub(crate) const SCOPE: HeaderName = HeaderName::from_static("x-tokenmint-scope");
+const IDENTITY_PREFIX: &str = "x-tokenmint-";
+
+/// RFC 9110 §7.6.1: connection-specific fields a proxy must not forward, besides the ones the
+/// `Connection` header names.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// What the access log and the metrics learn about a request as it goes.
+#[derive(Default)]
+struct Trace {
+    route: Option<Arc<RouteConfig>>,
+    token: Option<VerifiedToken>,
+    refusal: Option<&'static str>,
+}
+
+/// The fallback handler: every path that is not the gateway's own goes through here.
+pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut trace = Trace::default();
+    let response = match forward(&shared, request, &mut trace).await {
+        Ok(response) => response,
+        Err(refusal) => {
+            trace.refusal = Some(refusal.reason());
+            refusal.into_response()
+        }
+    };
+    let elapsed = started.elapsed();
+    let route = trace.route.as_ref().map_or("none", |r| r.path_prefix.as_str());
+    let status = response.status().as_u16();
+    let metrics = &shared.metrics;
+    metrics.requests.get_or_create(&RequestLabels { route: route.to_owned(), status }).inc();
+    metrics
+        .duration
+        .get_or_create(&RouteLabel { route: route.to_owned() })
+        .observe(elapsed.as_secs_f64());
+    if let Some(reason) = trace.refusal {
+        metrics
+            .refusals
+            .get_or_create(&RefusalLabels { route: route.to_owned(), reason: reason.to_owned() })
+            .inc();
+    }
+    // The access log: never the token, nor the query string (where callers sometimes put
+    // secrets); the client is named by its id.
+    tracing::info!(
+        target: "tokenmint_gateway::access",
+        %method,
+        path,
+        status,
+        route,
+        client_id = trace.token.as_ref().map(|t| t.client_id.as_str()),
+        env = trace.token.as_ref().map(|t| t.env.as_str()),
+        refusal = trace.refusal,
+        micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+async fn forward(
+    shared: &Shared,
+    request: Request,
+    trace: &mut Trace,
+) -> Result<Response, Refusal> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    if !is_safe_path(path) {
+        return Err(Refusal::UnsafePath);
+    }
+    let table = shared.routes.load();
+    let route = table.iter().find(|r| r.matches(path)).cloned().ok_or(Refusal::NoRoute)?;
+    trace.route = Some(Arc::clone(&route));
+
+    let token = authenticate(&shared.verifier, &parts.headers).await?;
+    trace.token = Some(token.clone());
+    let upstream = match token.env {
+        Environment::Production => route.upstream.as_ref(),
+        Environment::Sandbox => route.sandbox_upstream.as_ref(),
+    }
+    .ok_or(Refusal::EnvironmentNotServed(token.env))?;
+    let rule = ScopeRule::ReadWrite {
+        read: route.read_scope.as_str().into(),
+        write: route.write_scope.as_str().into(),
+    };
+    token.require_scope(rule.required(&parts.method))?;
+    if let Some(missing) = route.require_headers.iter().find(|h| !parts.headers.contains_key(*h)) {
+        return Err(Refusal::MissingHeader(missing.clone()));
+    }
+    if let Some(limit) = route.rate_limit_per_minute {
+        let key = format!("{}\u{1f}{}", route.path_prefix, token.client_id);
+        let decision = shared.limits.check(&key, limit, std::time::Duration::from_secs(60)).await;
+        if let Decision::Limited { retry_after_secs } = decision {
+            return Err(Refusal::RateLimited { retry_after_secs });
+        }
+    }
+
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = upstream.url_for(path_and_query);
+    let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let headers = upstream_headers(&mut parts.headers, &route, &token, client_addr)?;
+
+    let mut upstream_request = shared.http.request(parts.method.clone(), url).headers(headers);
+    // A request without a body (most GETs) is sent without one, rather than as an empty chunked
+    // stream some servers refuse.
+    if body.size_hint().exact() != Some(0) {
+        upstream_request =
+            upstream_request.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    }
+    let sent = tokio::time::timeout(route.request_timeout, upstream_request.send()).await;
+    let upstream_response = match sent {
+        Err(_) => {
+            tracing::warn!(
+                route = route.path_prefix,
+                upstream = upstream.as_str(),
+                "upstream timed out"
+            );
+            return Err(Refusal::UpstreamTimeout);
+        }
+        Ok(Err(error)) if error.is_timeout() => return Err(Refusal::UpstreamTimeout),
+        Ok(Err(error)) => {
+            tracing::warn!(
+                route = route.path_prefix,
+                upstream = upstream.as_str(),
+                error = %error.without_url(),
+                "upstream unavailable"
+            );
+            return Err(Refusal::UpstreamUnavailable);
+        }
+        Ok(Ok(response)) => response,
+    };
+    Ok(downstream_response(upstream_response))
+}
+
+/// Refuses dot segments and encoded separators: an upstream that resolves them could be led
+/// from an allowed prefix to a path another route guards more strictly.
+fn is_safe_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.split('/').any(|segment| {
+            let lower = segment.to_ascii_lowercase();
+            let decoded = lower.replace("%2e", ".");
+            decoded == "." || decoded == ".."
+        })
+        && !contains_ignore_case(path, "%2f")
+        && !contains_ignore_case(path, "%5c")
+        && !path.contains('\\')
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The hop-by-hop headers of `headers`, and any header its `Connection` names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+fn upstream_headers(
+    headers: &mut HeaderMap,
+    route: &RouteConfig,
+    token: &VerifiedToken,
+    client_addr: Option<SocketAddr>,
+) -> Result<HeaderMap, Refusal> {
+    let mut out = std::mem::take(headers);
+    strip_hop_by_hop(&mut out);
+    // The identity headers are the gateway's word; whatever the caller sent under those names
+    // (or any other x-tokenmint- name the upstream might come to trust) goes.
+    let spoofed: Vec<HeaderName> =
+        out.keys().filter(|k| k.as_str().starts_with(IDENTITY_PREFIX)).cloned().collect();
+    for name in spoofed {
+        out.remove(name);
+    }
+    if !route.forward_authorization {
+        out.remove(header::AUTHORIZATION);
+    }
+    let original_host = out.remove(header::HOST);
+    let value = |v: &str| HeaderValue::from_str(v).map_err(|_| Refusal::IdentityHeader);
+    out.insert(CLIENT_ID, value(&token.client_id)?);
+    out.insert(ORG, value(&token.org)?);
+    out.insert(ENV, HeaderValue::from_static(token.env.as_str()));
+    out.insert(SCOPE, value(&token.scope)?);
+    if let Some(host) = original_host {
+        out.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+    if let Some(addr) = client_addr {
+        let forwarded_for = HeaderName::from_static("x-forwarded-for");
+        let ip = addr.ip().to_string();
+        let chain = match out.get(&forwarded_for).and_then(|v| v.to_str().ok()) {
+            Some(previous) => format!("{previous}, {ip}"),
+            None => ip,
+        };
+        if let Ok(chain) = HeaderValue::from_str(&chain) {
+            out.insert(forwarded_for, chain);
+        }
+    }
+    out.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+    Ok(out)
+}
+
+fn downstream_response(upstream: reqwest::Response) -> Response {
+    let status = upstream.status();
+    let mut headers = upstream.headers().clone();
+    strip_hop_by_hop(&mut headers);
+    let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_and_encoded_separators_are_unsafe() {
+        for path in ["/a/../b", "/a/./b", "/a/%2e%2E/b", "/a/..", "/a%2fb", "/a%5Cb", "/a\\b"] {
+            assert!(!is_safe_path(path), "{path}");
+        }
+        for path in ["/", "/a/b", "/a/..b", "/a/b.json", "/a%20b"] {
+            assert!(is_safe_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+}

@@ -1,0 +1,335 @@
+//! What the gateway forwards, where, and with which headers; what it refuses before the token
+//! matters (routes, required headers, rate limits); and how it fails when the upstream does.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_valid_read_and_a_valid_write_reach_the_production_upstream() {
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:write"]).await;
+
+    let read = setup.get("/eligibility/7?full=1", Some(&token)).await;
+    assert_eq!(read.status, 200, "{read:?}");
+    assert_eq!(read.body["upstream"], "production");
+    assert_eq!(read.body["path"], "/eligibility/7");
+    assert_eq!(read.body["query"], "full=1");
+
+    let write = setup.send(Method::POST, "/eligibility", Some(&token), &[]).await;
+    assert_eq!(write.status, 200, "{write:?}");
+    assert_eq!(write.body["method"], "POST");
+}
+
+#[tokio::test]
+async fn sandbox_tokens_go_to_the_sandbox_upstream_and_production_tokens_to_production() {
+    let setup = Setup::start().await;
+    let sandbox = setup.token("sandbox", &["eligibility:read"]).await;
+    let production = setup.token("production", &["eligibility:read"]).await;
+    let answer = setup.get("/eligibility", Some(&sandbox)).await;
+    assert_eq!(answer.body["upstream"], "sandbox");
+    assert_eq!(answer.forwarded("x-tokenmint-env"), Some("sandbox"));
+    let answer = setup.get("/eligibility", Some(&production)).await;
+    assert_eq!(answer.body["upstream"], "production");
+    assert_eq!(answer.forwarded("x-tokenmint-env"), Some("production"));
+}
+
+#[tokio::test]
+async fn a_route_without_an_upstream_for_the_tokens_environment_refuses_it() {
+    let setup = Setup::start().await;
+    let sandbox = setup.token("sandbox", &["billing:read"]).await;
+    let answer = setup.get("/billing/invoices", Some(&sandbox)).await;
+    answer.assert_problem(403);
+    assert_eq!(answer.body["detail"], "this API does not serve sandbox credentials");
+    assert!(
+        answer
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer error=\"insufficient_scope\"")
+    );
+}
+
+#[tokio::test]
+async fn the_read_scope_does_not_allow_writes_and_the_missing_scope_is_named() {
+    let setup = Setup::start().await;
+    let reader = setup.token("production", &["eligibility:read"]).await;
+    assert_eq!(setup.get("/eligibility", Some(&reader)).await.status, 200);
+    for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        let answer = setup.send(method, "/eligibility", Some(&reader), &[]).await;
+        answer.assert_problem(403);
+        assert_eq!(answer.body["required_scope"], "eligibility:write");
+        assert!(answer.header("www-authenticate").unwrap().contains("scope=\"eligibility:write\""));
+    }
+    for method in [Method::HEAD, Method::OPTIONS] {
+        let answer = setup.send(method, "/eligibility", Some(&reader), &[]).await;
+        assert_eq!(answer.status, 200, "safe methods need the read scope only");
+    }
+}
+
+#[tokio::test]
+async fn the_longest_prefix_wins_and_unknown_paths_are_404() {
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:read"]).await;
+    // /eligibility/members requires x-user-id; /eligibility does not.
+    let answer = setup.get("/eligibility/members/1", Some(&token)).await;
+    answer.assert_problem(400);
+    assert_eq!(setup.get("/eligibility/other", Some(&token)).await.status, 200);
+    // A prefix matches whole segments only.
+    setup.get("/eligibility-admin", Some(&token)).await.assert_problem(404);
+    setup.get("/nothing", None).await.assert_problem(404);
+}
+
+#[tokio::test]
+async fn a_missing_required_header_is_a_400_that_names_it() {
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:read"]).await;
+    let answer = setup.get("/eligibility/members", Some(&token)).await;
+    answer.assert_problem(400);
+    assert_eq!(answer.body["field"], "x-user-id");
+    assert_eq!(answer.body["detail"], "the x-user-id header is required");
+    let answer = setup
+        .send(Method::GET, "/eligibility/members", Some(&token), &[("X-User-Id", "u-1")])
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.forwarded("x-user-id"), Some("u-1"));
+}
+
+#[tokio::test]
+async fn a_client_past_the_rate_limit_gets_429_with_retry_after_and_others_do_not() {
+    let setup = Setup::start().await;
+    let first = setup.token("production", &["billing:read"]).await;
+    let second = setup.token("production", &["billing:read"]).await;
+    for _ in 0..3 {
+        assert_eq!(setup.get("/billing", Some(&first)).await.status, 200);
+    }
+    let limited = setup.get("/billing", Some(&first)).await;
+    limited.assert_problem(429);
+    let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(setup.get("/billing", Some(&second)).await.status, 200, "limits are per client");
+}
+
+#[tokio::test]
+async fn identity_headers_come_from_the_token_and_callers_cannot_spoof_them() {
+    let setup = Setup::start().await;
+    let (id, secret) = setup
+        .server
+        .credential("production", &["eligibility:read", "billing:read"], &[AUDIENCE])
+        .await;
+    let token = setup.server.token(&id, &secret).await;
+    let spoofed = [
+        ("x-tokenmint-client-id", "someone-else"),
+        ("X-Tokenmint-Org", "other-org"),
+        ("x-tokenmint-env", "production"),
+        ("x-tokenmint-scope", "eligibility:admin"),
+        ("x-tokenmint-admin", "true"),
+    ];
+    let answer = setup.send(Method::GET, "/eligibility", Some(&token), &spoofed).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.forwarded("x-tokenmint-client-id"), Some(id.as_str()));
+    assert_eq!(answer.forwarded("x-tokenmint-org"), Some("acme"));
+    assert_eq!(answer.forwarded("x-tokenmint-env"), Some("production"));
+    let (_, claims) = decode(&token);
+    assert_eq!(answer.forwarded("x-tokenmint-scope"), claims["scope"].as_str());
+    assert_eq!(answer.forwarded("x-tokenmint-admin"), None);
+    assert_eq!(answer.forwarded("authorization"), None, "not forwarded unless the route asks");
+    assert!(answer.forwarded("x-forwarded-for").is_some());
+
+    // /billing has forward_authorization = true.
+    let answer = setup.get("/billing", Some(&token)).await;
+    assert_eq!(answer.forwarded("authorization"), Some(format!("Bearer {token}").as_str()));
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_not_forwarded() {
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:read"]).await;
+    let answer = setup
+        .send(
+            Method::GET,
+            "/eligibility",
+            Some(&token),
+            &[
+                ("connection", "keep-alive, x-secret-hop"),
+                ("x-secret-hop", "1"),
+                ("te", "trailers"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.forwarded("x-secret-hop"), None);
+    assert_eq!(answer.forwarded("te"), None);
+}
+
+/// Sends `path` exactly as written (HTTP clients resolve dot segments, even encoded ones,
+/// before sending); returns the status code.
+async fn raw_get(setup: &Setup, path: &str, token: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = setup.gateway.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn paths_with_dot_segments_are_refused_before_routing() {
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:read"]).await;
+    assert_eq!(raw_get(&setup, "/eligibility/x", &token).await, 200);
+    for path in [
+        "/eligibility/../billing",
+        "/eligibility/%2e%2e/billing",
+        "/eligibility/.%2E/billing",
+        "/eligibility%2F..%2Fbilling",
+    ] {
+        assert_eq!(raw_get(&setup, path, &token).await, 400, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_502_and_a_slow_one_a_504() {
+    let down = closed_port().await;
+    let extra = format!(
+        r#"
+[[route]]
+path_prefix = "/down"
+upstream = "http://{down}"
+read_scope = "eligibility:read"
+write_scope = "eligibility:write"
+
+[[route]]
+path_prefix = "/impatient"
+upstream = "PRODUCTION_URL"
+read_scope = "eligibility:read"
+write_scope = "eligibility:write"
+request_timeout = "300ms"
+"#
+    );
+    // The slow route points at the production echo server, which sleeps 2 s on /slow.
+    let setup = Setup::start_with(&extra).await;
+    let token = setup.token("production", &["eligibility:read"]).await;
+
+    let answer = setup.get("/down/x", Some(&token)).await;
+    answer.assert_problem(502);
+    assert_eq!(answer.body["detail"], "the API behind the gateway is unavailable");
+
+    let started = std::time::Instant::now();
+    let answer = setup.get("/impatient/slow", Some(&token)).await;
+    answer.assert_problem(504);
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn large_bodies_stream_through_in_both_directions() {
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:write"]).await;
+    const SIZE: usize = 64 * 1024 * 1024;
+
+    // Upload: 64 MiB in 1 MiB chunks, counted by the upstream as they arrive.
+    let chunks = futures_util::stream::iter(
+        (0..SIZE / (1 << 20)).map(|_| Ok::<_, std::io::Error>(vec![b'u'; 1 << 20])),
+    );
+    let response = setup
+        .http
+        .post(setup.url("/eligibility/upload"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    let answer = Answer::from(response).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["body_len"], SIZE);
+
+    // Download: 64 MiB.
+    let response = setup
+        .http
+        .get(setup.url(&format!("/eligibility/large?{SIZE}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut received = 0;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        received += chunk.unwrap().len();
+    }
+    assert_eq!(received, SIZE);
+}
+
+#[tokio::test]
+async fn bodies_are_not_buffered_by_the_gateway() {
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:write"]).await;
+
+    // Download: the first chunk arrives before the upstream has produced the second.
+    let started = std::time::Instant::now();
+    let response =
+        setup.http.get(setup.url("/eligibility/drip")).bearer_auth(&token).send().await.unwrap();
+    let mut stream = response.bytes_stream();
+    let first = futures_util::StreamExt::next(&mut stream).await.unwrap().unwrap();
+    assert_eq!(&first[..], b"first");
+    assert!(started.elapsed() < Duration::from_millis(800), "{:?}", started.elapsed());
+
+    // Upload: the upstream answers after the first chunk, while the rest has not been sent;
+    // a buffering gateway would wait for a body that never ends.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let body = futures_util::stream::unfold((0, Some(released)), |(n, released)| async move {
+        match n {
+            0 => Some((Ok::<_, std::io::Error>(vec![b'a'; 1000]), (1, released))),
+            _ => {
+                let _ = released?.await;
+                None
+            }
+        }
+    });
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        setup
+            .http
+            .post(setup.url("/eligibility/first-chunk"))
+            .bearer_auth(&token)
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    )
+    .await
+    .expect("the upstream answered before the upload ended")
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    let _ = release.send(());
+}
+
+#[tokio::test]
+async fn healthz_and_metrics_are_served_by_the_gateway() {
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:read"]).await;
+    setup.get("/eligibility", Some(&token)).await;
+    setup.get("/eligibility", None).await;
+    let health = setup.http.get(setup.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = setup.http.get(setup.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics
+            .contains("tokenmint_gateway_requests_total{route=\"/eligibility\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "tokenmint_gateway_refusals_total{route=\"/eligibility\",reason=\"missing_token\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tokenmint_gateway_tokens_accepted_total 1"), "{metrics}");
+    assert!(metrics.contains("tokenmint_gateway_revocation_feed_up 1"), "{metrics}");
+    assert!(!metrics.contains(&token));
+}
