@@ -52,7 +52,9 @@ fn gateway(c: &mut Criterion) {
 
     let hits = hot.handle.verifier().metrics();
     let misses = cold.handle.verifier().metrics();
-    assert!(hits.cache_hits > 0 && misses.cache_hits == 0, "{hits:?} {misses:?}");
+    // Under `cargo test` each benchmark runs once, so the first request has nothing cached yet.
+    assert!(hits.accepted < 2 || hits.cache_hits > 0, "{hits:?}");
+    assert_eq!(misses.cache_hits, 0, "{misses:?}");
     assert_eq!(misses.signature_checks, misses.accepted, "every request checked a signature");
     drop((hot, cold));
 }
