@@ -285,8 +285,8 @@ pub struct AuditEvent {
     pub source_ip: Option<String>,
     /// Why, for refusals and alerts (`wrong_secret`, `rate_limited`, ...).
     pub reason: Option<String>,
-    /// Event-specific details; never a secret.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// Event-specific details, null for events that have none; never a secret.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub details: serde_json::Value,
 }
 

@@ -45,3 +45,17 @@ pub struct RevocationPage {
 
 /// The SSE event name of a feed entry; its `id` is the cursor and its `data` a [`RevocationEntry`].
 pub const SSE_EVENT: &str = "revocation";
+
+/// One server-sent event of the streamed feed, field by field as the event stream carries it
+/// (WHATWG HTML §9.2). The OpenAPI document describes the stream with this type, so that each
+/// event, not the stream as one string, is what a client can check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevocationEvent {
+    /// Always [`SSE_EVENT`].
+    pub event: String,
+    /// The entry's cursor; a reconnecting client sends the last one as `Last-Event-ID`.
+    pub id: String,
+    /// The [`RevocationEntry`] as JSON.
+    pub data: String,
+}

@@ -45,7 +45,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         dto::Organization, dto::CreateOrganization, dto::Credential, dto::CreateCredential,
         dto::CreatedCredential, dto::UpdateCredential, dto::RotateSecret, dto::RotatedSecret,
         dto::TokensRevoked, dto::SecretInfo, dto::SigningKey, dto::KeyState, dto::RotateKey,
-        dto::CredentialStatus, feed::RevocationPage, feed::RevocationEntry, feed::Revocation,
+        dto::CredentialStatus, feed::RevocationPage, feed::RevocationEntry, feed::RevocationEvent, feed::Revocation,
         tokenmint_proto::Problem, tokenmint_proto::Environment, dto::AuditEvent, dto::AlertDelivery,
         dto::DailyCount, dto::CredentialActivity, dto::User, dto::CreateUser, dto::UserRole,
     )),

@@ -51,6 +51,17 @@ impl KeySet {
     pub(crate) fn contains(&self, kid: &str) -> bool {
         self.keys.contains_key(kid)
     }
+
+    pub(crate) fn get(&self, kid: &str) -> Option<&Arc<PublicKey>> {
+        self.keys.get(kid)
+    }
+
+    /// The kids of the usable keys, sorted.
+    pub(crate) fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
+    }
 }
 
 /// The asymmetric JWS algorithms (RFC 7518 §3.1) a verifier may accept. HMAC is never on the
@@ -117,7 +128,12 @@ fn usable_key(jwk: &Jwk, advertised: Option<&[Algorithm]>) -> Result<PublicKey, 
     Ok(PublicKey { alg, key })
 }
 
-fn key_set(jwks: &Jwks, advertised: Option<&[Algorithm]>, now: Duration, ttl: Duration) -> KeySet {
+pub(crate) fn key_set(
+    jwks: &Jwks,
+    advertised: Option<&[Algorithm]>,
+    now: Duration,
+    ttl: Duration,
+) -> KeySet {
     let mut keys = HashMap::with_capacity(jwks.keys.len());
     for jwk in &jwks.keys {
         let Some(kid) = jwk.kid.as_deref() else {
@@ -215,11 +231,9 @@ pub(crate) struct KeyStore {
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let set = self.current.load();
-        let mut kids: Vec<&str> = set.keys.keys().map(String::as_str).collect();
-        kids.sort_unstable();
         f.debug_struct("KeyStore")
             .field("jwks_uri", &self.jwks_uri)
-            .field("kids", &kids)
+            .field("kids", &set.kids())
             .field("advertised", &self.advertised)
             .finish_non_exhaustive()
     }

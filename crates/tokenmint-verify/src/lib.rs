@@ -32,6 +32,9 @@
 //! # let _ = app; Ok(()) }
 //! ```
 //!
+//! Where the issuer cannot be reached at run time, [`OfflineVerifier`] runs the same checks
+//! against a JWKS the caller holds, synchronously and without revocations.
+//!
 //! Nothing here keeps global state: metrics are counters owned by each verifier
 //! ([`Verifier::metrics`]), and time comes from the [`Clock`] given to the builder.
 
@@ -45,6 +48,7 @@ mod jwks;
 mod jws;
 mod layer;
 mod metrics;
+mod offline;
 mod rejection;
 mod revocation;
 mod sse;
@@ -57,6 +61,7 @@ pub use error::{BuildError, FetchError, FollowError, RejectReason, RevocationKin
 pub use follower::RevocationFollower;
 pub use layer::{RequireScope, RequireScopeService, VerifyLayer, VerifyService, authenticate};
 pub use metrics::MetricsSnapshot;
+pub use offline::OfflineVerifier;
 pub use rejection::{Rejection, ScopeRule, bearer_token};
 pub use revocation::RevocationList;
 pub use token_source::{BearerToken, StaticToken, TokenSource, TokenSourceError};

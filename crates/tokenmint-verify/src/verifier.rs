@@ -5,7 +5,7 @@ use crate::config::{FeedConfig, VerifierConfig};
 use crate::discovery::discover;
 use crate::error::{BuildError, FollowError, VerifyError};
 use crate::follower::{FollowerParts, RevocationFollower};
-use crate::jwks::{KeyStore, asymmetric_alg};
+use crate::jwks::{KeyStore, PublicKey, asymmetric_alg};
 use crate::jws;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::revocation::RevocationList;
@@ -260,23 +260,14 @@ impl Verifier {
             return Err(VerifyError::KeyAlgorithmMismatch);
         }
         Metrics::incr(&inner.metrics.signature_checks);
-        // jsonwebtoken checks the key family against the algorithm, decodes the signature and
-        // runs aws-lc-rs; the header and claims checks around it are ours.
-        let valid = jsonwebtoken::crypto::verify(
-            parsed.signature,
-            parsed.signing_input.as_bytes(),
-            &key.key,
-            key.alg,
-        )
-        .unwrap_or(false);
-        if !valid {
-            return Err(VerifyError::BadSignature);
-        }
-
-        let (claims, nbf) = jws::claims(parsed.payload)?;
-        self.check_claims(&claims, nbf, now)?;
-        let verified =
-            VerifiedToken(Arc::new(TokenInner { claims, kid: parsed.kid, alg: key.alg }));
+        let verified = check_signed(
+            parsed,
+            &key,
+            &inner.config.issuer,
+            inner.config.audience.as_deref(),
+            inner.leeway_secs,
+            now,
+        )?;
         if let Some(kind) = inner.revocations.check(&verified, verified.kid(), now) {
             return Err(VerifyError::Revoked(kind));
         }
@@ -296,36 +287,6 @@ impl Verifier {
             return Err(VerifyError::Revoked(kind));
         }
         inner.keys.check_published(token.kid())
-    }
-
-    /// RFC 9068 §4 and RFC 7519 §4.1: issuer, audience and validity period.
-    fn check_claims(
-        &self,
-        claims: &AccessTokenClaims,
-        nbf: Option<i64>,
-        now: i64,
-    ) -> Result<(), VerifyError> {
-        let inner = &*self.inner;
-        if claims.iss != inner.config.issuer {
-            return Err(VerifyError::WrongIssuer);
-        }
-        if let Some(audience) = &inner.config.audience
-            && !claims.aud.contains(audience)
-        {
-            return Err(VerifyError::WrongAudience);
-        }
-        let leeway = inner.leeway_secs;
-        // §4.1.4: not accepted on or after `exp`.
-        if now >= claims.exp.saturating_add(leeway) {
-            return Err(VerifyError::Expired);
-        }
-        // §4.1.5: not accepted before `nbf`; and a token issued in the future is as suspect.
-        if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway))
-            || claims.iat > now.saturating_add(leeway)
-        {
-            return Err(VerifyError::NotYetValid);
-        }
-        Ok(())
     }
 
     /// Starts following the issuer's revocation feed in a background task, authenticating
@@ -389,4 +350,67 @@ impl Verifier {
     pub fn now(&self) -> i64 {
         unix_seconds(self.inner.clock.now())
     }
+}
+
+/// What follows the key lookup, shared by [`Verifier`] and
+/// [`OfflineVerifier`](crate::OfflineVerifier): the key's algorithm must be the token's, the
+/// signature must hold, then the claims must pass [`check_claims`].
+pub(crate) fn check_signed(
+    parsed: jws::Parsed<'_>,
+    key: &PublicKey,
+    issuer: &str,
+    audience: Option<&str>,
+    leeway_secs: i64,
+    now: i64,
+) -> Result<VerifiedToken, VerifyError> {
+    // RFC 8725 §3.1: the algorithm is the key's, not the token's to choose. Together with
+    // the HMAC-free list in `asymmetric_alg`, this is what stops alg confusion.
+    if key.alg != parsed.alg {
+        return Err(VerifyError::KeyAlgorithmMismatch);
+    }
+    // jsonwebtoken checks the key family against the algorithm, decodes the signature and
+    // runs aws-lc-rs; the header and claims checks around it are ours.
+    let valid = jsonwebtoken::crypto::verify(
+        parsed.signature,
+        parsed.signing_input.as_bytes(),
+        &key.key,
+        key.alg,
+    )
+    .unwrap_or(false);
+    if !valid {
+        return Err(VerifyError::BadSignature);
+    }
+    let (claims, nbf) = jws::claims(parsed.payload)?;
+    check_claims(&claims, nbf, issuer, audience, leeway_secs, now)?;
+    Ok(VerifiedToken(Arc::new(TokenInner { claims, kid: parsed.kid, alg: key.alg })))
+}
+
+/// RFC 9068 §4 and RFC 7519 §4.1: issuer, audience and validity period.
+fn check_claims(
+    claims: &AccessTokenClaims,
+    nbf: Option<i64>,
+    issuer: &str,
+    audience: Option<&str>,
+    leeway: i64,
+    now: i64,
+) -> Result<(), VerifyError> {
+    if claims.iss != issuer {
+        return Err(VerifyError::WrongIssuer);
+    }
+    if let Some(audience) = audience
+        && !claims.aud.contains(audience)
+    {
+        return Err(VerifyError::WrongAudience);
+    }
+    // §4.1.4: not accepted on or after `exp`.
+    if now >= claims.exp.saturating_add(leeway) {
+        return Err(VerifyError::Expired);
+    }
+    // §4.1.5: not accepted before `nbf`; and a token issued in the future is as suspect.
+    if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        || claims.iat > now.saturating_add(leeway)
+    {
+        return Err(VerifyError::NotYetValid);
+    }
+    Ok(())
 }

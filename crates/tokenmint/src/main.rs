@@ -10,7 +10,8 @@
 mod admin_client;
 mod cmd;
 mod output;
-mod settings;
+
+use tokenmint::settings;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -89,6 +89,7 @@ pub async fn schedule_new_key(
     request_body = dto::RotateKey,
     responses(
         (status = 201, description = "The keys after the rotation; the new one is pending", body = Vec<dto::SigningKey>),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A new key is already pending", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokenmint_proto::Problem;
-use tokenmint_proto::feed::{RevocationEntry, RevocationPage, SSE_EVENT};
+use tokenmint_proto::feed::{RevocationEntry, RevocationEvent, RevocationPage, SSE_EVENT};
 use tokio_stream::wrappers::BroadcastStream;
 use utoipa::IntoParams;
 
@@ -57,7 +57,7 @@ fn event(e: &RevocationEntry) -> Event {
 
 #[utoipa::path(get, path = "/admin/v1/revocations/stream", tag = "revocations", params(FeedQuery),
     responses(
-        (status = 200, description = "A text/event-stream of entries; resume with Last-Event-ID", content_type = "text/event-stream", body = String),
+        (status = 200, description = "A text/event-stream of entries; resume with Last-Event-ID", content_type = "text/event-stream", body = RevocationEvent),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs tokenmint:revocations", body = Problem, content_type = "application/problem+json"),
     ),
