@@ -484,12 +484,27 @@ fn revoke_all(c: &mut Credential, now: UnixTime, max_lifetime: u32) -> NewRevoca
     }
 }
 
+/// A caller acting on its own credential could lock itself (often the only platform admin)
+/// out with one request; that needs another credential.
+fn refuse_self_lockout(actor: &Actor, client_id: &str, what: &str) -> Result<(), ApiError> {
+    if actor.principal().strip_prefix("credential:") == Some(client_id) {
+        return Err(ApiError::Conflict(format!(
+            "a credential cannot {what} itself: that would lock its caller out; \
+             use another admin credential"
+        )));
+    }
+    Ok(())
+}
+
 pub async fn set_status(
     state: &AppState,
     actor: &Actor,
     client_id: &str,
     status: CredentialStatus,
 ) -> Result<dto::Credential, ApiError> {
+    if status == CredentialStatus::Deactivated {
+        refuse_self_lockout(actor, client_id, "deactivate")?;
+    }
     let max = state.config.max_token_lifetime;
     let c = modify(state, actor, client_id, |c, now| {
         if c.status == status {
@@ -521,6 +536,7 @@ pub async fn revoke_tokens(
     actor: &Actor,
     client_id: &str,
 ) -> Result<dto::TokensRevoked, ApiError> {
+    refuse_self_lockout(actor, client_id, "revoke the tokens of")?;
     let max = state.config.max_token_lifetime;
     let c = modify(state, actor, client_id, |c, now| Ok(Some(revoke_all(c, now, max)))).await?;
     tracing::info!(client_id, actor = actor.principal(), "all tokens of the credential revoked");
@@ -586,6 +602,7 @@ pub async fn delete_secret(
     client_id: &str,
     secret_id: &str,
 ) -> Result<(), ApiError> {
+    refuse_self_lockout(actor, client_id, "delete a secret of")?;
     let c = get_credential(state, actor, client_id).await?;
     actor.require_write(&c.org)?;
     state.store.delete_secret(client_id, secret_id, state.now()).await?;

@@ -258,3 +258,22 @@ async fn unknown_paths_are_problem_json_404s() {
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     assert!(res.headers().contains_key("x-request-id"));
 }
+
+#[tokio::test]
+async fn the_admin_credential_cannot_lock_itself_out() {
+    let mut app = spawn_app().await;
+    let own = app.admin_id.clone();
+    for (method, path) in [
+        (Method::POST, format!("/credentials/{own}/deactivate")),
+        (Method::POST, format!("/credentials/{own}/revoke-tokens")),
+    ] {
+        let res = app.admin(method, &path, None).await;
+        assert_eq!(res.status(), 409, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert!(body["detail"].as_str().unwrap().contains("another admin credential"), "{body}");
+    }
+    // Still working.
+    let res = app.admin(Method::GET, "/credentials", None).await;
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}

@@ -105,6 +105,7 @@ pub async fn update_credential(
         (status = 200, description = "Deactivated; its tokens are revoked", body = dto::Credential),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such credential", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller's own credential: it would lock itself out", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn deactivate_credential(
@@ -166,6 +167,7 @@ pub async fn rotate_secret(
         (status = 204, description = "Deleted; the secret no longer works"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such credential or secret", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller's own credential: it would lock itself out", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn delete_secret(
@@ -183,6 +185,7 @@ pub async fn delete_secret(
         (status = 200, description = "Every token issued until now is revoked", body = dto::TokensRevoked),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such credential", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller's own credential: it would lock itself out", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn revoke_tokens(
