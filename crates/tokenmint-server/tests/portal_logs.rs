@@ -1,12 +1,14 @@
-//! A portal session at TRACE level, with every log line captured: no password, session id,
-//! CSRF token or client secret appears in any of them.
+//! A full session at TRACE level, with every log line captured: portal sign-in (with a wrong
+//! password first), a credential generated in the portal, then over the API a credential
+//! created, tokens issued, refusals and a secret rotation. No password, session id, CSRF token,
+//! client secret or access token appears in any of the log lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use reqwest::header;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -40,7 +42,7 @@ fn cookie_value(res: &reqwest::Response, name: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_portal_session_at_trace_level_logs_no_password_session_id_or_secret() {
+async fn a_full_session_at_trace_level_logs_no_password_session_id_secret_or_token() {
     let capture = Capture::default();
     let writer = capture.clone();
     tracing_subscriber::fmt()
@@ -125,12 +127,36 @@ async fn a_portal_session_at_trace_level_logs_no_password_session_id_or_secret()
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
+
+    // The API side of the same session: a credential, its token, refusals and a rotation.
+    sensitive.push(app.admin_secret.clone());
+    let (id, secret) = app
+        .create_credential(json!({"name": "api", "org": "acme", "environment": "production",
+            "permissions": ["eligibility:write"]}))
+        .await;
+    sensitive.push(secret.clone());
+    let t = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    sensitive.push(t.rsplit('.').next().unwrap().to_owned());
+    sensitive.push(t);
+    let wrong = "tms_wrong_but_secret_looking_value";
+    assert_eq!(app.token_for(&id, wrong, &[]).await.status(), 401);
+    sensitive.push(wrong.to_owned());
+    let rotated: Value = app
+        .admin(reqwest::Method::POST, &format!("/credentials/{id}/secrets"), Some(json!({})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    sensitive.push(rotated["client_secret"].as_str().unwrap().to_owned());
     app.stop().await;
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("portal sign-in"), "the portal's log lines were captured");
     for s in &sensitive {
         assert!(s.len() >= 20);
-        assert!(!logs.contains(s.as_str()), "a password, session id or secret is in the logs");
+        assert!(
+            !logs.contains(s.as_str()),
+            "a password, session id, secret or token is in the logs"
+        );
     }
 }
