@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::SecretSource;
+use tokenmint_verify::ScopeRule;
 
 /// The environment variable holding the feed credential's secret when no file is named.
 pub const SECRET_ENV: &str = "TOKENMINT_CLIENT_SECRET";
@@ -157,8 +158,9 @@ pub struct RouteConfig {
     pub path_prefix: String,
     pub upstream: Option<Upstream>,
     pub sandbox_upstream: Option<Upstream>,
-    pub read_scope: String,
-    pub write_scope: String,
+    /// `read_scope` for GET, HEAD and OPTIONS, `write_scope` for the other methods; built once
+    /// here so a request only looks it up.
+    pub scopes: ScopeRule,
     pub require_headers: Vec<HeaderName>,
     /// Requests per minute per client; `None` (or 0 in the file) means no limit.
     pub rate_limit_per_minute: Option<u32>,
@@ -458,8 +460,7 @@ fn resolve_route(
         path_prefix,
         upstream,
         sandbox_upstream,
-        read_scope,
-        write_scope,
+        scopes: ScopeRule::ReadWrite { read: read_scope.into(), write: write_scope.into() },
         require_headers,
         rate_limit_per_minute: route.rate_limit_per_minute.filter(|n| *n > 0),
         forward_authorization: route.forward_authorization.unwrap_or(false),

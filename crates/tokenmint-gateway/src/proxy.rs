@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokenmint_core::ratelimit::Decision;
 use tokenmint_proto::Environment;
-use tokenmint_verify::{ScopeRule, VerifiedToken, authenticate};
+use tokenmint_verify::{VerifiedToken, authenticate};
 
 pub(crate) const CLIENT_ID: HeaderName = HeaderName::from_static("x-tokenmint-client-id");
 pub(crate) const ORG: HeaderName = HeaderName::from_static("x-tokenmint-org");
@@ -107,18 +107,14 @@ async fn forward(
     let route = table.iter().find(|r| r.matches(path)).cloned().ok_or(Refusal::NoRoute)?;
     trace.route = Some(Arc::clone(&route));
 
-    let token = authenticate(&shared.verifier, &parts.headers).await?;
-    trace.token = Some(token.clone());
+    // Kept in the trace for the access log, and borrowed from there: no copy per request.
+    let token = &*trace.token.insert(authenticate(&shared.verifier, &parts.headers).await?);
     let upstream = match token.env {
         Environment::Production => route.upstream.as_ref(),
         Environment::Sandbox => route.sandbox_upstream.as_ref(),
     }
     .ok_or(Refusal::EnvironmentNotServed(token.env))?;
-    let rule = ScopeRule::ReadWrite {
-        read: route.read_scope.as_str().into(),
-        write: route.write_scope.as_str().into(),
-    };
-    token.require_scope(rule.required(&parts.method))?;
+    token.require_scope(route.scopes.required(&parts.method))?;
     if let Some(missing) = route.require_headers.iter().find(|h| !parts.headers.contains_key(*h)) {
         return Err(Refusal::MissingHeader(missing.clone()));
     }
@@ -133,7 +129,7 @@ async fn forward(
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = upstream.url_for(path_and_query);
     let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let headers = upstream_headers(&mut parts.headers, &route, &token, client_addr)?;
+    let headers = upstream_headers(&mut parts.headers, &route, token, client_addr)?;
 
     let mut upstream_request = shared.http.request(parts.method.clone(), url).headers(headers);
     // A request without a body (most GETs) is sent without one, rather than as an empty chunked

@@ -6,31 +6,10 @@
 mod common;
 
 use serde_json::{Value, json};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn a_full_session_at_trace_level_logs_no_secret_and_no_token() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let capture = common::LogCapture::install();
 
     let mut app = common::spawn_app().await;
     let mut secrets = vec![app.admin_secret.clone()];
@@ -82,7 +61,7 @@ async fn a_full_session_at_trace_level_logs_no_secret_and_no_token() {
     app.token_for(&id, &secret, &[]).await;
     app.stop().await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "trace logging was captured");
     assert!(logs.contains("credential created"));
     for s in &secrets {

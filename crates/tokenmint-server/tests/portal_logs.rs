@@ -9,21 +9,6 @@ mod common;
 
 use reqwest::header;
 use serde_json::{Value, json};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn between<'a>(text: &'a str, before: &str, after: &str) -> &'a str {
     let start = text.find(before).expect(before) + before.len();
@@ -43,13 +28,7 @@ fn cookie_value(res: &reqwest::Response, name: &str) -> String {
 
 #[tokio::test]
 async fn a_full_session_at_trace_level_logs_no_password_session_id_secret_or_token() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let capture = common::LogCapture::install();
 
     let mut app = common::spawn_app().await;
     let password = "a portal password that must stay private";
@@ -150,7 +129,7 @@ async fn a_full_session_at_trace_level_logs_no_password_session_id_secret_or_tok
     sensitive.push(rotated["client_secret"].as_str().unwrap().to_owned());
     app.stop().await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("portal sign-in"), "the portal's log lines were captured");
     for s in &sensitive {
         assert!(s.len() >= 20);

@@ -50,8 +50,15 @@ pub struct SqlStore {
     url: String,
 }
 
+// The channel's name, spelled once for the listener and for the statement that notifies.
+macro_rules! changes_channel {
+    () => {
+        "tokenmint_changes"
+    };
+}
 /// The PostgreSQL channel every change-log write notifies.
-const CHANGES_CHANNEL: &str = "tokenmint_changes";
+const CHANGES_CHANNEL: &str = changes_channel!();
+const NOTIFY_CHANGES: &str = concat!("NOTIFY ", changes_channel!());
 
 /// Wakes up when another process (or this one) writes the change log.
 #[derive(Debug)]
@@ -210,7 +217,7 @@ async fn log_change(
     if tx.backend_name() == "PostgreSQL" {
         // Delivered to every listening instance when (and only if) the transaction commits;
         // PostgreSQL folds repeats within one transaction into one notification.
-        (&mut **tx).execute("NOTIFY tokenmint_changes").await.map_err(backend_err)?;
+        (&mut **tx).execute(NOTIFY_CHANGES).await.map_err(backend_err)?;
     }
     Ok(())
 }
