@@ -1,0 +1,199 @@
+"""Turns the measurements bench/run.sh collected into the Markdown report, with each target of
+the harness checked against the figures of the same run."""
+
+import argparse
+import datetime
+import platform
+import subprocess
+
+
+def read_results(path):
+    results = {}
+    with open(path) as f:
+        for line in f:
+            name, _, fields = line.rstrip("\n").partition("\t")
+            values = {}
+            for pair in fields.split():
+                key, _, value = pair.partition("=")
+                try:
+                    values[key] = float(value)
+                except ValueError:
+                    values[key] = value
+            results[name] = values
+    return results
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def command_output(*command):
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_us_per_request(r):
+    if not r.get("requests"):
+        return float("nan")
+    return r["cpu_ticks"] / r["clk_tck"] / r["requests"] * 1e6
+
+
+def peer_version():
+    try:
+        import json
+
+        with open("bench/peer/node_modules/oidc-provider/package.json") as f:
+            return json.load(f)["version"]
+    except OSError:
+        return "unknown"
+
+
+def wrk_version():
+    # wrk prints its version on stderr and exits 1.
+    done = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    first = (done.stdout + done.stderr).strip().splitlines()
+    return first[0].split(" [")[0] if first else "wrk"
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("results")
+    parser.add_argument("--seconds", type=int, required=True)
+    parser.add_argument("--connections", type=int, required=True)
+    parser.add_argument("--credentials", type=int, required=True)
+    args = parser.parse_args()
+    r = read_results(args.results)
+    out = []
+    p = out.append
+    today = datetime.date.today().isoformat()
+    p(f"Measured {today} on {cpu_model()} ({command_output('nproc', '--all')} cores), "
+      f"tokenmint {command_output('git', 'rev-parse', '--short', 'HEAD')}, "
+      f"node-oidc-provider {peer_version()} on Node {command_output('node', '--version')}, "
+      f"{wrk_version()}. "
+      f"Command: `bench/run.sh` (server on core 0, load on core 1, {args.connections} keep-alive "
+      f"connections, {args.seconds} s per run after a warm-up).")
+    p("")
+    p("**Token endpoint** (form-encoded `client_secret_post`, one JWT per request):")
+    p("")
+    p("| algorithm | server | requests/s | p50 | p99 | CPU per token | tokenmint / peer | of the signing limit |")
+    p("|---|---|---|---|---|---|---|---|")
+    targets = []
+    for alg in ("RS256", "ES256", "EdDSA"):
+        tm, peer = r.get(f"tokenmint/{alg}"), r.get(f"peer/{alg}")
+        limit = r.get(f"signing/{alg}", {}).get("signatures_per_s")
+        if not tm or not peer:
+            continue
+        ratio = tm["rps"] / peer["rps"] if peer["rps"] else float("nan")
+        share = tm["rps"] / limit if limit else float("nan")
+        for name, row in (("tokenmint", tm), ("node-oidc-provider", peer)):
+            failed = f" ({int(row['failed'])} failed)" if row.get("failed") else ""
+            vs_peer = f"{ratio:.1f}×" if name == "tokenmint" else "1"
+            of_limit = f"{row['rps'] / limit:.0%}" if limit else ""
+            p(f"| {alg} | {name} | {row['rps']:,.0f}{failed} | {row['p50_ms']:.2f} ms | "
+              f"{row['p99_ms']:.2f} ms | {cpu_us_per_request(row):.0f} µs | {vs_peer} | "
+              f"{of_limit} |")
+        if alg == "RS256":
+            targets.append((f"RS256 at ≥ 90 % of the signing limit ({limit:,.0f}/s)",
+                            f"{share:.0%}", share >= 0.9))
+        else:
+            targets.append((f"{alg} ≥ 8× node-oidc-provider", f"{ratio:.1f}×", ratio >= 8))
+            targets.append((f"{alg} p99 < 2 ms at {args.connections} connections",
+                            f"{tm['p99_ms']:.2f} ms", tm["p99_ms"] < 2))
+    p("")
+    limits = [f"{alg} {r[f'signing/{alg}']['signatures_per_s']:,.0f}/s"
+              for alg in ("RS256", "ES256", "EdDSA") if f"signing/{alg}" in r]
+    p(f"Signing limit on one core (aws-lc-rs through tokenmint's own signing code): {', '.join(limits)}.")
+    p("")
+
+    direct, proxy = r.get("gateway/direct"), r.get("gateway/proxy")
+    hot, cold = r.get("gateway/hot"), r.get("gateway/cold")
+    if direct and proxy and hot and cold:
+        p("**Gateway** (GET with a bearer token; the upstream and the load generator share core 1 "
+          "in every row, the proxy or gateway has core 0; the bare proxy is hyper forwarding "
+          "requests with no checks at all, the floor under any gateway on the same HTTP stack; the 1-connection runs put the load "
+          "generator, the proxy or gateway and the upstream on one core, so that they show "
+          "processing time rather than the ~150 µs this virtual machine takes to wake an idle "
+          "core):")
+        p("")
+        p(f"| path | requests/s ({args.connections} conn.) | vs direct | vs bare proxy | p50 | p99 | "
+          "CPU per request | p50 at 1 conn. | added p50 at 1 conn. |")
+        p("|---|---|---|---|---|---|---|---|---|")
+        d1 = r.get("gateway/direct/c1", {})
+        rows = (("upstream called directly", direct, None),
+                ("bare hyper proxy, no checks", proxy, r.get("gateway/proxy/c1")),
+                ("gateway, hot verified-token cache", hot, r.get("gateway/hot/c1")),
+                ("gateway, cache off (signature checked every time)", cold, None))
+        for name, row, c1 in rows:
+            vs_direct = row["rps"] / direct["rps"]
+            vs_proxy = row["rps"] / proxy["rps"]
+            cpu = "" if row is direct else f"{cpu_us_per_request(row):.0f} µs"
+            if row is direct:
+                p50_c1, added = (f"{d1['p50_ms'] * 1000:.0f} µs" if d1 else ""), ""
+            elif c1 and d1:
+                p50_c1 = f"{c1['p50_ms'] * 1000:.0f} µs"
+                added = f"{(c1['p50_ms'] - d1['p50_ms']) * 1000:+.0f} µs"
+            else:
+                p50_c1, added = "", ""
+            p(f"| {name} | {row['rps']:,.0f} | {vs_direct:.2f} | {vs_proxy:.2f} | "
+              f"{row['p50_ms']:.3f} ms | {row['p99_ms']:.3f} ms | {cpu} | {p50_c1} | {added} |")
+        p("")
+        share = hot["rps"] / direct["rps"]
+        targets.append(("gateway ≥ 80 % of direct throughput (hot cache)", f"{share:.0%} "
+                        f"(the bare proxy: {proxy['rps'] / direct['rps']:.0%})", share >= 0.8))
+        hot1 = r.get("gateway/hot/c1")
+        if hot1 and d1:
+            added = (hot1["p50_ms"] - d1["p50_ms"]) * 1000
+            targets.append(("gateway adds < 100 µs at p50 (hot cache, 1 connection)",
+                            f"{added:+.0f} µs", added < 100))
+
+    sdk = r.get("sdk")
+    if sdk:
+        p(f"**SDK**: {int(sdk['callers']):,} concurrent callers of one cold client made "
+          f"{int(sdk['token_requests'])} token request(s); the first caller had its token after "
+          f"{sdk['first_ms']:.1f} ms, half of them after {sdk['p50_ms']:.1f} ms, all after "
+          f"{sdk['max_ms']:.1f} ms. A cached token then costs {sdk['cached_call_ns']:.0f} ns per call.")
+        p("")
+
+    idle, stored, used = r.get("memory/idle"), r.get("memory/stored"), r.get("memory/used")
+    created, usage = r.get("memory/create"), r.get("memory/use")
+    if idle and stored and used:
+        p("**Memory and start-up** (ES256, SQLite):")
+        p("")
+        p("| server | RSS | start-up (median of 5) |")
+        p("|---|---|---|")
+        p(f"| idle, empty database | {idle['rss_mb']:.1f} MB | {r['startup/empty']['startup_ms']:.0f} ms |")
+        p(f"| idle, {args.credentials:,} credentials stored | {stored['rss_mb']:.1f} MB | "
+          f"{r['startup/stored']['startup_ms']:.0f} ms |")
+        p(f"| after each of the {args.credentials:,} credentials obtained a token (all cached) | "
+          f"{used['rss_mb']:.1f} MB | |")
+        p("")
+        if created and usage:
+            p(f"The credentials were created through the admin API at {created['per_s']:,.0f}/s "
+              f"and then each obtained one token at {usage['per_s']:,.0f}/s (every one a cache miss).")
+            p("")
+        targets.append(("idle RSS < 30 MB", f"{idle['rss_mb']:.1f} MB", idle["rss_mb"] < 30))
+        worst = max(stored["rss_mb"], used["rss_mb"])
+        targets.append((f"RSS < 50 MB with {args.credentials:,} credentials", f"{worst:.1f} MB",
+                        worst < 50))
+
+    p("**Targets**:")
+    p("")
+    p("| target | this run | |")
+    p("|---|---|---|")
+    for name, value, ok in targets:
+        p(f"| {name} | {value} | {verdict(ok)} |")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
