@@ -4,6 +4,7 @@
 #
 #   bench/run.sh                 # the full run (about 6 minutes after the release build)
 #   BENCH_SECONDS=5 BENCH_CREDENTIALS=10000 bench/run.sh     # a shorter run
+#   BENCH_ONLY="token gateway" BENCH_ALGS=ES256 bench/run.sh  # some sections, some algorithms
 #
 # The server under test is pinned to core 0 (taskset), the load generator (wrk, 32 keep-alive
 # connections, one thread) to core 1. It measures:
@@ -24,6 +25,8 @@ cd "$ROOT"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 WARMUP_SECONDS="${BENCH_WARMUP:-3}"
 CREDENTIALS="${BENCH_CREDENTIALS:-100000}"
+ONLY="${BENCH_ONLY:-token gateway sdk memory}"
+ALGS="${BENCH_ALGS:-RS256 ES256 EdDSA}"
 CONNECTIONS=32
 SERVER_CPU=0
 LOAD_CPU=1
@@ -135,14 +138,18 @@ alg = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["a
 sys.exit(0 if alg == sys.argv[1] else "expected a %s JWT, got %s" % (sys.argv[1], alg))' "$3"
 }
 
+section() { [[ " $ONLY " == *" $1 "* ]]; }
+
 # --- 1. token endpoint: tokenmint, the peer, the signing limit --------------------------------
+if section token; then
 say "signing limit on core $SERVER_CPU"
-taskset -c "$SERVER_CPU" "$TB" signing-limit --seconds 5 RS256 ES256 EdDSA | while read -r line; do
+# shellcheck disable=SC2086 # one word per algorithm
+taskset -c "$SERVER_CPU" "$TB" signing-limit --seconds 5 $ALGS | while read -r line; do
   alg="$(echo "$line" | sed 's/.*alg=\([^ ]*\).*/\1/')"
   record "signing/$alg" "$line"
 done
 
-for alg in RS256 ES256 EdDSA; do
+for alg in $ALGS; do
   port="$(free_port)"
   tokenmint_instance "$alg" "$WORK/tokenmint-$alg" "$port"
   body="grant_type=client_credentials&client_id=$CLIENT_ID&client_secret=$SECRET&scope=eligibility%3Aread"
@@ -161,13 +168,17 @@ for alg in RS256 ES256 EdDSA; do
   measure "peer/$alg" "$PID" "$url" "$body"
   stop "$PID"
 done
+fi
 
-# --- 2. gateway -------------------------------------------------------------------------------
-say "gateway"
+# --- 2. gateway and 3. SDK (both need a running issuer) --------------------------------------
+if section gateway || section sdk; then
 port="$(free_port)"
 tokenmint_instance ES256 "$WORK/gateway-issuer" "$port"
 issuer_pid="$PID"
 issuer="http://127.0.0.1:$port"
+fi
+if section gateway; then
+say "gateway"
 token="$(curl -fsS -X POST "$issuer/oauth/token" \
   --data "grant_type=client_credentials&client_id=$CLIENT_ID&client_secret=$SECRET" | json_field /dev/stdin access_token)"
 up_port="$(free_port)"
@@ -217,15 +228,18 @@ gateway gateway-cold "verified_cache = 0"
 measure "gateway/cold" "$PID" "$GATEWAY_URL" "" "Bearer $token"
 stop "$PID"
 stop "$upstream_pid"
+fi
 
-# --- 3. SDK -----------------------------------------------------------------------------------
+if section sdk; then
 say "SDK: 1,000 concurrent callers"
 printf '%s' "$SECRET" >"$WORK/sdk-secret"
 record "sdk" "$(taskset -c "$LOAD_CPU" "$TB" sdk-callers --token-url "$issuer/oauth/token" \
   --client-id "$CLIENT_ID" --secret-file "$WORK/sdk-secret" --callers 1000)"
-stop "$issuer_pid"
+fi
+if section gateway || section sdk; then stop "$issuer_pid"; fi
 
 # --- 4. memory and 5. start-up ----------------------------------------------------------------
+if section memory; then
 say "memory and start-up"
 dir="$WORK/memory"
 port="$(free_port)"
@@ -260,6 +274,7 @@ sleep 2
 record "memory/used" "rss_mb=$(rss_mb "$PID") credentials=$CREDENTIALS"
 stop "$PID"
 startup "startup/stored"
+fi
 
 # --- report -----------------------------------------------------------------------------------
 python3 bench/report.py "$RESULTS" \

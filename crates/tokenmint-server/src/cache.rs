@@ -24,7 +24,11 @@ pub struct CachedCredential {
 }
 
 impl CachedCredential {
-    pub fn new(credential: Credential) -> Self {
+    pub fn new(mut credential: Credential) -> Self {
+        // Entries live as long as the cache keeps them, up to one per credential: vectors
+        // grown row by row would keep room for four secrets where one or two are used.
+        credential.secrets.shrink_to_fit();
+        credential.audiences.shrink_to_fit();
         let all_scopes = credential.permissions.scopes().join(" ");
         Self { credential, all_scopes }
     }
