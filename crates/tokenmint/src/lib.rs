@@ -3,3 +3,4 @@
 //! feeds it arbitrary TOML). The program itself lives in `main.rs` and its `cmd/` modules.
 
 pub mod settings;
+pub mod telemetry;

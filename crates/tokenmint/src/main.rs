@@ -64,14 +64,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(cli.log_format.as_deref()) {
-        eprintln!("error: {e:#}");
-        return ExitCode::FAILURE;
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let telemetry = match init_logging(&cli, runtime.handle()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -90,6 +93,9 @@ fn main() -> ExitCode {
             Command::Call(args) => cmd::call::run(*args).await,
         }
     });
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -99,18 +105,38 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: Option<&str>) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
+/// Logs to stderr (text or JSON) and, for `serve` with an OTLP endpoint, exports the request
+/// spans too.
+fn init_logging(
+    cli: &Cli,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<Option<tokenmint::telemetry::Telemetry>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_env("TOKENMINT_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format.unwrap_or("text") {
-        "text" => builder.init(),
-        "json" => builder.json().flatten_event(true).init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match cli.log_format.as_deref().unwrap_or("text") {
+        "text" => fmt.boxed(),
+        "json" => fmt.json().flatten_event(true).boxed(),
         other => {
             anyhow::bail!("invalid --log-format (TOKENMINT_LOG_FORMAT) '{other}': use text or json")
         }
-    }
-    Ok(())
+    };
+    let endpoint = match &cli.command {
+        Command::Serve(args) => settings::serve_otlp_endpoint(args)?,
+        _ => None,
+    };
+    let (telemetry, otel) = match endpoint {
+        Some(endpoint) => {
+            let (telemetry, tracer) =
+                tokenmint::telemetry::Telemetry::start(&endpoint, "tokenmint", runtime.clone())?;
+            (Some(telemetry), Some(tracing_opentelemetry::layer().with_tracer(tracer)))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(fmt).with(otel).with(filter).init();
+    Ok(telemetry)
 }

@@ -137,6 +137,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub behind_proxy: Vec<String>,
+    /// Export request spans by OTLP/HTTP to this OpenTelemetry collector (base URL, such as
+    /// http://127.0.0.1:4318; /v1/traces is appended). [default: no export]
+    #[arg(long, env = "TOKENMINT_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Label the issued-token counter with the organization.
     #[arg(long, env = "TOKENMINT_METRICS_PER_ORG", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub metrics_per_org: Option<bool>,
@@ -199,6 +203,7 @@ pub struct FileSettings {
     pub tls_key: Option<PathBuf>,
     pub insecure_http: Option<bool>,
     pub behind_proxy: Option<Vec<String>>,
+    pub otlp_endpoint: Option<String>,
 }
 
 pub fn load_file(path: Option<&Path>) -> Result<FileSettings> {
@@ -210,6 +215,25 @@ pub fn load_file(path: Option<&Path>) -> Result<FileSettings> {
 
 pub fn parse_file(text: &str) -> Result<FileSettings> {
     toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))
+}
+
+/// The OpenTelemetry collector `serve` exports to, if any. Resolved apart from the rest because
+/// logging starts before the server's settings are read.
+pub fn serve_otlp_endpoint(args: &ServeArgs) -> Result<Option<String>> {
+    let from_file =
+        || -> Result<Option<String>> { Ok(load_file(args.db.config.as_deref())?.otlp_endpoint) };
+    let Some(url) =
+        args.otlp_endpoint.clone().map(Ok).or_else(|| from_file().transpose()).transpose()?
+    else {
+        return Ok(None);
+    };
+    match reqwest::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(Some(url)),
+        _ => Err(anyhow!(
+            "invalid {}: '{url}'; give the collector's base URL, such as http://127.0.0.1:4318",
+            setting("otlp-endpoint")
+        )),
+    }
 }
 
 /// Names a setting the three ways a user may have given it.
