@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::SecretSource;
+use tokenmint_server::config::TlsFiles;
 use tokenmint_verify::ScopeRule;
 
 /// The environment variable holding the feed credential's secret when no file is named.
@@ -25,6 +26,7 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
 const DEFAULT_REDIS_PREFIX: &str = "tokenmint:gateway:";
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 const DEFAULT_VERIFIED_CACHE: usize = 10_000;
 const DEFAULT_JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
@@ -54,6 +56,8 @@ pub struct Overrides {
     pub client_secret_file: Option<PathBuf>,
     pub token_url: Option<String>,
     pub redis: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The TOML file as written. Unknown keys are errors, so a typo does not silently fall back to
@@ -75,6 +79,9 @@ struct FileConfig {
     leeway: Option<String>,
     jwks_refetch_cooldown: Option<String>,
     verified_cache: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    header_timeout: Option<String>,
     #[serde(default, rename = "route")]
     routes: Vec<FileRoute>,
 }
@@ -196,6 +203,11 @@ pub struct GatewayConfig {
     pub jwks_refetch_cooldown: Duration,
     /// Entries of the verified-token cache; 0 turns it off (every request checks a signature).
     pub verified_cache: usize,
+    /// Serve HTTPS with these PEM files (re-read when they change); plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    /// How long a client may take to send a request's headers, or to start its next request on
+    /// a kept-alive connection, before the connection is closed.
+    pub header_timeout: Duration,
     /// Longest prefix first, so the first match is the most specific.
     pub routes: Vec<RouteConfig>,
 }
@@ -217,7 +229,7 @@ impl GatewayConfig {
 
     /// The settings that a reload cannot change (the listener, the verifier, the feed, the
     /// shared limits and the upstream connection pool are built from them once), by key.
-    pub(crate) fn fixed_settings(&self) -> [(&'static str, String); 9] {
+    pub(crate) fn fixed_settings(&self) -> [(&'static str, String); 11] {
         [
             ("listen", self.listen.to_string()),
             ("issuer", self.issuer.clone()),
@@ -228,6 +240,8 @@ impl GatewayConfig {
             ("leeway", format!("{:?}", self.leeway)),
             ("jwks_refetch_cooldown", format!("{:?}", self.jwks_refetch_cooldown)),
             ("verified_cache", self.verified_cache.to_string()),
+            ("tls_cert", format!("{:?}", self.tls)),
+            ("header_timeout", format!("{:?}", self.header_timeout)),
         ]
     }
 }
@@ -332,6 +346,22 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
         }
     }
     let leeway = duration("leeway", file.leeway.as_deref(), DEFAULT_LEEWAY)?;
+    let header_timeout =
+        duration("header_timeout", file.header_timeout.as_deref(), DEFAULT_HEADER_TIMEOUT)?;
+    if header_timeout.is_zero() {
+        return Err(invalid("header_timeout", "must be above zero"));
+    }
+    let tls = match (
+        overrides.tls_cert.clone().or(file.tls_cert),
+        overrides.tls_key.clone().or(file.tls_key),
+    ) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => return Err(invalid("tls_key", "missing; tls_cert needs its key")),
+        (None, Some(_)) => {
+            return Err(invalid("tls_cert", "missing; tls_key needs its certificate"));
+        }
+    };
     let jwks_refetch_cooldown = duration(
         "jwks_refetch_cooldown",
         file.jwks_refetch_cooldown.as_deref(),
@@ -376,6 +406,8 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
         leeway,
         jwks_refetch_cooldown,
         verified_cache: file.verified_cache.unwrap_or(DEFAULT_VERIFIED_CACHE),
+        tls,
+        header_timeout,
         routes,
     })
 }

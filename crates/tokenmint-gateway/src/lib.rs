@@ -64,6 +64,8 @@ pub enum StartError {
     Redis(String),
     #[error("cannot build the upstream HTTP client: {0}")]
     HttpClient(reqwest::Error),
+    #[error(transparent)]
+    Tls(#[from] tokenmint_server::transport::TlsError),
 }
 
 /// Why a reload was refused; the configuration in force stays.
@@ -88,10 +90,14 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
 }
 
+/// How often the TLS certificate files are checked for a renewal.
+const CERTIFICATE_POLL: Duration = Duration::from_secs(10);
+
 /// A gateway bound to its address, ready to run.
 #[derive(Debug)]
 pub struct Gateway {
     listener: TcpListener,
+    tls: Option<tokenmint_server::transport::Tls>,
     handle: GatewayHandle,
     _follower: Option<RevocationFollower>,
 }
@@ -116,6 +122,8 @@ impl Gateway {
     /// listener. Fails when the issuer cannot be reached: a gateway that cannot judge tokens
     /// should not start accepting connections.
     pub async fn build(config: GatewayConfig) -> Result<Self, StartError> {
+        // A certificate that cannot be loaded stops the start, before anything else is set up.
+        let tls = config.tls.as_ref().map(tokenmint_server::transport::Tls::new).transpose()?;
         let mut verifier_config = VerifierConfig::new(config.issuer.clone())
             .with_leeway(config.leeway)
             .with_jwks_refetch_cooldown(config.jwks_refetch_cooldown)
@@ -185,7 +193,7 @@ impl Gateway {
             http,
             metrics,
         });
-        Ok(Self { listener, handle: GatewayHandle { shared }, _follower: follower })
+        Ok(Self { listener, tls, handle: GatewayHandle { shared }, _follower: follower })
     }
 
     /// The address the gateway listens on (useful with port 0).
@@ -204,9 +212,28 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = self.handle.router();
-        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
+        // The server's accept loop: header deadline (slow clients, idle keep-alive), header size
+        // and count limits, TLS handshake deadline, certificate reload.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let watcher = self.tls.clone().map(|tls| {
+            tokio::spawn(tokenmint_server::transport::watch_certificate(
+                tls,
+                CERTIFICATE_POLL,
+                stop_rx,
+            ))
+        });
+        let options = tokenmint_server::transport::ListenOptions {
+            header_timeout: self.handle.shared.config.load().header_timeout,
+            ..Default::default()
+        };
+        let served =
+            tokenmint_server::transport::serve(self.listener, app, &options, self.tls, shutdown)
+                .await;
+        let _ = stop_tx.send(true);
+        if let Some(watcher) = watcher {
+            let _ = watcher.await;
+        }
+        served
     }
 }
 

@@ -271,8 +271,14 @@ impl Application {
             ));
         }
         let app = Self::router(state.clone());
-        let served =
-            crate::transport::serve(self.listener, app, &state.config, self.tls, shutdown).await;
+        let served = crate::transport::serve(
+            self.listener,
+            app,
+            &crate::transport::ListenOptions::of(&state.config),
+            self.tls,
+            shutdown,
+        )
+        .await;
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         let _ = flusher.await;

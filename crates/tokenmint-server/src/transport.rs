@@ -192,19 +192,46 @@ pub fn forwarded_client(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Ip
     client
 }
 
+/// What the accept loop needs to know besides the service: shared by the server and the
+/// gateway, so both face hostile clients with the same limits.
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long a client may take to send a request's headers (and to start the next one on a
+    /// kept-alive connection).
+    pub header_timeout: Duration,
+}
+
+impl ListenOptions {
+    /// The server's settings.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            trusted_proxies: config.trusted_proxies.clone(),
+            header_timeout: config.header_timeout,
+        }
+    }
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        Self { trusted_proxies: Vec::new(), header_timeout: Duration::from_secs(30) }
+    }
+}
+
 /// Accepts connections until `shutdown` resolves, then lets the connections in flight finish.
 pub async fn serve<F>(
     listener: TcpListener,
     app: Router,
-    config: &Config,
+    options: &ListenOptions,
     tls: Option<Tls>,
     shutdown: F,
 ) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let trusted: Arc<[IpNet]> = config.trusted_proxies.clone().into();
-    let header_timeout = config.header_timeout;
+    let trusted: Arc<[IpNet]> = options.trusted_proxies.clone().into();
+    let header_timeout = options.header_timeout;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

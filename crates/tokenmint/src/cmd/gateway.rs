@@ -41,6 +41,12 @@ pub struct GatewayArgs {
     /// Redis URL (redis://HOST:PORT/DB) for rate limits shared by several gateways.
     #[arg(long, env = "TOKENMINT_REDIS", value_name = "URL")]
     pub redis: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (re-read when the file changes).
+    #[arg(long, env = "TOKENMINT_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TOKENMINT_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl GatewayArgs {
@@ -53,6 +59,8 @@ impl GatewayArgs {
             client_secret_file: self.client_secret_file.clone(),
             token_url: self.token_url.clone(),
             redis: self.redis.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
         }
     }
 }
