@@ -148,15 +148,42 @@ pub fn new_key_record(
     activates_at: UnixTime,
 ) -> Result<KeyRecord, KeyRingError> {
     let generated = keys::GeneratedKey::generate(alg)?;
-    let sealed = master
-        .key_encryption()
-        .seal(&generated.pkcs8, &KeyRecord::associated_data(&generated.kid, alg))?;
+    // Keys are ordered by (activates_at, created_at, kid), in seconds; two keys made within the
+    // same second (a rotation right after start-up, two rotations in a row) would otherwise be
+    // ordered by their random ids, and the older one could stay the signing key. A kid that
+    // starts with the creation time in microseconds sorts them as they were made, the same way
+    // on every instance.
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let kid = format!("{micros:014x}{}", generated.kid);
+    let sealed =
+        master.key_encryption().seal(&generated.pkcs8, &KeyRecord::associated_data(&kid, alg))?;
     Ok(KeyRecord {
-        kid: generated.kid,
+        kid,
         alg,
         sealed_private: sealed,
         created_at: now,
         activates_at,
         withdrawn_at: None,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokenmint_core::keys::SigningAlgorithm;
+
+    #[test]
+    fn of_two_keys_made_in_the_same_second_the_later_one_signs() {
+        let master = MasterKey::generate();
+        for _ in 0..20 {
+            let first = new_key_record(&master, SigningAlgorithm::ES256, 1_000, 1_000).unwrap();
+            let second = new_key_record(&master, SigningAlgorithm::ES256, 1_000, 1_000).unwrap();
+            let statuses = keys::lifecycle(&[second.clone(), first.clone()], 1_000, 3_600);
+            let active = statuses.iter().find(|s| s.state == KeyState::Active).unwrap();
+            assert_eq!(active.kid, second.kid);
+        }
+    }
 }
