@@ -127,19 +127,20 @@ async fn forward(
     }
 
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let url = upstream.url_for(path_and_query);
+    let uri: http::Uri =
+        upstream.url_for(path_and_query).parse().map_err(|_| Refusal::UnsafePath)?;
     let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let headers = upstream_headers(&mut parts.headers, &route, token, client_addr)?;
 
-    let mut upstream_request = shared.http.request(parts.method.clone(), url).headers(headers);
     // A request without a body (most GETs) is sent without one, rather than as an empty chunked
     // stream some servers refuse.
-    if body.size_hint().exact() != Some(0) {
-        upstream_request =
-            upstream_request.body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    }
-    let sent = tokio::time::timeout(route.request_timeout, upstream_request.send()).await;
-    let upstream_response = match sent {
+    let body = if body.size_hint().exact() == Some(0) { Body::empty() } else { body };
+    let mut upstream_request = http::Request::new(body);
+    *upstream_request.method_mut() = parts.method.clone();
+    *upstream_request.uri_mut() = uri;
+    *upstream_request.headers_mut() = headers;
+    let sent = tokio::time::timeout(route.request_timeout, shared.http.request(upstream_request));
+    let upstream_response = match sent.await {
         Err(_) => {
             tracing::warn!(
                 route = route.path_prefix,
@@ -148,12 +149,12 @@ async fn forward(
             );
             return Err(Refusal::UpstreamTimeout);
         }
-        Ok(Err(error)) if error.is_timeout() => return Err(Refusal::UpstreamTimeout),
+        Ok(Err(error)) if timed_out(&error) => return Err(Refusal::UpstreamTimeout),
         Ok(Err(error)) => {
             tracing::warn!(
                 route = route.path_prefix,
                 upstream = upstream.as_str(),
-                error = %error.without_url(),
+                %error,
                 "upstream unavailable"
             );
             return Err(Refusal::UpstreamUnavailable);
@@ -161,6 +162,21 @@ async fn forward(
         Ok(Ok(response)) => response,
     };
     Ok(downstream_response(upstream_response))
+}
+
+/// Whether the client gave up on the upstream for time (the connect timeout), as opposed to
+/// being refused or reset.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Refuses dot segments and encoded separators: an upstream that resolves them could be led
@@ -237,14 +253,10 @@ fn upstream_headers(
     Ok(out)
 }
 
-fn downstream_response(upstream: reqwest::Response) -> Response {
-    let status = upstream.status();
-    let mut headers = upstream.headers().clone();
-    strip_hop_by_hop(&mut headers);
-    let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+fn downstream_response(upstream: http::Response<hyper::body::Incoming>) -> Response {
+    let (mut parts, body) = upstream.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, Body::new(body))
 }
 
 #[cfg(test)]
