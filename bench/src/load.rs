@@ -47,8 +47,11 @@ pub async fn create(
                     rate_limit_per_minute: None,
                 };
                 let response = http.post(url).bearer_auth(token).json(&body).send().await?;
-                if !response.status().is_success() {
-                    bail!("creating a credential: {}", response.status());
+                let status = response.status();
+                if !status.is_success() {
+                    // The server's problem detail says what was wrong with the request.
+                    let detail = response.text().await.unwrap_or_default();
+                    bail!("creating a credential was refused with {status}: {detail}");
                 }
                 Ok(response.json::<CreatedCredential>().await?)
             }
@@ -58,13 +61,27 @@ pub async fn create(
         .await;
     let elapsed = start.elapsed();
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    // Every secret the server handed out is written, even when some creations failed: those
+    // credentials exist, and their secrets are shown only once.
     let mut made = 0usize;
+    let mut first_error = None;
     for c in created {
-        let c = c?;
-        writeln!(file, "{} {}", c.client_id, c.client_secret)?;
-        made += 1;
+        match c {
+            Ok(c) => {
+                writeln!(file, "{} {}", c.client_id, c.client_secret)?;
+                made += 1;
+            }
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
     }
     file.flush()?;
+    if let Some(e) = first_error {
+        bail!(
+            "{} of {count} credentials were not created ({made} written to {}); the first error: {e:#}",
+            count - made,
+            out.display()
+        );
+    }
     println!(
         "created={made} seconds={:.1} per_s={:.0}",
         elapsed.as_secs_f64(),

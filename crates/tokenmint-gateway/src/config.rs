@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::SecretSource;
-use tokenmint_server::config::TlsFiles;
+use tokenmint_server::config::{DEFAULT_HEADER_TIMEOUT, TlsFiles};
 use tokenmint_verify::ScopeRule;
 
 /// The environment variable holding the feed credential's secret when no file is named.
@@ -26,7 +26,6 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
 const DEFAULT_REDIS_PREFIX: &str = "tokenmint:gateway:";
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 const DEFAULT_VERIFIED_CACHE: usize = 10_000;
 const DEFAULT_JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);

@@ -127,8 +127,9 @@ async fn forward(
     }
 
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri: http::Uri =
-        upstream.url_for(path_and_query).parse().map_err(|_| Refusal::UnsafePath)?;
+    // From the owned string, which becomes the URI's buffer without another copy.
+    let uri =
+        http::Uri::try_from(upstream.url_for(path_and_query)).map_err(|_| Refusal::UnsafePath)?;
     let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let headers = upstream_headers(&mut parts.headers, &route, token, client_addr)?;
 

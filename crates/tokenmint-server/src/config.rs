@@ -12,6 +12,10 @@ use tokenmint_core::scope::ProductAreas;
 /// Default token-endpoint path (Wellhub, and most servers).
 pub const DEFAULT_TOKEN_PATH: &str = "/oauth/token";
 
+/// How long a client may take to send a request's headers: the server's and the gateway's
+/// default.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -108,7 +112,7 @@ impl Config {
             tls_reload_interval: Duration::from_secs(10),
             insecure_http: false,
             trusted_proxies: Vec::new(),
-            header_timeout: Duration::from_secs(30),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
             request_timeout: Duration::from_secs(30),
         }
     }

@@ -215,7 +215,7 @@ impl ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        Self { trusted_proxies: Vec::new(), header_timeout: Duration::from_secs(30) }
+        Self { trusted_proxies: Vec::new(), header_timeout: crate::config::DEFAULT_HEADER_TIMEOUT }
     }
 }
 
