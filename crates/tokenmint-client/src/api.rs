@@ -3,15 +3,22 @@
 //! Both follow the same rules. The token goes into `Authorization: Bearer` (RFC 6750 §2.1). A
 //! 401 means the API no longer accepts the token (expired early, revoked, keys rotated): the
 //! token that was used is invalidated, a new one fetched and the request sent once more, and
-//! only once, so a server that refuses every token cannot trap the client in a loop. 429 and
-//! 503 are retried after `Retry-After` when the wait is within bounds. A request is only ever
-//! sent again when its body can be replayed.
+//! only once, so a server that refuses every token cannot trap the client in a loop. The API
+//! refused the request on its credentials before acting on it, so this holds for every method.
+//!
+//! 429 and 503 (and, when the policy says so, every 5xx) are retried after `Retry-After` only
+//! when sending the request twice is safe: its method is idempotent (RFC 9110 §9.2.2: GET,
+//! HEAD, OPTIONS, TRACE, PUT, DELETE), or it carries an `Idempotency-Key` header, with which the
+//! server recognises the repeat. A POST answered 503 may have been carried out before the
+//! failure; sending it again could place an order twice. A request is also only ever sent again
+//! when its body can be replayed. Whenever an answer the policy would otherwise retry is
+//! returned as it is, the response carries a [`NotRetried`] in its extensions saying why.
 
 use std::time::Duration;
 
 use http::Extensions;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
-use reqwest::{Request, Response, StatusCode};
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use reqwest::{Method, Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::client::{Token, TokenClient};
@@ -22,6 +29,47 @@ use crate::retry::{full_jitter, retry_after};
 
 /// The bound of the first backoff delay when a 429/503 carries no `Retry-After`.
 const API_BASE_DELAY: Duration = Duration::from_millis(500);
+
+/// The request header of the IETF httpapi draft that makes a non-idempotent request safe to
+/// repeat: the server carries out the first request with a given key and answers repeats with
+/// the first outcome.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Why an answer that the [`ApiRetryPolicy`] would retry was returned instead.
+///
+/// [`BearerAuth`] and [`TokenClient::send`] put it in the extensions of such a response:
+/// `response.extensions().get::<NotRetried>()`. A program can then tell its user why a 503
+/// was final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotRetried {
+    /// The method is not idempotent (RFC 9110 §9.2.2) and the request has no
+    /// `Idempotency-Key` header, so a repeat could carry the request out twice.
+    NotIdempotent,
+    /// The body is a stream that was consumed by the first attempt.
+    BodyNotReplayable,
+    /// The server asked for a longer pause than the policy's `max_wait`.
+    WaitTooLong {
+        /// What the server's `Retry-After` asked for.
+        asked: Duration,
+        /// The policy's `max_wait`.
+        max_wait: Duration,
+    },
+    /// The policy's retries are used up (or it allows none).
+    RetriesExhausted {
+        /// How many retries were made.
+        retries: u32,
+    },
+}
+
+/// Whether `request` may be sent twice: an idempotent method (RFC 9110 §9.2.2), or an
+/// `Idempotency-Key` header.
+pub fn is_safe_to_repeat(method: &Method, headers: &http::HeaderMap) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    ) || headers.contains_key(IDEMPOTENCY_KEY)
+}
 
 /// A `reqwest-middleware` middleware that authenticates every request with a token from a
 /// [`TokenClient`].
@@ -65,19 +113,19 @@ impl Middleware for BearerAuth {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let mut request = req;
-        let mut retries = Retries::new(&self.client, self.policy);
+        let mut retries = Retries::new(&self.client, self.policy, &request);
         loop {
             let token = retries.token().await.map_err(reqwest_middleware::Error::middleware)?;
             let replay = request.try_clone();
             authorize(&mut request, &token).map_err(reqwest_middleware::Error::middleware)?;
             let response = next.clone().run(request, extensions).await?;
-            match (retries.after(&response, &token, replay.is_some()), replay) {
-                (Some(wait), Some(replay)) => {
+            match retries.after(&response, &token, replay) {
+                Step::Retry(wait, replay) => {
                     drop(response);
                     tokio::time::sleep(wait).await;
                     request = replay;
                 }
-                _ => return Ok(response),
+                Step::Return(note) => return Ok(noted(response, note)),
             }
         }
     }
@@ -105,22 +153,30 @@ impl TokenClient {
         request: Request,
     ) -> Result<Response, Error> {
         let mut request = request;
-        let mut retries = Retries::new(self, self.config().api_retry);
+        let mut retries = Retries::new(self, self.config().api_retry, &request);
         loop {
             let token = retries.token().await?;
             let replay = request.try_clone();
             authorize(&mut request, &token)?;
             let response = http.execute(request).await?;
-            match (retries.after(&response, &token, replay.is_some()), replay) {
-                (Some(wait), Some(replay)) => {
+            match retries.after(&response, &token, replay) {
+                Step::Retry(wait, replay) => {
                     drop(response);
                     tokio::time::sleep(wait).await;
                     request = replay;
                 }
-                _ => return Ok(response),
+                Step::Return(note) => return Ok(noted(response, note)),
             }
         }
     }
+}
+
+/// Attaches the reason an answer was not retried, if there is one.
+fn noted(mut response: Response, note: Option<NotRetried>) -> Response {
+    if let Some(note) = note {
+        response.extensions_mut().insert(note);
+    }
+    response
 }
 
 /// Puts the token into the request. The header is marked sensitive so that it is left out of
@@ -135,46 +191,75 @@ fn authorize(request: &mut Request, token: &Token) -> Result<(), Error> {
     Ok(())
 }
 
+/// What to do with an answer.
+enum Step {
+    /// Send the request again after the wait.
+    Retry(Duration, Request),
+    /// Hand the answer to the caller, with the reason it was not retried if the policy would
+    /// have retried it.
+    Return(Option<NotRetried>),
+}
+
 /// The retry state of one API request.
 struct Retries<'a> {
     client: &'a TokenClient,
     policy: ApiRetryPolicy,
+    safe_to_repeat: bool,
     unauthorized_retried: bool,
     rate_limited_retries: u32,
 }
 
 impl<'a> Retries<'a> {
-    fn new(client: &'a TokenClient, policy: ApiRetryPolicy) -> Self {
-        Self { client, policy, unauthorized_retried: false, rate_limited_retries: 0 }
+    fn new(client: &'a TokenClient, policy: ApiRetryPolicy, request: &Request) -> Self {
+        Self {
+            client,
+            policy,
+            safe_to_repeat: is_safe_to_repeat(request.method(), request.headers()),
+            unauthorized_retried: false,
+            rate_limited_retries: 0,
+        }
     }
 
     async fn token(&self) -> Result<Token, Error> {
         self.client.token().await
     }
 
-    /// How long to wait before sending the request again, or `None` to return the response.
-    fn after(&mut self, response: &Response, token: &Token, replayable: bool) -> Option<Duration> {
+    /// Whether to send the request again (`replay` is its copy, `None` when the body cannot be
+    /// replayed) or to return `response`.
+    fn after(&mut self, response: &Response, token: &Token, replay: Option<Request>) -> Step {
         let status = response.status();
-        if !replayable {
-            return None;
-        }
         if status == StatusCode::UNAUTHORIZED {
             if self.unauthorized_retried {
-                return None;
+                return Step::Return(None);
             }
+            let Some(replay) = replay else {
+                return Step::Return(Some(NotRetried::BodyNotReplayable));
+            };
             self.unauthorized_retried = true;
             // Only the token that was refused is dropped; if another request already replaced
             // it, the next `token()` returns the replacement without a new fetch.
             self.client.invalidate(token);
             self.client.metrics().record(MetricEvent::ApiUnauthorizedRetry);
             tracing::debug!(url = %response.url(), "API answered 401; retrying once with a new token");
-            return Some(Duration::ZERO);
+            return Step::Retry(Duration::ZERO, replay);
         }
         let retryable = status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::SERVICE_UNAVAILABLE
             || (self.policy.retry_server_errors && status.is_server_error());
-        if !retryable || self.rate_limited_retries >= self.policy.max_retries {
-            return None;
+        if !retryable {
+            return Step::Return(None);
+        }
+        if !self.safe_to_repeat {
+            tracing::debug!(url = %response.url(), %status, "not idempotent and no Idempotency-Key; not retrying");
+            return Step::Return(Some(NotRetried::NotIdempotent));
+        }
+        let Some(replay) = replay else {
+            return Step::Return(Some(NotRetried::BodyNotReplayable));
+        };
+        if self.rate_limited_retries >= self.policy.max_retries {
+            return Step::Return(Some(NotRetried::RetriesExhausted {
+                retries: self.rate_limited_retries,
+            }));
         }
         let wait = retry_after(response.headers(), self.client.clock().system_time())
             .unwrap_or_else(|| {
@@ -182,11 +267,14 @@ impl<'a> Retries<'a> {
             });
         if wait > self.policy.max_wait {
             tracing::debug!(url = %response.url(), %status, ?wait, "Retry-After exceeds the bound; not retrying");
-            return None;
+            return Step::Return(Some(NotRetried::WaitTooLong {
+                asked: wait,
+                max_wait: self.policy.max_wait,
+            }));
         }
         self.rate_limited_retries += 1;
         self.client.metrics().record(MetricEvent::ApiRateLimitedRetry);
         tracing::debug!(url = %response.url(), %status, ?wait, "API asked to retry later");
-        Some(wait)
+        Step::Retry(wait, replay)
     }
 }

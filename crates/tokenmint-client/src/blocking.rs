@@ -9,6 +9,7 @@
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
+use crate::api::NotRetried;
 use crate::client::{Token, TokenClient};
 use crate::config::{ClientConfig, TokenParams};
 use crate::error::Error;
@@ -46,6 +47,8 @@ pub struct BlockingResponse {
     pub headers: HeaderMap,
     /// The response body.
     pub body: Vec<u8>,
+    /// Why an answer the retry policy would retry was returned as it is; see [`NotRetried`].
+    pub not_retried: Option<NotRetried>,
 }
 
 impl BlockingTokenClient {
@@ -97,8 +100,9 @@ impl BlockingTokenClient {
             let response = self.client.send(request).await?;
             let status = response.status();
             let headers = response.headers().clone();
+            let not_retried = response.extensions().get::<NotRetried>().copied();
             let body = response.bytes().await?.to_vec();
-            Ok(BlockingResponse { status, headers, body })
+            Ok(BlockingResponse { status, headers, body, not_retried })
         })
     }
 

@@ -509,6 +509,7 @@ impl Inner {
                                 &body,
                                 attempt,
                                 server_wait,
+                                client_id,
                                 &secret,
                             );
                             tracing::debug!(token_url = %url, client_id, %status, attempt, "token endpoint answered with an error");

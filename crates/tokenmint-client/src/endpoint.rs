@@ -8,10 +8,13 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde_json::{Map, Value};
+use tokenmint_proto::metadata::AuthorizationServerMetadata;
 
 use crate::config::{AuthStyle, TokenParams};
 use crate::error::Error;
-use crate::secret::{AccessToken, SecretString, scrub};
+use crate::error::ErrorKind;
+use crate::secret::{AccessToken, Masker, SecretString, encode};
+use crate::text::printable;
 
 /// Token and error bodies are small; anything larger is not a token endpoint talking.
 const MAX_BODY: usize = 256 * 1024;
@@ -125,11 +128,13 @@ fn form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
 
 /// RFC 6749 §2.3.1: the client id and secret are each encoded with
 /// `application/x-www-form-urlencoded` (Appendix B) before they are joined with `:` and
-/// base64-encoded as RFC 7617 says. Skipping the first step breaks every id or secret containing
-/// `:`, `+`, `%` or a space.
+/// base64-encoded as RFC 7617 says. Skipping that step breaks every id or secret containing
+/// `:`, `+` or `%`. A space is written `%20` rather than the form encoding's `+`, because
+/// servers that percent-decode instead of form-decoding (authlib) read `+` as a plus; see
+/// [`encode::basic_half`].
 pub(crate) fn basic_credentials(client_id: &str, secret: &str) -> String {
-    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
-    let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let id = encode::basic_half(client_id);
+    let secret = encode::basic_half(secret);
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
@@ -161,9 +166,16 @@ pub(crate) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> 
         None => return Err(Error::InvalidResponse("access_token is missing".to_owned())),
     };
     let token_type = match raw.get("token_type") {
-        Some(Value::String(t)) => t.clone(),
+        // RFC 6749 §7.1: a client must not use a token whose type it does not understand, and
+        // a DPoP- or MAC-bound token sent as a bearer token fails or, worse, leaks. The type
+        // name is case-insensitive (RFC 6749 §5.1).
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => t.clone(),
+        Some(Value::String(t)) => {
+            return Err(Error::UnsupportedTokenType(printable(t).chars().take(40).collect()));
+        }
         // Some dialects omit it; a client-credentials token is a bearer token (RFC 6750).
-        _ => "Bearer".to_owned(),
+        None | Some(Value::Null) => "Bearer".to_owned(),
+        Some(_) => return Err(Error::InvalidResponse("token_type is not a string".to_owned())),
     };
     let expires_in = expires_in(raw.get("expires_in"))?;
     let scope = match raw.get("scope") {
@@ -189,28 +201,38 @@ fn expires_in(value: Option<&Value>) -> Result<Option<Duration>, Error> {
     }
 }
 
+/// Server text as the client relays it: every form of the secret masked first (before anything
+/// is cut, so no part of it survives at the cut), then control characters made visible (so it
+/// cannot forge a log line or drive a terminal), then cut to `max` characters.
+pub(crate) fn relay(text: &str, masker: &Masker, max: usize) -> String {
+    let masked = masker.mask(text.trim());
+    let safe = printable(&masked);
+    let mut chars = safe.chars();
+    let mut out: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Turns a non-2xx answer into an error: RFC 6749 §5.2 when the body says so, else the status
-/// with a short excerpt. Server text is relayed, but scrubbed of the secret.
+/// with a short excerpt. Server text is relayed masked and made printable; see [`relay`].
 pub(crate) fn error_from_response(
     status: StatusCode,
     body: &[u8],
     attempts: u32,
     retry_after: Option<Duration>,
+    client_id: &str,
     secret: &SecretString,
 ) -> Error {
-    let secret = secret.expose_secret();
-    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body)
-        && let Some(Value::String(error)) = map.get("error")
-    {
-        let description = match map.get("error_description") {
-            Some(Value::String(d)) => Some(scrub(d, secret)),
-            _ => None,
-        };
-        return Error::OAuth { status, error: scrub(error, secret), description };
+    let masker = Masker::new(client_id, secret.expose_secret());
+    if let Ok(error) = serde_json::from_slice::<tokenmint_proto::OAuthError>(body) {
+        let description = error.error_description.as_deref().map(|d| relay(d, &masker, EXCERPT));
+        return Error::OAuth { status, error: relay(&error.error, &masker, 80), description };
     }
     let text = String::from_utf8_lossy(body);
-    let text: String = text.trim().chars().take(EXCERPT).collect();
-    let body = (!text.is_empty()).then(|| scrub(&text, secret));
+    let text = relay(&text, &masker, EXCERPT);
+    let body = (!text.is_empty()).then_some(text);
     Error::Status { status, attempts, retry_after, body }
 }
 
@@ -250,39 +272,57 @@ pub(crate) async fn discover(
     issuer: &Url,
     timeout: Duration,
 ) -> Result<Url, Error> {
-    let fail = |reason: String| Error::Discovery { issuer: issuer.to_string(), reason };
+    let fail = |kind: ErrorKind, reason: String| Error::Discovery {
+        issuer: issuer.to_string(),
+        reason,
+        kind,
+    };
     let mut reasons = Vec::new();
+    // The kind of the whole failure: an answer of any sort says more than a failed connection.
+    let mut kind = ErrorKind::Network;
     for url in discovery_urls(issuer) {
         let response = match http.get(url.clone()).timeout(timeout).send().await {
             Ok(response) => response,
             Err(e) => {
+                if e.is_timeout() && kind == ErrorKind::Network {
+                    kind = ErrorKind::Timeout;
+                }
                 reasons.push(format!("{url}: {e}"));
                 continue;
             }
         };
         let status = response.status();
         if !status.is_success() {
+            if kind != ErrorKind::InvalidResponse {
+                kind = ErrorKind::Status;
+            }
             reasons.push(format!("{url}: HTTP {status}"));
             continue;
         }
-        let body = read_body(response).await.map_err(|e| fail(format!("{url}: {e}")))?;
-        let Ok(Value::Object(meta)) = serde_json::from_slice::<Value>(&body) else {
-            reasons.push(format!("{url}: not a JSON object"));
-            continue;
+        let body = read_body(response).await.map_err(|e| {
+            let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
+            fail(kind, format!("{url}: {e}"))
+        })?;
+        let meta = match serde_json::from_slice::<AuthorizationServerMetadata>(&body) {
+            Ok(meta) => meta,
+            Err(e) => {
+                kind = ErrorKind::InvalidResponse;
+                reasons.push(format!("{url}: not authorization server metadata ({e})"));
+                continue;
+            }
         };
+        let invalid = |reason: String| fail(ErrorKind::InvalidResponse, reason);
         // RFC 8414 §3.3: the metadata must name the issuer it was fetched for, or an attacker
         // controlling one issuer's metadata could point clients at another's endpoint.
-        let named = meta.get("issuer").and_then(Value::as_str).unwrap_or_default();
-        if named.trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
-            return Err(fail(format!("{url} names issuer {named:?}")));
+        if meta.issuer.trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
+            return Err(invalid(format!("{url} names issuer {:?}", printable(&meta.issuer))));
         }
-        let Some(endpoint) = meta.get("token_endpoint").and_then(Value::as_str) else {
-            return Err(fail(format!("{url} has no token_endpoint")));
-        };
-        tracing::debug!(%issuer, metadata = %url, token_endpoint = endpoint, "token endpoint discovered");
-        return Url::parse(endpoint).map_err(|e| fail(format!("token_endpoint {endpoint:?}: {e}")));
+        let endpoint = meta.token_endpoint.as_str();
+        tracing::debug!(%issuer, metadata = %url, token_endpoint = %printable(endpoint), "token endpoint discovered");
+        return Url::parse(endpoint)
+            .map_err(|e| invalid(format!("token_endpoint {:?}: {e}", printable(endpoint))));
     }
-    Err(fail(reasons.join("; ")))
+    Err(fail(kind, reasons.join("; ")))
 }
 
 #[cfg(test)]
@@ -293,7 +333,7 @@ mod tests {
     fn basic_credentials_are_form_encoded_before_base64() {
         let header = basic_credentials("id:with+plus", "s p%c:é");
         let decoded = STANDARD.decode(header.trim_start_matches("Basic ")).unwrap();
-        assert_eq!(String::from_utf8(decoded).unwrap(), "id%3Awith%2Bplus:s+p%25c%3A%C3%A9");
+        assert_eq!(String::from_utf8(decoded).unwrap(), "id%3Awith%2Bplus:s%20p%25c%3A%C3%A9");
     }
 
     #[test]
@@ -331,13 +371,19 @@ mod tests {
     fn error_bodies_become_typed_errors_scrubbed_of_the_secret() {
         let secret = SecretString::new("hunter2");
         let body = br#"{"error":"invalid_client","error_description":"bad secret hunter2"}"#;
-        let err = error_from_response(StatusCode::UNAUTHORIZED, body, 1, None, &secret);
+        let err = error_from_response(StatusCode::UNAUTHORIZED, body, 1, None, "id", &secret);
         assert_eq!(err.oauth_error(), Some("invalid_client"));
         assert!(
             matches!(&err, Error::OAuth { description: Some(d), .. } if d == "bad secret [redacted]")
         );
-        let err =
-            error_from_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, b"nope", 1, None, &secret);
+        let err = error_from_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            b"nope",
+            1,
+            None,
+            "id",
+            &secret,
+        );
         assert!(
             matches!(err, Error::Status { status, body: Some(b), .. } if status == 415 && b == "nope")
         );

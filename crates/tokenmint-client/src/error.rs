@@ -1,9 +1,10 @@
 //! The one error type of the crate.
 //!
 //! It is `Clone` because a single token fetch answers many waiting callers, each of whom gets the
-//! same outcome. No variant ever carries the client secret or a token: messages relayed from the
-//! server are scrubbed of the secret, and response bodies that might hold a token are never
-//! quoted.
+//! same outcome. No variant ever carries the client secret or a token: text relayed from the
+//! server has every encoded form of the secret masked and its control characters escaped, and
+//! response bodies that might hold a token are never quoted. [`Error::kind`] sorts the variants
+//! into what a caller reacts to differently (a command-line tool's exit status, say).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +28,9 @@ pub enum Error {
     },
 
     /// The token endpoint answered with an HTTP error status and no RFC 6749 error body, or
-    /// kept answering 429 or 5xx until the retries ran out.
-    #[error("token endpoint answered {status} after {attempts} attempt(s){}", excerpt(.body))]
+    /// kept answering 429 or 5xx until the retries ran out, or asked to wait longer than the
+    /// retry policy's `max_retry_after`.
+    #[error("token endpoint answered {status} after {attempts} attempt(s){}{}", asked(.retry_after), excerpt(.body))]
     Status {
         /// The last HTTP status received.
         status: StatusCode,
@@ -36,7 +38,7 @@ pub enum Error {
         attempts: u32,
         /// The server's `Retry-After`, if it sent one.
         retry_after: Option<Duration>,
-        /// The start of the response body, scrubbed of the secret.
+        /// The start of the response body, secret masked and control characters escaped.
         body: Option<String>,
     },
 
@@ -54,6 +56,13 @@ pub enum Error {
     #[error("token endpoint answered with an unusable response: {0}")]
     InvalidResponse(String),
 
+    /// The token endpoint issued a token of a type other than `Bearer` (for example `DPoP`),
+    /// which this client does not know how to present; RFC 6749 §7.1 forbids using it.
+    #[error(
+        "token endpoint issued a {0:?} token, but only Bearer tokens can be used (RFC 6749 §7.1)"
+    )]
+    UnsupportedTokenType(String),
+
     /// Authorization server metadata could not be discovered (RFC 8414).
     #[error("discovery from {issuer} failed: {reason}")]
     Discovery {
@@ -61,6 +70,9 @@ pub enum Error {
         issuer: String,
         /// What went wrong.
         reason: String,
+        /// Whether the server could not be reached, did not answer in time, answered with an
+        /// error status, or answered with something that is not usable metadata.
+        kind: ErrorKind,
     },
 
     /// The client secret could not be read from its environment variable or file.
@@ -89,7 +101,47 @@ pub enum Error {
     Aborted,
 }
 
+/// What kind of failure an [`Error`] is: the distinctions a caller acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The token endpoint judged the request and refused it with an RFC 6749 §5.2 error
+    /// (`invalid_client`, `invalid_scope`, `invalid_target` …): wrong credentials or a request
+    /// the client may not make. Asking again unchanged will not help.
+    Refused,
+    /// An HTTP error status without an RFC 6749 error, a server error, or 429 and 5xx until the
+    /// retries ran out or the server asked for a longer pause than the client waits.
+    Status,
+    /// The server could not be reached (name resolution, connection refused, TLS) or the
+    /// connection failed before the answer was complete.
+    Network,
+    /// No answer, or no progress, within the time allowed.
+    Timeout,
+    /// An answer that breaks the protocol: not JSON, no access token, a token type the client
+    /// cannot use, metadata naming another issuer.
+    InvalidResponse,
+    /// Nothing was sent: the configuration, the secret's source or the runtime.
+    Local,
+}
+
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::OAuth { status, .. } if status.is_client_error() && *status != 429 => {
+                ErrorKind::Refused
+            }
+            Self::OAuth { .. } | Self::Status { .. } => ErrorKind::Status,
+            Self::Transport { source, .. } | Self::Request(source) => transport_kind(source),
+            Self::Timeout(_) => ErrorKind::Timeout,
+            Self::InvalidResponse(_) | Self::UnsupportedTokenType(_) => ErrorKind::InvalidResponse,
+            Self::Discovery { kind, .. } => *kind,
+            Self::Secret(_) | Self::Config(_) | Self::BlockingInAsyncContext | Self::Aborted => {
+                ErrorKind::Local
+            }
+        }
+    }
+
     /// The RFC 6749 `error` code, when the token endpoint sent one.
     pub fn oauth_error(&self) -> Option<&str> {
         match self {
@@ -105,6 +157,16 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// A failed request is a timeout when any cause in its chain timed out (connect, read or whole
+/// request), and a network failure otherwise.
+fn transport_kind(error: &reqwest::Error) -> ErrorKind {
+    if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network }
+}
+
+fn asked(retry_after: &Option<Duration>) -> String {
+    retry_after.map(|wait| format!(" and asked to wait {} s", wait.as_secs())).unwrap_or_default()
 }
 
 fn describe(description: &Option<String>) -> String {

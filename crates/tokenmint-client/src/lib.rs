@@ -19,11 +19,24 @@
 //!   backoff and full jitter, honouring `Retry-After` in both its forms; a short negative cache
 //!   keeps a failing server from being hammered by every caller. RFC 6749 §5.2 errors such as
 //!   `invalid_client` are not retried and come back as [`Error::OAuth`], carrying the server's
-//!   `error` and `error_description`.
+//!   `error` and `error_description`; [`Error::kind`] tells refusals from network failures,
+//!   timeouts and broken answers.
+//! - **Only what is safe to repeat is repeated.** API requests are retried after 429 and 503
+//!   only when the method is idempotent (RFC 9110 §9.2.2) or the request carries an
+//!   `Idempotency-Key`: a POST that may have been carried out is never sent twice. An answer
+//!   returned unretried says why ([`NotRetried`]).
 //! - **Secrets are types.** [`SecretString`] and [`AccessToken`] print as `[redacted]`, cannot
-//!   be serialized, and never reach a log line or an error message.
+//!   be serialized, and never reach a log line or an error message. A server that echoes the
+//!   request gets the secret masked in every encoding it was sent in (form, percent, base64 of
+//!   HTTP Basic, JSON-escaped).
+//! - **Server text is made safe to print.** `error_description` and error bodies reach the
+//!   caller with control characters escaped ([`text::printable`]): no terminal escape sequence
+//!   and no forged log line gets through.
+//! - **Only Bearer tokens are used.** A token of another type (`DPoP`, `mac`) is refused as
+//!   RFC 6749 §7.1 requires, never sent as a bearer token.
 //! - **Every dialect.** HTTP Basic (with the RFC 6749 §2.3.1 form-encoding most clients get
-//!   wrong), credentials in a form body, or an Auth0-style JSON body; `audience`, `resource`,
+//!   wrong, a space written `%20` so that percent-decoding servers such as authlib read it too),
+//!   credentials in a form body, or an Auth0-style JSON body; `audience`, `resource`,
 //!   `scope`, extra parameters, or no `grant_type` at all; discovery from an issuer (RFC 8414,
 //!   then OpenID Connect); and a [`Preset`] for each provider tokenmint was designed from.
 //! - **Rotation without restart.** A secret read from a file is re-read when the file changes.
@@ -152,8 +165,9 @@ mod metrics;
 mod retry;
 mod secret;
 mod source;
+pub mod text;
 
-pub use api::BearerAuth;
+pub use api::{BearerAuth, IDEMPOTENCY_KEY, NotRetried, is_safe_to_repeat};
 pub use blocking::{BlockingResponse, BlockingTokenClient};
 pub use client::{Token, TokenClient, TokenClientBuilder};
 pub use clock::{Clock, TokioClock};
@@ -161,6 +175,6 @@ pub use config::{
     ApiRetryPolicy, AuthStyle, ClientConfig, Endpoint, Preset, RetryPolicy, SecretSource,
     TokenParams,
 };
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use metrics::{CountingMetrics, MetricEvent, Metrics, NoMetrics};
 pub use secret::{AccessToken, SecretString};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{MockServer, PausedClock, Reply};
 use tokenmint_client::{
     ApiRetryPolicy, BearerAuth, BlockingTokenClient, ClientConfig, CountingMetrics, Error,
-    MetricEvent, SecretString, TokenClient,
+    MetricEvent, NotRetried, SecretString, TokenClient,
 };
 use tokio::time::Instant;
 
@@ -193,4 +193,112 @@ fn the_blocking_client_fetches_caches_and_sends_without_a_runtime() {
     assert!(matches!(refused, Err(Error::BlockingInAsyncContext)));
     drop(client);
     drop(server);
+}
+
+/// RFC 9110 §9.2.2: only these methods may be repeated without the server's help.
+const IDEMPOTENT: [&str; 6] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
+const NOT_IDEMPOTENT: [&str; 3] = ["POST", "PATCH", "LOCK"];
+
+fn send_retrying(
+    client: &TokenClient,
+    server: &MockServer,
+    method: &str,
+    idempotency_key: Option<&str>,
+) -> impl Future<Output = reqwest::Response> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = reqwest::Client::new().request(method, server.url("/api/orders")).body("{}");
+    if let Some(key) = idempotency_key {
+        request = request.header("idempotency-key", key);
+    }
+    let client = client.clone();
+    async move { client.send(request).await.unwrap() }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_answer_to_a_non_idempotent_request_is_never_sent_again() {
+    for method in NOT_IDEMPOTENT {
+        for status in [429, 500, 501, 502, 503, 504] {
+            let server = MockServer::builder().start().await;
+            let config =
+                ClientConfig::new(&server.url("/oauth/token"), "id", SecretString::new("secret"))
+                    .unwrap()
+                    .api_retry_policy(ApiRetryPolicy {
+                        retry_server_errors: true,
+                        ..ApiRetryPolicy::default()
+                    });
+            let client = TokenClient::builder(config).clock(PausedClock::new()).build().unwrap();
+            server
+                .state
+                .script_api(Reply::new(status, serde_json::json!({})).header("retry-after", "1"));
+            let response = send_retrying(&client, &server, method, None).await;
+            assert_eq!(response.status(), status, "{method} {status}");
+            assert_eq!(server.state.api_count(), 1, "{method} answered {status} was sent again");
+            assert_eq!(
+                response.extensions().get::<NotRetried>(),
+                Some(&NotRetried::NotIdempotent),
+                "{method} {status}"
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn idempotent_methods_and_requests_with_an_idempotency_key_are_retried() {
+    let cases = IDEMPOTENT.iter().map(|m| (*m, None)).chain(
+        NOT_IDEMPOTENT.iter().map(|m| (*m, Some("\"8e03978e-40d5-43e8-bc93-6894a57f9324\""))),
+    );
+    for (method, key) in cases {
+        let server = MockServer::builder().start().await;
+        let client = token_client(&server, &Arc::new(CountingMetrics::new()));
+        server.state.script_api(Reply::new(503, serde_json::json!({})).header("retry-after", "1"));
+        let response = send_retrying(&client, &server, method, key).await;
+        assert_eq!(response.status(), 200, "{method} {key:?}");
+        assert_eq!(server.state.api_count(), 2, "{method} {key:?}");
+        assert_eq!(response.extensions().get::<NotRetried>(), None);
+        let requests = server.state.api_requests.lock().unwrap().clone();
+        assert!(requests.iter().all(|r| r.method.as_str() == method));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_is_retried_with_a_new_token_whatever_the_method() {
+    for method in NOT_IDEMPOTENT {
+        let server = MockServer::builder().start().await;
+        let client = token_client(&server, &Arc::new(CountingMetrics::new()));
+        server.state.script_api(Reply::problem(401, "Unauthorized", "expired"));
+        let response = send_retrying(&client, &server, method, None).await;
+        assert_eq!(response.status(), 200, "{method}");
+        assert_eq!(bearers(&server), ["tok-1", "tok-2"], "{method}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_returned_unretried_says_why() {
+    let server = MockServer::builder().start().await;
+    let client = token_client(&server, &Arc::new(CountingMetrics::new()));
+    server.state.script_api(Reply::new(503, serde_json::json!({})).header("retry-after", "3600"));
+    let response = send_retrying(&client, &server, "GET", None).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.extensions().get::<NotRetried>(),
+        Some(&NotRetried::WaitTooLong {
+            asked: Duration::from_secs(3600),
+            max_wait: ApiRetryPolicy::default().max_wait
+        })
+    );
+
+    for _ in 0..3 {
+        server.state.script_api(Reply::new(429, serde_json::json!({})).header("retry-after", "1"));
+    }
+    let response = send_retrying(&client, &server, "GET", None).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        response.extensions().get::<NotRetried>(),
+        Some(&NotRetried::RetriesExhausted { retries: 2 })
+    );
+
+    // An answer the policy would never retry carries no note.
+    let response = send_retrying(&client, &server, "POST", None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.extensions().get::<NotRetried>(), None);
 }

@@ -13,8 +13,28 @@ use tokenmint_client::{AuthStyle, ClientConfig, Endpoint, SecretString, TokenCli
 const AWKWARD_ID: &str = "partner:one+two three%41";
 const AWKWARD_SECRET: &str = "s3:cr+et /%zz=é";
 
+/// Plain percent-decoding, as authlib's `unquote` reads Basic credentials: `+` stays a plus.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
 #[tokio::test]
-async fn basic_auth_form_encodes_id_and_secret_before_base64() {
+async fn basic_auth_encodes_id_and_secret_so_form_and_percent_decoders_both_read_them() {
     let server =
         MockServer::builder().validator(expect_basic(AWKWARD_ID, AWKWARD_SECRET)).start().await;
     let token = conformance::fetch_token(
@@ -28,15 +48,28 @@ async fn basic_auth_form_encodes_id_and_secret_before_base64() {
 
     // The exact bytes, not only what a lenient decoder makes of them.
     let request = server.state.last_token_request();
+    // Form-encoded as RFC 6749 §2.3.1 says, except that a space is `%20`: a form decoder reads
+    // it as a space just as it reads `+`, and a plain percent decoder reads only `%20` so.
     let expected =
-        format!("{}:{}", "partner%3Aone%2Btwo+three%2541", "s3%3Acr%2Bet+%2F%25zz%3D%C3%A9");
-    assert_eq!(form_encode(AWKWARD_ID) + ":" + &form_encode(AWKWARD_SECRET), expected);
+        format!("{}:{}", "partner%3Aone%2Btwo%20three%2541", "s3%3Acr%2Bet%20%2F%25zz%3D%C3%A9");
+    assert_eq!(
+        form_encode(AWKWARD_ID).replace('+', "%20")
+            + ":"
+            + &form_encode(AWKWARD_SECRET).replace('+', "%20"),
+        expected
+    );
     let header = request.authorization.unwrap();
     use base64::Engine as _;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(header.strip_prefix("Basic ").unwrap())
         .unwrap();
-    assert_eq!(String::from_utf8(decoded).unwrap(), expected);
+    let decoded = String::from_utf8(decoded).unwrap();
+    assert_eq!(decoded, expected);
+    let (id, secret) = decoded.split_once(':').unwrap();
+    assert_eq!(
+        (percent_decode(id).as_str(), percent_decode(secret).as_str()),
+        (AWKWARD_ID, AWKWARD_SECRET)
+    );
     assert_eq!(request.body, "grant_type=client_credentials");
 }
 

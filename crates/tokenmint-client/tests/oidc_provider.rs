@@ -7,13 +7,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use common::conformance;
+use common::{conformance, interop};
 use tokenmint_client::{AuthStyle, ClientConfig, SecretString, TokenClient, TokenParams};
 
 const POST_CLIENT: (&str, &str) = ("post-client", "post secret+with:odd%chars");
@@ -21,69 +17,8 @@ const BASIC_CLIENT: (&str, &str) = ("basic:client id", "basic secret+with:odd%ch
 /// The first start includes `npm install`.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A running node-oidc-provider, stopped on drop.
-struct OidcProvider {
-    child: Child,
-    issuer: String,
-}
-
-impl Drop for OidcProvider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn available(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Starts the provider, or says why it cannot and returns `None`.
-fn start() -> Result<OidcProvider, String> {
-    for program in ["node", "npm"] {
-        if !available(program) {
-            return Err(format!("{program} is not installed"));
-        }
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider/start.sh");
-    let mut child = Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(issuer) = line.strip_prefix("listening ") {
-                let _ = tx.send(issuer.trim().to_owned());
-            }
-        }
-    });
-    let mut provider = OidcProvider { child, issuer: String::new() };
-    match rx.recv_timeout(START_TIMEOUT) {
-        Ok(issuer) => {
-            provider.issuer = issuer;
-            Ok(provider)
-        }
-        Err(_) => {
-            let status = provider.child.try_wait().ok().flatten();
-            Err(match status {
-                Some(status) => {
-                    format!("start.sh exited ({status}); is the npm registry reachable?")
-                }
-                None => format!("not listening after {START_TIMEOUT:?}"),
-            })
-        }
-    }
+fn start() -> Result<interop::Peer, String> {
+    interop::start("tests/oidc-provider/start.sh", &["node", "npm"], START_TIMEOUT)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,10 +4,17 @@ use serde::{Deserialize, Serialize};
 
 /// The discovery document at `/.well-known/oauth-authorization-server` (and, identically, at
 /// `/.well-known/openid-configuration`). Only members tokenmint actually supports are listed.
+///
+/// The client SDK reads other servers' documents with it too, so only what RFC 8414 §2 requires
+/// of every server (`issuer`) and what a client-credentials client cannot do without
+/// (`token_endpoint`) are required; the optional members default when absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationServerMetadata {
     pub issuer: String,
     pub token_endpoint: String,
+    /// Optional in RFC 8414 §2 (a server that signs nothing has no keys to publish); tokenmint
+    /// always publishes it.
+    #[serde(default)]
     pub jwks_uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,

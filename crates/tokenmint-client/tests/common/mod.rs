@@ -538,3 +538,83 @@ pub mod conformance {
         assert_eq!(error.oauth_error(), Some("invalid_client"), "{error}");
     }
 }
+
+/// Other projects' servers, started by a script that installs them on first use and prints
+/// `listening <issuer>` once they accept requests.
+pub mod interop {
+    use std::io::{BufRead, BufReader};
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A running server, stopped on drop.
+    pub struct Peer {
+        pub child: Child,
+        pub issuer: String,
+    }
+
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Whether `program --version` runs.
+    pub fn available(program: &str) -> bool {
+        Command::new(program)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Runs `script` (relative to the crate) with bash after checking that `programs` are
+    /// installed, and waits up to `timeout` (installation included) for its issuer; `Err` says
+    /// why the server is not there. The script's stdin stays open for the server's life, so it
+    /// can stop when the test does, even when the test is killed.
+    pub fn start(script: &str, programs: &[&str], timeout: Duration) -> Result<Peer, String> {
+        for program in programs {
+            if !available(program) {
+                return Err(format!("{program} is not installed"));
+            }
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+        let mut child = Command::new("bash")
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(issuer) = line.strip_prefix("listening ") {
+                    let _ = tx.send(issuer.trim().to_owned());
+                }
+            }
+        });
+        let mut peer = Peer { child, issuer: String::new() };
+        match rx.recv_timeout(timeout) {
+            Ok(issuer) => {
+                peer.issuer = issuer;
+                Ok(peer)
+            }
+            Err(_) => {
+                let status = peer.child.try_wait().ok().flatten();
+                Err(match status {
+                    Some(status) => format!(
+                        "{} exited ({status}); is the package registry reachable?",
+                        script.display()
+                    ),
+                    None => format!("not listening after {timeout:?}"),
+                })
+            }
+        }
+    }
+}
