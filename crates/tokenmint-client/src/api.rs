@@ -123,7 +123,7 @@ impl Middleware for BearerAuth {
                 Step::Retry(wait, replay) => {
                     drop(response);
                     tokio::time::sleep(wait).await;
-                    request = replay;
+                    request = *replay;
                 }
                 Step::Return(note) => return Ok(noted(response, note)),
             }
@@ -163,7 +163,7 @@ impl TokenClient {
                 Step::Retry(wait, replay) => {
                     drop(response);
                     tokio::time::sleep(wait).await;
-                    request = replay;
+                    request = *replay;
                 }
                 Step::Return(note) => return Ok(noted(response, note)),
             }
@@ -193,8 +193,8 @@ fn authorize(request: &mut Request, token: &Token) -> Result<(), Error> {
 
 /// What to do with an answer.
 enum Step {
-    /// Send the request again after the wait.
-    Retry(Duration, Request),
+    /// Send the request again after the wait (boxed: a request is large, an answer small).
+    Retry(Duration, Box<Request>),
     /// Hand the answer to the caller, with the reason it was not retried if the policy would
     /// have retried it.
     Return(Option<NotRetried>),
@@ -241,7 +241,7 @@ impl<'a> Retries<'a> {
             self.client.invalidate(token);
             self.client.metrics().record(MetricEvent::ApiUnauthorizedRetry);
             tracing::debug!(url = %response.url(), "API answered 401; retrying once with a new token");
-            return Step::Retry(Duration::ZERO, replay);
+            return Step::Retry(Duration::ZERO, Box::new(replay));
         }
         let retryable = status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::SERVICE_UNAVAILABLE
@@ -275,6 +275,6 @@ impl<'a> Retries<'a> {
         self.rate_limited_retries += 1;
         self.client.metrics().record(MetricEvent::ApiRateLimitedRetry);
         tracing::debug!(url = %response.url(), %status, ?wait, "API asked to retry later");
-        Step::Retry(wait, replay)
+        Step::Retry(wait, Box::new(replay))
     }
 }
