@@ -1,11 +1,18 @@
-//! The admin subcommands' HTTP client: obtains a token with the admin credential, then calls
-//! `/admin/v1`, turning problem+json answers into readable errors.
+//! The admin subcommands' HTTP client: obtains a token with the admin credential through the
+//! client SDK (discovery, RFC 6749 §2.3.1 Basic credentials, retries, refresh on a 401), then
+//! calls `/admin/v1`, turning problem+json answers into readable errors.
 
-use anyhow::{Context, Result, anyhow, bail};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::path::PathBuf;
+use tokenmint_client::text::printable;
+use tokenmint_client::{AuthStyle, ClientConfig, ErrorKind, SecretString, TokenClient};
+
+use crate::exit::{self, Failure};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -19,6 +26,7 @@ pub struct AdminArgs {
     #[arg(
         long,
         env = "TOKENMINT_ENDPOINT",
+        value_name = "URL",
         default_value = "http://127.0.0.1:8080",
         global = true
     )]
@@ -27,8 +35,15 @@ pub struct AdminArgs {
     /// TOKENMINT_CLIENT_SECRET).
     #[arg(long, env = "TOKENMINT_ADMIN_CREDENTIALS", value_name = "FILE", global = true)]
     pub admin_credentials: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, env = "TOKENMINT_OUTPUT", value_enum, default_value = "table", global = true)]
+    /// Output format: `table` or `json`.
+    #[arg(
+        long,
+        env = "TOKENMINT_OUTPUT",
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "table",
+        global = true
+    )]
     pub output: OutputFormat,
 }
 
@@ -40,10 +55,15 @@ struct CredentialFile {
     token_endpoint: Option<String>,
 }
 
+/// An admin operation waits this long for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// An admin operation waits this long for each answer (an audit export may take a while).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub struct AdminClient {
     http: reqwest::Client,
     base: String,
-    token: String,
+    tokens: TokenClient,
 }
 
 impl std::fmt::Debug for AdminClient {
@@ -53,6 +73,8 @@ impl std::fmt::Debug for AdminClient {
 }
 
 impl AdminClient {
+    /// Reads the admin credential and obtains a token with it, so that a refused or unreachable
+    /// server is reported before any work is done.
     pub async fn connect(args: &AdminArgs) -> Result<Self> {
         let base = args.endpoint.trim_end_matches('/').to_owned();
         let (client_id, client_secret, token_endpoint) = match &args.admin_credentials {
@@ -66,13 +88,13 @@ impl AdminClient {
                         path.display()
                     )
                 })?;
-                (f.client_id, f.client_secret, f.token_endpoint)
+                (f.client_id, SecretString::new(f.client_secret), f.token_endpoint)
             }
             None => match (
                 std::env::var("TOKENMINT_CLIENT_ID"),
                 std::env::var("TOKENMINT_CLIENT_SECRET"),
             ) {
-                (Ok(id), Ok(secret)) => (id, secret, None),
+                (Ok(id), Ok(secret)) => (id, SecretString::new(secret), None),
                 _ => bail!(
                     "no admin credentials: pass --admin-credentials FILE (the JSON `tokenmint init` prints) or set \
                      TOKENMINT_CLIENT_ID and TOKENMINT_CLIENT_SECRET"
@@ -81,39 +103,66 @@ impl AdminClient {
         };
         let http = reqwest::Client::builder()
             .user_agent(concat!("tokenmint-cli/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            // The admin token travels in every request: it must not follow a redirect elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("cannot build the HTTP client")?;
-        // The server says where its token endpoint is; the file's copy may name another port.
-        let discovered = discover_token_endpoint(&http, &base).await;
-        let token_url =
-            discovered.or(token_endpoint).unwrap_or_else(|| format!("{base}/oauth/token"));
-        let res = http
-            .post(&token_url)
-            .basic_auth(url_form(&client_id), Some(url_form(&client_secret)))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", tokenmint_proto::system_scopes::ADMIN),
-            ])
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the token endpoint {token_url}"))?;
-        let status = res.status();
-        let body: serde_json::Value = res.json().await.unwrap_or_default();
-        if !status.is_success() {
-            let error = body.get("error").and_then(|v| v.as_str()).unwrap_or("error");
-            let desc = body.get("error_description").and_then(|v| v.as_str()).unwrap_or("");
-            bail!("the admin credential was refused ({status}): {error}: {desc}");
-        }
-        let token = body
-            .get("access_token")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| anyhow!("the token endpoint answered without an access_token"))?
-            .to_owned();
-        Ok(Self { http, base, token })
+        let token_client = |config: ClientConfig| {
+            TokenClient::builder(
+                config
+                    .auth_style(AuthStyle::Basic)
+                    .scope(tokenmint_proto::system_scopes::ADMIN)
+                    .request_timeout(READ_TIMEOUT),
+            )
+            .http_client(http.clone())
+            .build()
+        };
+        let endpoint_error = |e: tokenmint_client::Error| {
+            anyhow::Error::new(e).context(format!("invalid --endpoint '{base}'"))
+        };
+
+        // The server says where its token endpoint is (the credential file's copy may name
+        // another port); a server whose metadata cannot be read or names another issuer (one
+        // reached through a proxy) is asked at the file's endpoint, else at the default path.
+        let discovered = ClientConfig::discover(&base, client_id.clone(), client_secret.clone())
+            .map_err(endpoint_error)?;
+        let tokens = token_client(discovered)?;
+        let tokens = match tokens.token().await {
+            Ok(_) => tokens,
+            Err(tokenmint_client::Error::Discovery { kind, .. })
+                if !matches!(kind, ErrorKind::Network | ErrorKind::Timeout) =>
+            {
+                let url = token_endpoint.unwrap_or_else(|| format!("{base}/oauth/token"));
+                let config = ClientConfig::new(&url, client_id, client_secret)
+                    .with_context(|| format!("invalid token_endpoint '{url}'"))?;
+                let tokens = token_client(config)?;
+                tokens.token().await.map_err(|e| admin_token_failure(e, &base))?;
+                tokens
+            }
+            Err(e) => return Err(admin_token_failure(e, &base).into()),
+        };
+        Ok(Self { http, base, tokens })
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}/admin/v1{path}", self.base)
+    }
+
+    /// Sends with the admin token: a 401 gets a new token and one retry; 429 and 503 are
+    /// retried only for reads and other idempotent requests.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        match self.tokens.send(request).await {
+            Ok(response) => Ok(response),
+            Err(tokenmint_client::Error::Request(e)) => {
+                let what =
+                    if e.is_timeout() { "did not answer in time" } else { "could not be reached" };
+                Err(anyhow::Error::new(tokenmint_client::Error::Request(e))
+                    .context(format!("the admin API at {} {what}", self.base)))
+            }
+            Err(e) => Err(admin_token_failure(e, &self.base).into()),
+        }
     }
 
     async fn finish<T: DeserializeOwned>(res: reqwest::Response) -> Result<T> {
@@ -124,37 +173,27 @@ impl AdminClient {
             return serde_json::from_str(&text)
                 .context("the server's answer was not the expected JSON");
         }
-        let problem: serde_json::Value = res.json().await.unwrap_or_default();
-        let title = problem.get("title").and_then(|v| v.as_str()).unwrap_or("request failed");
-        let detail = problem.get("detail").and_then(|v| v.as_str()).unwrap_or("");
+        let body = res.bytes().await.unwrap_or_default();
+        let Ok(problem) = serde_json::from_slice::<tokenmint_proto::Problem>(&body) else {
+            bail!("{status}: the server answered without a problem+json body");
+        };
+        let detail =
+            problem.detail.as_deref().map(|d| format!(": {}", printable(d))).unwrap_or_default();
         let field = problem
-            .get("field")
-            .and_then(|v| v.as_str())
-            .map(|f| format!(" (field: {f})"))
+            .field
+            .as_deref()
+            .map(|f| format!(" (field: {})", printable(f)))
             .unwrap_or_default();
-        bail!("{} {title}: {detail}{field}", status.as_u16())
+        bail!("{} {}{detail}{field}", status.as_u16(), printable(&problem.title))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let res = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .context("request failed")?;
+        let res = self.send(self.http.get(self.url(path))).await?;
         Self::finish(res).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let res = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .context("request failed")?;
+        let res = self.send(self.http.post(self.url(path)).json(body)).await?;
         Self::finish(res).await
     }
 
@@ -163,56 +202,42 @@ impl AdminClient {
         path: &str,
         body: &B,
     ) -> Result<T> {
-        let res = self
-            .http
-            .patch(self.url(path))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .context("request failed")?;
+        let res = self.send(self.http.patch(self.url(path)).json(body)).await?;
         Self::finish(res).await
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
-        let res = self
-            .http
-            .delete(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .context("request failed")?;
+        let res = self.send(self.http.delete(self.url(path))).await?;
         Self::finish::<serde_json::Value>(res).await.map(|_| ())
     }
 }
 
-async fn discover_token_endpoint(http: &reqwest::Client, base: &str) -> Option<String> {
-    let res =
-        http.get(format!("{base}/.well-known/oauth-authorization-server")).send().await.ok()?;
-    if !res.status().is_success() {
-        return None;
+/// A failure to get the admin token, with the exit status of its kind and a hint naming the
+/// admin commands' own settings.
+fn admin_token_failure(error: tokenmint_client::Error, base: &str) -> Failure {
+    let code = exit::for_kind(error.kind());
+    let failure = Failure::new(code, format!("the admin credential did not get a token: {error}"));
+    match error.kind() {
+        ErrorKind::Refused => failure.hint(
+            "check --admin-credentials (TOKENMINT_ADMIN_CREDENTIALS), or TOKENMINT_CLIENT_ID and \
+             TOKENMINT_CLIENT_SECRET: the credential must be active and hold tokenmint:admin",
+        ),
+        ErrorKind::Network | ErrorKind::Timeout => failure.hint(format!(
+            "check --endpoint ({base}, or TOKENMINT_ENDPOINT) and that `tokenmint serve` is running"
+        )),
+        _ => failure,
     }
-    let doc: serde_json::Value = res.json().await.ok()?;
-    doc.get("token_endpoint")?.as_str().map(str::to_owned)
 }
 
-/// `application/x-www-form-urlencoded` encoding of one value; RFC 6749 §2.3.1 applies it to the
-/// client id and secret before Basic encoding.
-fn url_form(s: &str) -> String {
+/// Percent-encodes one URL path segment or query value (RFC 3986 unreserved characters stay).
+pub fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(char::from(b))
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
-}
-
-/// Percent-encodes one URL path segment.
-pub fn segment(s: &str) -> String {
-    url_form(s).replace('+', "%20")
 }

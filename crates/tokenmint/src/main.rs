@@ -9,11 +9,13 @@
 
 mod admin_client;
 mod cmd;
+mod exit;
 mod output;
+mod terminal;
 
 use tokenmint::settings;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -58,12 +60,21 @@ enum Command {
     /// Fetch an access token from any OAuth 2.0 token endpoint and print it.
     Token(cmd::token::TokenArgs),
     /// Send an authenticated request, curl-like: the token is fetched and cached, a 401 gets a new
-    /// token and one retry, 429 and 5xx are retried after their Retry-After.
+    /// token and one retry, 429 and 5xx are retried after their Retry-After when the request is
+    /// safe to repeat (an idempotent method, or --idempotency-key), and the body streams to stdout.
     Call(Box<cmd::call::CallArgs>),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some((_, sub)) = matches.subcommand() {
+        match &mut cli.command {
+            Command::Token(args) => args.client.note_sources(sub),
+            Command::Call(args) => args.client.note_sources(sub),
+            _ => {}
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -100,7 +111,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if let Some(hint) = exit::hint_of(&e) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(exit::code_of(&e))
         }
     }
 }
@@ -117,7 +131,10 @@ fn init_logging(
     let filter = EnvFilter::try_from_env("TOKENMINT_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: a log file or a collector gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
     let fmt = match cli.log_format.as_deref().unwrap_or("text") {
         "text" => fmt.boxed(),
         "json" => fmt.json().flatten_event(true).boxed(),
@@ -139,4 +156,40 @@ fn init_logging(
     };
     tracing_subscriber::registry().with(fmt).with(otel).with(filter).init();
     Ok(telemetry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of every subcommand, at any depth, says what it is for in `--help`.
+    #[test]
+    fn every_argument_of_every_subcommand_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let described = arg
+                    .get_help()
+                    .or(arg.get_long_help())
+                    .is_some_and(|h| !h.to_string().trim().is_empty());
+                if !described {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{path} {} (the subcommand)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut command = Cli::command();
+        command.build();
+        walk(&command, "tokenmint", &mut missing);
+        assert!(missing.is_empty(), "arguments without a description: {missing:#?}");
+    }
 }

@@ -121,3 +121,92 @@ async fn the_sdk_obtains_tokens_from_tokenmint_in_every_style_and_dialect() {
         assert_eq!(error.oauth_error(), Some("invalid_client"), "{style}: {error}");
     }
 }
+
+fn tokenmint(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(TOKENMINT);
+    command.args(args);
+    for name in [
+        "TOKENMINT_CLIENT_ID",
+        "TOKENMINT_CLIENT_SECRET",
+        "TOKENMINT_ADMIN_CREDENTIALS",
+        "TOKENMINT_ENDPOINT",
+        "TOKENMINT_ISSUER",
+        "TOKENMINT_TOKEN_URL",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied()).output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_finds_tokenmints_token_endpoint_from_its_issuer_and_says_why_a_resource_is_refused()
+ {
+    let server = start().await;
+    let secret = [("TOKENMINT_CLIENT_SECRET", server.client_secret.as_str())];
+    let base = ["token", "--issuer", &server.issuer, "--client-id", &server.client_id];
+    let output = tokenmint(&base, &secret);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim().split('.').count(), 3);
+
+    let output =
+        tokenmint(&[&base[..], &["--auth", "basic", "--output", "json"]].concat(), &secret);
+    assert!(output.status.success(), "{output:?}");
+
+    // The admin credential has no audience, so a resource is refused as invalid_target.
+    let output = tokenmint(&[&base[..], &["--resource", "https://api.example/"]].concat(), &secret);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid_target"), "{stderr}");
+    assert!(stderr.contains("hint: check --audience and --resource"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_commands_get_their_token_through_the_sdk_and_say_what_failed() {
+    let server = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = |secret: &str, token_endpoint: &str| {
+        let path = dir.path().join(format!("admin-{}.json", secret.len()));
+        let body = serde_json::json!({
+            "client_id": server.client_id,
+            "client_secret": secret,
+            "token_endpoint": token_endpoint,
+        });
+        std::fs::write(&path, body.to_string()).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // The file names a stale port; discovery at --endpoint finds the real token endpoint.
+    let stale = credentials(&server.client_secret, "http://127.0.0.1:9/oauth/token");
+    let list = |endpoint: &str, file: &str| {
+        tokenmint(
+            &[
+                "keys",
+                "list",
+                "--endpoint",
+                endpoint,
+                "--admin-credentials",
+                file,
+                "--output",
+                "json",
+            ],
+            &[],
+        )
+    };
+    let output = list(&server.issuer, &stale);
+    assert!(output.status.success(), "{output:?}");
+    let keys: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(keys.as_array().is_some_and(|k| !k.is_empty()), "{keys}");
+
+    let wrong = credentials("tms_not-the-secret", "");
+    let output = list(&server.issuer, &wrong);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid_client"), "{stderr}");
+    assert!(stderr.contains("hint: check --admin-credentials"), "{stderr}");
+    assert!(!stderr.contains("tms_not-the-secret"), "{stderr}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let output = list(&format!("http://{closed}"), &stale);
+    assert_eq!(output.status.code(), Some(7), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("hint: check --endpoint"), "{stderr}");
+}

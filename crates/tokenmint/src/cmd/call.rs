@@ -1,19 +1,23 @@
 //! `tokenmint call`: a curl-like request with automatic token handling. The token is fetched (or
 //! taken from the cache), a 401 gets one new token and one retry, and 429 and 5xx answers are
-//! retried after their `Retry-After`.
+//! retried after their `Retry-After` when the request is safe to repeat. The body streams to
+//! standard output as it arrives, so its size never becomes the program's memory.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal as _, Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
-use tokenmint_client::ApiRetryPolicy;
+use tokenmint_client::{ApiRetryPolicy, IDEMPOTENCY_KEY, NotRetried, is_safe_to_repeat};
 
 use crate::cmd::token::ClientArgs;
+use crate::exit::{self, Failure};
+use crate::terminal::{TerminalSafe, header_value};
 
 #[derive(Debug, Args)]
+#[command(after_help = exit::HELP)]
 pub struct CallArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -29,6 +33,11 @@ pub struct CallArgs {
     /// Print the status line and the response headers before the body.
     #[arg(short = 'i', long = "include")]
     pub include: bool,
+    /// Send an `Idempotency-Key` header, so that a POST or PATCH may be retried after 429 or
+    /// 5xx without being carried out twice: `auto` makes a random one, anything else is sent as
+    /// given. Without it, only idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) are retried.
+    #[arg(long, env = "TOKENMINT_IDEMPOTENCY_KEY", value_name = "auto|KEY")]
+    pub idempotency_key: Option<String>,
     /// The URL to call. The response body is printed whatever the status; the exit status is 22
     /// (as with `curl --fail`) when the final answer is 4xx or 5xx.
     pub url: String,
@@ -58,6 +67,40 @@ fn read_body(data: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// A random UUID (version 4), written as the Structured Field string the IETF Idempotency-Key
+/// draft specifies.
+fn random_idempotency_key() -> String {
+    let mut bytes = [0u8; 16];
+    tokenmint_core::crypto::fill_random(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{}-{}-{}-{}-{}\"", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// What `call` tells the user when an answer it would otherwise retry is final.
+fn explain(note: NotRetried, method: &Method, status: reqwest::StatusCode) -> String {
+    match note {
+        NotRetried::NotIdempotent => format!(
+            "not retrying {method} after {status}: {method} is not idempotent and the server may \
+             have carried it out; add --idempotency-key auto (or KEY) to allow retries"
+        ),
+        NotRetried::WaitTooLong { asked, max_wait } => format!(
+            "not retrying after {status}: the server asked to wait {} s (Retry-After), longer \
+             than the {} s tokenmint call waits",
+            asked.as_secs(),
+            max_wait.as_secs()
+        ),
+        NotRetried::RetriesExhausted { retries } => {
+            format!("giving up after {retries} retries: the server still answers {status}")
+        }
+        NotRetried::BodyNotReplayable => {
+            format!("not retrying after {status}: the request body cannot be sent again")
+        }
+        _ => format!("not retrying after {status}"),
+    }
+}
+
 pub async fn run(args: CallArgs) -> Result<ExitCode> {
     let body = args.data.as_deref().map(read_body).transpose()?;
     let method = match &args.method {
@@ -70,35 +113,144 @@ pub async fn run(args: CallArgs) -> Result<ExitCode> {
         retry_server_errors: true,
         ..ApiRetryPolicy::default()
     });
-    let client = tokenmint_client::TokenClient::new(config)?;
+    let client = tokenmint_client::TokenClient::builder(config)
+        .http_client(args.client.http_client()?)
+        .build()?;
 
-    let mut request = reqwest::Client::new().request(method, &args.url);
+    // The API request waits at most --timeout for the answer and then for each piece of the
+    // body, so a stalled server ends the call while a long body that keeps coming is not cut.
+    let api = reqwest::Client::builder()
+        .connect_timeout(args.client.connect_timeout)
+        .read_timeout(args.client.timeout)
+        .user_agent(concat!("tokenmint/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let mut request = api.request(method.clone(), &args.url);
+    let mut headers = reqwest::header::HeaderMap::new();
     for raw in &args.headers {
         let (name, value) = parse_header(raw)?;
-        request = request.header(name, value);
+        headers.append(name, value);
     }
+    match args.idempotency_key.as_deref() {
+        Some("auto") => {
+            let key = HeaderValue::from_str(&random_idempotency_key())
+                .context("cannot make an idempotency key")?;
+            headers.insert(IDEMPOTENCY_KEY, key);
+        }
+        Some(key) => {
+            let key = HeaderValue::from_str(key)
+                .with_context(|| format!("invalid --idempotency-key '{key}'"))?;
+            headers.insert(IDEMPOTENCY_KEY, key);
+        }
+        None => {}
+    }
+    if !is_safe_to_repeat(&method, &headers) {
+        tracing::debug!(%method, "not idempotent and no Idempotency-Key: 429 and 5xx will not be retried");
+    }
+    request = request.headers(headers);
     if let Some(body) = body {
         request = request.body(body);
     }
-    let response = client.send(request).await?;
+    let mut response = client.send(request).await.map_err(|e| match e {
+        tokenmint_client::Error::Request(_) => api_failure(&e, &args),
+        e => anyhow::Error::new(args.client.token_failure(e)),
+    })?;
+    let status = response.status();
+    if let Some(note) = response.extensions().get::<NotRetried>() {
+        eprintln!("tokenmint call: {}", explain(*note, &method, status));
+    }
 
-    let mut out = std::io::stdout().lock();
+    let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    let mut out = stdout.lock();
     if args.include {
-        writeln!(out, "{:?} {}", response.version(), response.status())?;
+        writeln!(out, "{:?} {status}", response.version())?;
         for (name, value) in response.headers() {
-            writeln!(out, "{name}: {}", String::from_utf8_lossy(value.as_bytes()))?;
+            writeln!(out, "{name}: {}", header_value(value.as_bytes()))?;
         }
         writeln!(out)?;
     }
-    let status = response.status();
-    let bytes = response.bytes().await.context("cannot read the response body")?;
-    out.write_all(&bytes)?;
-    out.flush()?;
+    // Streamed: each piece is written as it arrives and then dropped. A terminal gets the
+    // text with its control characters made visible; a pipe or a file gets the bytes as sent.
+    let mut sink = if terminal { Sink::Terminal(TerminalSafe::new(out)) } else { Sink::Raw(out) };
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                sink.finish()?;
+                return Err(body_failure(e, &args));
+            }
+        };
+        sink.write(&chunk)?;
+    }
+    sink.finish()?;
     // The body is printed whatever the status, as `curl --fail-with-body` does, and the exit
     // status tells scripts whether the call succeeded.
     if status.is_client_error() || status.is_server_error() {
         tracing::debug!(%status, "the API answered with an error status");
-        return Ok(ExitCode::from(22));
+        return Ok(ExitCode::from(exit::HTTP_ERROR));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the body goes.
+enum Sink<W: Write> {
+    Raw(W),
+    Terminal(TerminalSafe<W>),
+}
+
+impl<W: Write> Sink<W> {
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Raw(out) => out.write_all(chunk),
+            Self::Terminal(out) => out.write_chunk(chunk),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Self::Raw(mut out) => out.flush(),
+            Self::Terminal(out) => out.finish().map(drop),
+        }
+    }
+}
+
+/// The API request failed before an answer arrived.
+fn api_failure(error: &tokenmint_client::Error, args: &CallArgs) -> anyhow::Error {
+    let code = exit::for_kind(error.kind());
+    let cause = match error {
+        tokenmint_client::Error::Request(source) => source.to_string(),
+        other => other.to_string(),
+    };
+    let failure = if code == exit::TIMEOUT {
+        Failure::new(code, format!("the API did not answer in time: {cause}")).hint(format!(
+            "nothing within --timeout {} (connecting: --connect-timeout {})",
+            exit::duration(args.client.timeout),
+            exit::duration(args.client.connect_timeout)
+        ))
+    } else {
+        Failure::new(code, format!("the API could not be reached: {cause}"))
+            .hint("check the URL and that the API is running")
+    };
+    anyhow::Error::new(failure)
+}
+
+/// The connection failed or stalled while the body was arriving.
+fn body_failure(error: reqwest::Error, args: &CallArgs) -> anyhow::Error {
+    let failure = if error.is_timeout() {
+        Failure::new(
+            exit::TIMEOUT,
+            format!(
+                "the response body stalled: nothing arrived for {} (--timeout)",
+                exit::duration(args.client.timeout)
+            ),
+        )
+    } else {
+        Failure::new(
+            exit::NETWORK,
+            format!("the connection failed during the response body: {error}"),
+        )
+    };
+    anyhow::Error::new(failure)
 }

@@ -86,7 +86,9 @@ pub struct TargetArgs {
 pub struct UpdateArgs {
     #[command(flatten)]
     admin: AdminArgs,
+    /// The credential's client_id (tmc_…).
     client_id: String,
+    /// A new display name.
     #[arg(long)]
     name: Option<String>,
     /// Replace the permissions with these (repeatable).
@@ -101,6 +103,7 @@ pub struct UpdateArgs {
     /// Remove every audience.
     #[arg(long)]
     clear_audiences: bool,
+    /// The lifetime of the access tokens it gets from now on (e.g. 10m).
     #[arg(long, value_name = "DURATION")]
     token_lifetime: Option<String>,
     /// Expire the credential this long from now.
@@ -121,6 +124,7 @@ pub struct UpdateArgs {
 pub struct RotateArgs {
     #[command(flatten)]
     admin: AdminArgs,
+    /// The credential's client_id (tmc_…).
     client_id: String,
     /// How long the old secrets keep working (default 24h; 0 ends them now).
     #[arg(long, value_name = "DURATION")]
@@ -131,6 +135,7 @@ pub struct RotateArgs {
 pub struct DeleteSecretArgs {
     #[command(flatten)]
     admin: AdminArgs,
+    /// The credential's client_id (tmc_…).
     client_id: String,
     /// The secret's id (see `credentials show`).
     secret_id: String,
@@ -315,7 +320,7 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
             };
             if body == dto::UpdateCredential::default() {
                 bail!(
-                    "nothing to update: give at least one of --name, --permission, --audience, --token-lifetime, --expires-in, --never-expires, --rate-limit"
+                    "nothing to update: give at least one of --name, --permission, --clear-permissions, --audience, --clear-audiences, --token-lifetime, --expires-in, --never-expires, --rate-limit, --default-rate-limit"
                 );
             }
             let c: dto::Credential =

@@ -1,20 +1,34 @@
 //! `tokenmint token`: fetches an access token with the client SDK and prints it. Also the client
-//! options `tokenmint call` shares.
+//! options `tokenmint call` shares, and what their failures tell the user.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
-use tokenmint_client::{AuthStyle, ClientConfig, SecretSource, TokenClient};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, ValueEnum};
+use tokenmint_client::{
+    AuthStyle, ClientConfig, ErrorKind, RetryPolicy, SecretSource, TokenClient,
+};
+
+use crate::exit::{self, Failure};
 
 /// How to reach and authenticate to a token endpoint: any OAuth 2.0 server, not only tokenmint.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// The token endpoint URL, e.g. https://auth.example.com/oauth/token.
+    /// The token endpoint URL, e.g. https://auth.example.com/oauth/token (or give --issuer).
     #[arg(long, env = "TOKENMINT_TOKEN_URL", value_name = "URL")]
-    pub token_url: String,
+    pub token_url: Option<String>,
+    /// The authorization server's issuer URL; the token endpoint is read from its metadata
+    /// (RFC 8414, then OpenID Connect discovery) instead of being given with --token-url.
+    #[arg(long, env = "TOKENMINT_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Which of the two came from the environment rather than a flag; see
+    /// [`ClientArgs::note_sources`].
+    #[arg(skip)]
+    pub from_env: EndpointSources,
     /// The client id.
     #[arg(long, env = "TOKENMINT_CLIENT_ID", value_name = "ID")]
     pub client_id: String,
@@ -25,17 +39,47 @@ pub struct ClientArgs {
     pub client_secret_file: Option<PathBuf>,
     /// Client authentication: `basic` (HTTP Basic), `post` (form body) or `json` (JSON body, as
     /// Auth0-style servers expect).
-    #[arg(long, env = "TOKENMINT_AUTH", value_enum, default_value = "post")]
+    #[arg(long, env = "TOKENMINT_AUTH", value_enum, value_name = "STYLE", default_value = "post")]
     pub auth: AuthArg,
     /// The `audience` to request.
     #[arg(long, env = "TOKENMINT_AUDIENCE", value_name = "AUD")]
     pub audience: Option<String>,
+    /// A resource the token is for (RFC 8707 resource indicator, an absolute URI); repeatable.
+    #[arg(
+        long = "resource",
+        env = "TOKENMINT_RESOURCE",
+        value_name = "URI",
+        value_delimiter = ','
+    )]
+    pub resources: Vec<String>,
     /// The scopes to request, space-separated.
     #[arg(long, env = "TOKENMINT_SCOPE", value_name = "SCOPE")]
     pub scope: Option<String>,
     /// Send no `grant_type` (for servers that take every request as client credentials).
     #[arg(long, env = "TOKENMINT_NO_GRANT_TYPE")]
     pub no_grant_type: bool,
+    /// The longest the token fetch may take, retries included; for `call`, also the longest
+    /// wait for the API's answer and between two pieces of its body (e.g. 30s, 2m).
+    #[arg(long, env = "TOKENMINT_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    pub timeout: Duration,
+    /// The longest wait for a connection (TCP and TLS) to any server (e.g. 10s).
+    #[arg(long, env = "TOKENMINT_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    pub connect_timeout: Duration,
+}
+
+enum Endpoint<'a> {
+    TokenUrl(&'a str),
+    Issuer(&'a str),
+}
+
+/// A duration such as `30s`, `1m 30s` or `500ms`, more than zero.
+fn positive_duration(value: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(value)
+        .map_err(|e| format!("{e} (write it as 30s, 2m or 500ms)"))?;
+    if duration.is_zero() {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,19 +102,74 @@ impl From<AuthArg> for AuthStyle {
 /// The environment variable the secret comes from when no file is named.
 pub const SECRET_ENV: &str = "TOKENMINT_CLIENT_SECRET";
 
+/// Whether `--token-url` and `--issuer` were set by their environment variables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EndpointSources {
+    pub token_url: bool,
+    pub issuer: bool,
+}
+
 impl ClientArgs {
+    /// Records where `--token-url` and `--issuer` came from. `TOKENMINT_ISSUER` is also the
+    /// server's and the verifier's setting, so it is often set in a shell where a token is
+    /// fetched from an explicit `--token-url`: a flag beats the environment, as everywhere else.
+    pub fn note_sources(&mut self, matches: &ArgMatches) {
+        let from_env = |id: &str| {
+            matches.try_get_raw(id).is_ok()
+                && matches.value_source(id) == Some(ValueSource::EnvVariable)
+        };
+        self.from_env =
+            EndpointSources { token_url: from_env("token_url"), issuer: from_env("issuer") };
+    }
+
+    /// The token endpoint or the issuer to discover it from. A flag beats the environment;
+    /// with both in the environment, the token URL is the more specific of the two.
+    fn endpoint(&self) -> Result<Endpoint<'_>, Failure> {
+        match (&self.token_url, &self.issuer) {
+            (Some(url), None) => Ok(Endpoint::TokenUrl(url)),
+            (None, Some(issuer)) => Ok(Endpoint::Issuer(issuer)),
+            (Some(url), Some(issuer)) => match (self.from_env.token_url, self.from_env.issuer) {
+                (false, false) => Err(Failure::new(
+                    exit::USAGE,
+                    "--token-url and --issuer cannot be used together: give one of them",
+                )),
+                (true, false) => Ok(Endpoint::Issuer(issuer)),
+                (_, true) => Ok(Endpoint::TokenUrl(url)),
+            },
+            (None, None) => Err(Failure::new(
+                exit::USAGE,
+                "no token endpoint: give --token-url URL or --issuer URL (or set \
+                 TOKENMINT_TOKEN_URL or TOKENMINT_ISSUER)",
+            )),
+        }
+    }
+
     pub fn config(&self) -> Result<ClientConfig> {
         let secret = match &self.client_secret_file {
             Some(path) => SecretSource::file(path),
             None if std::env::var_os(SECRET_ENV).is_some() => SecretSource::env(SECRET_ENV),
             None => bail!("no client secret: set {SECRET_ENV} or pass --client-secret-file FILE"),
         };
-        let mut config = ClientConfig::new(&self.token_url, self.client_id.clone(), secret)
-            .with_context(|| format!("invalid --token-url '{}'", self.token_url))?
+        let id = self.client_id.clone();
+        let config = match self.endpoint()? {
+            Endpoint::TokenUrl(url) => ClientConfig::new(url, id, secret)
+                .with_context(|| format!("invalid --token-url '{url}'"))?,
+            Endpoint::Issuer(issuer) => ClientConfig::discover(issuer, id, secret)
+                .with_context(|| format!("invalid --issuer '{issuer}'"))?,
+        };
+        let mut config = config
             .auth_style(self.auth.into())
-            .send_grant_type(!self.no_grant_type);
+            .send_grant_type(!self.no_grant_type)
+            .request_timeout(self.timeout)
+            .wait_timeout(self.timeout)
+            // A pause longer than the whole fetch may take fails at once, saying how long the
+            // server asked for, instead of ending in a timeout that hides it.
+            .retry_policy(RetryPolicy { max_retry_after: self.timeout, ..RetryPolicy::default() });
         if let Some(audience) = &self.audience {
             config = config.audience(audience.clone());
+        }
+        for resource in &self.resources {
+            config = config.resource(resource.clone());
         }
         if let Some(scope) = &self.scope {
             config = config.scope(scope);
@@ -78,32 +177,107 @@ impl ClientArgs {
         Ok(config)
     }
 
+    /// The HTTP client for the token endpoint and discovery. It follows no redirect: a
+    /// redirected token request would carry the credentials wherever the redirect points.
+    pub fn http_client(&self) -> Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .user_agent(concat!("tokenmint/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")
+    }
+
     pub fn client(&self) -> Result<TokenClient> {
-        Ok(TokenClient::new(self.config()?)?)
+        Ok(TokenClient::builder(self.config()?).http_client(self.http_client()?).build()?)
+    }
+
+    /// Where the token comes from, for messages.
+    fn endpoint_flag(&self) -> &'static str {
+        match self.endpoint() {
+            Ok(Endpoint::Issuer(_)) => "--issuer",
+            _ => "--token-url",
+        }
+    }
+
+    /// What a failure to get a token means for the user, with the exit status of its kind and a
+    /// hint that names this command's settings.
+    pub fn token_failure(&self, error: tokenmint_client::Error) -> Failure {
+        let code = exit::for_kind(error.kind());
+        let failure = Failure::new(code, format!("no access token: {error}"));
+        let endpoint = self.endpoint_flag();
+        let hint = match (error.kind(), error.oauth_error(), error.status().map(|s| s.as_u16())) {
+            (ErrorKind::Refused, Some("invalid_client"), _) => Some(format!(
+                "check --client-id, the secret ({SECRET_ENV} or --client-secret-file) and \
+                 whether the server expects --auth basic, post or json (now {})",
+                AuthStyle::from(self.auth)
+            )),
+            (ErrorKind::Refused, Some("invalid_scope"), _) => {
+                Some("check --scope against what the client may ask for".to_owned())
+            }
+            (ErrorKind::Refused, Some("invalid_target"), _) => {
+                Some("check --audience and --resource against the client's audiences".to_owned())
+            }
+            (ErrorKind::Refused, Some("unsupported_grant_type" | "invalid_request"), _) => {
+                Some(format!(
+                    "check --auth (basic, post or json; now {}) and, for servers that take every \
+                     request as client credentials, --no-grant-type",
+                    AuthStyle::from(self.auth)
+                ))
+            }
+            (ErrorKind::Status, _, Some(404 | 405)) => {
+                Some(format!("check {endpoint}: the server has no token endpoint there"))
+            }
+            (ErrorKind::Status, _, Some(415)) => Some(format!(
+                "the server does not take this body format: try another --auth (now {})",
+                AuthStyle::from(self.auth)
+            )),
+            (ErrorKind::Network, _, _) => {
+                Some(format!("check {endpoint} and that the server is running"))
+            }
+            (ErrorKind::Timeout, _, _) => Some(format!(
+                "nothing within --timeout {} (connecting: --connect-timeout {})",
+                exit::duration(self.timeout),
+                exit::duration(self.connect_timeout)
+            )),
+            (ErrorKind::InvalidResponse, _, _) if self.endpoint_flag() == "--issuer" => {
+                Some("check --issuer: it must be the issuer the server's metadata names".to_owned())
+            }
+            _ => None,
+        };
+        match hint {
+            Some(hint) => failure.hint(hint),
+            None => failure,
+        }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TokenOutput {
-    /// The access token alone.
     #[value(alias = "table")]
     Token,
-    /// The whole token response.
     Json,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = exit::HELP)]
 pub struct TokenArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// `json` prints the whole token response instead of the token alone.
-    #[arg(long, env = "TOKENMINT_OUTPUT", value_enum, default_value = "token")]
+    /// `token` prints the access token alone; `json` prints the whole token response.
+    #[arg(
+        long,
+        env = "TOKENMINT_OUTPUT",
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "token"
+    )]
     pub output: TokenOutput,
 }
 
 pub async fn run(args: TokenArgs) -> Result<ExitCode> {
     let client = args.client.client()?;
-    let token = client.token().await?;
+    let token = client.token().await.map_err(|e| args.client.token_failure(e))?;
     // Printing the token is this command's whole purpose; it goes to stdout only.
     match args.output {
         TokenOutput::Token => {
