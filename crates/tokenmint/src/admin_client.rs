@@ -216,7 +216,10 @@ impl AdminClient {
 /// admin commands' own settings.
 fn admin_token_failure(error: tokenmint_client::Error, base: &str) -> Failure {
     let code = exit::for_kind(error.kind());
-    let failure = Failure::new(code, format!("the admin credential did not get a token: {error}"));
+    let failure = Failure::new(
+        code,
+        format!("the admin credential did not get a token: {}", exit::with_causes(&error)),
+    );
     match error.kind() {
         ErrorKind::Refused => failure.hint(
             "check --admin-credentials (TOKENMINT_ADMIN_CREDENTIALS), or TOKENMINT_CLIENT_ID and \

@@ -105,6 +105,22 @@ pub fn hint_of(error: &anyhow::Error) -> Option<&str> {
     error.chain().find_map(|c| c.downcast_ref::<Failure>()).and_then(|f| f.hint.as_deref())
 }
 
+/// `error` followed by each of its causes that says something new ("connection refused"), for
+/// one-line messages built from a library error.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// `30s`, `1m 30s`: how durations appear in messages.
 pub fn duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
@@ -144,5 +160,13 @@ mod tests {
         let error = anyhow::Error::new(tokenmint_client::Error::InvalidResponse("x".into()))
             .context("fetching a token");
         assert_eq!(code_of(&error), MALFORMED);
+    }
+
+    #[test]
+    fn a_message_names_the_root_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let error = anyhow::Error::new(io).context("cannot reach the API");
+        let error: &dyn std::error::Error = error.as_ref();
+        assert_eq!(with_causes(error), "cannot reach the API: connection refused");
     }
 }

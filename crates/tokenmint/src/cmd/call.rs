@@ -220,8 +220,8 @@ impl<W: Write> Sink<W> {
 fn api_failure(error: &tokenmint_client::Error, args: &CallArgs) -> anyhow::Error {
     let code = exit::for_kind(error.kind());
     let cause = match error {
-        tokenmint_client::Error::Request(source) => source.to_string(),
-        other => other.to_string(),
+        tokenmint_client::Error::Request(source) => exit::with_causes(source.as_ref()),
+        other => exit::with_causes(other),
     };
     let failure = if code == exit::TIMEOUT {
         Failure::new(code, format!("the API did not answer in time: {cause}")).hint(format!(

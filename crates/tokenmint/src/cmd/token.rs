@@ -204,7 +204,7 @@ impl ClientArgs {
     /// hint that names this command's settings.
     pub fn token_failure(&self, error: tokenmint_client::Error) -> Failure {
         let code = exit::for_kind(error.kind());
-        let failure = Failure::new(code, format!("no access token: {error}"));
+        let failure = Failure::new(code, format!("no access token: {}", exit::with_causes(&error)));
         let endpoint = self.endpoint_flag();
         let hint = match (error.kind(), error.oauth_error(), error.status().map(|s| s.as_u16())) {
             (ErrorKind::Refused, Some("invalid_client"), _) => Some(format!(
