@@ -7,7 +7,7 @@
 //! from every forged one. Skipped with a message when `haproxy` is not installed
 //! (`.ci/setup-haproxy.sh` installs it), unless `TOKENMINT_REQUIRE_SERVICES=1`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 mod common;
 

@@ -101,27 +101,23 @@ pub async fn authenticate_client(
     };
     let mut result = check(state, entry.as_deref(), &presented, now);
     if result.is_err() && lookup && !read_store {
-        // The refusal came from memory: read the store once, as a lookup that missed would
-        // have, and believe it over the cache.
+        // The refusal came from memory: ask the store once, as a lookup that missed would
+        // have, and believe it over the cache. One index probe answers whether the cached
+        // entry is current, existing id or not; only a changed credential is read in full.
         state.metrics.client_auth_store_reads.inc();
         let epoch = state.credentials.epoch();
-        let read = tokio::time::timeout(REREAD_TIMEOUT, state.store.get_credential(id)).await;
-        match read.unwrap_or(Err(tokenmint_store::StoreError::Unavailable(
-            "the credential re-read timed out".into(),
-        ))) {
-            Ok(fresh) => {
-                let changed = match (&fresh, &entry) {
-                    (Some(f), Some(c)) => f.revision != c.credential.revision,
-                    (None, None) => false,
-                    _ => true,
-                };
-                if changed {
+        let cached_revision = entry.as_ref().map(|c| c.credential.revision);
+        match with_timeout(state.store.credential_revision(id)).await {
+            Ok(revision) if revision == cached_revision => {}
+            Ok(_) => match with_timeout(state.store.get_credential(id)).await {
+                Ok(fresh) => {
                     let fresh = fresh.map(|c| Arc::new(CachedCredential::new(c)));
                     state.credentials.refresh(id, fresh.clone(), epoch);
                     entry = fresh;
                     result = check(state, entry.as_deref(), &presented, now);
                 }
-            }
+                Err(e) => tracing::debug!(error = %e, "credential re-read failed"),
+            },
             // Down: the answer from memory stands.
             Err(e) => tracing::debug!(error = %e, "credential re-read failed"),
         }
@@ -225,3 +221,11 @@ static DUMMY_HASH: SecretHash = SecretHash([0u8; 32]);
 /// How long a refusal waits for its re-read: a database that slow is in trouble, and the
 /// answer from memory is a refusal anyway.
 const REREAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn with_timeout<T>(
+    read: impl Future<Output = Result<T, tokenmint_store::StoreError>>,
+) -> Result<T, tokenmint_store::StoreError> {
+    tokio::time::timeout(REREAD_TIMEOUT, read).await.unwrap_or_else(|_| {
+        Err(tokenmint_store::StoreError::Unavailable("the credential re-read timed out".into()))
+    })
+}
