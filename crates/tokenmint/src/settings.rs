@@ -731,6 +731,15 @@ mod tests {
     }
 
     #[test]
+    fn the_alert_webhook_allow_private_setting_is_read_from_the_file() {
+        let f = parse_file(
+            "alert_webhooks = [\"http://10.0.0.5/hook\"]\nalert_webhook_allow_private = true\n",
+        )
+        .unwrap();
+        assert_eq!(f.alert_webhook_allow_private, Some(true));
+    }
+
+    #[test]
     fn issuers_must_be_absolute_urls() {
         assert_eq!(
             validate_issuer("https://auth.example.com/").unwrap(),
