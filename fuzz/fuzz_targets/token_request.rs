@@ -72,7 +72,8 @@ fuzz_target!(|data: &[u8]| {
         match request::token_request(params.clone(), basic.clone(), format, allow_missing_grant_type)
         {
             Ok(req) => {
-                assert!(!req.auth.client_id.is_empty() || basic.is_none());
+                assert!(!req.auth.client_id.as_str().is_empty() || basic.is_none());
+                assert!(!req.auth.client_id.as_str().chars().any(char::is_control));
                 if let Some(scope) = &req.scope {
                     assert!(scope.len() <= MAX_PARAM_LEN);
                 }

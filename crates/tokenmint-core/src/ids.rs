@@ -1,7 +1,16 @@
-//! Identifiers: client ids, organization slugs and the random ids of secrets, keys and tokens.
+//! Identifiers: client ids, organization slugs and the random ids of secrets, keys and tokens;
+//! and the text a request brings that may be written down ([`SafeText`], [`PresentedClientId`]).
 //!
 //! Generated identifiers use base62 so they survive double-click selection and URLs unescaped,
 //! and carry a short prefix so a human (or a secret scanner) can tell what they are.
+//!
+//! Untrusted text that reaches a log line, an alert, the audit trail or a webhook goes through
+//! these types, parsed once where it enters: a client_id that is a possible credential id is
+//! kept as it is (it cannot hold anything but visible ASCII); anything else is *escaped*, not
+//! refused, because the attempt itself must be recorded: control characters, Unicode line
+//! separators, bidirectional and zero-width format characters become `\u{…}`, and the text is
+//! cut to a bounded length. So a value can never start a new log line, move a terminal's
+//! cursor or reorder what a reader sees.
 
 use crate::crypto;
 use std::fmt;
@@ -55,6 +64,8 @@ pub(crate) fn is_base62(s: &str) -> bool {
 /// Prefix of every generated client id.
 pub const CLIENT_ID_PREFIX: &str = "tmc_";
 const CLIENT_ID_RANDOM_LEN: usize = 24;
+/// Longest client id accepted.
+pub const CLIENT_ID_MAX_LEN: usize = 128;
 
 /// A credential's public identifier.
 ///
@@ -82,7 +93,7 @@ impl ClientId {
     }
 
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        if s.is_empty() || s.len() > CLIENT_ID_MAX_LEN || !s.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(IdError::ClientId);
         }
         Ok(Self(s.to_owned()))
@@ -118,6 +129,171 @@ impl AsRef<str> for ClientId {
 impl std::borrow::Borrow<str> for ClientId {
     fn borrow(&self) -> &str {
         &self.0
+    }
+}
+
+/// Longest text kept, in characters, when no other bound is given.
+pub const SAFE_TEXT_MAX_CHARS: usize = 256;
+
+/// Text from an untrusted source, safe to write into a log line, an alert, the audit trail or
+/// a webhook: no control characters, no line or paragraph separators, no bidirectional or
+/// zero-width format characters (each becomes `\u{hex}`), and at most a bounded number of
+/// characters (longer text is cut and ends with `…`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SafeText(String);
+
+/// Whether `c` must not reach a log line as it is.
+fn must_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}'          // line and paragraph separators
+            | '\u{200B}'..='\u{200F}'        // zero-width characters, LRM, RLM
+            | '\u{202A}'..='\u{202E}'        // bidirectional embeddings and overrides
+            | '\u{2060}'..='\u{2069}'        // word joiner, invisible operators, isolates
+            | '\u{FEFF}'                     // byte order mark
+            | '\u{FFF9}'..='\u{FFFB}'        // interlinear annotations
+        )
+}
+
+impl SafeText {
+    /// Escapes and bounds `raw` to [`SAFE_TEXT_MAX_CHARS`] characters.
+    pub fn new(raw: &str) -> Self {
+        Self::bounded(raw, SAFE_TEXT_MAX_CHARS)
+    }
+
+    /// Escapes and bounds `raw` to `max_chars` characters of the original (an escape counts
+    /// as one).
+    pub fn bounded(raw: &str, max_chars: usize) -> Self {
+        if raw.len() <= max_chars && !raw.chars().any(must_escape) {
+            return Self(raw.to_owned());
+        }
+        let mut out = String::with_capacity(raw.len().min(max_chars * 4));
+        for (i, c) in raw.chars().enumerate() {
+            if i == max_chars {
+                out.push('…');
+                break;
+            }
+            if must_escape(c) {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            } else {
+                out.push(c);
+            }
+        }
+        Self(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<&str> for SafeText {
+    fn from(raw: &str) -> Self {
+        Self::new(raw)
+    }
+}
+
+impl From<String> for SafeText {
+    fn from(raw: String) -> Self {
+        Self::new(&raw)
+    }
+}
+
+impl From<&String> for SafeText {
+    fn from(raw: &String) -> Self {
+        Self::new(raw)
+    }
+}
+
+impl fmt::Display for SafeText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SafeText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl serde::Serialize for SafeText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A client_id as a request presented it: a [`ClientId`] when it could be one, else the
+/// escaped text (marked as such) so the attempt can be recorded without carrying what it held.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum PresentedClientId {
+    /// It parses as a client id (1 to 128 visible ASCII characters), kept as sent.
+    Valid(ClientId),
+    /// It cannot be any credential's id; escaped and cut to 128 characters.
+    Malformed(SafeText),
+}
+
+impl PresentedClientId {
+    pub fn parse(raw: &str) -> Self {
+        match ClientId::parse(raw) {
+            Ok(id) => Self::Valid(id),
+            Err(_) => Self::Malformed(SafeText::bounded(raw, CLIENT_ID_MAX_LEN)),
+        }
+    }
+
+    /// The text to write down: the id itself, or its escaped form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Valid(id) => id.as_str(),
+            Self::Malformed(t) => t.as_str(),
+        }
+    }
+
+    /// The id, when it could be a credential's.
+    pub fn client_id(&self) -> Option<&ClientId> {
+        match self {
+            Self::Valid(id) => Some(id),
+            Self::Malformed(_) => None,
+        }
+    }
+}
+
+impl From<ClientId> for PresentedClientId {
+    fn from(id: ClientId) -> Self {
+        Self::Valid(id)
+    }
+}
+
+impl From<&ClientId> for PresentedClientId {
+    fn from(id: &ClientId) -> Self {
+        Self::Valid(id.clone())
+    }
+}
+
+impl fmt::Display for PresentedClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for PresentedClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Valid(id) => fmt::Debug::fmt(id, f),
+            Self::Malformed(t) => write!(f, "Malformed({t:?})"),
+        }
+    }
+}
+
+impl serde::Serialize for PresentedClientId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -170,6 +346,38 @@ mod tests {
         assert!(ClientId::parse("a b").is_err());
         assert!(ClientId::parse("a\u{0}").is_err());
         assert!(ClientId::parse("legacy-client.01").is_ok());
+    }
+
+    #[test]
+    fn presented_client_ids_keep_valid_ids_and_escape_the_rest() {
+        let ok = PresentedClientId::parse("tmc_abc");
+        assert_eq!(ok.as_str(), "tmc_abc");
+        assert!(ok.client_id().is_some());
+        let forged = PresentedClientId::parse("x\n2026-01-01T00:00:00Z INFO admin signed in");
+        assert_eq!(forged.as_str(), "x\\u{a}2026-01-01T00:00:00Z INFO admin signed in");
+        assert!(forged.client_id().is_none());
+        let ansi = PresentedClientId::parse("\u{1b}[31mred\u{202e}");
+        assert_eq!(ansi.as_str(), "\\u{1b}[31mred\\u{202e}");
+        let long = PresentedClientId::parse(&"é".repeat(500));
+        assert_eq!(long.as_str().chars().count(), CLIENT_ID_MAX_LEN + 1);
+        assert!(long.as_str().ends_with('…'));
+    }
+
+    proptest::proptest! {
+        /// Whatever comes in, what goes out has no character a log line must not carry, is
+        /// bounded, and is the input itself when the input needed nothing.
+        #[test]
+        fn safe_text_never_carries_control_or_format_characters(raw in "\\PC*|[\\x00-\\x20\\u{80}-\\u{9f}\\u{2028}\\u{202e}\\u{feff}a\\\\]{0,300}") {
+            let t = SafeText::bounded(&raw, 100);
+            proptest::prop_assert!(!t.as_str().chars().any(must_escape));
+            proptest::prop_assert!(t.as_str().chars().count() <= 100 * 8 + 1);
+            if raw.chars().count() <= 100 && !raw.chars().any(must_escape) {
+                proptest::prop_assert_eq!(t.as_str(), raw.as_str());
+            }
+            let p = PresentedClientId::parse(&raw);
+            proptest::prop_assert!(!p.as_str().chars().any(must_escape));
+            proptest::prop_assert!(!p.as_str().contains('\n') && !p.as_str().contains('\r'));
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod secret;
 
 pub use credential::{Credential, CredentialStatus, StoredSecret};
 pub use crypto::MasterKey;
-pub use ids::{ClientId, OrgSlug};
+pub use ids::{ClientId, OrgSlug, PresentedClientId, SafeText};
 pub use scope::{Permissions, ProductAreas};
 pub use secret::{ClientSecret, SecretHash, SecretHasher};
 pub use tokenmint_proto::Environment;

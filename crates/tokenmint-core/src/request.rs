@@ -6,6 +6,7 @@
 //! every malformed input into a [`RequestError`] that names the problem; it never panics (see
 //! the property tests) and does no I/O.
 
+use crate::ids::PresentedClientId;
 use crate::secret::{ClientSecret, MAX_PRESENTED_SECRET_LEN};
 use base64::Engine;
 use std::borrow::Cow;
@@ -160,17 +161,31 @@ impl EndpointParams {
     }
 
     /// Parses an `application/json` body: one object whose known members are strings.
+    ///
+    /// A member name given twice is refused, as a repeated form parameter is: parsers disagree
+    /// on which of the two wins (RFC 8259 §4), so a request that means different things to a
+    /// proxy and to tokenmint is no request at all.
     pub fn from_json(body: &[u8]) -> Result<Self, RequestError> {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|_| RequestError::Invalid(Cow::Borrowed("the body is not valid JSON")))?;
-        let serde_json::Value::Object(map) = value else {
-            return Err(RequestError::Invalid(Cow::Borrowed("the JSON body must be an object")));
+        use serde::Deserializer as _;
+        let mut refusal = None;
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let members = de
+            .deserialize_map(MembersVisitor { refusal: &mut refusal })
+            .and_then(|m| de.end().map(|()| m));
+        let members = match (members, refusal) {
+            (Ok(m), _) => m,
+            (Err(_), Some(refusal)) => return Err(refusal),
+            (Err(e), None) if e.is_data() => {
+                return Err(RequestError::Invalid(Cow::Borrowed(
+                    "the JSON body must be an object",
+                )));
+            }
+            (Err(_), None) => {
+                return Err(RequestError::Invalid(Cow::Borrowed("the body is not valid JSON")));
+            }
         };
-        if map.len() > MAX_PARAMS {
-            return Err(RequestError::Invalid(Cow::Borrowed("too many parameters")));
-        }
         let mut p = Self::default();
-        for (k, v) in map {
+        for (k, v) in members {
             match v {
                 serde_json::Value::String(s) => p.assign(&k, Cow::Owned(s))?,
                 serde_json::Value::Null => {}
@@ -190,6 +205,42 @@ impl EndpointParams {
             BodyFormat::Form => Self::from_form(body),
             BodyFormat::Json => Self::from_json(body),
         }
+    }
+}
+
+/// The members of a JSON object in order, refusing a repeated name and more than
+/// [`MAX_PARAMS`] members while reading (`serde_json::Value` would keep the last of two). Why
+/// it refused goes to `refusal`; serde's error only stops the parse.
+struct MembersVisitor<'r> {
+    refusal: &'r mut Option<RequestError>,
+}
+
+impl<'de> serde::de::Visitor<'de> for MembersVisitor<'_> {
+    type Value = Vec<(String, serde_json::Value)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut members: Vec<(String, serde_json::Value)> = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if members.len() == MAX_PARAMS {
+                *self.refusal = Some(RequestError::Invalid(Cow::Borrowed("too many parameters")));
+                return Err(A::Error::custom("refused"));
+            }
+            if members.iter().any(|(n, _)| *n == name) {
+                // Shown as the form parser would: cut short, without control characters.
+                let mut shown: String = name.chars().take(64).collect();
+                shown.retain(|c| !c.is_control());
+                *self.refusal = Some(RequestError::DuplicateParameter(shown));
+                return Err(A::Error::custom("refused"));
+            }
+            let value = map.next_value::<serde_json::Value>()?;
+            members.push((name, value));
+        }
+        Ok(members)
     }
 }
 
@@ -258,10 +309,12 @@ fn form_decode(s: &str) -> Cow<'_, str> {
         .unwrap_or(Cow::Borrowed(""))
 }
 
-/// The client's claimed identity and its secret, however they were sent.
+/// The client's claimed identity and its secret, however they were sent. The id is parsed here,
+/// once: everything downstream (lookup, brute-force counting, audit, alerts, logs) takes the
+/// typed value, which can carry no control character however it was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAuthentication {
-    pub client_id: String,
+    pub client_id: PresentedClientId,
     pub client_secret: ClientSecret,
     pub method: AuthMethod,
 }
@@ -284,14 +337,14 @@ pub fn client_authentication(
                 return Err(RequestError::MultipleAuthMethods);
             }
             Ok(ClientAuthentication {
-                client_id: b.client_id,
+                client_id: PresentedClientId::parse(&b.client_id),
                 client_secret: b.client_secret,
                 method: AuthMethod::Basic,
             })
         }
         None => match (params.client_id.take(), params.client_secret.take()) {
             (Some(client_id), Some(client_secret)) => Ok(ClientAuthentication {
-                client_id,
+                client_id: PresentedClientId::parse(&client_id),
                 client_secret,
                 method: match format {
                     BodyFormat::Form => AuthMethod::Post,
@@ -369,7 +422,7 @@ mod tests {
         )
         .unwrap();
         let r = token_request(p, None, BodyFormat::Form, false).unwrap();
-        assert_eq!(r.auth.client_id, "abc");
+        assert_eq!(r.auth.client_id.as_str(), "abc");
         assert_eq!(r.auth.client_secret.expose(), "s+x");
         assert_eq!(r.auth.method, AuthMethod::Post);
         assert_eq!(r.scope.as_deref(), Some("a:read"));
@@ -393,6 +446,31 @@ mod tests {
     fn repeated_parameters_are_refused() {
         let e = EndpointParams::from_form(b"client_id=a&client_id=b").unwrap_err();
         assert_eq!(e, RequestError::DuplicateParameter("client_id".into()));
+    }
+
+    #[test]
+    fn repeated_json_members_are_refused_and_named() {
+        for body in [
+            &br#"{"client_id":"a","client_id":"b"}"#[..],
+            br#"{"client_id":"a","client_secret":"s","client_id":"a"}"#,
+            br#"{"client_id":null,"client_id":"b"}"#,
+        ] {
+            let e = EndpointParams::from_json(body).unwrap_err();
+            assert_eq!(e, RequestError::DuplicateParameter("client_id".into()));
+            assert_eq!(e.oauth_code(), OAuthErrorCode::InvalidRequest);
+        }
+        let e = EndpointParams::from_json(br#"{"x-extra":1,"x-extra":2}"#).unwrap_err();
+        assert_eq!(e, RequestError::DuplicateParameter("x-extra".into()));
+        // Nested objects are an unknown member's business.
+        assert!(EndpointParams::from_json(br#"{"other":{"a":1,"a":2},"client_id":"a"}"#).is_ok());
+        assert_eq!(
+            EndpointParams::from_json(b"[1]").unwrap_err(),
+            RequestError::Invalid(Cow::Borrowed("the JSON body must be an object"))
+        );
+        assert_eq!(
+            EndpointParams::from_json(br#"{"a":1} x"#).unwrap_err(),
+            RequestError::Invalid(Cow::Borrowed("the body is not valid JSON"))
+        );
     }
 
     #[test]
@@ -478,6 +556,38 @@ mod tests {
             let b = parse_basic(&basic(&id, &secret)).unwrap().unwrap();
             prop_assert_eq!(b.client_id, id);
             prop_assert_eq!(b.client_secret.expose(), secret.as_str());
+        }
+
+        /// Any object with a repeated member name is refused with that name, whichever values
+        /// and other members surround it; the same object without the repetition is not.
+        #[test]
+        fn any_repeated_json_member_is_refused_by_name(
+            names in proptest::collection::vec(
+                prop_oneof![
+                    Just("grant_type".to_owned()), Just("client_id".to_owned()),
+                    Just("client_secret".to_owned()), Just("scope".to_owned()),
+                    Just("audience".to_owned()), "[a-z_]{1,10}",
+                ],
+                1..8,
+            ),
+            repeat in any::<proptest::sample::Index>(),
+            at in any::<proptest::sample::Index>(),
+            value in prop_oneof![Just("null".to_owned()), "\"[a-z]{0,8}\"", Just("1".to_owned())],
+        ) {
+            let mut unique = names.clone();
+            unique.sort();
+            unique.dedup();
+            let object = |list: &[String]| {
+                let members: Vec<String> = list.iter().map(|n| format!("\"{n}\":{value}")).collect();
+                format!("{{{}}}", members.join(","))
+            };
+            let ok = EndpointParams::from_json(object(&unique).as_bytes());
+            prop_assert!(!matches!(ok, Err(RequestError::DuplicateParameter(_))));
+            let dup = unique[repeat.index(unique.len())].clone();
+            let mut with_dup = unique.clone();
+            with_dup.insert(at.index(with_dup.len() + 1), dup.clone());
+            let e = EndpointParams::from_json(object(&with_dup).as_bytes());
+            prop_assert_eq!(e, Err(RequestError::DuplicateParameter(dup)));
         }
 
         #[test]

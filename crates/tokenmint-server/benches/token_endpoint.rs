@@ -116,8 +116,9 @@ fn hot_path_additions(c: &mut Criterion) {
         tokenmint_server::abuse::BruteForceConfig::default(),
     );
     let ip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let client_id = tokenmint_core::PresentedClientId::parse("tmc_0123456789abcdefghijklmn");
     group.bench_function("block list check", |b| {
-        b.iter(|| guard.blocked_for(Some(ip), "tmc_0123456789abcdefghijklmn", 1));
+        b.iter(|| guard.blocked_for(Some(ip), &client_id, 1));
     });
     group.finish();
 }

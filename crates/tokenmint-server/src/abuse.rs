@@ -8,8 +8,8 @@
 use quick_cache::sync::Cache;
 use std::net::IpAddr;
 use std::time::Duration;
-use tokenmint_core::UnixTime;
 use tokenmint_core::ratelimit::{Decision, RateLimiter};
+use tokenmint_core::{PresentedClientId, UnixTime};
 
 #[derive(Debug, Clone)]
 pub struct BruteForceConfig {
@@ -52,7 +52,7 @@ fn ip_key(ip: IpAddr) -> String {
     format!("ip:{ip}")
 }
 
-fn pair_key(client_id: &str, ip: IpAddr) -> String {
+fn pair_key(client_id: &PresentedClientId, ip: IpAddr) -> String {
     format!("pair:{ip}|{client_id}")
 }
 
@@ -62,7 +62,12 @@ impl AbuseGuard {
     }
 
     /// Seconds until the source may try again, if it is blocked (for this client_id or at all).
-    pub fn blocked_for(&self, ip: Option<IpAddr>, client_id: &str, now: UnixTime) -> Option<u64> {
+    pub fn blocked_for(
+        &self,
+        ip: Option<IpAddr>,
+        client_id: &PresentedClientId,
+        now: UnixTime,
+    ) -> Option<u64> {
         // The common case has no block at all: no key is built, nothing is looked up.
         let ip = ip?;
         if self.blocked.is_empty() {
@@ -88,7 +93,7 @@ impl AbuseGuard {
     pub fn record_failure(
         &self,
         ip: Option<IpAddr>,
-        client_id: &str,
+        client_id: &PresentedClientId,
         now: UnixTime,
     ) -> FailureOutcome {
         let mut out = FailureOutcome::default();
@@ -136,6 +141,10 @@ impl AbuseGuard {
 mod tests {
     use super::*;
 
+    fn id(s: &str) -> PresentedClientId {
+        PresentedClientId::parse(s)
+    }
+
     fn guard() -> AbuseGuard {
         AbuseGuard::new(BruteForceConfig {
             failures_per_ip: 5,
@@ -150,13 +159,13 @@ mod tests {
         let g = guard();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..5 {
-            let o = g.record_failure(Some(ip), &format!("tmc_{i}"), 100);
+            let o = g.record_failure(Some(ip), &id(&format!("tmc_{i}")), 100);
             assert!(!o.source_blocked);
         }
-        assert!(g.record_failure(Some(ip), "tmc_x", 100).source_blocked);
-        assert_eq!(g.blocked_for(Some(ip), "tmc_other", 100), Some(60));
-        assert_eq!(g.blocked_for(Some(ip), "tmc_other", 160), None);
-        assert_eq!(g.blocked_for(Some("192.0.2.2".parse().unwrap()), "tmc_other", 100), None);
+        assert!(g.record_failure(Some(ip), &id("tmc_x"), 100).source_blocked);
+        assert_eq!(g.blocked_for(Some(ip), &id("tmc_other"), 100), Some(60));
+        assert_eq!(g.blocked_for(Some(ip), &id("tmc_other"), 160), None);
+        assert_eq!(g.blocked_for(Some("192.0.2.2".parse().unwrap()), &id("tmc_other"), 100), None);
     }
 
     #[test]
@@ -164,10 +173,15 @@ mod tests {
         let g = guard();
         let attacker: IpAddr = "198.51.100.9".parse().unwrap();
         for _ in 0..3 {
-            assert!(!g.record_failure(Some(attacker), "tmc_victim", 100).client_threshold_reached);
+            assert!(
+                !g.record_failure(Some(attacker), &id("tmc_victim"), 100).client_threshold_reached
+            );
         }
-        assert!(g.record_failure(Some(attacker), "tmc_victim", 100).client_threshold_reached);
-        assert!(g.blocked_for(Some(attacker), "tmc_victim", 100).is_some());
-        assert_eq!(g.blocked_for(Some("203.0.113.5".parse().unwrap()), "tmc_victim", 100), None);
+        assert!(g.record_failure(Some(attacker), &id("tmc_victim"), 100).client_threshold_reached);
+        assert!(g.blocked_for(Some(attacker), &id("tmc_victim"), 100).is_some());
+        assert_eq!(
+            g.blocked_for(Some("203.0.113.5".parse().unwrap()), &id("tmc_victim"), 100),
+            None
+        );
     }
 }

@@ -10,18 +10,31 @@
 //! HMAC-SHA-256 over `<unix>.<body>` with the configured secret (the scheme Stripe and GitHub
 //! users know), retried with exponential backoff; every delivery, successful or given up, is
 //! recorded (the failed ones are the dead-letter record).
+//!
+//! Webhook URLs are configured by the operator but still untrusted as destinations: a delivery
+//! follows no redirect (a redirect would carry the alert, and with it the URL in `Referer`,
+//! somewhere else), and loopback, private, link-local (cloud metadata at 169.254.169.254),
+//! unique-local and other non-public addresses are refused, both when the server starts and
+//! when each connection is made (the resolver re-checks what a name resolves to then, so a
+//! name that later resolves to an internal address is caught: DNS rebinding), unless
+//! `--alert-webhook-allow-private` says the receiver is meant to be internal. A URL may carry
+//! credentials (user info, a token in the query): only its redacted form is ever logged or
+//! stored.
+//!
+//! An alert's text is typed ([`SafeText`], [`PresentedClientId`]): a client_id holding a line
+//! break or a terminal escape cannot forge a log line or reach a webhook as it was sent.
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog};
 use quick_cache::sync::Cache;
 use serde::Serialize;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokenmint_core::UnixTime;
 use tokenmint_core::ids::random_id;
 use tokenmint_core::ratelimit::{Decision, RateLimiter};
+use tokenmint_core::{ClientId, PresentedClientId, SafeText, UnixTime};
 use tokenmint_store::{AlertDelivery, Store};
 use tokio::sync::mpsc;
 
@@ -59,9 +72,224 @@ impl fmt::Debug for WebhookSecret {
     }
 }
 
+/// A webhook URL. The URL itself is secret (it may hold credentials or a token in its query):
+/// `Debug`, logs and the delivery record show only [`WebhookTarget::shown`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    url: reqwest::Url,
+    shown: String,
+}
+
+/// A webhook URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("'{0}' is not an http(s) URL with a host")]
+    Invalid(String),
+    #[error(
+        "the alert webhook {shown} points at {addr}, a {kind} address: alerts are not sent to \
+         internal targets; use a public receiver, or give --alert-webhook-allow-private if this \
+         receiver is meant to be internal"
+    )]
+    Private { shown: String, addr: IpAddr, kind: &'static str },
+}
+
+impl WebhookTarget {
+    pub fn parse(raw: &str) -> Result<Self, WebhookError> {
+        let url =
+            reqwest::Url::parse(raw.trim()).map_err(|_| WebhookError::Invalid(redact_text(raw)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(WebhookError::Invalid(redact_text(raw)));
+        }
+        let shown = redact(&url);
+        Ok(Self { url, shown })
+    }
+
+    /// The URL without its user info, query and fragment: safe to log and to store.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// The address in the URL, when it is an IP literal rather than a name.
+    fn literal_ip(&self) -> Option<IpAddr> {
+        // `host_str` writes an IPv6 literal in brackets; a domain never parses as an address.
+        let host = self.url.host_str()?;
+        host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    }
+}
+
+impl fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookTarget({})", self.shown)
+    }
+}
+
+fn redact(url: &reqwest::Url) -> String {
+    let mut shown = format!("{}://", url.scheme());
+    if !url.username().is_empty() || url.password().is_some() {
+        shown.push_str("[redacted]@");
+    }
+    if let Some(host) = url.host_str() {
+        shown.push_str(host);
+    }
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    if url.query().is_some() {
+        shown.push_str("?[redacted]");
+    }
+    shown
+}
+
+/// What can be shown of a string that did not even parse as a URL: its scheme, if any.
+fn redact_text(raw: &str) -> String {
+    match raw.split_once("://") {
+        Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            format!("{scheme}://[redacted]")
+        }
+        _ => "[redacted]".to_owned(),
+    }
+}
+
+/// Why an address is no place for an alert, or `None` for a public one.
+pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if v4.is_loopback() {
+                Some("loopback")
+            } else if v4.is_private() {
+                Some("private")
+            } else if v4.is_link_local() {
+                Some("link-local (cloud metadata)")
+            } else if v4.is_unspecified() || o[0] == 0 {
+                Some("unspecified")
+            } else if o[0] == 100 && (o[1] & 0xC0) == 64 {
+                Some("shared (carrier-grade NAT)")
+            } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+                Some("IETF protocol assignment")
+            } else if o[0] == 198 && (o[1] & 0xFE) == 18 {
+                Some("benchmarking")
+            } else if v4.is_multicast() || v4.is_broadcast() || o[0] >= 240 {
+                Some("multicast or reserved")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return non_public_kind(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            if v6.is_loopback() {
+                Some("loopback")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if (s[0] & 0xFE00) == 0xFC00 {
+                Some("unique-local")
+            } else if (s[0] & 0xFFC0) == 0xFE80 || (s[0] & 0xFFC0) == 0xFEC0 {
+                Some("link-local")
+            } else if v6.is_multicast() {
+                Some("multicast or reserved")
+            } else if s[0] == 0x64 && s[1] == 0xFF9B && s[2..6] == [0, 0, 0, 0] {
+                // NAT64: the IPv4 address inside decides.
+                let v4 = std::net::Ipv4Addr::new(
+                    (s[6] >> 8) as u8,
+                    s[6] as u8,
+                    (s[7] >> 8) as u8,
+                    s[7] as u8,
+                );
+                non_public_kind(IpAddr::V4(v4))
+            } else if s[0] == 0 && s[1..6] == [0, 0, 0, 0, 0] {
+                Some("IPv4-compatible (deprecated)")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Resolves webhook hosts and keeps only public addresses, so a name that resolves (now, not
+/// only at start-up) to an internal address is never connected to.
+#[derive(Debug)]
+struct PublicOnlyResolver;
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> =
+                found.iter().copied().filter(|a| non_public_kind(a.ip()).is_none()).collect();
+            if public.is_empty() {
+                let why = found
+                    .first()
+                    .and_then(|a| non_public_kind(a.ip()).map(|k| format!("{} ({k})", a.ip())))
+                    .unwrap_or_else(|| "no address".to_owned());
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("refused: {host} resolves to {why}, not a public address"),
+                );
+                return Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The HTTP client of deliveries: no redirects, no proxy from the environment (the address
+/// check must apply to the receiver itself), and the public-only resolver unless allowed.
+pub fn delivery_client(allow_private: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .no_proxy()
+        .user_agent(concat!("tokenmint-alerts/", env!("CARGO_PKG_VERSION")));
+    if !allow_private {
+        builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+    }
+    builder.build().unwrap_or_default()
+}
+
+/// Checks every webhook's destination at start-up: an IP literal or a name that resolves to a
+/// non-public address is refused. A name that does not resolve now is let through with a
+/// warning (DNS may come up later); the resolver checks it again at every connection.
+pub async fn check_targets(config: &AlertConfig) -> Result<(), WebhookError> {
+    if config.allow_private_targets {
+        return Ok(());
+    }
+    for target in &config.webhooks {
+        let port = target.url.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<IpAddr> = match target.literal_ip() {
+            Some(ip) => vec![ip],
+            None => {
+                let host = target.url.host_str().unwrap_or_default().to_owned();
+                match tokio::net::lookup_host((host.as_str(), port)).await {
+                    Ok(found) => found.map(|a| a.ip()).collect(),
+                    Err(e) => {
+                        tracing::warn!(webhook = target.shown(), error = %e, "alert webhook host does not resolve now; it is checked again at each delivery");
+                        continue;
+                    }
+                }
+            }
+        };
+        if let Some((addr, kind)) = addrs.iter().find_map(|a| non_public_kind(*a).map(|k| (*a, k)))
+        {
+            return Err(WebhookError::Private { shown: target.shown.clone(), addr, kind });
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
-    pub webhooks: Vec<String>,
+    pub webhooks: Vec<WebhookTarget>,
+    /// Deliver to loopback, private and link-local receivers too (`--alert-webhook-allow-private`).
+    pub allow_private_targets: bool,
     pub secret: Option<WebhookSecret>,
     /// Rate-limit refusals of one credential within `rate_limit_window` that raise an alert.
     pub rate_limit_hits: u32,
@@ -77,6 +305,7 @@ impl Default for AlertConfig {
     fn default() -> Self {
         Self {
             webhooks: vec![],
+            allow_private_targets: false,
             secret: None,
             rate_limit_hits: 5,
             rate_limit_window: Duration::from_secs(600),
@@ -87,23 +316,23 @@ impl Default for AlertConfig {
     }
 }
 
-/// One alert.
+/// One alert. Its text is typed: whatever went into the summary was escaped on the way in.
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
     pub id: String,
     pub kind: AlertKind,
     pub at: UnixTime,
-    pub summary: String,
+    pub summary: SafeText,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub org: Option<String>,
+    pub org: Option<SafeText>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
+    pub client_id: Option<PresentedClientId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
+    pub source_ip: Option<IpAddr>,
 }
 
 impl Alert {
-    pub fn new(kind: AlertKind, at: UnixTime, summary: impl Into<String>) -> Self {
+    pub fn new(kind: AlertKind, at: UnixTime, summary: impl Into<SafeText>) -> Self {
         Self {
             id: random_id("alt_", 16),
             kind,
@@ -119,15 +348,15 @@ impl Alert {
         format!(
             "{}|{}|{}",
             self.kind.as_str(),
-            self.client_id.as_deref().unwrap_or(""),
-            self.source_ip.as_deref().unwrap_or("")
+            self.client_id.as_ref().map_or("", PresentedClientId::as_str),
+            self.source_ip.map(|i| i.to_string()).unwrap_or_default()
         )
     }
 }
 
 enum Msg {
     Deliver(Alert),
-    Network { client_id: String, org: String, network: String, ip: IpAddr, at: UnixTime },
+    Network { client_id: ClientId, org: String, network: String, ip: IpAddr, at: UnixTime },
 }
 
 /// The front side: rules are evaluated here, delivery happens in [`run_deliveries`].
@@ -199,9 +428,9 @@ impl Alerts {
         self.last_fired.insert(subject, alert.at);
         tracing::warn!(
             alert = alert.kind.as_str(),
-            client_id = alert.client_id.as_deref().unwrap_or(""),
-            source_ip = alert.source_ip.as_deref().unwrap_or(""),
-            summary = %alert.summary,
+            client_id = alert.client_id.as_ref().map_or("", PresentedClientId::as_str),
+            source_ip = alert.source_ip.map(|i| i.to_string()).unwrap_or_default(),
+            summary = alert.summary.as_str(),
             "security alert"
         );
         let mut event = AuditEvent::new(AuditKind::AlertFired)
@@ -210,7 +439,7 @@ impl Alerts {
             .details(serde_json::json!({"alert_id": alert.id, "summary": alert.summary}));
         event.org = alert.org.clone();
         event.client_id = alert.client_id.clone();
-        event.source_ip = alert.source_ip.as_deref().and_then(|s| s.parse().ok());
+        event.source_ip = alert.source_ip;
         audit.record(event, alert.at);
         if !self.config.webhooks.is_empty() && self.tx.try_send(Msg::Deliver(alert)).is_err() {
             tracing::error!("alert queue full: an alert was logged but not delivered");
@@ -218,9 +447,15 @@ impl Alerts {
     }
 
     /// Called when a credential's request is refused by its rate limit.
-    pub fn on_rate_limited(&self, client_id: &str, org: &str, now: UnixTime, audit: &AuditLog) {
+    pub fn on_rate_limited(
+        &self,
+        client_id: &ClientId,
+        org: &str,
+        now: UnixTime,
+        audit: &AuditLog,
+    ) {
         let hits = self.rate_limit_hits.check_quota(
-            client_id,
+            client_id.as_str(),
             self.config.rate_limit_hits,
             self.config.rate_limit_window,
         );
@@ -232,15 +467,15 @@ impl Alerts {
                     "credential {client_id} keeps hitting its token-request limit; it may not be caching tokens, or its secret may be in the wrong hands"
                 ),
             );
-            a.client_id = Some(client_id.to_owned());
-            a.org = Some(org.to_owned());
+            a.client_id = Some(client_id.into());
+            a.org = Some(org.into());
             self.fire(a, audit);
         }
     }
 
     /// Called after a successful authentication: checks the source network, at most once per
     /// (credential, network) pair per process.
-    pub fn on_use(&self, client_id: &str, org: &str, ip: Option<IpAddr>, now: UnixTime) {
+    pub fn on_use(&self, client_id: &ClientId, org: &str, ip: Option<IpAddr>, now: UnixTime) {
         let Some(ip) = ip else { return };
         let network = network_of(ip);
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -252,7 +487,7 @@ impl Alerts {
         }
         self.networks_seen.insert(key, ());
         let _ = self.tx.try_send(Msg::Network {
-            client_id: client_id.to_owned(),
+            client_id: client_id.clone(),
             org: org.to_owned(),
             network,
             ip,
@@ -269,11 +504,7 @@ pub async fn run_deliveries(
     store: Arc<dyn Store>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("tokenmint-alerts/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default();
+    let http = delivery_client(alerts.config.allow_private_targets);
     let mut inflight = tokio::task::JoinSet::new();
     loop {
         let msg = tokio::select! {
@@ -293,7 +524,7 @@ pub async fn run_deliveries(
                 }
             }
             Msg::Network { client_id, org, network, ip, at } => {
-                match store.remember_network(&client_id, &network, at).await {
+                match store.remember_network(client_id.as_str(), &network, at).await {
                     Ok((true, before)) if before > 0 => {
                         let mut a = Alert::new(
                             AlertKind::NewNetwork,
@@ -302,9 +533,9 @@ pub async fn run_deliveries(
                                 "credential {client_id} was used from {network}, a network it had not been used from"
                             ),
                         );
-                        a.client_id = Some(client_id);
-                        a.org = Some(org);
-                        a.source_ip = Some(ip.to_string());
+                        a.client_id = Some(client_id.into());
+                        a.org = Some(org.into());
+                        a.source_ip = Some(ip);
                         alerts.fire(a, &audit);
                     }
                     Ok(_) => {}
@@ -332,11 +563,51 @@ pub fn signature(secret: &WebhookSecret, t: UnixTime, body: &str) -> String {
     format!("t={t},v1={mac}")
 }
 
+/// One POST of an alert: `Ok` on a 2xx answer, else why not (never the URL itself, and a
+/// redirect is an answer like any other: it is not followed).
+pub async fn send_once(
+    http: &reqwest::Client,
+    target: &WebhookTarget,
+    allow_private: bool,
+    secret: Option<&WebhookSecret>,
+    body: &str,
+) -> Result<(), String> {
+    if !allow_private && let Some(kind) = target.literal_ip().and_then(non_public_kind) {
+        return Err(format!("refused: a {kind} address"));
+    }
+    let t = now_unix();
+    let mut req = http
+        .post(target.url.clone())
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(secret) = secret {
+        req = req.header("tokenmint-signature", signature(secret, t, body));
+    }
+    match req.send().await {
+        Ok(res) if res.status().is_success() => Ok(()),
+        Ok(res) => Err(format!("HTTP {}", res.status().as_u16())),
+        Err(e) if e.is_timeout() => Err("timeout".to_owned()),
+        Err(e) => {
+            // The resolver's refusal is the one error worth its words; the rest would only
+            // repeat the URL.
+            let mut source: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(err) = source {
+                let text = err.to_string();
+                if text.starts_with("refused: ") {
+                    return Err(text);
+                }
+                source = err.source();
+            }
+            Err("connection failed".to_owned())
+        }
+    }
+}
+
 async fn deliver(
     http: reqwest::Client,
     config: AlertConfig,
     store: Arc<dyn Store>,
-    target: String,
+    target: WebhookTarget,
     alert: Alert,
 ) {
     let body = serde_json::to_string(&alert).unwrap_or_default();
@@ -345,25 +616,19 @@ async fn deliver(
     let mut delay = config.retry_base;
     while attempts < config.max_attempts.max(1) {
         attempts += 1;
-        let t = now_unix();
-        let mut req =
-            http.post(&target).header("content-type", "application/json").body(body.clone());
-        if let Some(secret) = &config.secret {
-            req = req.header("tokenmint-signature", signature(secret, t, &body));
-        }
-        match req.send().await {
-            Ok(res) if res.status().is_success() => {
+        match send_once(&http, &target, config.allow_private_targets, config.secret.as_ref(), &body)
+            .await
+        {
+            Ok(()) => {
                 last_error = None;
                 break;
             }
-            Ok(res) => last_error = Some(format!("HTTP {}", res.status().as_u16())),
-            Err(e) => {
-                last_error = Some(if e.is_timeout() {
-                    "timeout".to_owned()
-                } else {
-                    "connection failed".to_owned()
-                })
+            // A refused destination stays refused: no retry.
+            Err(e) if e.starts_with("refused: ") => {
+                last_error = Some(e);
+                break;
             }
+            Err(e) => last_error = Some(e),
         }
         if attempts < config.max_attempts {
             tokio::time::sleep(delay).await;
@@ -372,13 +637,19 @@ async fn deliver(
     }
     let delivered = last_error.is_none();
     if !delivered {
-        tracing::error!(target = %target, alert = alert.kind.as_str(), attempts, "alert delivery failed; kept as a dead letter");
+        tracing::error!(
+            webhook = target.shown(),
+            alert = alert.kind.as_str(),
+            attempts,
+            error = last_error.as_deref().unwrap_or(""),
+            "alert delivery failed; kept as a dead letter"
+        );
     }
     let record = AlertDelivery {
         id: alert.id.clone() + "-" + &random_id("", 6),
         at: alert.at,
         kind: alert.kind.as_str().to_owned(),
-        target,
+        target: target.shown().to_owned(),
         payload: body,
         attempts: i64::from(attempts),
         delivered,

@@ -45,6 +45,8 @@ pub enum StartError {
     PlainHttp(String),
     #[error(transparent)]
     Tls(#[from] crate::transport::TlsError),
+    #[error(transparent)]
+    Webhook(#[from] crate::alerts::WebhookError),
 }
 
 /// What `build` did on first start.
@@ -82,6 +84,7 @@ impl Application {
             return Err(StartError::PlainHttp(refusal));
         }
         let tls = config.tls.as_ref().map(crate::transport::Tls::new).transpose()?;
+        crate::alerts::check_targets(&config.alerts).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -202,7 +205,10 @@ impl Application {
         let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The path only: a query string could carry anything, including a secret a client
             // wrongly put there.
+            // A client's own request id is untrusted text: escaped and bounded before it is logged.
             let request_id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let request_id = tokenmint_core::SafeText::bounded(request_id, 128);
+            let request_id = request_id.as_str();
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
         });
         let hsts = (state.config.tls.is_some() || state.issuer.starts_with("https://"))

@@ -5,12 +5,16 @@
 //! the database is down, the writer keeps its batch and retries; if the channel is full (a
 //! flood), events are dropped and counted, never blocking the request path. Successful token
 //! issuances are not events: they are counted per credential and minute (see `usage`).
+//!
+//! An event's text fields are typed: the client_id as a [`PresentedClientId`], the organization
+//! and the actor as [`SafeText`]. Whatever a request brought, a record can hold no control
+//! character and no unbounded text.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
-use tokenmint_core::UnixTime;
+use tokenmint_core::{PresentedClientId, SafeText, UnixTime};
 use tokenmint_store::{AuditRecord, Store};
 use tokio::sync::mpsc;
 
@@ -68,9 +72,9 @@ impl AuditKind {
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub kind: AuditKind,
-    pub org: Option<String>,
-    pub client_id: Option<String>,
-    pub actor: Option<String>,
+    pub org: Option<SafeText>,
+    pub client_id: Option<PresentedClientId>,
+    pub actor: Option<SafeText>,
     pub source_ip: Option<IpAddr>,
     pub reason: Option<&'static str>,
     pub details: serde_json::Value,
@@ -90,19 +94,19 @@ impl AuditEvent {
     }
 
     #[must_use]
-    pub fn org(mut self, org: impl Into<String>) -> Self {
+    pub fn org(mut self, org: impl Into<SafeText>) -> Self {
         self.org = Some(org.into());
         self
     }
 
     #[must_use]
-    pub fn client(mut self, client_id: impl Into<String>) -> Self {
+    pub fn client(mut self, client_id: impl Into<PresentedClientId>) -> Self {
         self.client_id = Some(client_id.into());
         self
     }
 
     #[must_use]
-    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+    pub fn actor(mut self, actor: impl Into<SafeText>) -> Self {
         self.actor = Some(actor.into());
         self
     }
@@ -157,9 +161,9 @@ impl AuditLog {
             seq: 0,
             at: now,
             kind: event.kind.as_str().to_owned(),
-            org: event.org,
-            client_id: event.client_id,
-            actor: event.actor,
+            org: event.org.map(SafeText::into_string),
+            client_id: event.client_id.map(|c| c.as_str().to_owned()),
+            actor: event.actor.map(SafeText::into_string),
             source_ip: event.source_ip.map(|ip| ip.to_string()),
             reason: event.reason.map(str::to_owned),
             details: event.details,

@@ -75,6 +75,26 @@ impl CredentialCache {
         Ok(loaded)
     }
 
+    /// A cached entry, counted as a hit, or `None` (not counted) when the store must be asked.
+    pub fn cached(&self, client_id: &str) -> Option<Entry> {
+        let e = self.entries.get(client_id)?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(e)
+    }
+
+    /// Replaces an entry with what was just read from the store, unless an invalidation raced
+    /// the read (`epoch` is [`Self::epoch`] from before it).
+    pub fn refresh(&self, client_id: &str, loaded: Entry, epoch: u64) {
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.entries.insert(client_id.to_owned(), loaded);
+        }
+    }
+
+    /// The invalidation counter, read before a store read that [`Self::refresh`] will store.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// Returns a cached entry without touching the store.
     pub fn peek(&self, client_id: &str) -> Option<Entry> {
         self.entries.get(client_id)

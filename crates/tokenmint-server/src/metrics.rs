@@ -33,6 +33,11 @@ pub struct Metrics {
     pub audit_dropped: Gauge<u64, AtomicU64>,
     pub audit_write_lag_seconds: Gauge<i64>,
     pub tokens_issued_by_org: Family<OrgLabel, Counter>,
+    /// Credential reads from the database made while authenticating clients.
+    pub client_auth_store_reads: Counter,
+    /// Presented secrets checked against a credential (or against the stand-in for an
+    /// unknown client_id).
+    pub client_auth_secret_checks: Counter,
     issued_by_alg: [Counter; 3],
 }
 
@@ -110,9 +115,24 @@ impl Metrics {
             "Access tokens issued per organization (with --metrics-per-org)",
             tokens_issued_by_org.clone(),
         );
+        let client_auth_store_reads = Counter::default();
+        registry.register(
+            "client_auth_store_reads",
+            "Credential reads from the database while authenticating clients: one per refused \
+             authentication, none for an accepted one served from memory",
+            client_auth_store_reads.clone(),
+        );
+        let client_auth_secret_checks = Counter::default();
+        registry.register(
+            "client_auth_secret_checks",
+            "Presented client secrets checked, known client or not",
+            client_auth_secret_checks.clone(),
+        );
         let issued_by_alg = tokenmint_core::keys::SigningAlgorithm::ALL
             .map(|a| tokens_issued.get_or_create(&AlgLabel { alg: a.as_str() }).clone());
         Self {
+            client_auth_store_reads,
+            client_auth_secret_checks,
             sources_blocked,
             audit_dropped,
             audit_write_lag_seconds,

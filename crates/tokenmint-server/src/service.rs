@@ -235,7 +235,7 @@ pub(crate) fn record(
 ) {
     let mut event = AuditEvent::new(kind).actor(actor.principal()).org(org).details(details);
     if let Some(c) = client_id {
-        event = event.client(c);
+        event = event.client(tokenmint_core::PresentedClientId::parse(c));
     }
     state.audit.record(event, state.now());
 }

@@ -174,22 +174,66 @@ pub fn plain_http_refusal(config: &Config) -> Option<String> {
     ))
 }
 
-/// The client's address as seen through the trusted proxies: the right-most address of
-/// `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn forwarded_client(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
-    if !trusted.iter().any(|n| n.contains(&peer)) {
+/// One member of an `X-Forwarded-For` list: an address, optionally in brackets (IPv6) and
+/// with a port, as some proxies write it (`192.0.2.1:4711`, `[2001:db8::1]:4711`).
+fn forwarded_member(member: &str) -> Option<IpAddr> {
+    if let Ok(ip) = member.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = member.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        let port_ok =
+            after.is_empty() || after.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok());
+        return if port_ok {
+            inside.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+        } else {
+            None
+        };
+    }
+    member.parse::<SocketAddr>().ok().filter(SocketAddr::is_ipv4).map(|a| a.ip())
+}
+
+/// The client's address as seen through the trusted proxies.
+///
+/// `field_lines` are the values of every `X-Forwarded-For` field line in the order received
+/// (`None` for a line that is not visible ASCII). RFC 9110 §5.3 makes several lines one
+/// comma-separated list, and each proxy appends the address it received the request from, so
+/// the list is walked from the right: addresses of trusted proxies are stepped over, and the
+/// first one that is not trusted is the client. Everything left of it was written by the client
+/// (or by proxies nobody vouches for) and is ignored. A member that cannot be read stops the
+/// walk at the nearest trusted hop: the answer is then an address a trusted proxy connected
+/// from, never one an attacker wrote. Empty members are skipped (RFC 9110 §5.6.1).
+pub fn forwarded_client<'a>(
+    peer: IpAddr,
+    field_lines: impl DoubleEndedIterator<Item = Option<&'a str>>,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
         return peer;
     }
-    let Some(header) = forwarded_for else { return peer };
-    let mut client = peer;
-    for part in header.rsplit(',') {
-        let Ok(ip) = part.trim().parse::<IpAddr>() else { break };
-        client = ip;
-        if !trusted.iter().any(|n| n.contains(&ip)) {
-            break;
+    let mut nearest_trusted = peer;
+    for line in field_lines.rev() {
+        let Some(line) = line else { return nearest_trusted };
+        for member in line.rsplit(',') {
+            let member = member.trim_matches([' ', '\t']);
+            if member.is_empty() {
+                continue;
+            }
+            let Some(ip) = forwarded_member(member) else { return nearest_trusted };
+            if !is_trusted(&ip) {
+                return ip;
+            }
+            nearest_trusted = ip;
         }
     }
-    client
+    nearest_trusted
+}
+
+/// [`forwarded_client`] over the `X-Forwarded-For` lines of a request's headers.
+pub fn client_behind_proxies(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let lines = headers.get_all("x-forwarded-for").into_iter().map(|v| v.to_str().ok());
+    forwarded_client(peer, lines, trusted)
 }
 
 /// What the accept loop needs to know besides the service: shared by the server and the
@@ -257,8 +301,8 @@ where
                 let client = if trusted.is_empty() {
                     peer
                 } else {
-                    let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-                    SocketAddr::new(forwarded_client(peer.ip(), xff, &trusted), peer.port())
+                    let ip = client_behind_proxies(peer.ip(), req.headers(), &trusted);
+                    SocketAddr::new(ip, peer.port())
                 };
                 req.extensions_mut().insert(ConnectInfo(client));
                 req
@@ -296,21 +340,132 @@ where
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
+    fn walk(peer: &str, lines: &[&str], trusted: &[IpNet]) -> IpAddr {
+        forwarded_client(ip(peer), lines.iter().map(|l| Some(*l)), trusted)
+    }
+
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let (proxy, stranger, client) = (ip("10.0.0.5"), ip("198.51.100.9"), ip("203.0.113.7"));
-        assert_eq!(forwarded_client(proxy, Some("203.0.113.7"), &trusted), client);
+        let client = ip("203.0.113.7");
+        assert_eq!(walk("10.0.0.5", &["203.0.113.7"], &trusted), client);
         // A client's own forged entry sits left of what the proxies appended.
-        let chain = "1.2.3.4, 203.0.113.7, 10.0.0.7";
-        assert_eq!(forwarded_client(proxy, Some(chain), &trusted), client);
-        assert_eq!(forwarded_client(stranger, Some("203.0.113.7"), &trusted), stranger);
-        assert_eq!(forwarded_client(proxy, None, &trusted), proxy);
-        assert_eq!(forwarded_client(proxy, Some("garbage"), &trusted), proxy);
+        assert_eq!(walk("10.0.0.5", &["1.2.3.4, 203.0.113.7, 10.0.0.7"], &trusted), client);
+        assert_eq!(walk("198.51.100.9", &["203.0.113.7"], &trusted), ip("198.51.100.9"));
+        assert_eq!(walk("10.0.0.5", &[], &trusted), ip("10.0.0.5"));
+        assert_eq!(walk("10.0.0.5", &["garbage"], &trusted), ip("10.0.0.5"));
+    }
+
+    #[test]
+    fn every_field_line_counts_and_the_last_one_is_the_nearest_proxy() {
+        // HAProxy's `option forwardfor` adds its own line after the client's.
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
+        assert_eq!(walk("127.0.0.1", &["6.6.6.6", "192.0.2.44"], &trusted), ip("192.0.2.44"));
+        assert_eq!(
+            walk("127.0.0.1", &["6.6.6.6, 127.0.0.1", "192.0.2.44"], &trusted),
+            ip("192.0.2.44")
+        );
+        // Two trusted hops, then the client.
+        let two: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            walk("10.0.0.1", &["6.6.6.6", "192.0.2.44", "10.0.0.2"], &two),
+            ip("192.0.2.44")
+        );
+    }
+
+    #[test]
+    fn a_malformed_member_stops_the_walk_at_the_nearest_trusted_hop() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(walk("10.0.0.1", &["6.6.6.6, bogus, 10.0.0.9"], &trusted), ip("10.0.0.9"));
+        assert_eq!(walk("10.0.0.1", &["6.6.6.6", "unknown"], &trusted), ip("10.0.0.1"));
+        let unreadable = [Some("6.6.6.6"), None];
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), unreadable.into_iter(), &trusted),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn members_with_ports_brackets_and_empty_elements_are_read() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(walk("10.0.0.1", &["192.0.2.1:4711"], &trusted), ip("192.0.2.1"));
+        assert_eq!(walk("10.0.0.1", &["[2001:db8::1]:4711"], &trusted), ip("2001:db8::1"));
+        assert_eq!(walk("10.0.0.1", &["[2001:db8::1]"], &trusted), ip("2001:db8::1"));
+        assert_eq!(walk("10.0.0.1", &["2001:db8::2"], &trusted), ip("2001:db8::2"));
+        assert_eq!(walk("10.0.0.1", &["192.0.2.1 , , "], &trusted), ip("192.0.2.1"));
+        assert_eq!(walk("10.0.0.1", &["[2001:db8::1]:x"], &trusted), ip("10.0.0.1"));
+    }
+
+    /// A member of a generated list: an address (trusted or not, maybe with a port) or junk.
+    fn member() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u8..4).prop_map(|n| format!("10.0.0.{n}")),
+            (0u8..4).prop_map(|n| format!("192.0.2.{n}")),
+            (0u8..4, 1u16..).prop_map(|(n, p)| format!("192.0.2.{n}:{p}")),
+            (0u16..4).prop_map(|n| format!("[2001:db8::{n}]")),
+            "[ -~]{0,12}",
+            Just(String::new()),
+        ]
+    }
+
+    /// What the right-to-left walk must answer, written as plainly as possible: the members of
+    /// every line in order, then from the right, skip trusted addresses.
+    fn expected(peer: IpAddr, lines: &[String], trusted: &[IpNet]) -> IpAddr {
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+        if !is_trusted(&peer) {
+            return peer;
+        }
+        let members: Vec<&str> = lines
+            .iter()
+            .flat_map(|l| l.split(','))
+            .map(|m| m.trim_matches([' ', '\t']))
+            .filter(|m| !m.is_empty())
+            .collect();
+        let mut answer = peer;
+        for m in members.iter().rev() {
+            match forwarded_member(m) {
+                Some(ip) if is_trusted(&ip) => answer = ip,
+                Some(ip) => return ip,
+                None => return answer,
+            }
+        }
+        answer
+    }
+
+    proptest! {
+        #[test]
+        fn the_walk_never_answers_an_address_left_of_an_untrusted_hop(
+            peer_trusted in any::<bool>(),
+            lines in proptest::collection::vec(
+                proptest::collection::vec(member(), 0..4).prop_map(|m| m.join(",")), 0..5),
+        ) {
+            let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+            let peer = if peer_trusted { ip("10.0.0.200") } else { ip("198.51.100.1") };
+            let got = forwarded_client(peer, lines.iter().map(|l| Some(l.as_str())), &trusted);
+            prop_assert_eq!(got, expected(peer, &lines, &trusted));
+            // Whatever a client writes left of the proxies' own entries cannot be the answer:
+            // prepend anything to the first line and the result stays.
+            let mut forged = lines.clone();
+            if forged.is_empty() { forged.push(String::new()); }
+            forged.insert(0, "6.6.6.6, 7.7.7.7".to_owned());
+            let with_forgery = forwarded_client(peer, forged.iter().map(|l| Some(l.as_str())), &trusted);
+            let proxies_wrote_an_untrusted_address = lines
+                .iter()
+                .flat_map(|l| l.split(','))
+                .map(|m| m.trim_matches([' ', '\t']))
+                .filter(|m| !m.is_empty())
+                .any(|m| forwarded_member(m).is_none_or(|a| !trusted.iter().any(|n| n.contains(&a))));
+            if proxies_wrote_an_untrusted_address || !peer_trusted {
+                prop_assert_eq!(with_forgery, got);
+            }
+            // The answer is the peer, an address from the lines, never something else.
+            prop_assert!(got == peer || lines.iter().any(|l| l.split(',').any(|m| forwarded_member(m.trim_matches([' ', '\t'])) == Some(got))));
+        }
     }
 }

@@ -345,8 +345,11 @@ async fn a_postgres_outage_fails_no_token_request_for_a_known_credential_and_adm
         .unwrap();
     assert_eq!(write.status(), 503);
     assert_eq!(write.headers()["content-type"], "application/problem+json");
+    // Alive (it serves tokens from its cache), but not ready for every request.
     let health = c.http.get(format!("{}/healthz", c.a.base)).send().await.unwrap();
-    assert_eq!(health.status(), 503);
+    assert_eq!(health.status(), 200);
+    let ready = c.http.get(format!("{}/readyz", c.a.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
 
     c.pg.up();
     let start = Instant::now();

@@ -172,6 +172,8 @@ async fn credentials_round_trip_with_their_secrets(s: &dyn Store) {
     let back = s.get_credential("tmc_one").await.unwrap().unwrap();
     assert_eq!(back, c);
     assert_eq!(s.get_credential("tmc_none").await.unwrap(), None);
+    assert_eq!(s.credential_revision("tmc_one").await.unwrap(), Some(back.revision));
+    assert_eq!(s.credential_revision("tmc_none").await.unwrap(), None);
     // A credential without secrets still reads back.
     let mut bare = credential("tmc_bare", "acme", 100);
     bare.secrets.clear();

@@ -310,6 +310,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         org: Option<&Organization>,
     ) -> Result<(), StoreError>;
     async fn get_credential(&self, client_id: &str) -> Result<Option<Credential>, StoreError>;
+    /// A credential's revision, or `None` when there is no such credential: one index probe,
+    /// whether the credential exists or not (client authentication relies on that to cost the
+    /// same for unknown and known ids).
+    async fn credential_revision(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get_credential(client_id).await?.map(|c| c.revision))
+    }
     async fn list_credentials(
         &self,
         filter: &CredentialFilter,

@@ -559,6 +559,15 @@ impl Store for SqlStore {
         Ok(fold_credentials(&rows)?.into_iter().next())
     }
 
+    async fn credential_revision(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT revision FROM credentials WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.map(|r| r.try_get::<i64, _>(0).map_err(backend_err)).transpose()
+    }
+
     async fn list_credentials(
         &self,
         f: &CredentialFilter,

@@ -92,6 +92,9 @@ pub struct ServeArgs {
     /// File holding the secret that signs alert webhooks (or set TOKENMINT_ALERT_WEBHOOK_SECRET).
     #[arg(long, env = "TOKENMINT_ALERT_WEBHOOK_SECRET_FILE", value_name = "FILE")]
     pub alert_webhook_secret_file: Option<PathBuf>,
+    /// Deliver alerts to loopback, private and link-local webhook addresses too (refused by default).
+    #[arg(long, env = "TOKENMINT_ALERT_WEBHOOK_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub alert_webhook_allow_private: Option<bool>,
     /// How long audit records, token counts and alert deliveries are kept. [default: 90d]
     #[arg(long, env = "TOKENMINT_AUDIT_RETENTION", value_name = "DURATION")]
     pub audit_retention: Option<String>,
@@ -190,6 +193,7 @@ pub struct FileSettings {
     #[serde(alias = "alert_webhook")]
     pub alert_webhooks: Option<Vec<String>>,
     pub alert_webhook_secret_file: Option<PathBuf>,
+    pub alert_webhook_allow_private: Option<bool>,
     pub audit_retention: Option<String>,
     pub brute_force_ip_limit: Option<u32>,
     pub brute_force_client_limit: Option<u32>,
@@ -430,6 +434,7 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
             "/oauth/introspect",
             "/oauth/revoke",
             "/healthz",
+            "/readyz",
             "/metrics",
             "/pem",
         ];
@@ -519,11 +524,13 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
     } else {
         file.alert_webhooks.clone().unwrap_or_default()
     };
-    for url in &alert_webhooks {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            bail!("invalid {}: '{url}'; use an http(s) URL", setting("alert-webhook"));
-        }
-    }
+    let alert_webhooks = alert_webhooks
+        .iter()
+        .map(|url| tokenmint_server::alerts::WebhookTarget::parse(url))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            anyhow::anyhow!("invalid {}: {e}; use an http(s) URL", setting("alert-webhook"))
+        })?;
     let secret = match args
         .alert_webhook_secret_file
         .clone()
@@ -634,6 +641,8 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
     }
     config.max_cache_staleness = max_cache_staleness;
     config.alerts.webhooks = alert_webhooks;
+    config.alerts.allow_private_targets =
+        args.alert_webhook_allow_private.or(file.alert_webhook_allow_private).unwrap_or(false);
     config.alerts.secret = secret.map(tokenmint_server::alerts::WebhookSecret);
     config.audit_retention = audit_retention;
     config.brute_force = brute_force;
@@ -719,6 +728,15 @@ mod tests {
     fn passwords_in_database_urls_are_redacted() {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn the_alert_webhook_allow_private_setting_is_read_from_the_file() {
+        let f = parse_file(
+            "alert_webhooks = [\"http://10.0.0.5/hook\"]\nalert_webhook_allow_private = true\n",
+        )
+        .unwrap();
+        assert_eq!(f.alert_webhook_allow_private, Some(true));
     }
 
     #[test]

@@ -51,11 +51,15 @@ pub fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> 
 
 /// Authenticates a client by its id and secret.
 ///
-/// The secret is hashed before the id is even looked up, and the lookup of an unknown id is
-/// answered from the cache after its first miss, so an unknown client_id, a wrong secret and a
-/// deactivated credential take the same time and get the same answer. A source that failed too
-/// often is refused before any of that (brute-force protection), and every failure is counted.
-/// The error carries the refusal's reason for metrics and the audit trail.
+/// Every outcome costs the same work but one, so timing tells an attacker only what the
+/// answer already does: the secret is hashed and checked once (against a stand-in when the id
+/// is unknown), and every *refused* authentication reads the credential from the store once,
+/// whether the id is unknown, never seen before, or known with a wrong secret. An accepted one
+/// is served from memory. The read is not wasted: a credential created, or a secret rotated, on
+/// another instance a moment ago (before the change log reached this one) is found by it and
+/// accepted. A source that failed too often is refused before any of that (brute-force
+/// protection), and every failure is counted. The error carries the refusal's reason for
+/// metrics and the audit trail.
 pub async fn authenticate_client(
     state: &AppState,
     auth: &ClientAuthentication,
@@ -75,25 +79,49 @@ pub async fn authenticate_client(
         return Err(("unavailable", OAuthFailure::unavailable()));
     }
     let presented: SecretHash = state.hasher.hash(&auth.client_secret);
-    let entry = if tokenmint_core::ClientId::parse(&auth.client_id).is_ok() {
-        match state.credentials.get(state.store.as_ref(), &auth.client_id).await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "credential lookup failed");
-                return Err(("unavailable", OAuthFailure::unavailable()));
+    // An id that cannot be a credential's is never looked up: nothing could be found, so no
+    // store read can tell anything, and none is spent on made-up input.
+    let lookup = auth.client_id.client_id().is_some();
+    let id = auth.client_id.as_str();
+    let mut read_store = false;
+    let mut entry = match lookup.then(|| state.credentials.cached(id)).flatten() {
+        Some(e) => e,
+        None if lookup => {
+            read_store = true;
+            state.metrics.client_auth_store_reads.inc();
+            match state.credentials.get(state.store.as_ref(), id).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "credential lookup failed");
+                    return Err(("unavailable", OAuthFailure::unavailable()));
+                }
             }
         }
-    } else {
-        None
+        None => None,
     };
-    let result = match &entry {
-        Some(cached) => cached.credential.authenticate(&presented, now).map(|s| s.id.clone()),
-        None => {
-            // Same work as a real comparison, so timing does not tell unknown from wrong.
-            let _ = presented.matches(&DUMMY_HASH);
-            Err(AuthFailure::UnknownClient)
+    let mut result = check(state, entry.as_deref(), &presented, now);
+    if result.is_err() && lookup && !read_store {
+        // The refusal came from memory: ask the store once, as a lookup that missed would
+        // have, and believe it over the cache. One index probe answers whether the cached
+        // entry is current, existing id or not; only a changed credential is read in full.
+        state.metrics.client_auth_store_reads.inc();
+        let epoch = state.credentials.epoch();
+        let cached_revision = entry.as_ref().map(|c| c.credential.revision);
+        match with_timeout(state.store.credential_revision(id)).await {
+            Ok(revision) if revision == cached_revision => {}
+            Ok(_) => match with_timeout(state.store.get_credential(id)).await {
+                Ok(fresh) => {
+                    let fresh = fresh.map(|c| Arc::new(CachedCredential::new(c)));
+                    state.credentials.refresh(id, fresh.clone(), epoch);
+                    entry = fresh;
+                    result = check(state, entry.as_deref(), &presented, now);
+                }
+                Err(e) => tracing::debug!(error = %e, "credential re-read failed"),
+            },
+            // Down: the answer from memory stands.
+            Err(e) => tracing::debug!(error = %e, "credential re-read failed"),
         }
-    };
+    }
     match (result, entry) {
         (Ok(secret_id), Some(credential)) => Ok(AuthenticatedClient { credential, secret_id }),
         (Err(reason), entry) => {
@@ -101,6 +129,24 @@ pub async fn authenticate_client(
             Err((reason.as_str(), OAuthFailure::invalid_client(basic)))
         }
         (Ok(_), None) => Err(("unknown_client", OAuthFailure::invalid_client(basic))),
+    }
+}
+
+/// Checks the presented secret against the credential, or against a stand-in when there is
+/// none, so the work is the same.
+fn check(
+    state: &AppState,
+    entry: Option<&CachedCredential>,
+    presented: &SecretHash,
+    now: tokenmint_core::UnixTime,
+) -> Result<String, AuthFailure> {
+    state.metrics.client_auth_secret_checks.inc();
+    match entry {
+        Some(cached) => cached.credential.authenticate(presented, now).map(|s| s.id.clone()),
+        None => {
+            let _ = std::hint::black_box(presented.matches(&DUMMY_HASH));
+            Err(AuthFailure::UnknownClient)
+        }
     }
 }
 
@@ -115,13 +161,13 @@ fn on_failure(
 ) {
     use crate::alerts::{Alert, AlertKind};
     let org = entry.map(|c| c.credential.org.clone());
-    let client_id: String = auth.client_id.chars().take(128).collect();
-    let outcome = state.abuse.record_failure(ip, &client_id, now);
+    let client_id = &auth.client_id;
+    let outcome = state.abuse.record_failure(ip, client_id, now);
     let alert = |kind, summary: String| {
         let mut a = Alert::new(kind, now, summary);
         a.client_id = Some(client_id.clone());
-        a.org = org.clone();
-        a.source_ip = ip.map(|i| i.to_string());
+        a.org = org.as_deref().map(Into::into);
+        a.source_ip = ip;
         a
     };
     if outcome.source_blocked {
@@ -171,3 +217,15 @@ fn on_failure(
 }
 
 static DUMMY_HASH: SecretHash = SecretHash([0u8; 32]);
+
+/// How long a refusal waits for its re-read: a database that slow is in trouble, and the
+/// answer from memory is a refusal anyway.
+const REREAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn with_timeout<T>(
+    read: impl Future<Output = Result<T, tokenmint_store::StoreError>>,
+) -> Result<T, tokenmint_store::StoreError> {
+    tokio::time::timeout(REREAD_TIMEOUT, read).await.unwrap_or_else(|_| {
+        Err(tokenmint_store::StoreError::Unavailable("the credential re-read timed out".into()))
+    })
+}

@@ -170,10 +170,9 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
 
     if let Some(wait) = state.portal.throttle.blocked_for(&email, ip, now) {
         state.audit.record(
-            AuditEvent::new(AuditKind::PortalSignInFailed)
-                .ip(ip)
-                .reason("throttled")
-                .details(serde_json::json!({"email": email})),
+            AuditEvent::new(AuditKind::PortalSignInFailed).ip(ip).reason("throttled").details(
+                serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
+            ),
             now,
         );
         let minutes = (wait + 59) / 60;
@@ -201,7 +200,9 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
             AuditEvent::new(AuditKind::PortalSignInFailed)
                 .ip(ip)
                 .reason("bad_credentials")
-                .details(serde_json::json!({"email": email})),
+                .details(
+                    serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
+                ),
             now,
         );
         tracing::info!(ip = ?ip, "portal sign-in refused");
@@ -263,7 +264,7 @@ fn on_blocked(state: &AppState, ip: Option<IpAddr>, now: UnixTime) {
             source.as_deref().unwrap_or("an unknown source")
         ),
     );
-    alert.source_ip = source;
+    alert.source_ip = ip;
     state.alerts.fire(alert, &state.audit);
 }
 

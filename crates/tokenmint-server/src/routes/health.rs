@@ -1,28 +1,58 @@
-//! Liveness, Prometheus metrics and the not-found answer.
+//! Liveness, readiness, Prometheus metrics and the not-found answer.
+//!
+//! Liveness and readiness are different questions with different consumers. `/healthz` is for
+//! a liveness probe (restart the process when it fails): it answers 200 as long as the process
+//! serves HTTP, even while the database is away and tokens are served from the cache, because a
+//! restart would only throw that cache away. `/readyz` is for a load balancer or a readiness
+//! probe (send traffic here or not): it answers 503 when the instance cannot serve every
+//! request right now: the database does not answer, or the cache has gone unsynced for longer
+//! than `--max-cache-staleness`.
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
 
-/// Liveness: the process answers and its database does.
-pub async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok", "database": state.store.backend()})),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: database unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({"status": "degraded", "database": "unavailable"})),
-            )
-                .into_response()
+/// How long readiness waits for the database: a probe must answer well within its own timeout
+/// (one second is the usual default of orchestrators), and a database slower than this is not
+/// ready for token traffic either.
+const READINESS_DB_TIMEOUT: Duration = Duration::from_millis(800);
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Liveness: the process answers. Nothing else is consulted, so a database outage never makes
+/// an orchestrator kill an instance that is still serving tokens from its cache.
+pub async fn healthz(State(_state): State<AppState>) -> Response {
+    no_store((StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response())
+}
+
+/// Readiness: the database answers and the cache is fresh enough to trust.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let database = match tokio::time::timeout(READINESS_DB_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database unavailable");
+            false
         }
-    }
+        Err(_) => {
+            tracing::warn!("readiness: database did not answer in time");
+            false
+        }
+    };
+    let cache = state.cache_is_fresh();
+    let ready = database && cache;
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": if database { state.store.backend() } else { "unavailable" },
+        "cache": if cache { "fresh" } else { "stale" },
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    no_store((status, axum::Json(body)).into_response())
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

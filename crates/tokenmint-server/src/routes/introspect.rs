@@ -93,7 +93,7 @@ async fn introspect(
         state.metrics.refused(reason);
         let refusal = crate::routes::token::Refusal {
             reason,
-            client_id: Some(auth.client_id.chars().take(128).collect()),
+            client_id: Some(auth.client_id.clone()),
             failure: f,
         };
         crate::routes::token::audit_refusal(state, "introspect", &refusal, ip);

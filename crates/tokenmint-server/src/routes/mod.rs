@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/introspect", post(introspect::introspect_token))
         .route("/oauth/revoke", post(revoke::revoke_token))
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .nest("/admin/v1", admin::router())
         .merge(crate::portal::router())

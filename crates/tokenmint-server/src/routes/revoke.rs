@@ -46,7 +46,7 @@ async fn revoke(
         state.metrics.refused(reason);
         let refusal = crate::routes::token::Refusal {
             reason,
-            client_id: Some(auth.client_id.chars().take(128).collect()),
+            client_id: Some(auth.client_id.clone()),
             failure: f,
         };
         crate::routes::token::audit_refusal(state, "revoke", &refusal, ip);
@@ -91,7 +91,7 @@ async fn revoke(
     state.audit.record(
         crate::audit::AuditEvent::new(crate::audit::AuditKind::TokenRevoked)
             .org(claims.org.clone())
-            .client(claims.client_id.clone())
+            .client(tokenmint_core::PresentedClientId::parse(&claims.client_id))
             .actor(format!("credential:{}", caller_cred.client_id))
             .ip(ip)
             .details(serde_json::json!({"jti": claims.jti})),

@@ -19,6 +19,7 @@ use tokenmint_core::ids::random_id;
 use tokenmint_core::jwt::{self, AudienceRef, ClaimsRef};
 use tokenmint_core::ratelimit::Decision;
 use tokenmint_core::request;
+use tokenmint_core::{ClientId, PresentedClientId};
 
 pub async fn issue_token(State(state): State<AppState>, req: Request) -> Response {
     let started = Instant::now();
@@ -40,13 +41,17 @@ pub async fn issue_token(State(state): State<AppState>, req: Request) -> Respons
 #[derive(Debug)]
 pub struct Refusal {
     pub reason: &'static str,
-    pub client_id: Option<String>,
+    pub client_id: Option<PresentedClientId>,
     pub failure: OAuthFailure,
 }
 
 impl Refusal {
-    fn new(reason: &'static str, client_id: Option<&str>, failure: OAuthFailure) -> Self {
-        Self { reason, client_id: client_id.map(|c| c.chars().take(128).collect()), failure }
+    fn new(
+        reason: &'static str,
+        client_id: Option<PresentedClientId>,
+        failure: OAuthFailure,
+    ) -> Self {
+        Self { reason, client_id, failure }
     }
 }
 
@@ -64,7 +69,8 @@ pub fn audit_refusal(
         .details(serde_json::json!({"endpoint": endpoint, "error": r.failure.code.as_str()}));
     if let Some(c) = &r.client_id {
         event = event.client(c.clone());
-        if let Some(Some(cached)) = state.credentials.peek(c) {
+        if let Some(Some(cached)) = c.client_id().and_then(|id| state.credentials.peek(id.as_str()))
+        {
             event = event.org(cached.credential.org.clone());
         }
     }
@@ -81,7 +87,11 @@ async fn issue(
         .await
         .map_err(|f| Refusal::new("invalid_request", None, f))?;
     let tried_basic = basic.is_some();
-    let claimed = basic.as_ref().map(|b| b.client_id.clone()).or_else(|| params.client_id.clone());
+    let claimed = basic
+        .as_ref()
+        .map(|b| b.client_id.as_str())
+        .or(params.client_id.as_deref())
+        .map(PresentedClientId::parse);
     let req = request::token_request(params, basic, format, state.config.allow_missing_grant_type)
         .map_err(|e| {
             let reason = match e.oauth_code() {
@@ -91,11 +101,11 @@ async fn issue(
             };
             let mut f = OAuthFailure::from(e);
             f.basic_challenge |= tried_basic;
-            Refusal::new(reason, claimed.as_deref(), f)
+            Refusal::new(reason, claimed, f)
         })?;
     let client = authenticate_client(state, &req.auth, ip)
         .await
-        .map_err(|(reason, f)| Refusal::new(reason, Some(&req.auth.client_id), f))?;
+        .map_err(|(reason, f)| Refusal::new(reason, Some(req.auth.client_id.clone()), f))?;
     let cached = &client.credential;
     let credential = &cached.credential;
 
@@ -113,12 +123,12 @@ async fn issue(
                 state.metrics.refused("rate_limited");
                 let refusal = Refusal::new(
                     "rate_limited",
-                    Some(credential.client_id.as_str()),
+                    Some(presented(&credential.client_id)),
                     OAuthFailure::rate_limited(retry_after_secs),
                 );
                 audit_refusal(state, "token", &refusal, ip);
                 state.alerts.on_rate_limited(
-                    credential.client_id.as_str(),
+                    &credential.client_id,
                     &credential.org,
                     state.now(),
                     &state.audit,
@@ -147,7 +157,7 @@ async fn issue(
             grant::GrantError::InvalidScope(_) => "invalid_scope",
             grant::GrantError::InvalidTarget(_) => "invalid_target",
         };
-        Refusal::new(reason, Some(credential.client_id.as_str()), OAuthFailure::from(e))
+        Refusal::new(reason, Some(presented(&credential.client_id)), OAuthFailure::from(e))
     })?;
     let keys = state.keys.load();
     let jti = random_id("", 22);
@@ -170,7 +180,7 @@ async fn issue(
         tracing::error!(error = %e, "signing failed");
         Refusal::new(
             "server_error",
-            Some(credential.client_id.as_str()),
+            Some(presented(&credential.client_id)),
             OAuthFailure::server_error(),
         )
     })?;
@@ -179,7 +189,7 @@ async fn issue(
         state.metrics.issued_for_org(&credential.org);
     }
     state.usage.record(credential.client_id.as_str(), &client.secret_id, now);
-    state.alerts.on_use(credential.client_id.as_str(), &credential.org, ip, now);
+    state.alerts.on_use(&credential.client_id, &credential.org, ip, now);
 
     let mut body = String::with_capacity(token.len() + grant.scope.len() + 96);
     body.push_str("{\"access_token\":\"");
@@ -199,6 +209,10 @@ async fn issue(
         rate_headers(h, limit, remaining, reset);
     }
     Ok(res)
+}
+
+fn presented(id: &ClientId) -> PresentedClientId {
+    PresentedClientId::from(id)
 }
 
 /// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
