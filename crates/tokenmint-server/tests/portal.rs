@@ -552,7 +552,12 @@ async fn the_users_api_creates_lists_and_deactivates_portal_users_and_is_documen
     let dup = app
         .admin(Method::POST, "/users", Some(json!({"org": "acme", "email": "ADMIN@acme.test", "password": "long enough password"})))
         .await;
-    assert_eq!(dup.status(), 422);
+    // A taken email is a conflict, as a taken organization slug is.
+    assert_eq!(dup.status(), 409);
+    let taken_org = app.admin(Method::POST, "/organizations", Some(json!({"slug": "acme"}))).await;
+    assert_eq!(taken_org.status(), 409);
+    let p: Value = dup.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("already exists"), "{p}");
     let short = app
         .admin(
             Method::POST,
