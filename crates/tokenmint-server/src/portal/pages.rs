@@ -574,8 +574,14 @@ pub async fn update_credential(
     posted: Posted,
 ) -> PageResult {
     let Posted { who, fields } = posted;
-    service::check_credential(&state, &who.actor, &client_id, Action::EditCredential).await?;
-    let (permissions, _) = read_permissions(&state, &fields);
+    let current =
+        service::check_credential(&state, &who.actor, &client_id, Action::EditCredential).await?;
+    let (mut permissions, _) = read_permissions(&state, &fields);
+    // The form offers the product areas only: a credential's tokenmint:* scopes (which only the
+    // platform may edit) are kept as they are, not dropped because no select showed them.
+    permissions.extend(
+        current.permissions.to_strings().into_iter().filter(|p| p.starts_with("tokenmint:")),
+    );
     let input = dto::UpdateCredential {
         name: Some(fields.text("name")),
         permissions: Some(permissions),
