@@ -73,9 +73,11 @@ impl RevocationCutoff {
         cutoff_covers(self.second(), Some(&self.jti_boundary()), iat, jti)
     }
 
-    /// The later of two cut-offs: it covers every token either does.
-    pub fn widen(current: Option<Self>, next: Self) -> Self {
-        current.map_or(next, |c| c.max(next))
+    /// The cut-off of a revocation made at `now_micros`, after `previous`: never earlier than
+    /// now, and always later than the previous one, because tokens issued since that one are
+    /// dated just after it ([`Credential::new_token_id`]) even when the clock has not moved.
+    pub fn next(previous: Option<Self>, now_micros: i64) -> Self {
+        Self(previous.map_or(now_micros, |p| now_micros.max(p.0.saturating_add(1))))
     }
 }
 
@@ -300,6 +302,13 @@ mod tests {
         assert!(c.covers(9, "legacy-random-id"));
         assert!(c.covers(10, &token_id(10_999_999)));
         assert!(!c.covers(11, &token_id(11_000_000)));
-        assert_eq!(RevocationCutoff::widen(Some(c), RevocationCutoff::at_micros(5)), c);
+        // A later revocation, even at the same instant, covers what the earlier one let through.
+        let first = RevocationCutoff::next(None, 20_000_000);
+        let issued_between = Credential { tokens_revoked_before: Some(first), ..credential() }
+            .new_token_id(20_000_000);
+        let second = RevocationCutoff::next(Some(first), 20_000_000);
+        assert!(!first.covers(20, &issued_between));
+        assert!(second.covers(20, &issued_between));
+        assert_eq!(RevocationCutoff::next(Some(second), 30_000_000).micros(), 30_000_000);
     }
 }

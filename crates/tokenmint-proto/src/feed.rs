@@ -71,21 +71,20 @@ pub fn is_timed_jti(jti: &str) -> bool {
 /// `iat` has one-second resolution, so a cut-off in the middle of a second needs more to tell
 /// the tokens of that second issued before it from those issued after: tokenmint's `jti`s start
 /// with their issue time in microseconds (base62, so byte order is time order), and the
-/// cut-off's `issued_before_jti` is the first prefix after it. A token of that second without a
-/// timed `jti` cannot be placed, so it counts as issued before: revoking one too many beats
-/// keeping one that should have gone.
+/// cut-off's `issued_before_jti` is the first such prefix after it. A timed `jti` places its
+/// token exactly, whatever its `iat`; a token without one is placed by its `iat`, and one of the
+/// cut-off's own second counts as issued before it: revoking one too many beats keeping one that
+/// should have gone. Without `issued_before_jti` (entries of older servers) only `iat` counts.
 pub fn cutoff_covers(
     issued_before: i64,
     issued_before_jti: Option<&str>,
     iat: i64,
     jti: &str,
 ) -> bool {
-    if iat < issued_before {
-        return true;
-    }
     match issued_before_jti {
-        Some(boundary) if iat == issued_before => !is_timed_jti(jti) || jti < boundary,
-        _ => false,
+        Some(boundary) if is_timed_jti(jti) => jti < boundary,
+        Some(_) => iat <= issued_before,
+        None => iat < issued_before,
     }
 }
 
@@ -113,13 +112,15 @@ mod tests {
     const BOUNDARY: &str = "0000000100";
 
     #[test]
-    fn a_cutoff_revokes_earlier_seconds_and_earlier_ids_of_its_own_second() {
+    fn a_timed_id_places_its_token_before_or_after_the_cutoff_exactly() {
         let timed = |prefix: &str| format!("{prefix}abcdefghijklmn");
-        assert!(cutoff_covers(100, Some(BOUNDARY), 99, &timed("0000000999")));
+        assert!(cutoff_covers(100, Some(BOUNDARY), 99, &timed("0000000099")));
         assert!(cutoff_covers(100, Some(BOUNDARY), 100, &timed("00000000zz")));
         assert!(!cutoff_covers(100, Some(BOUNDARY), 100, &timed(BOUNDARY)));
-        assert!(!cutoff_covers(100, Some(BOUNDARY), 101, &timed("0000000000")));
-        // Without a boundary, the whole second stays valid, as with older servers.
+        assert!(!cutoff_covers(100, Some(BOUNDARY), 99, &timed("0000000101")));
+        // Without a boundary only iat counts, and the whole second stays valid, as with
+        // older servers.
+        assert!(cutoff_covers(100, None, 99, &timed("0000000999")));
         assert!(!cutoff_covers(100, None, 100, &timed("0000000000")));
     }
 
@@ -128,6 +129,7 @@ mod tests {
         let legacy = "zzzzzzzzzzzzzzzzzzzzzz";
         assert!(!is_timed_jti(legacy));
         assert!(cutoff_covers(100, Some(BOUNDARY), 100, legacy));
+        assert!(cutoff_covers(100, Some(BOUNDARY), 99, legacy));
         assert!(!cutoff_covers(100, Some(BOUNDARY), 101, legacy));
     }
 

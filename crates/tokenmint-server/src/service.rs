@@ -540,8 +540,7 @@ pub async fn update_credential(
 
 /// Revokes every token of the credential issued up to `now_micros`, and publishes it.
 fn revoke_all(c: &mut Credential, now_micros: i64, max_lifetime: u32) -> NewRevocation {
-    let cutoff =
-        RevocationCutoff::widen(c.tokens_revoked_before, RevocationCutoff::at_micros(now_micros));
+    let cutoff = RevocationCutoff::next(c.tokens_revoked_before, now_micros);
     c.tokens_revoked_before = Some(cutoff);
     NewRevocation {
         revocation: Revocation::Credential {
