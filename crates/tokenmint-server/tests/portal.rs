@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::browser::Browser;
+use common::browser::{Answer, Browser};
 use common::{Options, TestApp, spawn_app, spawn_with};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};

@@ -148,11 +148,9 @@ async fn a_user_of_the_platform_admins_organization_is_told_which_role_it_got() 
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
     // The organization the platform-admin credential belongs to.
-    let admin: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("admin.json")).unwrap()).unwrap();
-    let org = admin["credential"]["org"].as_str().unwrap_or("platform").to_owned();
+    let org = tokenmint_server::bootstrap::PLATFORM_ORG;
 
-    let out = users(&server, dir.path(), &["create", "--org", &org, "--email", "ops@x.test"], None);
+    let out = users(&server, dir.path(), &["create", "--org", org, "--email", "ops@x.test"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("role") && text.contains("admin"), "{text}");
@@ -161,17 +159,7 @@ async fn a_user_of_the_platform_admins_organization_is_told_which_role_it_got() 
     let json = ok_json(&users(
         &server,
         dir.path(),
-        &[
-            "create",
-            "--org",
-            &org,
-            "--email",
-            "ops2@x.test",
-            "--role",
-            "viewer",
-            "--output",
-            "json",
-        ],
+        &["create", "--org", org, "--email", "ops2@x.test", "--role", "viewer", "--output", "json"],
         None,
     ));
     assert_eq!(json["role"], "viewer");
