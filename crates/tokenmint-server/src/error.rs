@@ -171,14 +171,6 @@ impl ApiError {
         Self::NotFound(what.into())
     }
 
-    /// 403 for a caller whose token lacks `scope`.
-    pub fn insufficient_scope(scope: &'static str) -> Self {
-        Self::Forbidden {
-            reason: Cow::Owned(format!("this action needs the scope {scope}")),
-            needs: Needs::Scope(scope),
-        }
-    }
-
     fn status(&self) -> StatusCode {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,

@@ -82,14 +82,6 @@ impl Actor {
         }
     }
 
-    /// Whether the actor acts for the whole platform (every organization).
-    pub fn is_platform(&self) -> bool {
-        match self {
-            Self::Credential { scopes, .. } => scopes.admin,
-            Self::User { role, .. } => *role == UserRole::Platform,
-        }
-    }
-
     /// What the store re-checks at commit time (see `tokenmint_store::Guard`).
     pub fn guard_actor(&self) -> GuardActor {
         match self {
