@@ -1,10 +1,12 @@
-//! Credentials and their secrets, and the rule that decides whether a presented secret
-//! authenticates a client right now.
+//! Credentials and their secrets, the rule that decides whether a presented secret
+//! authenticates a client right now, and wholesale revocation of a credential's tokens.
 
+use crate::ids::{base62_fixed, push_random_base62};
 use crate::scope::Permissions;
 use crate::secret::SecretHash;
 use crate::{ClientId, Environment, UnixTime};
 pub use tokenmint_proto::admin::CredentialStatus;
+use tokenmint_proto::feed::{TIMED_JTI_LEN, TIMED_JTI_TIME_LEN, cutoff_covers};
 
 /// Default token lifetime: one hour, as in the Wellhub and Wealthyhood guides.
 pub const DEFAULT_TOKEN_LIFETIME_SECS: u32 = 3600;
@@ -16,6 +18,68 @@ pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_AUDIENCES: usize = 20;
 /// Longest audience accepted.
 pub const MAX_AUDIENCE_LEN: usize = 512;
+/// Most secrets one credential may hold live at once (rotations with an overlap add one each).
+pub const MAX_LIVE_SECRETS: usize = 5;
+
+const MICROS: i64 = 1_000_000;
+
+/// A token id that starts with its issue instant (microseconds since the epoch, base62, so ids
+/// sort by issue time), followed by random characters: the form
+/// [`tokenmint_proto::feed::cutoff_covers`] reads.
+pub fn token_id(issued_micros: i64) -> String {
+    let mut id = base62_fixed(u64::try_from(issued_micros).unwrap_or(0), TIMED_JTI_TIME_LEN);
+    push_random_base62(&mut id, TIMED_JTI_LEN - TIMED_JTI_TIME_LEN);
+    id
+}
+
+/// The instant a wholesale revocation of a credential's tokens cuts at: every token issued at
+/// or before it is revoked, every token issued after it is not.
+///
+/// Kept to the microsecond because a token's `iat` has one-second resolution: an admin who
+/// revokes (or narrows) at 12:00:00.400 must end the token issued at 12:00:00.100 without
+/// ending the one issued at 12:00:00.700, and without dating that one in the future. Tokens
+/// carry their issue instant in their `jti` ([`token_id`]) for this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RevocationCutoff(i64);
+
+impl RevocationCutoff {
+    /// Revokes every token issued up to and including `micros`.
+    pub const fn at_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    /// A cut-off of one-second resolution: tokens with an `iat` before `second` are revoked.
+    pub const fn before_second(second: UnixTime) -> Self {
+        Self(second.saturating_mul(MICROS).saturating_sub(1))
+    }
+
+    pub const fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// The feed's `issued_before`: tokens with an earlier `iat` are revoked whole seconds.
+    pub const fn second(self) -> UnixTime {
+        self.0.div_euclid(MICROS)
+    }
+
+    /// The feed's `issued_before_jti`: within [`Self::second`], tokens whose id sorts before
+    /// this were issued before the cut-off.
+    pub fn jti_boundary(self) -> String {
+        base62_fixed(u64::try_from(self.0.saturating_add(1)).unwrap_or(0), TIMED_JTI_TIME_LEN)
+    }
+
+    /// Whether a token with this `iat` and `jti` was issued at or before the cut-off.
+    pub fn covers(self, iat: UnixTime, jti: &str) -> bool {
+        cutoff_covers(self.second(), Some(&self.jti_boundary()), iat, jti)
+    }
+
+    /// The cut-off of a revocation made at `now_micros`, after `previous`: never earlier than
+    /// now, and always later than the previous one, because tokens issued since that one are
+    /// dated just after it ([`Credential::new_token_id`]) even when the clock has not moved.
+    pub fn next(previous: Option<Self>, now_micros: i64) -> Self {
+        Self(previous.map_or(now_micros, |p| now_micros.max(p.0.saturating_add(1))))
+    }
+}
 
 /// One of a credential's secrets, as stored: a hash, never the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +116,9 @@ pub struct Credential {
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
     pub last_used_at: Option<UnixTime>,
-    /// Tokens with an `iat` before this are revoked (deactivation, "revoke all tokens").
-    pub tokens_revoked_before: Option<UnixTime>,
+    /// Tokens issued at or before this are revoked (deactivation, "revoke all tokens", a
+    /// narrower grant).
+    pub tokens_revoked_before: Option<RevocationCutoff>,
     pub secrets: Vec<StoredSecret>,
     /// Storage revision, for optimistic concurrency: an update names the revision it read.
     pub revision: i64,
@@ -128,9 +193,22 @@ impl Credential {
         Ok(secret)
     }
 
-    /// Whether a token of this credential issued at `iat` has been revoked wholesale.
-    pub fn revokes_issued_at(&self, iat: UnixTime) -> bool {
-        self.tokens_revoked_before.is_some_and(|t| iat < t)
+    /// Whether a token of this credential with this `iat` and `jti` has been revoked wholesale.
+    pub fn revokes_token(&self, iat: UnixTime, jti: &str) -> bool {
+        self.tokens_revoked_before.is_some_and(|c| c.covers(iat, jti))
+    }
+
+    /// The id of a token issued now (`now_micros`): its issue instant, but never at or before
+    /// the credential's revocation cut-off, so that a token issued in the same microsecond as
+    /// a revocation, after it, is not revoked by it. Only the id moves; `iat` stays `now`.
+    pub fn new_token_id(&self, now_micros: i64) -> String {
+        let floor = self.tokens_revoked_before.map_or(i64::MIN, |c| c.micros().saturating_add(1));
+        token_id(now_micros.max(floor))
+    }
+
+    /// Secrets that still authenticate at `now`.
+    pub fn live_secrets(&self, now: UnixTime) -> usize {
+        self.secrets.iter().filter(|s| s.is_live(now)).count()
     }
 }
 
@@ -190,11 +268,47 @@ mod tests {
     }
 
     #[test]
-    fn wholesale_revocation_covers_tokens_issued_before_the_instant() {
+    fn wholesale_revocation_covers_tokens_issued_up_to_the_microsecond_and_no_later() {
         let mut c = credential();
-        assert!(!c.revokes_issued_at(10));
-        c.tokens_revoked_before = Some(11);
-        assert!(c.revokes_issued_at(10));
-        assert!(!c.revokes_issued_at(11));
+        let issued_at = |micros: i64| (micros.div_euclid(MICROS), token_id(micros));
+        let (iat, early) = issued_at(10_400_000);
+        assert!(!c.revokes_token(iat, &early));
+        c.tokens_revoked_before = Some(RevocationCutoff::at_micros(10_400_000));
+        assert!(c.revokes_token(iat, &early));
+        let (earlier_second, older) = issued_at(9_999_999);
+        assert!(c.revokes_token(earlier_second, &older));
+        let (same_second, later) = issued_at(10_400_001);
+        assert_eq!(same_second, iat);
+        assert!(!c.revokes_token(same_second, &later));
+        // A token issued in the same microsecond, after the cut-off, is dated after it.
+        let next = c.new_token_id(10_400_000);
+        assert!(!c.revokes_token(10, &next));
+        assert!(c.new_token_id(20_000_000).starts_with(&token_id(20_000_000)[..10]));
+    }
+
+    #[test]
+    fn token_ids_sort_by_issue_time_and_have_the_timed_form() {
+        let a = token_id(1_700_000_000_000_001);
+        let b = token_id(1_700_000_000_000_002);
+        assert!(a < b);
+        assert!(tokenmint_proto::feed::is_timed_jti(&a));
+        assert_ne!(token_id(5), token_id(5), "random after the time");
+    }
+
+    #[test]
+    fn a_second_resolution_cutoff_revokes_the_seconds_before_it() {
+        let c = RevocationCutoff::before_second(11);
+        assert_eq!(c.second(), 10);
+        assert!(c.covers(9, "legacy-random-id"));
+        assert!(c.covers(10, &token_id(10_999_999)));
+        assert!(!c.covers(11, &token_id(11_000_000)));
+        // A later revocation, even at the same instant, covers what the earlier one let through.
+        let first = RevocationCutoff::next(None, 20_000_000);
+        let issued_between = Credential { tokens_revoked_before: Some(first), ..credential() }
+            .new_token_id(20_000_000);
+        let second = RevocationCutoff::next(Some(first), 20_000_000);
+        assert!(!first.covers(20, &issued_between));
+        assert!(second.covers(20, &issued_between));
+        assert_eq!(RevocationCutoff::next(Some(second), 30_000_000).micros(), 30_000_000);
     }
 }

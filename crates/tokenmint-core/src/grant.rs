@@ -96,8 +96,9 @@ pub fn decide<'a>(
             many => GrantedAudience::Many(many),
         },
     };
-    // After "revoke all tokens", new tokens must not fall in the revoked second.
-    let issued_at = credential.tokens_revoked_before.map_or(now, |t| now.max(t));
+    // Never dated in the future, even right after a revocation: the token's id, not its
+    // `iat`, places it after a cut-off within the same second (see `Credential::new_token_id`).
+    let issued_at = now;
     let lifetime = i64::from(credential.token_lifetime_secs.min(max_lifetime).max(1));
     let mut expires_at = issued_at + lifetime;
     if let Some(cred_exp) = credential.expires_at {
@@ -190,5 +191,13 @@ mod tests {
         assert_eq!(decide(&c, None, None, "i", ALL, 600, 0).unwrap().expires_in(), 600);
         c.expires_at = Some(100);
         assert_eq!(decide(&c, None, None, "i", ALL, 86400, 0).unwrap().expires_at, 100);
+    }
+
+    #[test]
+    fn a_token_right_after_a_revocation_is_issued_now_not_in_the_future() {
+        let mut c = cred(&[]);
+        c.tokens_revoked_before = Some(crate::credential::RevocationCutoff::at_micros(100_999_999));
+        let g = decide(&c, None, None, "i", ALL, 86400, 100).unwrap();
+        assert_eq!(g.issued_at, 100);
     }
 }

@@ -355,6 +355,17 @@ pub struct User {
     pub last_sign_in_at: Option<OffsetDateTime>,
 }
 
+/// Answer to `POST /admin/v1/users`: the user, and what the role given allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    pub user: User,
+    /// What the role allows in this organization, in words; it says so when a role in the
+    /// organization of the platform-admin credentials is not a platform role.
+    pub role_grants: String,
+}
+
 /// Body of `POST /admin/v1/users`.
 ///
 /// The password is chosen by whoever creates the user (the CLI generates one when none is

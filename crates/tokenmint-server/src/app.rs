@@ -394,7 +394,7 @@ pub async fn maintain(state: &AppState, purge: bool) -> Result<(), StoreError> {
                 state,
                 state.config.signing_alg,
                 propagation,
-                "system",
+                None,
             )
             .await
             {

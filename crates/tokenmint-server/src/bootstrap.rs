@@ -60,7 +60,7 @@ pub async fn ensure_signing_key(
         .map_err(|e| StoreError::Backend(e.to_string()))??;
     // Conditional on nothing pending: two instances starting at once create one key between them
     // at most per instant, and either key works.
-    Ok(store.insert_key(&record, Some(now)).await?)
+    Ok(store.insert_key(&record, Some(now), &tokenmint_store::Guard::system(now)).await?)
 }
 
 /// Whether `serve` has already initialised this database.
@@ -112,7 +112,7 @@ pub async fn create_admin_credential(
         name: "Platform administrators".to_owned(),
         created_at: now,
     };
-    store.create_credential(&credential, Some(&org)).await?;
+    store.create_credential(&credential, Some(&org), &tokenmint_store::Guard::system(now)).await?;
     store.put_meta_if_absent(META_INITIALIZED, &now.to_string()).await?;
     Ok(CreatedCredential {
         client_id: credential.client_id.to_string(),

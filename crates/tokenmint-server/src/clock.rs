@@ -8,6 +8,12 @@ use tokenmint_core::UnixTime;
 
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> UnixTime;
+
+    /// The same instant in microseconds: orders events within a second (token ids, revocation
+    /// cut-offs). A clock without sub-second resolution answers the start of its second.
+    fn now_micros(&self) -> i64 {
+        self.now().saturating_mul(1_000_000)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -16,6 +22,13 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+
+    fn now_micros(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
     }
 }
 

@@ -4,6 +4,7 @@
 //! §5.2 JSON (`{"error", "error_description"}`), everything else RFC 9457 problem details.
 //! A 500 says nothing internal; the detail goes to the log with the request's id.
 
+use crate::service::policy::Needs;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
@@ -152,8 +153,9 @@ pub enum ApiError {
     /// 401 with an RFC 6750 challenge; `error` is absent when no token was sent (§3.1).
     #[error("{description}")]
     Unauthorized { error: Option<&'static str>, description: Cow<'static, str> },
-    #[error("this action needs the scope {scope}")]
-    Forbidden { scope: Cow<'static, str> },
+    /// 403: the policy refused, with its reason and what would be needed.
+    #[error("{reason}")]
+    Forbidden { reason: Cow<'static, str>, needs: Needs },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -213,11 +215,14 @@ impl ApiError {
                     p = p.with_error(*e);
                 }
             }
-            Self::Forbidden { scope } => {
+            Self::Forbidden { reason, needs: Needs::Scope(scope) } => {
                 p = p
-                    .with_detail(self.to_string())
+                    .with_detail(reason.to_string())
                     .with_error("insufficient_scope")
-                    .with_required_scope(scope.to_string());
+                    .with_required_scope((*scope).to_owned());
+            }
+            Self::Forbidden { reason, needs: Needs::Role(role) } => {
+                p = p.with_detail(format!("{reason} (needs the role: {role})"));
             }
             other => p = p.with_detail(other.to_string()),
         }
@@ -230,6 +235,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(Cow::Borrowed(what)),
             StoreError::Conflict(msg) => Self::Conflict(msg),
+            // A guard's refusal says what happened and what to do; it is a conflict with the
+            // state the request met at commit time.
+            StoreError::Refused(why) => Self::Conflict(why.to_string()),
             StoreError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "database unavailable");
                 Self::Unavailable(
@@ -268,7 +276,7 @@ impl IntoResponse for ApiError {
                 "Bearer realm=\"tokenmint\", error=\"{e}\", error_description=\"{}\"",
                 quote_safe(description)
             )),
-            Self::Forbidden { scope } => Some(format!(
+            Self::Forbidden { needs: Needs::Scope(scope), .. } => Some(format!(
                 "Bearer realm=\"tokenmint\", error=\"insufficient_scope\", scope=\"{}\"",
                 quote_safe(scope)
             )),

@@ -133,11 +133,6 @@ impl Limits {
             }
         }
     }
-
-    /// Forgets a key's local state (its limit changed). Redis state expires on its own.
-    pub fn reset(&self, key: &str) {
-        self.local.reset(key);
-    }
 }
 
 fn decision(v: &[i64]) -> Decision {

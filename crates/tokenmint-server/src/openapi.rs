@@ -13,8 +13,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         title = "tokenmint admin API",
         description = "Manage organizations, credentials, secrets, signing keys and revocations. \
             Authorize with a Bearer access token obtained from the token endpoint by a credential \
-            holding the tokenmint:admin scope (the one `tokenmint init` prints). Errors are RFC 9457 \
-            problem details.",
+            holding the tokenmint:admin scope (the one `tokenmint init` prints), requested without \
+            an audience or with the issuer as audience. Errors are RFC 9457 problem details.",
     ),
     paths(
         organizations::create_organization,
@@ -47,7 +47,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         dto::TokensRevoked, dto::SecretInfo, dto::SigningKey, dto::KeyState, dto::RotateKey,
         dto::CredentialStatus, feed::RevocationPage, feed::RevocationEntry, feed::RevocationEvent, feed::Revocation,
         tokenmint_proto::Problem, tokenmint_proto::Environment, dto::AuditEvent, dto::AlertDelivery,
-        dto::DailyCount, dto::CredentialActivity, dto::User, dto::CreateUser, dto::UserRole,
+        dto::DailyCount, dto::CredentialActivity, dto::User, dto::CreatedUser, dto::CreateUser, dto::UserRole,
     )),
     modifiers(&BearerAuth),
     tags(

@@ -1,8 +1,14 @@
 //! Credential and organization operations, shared by the admin API, the portal and start-up.
 //!
-//! Each operation validates its input, writes through the store in one transaction, then
-//! syncs this process's caches from the change log, so that the change is in force for the
-//! very next token request.
+//! Each operation asks the one authorization policy ([`policy::may`]) before acting (and, for a
+//! change, again with what the change would make of its target), validates its input, writes
+//! through the store in one transaction that re-checks the actor and the platform's last admin
+//! ([`Guard`]), then syncs this process's caches from the change log, so that the change is in
+//! force for the very next token request.
+
+pub mod policy;
+
+pub use policy::{Action, Actor, CredentialRef, Denied, Needs, SystemScopes, Target};
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::ApiError;
@@ -11,74 +17,77 @@ use crate::sync::sync_now;
 use time::OffsetDateTime;
 use tokenmint_core::credential::{
     Credential, CredentialStatus, DEFAULT_TOKEN_LIFETIME_SECS, MAX_AUDIENCE_LEN, MAX_AUDIENCES,
-    MAX_NAME_LEN, MIN_TOKEN_LIFETIME_SECS,
+    MAX_LIVE_SECRETS, MAX_NAME_LEN, MIN_TOKEN_LIFETIME_SECS, RevocationCutoff,
 };
 use tokenmint_core::ids::random_id;
 use tokenmint_core::scope::Permissions;
 use tokenmint_core::{ClientId, ClientSecret, OrgSlug, StoredSecret, UnixTime};
 use tokenmint_proto::admin as dto;
 use tokenmint_proto::feed::Revocation;
-use tokenmint_store::{CredentialFilter, NewRevocation, Organization, StoreError};
+use tokenmint_store::{CredentialFilter, Guard, NewRevocation, Organization, Rotation, StoreError};
 
 /// Default overlap of a rotation: the old secret keeps working for a day.
 pub const DEFAULT_ROTATION_OVERLAP_SECS: u64 = 86_400;
 /// Longest overlap or expiry accepted (ten years).
 pub const MAX_DURATION_SECS: u64 = 10 * 366 * 86_400;
 
-/// Who is acting, for authorization decisions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
-    /// The platform admin: every organization, system scopes.
-    Platform { principal: String },
-    /// An organization admin (portal user or org-scoped caller).
-    OrgAdmin { principal: String, org: String },
-    /// Read-only member of an organization.
-    OrgViewer { principal: String, org: String },
+/// Rotations of one credential less than this far apart are refused: a concurrent second
+/// rotation would end (or cut short) the secret the first one just handed out.
+pub const ROTATION_SETTLE_SECS: i64 = 5;
+
+/// Asks the policy, and turns a refusal into the answer. `what` names the target's kind for
+/// "not found".
+pub fn authorize(
+    actor: &Actor,
+    action: Action,
+    target: &Target<'_>,
+    what: &'static str,
+) -> Result<(), ApiError> {
+    policy::may(actor, action, target).map_err(|d| denied(d, what))
 }
 
-impl Actor {
-    pub fn principal(&self) -> &str {
-        match self {
-            Self::Platform { principal }
-            | Self::OrgAdmin { principal, .. }
-            | Self::OrgViewer { principal, .. } => principal,
+/// The answer to a refusal of the policy.
+pub fn denied(d: Denied, what: &'static str) -> ApiError {
+    match d {
+        Denied::NotFound => ApiError::not_found(what),
+        Denied::Forbidden { reason, needs } => ApiError::Forbidden { reason: reason.into(), needs },
+        Denied::Conflict { reason } => ApiError::Conflict(reason.into()),
+    }
+}
+
+/// Which organization a list covers: the one asked for, or, when none is, every organization
+/// if the policy lets the actor list across them, else the actor's own.
+pub fn list_scope(
+    actor: &Actor,
+    action: Action,
+    org: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    match org {
+        Some(o) => {
+            authorize(actor, action, &Target::Org(&o), "organization")?;
+            Ok(Some(o))
+        }
+        None if policy::may(actor, action, &Target::Platform).is_ok() => Ok(None),
+        None => {
+            let own = actor.org().to_owned();
+            authorize(actor, action, &Target::Org(&own), "organization")?;
+            Ok(Some(own))
         }
     }
+}
 
-    pub fn is_platform(&self) -> bool {
-        matches!(self, Self::Platform { .. })
-    }
+/// What the store re-checks when the actor's write commits.
+pub fn guard(state: &AppState, actor: &Actor, keep_platform_admin: bool) -> Guard {
+    Guard { actor: actor.guard_actor(), now: state.now(), keep_platform_admin }
+}
 
-    /// Whether the actor may read the organization's data.
-    pub fn can_read(&self, org: &str) -> bool {
-        match self {
-            Self::Platform { .. } => true,
-            Self::OrgAdmin { org: o, .. } | Self::OrgViewer { org: o, .. } => o == org,
-        }
-    }
-
-    /// Whether the actor may change the organization's data.
-    pub fn can_write(&self, org: &str) -> bool {
-        match self {
-            Self::Platform { .. } => true,
-            Self::OrgAdmin { org: o, .. } => o == org,
-            Self::OrgViewer { .. } => false,
-        }
-    }
-
-    pub(crate) fn require_read(&self, org: &str) -> Result<(), ApiError> {
-        // Another organization's credential is reported as missing, not as forbidden, so that
-        // its existence is not revealed.
-        if self.can_read(org) { Ok(()) } else { Err(ApiError::not_found("credential")) }
-    }
-
-    pub(crate) fn require_write(&self, org: &str) -> Result<(), ApiError> {
-        self.require_read(org)?;
-        if self.can_write(org) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden { scope: "organization admin".into() })
-        }
+/// A credential as the policy sees it.
+pub fn credential_ref(c: &Credential) -> CredentialRef<'_> {
+    CredentialRef {
+        org: &c.org,
+        client_id: Some(c.client_id.as_str()),
+        system_scopes: c.permissions.has_system_scopes(),
+        loses_admin: false,
     }
 }
 
@@ -199,12 +208,10 @@ fn validate_rate_limit(n: u32) -> Result<u32, ApiError> {
     Ok(n)
 }
 
-fn parse_permissions(
-    state: &AppState,
-    items: &[String],
-    actor: &Actor,
-) -> Result<Permissions, ApiError> {
-    Permissions::parse(items, &state.config.product_areas, actor.is_platform())
+/// Parses permissions, system scopes included: whether the actor may grant those is the
+/// policy's decision, made on the result.
+fn parse_permissions(state: &AppState, items: &[String]) -> Result<Permissions, ApiError> {
+    Permissions::parse(items, &state.config.product_areas, true)
         .map_err(|e| ApiError::validation("permissions", e.to_string()))
 }
 
@@ -254,12 +261,16 @@ pub async fn create_credential(
 ) -> Result<dto::CreatedCredential, ApiError> {
     let slug =
         OrgSlug::parse(input.org.trim()).map_err(|e| ApiError::validation("org", e.to_string()))?;
-    actor
-        .require_write(slug.as_str())
-        .map_err(|_| ApiError::Forbidden { scope: "organization admin".into() })?;
+    let permissions = parse_permissions(state, &input.permissions)?;
+    let target = CredentialRef {
+        org: slug.as_str(),
+        client_id: None,
+        system_scopes: permissions.has_system_scopes(),
+        loses_admin: false,
+    };
+    authorize(actor, Action::CreateCredential, &Target::Credential(target), "organization")?;
     let now = state.now();
     let name = validate_name(&input.name)?;
-    let permissions = parse_permissions(state, &input.permissions, actor)?;
     let audiences = validate_audiences(&input.audiences)?;
     let lifetime = match input.token_lifetime_seconds {
         Some(explicit) => validate_lifetime(state, explicit)?,
@@ -290,16 +301,22 @@ pub async fn create_credential(
         revision: 1,
     };
     let org = Organization { slug: slug.to_string(), name: slug.to_string(), created_at: now };
-    // Org admins cannot create organizations; only the platform creates them on the fly.
-    let org_arg = if actor.is_platform() { Some(&org) } else { None };
-    state.store.create_credential(&credential, org_arg).await.map_err(|e| match e {
-        StoreError::NotFound(_) => {
-            ApiError::validation("org", format!("organization '{slug}' does not exist"))
-        }
-        other => other.into(),
-    })?;
+    // Whoever may create organizations may name a new one here; anyone else needs it to exist.
+    let may_create_org = policy::may(actor, Action::CreateOrganization, &Target::Platform).is_ok();
+    let org_arg = may_create_org.then_some(&org);
+    state
+        .store
+        .create_credential(&credential, org_arg, &guard(state, actor, false))
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => {
+                ApiError::validation("org", format!("organization '{slug}' does not exist"))
+            }
+            other => other.into(),
+        })?;
     after_write(state).await;
-    tracing::info!(client_id = %credential.client_id, org = %credential.org, actor = actor.principal(), "credential created");
+    let principal = actor.principal();
+    tracing::info!(client_id = %credential.client_id, org = %credential.org, actor = %principal, "credential created");
     record(
         state,
         actor,
@@ -321,19 +338,50 @@ pub async fn create_credential(
     })
 }
 
+/// Loads a credential and asks the policy whether `actor` may do `action` to it. A missing one
+/// is asked about too, so an actor who may not act on credentials at all is refused the same
+/// way whether or not the id exists.
+async fn load_credential(
+    state: &AppState,
+    actor: &Actor,
+    client_id: &str,
+    action: Action,
+) -> Result<Credential, ApiError> {
+    let found = if ClientId::parse(client_id).is_ok() {
+        state.store.get_credential(client_id).await?
+    } else {
+        None
+    };
+    match found {
+        Some(c) => {
+            authorize(actor, action, &Target::Credential(credential_ref(&c)), "credential")?;
+            Ok(c)
+        }
+        None => {
+            authorize(actor, action, &Target::Missing, "credential")?;
+            Err(ApiError::not_found("credential"))
+        }
+    }
+}
+
+/// Asks the policy whether `actor` may do `action` to the credential, before a form about it is
+/// read or shown.
+pub async fn check_credential(
+    state: &AppState,
+    actor: &Actor,
+    client_id: &str,
+    action: Action,
+) -> Result<Credential, ApiError> {
+    load_credential(state, actor, client_id, action).await
+}
+
 /// Loads a credential the actor may read.
 pub async fn get_credential(
     state: &AppState,
     actor: &Actor,
     client_id: &str,
 ) -> Result<Credential, ApiError> {
-    let c = state
-        .store
-        .get_credential(client_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("credential"))?;
-    actor.require_read(&c.org)?;
-    Ok(c)
+    load_credential(state, actor, client_id, Action::ReadCredential).await
 }
 
 pub async fn list_credentials(
@@ -343,15 +391,7 @@ pub async fn list_credentials(
     cursor: Option<String>,
     limit: Option<u32>,
 ) -> Result<dto::Page<dto::Credential>, ApiError> {
-    let org = match actor {
-        Actor::Platform { .. } => org,
-        Actor::OrgAdmin { org: own, .. } | Actor::OrgViewer { org: own, .. } => {
-            if org.as_ref().is_some_and(|o| o != own) {
-                return Ok(dto::Page { items: vec![], next_cursor: None });
-            }
-            Some(own.clone())
-        }
-    };
+    let org = list_scope(actor, Action::ListCredentials, org)?;
     let filter = CredentialFilter { org, after: cursor, limit: limit.unwrap_or(100).clamp(1, 500) };
     let page = state.store.list_credentials(&filter).await.map_err(|e| match e {
         StoreError::Conflict(_) => {
@@ -362,25 +402,38 @@ pub async fn list_credentials(
     Ok(dto::Page { items: page.items.iter().map(view).collect(), next_cursor: page.next })
 }
 
-/// Applies `change` to a fresh copy of the credential and stores it, retrying once if another
-/// writer got there first.
-async fn modify<F>(
+/// A change to make to a credential: it edits the copy it is given (at `now`, microseconds)
+/// and returns the feed entry to append with it, if any.
+type Change<'a> =
+    dyn FnMut(&mut Credential, i64, u32) -> Result<Option<NewRevocation>, ApiError> + Send + 'a;
+
+/// Applies `change` to a fresh copy of the credential and stores it, retrying if another writer
+/// got there first. The policy is asked about the credential as it is, then again about what
+/// the change makes of it (a grant of a system scope, the loss of `tokenmint:admin`); the store
+/// re-checks the actor and the platform's last admin when the write commits.
+async fn modify(
     state: &AppState,
     actor: &Actor,
     client_id: &str,
-    mut change: F,
-) -> Result<Credential, ApiError>
-where
-    F: FnMut(&mut Credential, UnixTime) -> Result<Option<NewRevocation>, ApiError>,
-{
+    action: Action,
+    change: &mut Change<'_>,
+) -> Result<Credential, ApiError> {
     for attempt in 0..3 {
-        let current = get_credential(state, actor, client_id).await?;
-        actor.require_write(&current.org)?;
-        let now = state.now();
+        let current = load_credential(state, actor, client_id, action).await?;
+        let now_micros = state.clock.now_micros();
         let mut next = current.clone();
-        let revocation = change(&mut next, now)?;
-        next.updated_at = now;
-        match state.store.update_credential(&next, revocation.as_ref()).await {
+        let revocation = change(&mut next, now_micros, state.config.max_token_lifetime)?;
+        let after = CredentialRef {
+            system_scopes: current.permissions.has_system_scopes()
+                || next.permissions.has_system_scopes(),
+            loses_admin: current.permissions.is_platform_admin()
+                && !next.permissions.is_platform_admin(),
+            ..credential_ref(&current)
+        };
+        authorize(actor, action, &Target::Credential(after), "credential")?;
+        next.updated_at = now_micros.div_euclid(1_000_000);
+        let guard = guard(state, actor, current.permissions.is_platform_admin());
+        match state.store.update_credential(&next, revocation.as_ref(), &guard).await {
             Ok(()) => {
                 after_write(state).await;
                 return Ok(next);
@@ -392,12 +445,25 @@ where
     Err(ApiError::Conflict("the credential is being changed concurrently; retry".into()))
 }
 
+/// Whether `next` may do anything `current` could not: a scope or an audience taken away.
+/// A credential without audiences gets tokens for the issuer, so giving it its first audience
+/// takes the issuer away.
+fn narrows(current: &Credential, next: &Credential) -> bool {
+    let scopes = next.permissions.scopes();
+    let lost_scope = current.permissions.scopes().iter().any(|s| !scopes.contains(s));
+    let lost_audience = current.audiences.iter().any(|a| !next.audiences.contains(a))
+        || (current.audiences.is_empty() && !next.audiences.is_empty());
+    lost_scope || lost_audience
+}
+
 pub async fn update_credential(
     state: &AppState,
     actor: &Actor,
     client_id: &str,
     input: dto::UpdateCredential,
 ) -> Result<dto::Credential, ApiError> {
+    // Refuse an actor who may not edit this credential before saying anything about the input.
+    load_credential(state, actor, client_id, Action::EditCredential).await?;
     if input.expires_in_seconds.is_some() && input.never_expires == Some(true) {
         return Err(ApiError::validation(
             "never_expires",
@@ -412,21 +478,18 @@ pub async fn update_credential(
     }
     let name = input.name.as_deref().map(validate_name).transpose()?;
     let permissions =
-        input.permissions.as_deref().map(|p| parse_permissions(state, p, actor)).transpose()?;
+        input.permissions.as_deref().map(|p| parse_permissions(state, p)).transpose()?;
     let audiences = input.audiences.as_deref().map(validate_audiences).transpose()?;
     let lifetime = input.token_lifetime_seconds.map(|l| validate_lifetime(state, l)).transpose()?;
     let rate_limit = input.rate_limit_per_minute.map(validate_rate_limit).transpose()?;
-    let c = modify(state, actor, client_id, |c, now| {
+    let mut narrowed = false;
+    let c = modify(state, actor, client_id, Action::EditCredential, &mut |c, now_micros, max| {
+        let before = c.clone();
+        let now = now_micros.div_euclid(1_000_000);
         if let Some(n) = &name {
             c.name = n.clone();
         }
         if let Some(p) = &permissions {
-            // An org admin must not strip system scopes a platform admin granted, nor add any.
-            if !actor.is_platform() && c.permissions.has_system_scopes() {
-                return Err(ApiError::Forbidden {
-                    scope: tokenmint_proto::system_scopes::ADMIN.into(),
-                });
-            }
             c.permissions = p.clone();
         }
         if let Some(a) = &audiences {
@@ -447,10 +510,15 @@ pub async fn update_credential(
         if input.clear_rate_limit == Some(true) {
             c.rate_limit_per_minute = None;
         }
-        Ok(None)
+        // A narrower grant is a revocation: tokens issued before it carry what was taken away,
+        // so they go the way of a deactivation's, through the same feed entry. A wider grant
+        // takes nothing away and revokes nothing.
+        narrowed = narrows(&before, c);
+        Ok(narrowed.then(|| revoke_all(c, now_micros, max)))
     })
     .await?;
-    tracing::info!(client_id, actor = actor.principal(), "credential updated");
+    let principal = actor.principal();
+    tracing::info!(client_id, actor = %principal, narrowed, "credential updated");
     record(
         state,
         actor,
@@ -464,36 +532,24 @@ pub async fn update_credential(
             "token_lifetime_seconds": c.token_lifetime_secs,
             "expires_at": c.expires_at,
             "rate_limit_per_minute": c.rate_limit_per_minute,
+            "tokens_revoked": narrowed,
         }),
     );
     Ok(view(&c))
 }
 
-/// Marks every token of the credential issued up to now as revoked, and publishes it.
-fn revoke_all(c: &mut Credential, now: UnixTime, max_lifetime: u32) -> NewRevocation {
-    // `iat` has one-second resolution: revoke the current second too. New tokens are then
-    // issued with an `iat` no earlier than this instant (see the token endpoint).
-    let before = now + 1;
-    c.tokens_revoked_before = Some(c.tokens_revoked_before.map_or(before, |t| t.max(before)));
+/// Revokes every token of the credential issued up to `now_micros`, and publishes it.
+fn revoke_all(c: &mut Credential, now_micros: i64, max_lifetime: u32) -> NewRevocation {
+    let cutoff = RevocationCutoff::next(c.tokens_revoked_before, now_micros);
+    c.tokens_revoked_before = Some(cutoff);
     NewRevocation {
         revocation: Revocation::Credential {
             client_id: c.client_id.to_string(),
-            issued_before: before,
+            issued_before: cutoff.second(),
+            issued_before_jti: Some(cutoff.jti_boundary()),
         },
-        expires_at: before + i64::from(max_lifetime) + 60,
+        expires_at: cutoff.second() + 1 + i64::from(max_lifetime) + 60,
     }
-}
-
-/// A caller acting on its own credential could lock itself (often the only platform admin)
-/// out with one request; that needs another credential.
-fn refuse_self_lockout(actor: &Actor, client_id: &str, what: &str) -> Result<(), ApiError> {
-    if actor.principal().strip_prefix("credential:") == Some(client_id) {
-        return Err(ApiError::Conflict(format!(
-            "a credential cannot {what} itself: that would lock its caller out; \
-             use another admin credential"
-        )));
-    }
-    Ok(())
 }
 
 pub async fn set_status(
@@ -502,25 +558,26 @@ pub async fn set_status(
     client_id: &str,
     status: CredentialStatus,
 ) -> Result<dto::Credential, ApiError> {
-    if status == CredentialStatus::Deactivated {
-        refuse_self_lockout(actor, client_id, "deactivate")?;
-    }
-    let max = state.config.max_token_lifetime;
-    let c = modify(state, actor, client_id, |c, now| {
+    let action = match status {
+        CredentialStatus::Deactivated => Action::DeactivateCredential,
+        CredentialStatus::Active => Action::ActivateCredential,
+    };
+    let c = modify(state, actor, client_id, action, &mut |c, now_micros, max| {
         if c.status == status {
             return Ok(None);
         }
         c.status = status;
         Ok(match status {
-            CredentialStatus::Deactivated => Some(revoke_all(c, now, max)),
+            CredentialStatus::Deactivated => Some(revoke_all(c, now_micros, max)),
             CredentialStatus::Active => None,
         })
     })
     .await?;
+    let principal = actor.principal();
     tracing::info!(
         client_id,
         status = status.as_str(),
-        actor = actor.principal(),
+        actor = %principal,
         "credential status changed"
     );
     let kind = match status {
@@ -531,27 +588,37 @@ pub async fn set_status(
     Ok(view(&c))
 }
 
+/// The first instant a cut-off leaves alone (RFC 3339 with microseconds).
+fn after_cutoff(cutoff: Option<RevocationCutoff>) -> OffsetDateTime {
+    let micros = cutoff.map_or(0, |c| c.micros().saturating_add(1));
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 pub async fn revoke_tokens(
     state: &AppState,
     actor: &Actor,
     client_id: &str,
 ) -> Result<dto::TokensRevoked, ApiError> {
-    refuse_self_lockout(actor, client_id, "revoke the tokens of")?;
-    let max = state.config.max_token_lifetime;
-    let c = modify(state, actor, client_id, |c, now| Ok(Some(revoke_all(c, now, max)))).await?;
-    tracing::info!(client_id, actor = actor.principal(), "all tokens of the credential revoked");
+    let c = modify(state, actor, client_id, Action::RevokeCredentialTokens, &mut |c, now, max| {
+        Ok(Some(revoke_all(c, now, max)))
+    })
+    .await?;
+    let principal = actor.principal();
+    tracing::info!(client_id, actor = %principal, "all tokens of the credential revoked");
+    let issued_before = after_cutoff(c.tokens_revoked_before);
     record(
         state,
         actor,
         AuditKind::TokensRevoked,
         &c.org,
         Some(client_id),
-        serde_json::json!({"issued_before": c.tokens_revoked_before}),
+        serde_json::json!({
+            "issued_before": c.tokens_revoked_before.map(|t| t.second() + 1),
+            "cutoff_micros": c.tokens_revoked_before.map(RevocationCutoff::micros),
+        }),
     );
-    Ok(dto::TokensRevoked {
-        client_id: client_id.to_owned(),
-        issued_before: instant(c.tokens_revoked_before.unwrap_or(0)),
-    })
+    Ok(dto::TokensRevoked { client_id: client_id.to_owned(), issued_before })
 }
 
 pub async fn rotate_secret(
@@ -560,8 +627,7 @@ pub async fn rotate_secret(
     client_id: &str,
     input: dto::RotateSecret,
 ) -> Result<dto::RotatedSecret, ApiError> {
-    let c = get_credential(state, actor, client_id).await?;
-    actor.require_write(&c.org)?;
+    let c = load_credential(state, actor, client_id, Action::RotateSecret).await?;
     let overlap = input.overlap_seconds.unwrap_or(DEFAULT_ROTATION_OVERLAP_SECS);
     if overlap > MAX_DURATION_SECS {
         return Err(ApiError::validation(
@@ -572,12 +638,20 @@ pub async fn rotate_secret(
     let now = state.now();
     let old_expire = now + overlap as i64;
     let (secret, stored) = new_secret(now, &state.hasher);
-    state.store.add_secret(client_id, &stored, Some(old_expire), now).await?;
+    let rotation = Rotation {
+        secret: stored.clone(),
+        expire_others_at: Some(old_expire),
+        max_live: MAX_LIVE_SECRETS,
+        settle_secs: ROTATION_SETTLE_SECS,
+    };
+    let guard = guard(state, actor, c.permissions.is_platform_admin());
+    state.store.add_secret(client_id, &rotation, &guard).await?;
     after_write(state).await;
+    let principal = actor.principal();
     tracing::info!(
         client_id,
         overlap_seconds = overlap,
-        actor = actor.principal(),
+        actor = %principal,
         "secret rotated"
     );
     record(
@@ -602,12 +676,12 @@ pub async fn delete_secret(
     client_id: &str,
     secret_id: &str,
 ) -> Result<(), ApiError> {
-    refuse_self_lockout(actor, client_id, "delete a secret of")?;
-    let c = get_credential(state, actor, client_id).await?;
-    actor.require_write(&c.org)?;
-    state.store.delete_secret(client_id, secret_id, state.now()).await?;
+    let c = load_credential(state, actor, client_id, Action::DeleteSecret).await?;
+    let guard = guard(state, actor, c.permissions.is_platform_admin());
+    state.store.delete_secret(client_id, secret_id, &guard).await?;
     after_write(state).await;
-    tracing::info!(client_id, secret_id, actor = actor.principal(), "secret deleted");
+    let principal = actor.principal();
+    tracing::info!(client_id, secret_id, actor = %principal, "secret deleted");
     record(
         state,
         actor,
@@ -624,9 +698,7 @@ pub async fn create_organization(
     actor: &Actor,
     input: dto::CreateOrganization,
 ) -> Result<dto::Organization, ApiError> {
-    if !actor.is_platform() {
-        return Err(ApiError::Forbidden { scope: tokenmint_proto::system_scopes::ADMIN.into() });
-    }
+    authorize(actor, Action::CreateOrganization, &Target::Platform, "organization")?;
     let slug = OrgSlug::parse(input.slug.trim())
         .map_err(|e| ApiError::validation("slug", e.to_string()))?;
     let name = match input.name.as_deref() {
@@ -635,7 +707,7 @@ pub async fn create_organization(
         None => slug.to_string(),
     };
     let org = Organization { slug: slug.to_string(), name, created_at: state.now() };
-    state.store.create_organization(&org).await?;
+    state.store.create_organization(&org, &guard(state, actor, false)).await?;
     record(
         state,
         actor,
@@ -645,4 +717,32 @@ pub async fn create_organization(
         serde_json::json!({"name": org.name}),
     );
     Ok(org_view(&org))
+}
+
+pub async fn list_organizations(
+    state: &AppState,
+    actor: &Actor,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<dto::Page<dto::Organization>, ApiError> {
+    authorize(actor, Action::ListOrganizations, &Target::Platform, "organization")?;
+    let page = state.store.list_organizations(cursor, limit.unwrap_or(100).clamp(1, 500)).await?;
+    Ok(dto::Page { items: page.items.iter().map(org_view).collect(), next_cursor: page.next })
+}
+
+pub async fn get_organization(
+    state: &AppState,
+    actor: &Actor,
+    slug: &str,
+) -> Result<dto::Organization, ApiError> {
+    match state.store.get_organization(slug).await? {
+        Some(org) => {
+            authorize(actor, Action::ReadOrganization, &Target::Org(&org.slug), "organization")?;
+            Ok(org_view(&org))
+        }
+        None => {
+            authorize(actor, Action::ReadOrganization, &Target::Missing, "organization")?;
+            Err(ApiError::not_found("organization"))
+        }
+    }
 }

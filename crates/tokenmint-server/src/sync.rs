@@ -21,10 +21,9 @@ pub async fn sync_now(state: &AppState) -> Result<(), StoreError> {
         let changes = state.store.changes_after(*last, PAGE).await?;
         for c in &changes {
             match c.entity {
-                Entity::Credential => {
-                    state.credentials.invalidate(&c.key);
-                    state.limits.reset(&c.key);
-                }
+                // The credential's token-request limit keeps its state: an edit (even of the
+                // limit itself) must not hand a client a fresh burst.
+                Entity::Credential => state.credentials.invalidate(&c.key),
                 Entity::Key => keys_changed = true,
                 Entity::Revocation => revocations_changed = true,
                 Entity::Organization => {}

@@ -1,6 +1,6 @@
 //! Portal users: Argon2id password hashing and the user operations that the admin API (and so
-//! the CLI) and the portal share, with the same [`Actor`] rules as credentials: org admins
-//! manage their own organization's users, the platform manages everyone.
+//! the CLI) and the portal share, authorized by the one policy ([`crate::service::policy`]):
+//! org admins manage their own organization's users, the platform manages everyone.
 //!
 //! Passwords are the one human-chosen secret tokenmint keeps, so they get a deliberately slow,
 //! memory-hard hash (Argon2id with the `argon2` crate's defaults, which follow OWASP's
@@ -9,7 +9,7 @@
 
 use crate::audit::AuditKind;
 use crate::error::ApiError;
-use crate::service::{Actor, instant, record};
+use crate::service::{self, Action, Actor, Target, authorize, instant, policy, record};
 use crate::state::AppState;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -134,41 +134,62 @@ pub fn user_view(u: &PortalUser) -> dto::User {
 
 /// The actor a signed-in portal user acts as.
 pub fn actor_for(u: &PortalUser) -> Actor {
-    let principal = format!("user:{}", u.email);
-    match u.role {
-        UserRole::Platform => Actor::Platform { principal },
-        UserRole::Admin => Actor::OrgAdmin { principal, org: u.org.clone() },
-        UserRole::Viewer => Actor::OrgViewer { principal, org: u.org.clone() },
-    }
+    Actor::User { id: u.id.clone(), email: u.email.clone(), org: u.org.clone(), role: u.role }
 }
 
 fn user_not_found() -> ApiError {
     ApiError::not_found("user")
 }
 
+/// What a role allows, said plainly, for the answer to creating a user (the API's and the
+/// CLI's): a user made for the organization that holds the platform-admin credentials is not,
+/// by being there, a platform administrator.
+pub fn role_grants(role: UserRole, org: &str) -> String {
+    match role {
+        UserRole::Platform => "platform: manages every organization, including the credentials \
+                               holding tokenmint:* scopes and the platform users"
+            .to_owned(),
+        UserRole::Admin => {
+            let mut text = format!(
+                "admin of organization '{org}': manages its credentials and users; credentials \
+                 holding tokenmint:* scopes and platform users stay with the platform"
+            );
+            if org == crate::bootstrap::PLATFORM_ORG {
+                text.push_str(
+                    "; this is not a platform role: it cannot touch this organization's \
+                     platform-admin credentials (only --role platform, given by the platform, can)",
+                );
+            }
+            text
+        }
+        UserRole::Viewer => format!(
+            "viewer of organization '{org}': reads its credentials, users and audit log, changes \
+             nothing"
+        ),
+    }
+}
+
 pub async fn create_user(
     state: &AppState,
     actor: &Actor,
     input: dto::CreateUser,
-) -> Result<dto::User, ApiError> {
+) -> Result<dto::CreatedUser, ApiError> {
     let slug =
         OrgSlug::parse(input.org.trim()).map_err(|e| ApiError::validation("org", e.to_string()))?;
-    actor
-        .require_write(slug.as_str())
-        .map_err(|_| ApiError::Forbidden { scope: "organization admin".into() })?;
-    let email = validate_email(&input.email)?;
     let role = role_from_dto(input.role.unwrap_or(dto::UserRole::Admin));
-    if role == UserRole::Platform && !actor.is_platform() {
-        return Err(ApiError::Forbidden { scope: tokenmint_proto::system_scopes::ADMIN.into() });
-    }
+    let target = Target::User { org: slug.as_str(), id: None, role };
+    authorize(actor, Action::CreateUser, &target, "organization")?;
+    let email = validate_email(&input.email)?;
     let password = Password::new(input.password);
     validate_password(&password)?;
     let password_hash = hash_password(password).await?;
     let now = state.now();
-    if actor.is_platform() && state.store.get_organization(slug.as_str()).await?.is_none() {
+    let guard = service::guard(state, actor, false);
+    let may_create_org = policy::may(actor, Action::CreateOrganization, &Target::Platform).is_ok();
+    if may_create_org && state.store.get_organization(slug.as_str()).await?.is_none() {
         // The platform may name a new organization, as when it creates a credential.
         let org = Organization { slug: slug.to_string(), name: slug.to_string(), created_at: now };
-        match state.store.create_organization(&org).await {
+        match state.store.create_organization(&org, &guard).await {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -184,14 +205,27 @@ pub async fn create_user(
         updated_at: now,
         last_sign_in_at: None,
     };
-    state.store.create_user(&user).await.map_err(|e| match e {
+    // Emails are unique across organizations (a user signs in with the email alone). Someone
+    // who may list every user learns that the email is taken; an organization's admin gets
+    // the same words whether it is taken in their organization or in another, which is never
+    // named.
+    let sees_everyone = policy::may(actor, Action::ListUsers, &Target::Platform).is_ok();
+    state.store.create_user(&user, &guard).await.map_err(|e| match e {
         StoreError::NotFound(_) => {
             ApiError::validation("org", format!("organization '{slug}' does not exist"))
         }
-        StoreError::Conflict(_) => ApiError::validation("email", "a user with this email exists"),
+        StoreError::Conflict(_) if sees_everyone => {
+            ApiError::Conflict("a user with this email already exists".into())
+        }
+        StoreError::Conflict(_) => ApiError::Conflict(
+            "this email address cannot be added: if the person is already a user of your \
+             organization they are in the list; otherwise use another address"
+                .into(),
+        ),
         other => other.into(),
     })?;
-    tracing::info!(user_id = %user.id, org = %user.org, actor = actor.principal(), "portal user created");
+    let principal = actor.principal();
+    tracing::info!(user_id = %user.id, org = %user.org, actor = %principal, "portal user created");
     record(
         state,
         actor,
@@ -200,7 +234,7 @@ pub async fn create_user(
         None,
         serde_json::json!({"user_id": user.id, "email": user.email, "role": user.role.as_str()}),
     );
-    Ok(user_view(&user))
+    Ok(dto::CreatedUser { role_grants: role_grants(user.role, &user.org), user: user_view(&user) })
 }
 
 pub async fn list_users(
@@ -208,15 +242,7 @@ pub async fn list_users(
     actor: &Actor,
     org: Option<String>,
 ) -> Result<Vec<dto::User>, ApiError> {
-    let org = match actor {
-        Actor::Platform { .. } => org,
-        Actor::OrgAdmin { org: own, .. } | Actor::OrgViewer { org: own, .. } => {
-            if org.as_ref().is_some_and(|o| o != own) {
-                return Ok(vec![]);
-            }
-            Some(own.clone())
-        }
-    };
+    let org = service::list_scope(actor, Action::ListUsers, org)?;
     let users = state.store.list_users(org.as_deref()).await?;
     Ok(users.iter().map(user_view).collect())
 }
@@ -226,17 +252,19 @@ pub async fn deactivate_user(
     actor: &Actor,
     id: &str,
 ) -> Result<dto::User, ApiError> {
-    let user = state.store.get_user(id).await?.ok_or_else(user_not_found)?;
-    // Another organization's user is reported as missing, not forbidden.
-    actor.require_read(&user.org).map_err(|_| user_not_found())?;
-    actor.require_write(&user.org)?;
-    if user.role == UserRole::Platform && !actor.is_platform() {
-        return Err(ApiError::Forbidden { scope: tokenmint_proto::system_scopes::ADMIN.into() });
-    }
-    let now = state.now();
+    let Some(user) = state.store.get_user(id).await? else {
+        authorize(actor, Action::DeactivateUser, &Target::Missing, "user")?;
+        return Err(user_not_found());
+    };
+    let target = Target::User { org: &user.org, id: Some(&user.id), role: user.role };
+    authorize(actor, Action::DeactivateUser, &target, "user")?;
     if user.status != UserStatus::Deactivated {
-        state.store.set_user_status(id, UserStatus::Deactivated, now).await?;
-        tracing::info!(user_id = id, actor = actor.principal(), "portal user deactivated");
+        state
+            .store
+            .set_user_status(id, UserStatus::Deactivated, &service::guard(state, actor, false))
+            .await?;
+        let principal = actor.principal();
+        tracing::info!(user_id = id, actor = %principal, "portal user deactivated");
         record(
             state,
             actor,

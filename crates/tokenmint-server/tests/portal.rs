@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::browser::{Answer, Browser};
 use common::{Options, TestApp, spawn_app, spawn_with};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
@@ -14,105 +15,6 @@ use std::time::{Duration, Instant};
 const ADMIN_PW: &str = "acme admin password";
 const VIEWER_PW: &str = "acme viewer password";
 const GLOBEX_PW: &str = "globex admin password";
-
-/// A browser without a cookie jar of its own: cookies are carried by hand, redirects are not
-/// followed, so each answer can be looked at.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookies: Vec<(String, String)>,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: header::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn location(&self) -> &str {
-        self.headers.get(header::LOCATION).map(|v| v.to_str().unwrap()).unwrap_or("")
-    }
-
-    /// The first form's CSRF token on the page.
-    fn csrf(&self) -> String {
-        let at = self.body.find(r#"name="csrf" value=""#).expect("a CSRF field");
-        let rest = &self.body[at + r#"name="csrf" value=""#.len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Self {
-        let http =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { http, base: app.base.clone(), cookies: vec![] }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {
-        let res = req.header(header::COOKIE, self.cookie_header()).send().await.unwrap();
-        for v in res.headers().get_all(header::SET_COOKIE) {
-            let v = v.to_str().unwrap();
-            let (pair, _) = v.split_once(';').unwrap_or((v, ""));
-            let (k, val) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != k);
-            if !val.is_empty() && !v.contains("Max-Age=0") {
-                self.cookies.push((k.to_owned(), val.to_owned()));
-            }
-        }
-        Answer {
-            status: res.status(),
-            headers: res.headers().clone(),
-            body: res.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Answer {
-        let req = self.http.get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
-        let req = self.http.post(format!("{}{path}", self.base)).form(form);
-        self.send(req).await
-    }
-
-    async fn post_with_origin(
-        &mut self,
-        path: &str,
-        origin: &str,
-        form: &[(&str, &str)],
-    ) -> Answer {
-        let req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(header::ORIGIN, origin)
-            .form(form);
-        self.send(req).await
-    }
-
-    async fn try_sign_in(&mut self, email: &str, password: &str) -> Answer {
-        let page = self.get("/portal/sign-in").await;
-        assert_eq!(page.status, 200);
-        let csrf = page.csrf();
-        self.post("/portal/sign-in", &[("csrf", &csrf), ("email", email), ("password", password)])
-            .await
-    }
-
-    /// Signs in and returns the session's CSRF token.
-    async fn sign_in(&mut self, email: &str, password: &str) -> String {
-        let res = self.try_sign_in(email, password).await;
-        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
-        assert_eq!(res.location(), "/portal/credentials");
-        let page = self.get("/portal/credentials").await;
-        assert_eq!(page.status, 200);
-        page.csrf()
-    }
-}
 
 async fn create_user(app: &TestApp, org: &str, email: &str, role: &str, password: &str) -> Value {
     let res = app
@@ -552,7 +454,12 @@ async fn the_users_api_creates_lists_and_deactivates_portal_users_and_is_documen
     let dup = app
         .admin(Method::POST, "/users", Some(json!({"org": "acme", "email": "ADMIN@acme.test", "password": "long enough password"})))
         .await;
-    assert_eq!(dup.status(), 422);
+    // A taken email is a conflict, as a taken organization slug is.
+    assert_eq!(dup.status(), 409);
+    let taken_org = app.admin(Method::POST, "/organizations", Some(json!({"slug": "acme"}))).await;
+    assert_eq!(taken_org.status(), 409);
+    let p: Value = dup.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("already exists"), "{p}");
     let short = app
         .admin(
             Method::POST,

@@ -6,10 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test suite")]
 
 use crate::{
-    AlertDelivery, AuditFilter, AuditRecord, CredentialFilter, Entity, NewRevocation, Organization,
-    PortalSession, PortalUser, Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
+    AlertDelivery, AuditFilter, AuditRecord, CredentialFilter, Entity, Guard, GuardActor,
+    NewRevocation, Organization, PortalSession, PortalUser, Refusal, Rotation, Store, StoreError,
+    TokenCount, Usage, UserRole, UserStatus,
 };
-use tokenmint_core::credential::{Credential, CredentialStatus};
+use tokenmint_core::credential::{Credential, CredentialStatus, RevocationCutoff, token_id};
 use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
 use tokenmint_core::scope::Permissions;
 use tokenmint_core::{ClientId, Environment, SecretHash, StoredSecret};
@@ -37,6 +38,11 @@ pub const ALL: &[&str] = &[
     "portal_users_are_unique_by_email_whatever_its_case",
     "portal_users_are_listed_by_organization_and_deactivated",
     "portal_sessions_expire_and_end_with_their_user",
+    "a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing",
+    "a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing",
+    "two_admins_deactivating_each_other_at_once_leave_exactly_one",
+    "rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused",
+    "concurrent_writers_of_every_kind_all_succeed",
 ];
 
 /// Runs the named check.
@@ -90,8 +96,31 @@ pub async fn run(name: &str, store: &dyn Store) {
         "portal_sessions_expire_and_end_with_their_user" => {
             portal_sessions_expire_and_end_with_their_user(store).await
         }
+        "a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing" => {
+            a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing(store).await
+        }
+        "a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing" => {
+            a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing(store).await
+        }
+        "two_admins_deactivating_each_other_at_once_leave_exactly_one" => {
+            two_admins_deactivating_each_other_at_once_leave_exactly_one(store).await
+        }
+        "rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused" => {
+            rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused(store).await
+        }
+        "concurrent_writers_of_every_kind_all_succeed" => {
+            concurrent_writers_of_every_kind_all_succeed(store).await
+        }
         other => panic!("unknown conformance check {other}"),
     }
+}
+
+fn sys(now: i64) -> Guard {
+    Guard::system(now)
+}
+
+fn rotation(secret: &StoredSecret, expire_others_at: Option<i64>) -> Rotation {
+    Rotation { secret: secret.clone(), expire_others_at, max_live: 5, settle_secs: 0 }
 }
 
 fn org(slug: &str) -> Organization {
@@ -151,9 +180,12 @@ async fn meta_values_are_written_once(s: &dyn Store) {
 
 async fn organizations_are_unique_and_listed_in_pages(s: &dyn Store) {
     for slug in ["c", "a", "b"] {
-        s.create_organization(&org(slug)).await.unwrap();
+        s.create_organization(&org(slug), &sys(100)).await.unwrap();
     }
-    assert!(matches!(s.create_organization(&org("a")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.create_organization(&org("a"), &sys(100)).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(s.get_organization("b").await.unwrap(), Some(org("b")));
     assert_eq!(s.get_organization("zz").await.unwrap(), None);
     let p1 = s.list_organizations(None, 2).await.unwrap();
@@ -164,11 +196,11 @@ async fn organizations_are_unique_and_listed_in_pages(s: &dyn Store) {
 }
 
 async fn credentials_round_trip_with_their_secrets(s: &dyn Store) {
-    s.create_organization(&org("acme")).await.unwrap();
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
     let mut c = credential("tmc_one", "acme", 100);
     c.secrets.push(secret("tmc_one-s2", 2, 101));
     c.secrets[1].expires_at = Some(5000);
-    s.create_credential(&c, None).await.unwrap();
+    s.create_credential(&c, None, &sys(100)).await.unwrap();
     let back = s.get_credential("tmc_one").await.unwrap().unwrap();
     assert_eq!(back, c);
     assert_eq!(s.get_credential("tmc_none").await.unwrap(), None);
@@ -179,30 +211,33 @@ async fn credentials_round_trip_with_their_secrets(s: &dyn Store) {
     bare.secrets.clear();
     bare.expires_at = None;
     bare.rate_limit_per_minute = None;
-    s.create_credential(&bare, None).await.unwrap();
+    s.create_credential(&bare, None, &sys(100)).await.unwrap();
     assert_eq!(s.get_credential("tmc_bare").await.unwrap().unwrap(), bare);
 }
 
 async fn creating_a_credential_creates_its_missing_organization(s: &dyn Store) {
     let c = credential("tmc_x", "newco", 100);
-    assert!(matches!(s.create_credential(&c, None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.create_credential(&c, None, &sys(100)).await, Err(StoreError::NotFound(_))));
     assert_eq!(s.get_credential("tmc_x").await.unwrap(), None);
-    s.create_credential(&c, Some(&org("newco"))).await.unwrap();
+    s.create_credential(&c, Some(&org("newco")), &sys(100)).await.unwrap();
     assert!(s.get_organization("newco").await.unwrap().is_some());
     // An existing organization is left alone.
     let c2 = credential("tmc_y", "newco", 101);
     let mut renamed = org("newco");
     renamed.name = "Other".into();
-    s.create_credential(&c2, Some(&renamed)).await.unwrap();
+    s.create_credential(&c2, Some(&renamed), &sys(100)).await.unwrap();
     assert_eq!(s.get_organization("newco").await.unwrap().unwrap().name, "newco Inc.");
 }
 
 async fn duplicate_client_ids_conflict_and_leave_nothing_behind(s: &dyn Store) {
-    s.create_organization(&org("acme")).await.unwrap();
-    s.create_credential(&credential("tmc_dup", "acme", 100), None).await.unwrap();
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_credential(&credential("tmc_dup", "acme", 100), None, &sys(100)).await.unwrap();
     let mut again = credential("tmc_dup", "acme", 200);
     again.secrets = vec![secret("other-secret", 9, 200)];
-    assert!(matches!(s.create_credential(&again, None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.create_credential(&again, None, &sys(100)).await,
+        Err(StoreError::Conflict(_))
+    ));
     let back = s.get_credential("tmc_dup").await.unwrap().unwrap();
     assert_eq!(back.created_at, 100);
     assert_eq!(back.secrets.len(), 1);
@@ -210,65 +245,78 @@ async fn duplicate_client_ids_conflict_and_leave_nothing_behind(s: &dyn Store) {
     // The half of the failed write that touched another table is not there either.
     let mut clash = credential("tmc_new", "acme", 300);
     clash.secrets = vec![secret("tmc_dup-s1", 5, 300)];
-    assert!(s.create_credential(&clash, None).await.is_err());
+    assert!(s.create_credential(&clash, None, &sys(100)).await.is_err());
     assert_eq!(s.get_credential("tmc_new").await.unwrap(), None);
 }
 
 async fn updates_check_the_revision(s: &dyn Store) {
-    s.create_organization(&org("acme")).await.unwrap();
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
     let c = credential("tmc_u", "acme", 100);
-    s.create_credential(&c, None).await.unwrap();
+    s.create_credential(&c, None, &sys(100)).await.unwrap();
     let mut changed = c.clone();
     changed.name = "renamed".into();
     changed.status = CredentialStatus::Deactivated;
-    changed.tokens_revoked_before = Some(150);
+    changed.tokens_revoked_before = Some(RevocationCutoff::at_micros(150_250_000));
     changed.updated_at = 150;
     changed.permissions = Permissions::from_stored(&["billing:write"]);
     changed.audiences = vec![];
     changed.expires_at = None;
     changed.rate_limit_per_minute = None;
     let rev = NewRevocation {
-        revocation: Revocation::Credential { client_id: "tmc_u".into(), issued_before: 150 },
+        revocation: Revocation::Credential {
+            client_id: "tmc_u".into(),
+            issued_before: 150,
+            issued_before_jti: Some(RevocationCutoff::at_micros(150_250_000).jti_boundary()),
+        },
         expires_at: 150 + 3600,
     };
-    s.update_credential(&changed, Some(&rev)).await.unwrap();
+    s.update_credential(&changed, Some(&rev), &sys(0)).await.unwrap();
     changed.revision = 2;
     assert_eq!(s.get_credential("tmc_u").await.unwrap().unwrap(), changed);
     // A stale revision is refused and nothing changes.
     let mut stale = changed.clone();
     stale.name = "stale".into();
     stale.revision = 1;
-    assert!(matches!(s.update_credential(&stale, None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.update_credential(&stale, None, &sys(0)).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(s.get_credential("tmc_u").await.unwrap().unwrap().name, "renamed");
     stale.revision = 2;
-    s.update_credential(&stale, None).await.unwrap();
+    s.update_credential(&stale, None, &sys(0)).await.unwrap();
     let gone = credential("tmc_gone", "acme", 1);
-    assert!(matches!(s.update_credential(&gone, None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.update_credential(&gone, None, &sys(0)).await,
+        Err(StoreError::NotFound(_))
+    ));
     let feed = s.list_revocations(0, 10, 0).await.unwrap();
     assert_eq!(feed.len(), 1);
     assert_eq!(feed[0].revocation, rev.revocation);
 }
 
 async fn rotation_expires_older_secrets_and_deletion_removes_one(s: &dyn Store) {
-    s.create_organization(&org("acme")).await.unwrap();
-    s.create_credential(&credential("tmc_r", "acme", 100), None).await.unwrap();
-    s.add_secret("tmc_r", &secret("s2", 2, 200), Some(500), 200).await.unwrap();
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_credential(&credential("tmc_r", "acme", 100), None, &sys(100)).await.unwrap();
+    s.add_secret("tmc_r", &rotation(&secret("s2", 2, 200), Some(500)), &sys(200)).await.unwrap();
     let c = s.get_credential("tmc_r").await.unwrap().unwrap();
     assert_eq!(c.secrets.len(), 2);
     assert_eq!(c.secrets[0].expires_at, Some(500));
     assert_eq!(c.secrets[1].expires_at, None);
     assert_eq!(c.updated_at, 200);
     // A second rotation never extends an earlier, shorter overlap.
-    s.add_secret("tmc_r", &secret("s3", 3, 300), Some(900), 300).await.unwrap();
+    s.add_secret("tmc_r", &rotation(&secret("s3", 3, 300), Some(900)), &sys(300)).await.unwrap();
     let c = s.get_credential("tmc_r").await.unwrap().unwrap();
     assert_eq!(
         c.secrets.iter().map(|x| x.expires_at).collect::<Vec<_>>(),
         [Some(500), Some(900), None]
     );
-    s.delete_secret("tmc_r", "s2", 310).await.unwrap();
-    assert!(matches!(s.delete_secret("tmc_r", "s2", 311).await, Err(StoreError::NotFound(_))));
+    s.delete_secret("tmc_r", "s2", &sys(310)).await.unwrap();
     assert!(matches!(
-        s.add_secret("tmc_none", &secret("s9", 9, 1), None, 1).await,
+        s.delete_secret("tmc_r", "s2", &sys(311)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.add_secret("tmc_none", &rotation(&secret("s9", 9, 1), None), &sys(1)).await,
         Err(StoreError::NotFound(_))
     ));
     let c = s.get_credential("tmc_r").await.unwrap().unwrap();
@@ -276,8 +324,8 @@ async fn rotation_expires_older_secrets_and_deletion_removes_one(s: &dyn Store) 
 }
 
 async fn usage_only_moves_forward(s: &dyn Store) {
-    s.create_organization(&org("acme")).await.unwrap();
-    s.create_credential(&credential("tmc_use", "acme", 100), None).await.unwrap();
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_credential(&credential("tmc_use", "acme", 100), None, &sys(100)).await.unwrap();
     let u = |at| Usage { client_id: "tmc_use".into(), secret_id: "tmc_use-s1".into(), at };
     s.record_usage(&[u(300), u(200)]).await.unwrap();
     s.record_usage(&[Usage { client_id: "tmc_unknown".into(), secret_id: "x".into(), at: 1 }])
@@ -289,11 +337,13 @@ async fn usage_only_moves_forward(s: &dyn Store) {
 }
 
 async fn credentials_are_listed_in_pages_and_by_organization(s: &dyn Store) {
-    s.create_organization(&org("a")).await.unwrap();
-    s.create_organization(&org("b")).await.unwrap();
+    s.create_organization(&org("a"), &sys(100)).await.unwrap();
+    s.create_organization(&org("b"), &sys(100)).await.unwrap();
     for i in 0..5 {
         let o = if i % 2 == 0 { "a" } else { "b" };
-        s.create_credential(&credential(&format!("tmc_{i}"), o, 100 + i / 2), None).await.unwrap();
+        s.create_credential(&credential(&format!("tmc_{i}"), o, 100 + i / 2), None, &sys(100))
+            .await
+            .unwrap();
     }
     let mut seen = vec![];
     let mut after = None;
@@ -323,18 +373,18 @@ async fn credentials_are_listed_in_pages_and_by_organization(s: &dyn Store) {
 }
 
 async fn keys_are_inserted_once_per_pending_window_and_withdrawn_with_a_feed_entry(s: &dyn Store) {
-    assert!(s.insert_key(&key("k1", 0), Some(0)).await.unwrap());
-    assert!(s.insert_key(&key("k2", 100), Some(10)).await.unwrap());
+    assert!(s.insert_key(&key("k1", 0), Some(0), &sys(0)).await.unwrap());
+    assert!(s.insert_key(&key("k2", 100), Some(10), &sys(0)).await.unwrap());
     // k2 is pending after 10: a second conditional insert in that window is refused.
-    assert!(!s.insert_key(&key("k3", 200), Some(20)).await.unwrap());
+    assert!(!s.insert_key(&key("k3", 200), Some(20), &sys(0)).await.unwrap());
     // An unconditional insert is not.
-    assert!(s.insert_key(&key("k4", 300), None).await.unwrap());
+    assert!(s.insert_key(&key("k4", 300), None, &sys(0)).await.unwrap());
     let keys = s.list_keys().await.unwrap();
     assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["k1", "k2", "k4"]);
     assert_eq!(keys[0], key("k1", 0));
     let rev = NewRevocation { revocation: Revocation::Key { kid: "k4".into() }, expires_at: 9999 };
-    s.withdraw_key("k4", 50, &rev).await.unwrap();
-    assert!(matches!(s.withdraw_key("k4", 51, &rev).await, Err(StoreError::NotFound(_))));
+    s.withdraw_key("k4", &rev, &sys(50)).await.unwrap();
+    assert!(matches!(s.withdraw_key("k4", &rev, &sys(51)).await, Err(StoreError::NotFound(_))));
     assert_eq!(s.list_keys().await.unwrap()[2].withdrawn_at, Some(50));
     assert_eq!(s.list_revocations(0, 10, 0).await.unwrap()[0].revocation, rev.revocation);
     s.delete_keys(&["k1".into()]).await.unwrap();
@@ -364,9 +414,11 @@ async fn revocations_form_a_feed_and_expire(s: &dyn Store) {
 
 async fn every_write_appears_in_the_change_log(s: &dyn Store) {
     let start = s.latest_change().await.unwrap();
-    s.create_credential(&credential("tmc_c", "logco", 100), Some(&org("logco"))).await.unwrap();
-    s.add_secret("tmc_c", &secret("s2", 2, 101), None, 101).await.unwrap();
-    s.insert_key(&key("kc", 0), None).await.unwrap();
+    s.create_credential(&credential("tmc_c", "logco", 100), Some(&org("logco")), &sys(100))
+        .await
+        .unwrap();
+    s.add_secret("tmc_c", &rotation(&secret("s2", 2, 101), None), &sys(101)).await.unwrap();
+    s.insert_key(&key("kc", 0), None, &sys(0)).await.unwrap();
     s.add_revocation(
         &NewRevocation { revocation: Revocation::Token { jti: "j".into() }, expires_at: 500 },
         102,
@@ -391,8 +443,10 @@ async fn every_write_appears_in_the_change_log(s: &dyn Store) {
 }
 
 async fn purge_removes_what_has_expired(s: &dyn Store) {
-    s.create_credential(&credential("tmc_p", "pco", 100), Some(&org("pco"))).await.unwrap();
-    s.add_secret("tmc_p", &secret("s2", 2, 150), Some(200), 150).await.unwrap();
+    s.create_credential(&credential("tmc_p", "pco", 100), Some(&org("pco")), &sys(100))
+        .await
+        .unwrap();
+    s.add_secret("tmc_p", &rotation(&secret("s2", 2, 150), Some(200)), &sys(150)).await.unwrap();
     s.add_revocation(
         &NewRevocation { revocation: Revocation::Token { jti: "old".into() }, expires_at: 300 },
         150,
@@ -542,17 +596,17 @@ fn user(id: &str, org: &str, email: &str, role: UserRole) -> PortalUser {
 }
 
 async fn portal_users_are_unique_by_email_whatever_its_case(s: &dyn Store) {
-    s.create_organization(&org("acme")).await.unwrap();
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
     let ada = user("usr_1", "acme", "Ada@Example.com", UserRole::Admin);
-    s.create_user(&ada).await.unwrap();
+    s.create_user(&ada, &sys(0)).await.unwrap();
     assert_eq!(s.get_user("usr_1").await.unwrap().as_ref(), Some(&ada));
     assert_eq!(s.find_user_by_email("ada@example.COM").await.unwrap().as_ref(), Some(&ada));
     assert_eq!(s.find_user_by_email("bob@example.com").await.unwrap(), None);
     let twin = user("usr_2", "acme", "ADA@example.com", UserRole::Viewer);
-    assert!(matches!(s.create_user(&twin).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.create_user(&twin, &sys(0)).await, Err(StoreError::Conflict(_))));
     assert_eq!(s.get_user("usr_2").await.unwrap(), None);
     let orphan = user("usr_3", "nowhere", "c@example.com", UserRole::Viewer);
-    assert!(matches!(s.create_user(&orphan).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.create_user(&orphan, &sys(0)).await, Err(StoreError::NotFound(_))));
     s.record_sign_in("usr_1", 42).await.unwrap();
     assert_eq!(s.get_user("usr_1").await.unwrap().unwrap().last_sign_in_at, Some(42));
     // The hash is kept out of Debug output.
@@ -560,28 +614,30 @@ async fn portal_users_are_unique_by_email_whatever_its_case(s: &dyn Store) {
 }
 
 async fn portal_users_are_listed_by_organization_and_deactivated(s: &dyn Store) {
-    s.create_organization(&org("acme")).await.unwrap();
-    s.create_organization(&org("globex")).await.unwrap();
-    s.create_user(&user("u1", "acme", "zed@acme.test", UserRole::Viewer)).await.unwrap();
-    s.create_user(&user("u2", "acme", "amy@acme.test", UserRole::Admin)).await.unwrap();
-    s.create_user(&user("u3", "globex", "hank@globex.test", UserRole::Platform)).await.unwrap();
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_organization(&org("globex"), &sys(100)).await.unwrap();
+    s.create_user(&user("u1", "acme", "zed@acme.test", UserRole::Viewer), &sys(0)).await.unwrap();
+    s.create_user(&user("u2", "acme", "amy@acme.test", UserRole::Admin), &sys(0)).await.unwrap();
+    s.create_user(&user("u3", "globex", "hank@globex.test", UserRole::Platform), &sys(0))
+        .await
+        .unwrap();
     let acme = s.list_users(Some("acme")).await.unwrap();
     assert_eq!(acme.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["u2", "u1"]);
     assert_eq!(s.list_users(None).await.unwrap().len(), 3);
     assert_eq!(s.list_users(Some("initech")).await.unwrap(), []);
-    s.set_user_status("u1", UserStatus::Deactivated, 50).await.unwrap();
+    s.set_user_status("u1", UserStatus::Deactivated, &sys(50)).await.unwrap();
     let u1 = s.get_user("u1").await.unwrap().unwrap();
     assert_eq!((u1.status, u1.updated_at), (UserStatus::Deactivated, 50));
     assert_eq!(u1.role, UserRole::Viewer);
     assert!(matches!(
-        s.set_user_status("nobody", UserStatus::Deactivated, 50).await,
+        s.set_user_status("nobody", UserStatus::Deactivated, &sys(50)).await,
         Err(StoreError::NotFound(_))
     ));
 }
 
 async fn portal_sessions_expire_and_end_with_their_user(s: &dyn Store) {
-    s.create_organization(&org("acme")).await.unwrap();
-    s.create_user(&user("u1", "acme", "amy@acme.test", UserRole::Admin)).await.unwrap();
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_user(&user("u1", "acme", "amy@acme.test", UserRole::Admin), &sys(0)).await.unwrap();
     let session = |id: &str, expires_at| PortalSession {
         id_hash: id.into(),
         user_id: "u1".into(),
@@ -603,7 +659,296 @@ async fn portal_sessions_expire_and_end_with_their_user(s: &dyn Store) {
     s.delete_session("h2").await.unwrap();
     assert_eq!(s.get_session("h2", 150).await.unwrap(), None);
     assert!(s.get_session("h3", 150).await.unwrap().is_some());
-    s.set_user_status("u1", UserStatus::Deactivated, 160).await.unwrap();
+    s.set_user_status("u1", UserStatus::Deactivated, &sys(160)).await.unwrap();
     assert_eq!(s.get_session("h3", 150).await.unwrap(), None, "deactivation ends sessions");
     assert!(!format!("{:?}", session("h1", 1)).contains("csrf-"));
+}
+
+/// A platform-admin credential fixture (no expiry, one live secret).
+pub fn admin_credential(client_id: &str, created_at: i64) -> Credential {
+    let mut c = credential(client_id, "platform", created_at);
+    c.permissions = Permissions::from_stored(&["tokenmint:admin"]);
+    c.expires_at = None;
+    c
+}
+
+fn acting(client_id: &str, now: i64) -> Guard {
+    Guard {
+        actor: GuardActor::Credential { client_id: client_id.into(), token: None },
+        now,
+        keep_platform_admin: false,
+    }
+}
+
+fn refused(r: Result<(), StoreError>) -> Refusal {
+    match r {
+        Err(StoreError::Refused(why)) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing(s: &dyn Store) {
+    s.create_organization(&org("platform"), &sys(100)).await.unwrap();
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_credential(&admin_credential("tmc_a", 100), None, &sys(100)).await.unwrap();
+    s.create_credential(&admin_credential("tmc_b", 100), None, &sys(100)).await.unwrap();
+    let target = credential("tmc_t", "acme", 100);
+    s.create_credential(&target, None, &sys(100)).await.unwrap();
+    let mut renamed = target.clone();
+    renamed.name = "renamed".into();
+    // Still authorized: the write goes through.
+    s.update_credential(&renamed, None, &acting("tmc_a", 200)).await.unwrap();
+    renamed.revision = 2;
+
+    // Deactivated, expired, or without tokenmint:admin: refused.
+    let mut b = s.get_credential("tmc_b").await.unwrap().unwrap();
+    b.status = CredentialStatus::Deactivated;
+    s.update_credential(&b, None, &sys(200)).await.unwrap();
+    renamed.name = "by a deactivated admin".into();
+    let why = refused(s.update_credential(&renamed, None, &acting("tmc_b", 200)).await);
+    assert!(matches!(why, Refusal::ActorNoLongerAuthorized { .. }), "{why:?}");
+    assert!(why.to_string().contains("nothing was changed"), "{why}");
+    let mut a = s.get_credential("tmc_a").await.unwrap().unwrap();
+    a.expires_at = Some(300);
+    s.update_credential(&a, None, &sys(200)).await.unwrap();
+    assert!(matches!(
+        refused(s.update_credential(&renamed, None, &acting("tmc_a", 300)).await),
+        Refusal::ActorNoLongerAuthorized { .. }
+    ));
+    // Every guarded kind of write re-checks the actor.
+    let guard = acting("tmc_b", 200);
+    let rot = rotation(&secret("s2", 2, 200), None);
+    assert!(matches!(s.add_secret("tmc_t", &rot, &guard).await, Err(StoreError::Refused(_))));
+    assert!(matches!(
+        s.delete_secret("tmc_t", "tmc_t-s1", &guard).await,
+        Err(StoreError::Refused(_))
+    ));
+    let other = credential("tmc_o", "acme", 200);
+    assert!(matches!(s.create_credential(&other, None, &guard).await, Err(StoreError::Refused(_))));
+    assert!(matches!(s.create_organization(&org("x"), &guard).await, Err(StoreError::Refused(_))));
+    let u = user("u9", "acme", "u9@acme.test", UserRole::Viewer);
+    assert!(matches!(s.create_user(&u, &guard).await, Err(StoreError::Refused(_))));
+    let rev = NewRevocation { revocation: Revocation::Key { kid: "k".into() }, expires_at: 999 };
+    s.insert_key(&key("k", 0), None, &sys(0)).await.unwrap();
+    assert!(matches!(s.withdraw_key("k", &rev, &guard).await, Err(StoreError::Refused(_))));
+    assert!(matches!(s.insert_key(&key("k2", 0), None, &guard).await, Err(StoreError::Refused(_))));
+    let t = s.get_credential("tmc_t").await.unwrap().unwrap();
+    assert_eq!((t.name.as_str(), t.secrets.len()), ("renamed", 1));
+    assert_eq!(s.get_credential("tmc_o").await.unwrap(), None);
+    assert_eq!(s.get_organization("x").await.unwrap(), None);
+    assert_eq!(s.get_user("u9").await.unwrap(), None);
+
+    // A token revoked after it authorized the request no longer acts.
+    let mut a = s.get_credential("tmc_a").await.unwrap().unwrap();
+    a.expires_at = None;
+    a.tokens_revoked_before = Some(RevocationCutoff::at_micros(200_500_000));
+    s.update_credential(&a, None, &sys(200)).await.unwrap();
+    let with_token = |micros: i64| Guard {
+        actor: GuardActor::Credential {
+            client_id: "tmc_a".into(),
+            token: Some((micros / 1_000_000, token_id(micros))),
+        },
+        now: 201,
+        keep_platform_admin: false,
+    };
+    assert!(matches!(
+        refused(s.update_credential(&renamed, None, &with_token(200_100_000)).await),
+        Refusal::ActorNoLongerAuthorized { .. }
+    ));
+    s.update_credential(&renamed, None, &with_token(200_900_000)).await.unwrap();
+
+    // A user: deactivated or given another role since.
+    s.create_user(&user("u1", "acme", "amy@acme.test", UserRole::Admin), &sys(0)).await.unwrap();
+    let as_admin = Guard {
+        actor: GuardActor::User { id: "u1".into(), role: UserRole::Admin },
+        now: 300,
+        keep_platform_admin: false,
+    };
+    let as_viewer = Guard {
+        actor: GuardActor::User { id: "u1".into(), role: UserRole::Viewer },
+        ..as_admin.clone()
+    };
+    s.create_user(&user("u2", "acme", "bo@acme.test", UserRole::Viewer), &as_admin).await.unwrap();
+    assert!(matches!(
+        refused(s.set_user_status("u2", UserStatus::Deactivated, &as_viewer).await),
+        Refusal::ActorNoLongerAuthorized { .. }
+    ));
+    s.set_user_status("u1", UserStatus::Deactivated, &sys(300)).await.unwrap();
+    assert!(matches!(
+        refused(s.set_user_status("u2", UserStatus::Deactivated, &as_admin).await),
+        Refusal::ActorNoLongerAuthorized { .. }
+    ));
+    assert_eq!(s.get_user("u2").await.unwrap().unwrap().status, UserStatus::Active);
+}
+
+async fn a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing(s: &dyn Store) {
+    s.create_organization(&org("platform"), &sys(100)).await.unwrap();
+    s.create_credential(&admin_credential("tmc_a", 100), None, &sys(100)).await.unwrap();
+    s.create_credential(&admin_credential("tmc_b", 100), None, &sys(100)).await.unwrap();
+    let keep = |now| Guard { keep_platform_admin: true, ..sys(now) };
+    // With two admins, one may go.
+    let mut b = s.get_credential("tmc_b").await.unwrap().unwrap();
+    b.status = CredentialStatus::Deactivated;
+    s.update_credential(&b, None, &keep(200)).await.unwrap();
+    // The last one may not, by any path: deactivation, losing the scope, expiry, its last secret.
+    let a = s.get_credential("tmc_a").await.unwrap().unwrap();
+    let mut off = a.clone();
+    off.status = CredentialStatus::Deactivated;
+    let mut demoted = a.clone();
+    demoted.permissions = Permissions::from_stored(&["tokenmint:introspect"]);
+    let mut expiring = a.clone();
+    expiring.expires_at = Some(200);
+    for change in [&off, &demoted, &expiring] {
+        let why = refused(s.update_credential(change, None, &keep(200)).await);
+        assert_eq!(why, Refusal::LastPlatformAdmin);
+        assert!(why.to_string().contains("another admin credential"), "{why}");
+    }
+    assert_eq!(
+        refused(s.delete_secret("tmc_a", "tmc_a-s1", &keep(200)).await),
+        Refusal::LastPlatformAdmin
+    );
+    let ends_now = rotation(&secret("s2", 2, 200), Some(200));
+    let mut ends_now_expired = ends_now.clone();
+    ends_now_expired.secret.expires_at = Some(200);
+    assert_eq!(
+        refused(s.add_secret("tmc_a", &ends_now_expired, &keep(200)).await),
+        Refusal::LastPlatformAdmin
+    );
+    assert_eq!(s.get_credential("tmc_a").await.unwrap().unwrap(), a, "nothing changed");
+    // A rotation that leaves a live secret is fine, and so is reactivating the other admin.
+    s.add_secret("tmc_a", &ends_now, &keep(200)).await.unwrap();
+    let mut b = s.get_credential("tmc_b").await.unwrap().unwrap();
+    b.status = CredentialStatus::Active;
+    s.update_credential(&b, None, &keep(200)).await.unwrap();
+    let a = s.get_credential("tmc_a").await.unwrap().unwrap();
+    let mut off = a.clone();
+    off.status = CredentialStatus::Deactivated;
+    s.update_credential(&off, None, &keep(200)).await.unwrap();
+}
+
+async fn two_admins_deactivating_each_other_at_once_leave_exactly_one(s: &dyn Store) {
+    s.create_organization(&org("platform"), &sys(100)).await.unwrap();
+    for round in 0..10 {
+        let (a, b) = (format!("tmc_a{round}"), format!("tmc_b{round}"));
+        s.create_credential(&admin_credential(&a, 100), None, &sys(100)).await.unwrap();
+        s.create_credential(&admin_credential(&b, 100), None, &sys(100)).await.unwrap();
+        // No other admin: only the guards stand between the two and a locked-out platform.
+        let deactivate = async |actor: &str, target: &str| {
+            let mut t = s.get_credential(target).await.unwrap().unwrap();
+            t.status = CredentialStatus::Deactivated;
+            let guard = Guard { keep_platform_admin: true, ..acting(actor, 200) };
+            s.update_credential(&t, None, &guard).await
+        };
+        let (x, y) = tokio::join!(deactivate(&a, &b), deactivate(&b, &a));
+        let outcomes = [&x, &y];
+        assert_eq!(outcomes.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {x:?} {y:?}");
+        let loser = outcomes.iter().find(|r| r.is_err()).unwrap();
+        assert!(matches!(loser, Err(StoreError::Refused(_))), "{loser:?}");
+        let left = [
+            s.get_credential(&a).await.unwrap().unwrap().status,
+            s.get_credential(&b).await.unwrap().unwrap().status,
+        ];
+        assert_eq!(
+            left.iter().filter(|st| **st == CredentialStatus::Active).count(),
+            1,
+            "round {round}"
+        );
+        // Retire the survivor so the next round starts with two fresh admins only.
+        let survivor = if left[0] == CredentialStatus::Active { &a } else { &b };
+        let mut c = s.get_credential(survivor).await.unwrap().unwrap();
+        c.status = CredentialStatus::Deactivated;
+        s.update_credential(&c, None, &sys(200)).await.unwrap();
+    }
+}
+
+async fn rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused(s: &dyn Store) {
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_credential(&credential("tmc_r", "acme", 100), None, &sys(100)).await.unwrap();
+    let rot = |id: &str, now: i64, overlap: Option<i64>| Rotation {
+        secret: secret(id, 7, now),
+        expire_others_at: overlap.map(|o| now + o),
+        max_live: 3,
+        settle_secs: 5,
+    };
+    // Right after creation a rotation is fine; a second one within the settle time is not.
+    s.add_secret("tmc_r", &rot("s2", 100, Some(0)), &sys(100)).await.unwrap();
+    let why = refused(s.add_secret("tmc_r", &rot("s3", 104, Some(0)), &sys(104)).await);
+    assert_eq!(why, Refusal::RotatedMomentsAgo { seconds_ago: 4, settle_secs: 5 });
+    assert!(why.to_string().contains("delete the secret"), "{why}");
+    // The secret the first rotation handed out still works.
+    let c = s.get_credential("tmc_r").await.unwrap().unwrap();
+    assert_eq!(c.live_secrets(104), 1);
+    assert!(c.secrets.iter().any(|x| x.id == "s2" && x.is_live(104)));
+    // Rotations with an overlap add live secrets up to the cap.
+    s.add_secret("tmc_r", &rot("s3", 110, Some(86_400)), &sys(110)).await.unwrap();
+    s.add_secret("tmc_r", &rot("s4", 120, Some(86_400)), &sys(120)).await.unwrap();
+    let why = refused(s.add_secret("tmc_r", &rot("s5", 130, Some(86_400)), &sys(130)).await);
+    assert_eq!(why, Refusal::TooManyLiveSecrets { live: 3 });
+    assert!(why.to_string().contains("delete one first"), "{why}");
+    // Ending the others at once makes room.
+    s.add_secret("tmc_r", &rot("s5", 130, Some(0)), &sys(130)).await.unwrap();
+    assert_eq!(s.get_credential("tmc_r").await.unwrap().unwrap().live_secrets(130), 1);
+}
+
+async fn concurrent_writers_of_every_kind_all_succeed(s: &dyn Store) {
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_credential(&credential("tmc_w", "acme", 100), None, &sys(100)).await.unwrap();
+    s.create_user(&user("u1", "acme", "amy@acme.test", UserRole::Admin), &sys(0)).await.unwrap();
+    let writers = (0..64).map(|i| async move {
+        let at = 1_000 + i;
+        match i % 6 {
+            0 => s.remember_network("tmc_w", &format!("10.0.{i}.0/24"), at).await.map(|_| ()),
+            1 => {
+                let r = AuditRecord {
+                    seq: 0,
+                    at,
+                    kind: "token.refused".into(),
+                    org: Some("acme".into()),
+                    client_id: Some("tmc_w".into()),
+                    actor: None,
+                    source_ip: None,
+                    reason: Some("wrong_secret".into()),
+                    details: serde_json::Value::Null,
+                };
+                s.append_audit(&[r]).await
+            }
+            2 => {
+                s.add_token_counts(&[TokenCount { client_id: "tmc_w", minute: at, count: 1 }]).await
+            }
+            3 => {
+                let u = Usage { client_id: "tmc_w".into(), secret_id: "tmc_w-s1".into(), at };
+                s.record_usage(&[u]).await
+            }
+            4 => {
+                s.create_session(&PortalSession {
+                    id_hash: format!("h{i}"),
+                    user_id: "u1".into(),
+                    csrf_secret: "c".into(),
+                    created_at: at,
+                    expires_at: at + 60,
+                })
+                .await
+            }
+            _ => {
+                s.record_alert_delivery(&AlertDelivery {
+                    id: format!("a{i}"),
+                    at,
+                    kind: "source_blocked".into(),
+                    target: "log".into(),
+                    payload: "{}".into(),
+                    attempts: 1,
+                    delivered: true,
+                    last_error: None,
+                })
+                .await
+            }
+        }
+    });
+    let results = futures_util::future::join_all(writers).await;
+    let failed: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
+    assert!(failed.is_empty(), "{} of {} writes failed: {failed:?}", failed.len(), results.len());
+    let networks = (0..64).filter(|i| i % 6 == 0).count();
+    let (new, known) = s.remember_network("tmc_w", "192.0.2.0/24", 9_999).await.unwrap();
+    assert!(new);
+    assert_eq!(known, i64::try_from(networks).unwrap());
 }

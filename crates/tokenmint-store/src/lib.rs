@@ -41,6 +41,86 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Backend(String),
+    /// A guarded write was refused at commit time: nothing was written.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// Why a guarded write was refused inside its transaction. Each message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    /// The acting credential or user lost the right to act (deactivated, expired, demoted, its
+    /// tokens revoked) after the request was authorized and before it could commit.
+    #[error(
+        "{principal} is no longer authorized to make this change (it was deactivated, expired, \
+         revoked or lost its role while the request was in progress); nothing was changed"
+    )]
+    ActorNoLongerAuthorized { principal: String },
+    /// The write would leave no working platform-admin credential.
+    #[error(
+        "this change would leave no working credential holding tokenmint:admin (active, \
+         unexpired, with a live secret), which would lock every administrator out; create or \
+         reactivate another admin credential first; nothing was changed"
+    )]
+    LastPlatformAdmin,
+    /// Another rotation of the same credential happened moments ago.
+    #[error(
+        "this credential's secret was rotated {seconds_ago} s ago; a second rotation within \
+         {settle_secs} s is refused so that the secret handed out by the first keeps working; \
+         retry in a few seconds, or delete the secret you want to end now"
+    )]
+    RotatedMomentsAgo { seconds_ago: i64, settle_secs: i64 },
+    /// The credential holds as many live secrets as it may.
+    #[error(
+        "this credential already has {live} live secrets, the most it may hold; delete one first \
+         (tokenmint credentials delete-secret CLIENT_ID SECRET_ID) or rotate with a shorter overlap"
+    )]
+    TooManyLiveSecrets { live: usize },
+}
+
+/// Who a guarded write acts for, re-checked at commit time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardActor {
+    /// tokenmint itself (start-up, maintenance): nothing to re-check.
+    System,
+    /// A credential acting with an access token: at commit it must still be active, unexpired
+    /// and hold `tokenmint:admin`, and the token (`iat`, `jti`) must not have been revoked.
+    Credential { client_id: String, token: Option<(UnixTime, String)> },
+    /// A portal user: at commit still active and still of this role.
+    User { id: String, role: UserRole },
+}
+
+/// Conditions a write must still meet when it commits, checked inside its transaction, where
+/// every other write to the same database is serialised with it (PostgreSQL: one advisory
+/// lock; SQLite: one writer at a time), so no concurrent change can slip between the check
+/// and the write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    pub actor: GuardActor,
+    pub now: UnixTime,
+    /// After the write, at least one credential holding `tokenmint:admin` must still work:
+    /// active, unexpired at `now`, with a secret live at `now`.
+    pub keep_platform_admin: bool,
+}
+
+impl Guard {
+    /// For writes tokenmint makes on its own behalf.
+    pub fn system(now: UnixTime) -> Self {
+        Self { actor: GuardActor::System, now, keep_platform_admin: false }
+    }
+}
+
+/// A new secret and what happens to the others (rotation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    pub secret: StoredSecret,
+    /// Every other secret that would outlive this gets it as its expiry (the overlap).
+    pub expire_others_at: Option<UnixTime>,
+    /// Refused when the credential would hold more live secrets than this.
+    pub max_live: usize,
+    /// Refused when the credential's newest secret came from a rotation less than this long
+    /// ago (so concurrent rotations never end each other's new secrets).
+    pub settle_secs: i64,
 }
 
 /// An organization row.
@@ -293,7 +373,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<bool, StoreError>;
 
     /// Creates an organization; `Conflict` if the slug exists.
-    async fn create_organization(&self, org: &Organization) -> Result<(), StoreError>;
+    async fn create_organization(
+        &self,
+        org: &Organization,
+        guard: &Guard,
+    ) -> Result<(), StoreError>;
     async fn get_organization(&self, slug: &str) -> Result<Option<Organization>, StoreError>;
     /// Organizations ordered by slug, starting after `after`.
     async fn list_organizations(
@@ -308,6 +392,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         credential: &Credential,
         org: Option<&Organization>,
+        guard: &Guard,
     ) -> Result<(), StoreError>;
     async fn get_credential(&self, client_id: &str) -> Result<Option<Credential>, StoreError>;
     /// A credential's revision, or `None` when there is no such credential: one index probe,
@@ -327,22 +412,21 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         credential: &Credential,
         revocation: Option<&NewRevocation>,
+        guard: &Guard,
     ) -> Result<(), StoreError>;
-    /// Adds a secret; when `expire_others_at` is given, every other secret that would outlive
-    /// it gets that expiry (rotation with overlap).
+    /// Adds a secret (rotation), with the limits of [`Rotation`] checked in the transaction.
     async fn add_secret(
         &self,
         client_id: &str,
-        secret: &StoredSecret,
-        expire_others_at: Option<UnixTime>,
-        now: UnixTime,
+        rotation: &Rotation,
+        guard: &Guard,
     ) -> Result<(), StoreError>;
     /// Deletes one secret; `NotFound` if the credential has no such secret.
     async fn delete_secret(
         &self,
         client_id: &str,
         secret_id: &str,
-        now: UnixTime,
+        guard: &Guard,
     ) -> Result<(), StoreError>;
     /// Records uses; times only move forward. Unknown ids are ignored.
     async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError>;
@@ -354,14 +438,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         key: &KeyRecord,
         unless_pending_after: Option<UnixTime>,
+        guard: &Guard,
     ) -> Result<bool, StoreError>;
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Marks a key withdrawn and appends its feed entry.
     async fn withdraw_key(
         &self,
         kid: &str,
-        now: UnixTime,
         revocation: &NewRevocation,
+        guard: &Guard,
     ) -> Result<(), StoreError>;
     /// Deletes keys that no longer need to be published.
     async fn delete_keys(&self, kids: &[String]) -> Result<(), StoreError>;
@@ -415,7 +500,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Creates a portal user; `Conflict` if the email (whatever its case) is taken,
     /// `NotFound` if the organization does not exist.
-    async fn create_user(&self, user: &PortalUser) -> Result<(), StoreError>;
+    async fn create_user(&self, user: &PortalUser, guard: &Guard) -> Result<(), StoreError>;
     async fn get_user(&self, id: &str) -> Result<Option<PortalUser>, StoreError>;
     /// Looks a user up by email, whatever its case.
     async fn find_user_by_email(&self, email: &str) -> Result<Option<PortalUser>, StoreError>;
@@ -427,7 +512,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         id: &str,
         status: UserStatus,
-        now: UnixTime,
+        guard: &Guard,
     ) -> Result<(), StoreError>;
     /// Records a successful sign-in.
     async fn record_sign_in(&self, id: &str, at: UnixTime) -> Result<(), StoreError>;

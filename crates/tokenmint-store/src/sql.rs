@@ -1,16 +1,17 @@
 //! [`SqlStore`]: the [`Store`] over SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use crate::{
-    AlertDelivery, AuditFilter, AuditRecord, Change, CredentialFilter, Entity, NewRevocation,
-    Organization, Paged, PortalSession, PortalUser, Store, StoreError, TokenCount, Usage, UserRole,
-    UserStatus,
+    AlertDelivery, AuditFilter, AuditRecord, Change, CredentialFilter, Entity, Guard, GuardActor,
+    NewRevocation, Organization, Paged, PortalSession, PortalUser, Refusal, Rotation, Store,
+    StoreError, TokenCount, Usage, UserRole, UserStatus,
 };
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use std::sync::Arc;
 use std::time::Duration;
-use tokenmint_core::credential::{Credential, CredentialStatus};
+use tokenmint_core::credential::{Credential, CredentialStatus, RevocationCutoff};
 use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
 use tokenmint_core::scope::Permissions;
 use tokenmint_core::{ClientId, Environment, SecretHash, StoredSecret, UnixTime};
@@ -48,7 +49,13 @@ pub struct SqlStore {
     dialect: Dialect,
     /// Kept for `LISTEN`, which needs a dedicated connection outside the pool.
     url: String,
+    /// SQLite has one writer at a time. Writers of this process queue here, fairly, instead of
+    /// retrying the database's lock (see [`SqlStore::begin`]).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// Held for the length of a write transaction on SQLite (see [`SqlStore::begin`]).
+type WriterTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 // The channel's name, spelled once for the listener and for the statement that notifies.
 macro_rules! changes_channel {
@@ -154,7 +161,7 @@ impl SqlStore {
             // WAL lets readers proceed while a write commits; it is a property of the file.
             pool.execute("PRAGMA journal_mode = WAL").await.map_err(backend_err)?;
         }
-        let store = Self { pool, dialect, url };
+        let store = Self { pool, dialect, url, writer: Arc::new(tokio::sync::Mutex::new(())) };
         if migrate {
             store.migrate().await?;
         }
@@ -182,23 +189,157 @@ impl SqlStore {
         self.pool.close().await;
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction. Bind the result as `let (_turn, mut tx)`, so that the
+    /// transaction is finished (or its rollback queued) before the turn is given back.
     ///
     /// On PostgreSQL, every write transaction first takes one transaction-scoped advisory
     /// lock. Writes are rare (admin actions), and serialising them makes identity values
     /// commit in order, so a reader of the change log or the revocation feed that has seen
     /// sequence number N can never later find an N-1 that committed late. It also makes
-    /// check-then-insert statements (one pending key at a time) atomic across instances.
-    async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
-        if self.dialect == Dialect::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(7340021)")
-                .execute(&mut *tx)
+    /// check-then-write statements atomic across instances: one pending key at a time, and
+    /// the [`Guard`] checks (the actor still authorized, an admin left) that run inside the
+    /// transaction.
+    ///
+    /// On SQLite the same serialisation comes from the database having one writer: the
+    /// transaction starts with `BEGIN IMMEDIATE`, which takes the write lock at once (waiting
+    /// for it through the busy timeout). A plain `BEGIN` would read first and fail with
+    /// "database is locked" when it later tried to write after another writer committed in
+    /// between, and that error cannot be waited out. Writers of this process also take turns
+    /// on a mutex, so they queue in order instead of polling the lock.
+    async fn begin(&self) -> Result<(WriterTurn, Transaction<'static, Any>), StoreError> {
+        match self.dialect {
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await.map_err(backend_err)?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7340021)")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                Ok((None, tx))
+            }
+            Dialect::Sqlite => self.begin_sqlite().await,
+        }
+    }
+
+    /// Starts a write transaction that needs no ordering with the admin writes (audit records,
+    /// counters, networks): on PostgreSQL a plain transaction, on SQLite the same single
+    /// writer as [`SqlStore::begin`], since SQLite has no other kind.
+    async fn begin_unordered(&self) -> Result<(WriterTurn, Transaction<'static, Any>), StoreError> {
+        match self.dialect {
+            Dialect::Postgres => Ok((None, self.pool.begin().await.map_err(backend_err)?)),
+            Dialect::Sqlite => self.begin_sqlite().await,
+        }
+    }
+
+    /// One statement as a write transaction of its own (see [`SqlStore::begin_unordered`]).
+    async fn write_one<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<sqlx::any::AnyQueryResult, StoreError> {
+        let (_turn, mut tx) = self.begin_unordered().await?;
+        let done = query.execute(&mut *tx).await.map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(done)
+    }
+
+    async fn begin_sqlite(&self) -> Result<(WriterTurn, Transaction<'static, Any>), StoreError> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend_err)?;
+        Ok((Some(turn), tx))
+    }
+}
+
+/// Re-checks, inside the write's transaction, that the actor may still act (see [`Guard`]).
+async fn check_actor(tx: &mut Transaction<'static, Any>, guard: &Guard) -> Result<(), StoreError> {
+    let refused = |principal: String| {
+        Err(StoreError::Refused(Refusal::ActorNoLongerAuthorized { principal }))
+    };
+    match &guard.actor {
+        GuardActor::System => Ok(()),
+        GuardActor::Credential { client_id, token } => {
+            let sql =
+                format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials c WHERE c.client_id = $1");
+            let row = sqlx::query(&sql)
+                .bind(client_id)
+                .fetch_optional(&mut **tx)
                 .await
                 .map_err(backend_err)?;
+            let still = match row {
+                Some(row) => {
+                    let c = credential_from_row(&row)?;
+                    c.status == CredentialStatus::Active
+                        && !c.is_expired(guard.now)
+                        && c.permissions.is_platform_admin()
+                        && token.as_ref().is_none_or(|(iat, jti)| !c.revokes_token(*iat, jti))
+                }
+                None => false,
+            };
+            if still { Ok(()) } else { refused(format!("credential {client_id}")) }
         }
-        Ok(tx)
+        GuardActor::User { id, role } => {
+            let row = sqlx::query("SELECT email, role, status FROM portal_users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(backend_err)?;
+            let Some(row) = row else { return refused(format!("user {id}")) };
+            let email: String = row.try_get("email").map_err(backend_err)?;
+            let current: String = row.try_get("role").map_err(backend_err)?;
+            let status: String = row.try_get("status").map_err(backend_err)?;
+            if status == UserStatus::Active.as_str() && current == role.as_str() {
+                Ok(())
+            } else {
+                refused(format!("user {email}"))
+            }
+        }
     }
+}
+
+/// How many credentials could act as platform admin at `now`: active, unexpired, holding
+/// `tokenmint:admin`, with a live secret.
+async fn working_admins(
+    tx: &mut Transaction<'static, Any>,
+    now: UnixTime,
+) -> Result<usize, StoreError> {
+    // The LIKE only narrows the rows read; the decision is made on the parsed permissions.
+    let sql = format!(
+        "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM credentials c \
+         LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
+         WHERE c.status = 'active' AND c.permissions LIKE '%tokenmint:admin%' \
+         ORDER BY c.client_id, s.created_at, s.id"
+    );
+    let rows = sqlx::query(&sql).fetch_all(&mut **tx).await.map_err(backend_err)?;
+    Ok(fold_credentials(&rows)?
+        .iter()
+        .filter(|c| {
+            c.status == CredentialStatus::Active
+                && c.permissions.is_platform_admin()
+                && !c.is_expired(now)
+                && c.live_secrets(now) > 0
+        })
+        .count())
+}
+
+/// The guard's checks before a write: the actor may still act; and, when the write must keep
+/// a platform admin, how many work now (for [`guard_after`]).
+async fn guard_before(
+    tx: &mut Transaction<'static, Any>,
+    guard: &Guard,
+) -> Result<usize, StoreError> {
+    check_actor(tx, guard).await?;
+    if guard.keep_platform_admin { working_admins(tx, guard.now).await } else { Ok(0) }
+}
+
+/// The guard's check after a write: refused only when the write is what left no working
+/// platform admin.
+async fn guard_after(
+    tx: &mut Transaction<'static, Any>,
+    guard: &Guard,
+    admins_before: usize,
+) -> Result<(), StoreError> {
+    if guard.keep_platform_admin && admins_before > 0 && working_admins(tx, guard.now).await? == 0 {
+        return Err(StoreError::Refused(Refusal::LastPlatformAdmin));
+    }
+    Ok(())
 }
 
 async fn log_change(
@@ -222,13 +363,13 @@ async fn log_change(
     Ok(())
 }
 
-fn revocation_columns(r: &Revocation) -> (&'static str, &str, Option<i64>) {
+fn revocation_columns(r: &Revocation) -> (&'static str, &str, Option<i64>, Option<&str>) {
     match r {
-        Revocation::Token { jti } => ("token", jti.as_str(), None),
-        Revocation::Credential { client_id, issued_before } => {
-            ("credential", client_id.as_str(), Some(*issued_before))
+        Revocation::Token { jti } => ("token", jti.as_str(), None, None),
+        Revocation::Credential { client_id, issued_before, issued_before_jti } => {
+            ("credential", client_id.as_str(), Some(*issued_before), issued_before_jti.as_deref())
         }
-        Revocation::Key { kid } => ("key", kid.as_str(), None),
+        Revocation::Key { kid } => ("key", kid.as_str(), None, None),
     }
 }
 
@@ -237,14 +378,15 @@ async fn append_revocation(
     r: &NewRevocation,
     now: UnixTime,
 ) -> Result<i64, StoreError> {
-    let (kind, subject, issued_before) = revocation_columns(&r.revocation);
+    let (kind, subject, issued_before, issued_before_jti) = revocation_columns(&r.revocation);
     let row = sqlx::query(
-        "INSERT INTO revocations (kind, subject, issued_before, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+        "INSERT INTO revocations (kind, subject, issued_before, issued_before_jti, expires_at, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
     )
     .bind(kind)
     .bind(subject)
     .bind(issued_before)
+    .bind(issued_before_jti)
     .bind(r.expires_at)
     .bind(now)
     .fetch_one(&mut **tx)
@@ -261,7 +403,7 @@ fn corrupt(what: &str) -> StoreError {
 
 const CREDENTIAL_COLUMNS: &str = "c.client_id, c.org, c.name, c.environment, c.permissions, c.audiences, \
      c.token_lifetime_secs, c.rate_limit_per_minute, c.status, c.expires_at, c.created_at, c.updated_at, \
-     c.last_used_at, c.tokens_revoked_before, c.revision";
+     c.last_used_at, c.tokens_revoked_before, c.tokens_revoked_through_us, c.revision";
 
 const SECRET_COLUMNS: &str = "s.id AS s_id, s.hash AS s_hash, s.hint AS s_hint, s.created_at AS s_created_at, \
      s.expires_at AS s_expires_at, s.last_used_at AS s_last_used_at";
@@ -297,7 +439,12 @@ fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
         created_at: get_i("created_at")?,
         updated_at: get_i("updated_at")?,
         last_used_at: get_oi("last_used_at")?,
-        tokens_revoked_before: get_oi("tokens_revoked_before")?,
+        // The microsecond cut-off when this release wrote it, else an older release's
+        // whole-second one.
+        tokens_revoked_before: match get_oi("tokens_revoked_through_us")? {
+            Some(us) => Some(RevocationCutoff::at_micros(us)),
+            None => get_oi("tokens_revoked_before")?.map(RevocationCutoff::before_second),
+        },
         secrets: Vec::new(),
         revision: get_i("revision")?,
     };
@@ -361,6 +508,16 @@ fn permissions_text(c: &Credential) -> String {
 
 fn audiences_text(c: &Credential) -> String {
     serde_json::to_string(&c.audiences).unwrap_or_else(|_| "[]".into())
+}
+
+/// The cut-off as the two columns hold it: older releases read `tokens_revoked_before`
+/// ("`iat` before this second"), which covers the whole cut-off second, so they never keep a
+/// token this release revokes.
+fn cutoff_columns(c: &Credential) -> (Option<i64>, Option<i64>) {
+    match c.tokens_revoked_before {
+        Some(cut) => (Some(cut.second().saturating_add(1)), Some(cut.micros())),
+        None => (None, None),
+    }
 }
 
 async fn insert_secret(
@@ -433,19 +590,25 @@ impl Store for SqlStore {
     }
 
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await
-        .map_err(backend_err)?;
+        let done = self
+            .write_one(
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(value),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn create_organization(&self, org: &Organization) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+    async fn create_organization(
+        &self,
+        org: &Organization,
+        guard: &Guard,
+    ) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin().await?;
+        let admins_before = guard_before(&mut tx, guard).await?;
         sqlx::query("INSERT INTO organizations (slug, name, created_at) VALUES ($1, $2, $3)")
             .bind(&org.slug)
             .bind(&org.name)
@@ -459,6 +622,7 @@ impl Store for SqlStore {
                 other => other,
             })?;
         log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
+        guard_after(&mut tx, guard, admins_before).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -499,8 +663,10 @@ impl Store for SqlStore {
         &self,
         c: &Credential,
         org: Option<&Organization>,
+        guard: &Guard,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let (_turn, mut tx) = self.begin().await?;
+        check_actor(&mut tx, guard).await?;
         if let Some(org) = org {
             let inserted = sqlx::query(
                 "INSERT INTO organizations (slug, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING",
@@ -515,11 +681,12 @@ impl Store for SqlStore {
                 log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
             }
         }
+        let (revoked_before, revoked_through_us) = cutoff_columns(c);
         sqlx::query(
             "INSERT INTO credentials (client_id, org, name, environment, permissions, audiences, \
              token_lifetime_secs, rate_limit_per_minute, status, expires_at, created_at, updated_at, \
-             last_used_at, tokens_revoked_before, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1)",
+             last_used_at, tokens_revoked_before, tokens_revoked_through_us, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1)",
         )
         .bind(c.client_id.as_str())
         .bind(&c.org)
@@ -534,7 +701,8 @@ impl Store for SqlStore {
         .bind(c.created_at)
         .bind(c.updated_at)
         .bind(c.last_used_at)
-        .bind(c.tokens_revoked_before)
+        .bind(revoked_before)
+        .bind(revoked_through_us)
         .execute(&mut *tx)
         .await
         .map_err(|e| match backend_err(e) {
@@ -624,13 +792,16 @@ impl Store for SqlStore {
         &self,
         c: &Credential,
         revocation: Option<&NewRevocation>,
+        guard: &Guard,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let (_turn, mut tx) = self.begin().await?;
+        let admins_before = guard_before(&mut tx, guard).await?;
+        let (revoked_before, revoked_through_us) = cutoff_columns(c);
         let done = sqlx::query(
-            "UPDATE credentials SET name = $1, permissions = $2, audiences = $3, token_lifetime_secs = $4, \
-             rate_limit_per_minute = $5, status = $6, expires_at = $7, updated_at = $8, \
-             tokens_revoked_before = $9, revision = revision + 1 \
-             WHERE client_id = $10 AND revision = $11",
+            "UPDATE credentials SET name = $1, permissions = $2, audiences = $3, \
+             token_lifetime_secs = $4, rate_limit_per_minute = $5, status = $6, expires_at = $7, \
+             updated_at = $8, tokens_revoked_before = $9, tokens_revoked_through_us = $10, \
+             revision = revision + 1 WHERE client_id = $11 AND revision = $12",
         )
         .bind(&c.name)
         .bind(permissions_text(c))
@@ -640,7 +811,8 @@ impl Store for SqlStore {
         .bind(c.status.as_str())
         .bind(c.expires_at)
         .bind(c.updated_at)
-        .bind(c.tokens_revoked_before)
+        .bind(revoked_before)
+        .bind(revoked_through_us)
         .bind(c.client_id.as_str())
         .bind(c.revision)
         .execute(&mut *tx)
@@ -663,17 +835,19 @@ impl Store for SqlStore {
             append_revocation(&mut tx, r, c.updated_at).await?;
         }
         log_change(&mut tx, Entity::Credential, c.client_id.as_str(), c.updated_at).await?;
+        guard_after(&mut tx, guard, admins_before).await?;
         tx.commit().await.map_err(backend_err)
     }
 
     async fn add_secret(
         &self,
         client_id: &str,
-        secret: &StoredSecret,
-        expire_others_at: Option<UnixTime>,
-        now: UnixTime,
+        rotation: &Rotation,
+        guard: &Guard,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let now = guard.now;
+        let (_turn, mut tx) = self.begin().await?;
+        let admins_before = guard_before(&mut tx, guard).await?;
         let touched = sqlx::query(
             "UPDATE credentials SET updated_at = $1, revision = revision + 1 WHERE client_id = $2",
         )
@@ -685,7 +859,44 @@ impl Store for SqlStore {
         if touched.rows_affected() != 1 {
             return Err(StoreError::NotFound("credential"));
         }
-        if let Some(t) = expire_others_at {
+        // Decided here, where rotations of every instance are serialised: a concurrent
+        // rotation has either committed (and is seen) or waits for this one.
+        let rows = sqlx::query(
+            "SELECT created_at, expires_at FROM credential_secrets WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let mut secrets = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let created: i64 = r.try_get("created_at").map_err(backend_err)?;
+            let expires: Option<i64> = r.try_get("expires_at").map_err(backend_err)?;
+            secrets.push((created, expires));
+        }
+        if secrets.len() > 1
+            && let Some(newest) = secrets.iter().map(|(c, _)| *c).max()
+            && now - newest < rotation.settle_secs
+        {
+            return Err(StoreError::Refused(Refusal::RotatedMomentsAgo {
+                seconds_ago: (now - newest).max(0),
+                settle_secs: rotation.settle_secs,
+            }));
+        }
+        let live_after = secrets
+            .iter()
+            .filter(|(_, expires)| {
+                let end = match (*expires, rotation.expire_others_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                end.is_none_or(|t| now < t)
+            })
+            .count();
+        if live_after + 1 > rotation.max_live {
+            return Err(StoreError::Refused(Refusal::TooManyLiveSecrets { live: live_after }));
+        }
+        if let Some(t) = rotation.expire_others_at {
             sqlx::query(
                 "UPDATE credential_secrets SET expires_at = $1 \
                  WHERE client_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
@@ -696,8 +907,9 @@ impl Store for SqlStore {
             .await
             .map_err(backend_err)?;
         }
-        insert_secret(&mut tx, client_id, secret).await?;
+        insert_secret(&mut tx, client_id, &rotation.secret).await?;
         log_change(&mut tx, Entity::Credential, client_id, now).await?;
+        guard_after(&mut tx, guard, admins_before).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -705,9 +917,11 @@ impl Store for SqlStore {
         &self,
         client_id: &str,
         secret_id: &str,
-        now: UnixTime,
+        guard: &Guard,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let now = guard.now;
+        let (_turn, mut tx) = self.begin().await?;
+        let admins_before = guard_before(&mut tx, guard).await?;
         let done = sqlx::query("DELETE FROM credential_secrets WHERE client_id = $1 AND id = $2")
             .bind(client_id)
             .bind(secret_id)
@@ -726,6 +940,7 @@ impl Store for SqlStore {
         .await
         .map_err(backend_err)?;
         log_change(&mut tx, Entity::Credential, client_id, now).await?;
+        guard_after(&mut tx, guard, admins_before).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -734,7 +949,7 @@ impl Store for SqlStore {
             return Ok(());
         }
         // Deliberately not logged as changes: last-used times must not invalidate caches.
-        let mut tx = self.begin().await?;
+        let (_turn, mut tx) = self.begin().await?;
         for u in usage {
             sqlx::query(
                 "UPDATE credentials SET last_used_at = $1 WHERE client_id = $2 \
@@ -763,8 +978,10 @@ impl Store for SqlStore {
         &self,
         key: &KeyRecord,
         unless_pending_after: Option<UnixTime>,
+        guard: &Guard,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let (_turn, mut tx) = self.begin().await?;
+        check_actor(&mut tx, guard).await?;
         let done = sqlx::query(
             "INSERT INTO signing_keys (kid, alg, sealed_private, created_at, activates_at, withdrawn_at) \
              SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (\
@@ -802,10 +1019,12 @@ impl Store for SqlStore {
     async fn withdraw_key(
         &self,
         kid: &str,
-        now: UnixTime,
         revocation: &NewRevocation,
+        guard: &Guard,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let now = guard.now;
+        let (_turn, mut tx) = self.begin().await?;
+        check_actor(&mut tx, guard).await?;
         let done = sqlx::query(
             "UPDATE signing_keys SET withdrawn_at = $1 WHERE kid = $2 AND withdrawn_at IS NULL",
         )
@@ -823,7 +1042,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_keys(&self, kids: &[String]) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let (_turn, mut tx) = self.begin().await?;
         for kid in kids {
             sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
                 .bind(kid)
@@ -839,7 +1058,7 @@ impl Store for SqlStore {
         revocation: &NewRevocation,
         now: UnixTime,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.begin().await?;
+        let (_turn, mut tx) = self.begin().await?;
         let seq = append_revocation(&mut tx, revocation, now).await?;
         tx.commit().await.map_err(backend_err)?;
         Ok(seq)
@@ -852,7 +1071,7 @@ impl Store for SqlStore {
         now: UnixTime,
     ) -> Result<Vec<RevocationEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, kind, subject, issued_before, expires_at FROM revocations \
+            "SELECT seq, kind, subject, issued_before, issued_before_jti, expires_at FROM revocations \
              WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3",
         )
         .bind(after)
@@ -873,6 +1092,9 @@ impl Store for SqlStore {
                             .try_get::<Option<i64>, _>("issued_before")
                             .map_err(backend_err)?
                             .ok_or_else(|| corrupt("issued_before"))?,
+                        issued_before_jti: r
+                            .try_get::<Option<String>, _>("issued_before_jti")
+                            .map_err(backend_err)?,
                     },
                     "key" => Revocation::Key { kid: subject },
                     _ => return Err(corrupt("revocation kind")),
@@ -924,7 +1146,7 @@ impl Store for SqlStore {
     }
 
     async fn purge(&self, now: UnixTime, keep_until: UnixTime) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
+        let (_turn, mut tx) = self.begin().await?;
         let mut n = 0;
         for (sql, t) in [
             ("DELETE FROM revocations WHERE expires_at <= $1", now),
@@ -949,9 +1171,9 @@ impl Store for SqlStore {
         if records.is_empty() {
             return Ok(());
         }
-        // Not serialised with the admin writes: audit records are ordered by their own
+        // Not ordered with the admin writes: audit records are ordered by their own
         // sequence, and nobody follows this table by cursor while it is written.
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let (_turn, mut tx) = self.begin_unordered().await?;
         for r in records {
             sqlx::query(
                 "INSERT INTO audit_events (at, kind, org, client_id, actor, source_ip, reason, details) \
@@ -1009,7 +1231,7 @@ impl Store for SqlStore {
     }
 
     async fn purge_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let (_turn, mut tx) = self.begin_unordered().await?;
         let mut n = sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(before)
             .execute(&mut *tx)
@@ -1036,7 +1258,7 @@ impl Store for SqlStore {
         if counts.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let (_turn, mut tx) = self.begin_unordered().await?;
         for c in counts {
             sqlx::query(
                 "INSERT INTO token_counts (client_id, minute, count) VALUES ($1, $2, $3) \
@@ -1076,21 +1298,21 @@ impl Store for SqlStore {
     }
 
     async fn record_alert_delivery(&self, d: &AlertDelivery) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO alert_deliveries (id, at, kind, target, payload, attempts, status, last_error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        self.write_one(
+            sqlx::query(
+                "INSERT INTO alert_deliveries (id, at, kind, target, payload, attempts, status, \
+                 last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&d.id)
+            .bind(d.at)
+            .bind(&d.kind)
+            .bind(&d.target)
+            .bind(&d.payload)
+            .bind(d.attempts)
+            .bind(if d.delivered { "delivered" } else { "failed" })
+            .bind(d.last_error.as_deref()),
         )
-        .bind(&d.id)
-        .bind(d.at)
-        .bind(&d.kind)
-        .bind(&d.target)
-        .bind(&d.payload)
-        .bind(d.attempts)
-        .bind(if d.delivered { "delivered" } else { "failed" })
-        .bind(d.last_error.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         Ok(())
     }
 
@@ -1126,7 +1348,7 @@ impl Store for SqlStore {
         network: &str,
         at: UnixTime,
     ) -> Result<(bool, i64), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_err)?;
+        let (_turn, mut tx) = self.begin_unordered().await?;
         let known = sqlx::query("SELECT COUNT(*) FROM credential_networks WHERE client_id = $1")
             .bind(client_id)
             .fetch_one(&mut *tx)
@@ -1150,8 +1372,9 @@ impl Store for SqlStore {
         Ok((inserted, if inserted { known } else { known - 1 }))
     }
 
-    async fn create_user(&self, u: &PortalUser) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+    async fn create_user(&self, u: &PortalUser, guard: &Guard) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin().await?;
+        check_actor(&mut tx, guard).await?;
         sqlx::query(
             "INSERT INTO portal_users (id, org, email, email_key, role, password_hash, status, \
              created_at, updated_at, last_sign_in_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -1213,9 +1436,11 @@ impl Store for SqlStore {
         &self,
         id: &str,
         status: UserStatus,
-        now: UnixTime,
+        guard: &Guard,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let now = guard.now;
+        let (_turn, mut tx) = self.begin().await?;
+        check_actor(&mut tx, guard).await?;
         let n = sqlx::query("UPDATE portal_users SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(status.as_str())
             .bind(now)
@@ -1238,28 +1463,29 @@ impl Store for SqlStore {
     }
 
     async fn record_sign_in(&self, id: &str, at: UnixTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE portal_users SET last_sign_in_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
+        self.write_one(
+            sqlx::query("UPDATE portal_users SET last_sign_in_at = $1 WHERE id = $2")
+                .bind(at)
+                .bind(id),
+        )
+        .await?;
         Ok(())
     }
 
     async fn create_session(&self, s: &PortalSession) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO portal_sessions (id_hash, user_id, csrf_secret, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+        self.write_one(
+            sqlx::query(
+                "INSERT INTO portal_sessions (id_hash, user_id, csrf_secret, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&s.id_hash)
+            .bind(&s.user_id)
+            .bind(&s.csrf_secret)
+            .bind(s.created_at)
+            .bind(s.expires_at),
         )
-        .bind(&s.id_hash)
-        .bind(&s.user_id)
-        .bind(&s.csrf_secret)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .execute(&self.pool)
         .await
-        .map_err(|e| match backend_err(e) {
+        .map_err(|e| match e {
             StoreError::NotFound(_) => StoreError::NotFound("user"),
             other => other,
         })?;
@@ -1293,20 +1519,15 @@ impl Store for SqlStore {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM portal_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
+        self.write_one(sqlx::query("DELETE FROM portal_sessions WHERE id_hash = $1").bind(id_hash))
+            .await?;
         Ok(())
     }
 
     async fn purge_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?
+        Ok(self
+            .write_one(sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= $1").bind(now))
+            .await?
             .rows_affected())
     }
 

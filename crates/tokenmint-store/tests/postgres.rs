@@ -59,6 +59,11 @@ checks!(
     portal_users_are_unique_by_email_whatever_its_case,
     portal_users_are_listed_by_organization_and_deactivated,
     portal_sessions_expire_and_end_with_their_user,
+    a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing,
+    a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing,
+    two_admins_deactivating_each_other_at_once_leave_exactly_one,
+    rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused,
+    concurrent_writers_of_every_kind_all_succeed,
 );
 
 #[tokio::test]
@@ -80,7 +85,9 @@ async fn concurrent_conditional_key_inserts_store_exactly_one() {
     for i in 0..8 {
         let s = if i % 2 == 0 { a.clone() } else { b.clone() };
         let k = key(&format!("k{i}"));
-        handles.push(tokio::spawn(async move { s.insert_key(&k, Some(10)).await.unwrap() }));
+        handles.push(tokio::spawn(async move {
+            s.insert_key(&k, Some(10), &tokenmint_store::Guard::system(0)).await.unwrap()
+        }));
     }
     let mut inserted = 0;
     for h in handles {
@@ -102,13 +109,64 @@ async fn a_change_made_by_one_process_wakes_the_listener_of_another() {
     let mut listener = b.listen_changes().await.unwrap().expect("PostgreSQL pushes changes");
     let org =
         tokenmint_store::Organization { slug: "acme".into(), name: "Acme".into(), created_at: 1 };
-    a.create_organization(&org).await.unwrap();
+    a.create_organization(&org, &tokenmint_store::Guard::system(0)).await.unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
         .await
         .expect("woken")
         .unwrap();
     assert!(b.changes_after(0, 10).await.unwrap().iter().any(|c| c.key == "acme"));
     drop(listener);
+    a.close().await;
+    b.close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn two_processes_deactivating_each_others_admin_at_once_leave_exactly_one() {
+    use tokenmint_core::credential::CredentialStatus;
+    use tokenmint_store::{Guard, GuardActor, Store, StoreError};
+    let Some(db) = TestDatabase::create().await else { return };
+    let a = SqlStore::connect(db.url(), true).await.unwrap();
+    let b = SqlStore::connect(db.url(), false).await.unwrap();
+    let org = tokenmint_store::Organization {
+        slug: "platform".into(),
+        name: "Platform".into(),
+        created_at: 1,
+    };
+    a.create_organization(&org, &Guard::system(1)).await.unwrap();
+    for round in 0..10 {
+        let (x, y) = (format!("tmc_x{round}"), format!("tmc_y{round}"));
+        for id in [&x, &y] {
+            let c = conformance::admin_credential(id, 100);
+            a.create_credential(&c, None, &Guard::system(100)).await.unwrap();
+        }
+        let deactivate = |store: SqlStore, actor: String, target: String| async move {
+            let mut t = store.get_credential(&target).await.unwrap().unwrap();
+            t.status = CredentialStatus::Deactivated;
+            let guard = Guard {
+                actor: GuardActor::Credential { client_id: actor, token: None },
+                now: 200,
+                keep_platform_admin: true,
+            };
+            store.update_credential(&t, None, &guard).await
+        };
+        let one = tokio::spawn(deactivate(a.clone(), x.clone(), y.clone()));
+        let two = tokio::spawn(deactivate(b.clone(), y.clone(), x.clone()));
+        let (one, two) = (one.await.unwrap(), two.await.unwrap());
+        assert_eq!([&one, &two].iter().filter(|r| r.is_ok()).count(), 1, "{one:?} {two:?}");
+        assert!([&one, &two].iter().any(|r| matches!(r, Err(StoreError::Refused(_)))));
+        let mut left = 0;
+        for id in [&x, &y] {
+            let c = b.get_credential(id).await.unwrap().unwrap();
+            if c.status == CredentialStatus::Active {
+                left += 1;
+                let mut retire = c;
+                retire.status = CredentialStatus::Deactivated;
+                a.update_credential(&retire, None, &Guard::system(200)).await.unwrap();
+            }
+        }
+        assert_eq!(left, 1, "round {round}");
+    }
     a.close().await;
     b.close().await;
     db.drop_now().await;

@@ -18,12 +18,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokenmint_proto::AccessTokenClaims;
-use tokenmint_proto::feed::{Revocation, RevocationEntry};
+use tokenmint_proto::feed::{Revocation, RevocationEntry, cutoff_covers};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Cutoff {
-    /// Tokens with `iat` strictly before this are revoked.
-    issued_before: i64,
+    /// Tokens with `iat` strictly before this are revoked, and those of that second that the
+    /// boundary places before the cut-off (`tokenmint_proto::feed::cutoff_covers`).
+    issued_before: (i64, Option<String>),
     expires_at: i64,
 }
 
@@ -86,11 +87,11 @@ impl RevocationList {
         if set.tokens.get(&claims.jti).is_some_and(|&e| live(e)) {
             return Some(RevocationKind::Token);
         }
-        if set
-            .credentials
-            .get(&claims.client_id)
-            .is_some_and(|c| live(c.expires_at) && claims.iat < c.issued_before)
-        {
+        if set.credentials.get(&claims.client_id).is_some_and(|c| {
+            let (second, boundary) = &c.issued_before;
+            live(c.expires_at)
+                && cutoff_covers(*second, boundary.as_deref(), claims.iat, &claims.jti)
+        }) {
             return Some(RevocationKind::Credential);
         }
         if set.keys.get(kid).is_some_and(|&e| live(e)) {
@@ -121,14 +122,18 @@ impl RevocationList {
                     *e = (*e).max(entry.expires_at);
                 }
                 // Two cutoffs for one credential merge into the wider one: the later
-                // `issued_before` covers every token the earlier one did.
-                Revocation::Credential { client_id, issued_before } => {
-                    let cutoff =
-                        Cutoff { issued_before: *issued_before, expires_at: entry.expires_at };
+                // `issued_before` covers every token the earlier one did (a boundary within a
+                // second covers more than none, and a later one more than an earlier one).
+                Revocation::Credential { client_id, issued_before, issued_before_jti } => {
+                    let cutoff = Cutoff {
+                        issued_before: (*issued_before, issued_before_jti.clone()),
+                        expires_at: entry.expires_at,
+                    };
                     next.credentials
                         .entry(client_id.clone())
                         .and_modify(|c| {
-                            c.issued_before = c.issued_before.max(cutoff.issued_before);
+                            c.issued_before =
+                                c.issued_before.clone().max(cutoff.issued_before.clone());
                             c.expires_at = c.expires_at.max(cutoff.expires_at);
                         })
                         .or_insert(cutoff);
@@ -202,7 +207,11 @@ mod tests {
     #[test]
     fn a_credential_cutoff_revokes_only_tokens_issued_before_it() {
         let list = list();
-        let revocation = Revocation::Credential { client_id: "c1".into(), issued_before: 1_000 };
+        let revocation = Revocation::Credential {
+            client_id: "c1".into(),
+            issued_before: 1_000,
+            issued_before_jti: None,
+        };
         list.apply(&[entry(1, revocation, 5_000)], 900);
         assert_eq!(
             list.check(&claims("a", "c1", 999), "k", 1_000),
@@ -215,14 +224,48 @@ mod tests {
     #[test]
     fn two_cutoffs_for_one_credential_merge_into_the_wider_one() {
         let list = list();
-        let early = Revocation::Credential { client_id: "c1".into(), issued_before: 1_000 };
-        let late = Revocation::Credential { client_id: "c1".into(), issued_before: 2_000 };
+        let cutoff = |issued_before| Revocation::Credential {
+            client_id: "c1".into(),
+            issued_before,
+            issued_before_jti: None,
+        };
+        let (early, late) = (cutoff(1_000), cutoff(2_000));
         list.apply(&[entry(2, late, 6_000), entry(1, early, 5_000)], 900);
         assert_eq!(
             list.check(&claims("a", "c1", 1_500), "k", 5_500),
             Some(RevocationKind::Credential)
         );
         assert_eq!(list.cursor(), 2);
+    }
+
+    #[test]
+    fn a_cutoff_within_a_second_revokes_the_earlier_tokens_of_that_second_only() {
+        let list = list();
+        // Timed ids: ten base62 digits of the issue time in microseconds, then random ones.
+        let early = "0000000100abcdefghijklmn";
+        let late = "0000000200abcdefghijklmn";
+        let revocation = Revocation::Credential {
+            client_id: "c1".into(),
+            issued_before: 1_000,
+            issued_before_jti: Some("0000000150".into()),
+        };
+        list.apply(&[entry(1, revocation, 5_000)], 900);
+        assert_eq!(
+            list.check(&claims(early, "c1", 1_000), "k", 1_000),
+            Some(RevocationKind::Credential)
+        );
+        assert_eq!(list.check(&claims(late, "c1", 1_000), "k", 1_000), None);
+        // A later cut-off without a boundary does not undo the earlier one's.
+        let wider = Revocation::Credential {
+            client_id: "c1".into(),
+            issued_before: 1_000,
+            issued_before_jti: None,
+        };
+        list.apply(&[entry(2, wider, 5_000)], 900);
+        assert_eq!(
+            list.check(&claims(early, "c1", 1_000), "k", 1_000),
+            Some(RevocationKind::Credential)
+        );
     }
 
     #[test]

@@ -88,7 +88,11 @@ async fn a_deactivated_credential_loses_the_tokens_issued_before(mode: Mode) {
         c["sub"] = serde_json::json!("client-2");
     });
     assert!(verifier.verify(&old).await.is_ok());
-    let revocation = Revocation::Credential { client_id: CLIENT_ID.into(), issued_before: now };
+    let revocation = Revocation::Credential {
+        client_id: CLIENT_ID.into(),
+        issued_before: now,
+        issued_before_jti: None,
+    };
     issuer.revoke(revocation, now + 3600);
     assert!(refused_with(&verifier, &old, RevocationKind::Credential).await, "{mode:?}");
     assert!(verifier.verify(&issuer.token("es-1")).await.is_ok(), "issued at the cutoff");

@@ -142,3 +142,43 @@ async fn users_are_created_listed_and_deactivated_and_sign_in_with_their_passwor
     assert!(!empty.status.success());
     assert!(String::from_utf8_lossy(&empty.stderr).contains("no password"));
 }
+
+#[tokio::test]
+async fn a_user_of_the_platform_admins_organization_is_told_which_role_it_got() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    // The organization the platform-admin credential belongs to.
+    let org = tokenmint_server::bootstrap::PLATFORM_ORG;
+
+    let out = users(&server, dir.path(), &["create", "--org", org, "--email", "ops@x.test"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("role") && text.contains("admin"), "{text}");
+    assert!(text.contains("not a platform role"), "the table says what the role is not: {text}");
+
+    let json = ok_json(&users(
+        &server,
+        dir.path(),
+        &["create", "--org", org, "--email", "ops2@x.test", "--role", "viewer", "--output", "json"],
+        None,
+    ));
+    assert_eq!(json["role"], "viewer");
+    assert!(json["role_grants"].as_str().unwrap().contains("changes nothing"), "{json}");
+    let platform = ok_json(&users(
+        &server,
+        dir.path(),
+        &[
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "root@x.test",
+            "--role",
+            "platform",
+            "--output",
+            "json",
+        ],
+        None,
+    ));
+    assert!(platform["role_grants"].as_str().unwrap().starts_with("platform"), "{platform}");
+}

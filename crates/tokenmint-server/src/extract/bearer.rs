@@ -1,21 +1,23 @@
-//! Bearer authorization for the admin API and the revocation feed, with tokens this server
+//! Bearer authentication for the admin API and the revocation feed, with tokens this server
 //! issued.
 //!
 //! The checks are the ones any resource server makes (signature by a published key, issuer,
-//! expiry, revocation), plus one only the issuer can make cheaply: the credential must still
-//! exist, be active and still hold the scope, so that removing admin rights takes effect at
-//! once and not when the token expires.
+//! audience, expiry, revocation), plus one only the issuer can make cheaply: the credential must
+//! still exist and be active, and the actor's `tokenmint:*` scopes are those the token carries
+//! *and* the credential still holds, so that removing admin rights takes effect at once and not
+//! when the token expires. What the caller may then do is the policy's decision
+//! ([`crate::service::policy`]), not this module's.
 
 use crate::error::ApiError;
-use crate::service::Actor;
+use crate::service::{Actor, SystemScopes};
 use crate::state::AppState;
 use axum::http::{HeaderMap, header};
 use std::borrow::Cow;
 use tokenmint_core::credential::CredentialStatus;
 use tokenmint_core::jwt;
-use tokenmint_proto::{AccessTokenClaims, system_scopes};
+use tokenmint_proto::AccessTokenClaims;
 
-/// An authorized caller of a Bearer-protected endpoint.
+/// An authenticated caller of a Bearer-protected endpoint.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub claims: AccessTokenClaims,
@@ -51,18 +53,23 @@ pub async fn verify_own_token(
         .map_err(ApiError::from)?
         .ok_or_else(|| invalid("the access token's client no longer exists"))?;
     let c = &cached.credential;
-    if c.status != CredentialStatus::Active || c.is_expired(now) || c.revokes_issued_at(claims.iat)
+    if c.status != CredentialStatus::Active
+        || c.is_expired(now)
+        || c.revokes_token(claims.iat, &claims.jti)
     {
         return Err(invalid("the access token has been revoked"));
     }
     Ok(claims)
 }
 
-/// Authorizes a request that needs one of `scopes` (any of them).
-pub async fn authorize_bearer(
+/// Authenticates the caller of the admin API or the revocation feed.
+///
+/// The token must be meant for this API, whose audience is the issuer: a token minted for
+/// another audience (a resource server's) is a credential's pass to that server, and whoever
+/// holds it there must not be able to replay it here.
+pub async fn authenticate_bearer(
     state: &AppState,
     headers: &HeaderMap,
-    scopes: &[&'static str],
 ) -> Result<Caller, ApiError> {
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let token = match value.and_then(|v| v.split_once(' ')) {
@@ -82,20 +89,26 @@ pub async fn authorize_bearer(
         }
     };
     let claims = verify_own_token(state, token).await?;
-    let cached = state.credentials.peek(&claims.client_id).flatten();
+    if !claims.aud.contains(&state.issuer) {
+        return Err(invalid(
+            "the access token is for another audience; request one without an audience (or with \
+             the issuer as audience) for the admin API",
+        ));
+    }
+    // Loaded by the verification just now: a cache hit.
+    let cached = state
+        .credentials
+        .get(state.store.as_ref(), &claims.client_id)
+        .await
+        .map_err(ApiError::from)?;
     let still_granted =
         |s: &str| cached.as_ref().is_some_and(|c| c.credential.permissions.allows_scope(s));
-    let Some(_) = scopes.iter().find(|s| claims.has_scope(s) && still_granted(s)) else {
-        let needed = scopes.first().copied().unwrap_or(system_scopes::ADMIN);
-        return Err(ApiError::Forbidden { scope: Cow::Borrowed(needed) });
-    };
-    let actor = if claims.has_scope(system_scopes::ADMIN) && still_granted(system_scopes::ADMIN) {
-        Actor::Platform { principal: format!("credential:{}", claims.client_id) }
-    } else {
-        Actor::OrgViewer {
-            principal: format!("credential:{}", claims.client_id),
-            org: claims.org.clone(),
-        }
+    let scopes = SystemScopes::from_fn(|s| claims.has_scope(s) && still_granted(s));
+    let actor = Actor::Credential {
+        client_id: claims.client_id.clone(),
+        org: claims.org.clone(),
+        scopes,
+        token: Some((claims.iat, claims.jti.clone())),
     };
     Ok(Caller { claims, actor })
 }

@@ -4,8 +4,9 @@
 //! Why server-rendered HTML with one small script: there is no front-end build for a fresh
 //! clone to run, every page works without JavaScript except the copy buttons, and the pages
 //! call the same [`crate::service`] and [`crate::users`] operations as the admin API, with the
-//! signed-in user as the [`crate::service::Actor`], so the portal cannot grant more than the
-//! API would.
+//! signed-in user as the [`crate::service::Actor`], and those ask the one policy
+//! ([`crate::service::policy`]), so the portal cannot grant more than the API would. Every
+//! route is declared once in [`routes`], with the action it is authorized for.
 //!
 //! Safety, in one place each: [`session`] (cookie flags, server-side sessions, CSRF tokens and
 //! the Origin check on every form), [`auth`] (sign-in throttling and no user enumeration),
@@ -20,11 +21,13 @@ pub mod pages;
 pub mod session;
 
 use crate::error::ApiError;
+use crate::routes::admin::{Access, RouteSpec};
+use crate::service::Action;
 use crate::state::AppState;
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use quick_cache::sync::Cache;
 use std::fmt;
 use tokenmint_core::UnixTime;
@@ -172,11 +175,9 @@ impl IntoResponse for PortalError {
                     "Not found",
                     &format!("This {what} does not exist, or you cannot see it."),
                 ),
-                ApiError::Forbidden { .. } => error_page(
-                    StatusCode::FORBIDDEN,
-                    "Not allowed",
-                    "Your role does not allow this change. Ask an administrator of your organization.",
-                ),
+                ApiError::Forbidden { reason, .. } => {
+                    error_page(StatusCode::FORBIDDEN, "Not allowed", &reason)
+                }
                 ApiError::Validation { message, .. } => {
                     error_page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", &message)
                 }
@@ -234,34 +235,97 @@ fn security_headers(router: Router<AppState>) -> Router<AppState> {
         .layer(set("permissions-policy", "camera=(), microphone=(), geolocation=()"))
 }
 
+/// Every portal route with its handler and who may call it. The router is built from this
+/// table alone, so [`routes`] is the router's list, which a test holds against the
+/// authorization matrix.
+fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    use Access::{OwnSession, Policy, Public};
+    use Action::*;
+    let spec =
+        |method: Method, path: &'static str, access: Access| RouteSpec { method, path, access };
+    vec![
+        (spec(Method::GET, "/portal", Public), get(|| async { Redirect::permanent("/portal/") })),
+        (spec(Method::GET, "/portal/", Public), get(pages::home)),
+        (spec(Method::GET, "/portal/sign-in", Public), get(auth::sign_in_page)),
+        (spec(Method::POST, "/portal/sign-in", Public), post(auth::sign_in)),
+        (spec(Method::POST, "/portal/sign-out", OwnSession), post(auth::sign_out)),
+        (
+            spec(Method::GET, "/portal/credentials", Policy(ListCredentials)),
+            get(pages::list_credentials),
+        ),
+        (
+            spec(Method::POST, "/portal/credentials", Policy(CreateCredential)),
+            post(pages::create_credential),
+        ),
+        (
+            spec(Method::GET, "/portal/credentials/new", Policy(CreateCredential)),
+            get(pages::new_credential),
+        ),
+        (
+            spec(Method::GET, "/portal/credentials/{client_id}", Policy(ReadCredential)),
+            get(pages::show_credential),
+        ),
+        (
+            spec(Method::POST, "/portal/credentials/{client_id}", Policy(EditCredential)),
+            post(pages::update_credential),
+        ),
+        (
+            spec(Method::POST, "/portal/credentials/{client_id}/rotate", Policy(RotateSecret)),
+            post(pages::rotate_secret),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/portal/credentials/{client_id}/deactivate",
+                Policy(DeactivateCredential),
+            ),
+            get(pages::confirm_deactivate),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/portal/credentials/{client_id}/deactivate",
+                Policy(DeactivateCredential),
+            ),
+            post(pages::deactivate_credential),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/portal/credentials/{client_id}/activate",
+                Policy(ActivateCredential),
+            ),
+            post(pages::activate_credential),
+        ),
+        (spec(Method::GET, "/portal/users", Policy(ListUsers)), get(pages::list_users)),
+        (spec(Method::POST, "/portal/users", Policy(CreateUser)), post(pages::create_user)),
+        (
+            spec(Method::POST, "/portal/users/{id}/deactivate", Policy(DeactivateUser)),
+            post(pages::deactivate_user),
+        ),
+        (spec(Method::GET, "/portal/audit", Policy(ReadAudit)), get(pages::audit_log)),
+        (
+            spec(Method::GET, "/portal/static/portal.css", Public),
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        ),
+        (
+            spec(Method::GET, "/portal/static/portal.js", Public),
+            get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        ),
+        (spec(Method::GET, "/portal/{*rest}", Public), get(not_found)),
+        (spec(Method::POST, "/portal/{*rest}", Public), post(not_found)),
+    ]
+}
+
+/// Every portal route.
+pub fn routes() -> Vec<RouteSpec> {
+    table().into_iter().map(|(spec, _)| spec).collect()
+}
+
 /// The portal's routes, with their security headers.
 pub fn router() -> Router<AppState> {
-    let r = Router::new()
-        .route("/portal", get(|| async { Redirect::permanent("/portal/") }))
-        .route("/portal/", get(pages::home))
-        .route("/portal/sign-in", get(auth::sign_in_page).post(auth::sign_in))
-        .route("/portal/sign-out", post(auth::sign_out))
-        .route("/portal/credentials", get(pages::list_credentials).post(pages::create_credential))
-        .route("/portal/credentials/new", get(pages::new_credential))
-        .route(
-            "/portal/credentials/{client_id}",
-            get(pages::show_credential).post(pages::update_credential),
-        )
-        .route("/portal/credentials/{client_id}/rotate", post(pages::rotate_secret))
-        .route(
-            "/portal/credentials/{client_id}/deactivate",
-            get(pages::confirm_deactivate).post(pages::deactivate_credential),
-        )
-        .route("/portal/credentials/{client_id}/activate", post(pages::activate_credential))
-        .route("/portal/users", get(pages::list_users).post(pages::create_user))
-        .route("/portal/users/{id}/deactivate", post(pages::deactivate_user))
-        .route("/portal/audit", get(pages::audit_log))
-        .route("/portal/static/portal.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
-        .route(
-            "/portal/static/portal.js",
-            get(|| async { asset("text/javascript; charset=utf-8", JS) }),
-        )
-        .route("/portal/{*rest}", get(not_found).post(not_found));
+    let r =
+        table().into_iter().fold(Router::new(), |r, (spec, handler)| r.route(spec.path, handler));
     security_headers(r)
 }
 

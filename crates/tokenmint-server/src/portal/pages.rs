@@ -2,8 +2,10 @@
 //! rotate, deactivate), its users and its audit log.
 //!
 //! Each handler calls the same operation as the admin API with the signed-in user as the
-//! actor; a viewer's attempt to change something is refused there (and the forms are not
-//! shown to viewers in the first place). Credentials of another organization are "not found".
+//! actor, and that operation asks the one policy ([`crate::service::policy`]); a page asks it
+//! too, only to decide which forms to show, and a handler asks before reading a form, so that a
+//! refused user learns nothing from how their input was judged. Credentials of another
+//! organization are "not found".
 
 use super::html::{
     self, Esc, Nav, bar_chart, copyable, esc, field_error, invalid_attrs, when, when_or,
@@ -11,7 +13,7 @@ use super::html::{
 use super::session::{Posted, SignedIn};
 use super::{Flash, PortalError, html_response};
 use crate::error::ApiError;
-use crate::service;
+use crate::service::{self, Action, CredentialRef, Target};
 use crate::state::AppState;
 use crate::users;
 use axum::extract::{Path, State};
@@ -22,7 +24,7 @@ use tokenmint_core::credential::CredentialStatus;
 use tokenmint_core::scope::AccessLevel;
 use tokenmint_proto::Environment;
 use tokenmint_proto::admin as dto;
-use tokenmint_store::AuditFilter;
+use tokenmint_store::{AuditFilter, UserRole};
 
 type PageResult = Result<Response, PortalError>;
 
@@ -38,12 +40,20 @@ fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-fn require_write(who: &SignedIn) -> Result<(), PortalError> {
-    if who.can_write() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden { scope: "organization admin".into() }.into())
-    }
+/// A new credential of the user's organization, of the kind the portal generates (no system
+/// scopes: the form offers product areas only).
+fn new_credential_target(who: &SignedIn) -> Target<'_> {
+    Target::Credential(CredentialRef {
+        org: &who.user.org,
+        client_id: None,
+        system_scopes: false,
+        loses_admin: false,
+    })
+}
+
+/// Asks the policy before a form is shown or read.
+fn authorize(who: &SignedIn, action: Action, target: &Target<'_>) -> Result<(), PortalError> {
+    Ok(service::authorize(&who.actor, action, target, "page")?)
 }
 
 fn csrf_field(who: &SignedIn) -> String {
@@ -91,7 +101,8 @@ pub async fn list_credentials(State(state): State<AppState>, who: SignedIn) -> P
             .await?;
     let now = state.now();
     let mut body = String::new();
-    let generate = if who.can_write() {
+    let may_generate = who.may(Action::CreateCredential, &new_credential_target(&who));
+    let generate = if may_generate {
         r#"<a class="btn btn-primary" href="/portal/credentials/new">Generate credential</a>"#
     } else {
         ""
@@ -103,7 +114,7 @@ pub async fn list_credentials(State(state): State<AppState>, who: SignedIn) -> P
         token = esc(&state.token_endpoint),
     );
     if list.items.is_empty() {
-        let action = if who.can_write() {
+        let action = if may_generate {
             r#"<a class="btn btn-primary" href="/portal/credentials/new">Generate credential</a>"#
         } else {
             r#"<p class="muted">Ask an administrator of your organization to generate one.</p>"#
@@ -273,14 +284,14 @@ fn generate_form(state: &AppState, who: &SignedIn, f: &CredentialForm) -> String
 }
 
 pub async fn new_credential(State(state): State<AppState>, who: SignedIn) -> PageResult {
-    require_write(&who)?;
+    authorize(&who, Action::CreateCredential, &new_credential_target(&who))?;
     let body = generate_form(&state, &who, &CredentialForm::default());
     Ok(page(&who, "Generate credential", Nav::Credentials, &body))
 }
 
 pub async fn create_credential(State(state): State<AppState>, posted: Posted) -> PageResult {
     let Posted { who, fields } = posted;
-    require_write(&who)?;
+    authorize(&who, Action::CreateCredential, &new_credential_target(&who))?;
     let (permissions, levels) = read_permissions(&state, &fields);
     let mut form = CredentialForm {
         name: fields.text("name"),
@@ -484,7 +495,8 @@ async fn render_credential(
         chart = bar_chart(&days),
     );
 
-    if who.can_write() {
+    let target = Target::Credential(service::credential_ref(&c));
+    if who.may(Action::EditCredential, &target) {
         let (err_field, err_msg) = match &edit_error {
             Some((f, m)) => (Some(*f), Some(m.as_str())),
             None => (None, None),
@@ -510,6 +522,8 @@ async fn render_credential(
                 perm_err
             ),
         );
+    }
+    if who.may(Action::RotateSecret, &target) {
         let _ = write!(
             body,
             r#"<section class="card"><h2>Rotate secret</h2>
@@ -522,18 +536,24 @@ async fn render_credential(
 </form></section>"#,
             csrf = csrf_field(who),
         );
-        if c.status == CredentialStatus::Active {
-            let _ = write!(
-                body,
-                r#"<section class="card danger"><h2>Deactivate</h2><p class="muted">The credential stops obtaining tokens at once, and its tokens are revoked.</p><a class="btn btn-danger" href="/portal/credentials/{id}/deactivate">Deactivate credential</a></section>"#
-            );
-        } else {
-            let _ = write!(
-                body,
-                r#"<section class="card"><h2>Reactivate</h2><form method="post" action="/portal/credentials/{id}/activate">{csrf}<button type="submit" class="btn">Reactivate credential</button></form></section>"#,
-                csrf = csrf_field(who),
-            );
-        }
+    }
+    if c.status == CredentialStatus::Active && who.may(Action::DeactivateCredential, &target) {
+        let _ = write!(
+            body,
+            r#"<section class="card danger"><h2>Deactivate</h2><p class="muted">The credential stops obtaining tokens at once, and its tokens are revoked.</p><a class="btn btn-danger" href="/portal/credentials/{id}/deactivate">Deactivate credential</a></section>"#
+        );
+    }
+    if c.status == CredentialStatus::Deactivated && who.may(Action::ActivateCredential, &target) {
+        let _ = write!(
+            body,
+            r#"<section class="card"><h2>Reactivate</h2><form method="post" action="/portal/credentials/{id}/activate">{csrf}<button type="submit" class="btn">Reactivate credential</button></form></section>"#,
+            csrf = csrf_field(who),
+        );
+    }
+    if c.permissions.has_system_scopes() && !who.may(Action::EditCredential, &target) {
+        body.push_str(
+            r#"<section class="card"><p class="muted">This credential holds tokenmint:* scopes: only platform administrators can change it.</p></section>"#,
+        );
     }
     let status =
         if edit_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
@@ -554,8 +574,14 @@ pub async fn update_credential(
     posted: Posted,
 ) -> PageResult {
     let Posted { who, fields } = posted;
-    require_write(&who)?;
-    let (permissions, _) = read_permissions(&state, &fields);
+    let current =
+        service::check_credential(&state, &who.actor, &client_id, Action::EditCredential).await?;
+    let (mut permissions, _) = read_permissions(&state, &fields);
+    // The form offers the product areas only: a credential's tokenmint:* scopes (which only the
+    // platform may edit) are kept as they are, not dropped because no select showed them.
+    permissions.extend(
+        current.permissions.to_strings().into_iter().filter(|p| p.starts_with("tokenmint:")),
+    );
     let input = dto::UpdateCredential {
         name: Some(fields.text("name")),
         permissions: Some(permissions),
@@ -577,7 +603,7 @@ pub async fn rotate_secret(
     posted: Posted,
 ) -> PageResult {
     let Posted { who, fields } = posted;
-    require_write(&who)?;
+    service::check_credential(&state, &who.actor, &client_id, Action::RotateSecret).await?;
     let overlap = match fields.get("overlap") {
         Some(v @ ("0" | "3600" | "86400" | "604800")) => v.parse::<u64>().ok(),
         _ => {
@@ -610,8 +636,8 @@ pub async fn confirm_deactivate(
     who: SignedIn,
     Path(client_id): Path<String>,
 ) -> PageResult {
-    let c = service::get_credential(&state, &who.actor, &client_id).await?;
-    require_write(&who)?;
+    let c = service::check_credential(&state, &who.actor, &client_id, Action::DeactivateCredential)
+        .await?;
     let body = format!(
         r#"<section class="card narrow danger"><h1>Deactivate “{name}”?</h1>
 <p>Integrations using Client ID <code>{id}</code> will no longer obtain tokens, and the tokens they hold stop working. You can reactivate the credential later.</p>
@@ -632,7 +658,6 @@ pub async fn deactivate_credential(
     Path(client_id): Path<String>,
     posted: Posted,
 ) -> PageResult {
-    require_write(&posted.who)?;
     service::set_status(&state, &posted.who.actor, &client_id, CredentialStatus::Deactivated)
         .await?;
     Ok(see_other(&format!("/portal/credentials/{client_id}")))
@@ -643,7 +668,6 @@ pub async fn activate_credential(
     Path(client_id): Path<String>,
     posted: Posted,
 ) -> PageResult {
-    require_write(&posted.who)?;
     service::set_status(&state, &posted.who.actor, &client_id, CredentialStatus::Active).await?;
     Ok(see_other(&format!("/portal/credentials/{client_id}")))
 }
@@ -672,7 +696,13 @@ async fn render_users(
     }
     body.push_str(r#"<div class="card table-card"><table class="table responsive"><thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Last sign-in</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead><tbody>"#);
     for u in &list {
-        let action = if who.can_write() && u.status == "active" && u.id != who.user.id {
+        let role = match u.role {
+            dto::UserRole::Admin => UserRole::Admin,
+            dto::UserRole::Viewer => UserRole::Viewer,
+            dto::UserRole::Platform => UserRole::Platform,
+        };
+        let target = Target::User { org: &u.org, id: Some(&u.id), role };
+        let action = if u.status == "active" && who.may(Action::DeactivateUser, &target) {
             format!(
                 r#"<form method="post" action="/portal/users/{id}/deactivate" class="inline">{csrf}<button type="submit" class="btn btn-small btn-danger-quiet">Deactivate</button></form>"#,
                 id = esc(&u.id),
@@ -699,7 +729,8 @@ async fn render_users(
         );
     }
     body.push_str("</tbody></table></div>");
-    if who.can_write() {
+    let new_user = Target::User { org: &who.user.org, id: None, role: UserRole::Viewer };
+    if who.may(Action::CreateUser, &new_user) {
         let email_err = error.as_ref().map(|(_, m)| m.as_str());
         let _ = write!(
             body,
@@ -717,7 +748,11 @@ async fn render_users(
             err = field_error("email", email_err),
         );
     }
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = match &error {
+        Some(("conflict", _)) => StatusCode::CONFLICT,
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
     Ok(page_with(status, who, "Users", Nav::Users, &body))
 }
 
@@ -730,10 +765,14 @@ pub async fn list_users(State(state): State<AppState>, who: SignedIn) -> PageRes
 
 pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageResult {
     let Posted { who, fields } = posted;
-    require_write(&who)?;
-    let email = fields.text("email");
     let role = match fields.get("role") {
-        Some("admin") => dto::UserRole::Admin,
+        Some("admin") => UserRole::Admin,
+        _ => UserRole::Viewer,
+    };
+    authorize(&who, Action::CreateUser, &Target::User { org: &who.user.org, id: None, role })?;
+    let email = fields.text("email");
+    let role = match role {
+        UserRole::Admin => dto::UserRole::Admin,
         _ => dto::UserRole::Viewer,
     };
     let password = tokenmint_core::ids::random_id("", 20);
@@ -744,16 +783,20 @@ pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageR
         password: password.clone(),
     };
     match users::create_user(&state, &who.actor, input).await {
-        Ok(user) => {
+        Ok(created) => {
             state.portal.put_flash(
                 &who.session.id_hash,
-                Flash::Password { email: user.email, password },
+                Flash::Password { email: created.user.email, password },
                 state.now(),
             );
             Ok(see_other("/portal/users"))
         }
         Err(ApiError::Validation { message, .. }) => {
             render_users(&state, &who, None, &email, Some(("email", message))).await
+        }
+        // The email is taken; the operation's words say nothing about where.
+        Err(ApiError::Conflict(message)) => {
+            render_users(&state, &who, None, &email, Some(("conflict", message))).await
         }
         Err(e) => Err(e.into()),
     }
@@ -764,7 +807,6 @@ pub async fn deactivate_user(
     Path(id): Path<String>,
     posted: Posted,
 ) -> PageResult {
-    require_write(&posted.who)?;
     users::deactivate_user(&state, &posted.who.actor, &id).await?;
     Ok(see_other("/portal/users"))
 }
@@ -793,6 +835,7 @@ fn describe(kind: &str) -> &str {
 }
 
 pub async fn audit_log(State(state): State<AppState>, who: SignedIn) -> PageResult {
+    authorize(&who, Action::ReadAudit, &Target::Org(&who.user.org))?;
     let now = state.now();
     let mut records = state
         .store

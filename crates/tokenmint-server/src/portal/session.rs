@@ -120,8 +120,10 @@ impl fmt::Debug for SignedIn {
 }
 
 impl SignedIn {
-    pub fn can_write(&self) -> bool {
-        self.actor.can_write(&self.user.org)
+    /// Whether the policy lets this user do `action` to `target`: for deciding which forms a
+    /// page shows. The operation behind each form asks again.
+    pub fn may(&self, action: crate::service::Action, target: &crate::service::Target<'_>) -> bool {
+        crate::service::policy::may(&self.actor, action, target).is_ok()
     }
 
     pub fn viewer(&self) -> super::html::Viewer<'_> {

@@ -1,13 +1,15 @@
 //! RFC 7662 token introspection.
 //!
-//! The caller authenticates as a client. Resource servers holding the `tokenmint:introspect`
-//! (or admin) scope may introspect any token; any other client only its own, so that one
-//! partner cannot probe another's tokens. Anything not active for this caller, for whatever
-//! reason, is `{"active": false}` (§2.2).
+//! The caller authenticates as a client. Who may see which token is the policy's decision
+//! ([`crate::service::policy`]): resource servers holding the `tokenmint:introspect` (or admin)
+//! scope any token, any other client only its own, so that one partner cannot probe another's
+//! tokens. Anything not active for this caller, for whatever reason, is `{"active": false}`
+//! (§2.2).
 
 use crate::error::OAuthFailure;
 use crate::extract::bearer::verify_own_token;
 use crate::extract::{authenticate_client, read_params};
+use crate::service::{Action, Actor, SystemScopes, Target, policy};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
@@ -16,7 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokenmint_core::request;
-use tokenmint_proto::{Audience, Environment, system_scopes};
+use tokenmint_proto::{Audience, Environment};
 
 #[derive(Debug, Serialize)]
 pub struct Introspection {
@@ -108,9 +110,10 @@ async fn introspect(
     let Ok(claims) = verify_own_token(state, &token).await else {
         return Ok(Introspection::inactive());
     };
-    let perms = &caller.credential.credential.permissions;
-    let privileged = perms.has_system(system_scopes::INTROSPECT) || perms.is_platform_admin();
-    if !privileged && claims.client_id != caller.credential.credential.client_id.as_str() {
+    let target = Target::Token { client_id: &claims.client_id, org: &claims.org };
+    if policy::may(&client_actor(&caller.credential.credential), Action::IntrospectToken, &target)
+        .is_err()
+    {
         return Ok(Introspection::inactive());
     }
     Ok(Introspection {
@@ -127,4 +130,15 @@ async fn introspect(
         env: Some(claims.env),
         org: Some(claims.org),
     })
+}
+
+/// A client authenticated with its secret, as the policy sees it: its system scopes are the
+/// ones its credential grants.
+pub fn client_actor(c: &tokenmint_core::Credential) -> Actor {
+    Actor::Credential {
+        client_id: c.client_id.to_string(),
+        org: c.org.clone(),
+        scopes: SystemScopes::from_fn(|s| c.permissions.has_system(s)),
+        token: None,
+    }
 }

@@ -1,6 +1,7 @@
 //! RFC 7009 token revocation.
 //!
-//! A client may revoke its own tokens; the platform admin any. The token's id goes into the
+//! A client may revoke its own tokens; the platform admin any (the policy's decision,
+//! [`crate::service::policy`]). The token's id goes into the
 //! revocation feed until the token would have expired anyway, which is how gateways and
 //! verifiers holding a stateless JWT learn to refuse it. Per §2.2, an invalid, expired or
 //! unknown token is answered with 200: there is nothing to revoke.
@@ -8,6 +9,8 @@
 use crate::error::OAuthFailure;
 use crate::extract::bearer::verify_own_token;
 use crate::extract::{authenticate_client, read_params};
+use crate::routes::introspect::client_actor;
+use crate::service::{Action, Target, policy};
 use crate::state::AppState;
 use crate::sync::sync_now;
 use axum::body::Body;
@@ -68,13 +71,15 @@ async fn revoke(
         return Ok(());
     };
     let caller_cred = &caller.credential.credential;
-    if claims.client_id != caller_cred.client_id.as_str()
-        && !caller_cred.permissions.is_platform_admin()
-    {
-        return Err(OAuthFailure::new(
-            OAuthErrorCode::UnauthorizedClient,
-            "the token was not issued to this client",
-        ));
+    let target = Target::Token { client_id: &claims.client_id, org: &claims.org };
+    if let Err(refusal) = policy::may(&client_actor(caller_cred), Action::RevokeToken, &target) {
+        let description = match refusal {
+            policy::Denied::Forbidden { reason, .. } | policy::Denied::Conflict { reason } => {
+                reason
+            }
+            policy::Denied::NotFound => "the token was not issued to this client",
+        };
+        return Err(OAuthFailure::new(OAuthErrorCode::UnauthorizedClient, description));
     }
     let entry = NewRevocation {
         revocation: Revocation::Token { jti: claims.jti.clone() },

@@ -15,7 +15,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 use tokenmint_core::grant::{self, GrantedAudience};
-use tokenmint_core::ids::random_id;
 use tokenmint_core::jwt::{self, AudienceRef, ClaimsRef};
 use tokenmint_core::ratelimit::Decision;
 use tokenmint_core::request;
@@ -142,7 +141,10 @@ async fn issue(
         None
     };
 
-    let now = state.now();
+    // One reading of the clock: the token's `iat` (seconds) and its id (microseconds, which
+    // places it after a revocation cut-off made earlier in the same second).
+    let now_micros = state.clock.now_micros();
+    let now = now_micros.div_euclid(1_000_000);
     let grant = grant::decide(
         credential,
         req.scope.as_deref(),
@@ -160,7 +162,7 @@ async fn issue(
         Refusal::new(reason, Some(presented(&credential.client_id)), OAuthFailure::from(e))
     })?;
     let keys = state.keys.load();
-    let jti = random_id("", 22);
+    let jti = credential.new_token_id(now_micros);
     let claims = ClaimsRef {
         iss: &state.issuer,
         sub: credential.client_id.as_str(),

@@ -36,8 +36,10 @@ pub struct CreateArgs {
     /// The email the user signs in with.
     #[arg(long)]
     email: String,
-    /// `admin` manages the organization's credentials and users, `viewer` reads only,
-    /// `platform` manages every organization.
+    /// `admin` manages the organization's credentials and users (not those holding tokenmint:*
+    /// scopes, which stay with the platform), `viewer` reads only, `platform` manages every
+    /// organization and may be given only by the platform. The answer says what the role given
+    /// allows.
     #[arg(long, value_enum, default_value = "admin")]
     role: Role,
     /// Read the password from standard input (first line). Without it, a password is generated
@@ -66,7 +68,7 @@ pub struct DeactivateArgs {
 #[derive(serde::Serialize)]
 struct Created<'a> {
     #[serde(flatten)]
-    user: &'a dto::User,
+    user: &'a dto::CreatedUser,
     /// Present only when the password was generated.
     #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<&'a str>,
@@ -104,7 +106,7 @@ pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
                 Role::Platform => dto::UserRole::Platform,
             };
             let client = AdminClient::connect(&a.admin).await?;
-            let user: dto::User = client
+            let created: dto::CreatedUser = client
                 .post(
                     "/users",
                     &dto::CreateUser {
@@ -116,12 +118,14 @@ pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
                 )
                 .await?;
             let shown = generated.then_some(password.as_str());
-            print(a.admin.output, &Created { user: &user, password: shown }, || {
+            let user = &created.user;
+            print(a.admin.output, &Created { user: &created, password: shown }, || {
                 let mut rows = vec![
                     ("id", user.id.clone()),
                     ("org", user.org.clone()),
                     ("email", user.email.clone()),
                     ("role", format!("{:?}", user.role).to_lowercase()),
+                    ("grants", created.role_grants.clone()),
                 ];
                 if let Some(p) = shown {
                     rows.push(("password", p.to_owned()));

@@ -1,9 +1,9 @@
 //! `/admin/v1/audit`, `/admin/v1/alerts` and a credential's activity.
 
-use super::Admin;
+use super::Bearer;
 use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::service::{self, instant};
+use crate::service::{self, Action, Target, instant};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -58,7 +58,7 @@ pub fn event_view(r: &AuditRecord) -> dto::AuditEvent {
     security(("bearer" = [])))]
 pub async fn list_audit(
     State(state): State<AppState>,
-    Admin(_caller): Admin,
+    Bearer(caller): Bearer,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<dto::Page<dto::AuditEvent>>, ApiError> {
     let after = match q.cursor.as_deref() {
@@ -68,8 +68,9 @@ pub async fn list_audit(
         None => None,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let org = service::list_scope(&caller.actor, Action::ReadAudit, q.org)?;
     let filter = AuditFilter {
-        org: q.org,
+        org,
         client_id: q.client_id,
         kind: q.kind,
         since: q.since.map(OffsetDateTime::unix_timestamp),
@@ -95,8 +96,9 @@ pub async fn list_audit(
     security(("bearer" = [])))]
 pub async fn list_alerts(
     State(state): State<AppState>,
-    Admin(_caller): Admin,
+    Bearer(caller): Bearer,
 ) -> Result<Json<Vec<dto::AlertDelivery>>, ApiError> {
+    service::authorize(&caller.actor, Action::ReadAlerts, &Target::Platform, "alert")?;
     let list = state.store.list_alert_deliveries(200).await?;
     Ok(Json(
         list.into_iter()
@@ -177,7 +179,7 @@ pub async fn activity(
     security(("bearer" = [])))]
 pub async fn show_activity(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path(client_id): Path<String>,
     QueryParams(q): QueryParams<ActivityQuery>,
 ) -> Result<Json<dto::CredentialActivity>, ApiError> {

@@ -1,7 +1,7 @@
 //! `/admin/v1/credentials`: create, list, show, update, (de)activate, rotate and delete
 //! secrets, revoke tokens.
 
-use super::Admin;
+use super::Bearer;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
 use crate::service;
@@ -39,7 +39,7 @@ pub struct ListQuery {
     security(("bearer" = [])))]
 pub async fn create_credential(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     JsonBody(input): JsonBody<dto::CreateCredential>,
 ) -> Result<Response, ApiError> {
     let created = service::create_credential(&state, &caller.actor, input).await?;
@@ -55,7 +55,7 @@ pub async fn create_credential(
     security(("bearer" = [])))]
 pub async fn list_credentials(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<dto::Page<dto::Credential>>, ApiError> {
     Ok(Json(service::list_credentials(&state, &caller.actor, q.org, q.cursor, q.limit).await?))
@@ -71,7 +71,7 @@ pub async fn list_credentials(
     security(("bearer" = [])))]
 pub async fn show_credential(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path(client_id): Path<String>,
 ) -> Result<Json<dto::Credential>, ApiError> {
     let c = service::get_credential(&state, &caller.actor, &client_id).await?;
@@ -92,7 +92,7 @@ pub async fn show_credential(
     security(("bearer" = [])))]
 pub async fn update_credential(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path(client_id): Path<String>,
     JsonBody(input): JsonBody<dto::UpdateCredential>,
 ) -> Result<Json<dto::Credential>, ApiError> {
@@ -110,7 +110,7 @@ pub async fn update_credential(
     security(("bearer" = [])))]
 pub async fn deactivate_credential(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path(client_id): Path<String>,
 ) -> Result<Json<dto::Credential>, ApiError> {
     Ok(Json(
@@ -129,7 +129,7 @@ pub async fn deactivate_credential(
     security(("bearer" = [])))]
 pub async fn activate_credential(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path(client_id): Path<String>,
 ) -> Result<Json<dto::Credential>, ApiError> {
     Ok(Json(
@@ -150,7 +150,7 @@ pub async fn activate_credential(
     security(("bearer" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path(client_id): Path<String>,
     JsonBody(input): JsonBody<dto::RotateSecret>,
 ) -> Result<Response, ApiError> {
@@ -172,7 +172,7 @@ pub async fn rotate_secret(
     security(("bearer" = [])))]
 pub async fn delete_secret(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path((client_id, secret_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     service::delete_secret(&state, &caller.actor, &client_id, &secret_id).await?;
@@ -190,7 +190,7 @@ pub async fn delete_secret(
     security(("bearer" = [])))]
 pub async fn revoke_tokens(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path(client_id): Path<String>,
 ) -> Result<Json<dto::TokensRevoked>, ApiError> {
     Ok(Json(service::revoke_tokens(&state, &caller.actor, &client_id).await?))

@@ -1,10 +1,10 @@
 //! `/admin/v1/keys`: list, rotate, withdraw signing keys.
 
-use super::Admin;
+use super::Bearer;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::keyring::new_key_record;
-use crate::service::instant;
+use crate::service::{self, Action, Target, instant};
 use crate::state::AppState;
 use crate::sync::sync_now;
 use axum::Json;
@@ -47,17 +47,19 @@ pub async fn key_views(state: &AppState) -> Result<Vec<dto::SigningKey>, ApiErro
     security(("bearer" = [])))]
 pub async fn list_keys(
     State(state): State<AppState>,
-    Admin(_caller): Admin,
+    Bearer(caller): Bearer,
 ) -> Result<Json<Vec<dto::SigningKey>>, ApiError> {
+    service::authorize(&caller.actor, Action::ReadKeys, &Target::Platform, "signing key")?;
     Ok(Json(key_views(&state).await?))
 }
 
 /// Creates a key that starts signing after `propagation` seconds, unless one is pending.
+/// `actor` is `None` for the scheduled rotation.
 pub async fn schedule_new_key(
     state: &AppState,
     alg: SigningAlgorithm,
     propagation: u64,
-    actor: &str,
+    actor: Option<&service::Actor>,
 ) -> Result<Option<String>, ApiError> {
     let now = state.now();
     let master = state.config.master_key.clone();
@@ -69,7 +71,11 @@ pub async fn schedule_new_key(
             .map_err(|e| ApiError::Internal(e.to_string()))?
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     let kid = record.kid.clone();
-    if !state.store.insert_key(&record, Some(now)).await? {
+    let guard = match actor {
+        Some(a) => service::guard(state, a, false),
+        None => tokenmint_store::Guard::system(now),
+    };
+    if !state.store.insert_key(&record, Some(now), &guard).await? {
         return Ok(None);
     }
     if let Err(e) = sync_now(state).await {
@@ -77,9 +83,11 @@ pub async fn schedule_new_key(
     }
     tracing::info!(kid = %kid, alg = %alg, activates_at, "signing key created");
     state.audit.record(
-        crate::audit::AuditEvent::new(crate::audit::AuditKind::KeyRotated).actor(actor).details(
-            serde_json::json!({"kid": kid, "alg": alg.as_str(), "activates_at": activates_at}),
-        ),
+        crate::audit::AuditEvent::new(crate::audit::AuditKind::KeyRotated)
+            .actor(actor.map_or_else(|| "system".to_owned(), service::Actor::principal))
+            .details(
+                serde_json::json!({"kid": kid, "alg": alg.as_str(), "activates_at": activates_at}),
+            ),
         now,
     );
     Ok(Some(kid))
@@ -97,9 +105,10 @@ pub async fn schedule_new_key(
     security(("bearer" = [])))]
 pub async fn rotate_key(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     JsonBody(input): JsonBody<dto::RotateKey>,
 ) -> Result<Response, ApiError> {
+    service::authorize(&caller.actor, Action::RotateKey, &Target::Platform, "signing key")?;
     let alg = match input.alg.as_deref() {
         Some(a) => {
             a.parse::<SigningAlgorithm>().map_err(|e| ApiError::validation("alg", e.to_string()))?
@@ -113,7 +122,7 @@ pub async fn rotate_key(
             "at most 2592000 seconds (30 days)",
         ));
     }
-    if schedule_new_key(&state, alg, propagation, caller.actor.principal()).await?.is_none() {
+    if schedule_new_key(&state, alg, propagation, Some(&caller.actor)).await?.is_none() {
         return Err(ApiError::Conflict(
             "a new signing key is already pending; it activates on its own (see GET /admin/v1/keys)".into(),
         ));
@@ -131,9 +140,10 @@ pub async fn rotate_key(
     security(("bearer" = [])))]
 pub async fn withdraw_key(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path(kid): Path<String>,
 ) -> Result<Json<Vec<dto::SigningKey>>, ApiError> {
+    service::authorize(&caller.actor, Action::WithdrawKey, &Target::Platform, "signing key")?;
     let views = key_views(&state).await?;
     let target =
         views.iter().find(|k| k.kid == kid).ok_or_else(|| ApiError::not_found("signing key"))?;
@@ -146,14 +156,20 @@ pub async fn withdraw_key(
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        state.store.insert_key(&record, None).await?;
+        state
+            .store
+            .insert_key(&record, None, &service::guard(&state, &caller.actor, false))
+            .await?;
     }
     let now = state.now();
     let revocation = NewRevocation {
         revocation: Revocation::Key { kid: kid.clone() },
         expires_at: now + i64::from(state.config.max_token_lifetime) + UNPUBLISH_GRACE_SECS,
     };
-    state.store.withdraw_key(&kid, now, &revocation).await?;
+    state
+        .store
+        .withdraw_key(&kid, &revocation, &service::guard(&state, &caller.actor, false))
+        .await?;
     if let Err(e) = sync_now(&state).await {
         tracing::warn!(error = %e, "could not reload keys after a withdrawal");
     }

@@ -8,82 +8,152 @@ pub mod revocations;
 pub mod users;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, authorize_bearer};
+use crate::extract::{Caller, authenticate_bearer};
+use crate::service::Action;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
+use axum::http::Method;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use tokenmint_proto::system_scopes;
+use axum::routing::{MethodRouter, delete, get, patch, post};
 
-/// A caller holding `tokenmint:admin`.
+/// An authenticated caller (a valid access token of this server, for this API). What it may
+/// do is asked of the policy by the operation the handler calls.
 #[derive(Debug, Clone)]
-pub struct Admin(pub Caller);
+pub struct Bearer(pub Caller);
 
-impl FromRequestParts<AppState> for Admin {
+impl FromRequestParts<AppState> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(authorize_bearer(state, &parts.headers, &[system_scopes::ADMIN]).await?))
+        Ok(Self(authenticate_bearer(state, &parts.headers).await?))
     }
 }
 
-/// A caller allowed to follow the revocation feed.
-#[derive(Debug, Clone)]
-pub struct FeedReader(pub Caller);
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (the OpenAPI document, the portal's sign-in page and assets).
+    Public,
+    /// Any signed-in portal user, for their own session (signing out).
+    OwnSession,
+    /// Whoever the policy allows this action.
+    Policy(Action),
+}
 
-impl FromRequestParts<AppState> for FeedReader {
-    type Rejection = ApiError;
+/// One route: its method, path (as the router spells it) and who may call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let caller = authorize_bearer(
-            state,
-            &parts.headers,
-            &[system_scopes::REVOCATIONS, system_scopes::ADMIN],
-        )
-        .await?;
-        Ok(Self(caller))
-    }
+/// Every admin route with its handler. The router is built from this table and nothing
+/// else, so the list [`routes`] returns is the router's, and a test checks that the
+/// authorization matrix covers each entry.
+fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    use Access::{Policy, Public};
+    use Action::*;
+    let spec =
+        |method: Method, path: &'static str, access: Access| RouteSpec { method, path, access };
+    vec![
+        (spec(Method::GET, "/openapi.json", Public), get(openapi_document)),
+        (
+            spec(Method::GET, "/organizations", Policy(ListOrganizations)),
+            get(organizations::list_organizations),
+        ),
+        (
+            spec(Method::POST, "/organizations", Policy(CreateOrganization)),
+            post(organizations::create_organization),
+        ),
+        (
+            spec(Method::GET, "/organizations/{slug}", Policy(ReadOrganization)),
+            get(organizations::show_organization),
+        ),
+        (
+            spec(Method::GET, "/credentials", Policy(ListCredentials)),
+            get(credentials::list_credentials),
+        ),
+        (
+            spec(Method::POST, "/credentials", Policy(CreateCredential)),
+            post(credentials::create_credential),
+        ),
+        (
+            spec(Method::GET, "/credentials/{client_id}", Policy(ReadCredential)),
+            get(credentials::show_credential),
+        ),
+        (
+            spec(Method::PATCH, "/credentials/{client_id}", Policy(EditCredential)),
+            patch(credentials::update_credential),
+        ),
+        (
+            spec(Method::POST, "/credentials/{client_id}/deactivate", Policy(DeactivateCredential)),
+            post(credentials::deactivate_credential),
+        ),
+        (
+            spec(Method::POST, "/credentials/{client_id}/activate", Policy(ActivateCredential)),
+            post(credentials::activate_credential),
+        ),
+        (
+            spec(Method::POST, "/credentials/{client_id}/secrets", Policy(RotateSecret)),
+            post(credentials::rotate_secret),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/credentials/{client_id}/secrets/{secret_id}",
+                Policy(DeleteSecret),
+            ),
+            delete(credentials::delete_secret),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/credentials/{client_id}/revoke-tokens",
+                Policy(RevokeCredentialTokens),
+            ),
+            post(credentials::revoke_tokens),
+        ),
+        (
+            spec(Method::GET, "/credentials/{client_id}/activity", Policy(ReadCredential)),
+            get(audit::show_activity),
+        ),
+        (spec(Method::GET, "/users", Policy(ListUsers)), get(users::list_users)),
+        (spec(Method::POST, "/users", Policy(CreateUser)), post(users::create_user)),
+        (
+            spec(Method::POST, "/users/{id}/deactivate", Policy(DeactivateUser)),
+            post(users::deactivate_user),
+        ),
+        (spec(Method::GET, "/audit", Policy(ReadAudit)), get(audit::list_audit)),
+        (spec(Method::GET, "/alerts", Policy(ReadAlerts)), get(audit::list_alerts)),
+        (spec(Method::GET, "/keys", Policy(ReadKeys)), get(keys::list_keys)),
+        (spec(Method::POST, "/keys/rotate", Policy(RotateKey)), post(keys::rotate_key)),
+        (spec(Method::POST, "/keys/{kid}/withdraw", Policy(WithdrawKey)), post(keys::withdraw_key)),
+        (
+            spec(Method::GET, "/revocations", Policy(FollowRevocations)),
+            get(revocations::list_revocations),
+        ),
+        (
+            spec(Method::GET, "/revocations/stream", Policy(FollowRevocations)),
+            get(revocations::stream_revocations),
+        ),
+    ]
+}
+
+/// Every admin route, relative to `/admin/v1`.
+pub fn routes() -> Vec<RouteSpec> {
+    table().into_iter().map(|(spec, _)| spec).collect()
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/openapi.json", get(openapi_document))
-        .route(
-            "/organizations",
-            get(organizations::list_organizations).post(organizations::create_organization),
-        )
-        .route("/organizations/{slug}", get(organizations::show_organization))
-        .route(
-            "/credentials",
-            get(credentials::list_credentials).post(credentials::create_credential),
-        )
-        .route(
-            "/credentials/{client_id}",
-            get(credentials::show_credential).patch(credentials::update_credential),
-        )
-        .route("/credentials/{client_id}/deactivate", post(credentials::deactivate_credential))
-        .route("/credentials/{client_id}/activate", post(credentials::activate_credential))
-        .route("/credentials/{client_id}/secrets", post(credentials::rotate_secret))
-        .route("/credentials/{client_id}/secrets/{secret_id}", delete(credentials::delete_secret))
-        .route("/credentials/{client_id}/revoke-tokens", post(credentials::revoke_tokens))
-        .route("/credentials/{client_id}/activity", get(audit::show_activity))
-        .route("/users", get(users::list_users).post(users::create_user))
-        .route("/users/{id}/deactivate", post(users::deactivate_user))
-        .route("/audit", get(audit::list_audit))
-        .route("/alerts", get(audit::list_alerts))
-        .route("/keys", get(keys::list_keys))
-        .route("/keys/rotate", post(keys::rotate_key))
-        .route("/keys/{kid}/withdraw", post(keys::withdraw_key))
-        .route("/revocations", get(revocations::list_revocations))
-        .route("/revocations/stream", get(revocations::stream_revocations))
+    table()
+        .into_iter()
+        .fold(Router::new(), |r, (spec, handler)| r.route(spec.path, handler))
         .fallback(|| async { ApiError::not_found("this admin API path").into_response() })
 }
 

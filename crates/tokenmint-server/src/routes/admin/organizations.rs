@@ -1,6 +1,6 @@
 //! `/admin/v1/organizations`.
 
-use super::Admin;
+use super::Bearer;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
 use crate::service;
@@ -35,7 +35,7 @@ pub struct ListQuery {
     security(("bearer" = [])))]
 pub async fn create_organization(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     JsonBody(input): JsonBody<dto::CreateOrganization>,
 ) -> Result<Response, ApiError> {
     let org = service::create_organization(&state, &caller.actor, input).await?;
@@ -51,17 +51,12 @@ pub async fn create_organization(
     security(("bearer" = [])))]
 pub async fn list_organizations(
     State(state): State<AppState>,
-    Admin(_caller): Admin,
+    Bearer(caller): Bearer,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<dto::Page<dto::Organization>>, ApiError> {
-    let page = state
-        .store
-        .list_organizations(q.cursor.as_deref(), q.limit.unwrap_or(100).clamp(1, 500))
-        .await?;
-    Ok(Json(dto::Page {
-        items: page.items.iter().map(service::org_view).collect(),
-        next_cursor: page.next,
-    }))
+    Ok(Json(
+        service::list_organizations(&state, &caller.actor, q.cursor.as_deref(), q.limit).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/v1/organizations/{slug}", tag = "organizations",
@@ -69,18 +64,14 @@ pub async fn list_organizations(
     responses(
         (status = 200, description = "The organization", body = dto::Organization),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn show_organization(
     State(state): State<AppState>,
-    Admin(_caller): Admin,
+    Bearer(caller): Bearer,
     Path(slug): Path<String>,
 ) -> Result<Json<dto::Organization>, ApiError> {
-    let org = state
-        .store
-        .get_organization(&slug)
-        .await?
-        .ok_or_else(|| ApiError::not_found("organization"))?;
-    Ok(Json(service::org_view(&org)))
+    Ok(Json(service::get_organization(&state, &caller.actor, &slug).await?))
 }

@@ -1,9 +1,10 @@
 //! `/admin/v1/revocations`: the revocation feed that gateways and verifiers follow, polled or
 //! streamed as server-sent events (see `tokenmint_proto::feed`).
 
-use super::FeedReader;
+use super::Bearer;
 use crate::error::ApiError;
 use crate::extract::QueryParams;
+use crate::service::{self, Action, Target};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -36,9 +37,10 @@ pub struct FeedQuery {
     security(("bearer" = [])))]
 pub async fn list_revocations(
     State(state): State<AppState>,
-    FeedReader(_caller): FeedReader,
+    Bearer(caller): Bearer,
     QueryParams(q): QueryParams<FeedQuery>,
 ) -> Result<Json<RevocationPage>, ApiError> {
+    service::authorize(&caller.actor, Action::FollowRevocations, &Target::Platform, "feed")?;
     let after = q.after.unwrap_or(0).max(0);
     let entries = state
         .store
@@ -64,10 +66,11 @@ fn event(e: &RevocationEntry) -> Event {
     security(("bearer" = [])))]
 pub async fn stream_revocations(
     State(state): State<AppState>,
-    FeedReader(caller): FeedReader,
+    Bearer(caller): Bearer,
     headers: HeaderMap,
     QueryParams(q): QueryParams<FeedQuery>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    service::authorize(&caller.actor, Action::FollowRevocations, &Target::Platform, "feed")?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

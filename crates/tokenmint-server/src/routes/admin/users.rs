@@ -1,6 +1,6 @@
 //! `/admin/v1/users`: portal users (create, list, deactivate).
 
-use super::Admin;
+use super::Bearer;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
@@ -24,16 +24,17 @@ pub struct ListQuery {
 #[utoipa::path(post, path = "/admin/v1/users", tag = "users",
     request_body = dto::CreateUser,
     responses(
-        (status = 201, description = "Created; the user signs in at /portal/ with this email and password", body = dto::User),
+        (status = 201, description = "Created; the user signs in at /portal/ with this email and password", body = dto::CreatedUser),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed for this organization or role", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field, or the email is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     JsonBody(input): JsonBody<dto::CreateUser>,
 ) -> Result<Response, ApiError> {
     let user = users::create_user(&state, &caller.actor, input).await?;
@@ -48,7 +49,7 @@ pub async fn create_user(
     security(("bearer" = [])))]
 pub async fn list_users(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Vec<dto::User>>, ApiError> {
     Ok(Json(users::list_users(&state, &caller.actor, q.org).await?))
@@ -59,12 +60,14 @@ pub async fn list_users(
     responses(
         (status = 200, description = "Deactivated; the user's sessions are ended", body = dto::User),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed for this user's role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller's own user", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn deactivate_user(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    Bearer(caller): Bearer,
     Path(id): Path<String>,
 ) -> Result<Json<dto::User>, ApiError> {
     Ok(Json(users::deactivate_user(&state, &caller.actor, &id).await?))

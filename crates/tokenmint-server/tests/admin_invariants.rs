@@ -1,0 +1,221 @@
+//! The platform never ends up without a working admin: two admin credentials deactivating each
+//! other at the same moment leave exactly one (the other is told 409), on one server over SQLite
+//! and through two servers over one PostgreSQL; an admin cannot take `tokenmint:admin` away from
+//! itself; and the last working admin credential cannot be deactivated by anyone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::browser::Browser;
+use common::spawn_app;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokenmint_core::MasterKey;
+use tokenmint_core::scope::ProductAreas;
+use tokenmint_server::app::FirstStart;
+use tokenmint_server::{Application, Config, ManualClock};
+use tokenmint_store::SqlStore;
+use tokenmint_store::testing::TestDatabase;
+
+struct Api {
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn token(&self, base: &str, id: &str, secret: &str) -> String {
+        let res = self
+            .http
+            .post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn call(
+        &self,
+        base: &str,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req =
+            self.http.request(method, format!("{base}/admin/v1{path}")).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn new_admin(&self, base: &str, token: &str) -> (String, String) {
+        let res = self
+            .call(
+                base,
+                token,
+                Method::POST,
+                "/credentials",
+                Some(json!({"name": "admin", "org": "platform", "environment": "production",
+                    "permissions": ["tokenmint:admin"]})),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let v: Value = res.json().await.unwrap();
+        (
+            v["client_id"].as_str().unwrap().to_owned(),
+            v["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// Rounds of two fresh admins, the only working ones, deactivating each other at once: `x`
+/// through `base_x`, `y` through `base_y`. Each round starts from the previous round's survivor.
+async fn mutual_deactivations(base_x: &str, base_y: &str, first_admin: (String, String)) {
+    let api = Api { http: reqwest::Client::new() };
+    let mut setup = first_admin;
+    for round in 0..10 {
+        let setup_token = api.token(base_x, &setup.0, &setup.1).await;
+        let x = api.new_admin(base_x, &setup_token).await;
+        let y = api.new_admin(base_x, &setup_token).await;
+        let tx = api.token(base_x, &x.0, &x.1).await;
+        let ty = api.token(base_y, &y.0, &y.1).await;
+        // Retire the previous admin, so that x and y are the only ones.
+        let retire_path = format!("/credentials/{}/deactivate", setup.0);
+        let retire = api.call(base_x, &tx, Method::POST, &retire_path, None).await;
+        assert_eq!(retire.status(), 200);
+
+        let (path_x, path_y) = (
+            format!("/credentials/{}/deactivate", y.0),
+            format!("/credentials/{}/deactivate", x.0),
+        );
+        let (rx, ry) = tokio::join!(
+            api.call(base_x, &tx, Method::POST, &path_x, None),
+            api.call(base_y, &ty, Method::POST, &path_y, None),
+        );
+        let (sx, sy) = (rx.status().as_u16(), ry.status().as_u16());
+        let (winner, loser, loser_answer) = match (sx, sy) {
+            (200, 409) => (x.clone(), "y", ry),
+            (409, 200) => (y.clone(), "x", rx),
+            other => panic!("round {round}: expected one 200 and one 409, got {other:?}"),
+        };
+        let problem: Value = loser_answer.json().await.unwrap();
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("no longer authorized") || detail.contains("no working credential"),
+            "round {round}: {loser} was told {detail}"
+        );
+        // The survivor still administers, through either server.
+        for base in [base_x, base_y] {
+            let t = api.token(base, &winner.0, &winner.1).await;
+            let res = api.call(base, &t, Method::GET, "/credentials?limit=1", None).await;
+            assert_eq!(res.status(), 200, "round {round}: the survivor was locked out");
+        }
+        setup = winner;
+    }
+}
+
+#[tokio::test]
+async fn two_admins_deactivating_each_other_at_once_on_one_server_leave_exactly_one() {
+    let app = spawn_app().await;
+    mutual_deactivations(&app.base, &app.base, (app.admin_id.clone(), app.admin_secret.clone()))
+        .await;
+}
+
+/// A server over the PostgreSQL database at `url`, without Redis.
+async fn instance(
+    url: &str,
+    key: &MasterKey,
+    clock: Arc<ManualClock>,
+) -> (String, Option<FirstStart>, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let mut config = Config::new(url.to_owned(), key.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.product_areas = ProductAreas::parse(&["eligibility"]).unwrap();
+    config.signing_alg = tokenmint_core::keys::SigningAlgorithm::ES256;
+    config.issuer = Some("https://auth.example.test".to_owned());
+    config.sync_interval = std::time::Duration::from_millis(100);
+    let store = SqlStore::connect(url, true).await.unwrap();
+    let mut app = Application::build_with_clock(config, Arc::new(store), clock).await.unwrap();
+    let first = app.take_first_start();
+    let base = format!("http://{}", app.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (base, first, tx, task)
+}
+
+#[tokio::test]
+async fn two_admins_deactivating_each_other_at_once_through_two_servers_over_postgres_leave_exactly_one()
+ {
+    let Some(db) = TestDatabase::create().await else { return };
+    let key = MasterKey::generate();
+    let clock = Arc::new(ManualClock::new(common::real_now()));
+    let (a, first, stop_a, task_a) = instance(db.url(), &key, clock.clone()).await;
+    let Some(FirstStart::Initialized(admin)) = first else { panic!("first start") };
+    let (b, _, stop_b, task_b) = instance(db.url(), &key, clock).await;
+    mutual_deactivations(&a, &b, (admin.client_id, admin.client_secret)).await;
+    for (stop, task) in [(stop_a, task_a), (stop_b, task_b)] {
+        let _ = stop.send(());
+        task.await.unwrap();
+    }
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn an_admin_cannot_take_tokenmint_admin_away_from_itself() {
+    let app = spawn_app().await;
+    let res = app
+        .admin(
+            Method::PATCH,
+            &format!("/credentials/{}", app.admin_id),
+            Some(json!({"permissions": ["tokenmint:introspect"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    let p: Value = res.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("tokenmint:admin"), "{p}");
+    // Still an admin, and still working.
+    assert_eq!(app.admin(Method::GET, "/credentials", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn nobody_can_deactivate_the_last_working_admin_credential() {
+    let app = spawn_app().await;
+    let res = app
+        .admin(
+            Method::POST,
+            "/users",
+            Some(json!({"org": "platform", "email": "root@platform.test", "role": "platform",
+                "password": "a long enough password"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("root@platform.test", "a long enough password").await;
+    let path = format!("/portal/credentials/{}/deactivate", app.admin_id);
+    let out = b.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 409, "{}", out.body);
+    assert!(out.body.contains("no working credential holding tokenmint:admin"), "{}", out.body);
+    assert_eq!(app.admin(Method::GET, "/credentials", None).await.status(), 200);
+
+    // With a second admin credential, the first may go.
+    let (second, _) = app
+        .create_credential(json!({"name": "second", "org": "platform", "environment": "production",
+            "permissions": ["tokenmint:admin"]}))
+        .await;
+    assert!(!second.is_empty());
+    let out = b.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+}

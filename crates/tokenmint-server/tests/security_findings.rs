@@ -1,0 +1,242 @@
+//! Regression tests for the findings of the security review that the authorization work closed
+//! (the matrix in `authorization_matrix.rs` covers the class; these replay the attacks).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::browser::Browser;
+use common::{TestApp, spawn_app};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokenmint_server::service::ROTATION_SETTLE_SECS;
+
+const PASSWORD: &str = "a long enough password";
+
+async fn add_user(app: &TestApp, org: &str, email: &str, role: Option<&str>) -> Value {
+    let mut body = json!({"org": org, "email": email, "password": PASSWORD});
+    if let Some(r) = role {
+        body["role"] = json!(r);
+    }
+    let res = app.admin(Method::POST, "/users", Some(body)).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    res.json().await.unwrap()
+}
+
+async fn secret_ids(app: &TestApp, client_id: &str) -> Vec<String> {
+    let c = app.state.store.get_credential(client_id).await.unwrap().unwrap();
+    c.secrets.iter().map(|s| s.id.clone()).collect()
+}
+
+#[tokio::test]
+async fn an_organization_admin_cannot_take_over_a_credential_holding_a_system_scope() {
+    let app = spawn_app().await;
+    // What `users create --org <the platform admin's organization>` makes by default: an
+    // admin of that organization, and the answer says it is not a platform role.
+    let ops = add_user(&app, "platform", "ops@platform.test", None).await;
+    assert_eq!(ops["role"], "admin");
+    assert!(ops["role_grants"].as_str().unwrap().contains("not a platform role"), "{ops}");
+
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("ops@platform.test", PASSWORD).await;
+    let admin_page = b.get(&format!("/portal/credentials/{}", app.admin_id)).await;
+    assert_eq!(admin_page.status, 200, "it may be seen");
+    assert!(
+        !admin_page.body.contains("Rotate secret") && !admin_page.body.contains("Save changes")
+    );
+    let before = secret_ids(&app, &app.admin_id).await;
+    let base = format!("/portal/credentials/{}", app.admin_id);
+    for (path, form) in [
+        (format!("{base}/rotate"), vec![("overlap", "0")]),
+        (format!("{base}/deactivate"), vec![]),
+        (format!("{base}/activate"), vec![]),
+        (base.clone(), vec![("name", "mine now"), ("perm.eligibility", "read")]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &csrf));
+        let out = b.post(&path, &form).await;
+        assert_eq!(out.status, 403, "{path}: {}", out.body);
+        assert!(!out.body.contains("tms_"), "no secret is ever shown");
+    }
+    assert_eq!(secret_ids(&app, &app.admin_id).await, before, "the admin credential is untouched");
+    assert_eq!(app.admin(Method::GET, "/credentials", None).await.status(), 200);
+
+    // An ordinary organization's admin and its credential holding tokenmint:introspect.
+    add_user(&app, "acme", "admin@acme.test", Some("admin")).await;
+    let (introspector, _) = app
+        .create_credential(json!({"name": "resource server", "org": "acme",
+            "environment": "production", "permissions": ["tokenmint:introspect"]}))
+        .await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", PASSWORD).await;
+    let before = secret_ids(&app, &introspector).await;
+    let out = b
+        .post(
+            &format!("/portal/credentials/{introspector}/rotate"),
+            &[("csrf", &csrf), ("overlap", "0")],
+        )
+        .await;
+    assert_eq!(out.status, 403);
+    assert!(out.body.contains("platform administrators"), "the page says why: {}", out.body);
+    assert_eq!(secret_ids(&app, &introspector).await, before);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_rotations_hand_out_only_secrets_that_work() {
+    let app = spawn_app().await;
+    let (id, first) = app.sandbox_reader().await;
+    let token = app.admin_token().await;
+    let rotate = |overlap: u64| {
+        app.http
+            .post(app.url(&format!("/admin/v1/credentials/{id}/secrets")))
+            .bearer_auth(&token)
+            .json(&json!({"overlap_seconds": overlap}))
+            .send()
+    };
+    let answers = futures_util::future::join_all((0..50).map(|_| rotate(0))).await;
+    let mut handed_out = Vec::new();
+    for res in answers {
+        let res = res.unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        match status {
+            201 => handed_out.push(body["client_secret"].as_str().unwrap().to_owned()),
+            409 => assert!(body["detail"].as_str().unwrap().contains("rotated"), "{body}"),
+            other => panic!("a rotation answered {other}: {body}"),
+        }
+    }
+    assert!(!handed_out.is_empty());
+    for secret in &handed_out {
+        let res = app.token_for(&id, secret, &[]).await;
+        assert_eq!(res.status(), 200, "an acknowledged secret must work");
+    }
+    assert_eq!(app.token_for(&id, &first, &[]).await.status(), 401, "overlap 0 ended the old one");
+
+    // Once the rotation has settled, the next one goes through.
+    app.clock.advance(ROTATION_SETTLE_SECS);
+    let res = rotate(0).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let latest: Value = res.json().await.unwrap();
+    assert_eq!(
+        app.token_for(&id, latest["client_secret"].as_str().unwrap(), &[]).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_credential_holds_at_most_five_live_secrets_and_is_told_to_delete_one() {
+    let app = spawn_app().await;
+    let (id, _) = app.sandbox_reader().await;
+    let rotate = async || {
+        app.clock.advance(ROTATION_SETTLE_SECS);
+        app.admin(
+            Method::POST,
+            &format!("/credentials/{id}/secrets"),
+            Some(json!({"overlap_seconds": 86_400})),
+        )
+        .await
+    };
+    for _ in 0..4 {
+        assert_eq!(rotate().await.status(), 201);
+    }
+    let refused = rotate().await;
+    assert_eq!(refused.status(), 409);
+    let p: Value = refused.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("delete one first"), "{p}");
+    let oldest = secret_ids(&app, &id).await.remove(0);
+    let res = app.admin(Method::DELETE, &format!("/credentials/{id}/secrets/{oldest}"), None).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(rotate().await.status(), 201);
+}
+
+#[tokio::test]
+async fn editing_a_credential_does_not_reset_its_token_request_limit() {
+    let app = spawn_app().await;
+    let (id, secret) = app
+        .create_credential(json!({"name": "limited", "org": "acme", "environment": "sandbox",
+            "permissions": ["eligibility:read"], "rate_limit_per_minute": 3}))
+        .await;
+    for _ in 0..3 {
+        assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 200);
+    }
+    assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 429);
+    for edit in [json!({"name": "limited, renamed"}), json!({"rate_limit_per_minute": 3})] {
+        let res = app.admin(Method::PATCH, &format!("/credentials/{id}"), Some(edit)).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 429, "no fresh burst");
+    }
+}
+
+#[tokio::test]
+async fn the_admin_api_refuses_an_admin_token_minted_for_another_audience() {
+    let app = spawn_app().await;
+    let issuer = app.base.clone();
+    let (id, secret) = app
+        .create_credential(json!({"name": "admin with audiences", "org": "platform",
+            "environment": "production", "permissions": ["tokenmint:admin", "tokenmint:revocations"],
+            "audiences": ["https://api.example.com", issuer]}))
+        .await;
+    let token_for = async |audience: Option<&str>| {
+        let extra: Vec<(&str, &str)> = audience.map(|a| vec![("audience", a)]).unwrap_or_default();
+        let res = app.token_for(&id, &secret, &extra).await;
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    };
+    let elsewhere = token_for(Some("https://api.example.com")).await;
+    for path in ["/admin/v1/credentials", "/admin/v1/revocations"] {
+        let res = app.http.get(app.url(path)).bearer_auth(&elsewhere).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+        let p: Value = res.json().await.unwrap();
+        assert!(p["detail"].as_str().unwrap().contains("another audience"), "{p}");
+    }
+    // For the issuer, explicitly or among the defaults, it is accepted.
+    for token in [token_for(Some(&app.base)).await, token_for(None).await] {
+        let res = app.http.get(app.url("/admin/v1/credentials")).bearer_auth(token).send().await;
+        assert_eq!(res.unwrap().status(), 200);
+    }
+    // A credential whose only audience is another one gets no token the admin API accepts.
+    let res = app
+        .admin(
+            Method::PATCH,
+            &format!("/credentials/{id}"),
+            Some(json!({"audiences": ["https://api.example.com"]})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app.http.get(app.url("/admin/v1/credentials")).bearer_auth(token_for(None).await);
+    assert_eq!(res.send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn adding_a_user_whose_email_exists_in_another_organization_reveals_nothing_about_it() {
+    let app = spawn_app().await;
+    add_user(&app, "globex", "taken@globex.test", Some("viewer")).await;
+    add_user(&app, "acme", "admin@acme.test", Some("admin")).await;
+    add_user(&app, "acme", "twin@acme.test", Some("viewer")).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", PASSWORD).await;
+    let mut pages = Vec::new();
+    for email in ["taken@globex.test", "twin@acme.test"] {
+        let out =
+            b.post("/portal/users", &[("csrf", &csrf), ("email", email), ("role", "viewer")]).await;
+        assert_eq!(out.status, 409);
+        let at = out.body.find(r#"id="email-error" role="alert">"#).expect("the form says why");
+        let message = &out.body[at..];
+        pages.push(message[..message.find("</p>").unwrap()].to_owned());
+        // Beyond the address as typed, nothing names the other organization.
+        let rest = out.body.replace(email, "");
+        assert!(!rest.contains("globex") && !rest.contains("another organization"));
+    }
+    assert_eq!(pages[0], pages[1], "an email of another organization is answered like one of ours");
+    // The platform, which sees every user anyway, is told plainly.
+    let res = app
+        .admin(
+            Method::POST,
+            "/users",
+            Some(json!({"org": "acme", "email": "taken@globex.test", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    let p: Value = res.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("already exists"));
+}
