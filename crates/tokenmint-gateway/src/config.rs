@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::SecretSource;
 use tokenmint_server::config::{DEFAULT_HEADER_TIMEOUT, TlsFiles};
-use tokenmint_verify::ScopeRule;
+use tokenmint_verify::{PrefixTable, ScopeRule};
 
 /// The environment variable holding the feed credential's secret when no file is named.
 pub const SECRET_ENV: &str = "TOKENMINT_CLIENT_SECRET";
@@ -144,11 +144,16 @@ impl Upstream {
         Ok(Self { base: base.into() })
     }
 
-    /// The URL a request for `path_and_query` is sent to.
-    pub fn url_for(&self, path_and_query: &str) -> String {
-        let mut url = String::with_capacity(self.base.len() + path_and_query.len());
+    /// The URL a request for `path` (canonical) and `query` is sent to.
+    pub fn url_for(&self, path: &str, query: Option<&str>) -> String {
+        let query_len = query.map_or(0, |q| q.len() + 1);
+        let mut url = String::with_capacity(self.base.len() + path.len() + query_len);
         url.push_str(&self.base);
-        url.push_str(path_and_query);
+        url.push_str(path);
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
         url
     }
 
@@ -175,14 +180,12 @@ pub struct RouteConfig {
 }
 
 impl RouteConfig {
-    /// Whether `path` falls under this route: the prefix matches whole path segments, so
-    /// `/eligibility` covers `/eligibility` and `/eligibility/7` but not `/eligibility-admin`.
-    pub fn matches(&self, path: &str) -> bool {
-        let prefix = self.path_prefix.as_str();
-        prefix == "/"
-            || path
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    /// Whether the canonical `path` falls under this route: the prefix matches whole path
+    /// segments, so `/eligibility` covers `/eligibility` and `/eligibility/7` but not
+    /// `/eligibility-admin`. Requests are routed by [`GatewayConfig::route_table`], which adds
+    /// the letter-case rule.
+    pub fn matches(&self, path: &tokenmint_verify::CanonicalPath<'_>) -> bool {
+        path.is_under(&self.path_prefix)
     }
 }
 
@@ -224,6 +227,13 @@ impl GatewayConfig {
         let file: FileConfig =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string().trim().into()))?;
         resolve(file, overrides)
+    }
+
+    /// The routes as the request path matches them: canonical prefixes, longest first, with
+    /// the letter-case rule of [`PrefixTable`].
+    pub fn route_table(&self) -> Result<PrefixTable<Arc<RouteConfig>>, ConfigError> {
+        PrefixTable::new(self.routes.iter().map(|r| (r.path_prefix.clone(), Arc::new(r.clone()))))
+            .map_err(|error| invalid("route.path_prefix", error.to_string()))
     }
 
     /// The settings that a reload cannot change (the listener, the verifier, the feed, the
@@ -393,6 +403,9 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
         routes.push(route);
     }
     routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
+    // Prefixes that differ only in letter case would make the case rule ambiguous.
+    PrefixTable::new(routes.iter().map(|r| (r.path_prefix.clone(), ())))
+        .map_err(|error| invalid("route.path_prefix", error.to_string()))?;
 
     Ok(GatewayConfig {
         listen,
@@ -420,19 +433,8 @@ fn resolve_route(
     let prefix = route.path_prefix.ok_or_else(|| {
         invalid(key("path_prefix"), "missing; set the path this route serves, like /eligibility")
     })?;
-    let valid = prefix.starts_with('/')
-        && !prefix.contains(['?', '#', ' ', '%', '\\'])
-        && !prefix.split('/').any(|s| s == "." || s == "..");
-    if !valid {
-        return Err(invalid(
-            key("path_prefix"),
-            format!(
-                "'{prefix}' must be an absolute path like /eligibility, without query, dot segments or escapes"
-            ),
-        ));
-    }
-    let path_prefix = if prefix == "/" { prefix } else { prefix.trim_end_matches('/').to_owned() };
-    let path_prefix = if path_prefix.is_empty() { "/".to_owned() } else { path_prefix };
+    let path_prefix = tokenmint_verify::validate_prefix(&prefix)
+        .map_err(|error| invalid(key("path_prefix"), error.to_string()))?;
     if let Some(reserved) = RESERVED_PATHS
         .iter()
         .find(|r| path_prefix == **r || path_prefix.starts_with(&format!("{r}/")))
@@ -541,7 +543,7 @@ mod tests {
         assert!(!route.forward_authorization);
         assert_eq!(route.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(
-            route.sandbox_upstream.as_ref().unwrap().url_for("/eligibility?x=1"),
+            route.sandbox_upstream.as_ref().unwrap().url_for("/eligibility", Some("x=1")),
             "http://127.0.0.1:7001/base/eligibility?x=1"
         );
     }
@@ -582,10 +584,21 @@ mod tests {
     fn prefixes_match_whole_segments() {
         let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
         let route = &config.routes[1];
-        assert!(route.matches("/eligibility"));
-        assert!(route.matches("/eligibility/7"));
-        assert!(!route.matches("/eligibility-admin"));
-        assert!(!route.matches("/other"));
+        let path = |p| tokenmint_verify::CanonicalPath::parse(p).unwrap();
+        assert!(route.matches(&path("/eligibility")));
+        assert!(route.matches(&path("/eligibility/7")));
+        assert!(!route.matches(&path("/eligibility-admin")));
+        assert!(!route.matches(&path("/other")));
+    }
+
+    #[test]
+    fn prefixes_must_be_canonical_and_differ_in_more_than_letter_case() {
+        for prefix in ["/a/../b", "/a%2fb", "/a;b", "/a//b", "eligibility"] {
+            let e = error_of(&MINIMAL.replace("\"/eligibility/admin/\"", &format!("{prefix:?}")));
+            assert!(e.contains("path_prefix") && e.contains("canonical"), "{prefix}: {e}");
+        }
+        let e = error_of(&MINIMAL.replace("\"/eligibility/admin/\"", "\"/Eligibility\""));
+        assert!(e.contains("letter case"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use tokenmint_proto::{Environment, PROBLEM_JSON, Problem};
-use tokenmint_verify::Rejection;
+use tokenmint_verify::{PathError, Rejection};
 
 /// Why the gateway did not forward a request, or could not get an answer for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +18,10 @@ pub enum Refusal {
     Auth(Rejection),
     /// No route covers the path.
     NoRoute,
-    /// The path holds dot segments or encoded separators, which the upstream might resolve to
-    /// a path under another route's policy.
-    UnsafePath,
+    /// The path is not one every upstream reads alike (dot segments, encoded separators,
+    /// matrix parameters, a letter case that another route would match, …): the upstream might
+    /// read it as a path under another route's policy.
+    UnsafePath(PathError),
     /// The route has no upstream for the token's environment.
     EnvironmentNotServed(Environment),
     /// A header the route requires is missing.
@@ -46,7 +47,7 @@ impl Refusal {
         match self {
             Self::Auth(rejection) => rejection.status(),
             Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::UnsafePath | Self::MissingHeader(_) => StatusCode::BAD_REQUEST,
+            Self::UnsafePath(_) | Self::MissingHeader(_) => StatusCode::BAD_REQUEST,
             Self::EnvironmentNotServed(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -63,7 +64,7 @@ impl Refusal {
             Self::Auth(Rejection::InvalidRequest(_)) => "invalid_request",
             Self::Auth(_) => "invalid_token",
             Self::NoRoute => "no_route",
-            Self::UnsafePath => "unsafe_path",
+            Self::UnsafePath(_) => "unsafe_path",
             Self::EnvironmentNotServed(_) => "environment_not_served",
             Self::MissingHeader(_) => "missing_header",
             Self::RateLimited { .. } => "rate_limited",
@@ -77,9 +78,7 @@ impl Refusal {
         match self {
             Self::Auth(_) => String::new(),
             Self::NoRoute => "no API is served at this path".to_owned(),
-            Self::UnsafePath => {
-                "the path must not contain dot segments or encoded slashes".to_owned()
-            }
+            Self::UnsafePath(error) => error.to_string(),
             Self::EnvironmentNotServed(env) => {
                 format!("this API does not serve {env} credentials")
             }
@@ -102,8 +101,10 @@ impl IntoResponse for Refusal {
             _ => Problem::new(status.as_u16(), status.canonical_reason().unwrap_or(""))
                 .with_detail(self.detail()),
         };
-        if let Self::MissingHeader(name) = &self {
-            problem = problem.with_field(name.as_str());
+        match &self {
+            Self::MissingHeader(name) => problem = problem.with_field(name.as_str()),
+            Self::UnsafePath(_) => problem = problem.with_field("path"),
+            _ => {}
         }
         if matches!(self, Self::EnvironmentNotServed(_)) {
             // RFC 6750 §3.1: the token is valid but does not give access to this resource.

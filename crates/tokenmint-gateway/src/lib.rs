@@ -2,16 +2,18 @@
 //!
 //! Many APIs cannot link a Rust library, so the checks of `tokenmint-verify` are also offered as
 //! a process that sits in front of them. For every request the gateway
-//! 1. picks the route with the longest matching path prefix (whole segments);
+//! 1. brings the path to its one canonical spelling (refusing spellings that upstreams read
+//!    differently, see [`tokenmint_verify::CanonicalPath`]) and picks the route with the
+//!    longest matching prefix (whole segments, with the letter-case rule);
 //! 2. verifies the bearer token (signature, `typ`, `iss`, `aud`, validity, revocations) with a
 //!    [`Verifier`] that follows the issuer's revocation feed, so a deactivated credential or a
 //!    revoked token is refused within seconds without a call to the issuer per request;
 //! 3. sends production tokens to `upstream` and sandbox tokens to `sandbox_upstream`;
 //! 4. checks the route's read scope (GET, HEAD, OPTIONS) or write scope (other methods),
 //!    its required headers and its per-client rate limit;
-//! 5. forwards the request with `x-tokenmint-client-id`, `-org`, `-env` and `-scope` set from the
-//!    token (never from the caller) and without `Authorization` unless the route asks for it,
-//!    streaming bodies both ways.
+//! 5. forwards the request with the canonical path, and with `x-tokenmint-client-id`, `-org`,
+//!    `-env` and `-scope` set from the token (never from the caller) and without
+//!    `Authorization` unless the route asks for it, streaming bodies both ways.
 //!
 //! Refusals are RFC 9457 problem details (with RFC 6750 challenges on 401 and 403), see
 //! [`Refusal`]. Routes are held in an [`ArcSwap`]: [`GatewayHandle::reload`] swaps them between
@@ -42,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::{ClientConfig, TokenClient};
 use tokenmint_server::limits::Limits;
-use tokenmint_verify::{FeedConfig, RevocationFollower, Verifier, VerifierConfig};
+use tokenmint_verify::{FeedConfig, PrefixTable, RevocationFollower, Verifier, VerifierConfig};
 use tokio::net::TcpListener;
 
 /// How long start-up waits for the first read of the revocation feed before serving anyway.
@@ -66,6 +68,8 @@ pub enum StartError {
     HttpClient(String),
     #[error(transparent)]
     Tls(#[from] tokenmint_server::transport::TlsError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Why a reload was refused; the configuration in force stays.
@@ -82,7 +86,7 @@ pub enum ReloadError {
 
 /// What every request handler shares.
 pub(crate) struct Shared {
-    pub(crate) routes: ArcSwap<Vec<Arc<RouteConfig>>>,
+    pub(crate) routes: ArcSwap<PrefixTable<Arc<RouteConfig>>>,
     config: ArcSwap<GatewayConfig>,
     pub(crate) verifier: Verifier,
     pub(crate) limits: Limits,
@@ -201,7 +205,7 @@ impl Gateway {
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
 
         let metrics = Metrics::new(verifier.clone(), limits.fallback.clone());
-        let routes: Vec<Arc<RouteConfig>> = config.routes.iter().cloned().map(Arc::new).collect();
+        let routes = config.route_table()?;
         metrics.routes.set(i64::try_from(routes.len()).unwrap_or(i64::MAX));
         let shared = Arc::new(Shared {
             routes: ArcSwap::from_pointee(routes),
@@ -277,7 +281,7 @@ impl GatewayHandle {
         if let Some(((key, _), _)) = changed {
             return Err(ReloadError::NeedsRestart { key });
         }
-        let routes: Vec<Arc<RouteConfig>> = config.routes.iter().cloned().map(Arc::new).collect();
+        let routes = config.route_table()?;
         let count = routes.len();
         self.shared.routes.store(Arc::new(routes));
         self.shared.config.store(Arc::new(config));

@@ -11,6 +11,11 @@
 //! background ([`Verifier::follow_revocations`]) over server-sent events with a polling
 //! fallback; the follower authenticates with a token from a [`TokenSource`].
 //!
+//! Request paths are judged in one spelling: [`CanonicalPath`] refuses every spelling that web
+//! servers read differently (encoded separators, dot and empty segments, matrix parameters,
+//! double encoding, …) and [`PrefixTable`] matches route prefixes with a letter-case rule, so
+//! the path that picks a rule is the path the service acts on.
+//!
 //! For HTTP services: [`VerifyLayer`] (tower) authenticates requests, [`RequireScope`] checks
 //! scopes per route, handlers extract [`VerifiedToken`] (axum), and refusals are
 //! [`Rejection`]s answered as RFC 9457 problem details with RFC 6750 challenges.
@@ -49,6 +54,7 @@ mod jws;
 mod layer;
 mod metrics;
 mod offline;
+mod path;
 mod rejection;
 mod revocation;
 mod sse;
@@ -62,6 +68,7 @@ pub use follower::RevocationFollower;
 pub use layer::{RequireScope, RequireScopeService, VerifyLayer, VerifyService, authenticate};
 pub use metrics::MetricsSnapshot;
 pub use offline::OfflineVerifier;
+pub use path::{CanonicalPath, PathError, PrefixError, PrefixTable, validate_prefix};
 pub use rejection::{Rejection, ScopeRule, bearer_token};
 pub use revocation::RevocationList;
 pub use token_source::{BearerToken, StaticToken, TokenSource, TokenSourceError};

@@ -117,7 +117,7 @@ fn server_config(dir: &std::path::Path, master_key: &MasterKey, issuer: &str) ->
     config.issuer = Some(issuer.to_owned());
     config.signing_alg = SigningAlgorithm::ES256;
     config.token_rate_limit = 0;
-    config.product_areas = ProductAreas::parse(&["eligibility", "billing"]).unwrap();
+    config.product_areas = ProductAreas::parse(&["eligibility", "billing", "files"]).unwrap();
     config.sync_interval = Duration::from_millis(100);
     config
 }
@@ -546,4 +546,39 @@ pub fn decode(token: &str) -> (Value, Value) {
 pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Sends `method path` exactly as written (HTTP clients resolve dot segments, even encoded
+/// ones, before sending) to `addr` (`host:port`) with `token`; returns the status and the body.
+pub async fn raw_request(addr: &str, method: &str, path: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
