@@ -6,7 +6,7 @@
 //!
 //! nginx comes from Debian (`.ci/setup-nginx.sh`). Without it the nginx half is skipped with a
 //! message, unless TOKENMINT_REQUIRE_SERVICES=1, which makes it fail.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 mod common;
 
@@ -202,14 +202,14 @@ print(server.server_address[1], flush=True)
 server.serve_forever()
 "#;
 
-#[tokio::test]
-async fn no_generated_path_reaches_the_guarded_prefix_as_python_http_server_reads_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("upstream.py");
+/// Python's `http.server` on a free port, serving (and describing) paths under a temporary
+/// directory; it answers in HTTP/1.0.
+fn python_upstream(dir: &std::path::Path) -> (Process, String) {
+    let script = dir.join("upstream.py");
     std::fs::write(&script, PYTHON_UPSTREAM).unwrap();
     let mut child = Command::new("python3")
         .arg(&script)
-        .arg(dir.path())
+        .arg(dir)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 runs the upstream");
@@ -219,9 +219,35 @@ async fn no_generated_path_reaches_the_guarded_prefix_as_python_http_server_read
     BufReader::new(stdout).read_line(&mut port).unwrap();
     let port = port.trim().to_owned();
     assert!(!port.is_empty(), "the upstream prints its port");
-    let _python = python;
-    let forwarded = send_all("python http.server", &format!("http://127.0.0.1:{port}")).await;
+    (python, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn no_generated_path_reaches_the_guarded_prefix_as_python_http_server_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_python, url) = python_upstream(dir.path());
+    let forwarded = send_all("python http.server", &url).await;
     eprintln!("python http.server: {forwarded} of {PATHS} paths forwarded, none read as guarded");
+}
+
+#[tokio::test]
+async fn an_http_1_0_upstream_is_answered_to_http_1_1_callers_in_http_1_1() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (_python, url) = python_upstream(dir.path());
+    let setup = Setup::start_with(&routes(&url)).await;
+    let reader = setup.token("production", &["files:read"]).await;
+    let addr = setup.gateway.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "GET /files/x HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {reader}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("/files/x"), "{text}");
 }
 
 fn nginx_config(dir: &std::path::Path, port: u16) -> String {
