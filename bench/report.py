@@ -147,6 +147,26 @@ def main():
             p(f"| {name} | {row['rps']:,.0f} | {vs_direct:.2f} | {vs_proxy:.2f} | "
               f"{row['p50_ms']:.3f} ms | {row['p99_ms']:.3f} ms | {cpu} | {p50_c1} | {added} |")
         p("")
+        nginx, haproxy = r.get("gateway/nginx"), r.get("gateway/haproxy")
+        haproxy_jwt = r.get("gateway/haproxy-jwt")
+        if nginx and haproxy and haproxy_jwt:
+            p("**Gateway against the proxies an API provider already runs** (the same run, each "
+              "alone on core 0 with one worker or thread; HAProxy's `jwt_verify` checks the "
+              "ES256 signature only, the gateway also `typ`, `iss`, `aud`, expiry, revocations "
+              "and the route's scope):")
+            p("")
+            p("| proxy | requests/s | CPU per request | gateway (hot cache) / it | gateway (cache off) / it |")
+            p("|---|---|---|---|---|")
+            for name, row in (("nginx, plain proxy", nginx), ("HAProxy, plain proxy", haproxy),
+                              ("HAProxy, `jwt_verify` ES256", haproxy_jwt)):
+                p(f"| {name} | {row['rps']:,.0f} | {cpu_us_per_request(row):.0f} µs | "
+                  f"{hot['rps'] / row['rps']:.2f} | {cold['rps'] / row['rps']:.2f} |")
+            p("")
+            targets.append(("gateway (hot cache) ≥ nginx plain proxy",
+                            f"{hot['rps'] / nginx['rps']:.2f}×", hot["rps"] >= nginx["rps"]))
+            targets.append(("gateway (cache off) > HAProxy jwt_verify",
+                            f"{cold['rps'] / haproxy_jwt['rps']:.2f}×",
+                            cold["rps"] > haproxy_jwt["rps"]))
         share = hot["rps"] / direct["rps"]
         targets.append(("gateway ≥ 80 % of direct throughput (hot cache)", f"{share:.0%} "
                         f"(the bare proxy: {proxy['rps'] / direct['rps']:.0%})", share >= 0.8))

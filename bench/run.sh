@@ -12,7 +12,8 @@
 #      EdDSA, with the same form-encoded client_secret_post request, and the one-core signing
 #      limit of each algorithm with the code tokenmint signs with;
 #   2. the gateway against the upstream called directly, with a hot and a cold verified-token
-#      cache;
+#      cache, beside nginx's plain proxy, HAProxy's plain proxy and HAProxy verifying the same
+#      ES256 token with jwt_verify (each alone on core 0, one worker or thread);
 #   3. the SDK: 1,000 concurrent callers of one cold client;
 #   4. memory (RSS) of an idle server, one holding BENCH_CREDENTIALS (100,000) credentials, and
 #      the same after every one of them has obtained a token;
@@ -46,6 +47,15 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
     || die "could not install wrk: install it with your package manager"
 fi
+for pkg in nginx haproxy; do
+  if ! command -v "$pkg" >/dev/null && [ ! -x "/usr/sbin/$pkg" ]; then
+    say "installing $pkg (Debian package)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null \
+      || die "could not install $pkg: install it with your package manager"
+  fi
+done
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
 if [ ! -d bench/peer/node_modules/oidc-provider ]; then
   say "installing node-oidc-provider (npm)"
   (cd bench/peer && npm install --no-audit --no-fund --no-package-lock --loglevel=error >&2)
@@ -221,6 +231,72 @@ start_pinned "$SERVER_CPU" "$WORK/proxy.log" "$TB" proxy --listen "127.0.0.1:$pr
 wait_for "http://127.0.0.1:$proxy_port/"
 both "gateway/proxy" "$PID" "http://127.0.0.1:$proxy_port/eligibility/7"
 stop "$PID"
+# The reference proxies, each alone on core 0 with one worker or thread, keep-alive to the
+# upstream like the gateway.
+nginx_port="$(free_port)"
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    upstream api { server 127.0.0.1:$up_port; keepalive 64; }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / {
+            proxy_pass http://api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+start_pinned "$SERVER_CPU" "$WORK/nginx.log" "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+wait_for "http://127.0.0.1:$nginx_port/"
+measure "gateway/nginx" "$PID" "http://127.0.0.1:$nginx_port/eligibility/7" "" "Bearer $token"
+stop "$PID"
+# HAProxy checks the token's ES256 signature against the issuer's key (tokenmint serves it as
+# PEM); jwt_verify checks nothing else (no exp, iss or aud), so it is a floor for "verifying".
+curl -fsS "$issuer/pem" >"$WORK/issuer.pem"
+haproxy_run() { # NAME CHECKS
+  local hport; hport="$(free_port)"
+  cat >"$WORK/$1.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend api
+    bind 127.0.0.1:$hport
+$2
+    default_backend upstream
+backend upstream
+    server api 127.0.0.1:$up_port
+EOF
+  start_pinned "$SERVER_CPU" "$WORK/$1.log" "$HAPROXY" -db -f "$WORK/$1.cfg"
+  # Any answer will do (jwt_verify refuses the tokenless probe).
+  for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$hport/" && break; sleep 0.1; done
+  measure "gateway/$1" "$PID" "http://127.0.0.1:$hport/eligibility/7" "" "Bearer $token"
+  stop "$PID"
+}
+haproxy_run haproxy ""
+haproxy_run haproxy-jwt "    http-request set-var(txn.bearer) http_auth_bearer
+    http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
+    http-request deny unless { var(txn.alg) -m str ES256 }
+    http-request deny unless { var(txn.bearer),jwt_verify(txn.alg,\"$WORK/issuer.pem\") -m int 1 }"
 gateway gateway-hot ""
 both "gateway/hot" "$PID" "$GATEWAY_URL"
 stop "$PID"

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::SecretSource;
 use tokenmint_server::config::{DEFAULT_HEADER_TIMEOUT, TlsFiles};
-use tokenmint_verify::ScopeRule;
+use tokenmint_verify::{Algorithm, ClaimMapping, PrefixTable, ScopeRule};
 
 /// The environment variable holding the feed credential's secret when no file is named.
 pub const SECRET_ENV: &str = "TOKENMINT_CLIENT_SECRET";
@@ -65,7 +65,10 @@ pub struct Overrides {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
-    issuer: Option<String>,
+    /// `issuer = "URL"` (one tokenmint issuer) or `[[issuer]]` tables.
+    issuer: Option<toml::Value>,
+    mode: Option<String>,
+    authz_source: Option<String>,
     audience: Option<String>,
     client_id: Option<String>,
     client_secret_file: Option<PathBuf>,
@@ -98,6 +101,129 @@ struct FileRoute {
     rate_limit_per_minute: Option<u32>,
     forward_authorization: Option<bool>,
     request_timeout: Option<String>,
+    #[serde(default)]
+    require_env: bool,
+    #[serde(default)]
+    require_org: bool,
+    path_binding: Option<String>,
+}
+
+/// One `[[issuer]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIssuer {
+    url: String,
+    audience: Option<String>,
+    jwks_uri: Option<String>,
+    token_types: Option<Vec<String>>,
+    algorithms: Option<Vec<String>>,
+    scope_claim: Option<String>,
+    client_id_claim: Option<String>,
+    env_claim: Option<String>,
+    org_claim: Option<String>,
+    revocation_feed: Option<bool>,
+    revocation_feed_url: Option<String>,
+}
+
+/// One trusted issuer, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    /// Compared exactly with the tokens' `iss`, trailing slash included.
+    pub url: String,
+    pub audience: Option<String>,
+    /// Keys from here without discovery; default: the discovered `jwks_uri`.
+    pub jwks_uri: Option<String>,
+    pub token_types: Vec<String>,
+    pub algorithms: Option<Vec<Algorithm>>,
+    pub claims: ClaimMapping,
+    /// `None`: follow the feed when the issuer advertises one (tokenmint issuers do).
+    pub revocation_feed: Option<bool>,
+    pub revocation_feed_url: Option<String>,
+}
+
+/// What the gateway does with a request that passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Forwards it to the route's upstream.
+    #[default]
+    Proxy,
+    /// Answers an authorization subrequest about it: 200 with identity headers, or the refusal.
+    Authz(AuthzSource),
+}
+
+/// Where an authorization subrequest names the request it asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthzSource {
+    /// Exactly one of the nginx or the forward_auth header pairs; both at once are refused, so
+    /// a client cannot add the pair its proxy does not set to describe another request.
+    #[default]
+    Auto,
+    /// nginx `auth_request`: `X-Original-Method` and `X-Original-URI`.
+    Nginx,
+    /// Traefik and Caddy `forward_auth`: `X-Forwarded-Method` and `X-Forwarded-Uri`.
+    ForwardAuth,
+    /// Envoy's HTTP `ext_authz`: the subrequest's own method and path.
+    Envoy,
+}
+
+/// A route's `path_binding`: path segments that must equal claims of the token, as in
+/// HealthHero's `/api/v1/{client_id}/traversal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathBinding {
+    pub template: String,
+    pub segments: Vec<BindingSegment>,
+}
+
+impl PathBinding {
+    /// Whether `path` begins with the template's segments, each placeholder equal to the
+    /// token's claim (the path segment percent-decoded, compared exactly).
+    pub fn admits(
+        &self,
+        path: &tokenmint_verify::CanonicalPath<'_>,
+        token: &tokenmint_verify::Claims,
+    ) -> bool {
+        let mut segments = path.segments();
+        self.segments.iter().all(|expected| {
+            let Some(actual) = segments.next() else { return false };
+            match expected {
+                BindingSegment::Literal(literal) => actual == literal,
+                BindingSegment::Claim(name) => token
+                    .named(name)
+                    .is_some_and(|value| !value.is_empty() && percent_decoded(actual) == value),
+            }
+        })
+    }
+}
+
+/// A canonical path segment with its escapes decoded (canonical escapes are valid UTF-8).
+fn percent_decoded(segment: &str) -> std::borrow::Cow<'_, str> {
+    if !segment.contains('%') {
+        return std::borrow::Cow::Borrowed(segment);
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) =
+                (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+        {
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(0));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindingSegment {
+    Literal(String),
+    /// `client_id`, `sub`, `org` or `env`.
+    Claim(String),
 }
 
 /// Where the gateway gets the token it reads the revocation feed with.
@@ -144,11 +270,16 @@ impl Upstream {
         Ok(Self { base: base.into() })
     }
 
-    /// The URL a request for `path_and_query` is sent to.
-    pub fn url_for(&self, path_and_query: &str) -> String {
-        let mut url = String::with_capacity(self.base.len() + path_and_query.len());
+    /// The URL a request for `path` (canonical) and `query` is sent to.
+    pub fn url_for(&self, path: &str, query: Option<&str>) -> String {
+        let query_len = query.map_or(0, |q| q.len() + 1);
+        let mut url = String::with_capacity(self.base.len() + path.len() + query_len);
         url.push_str(&self.base);
-        url.push_str(path_and_query);
+        url.push_str(path);
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
         url
     }
 
@@ -172,17 +303,39 @@ pub struct RouteConfig {
     pub rate_limit_per_minute: Option<u32>,
     pub forward_authorization: bool,
     pub request_timeout: Duration,
+    /// Refuse tokens without `env` (by default they go to `upstream`).
+    pub require_env: bool,
+    /// Refuse tokens without `org`.
+    pub require_org: bool,
+    pub path_binding: Option<PathBinding>,
 }
 
 impl RouteConfig {
-    /// Whether `path` falls under this route: the prefix matches whole path segments, so
-    /// `/eligibility` covers `/eligibility` and `/eligibility/7` but not `/eligibility-admin`.
-    pub fn matches(&self, path: &str) -> bool {
-        let prefix = self.path_prefix.as_str();
-        prefix == "/"
-            || path
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    /// Whether the canonical `path` falls under this route: the prefix matches whole path
+    /// segments, so `/eligibility` covers `/eligibility` and `/eligibility/7` but not
+    /// `/eligibility-admin`. Requests are routed by [`GatewayConfig::route_table`], which adds
+    /// the letter-case rule.
+    pub fn matches(&self, path: &tokenmint_verify::CanonicalPath<'_>) -> bool {
+        path.is_under(&self.path_prefix)
+    }
+
+    /// Whether tokens of `env` may use this route: a route with upstreams serves the
+    /// environments it has one for; a route without any (authz mode) serves both.
+    pub fn serves(&self, env: tokenmint_proto::Environment) -> bool {
+        use tokenmint_proto::Environment::{Production, Sandbox};
+        match env {
+            _ if self.upstream.is_none() && self.sandbox_upstream.is_none() => true,
+            Production => self.upstream.is_some(),
+            Sandbox => self.sandbox_upstream.is_some(),
+        }
+    }
+
+    /// The upstream for a token of `env`; a token without `env` goes to `upstream`.
+    pub fn upstream_for(&self, env: Option<tokenmint_proto::Environment>) -> Option<&Upstream> {
+        match env {
+            Some(tokenmint_proto::Environment::Sandbox) => self.sandbox_upstream.as_ref(),
+            _ => self.upstream.as_ref(),
+        }
     }
 }
 
@@ -190,8 +343,9 @@ impl RouteConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
-    pub issuer: String,
-    pub audience: Option<String>,
+    /// The trusted issuers; a token is verified by the one its `iss` names.
+    pub issuers: Vec<IssuerConfig>,
+    pub mode: Mode,
     pub feed: FeedCredentials,
     pub redis: Option<String>,
     pub redis_prefix: String,
@@ -226,13 +380,20 @@ impl GatewayConfig {
         resolve(file, overrides)
     }
 
+    /// The routes as the request path matches them: canonical prefixes, longest first, with
+    /// the letter-case rule of [`PrefixTable`].
+    pub fn route_table(&self) -> Result<PrefixTable<Arc<RouteConfig>>, ConfigError> {
+        PrefixTable::new(self.routes.iter().map(|r| (r.path_prefix.clone(), Arc::new(r.clone()))))
+            .map_err(|error| invalid("route.path_prefix", error.to_string()))
+    }
+
     /// The settings that a reload cannot change (the listener, the verifier, the feed, the
     /// shared limits and the upstream connection pool are built from them once), by key.
     pub(crate) fn fixed_settings(&self) -> [(&'static str, String); 11] {
         [
             ("listen", self.listen.to_string()),
-            ("issuer", self.issuer.clone()),
-            ("audience", format!("{:?}", self.audience)),
+            ("issuer", format!("{:?}", self.issuers)),
+            ("mode", format!("{:?}", self.mode)),
             ("client_id", format!("{:?}", self.feed)),
             ("redis", format!("{:?} {}", self.redis, self.redis_prefix)),
             ("connect_timeout", format!("{:?}", self.connect_timeout)),
@@ -255,8 +416,8 @@ fn duration(key: &str, value: Option<&str>, default: Duration) -> Result<Duratio
     })
 }
 
-fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
-    let trimmed = issuer.trim().trim_end_matches('/');
+fn validate_issuer(key: &str, issuer: &str) -> Result<String, ConfigError> {
+    let trimmed = issuer.trim();
     let url = Url::parse(trimmed).ok().filter(|u| {
         matches!(u.scheme(), "http" | "https")
             && u.host_str().is_some()
@@ -265,7 +426,7 @@ fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
     });
     if url.is_none() {
         return Err(invalid(
-            "issuer",
+            key,
             format!(
                 "'{issuer}' is not an absolute http(s) URL without query or fragment, like https://auth.example.com"
             ),
@@ -280,23 +441,88 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
     let listen = listen_text.trim().parse().map_err(|_| {
         invalid("listen", format!("'{listen_text}' is not IP:PORT; use e.g. 127.0.0.1:9090"))
     })?;
-    let issuer = overrides.issuer.clone().or(file.issuer).ok_or_else(|| {
-        invalid(
-            "issuer",
-            "missing; set the authorization server's URL, e.g. https://auth.example.com",
-        )
-    })?;
-    let issuer = validate_issuer(&issuer)?;
     let audience = overrides.audience.clone().or(file.audience).map(|a| a.trim().to_owned());
     if audience.as_deref().is_some_and(str::is_empty) {
         return Err(invalid("audience", "is empty; remove it or set the API's audience"));
     }
-
-    let client_id = overrides.client_id.clone().or(file.client_id);
     let follow = file.follow_revocations.unwrap_or(true);
-    let feed = match (client_id, follow) {
-        (_, false) => FeedCredentials::Disabled,
-        (None, true) => {
+    let issuers = match (overrides.issuer.clone(), file.issuer) {
+        (Some(url), _) | (None, Some(toml::Value::String(url))) => {
+            // The shorthand: one tokenmint issuer, whose URL never ends in a slash.
+            let url = validate_issuer("issuer", &url)?.trim_end_matches('/').to_owned();
+            vec![IssuerConfig {
+                url,
+                audience: audience.clone(),
+                jwks_uri: None,
+                token_types: vec![tokenmint_proto::ACCESS_TOKEN_TYP.to_owned()],
+                algorithms: None,
+                claims: ClaimMapping::default(),
+                revocation_feed: Some(follow),
+                revocation_feed_url: None,
+            }]
+        }
+        (None, Some(toml::Value::Array(tables))) => {
+            let mut issuers = Vec::with_capacity(tables.len());
+            for (index, table) in tables.into_iter().enumerate() {
+                let file_issuer: FileIssuer = table.try_into().map_err(|e: toml::de::Error| {
+                    invalid(format!("issuer[{index}]"), e.message())
+                })?;
+                let issuer = resolve_issuer(index, file_issuer, audience.as_deref(), follow)?;
+                if issuers.iter().any(|i: &IssuerConfig| i.url == issuer.url) {
+                    return Err(invalid(
+                        format!("issuer[{index}].url"),
+                        format!("'{}' is listed twice", issuer.url),
+                    ));
+                }
+                issuers.push(issuer);
+            }
+            if issuers.is_empty() {
+                return Err(invalid("issuer", "no [[issuer]] given"));
+            }
+            issuers
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "issuer",
+                "use issuer = \"URL\" for one tokenmint issuer, or [[issuer]] tables",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "issuer",
+                "missing; set the authorization server's URL, e.g. https://auth.example.com, or \
+                 list [[issuer]] tables",
+            ));
+        }
+    };
+    let mode = match file.mode.as_deref().map(str::trim) {
+        None | Some("proxy") => {
+            if file.authz_source.is_some() {
+                return Err(invalid("authz_source", "applies only with mode = \"authz\""));
+            }
+            Mode::Proxy
+        }
+        Some("authz") => Mode::Authz(match file.authz_source.as_deref().map(str::trim) {
+            None | Some("auto") => AuthzSource::Auto,
+            Some("nginx") => AuthzSource::Nginx,
+            Some("forward_auth") => AuthzSource::ForwardAuth,
+            Some("envoy") => AuthzSource::Envoy,
+            Some(other) => {
+                return Err(invalid(
+                    "authz_source",
+                    format!("'{other}' is not one of auto, nginx, forward_auth, envoy"),
+                ));
+            }
+        }),
+        Some(other) => {
+            return Err(invalid("mode", format!("'{other}' is not \"proxy\" or \"authz\"")));
+        }
+    };
+
+    let needs_feed_credentials = issuers.iter().any(|i| i.revocation_feed == Some(true));
+    let client_id = overrides.client_id.clone().or(file.client_id);
+    let feed = match client_id {
+        None if needs_feed_credentials => {
             return Err(invalid(
                 "client_id",
                 "missing; the gateway follows the revocation feed with a credential that has the \
@@ -304,7 +530,9 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
                  TOKENMINT_CLIENT_SECRET), or set follow_revocations = false",
             ));
         }
-        (Some(client_id), true) => {
+        None => FeedCredentials::Disabled,
+        Some(_) if !follow => FeedCredentials::Disabled,
+        Some(client_id) => {
             let file_path = overrides.client_secret_file.clone().or(file.client_secret_file);
             let secret = match file_path {
                 Some(path) => SecretSource::file(path),
@@ -393,11 +621,25 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
         routes.push(route);
     }
     routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
+    // Prefixes that differ only in letter case would make the case rule ambiguous.
+    PrefixTable::new(routes.iter().map(|r| (r.path_prefix.clone(), ())))
+        .map_err(|error| invalid("route.path_prefix", error.to_string()))?;
+
+    if mode == Mode::Proxy
+        && let Some(route) =
+            routes.iter().find(|r| r.upstream.is_none() && r.sandbox_upstream.is_none())
+    {
+        return Err(invalid(
+            format!("route {}", route.path_prefix),
+            "missing upstream; set upstream (production tokens), sandbox_upstream (sandbox \
+             tokens) or both; only mode = \"authz\" routes go without",
+        ));
+    }
 
     Ok(GatewayConfig {
         listen,
-        issuer,
-        audience,
+        issuers,
+        mode,
         feed,
         redis,
         redis_prefix: file.redis_prefix.unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned()),
@@ -420,19 +662,8 @@ fn resolve_route(
     let prefix = route.path_prefix.ok_or_else(|| {
         invalid(key("path_prefix"), "missing; set the path this route serves, like /eligibility")
     })?;
-    let valid = prefix.starts_with('/')
-        && !prefix.contains(['?', '#', ' ', '%', '\\'])
-        && !prefix.split('/').any(|s| s == "." || s == "..");
-    if !valid {
-        return Err(invalid(
-            key("path_prefix"),
-            format!(
-                "'{prefix}' must be an absolute path like /eligibility, without query, dot segments or escapes"
-            ),
-        ));
-    }
-    let path_prefix = if prefix == "/" { prefix } else { prefix.trim_end_matches('/').to_owned() };
-    let path_prefix = if path_prefix.is_empty() { "/".to_owned() } else { path_prefix };
+    let path_prefix = tokenmint_verify::validate_prefix(&prefix)
+        .map_err(|error| invalid(key("path_prefix"), error.to_string()))?;
     if let Some(reserved) = RESERVED_PATHS
         .iter()
         .find(|r| path_prefix == **r || path_prefix.starts_with(&format!("{r}/")))
@@ -449,12 +680,6 @@ fn resolve_route(
         .as_deref()
         .map(|u| Upstream::parse(&key("sandbox_upstream"), u))
         .transpose()?;
-    if upstream.is_none() && sandbox_upstream.is_none() {
-        return Err(invalid(
-            key("upstream"),
-            "missing; set upstream (production tokens), sandbox_upstream (sandbox tokens) or both",
-        ));
-    }
     let scope = |name: &str, value: Option<String>, example: &str| {
         let value = value.unwrap_or_default();
         let value = value.trim();
@@ -496,6 +721,135 @@ fn resolve_route(
         rate_limit_per_minute: route.rate_limit_per_minute.filter(|n| *n > 0),
         forward_authorization: route.forward_authorization.unwrap_or(false),
         request_timeout,
+        require_env: route.require_env,
+        require_org: route.require_org,
+        path_binding: route
+            .path_binding
+            .map(|t| parse_binding(&t))
+            .transpose()
+            .map_err(|message| invalid(key("path_binding"), message))?,
+    })
+}
+
+fn parse_binding(template: &str) -> Result<PathBinding, String> {
+    let explain = "like /api/v1/{client_id}/traversal: literal segments and {client_id}, {sub}, \
+                   {org} or {env}";
+    let Some(rest) = template.strip_prefix('/') else {
+        return Err(format!("'{template}' must start with /, {explain}"));
+    };
+    let mut segments = Vec::new();
+    for segment in rest.split('/') {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if !matches!(name, "client_id" | "sub" | "org" | "env") {
+                return Err(format!(
+                    "'{{{name}}}' is not a claim a path can be bound to; {explain}"
+                ));
+            }
+            segments.push(BindingSegment::Claim(name.to_owned()));
+        } else {
+            tokenmint_verify::validate_prefix(&format!("/{segment}"))
+                .ok()
+                .filter(|p| p.len() > 1)
+                .ok_or_else(|| {
+                    format!("'{segment}' in '{template}' is not a plain segment, {explain}")
+                })?;
+            segments.push(BindingSegment::Literal(segment.to_owned()));
+        }
+    }
+    if !segments.iter().any(|s| matches!(s, BindingSegment::Claim(_))) {
+        return Err(format!("'{template}' binds no claim; {explain}"));
+    }
+    Ok(PathBinding { template: template.to_owned(), segments })
+}
+
+fn resolve_issuer(
+    index: usize,
+    file: FileIssuer,
+    default_audience: Option<&str>,
+    follow: bool,
+) -> Result<IssuerConfig, ConfigError> {
+    let key = |name: &str| format!("issuer[{index}].{name}");
+    // Exactly as written: Auth0's `https://tenant.auth0.com/` keeps its slash.
+    let url = validate_issuer(&key("url"), &file.url)?;
+    if let Some(uri) = &file.jwks_uri
+        && !Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+    {
+        return Err(invalid(key("jwks_uri"), format!("'{uri}' is not an http(s) URL")));
+    }
+    if let Some(uri) = &file.revocation_feed_url
+        && !Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+    {
+        return Err(invalid(key("revocation_feed_url"), format!("'{uri}' is not an http(s) URL")));
+    }
+    let token_types =
+        file.token_types.unwrap_or_else(|| vec![tokenmint_proto::ACCESS_TOKEN_TYP.to_owned()]);
+    if token_types.is_empty() {
+        return Err(invalid(
+            key("token_types"),
+            "is empty; list the accepted typ values, like [\"at+jwt\", \"JWT\"]",
+        ));
+    }
+    let algorithms = match file.algorithms {
+        None => None,
+        Some(names) => {
+            let mut algorithms = Vec::with_capacity(names.len());
+            for name in names {
+                let alg = match name.as_str() {
+                    "RS256" => Algorithm::RS256,
+                    "RS384" => Algorithm::RS384,
+                    "RS512" => Algorithm::RS512,
+                    "PS256" => Algorithm::PS256,
+                    "PS384" => Algorithm::PS384,
+                    "PS512" => Algorithm::PS512,
+                    "ES256" => Algorithm::ES256,
+                    "ES384" => Algorithm::ES384,
+                    "EdDSA" => Algorithm::EdDSA,
+                    _ => {
+                        return Err(invalid(
+                            key("algorithms"),
+                            format!(
+                                "'{name}' is not accepted; use RS256/384/512, PS256/384/512, ES256, ES384 or EdDSA (never none or HMAC)"
+                            ),
+                        ));
+                    }
+                };
+                algorithms.push(alg);
+            }
+            if algorithms.is_empty() {
+                return Err(invalid(key("algorithms"), "is empty; remove it or list algorithms"));
+            }
+            Some(algorithms)
+        }
+    };
+    let claim = |name: &str, value: Option<String>, default: &str| -> Result<String, ConfigError> {
+        let value = value.unwrap_or_else(|| default.to_owned());
+        if value.trim().is_empty() {
+            return Err(invalid(key(name), "is empty; name the claim"));
+        }
+        Ok(value)
+    };
+    let mut claims = ClaimMapping::default()
+        .with_scope_claim(claim("scope_claim", file.scope_claim, "scope")?)
+        .with_client_id_claim(claim("client_id_claim", file.client_id_claim, "client_id")?);
+    claims.env_claim = claim("env_claim", file.env_claim, "env")?;
+    claims.org_claim = claim("org_claim", file.org_claim, "org")?;
+    if file.revocation_feed == Some(true) && !follow {
+        return Err(invalid(
+            key("revocation_feed"),
+            "is true while follow_revocations = false; choose one",
+        ));
+    }
+    let audience =
+        file.audience.map(|a| a.trim().to_owned()).or(default_audience.map(str::to_owned));
+    Ok(IssuerConfig {
+        url,
+        audience,
+        jwks_uri: file.jwks_uri,
+        token_types,
+        algorithms,
+        claims,
+        revocation_feed: if follow { file.revocation_feed } else { Some(false) },
+        revocation_feed_url: file.revocation_feed_url,
     })
 }
 
@@ -532,7 +886,7 @@ mod tests {
     fn the_contract_example_parses_with_its_defaults() {
         let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(config.issuer, "http://127.0.0.1:8080");
+        assert_eq!(config.issuers[0].url, "http://127.0.0.1:8080");
         assert_eq!(config.feed, FeedCredentials::Disabled);
         assert_eq!(config.routes[0].path_prefix, "/eligibility/admin", "longest prefix first");
         let route = &config.routes[1];
@@ -541,7 +895,7 @@ mod tests {
         assert!(!route.forward_authorization);
         assert_eq!(route.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(
-            route.sandbox_upstream.as_ref().unwrap().url_for("/eligibility?x=1"),
+            route.sandbox_upstream.as_ref().unwrap().url_for("/eligibility", Some("x=1")),
             "http://127.0.0.1:7001/base/eligibility?x=1"
         );
     }
@@ -555,7 +909,7 @@ mod tests {
         };
         let config = GatewayConfig::from_toml(MINIMAL, &overrides).unwrap();
         assert_eq!(config.listen.to_string(), "0.0.0.0:1");
-        assert_eq!(config.issuer, "https://auth.example.com");
+        assert_eq!(config.issuers[0].url, "https://auth.example.com");
     }
 
     #[test]
@@ -582,10 +936,21 @@ mod tests {
     fn prefixes_match_whole_segments() {
         let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
         let route = &config.routes[1];
-        assert!(route.matches("/eligibility"));
-        assert!(route.matches("/eligibility/7"));
-        assert!(!route.matches("/eligibility-admin"));
-        assert!(!route.matches("/other"));
+        let path = |p| tokenmint_verify::CanonicalPath::parse(p).unwrap();
+        assert!(route.matches(&path("/eligibility")));
+        assert!(route.matches(&path("/eligibility/7")));
+        assert!(!route.matches(&path("/eligibility-admin")));
+        assert!(!route.matches(&path("/other")));
+    }
+
+    #[test]
+    fn prefixes_must_be_canonical_and_differ_in_more_than_letter_case() {
+        for prefix in ["/a/../b", "/a%2fb", "/a;b", "/a//b", "eligibility"] {
+            let e = error_of(&MINIMAL.replace("\"/eligibility/admin/\"", &format!("{prefix:?}")));
+            assert!(e.contains("path_prefix") && e.contains("canonical"), "{prefix}: {e}");
+        }
+        let e = error_of(&MINIMAL.replace("\"/eligibility/admin/\"", "\"/Eligibility\""));
+        assert!(e.contains("letter case"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use tokenmint_proto::{Environment, PROBLEM_JSON, Problem};
-use tokenmint_verify::Rejection;
+use tokenmint_verify::{PathError, Rejection};
 
 /// Why the gateway did not forward a request, or could not get an answer for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +18,10 @@ pub enum Refusal {
     Auth(Rejection),
     /// No route covers the path.
     NoRoute,
-    /// The path holds dot segments or encoded separators, which the upstream might resolve to
-    /// a path under another route's policy.
-    UnsafePath,
+    /// The path is not one every upstream reads alike (dot segments, encoded separators,
+    /// matrix parameters, a letter case that another route would match, …): the upstream might
+    /// read it as a path under another route's policy.
+    UnsafePath(PathError),
     /// The route has no upstream for the token's environment.
     EnvironmentNotServed(Environment),
     /// A header the route requires is missing.
@@ -33,6 +34,15 @@ pub enum Refusal {
     UpstreamTimeout,
     /// A claim could not be put in an identity header (a control character in `org`, …).
     IdentityHeader,
+    /// The route requires a claim (`env`, `org`) the token does not carry.
+    ClaimRequired(&'static str),
+    /// The path does not name the token's own client (or other claim) where the route's
+    /// `path_binding` says it must.
+    PathBinding(String),
+    /// The route has no upstream for a token without `env` (it has only a sandbox upstream).
+    NoUpstream,
+    /// An authorization subrequest that does not say which request it is about.
+    AuthzRequest(&'static str),
 }
 
 impl From<Rejection> for Refusal {
@@ -46,8 +56,12 @@ impl Refusal {
         match self {
             Self::Auth(rejection) => rejection.status(),
             Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::UnsafePath | Self::MissingHeader(_) => StatusCode::BAD_REQUEST,
-            Self::EnvironmentNotServed(_) => StatusCode::FORBIDDEN,
+            Self::UnsafePath(_) | Self::MissingHeader(_) => StatusCode::BAD_REQUEST,
+            Self::EnvironmentNotServed(_)
+            | Self::ClaimRequired(_)
+            | Self::PathBinding(_)
+            | Self::NoUpstream => StatusCode::FORBIDDEN,
+            Self::AuthzRequest(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -63,13 +77,17 @@ impl Refusal {
             Self::Auth(Rejection::InvalidRequest(_)) => "invalid_request",
             Self::Auth(_) => "invalid_token",
             Self::NoRoute => "no_route",
-            Self::UnsafePath => "unsafe_path",
+            Self::UnsafePath(_) => "unsafe_path",
             Self::EnvironmentNotServed(_) => "environment_not_served",
             Self::MissingHeader(_) => "missing_header",
             Self::RateLimited { .. } => "rate_limited",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::IdentityHeader => "identity_header",
+            Self::ClaimRequired(_) => "claim_required",
+            Self::PathBinding(_) => "path_binding",
+            Self::NoUpstream => "no_upstream",
+            Self::AuthzRequest(_) => "authz_request",
         }
     }
 
@@ -77,9 +95,7 @@ impl Refusal {
         match self {
             Self::Auth(_) => String::new(),
             Self::NoRoute => "no API is served at this path".to_owned(),
-            Self::UnsafePath => {
-                "the path must not contain dot segments or encoded slashes".to_owned()
-            }
+            Self::UnsafePath(error) => error.to_string(),
             Self::EnvironmentNotServed(env) => {
                 format!("this API does not serve {env} credentials")
             }
@@ -90,6 +106,14 @@ impl Refusal {
             Self::UpstreamUnavailable => "the API behind the gateway is unavailable".to_owned(),
             Self::UpstreamTimeout => "the API behind the gateway did not answer in time".to_owned(),
             Self::IdentityHeader => "the request could not be forwarded".to_owned(),
+            Self::ClaimRequired(claim) => {
+                format!("this API requires tokens that carry the {claim} claim")
+            }
+            Self::PathBinding(template) => {
+                format!("the path must be {template} with this token's own values")
+            }
+            Self::NoUpstream => "this API does not serve tokens without an environment".to_owned(),
+            Self::AuthzRequest(reason) => (*reason).to_owned(),
         }
     }
 }
@@ -102,10 +126,18 @@ impl IntoResponse for Refusal {
             _ => Problem::new(status.as_u16(), status.canonical_reason().unwrap_or(""))
                 .with_detail(self.detail()),
         };
-        if let Self::MissingHeader(name) = &self {
-            problem = problem.with_field(name.as_str());
+        match &self {
+            Self::MissingHeader(name) => problem = problem.with_field(name.as_str()),
+            Self::UnsafePath(_) => problem = problem.with_field("path"),
+            _ => {}
         }
-        if matches!(self, Self::EnvironmentNotServed(_)) {
+        if matches!(
+            self,
+            Self::EnvironmentNotServed(_)
+                | Self::ClaimRequired(_)
+                | Self::PathBinding(_)
+                | Self::NoUpstream
+        ) {
             // RFC 6750 §3.1: the token is valid but does not give access to this resource.
             problem = problem.with_error("insufficient_scope");
         }
@@ -115,11 +147,20 @@ impl IntoResponse for Refusal {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match &self {
-            Self::EnvironmentNotServed(env) => {
-                let challenge = format!(
-                    "Bearer error=\"insufficient_scope\", error_description=\"this API does not \
-                     serve {env} credentials\""
-                );
+            Self::EnvironmentNotServed(_)
+            | Self::ClaimRequired(_)
+            | Self::PathBinding(_)
+            | Self::NoUpstream => {
+                // The detail is built from configuration and fixed text only.
+                let detail: String =
+                    self.detail()
+                        .chars()
+                        .map(|c| {
+                            if c == '"' || c == '\\' || !(' '..='~').contains(&c) { '?' } else { c }
+                        })
+                        .collect();
+                let challenge =
+                    format!("Bearer error=\"insufficient_scope\", error_description=\"{detail}\"");
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
                     headers.insert(header::WWW_AUTHENTICATE, value);
                 }

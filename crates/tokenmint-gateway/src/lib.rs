@@ -2,29 +2,35 @@
 //!
 //! Many APIs cannot link a Rust library, so the checks of `tokenmint-verify` are also offered as
 //! a process that sits in front of them. For every request the gateway
-//! 1. picks the route with the longest matching path prefix (whole segments);
+//! 1. brings the path to its one canonical spelling (refusing spellings that upstreams read
+//!    differently, see [`tokenmint_verify::CanonicalPath`]) and picks the route with the
+//!    longest matching prefix (whole segments, with the letter-case rule);
 //! 2. verifies the bearer token (signature, `typ`, `iss`, `aud`, validity, revocations) with a
 //!    [`Verifier`] that follows the issuer's revocation feed, so a deactivated credential or a
 //!    revoked token is refused within seconds without a call to the issuer per request;
 //! 3. sends production tokens to `upstream` and sandbox tokens to `sandbox_upstream`;
 //! 4. checks the route's read scope (GET, HEAD, OPTIONS) or write scope (other methods),
 //!    its required headers and its per-client rate limit;
-//! 5. forwards the request with `x-tokenmint-client-id`, `-org`, `-env` and `-scope` set from the
-//!    token (never from the caller) and without `Authorization` unless the route asks for it,
-//!    streaming bodies both ways.
+//! 5. forwards the request with the canonical path, and with `x-tokenmint-client-id`, `-org`,
+//!    `-env` and `-scope` set from the token (never from the caller) and without
+//!    `Authorization` unless the route asks for it, streaming bodies both ways.
 //!
 //! Refusals are RFC 9457 problem details (with RFC 6750 challenges on 401 and 403), see
 //! [`Refusal`]. Routes are held in an [`ArcSwap`]: [`GatewayHandle::reload`] swaps them between
 //! two requests, so a reload (SIGHUP in the binary) drops no connection, and a configuration
 //! that does not validate is refused while the old one stays in force.
 
+mod authz;
 mod config;
 mod error;
 mod feed;
 mod metrics;
 mod proxy;
 
-pub use config::{ConfigError, FeedCredentials, GatewayConfig, Overrides, RouteConfig, Upstream};
+pub use config::{
+    AuthzSource, BindingSegment, ConfigError, FeedCredentials, GatewayConfig, IssuerConfig, Mode,
+    Overrides, PathBinding, RouteConfig, Upstream,
+};
 pub use error::Refusal;
 
 use crate::feed::ClientTokenSource;
@@ -42,7 +48,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::{ClientConfig, TokenClient};
 use tokenmint_server::limits::Limits;
-use tokenmint_verify::{FeedConfig, RevocationFollower, Verifier, VerifierConfig};
+use tokenmint_verify::{
+    ClaimMapping, FeedConfig, Issuers, PrefixTable, RevocationFollower, Verifier, VerifierConfig,
+};
 use tokio::net::TcpListener;
 
 /// How long start-up waits for the first read of the revocation feed before serving anyway.
@@ -54,8 +62,19 @@ const FEED_SYNC_WAIT: Duration = Duration::from_secs(5);
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
-    #[error("cannot reach the issuer: {0}")]
-    Verifier(#[from] tokenmint_verify::BuildError),
+    #[error("issuer {issuer}: {source}")]
+    Verifier { issuer: String, source: tokenmint_verify::BuildError },
+    #[error(
+        "issuer {0} publishes a revocation feed: set client_id (a credential with \
+         tokenmint:revocations) and its secret, or revocation_feed = false for this issuer"
+    )]
+    FeedCredentialsMissing(String),
+    #[error(
+        "issuer {0}: revocation_feed = true, but it advertises no feed; set revocation_feed_url"
+    )]
+    NoFeed(String),
+    #[error("the issuers: {0}")]
+    Issuers(tokenmint_verify::BuildError),
     #[error("cannot follow the revocation feed: {0}")]
     Feed(#[from] tokenmint_verify::FollowError),
     #[error("invalid feed credentials: {0}")]
@@ -66,6 +85,8 @@ pub enum StartError {
     HttpClient(String),
     #[error(transparent)]
     Tls(#[from] tokenmint_server::transport::TlsError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Why a reload was refused; the configuration in force stays.
@@ -82,9 +103,12 @@ pub enum ReloadError {
 
 /// What every request handler shares.
 pub(crate) struct Shared {
-    pub(crate) routes: ArcSwap<Vec<Arc<RouteConfig>>>,
+    pub(crate) routes: ArcSwap<PrefixTable<Arc<RouteConfig>>>,
     config: ArcSwap<GatewayConfig>,
-    pub(crate) verifier: Verifier,
+    pub(crate) issuers: Issuers,
+    pub(crate) mode: Mode,
+    /// `https` when the gateway serves TLS: the `x-forwarded-proto` it sends upstream.
+    pub(crate) scheme: &'static str,
     pub(crate) limits: Limits,
     pub(crate) http: UpstreamClient,
     pub(crate) metrics: Metrics,
@@ -127,7 +151,8 @@ pub struct Gateway {
     listener: TcpListener,
     tls: Option<tokenmint_server::transport::Tls>,
     handle: GatewayHandle,
-    _follower: Option<RevocationFollower>,
+    /// The followers run as long as the verifiers; kept to show what runs.
+    _followers: Vec<RevocationFollower>,
 }
 
 /// Cheap to clone: reloads the routes of a running gateway and reads its state.
@@ -139,7 +164,7 @@ pub struct GatewayHandle {
 impl std::fmt::Debug for GatewayHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayHandle")
-            .field("verifier", &self.shared.verifier)
+            .field("issuers", &self.shared.issuers)
             .field("routes", &self.shared.routes.load().len())
             .finish_non_exhaustive()
     }
@@ -152,42 +177,14 @@ impl Gateway {
     pub async fn build(config: GatewayConfig) -> Result<Self, StartError> {
         // A certificate that cannot be loaded stops the start, before anything else is set up.
         let tls = config.tls.as_ref().map(tokenmint_server::transport::Tls::new).transpose()?;
-        let mut verifier_config = VerifierConfig::new(config.issuer.clone())
-            .with_leeway(config.leeway)
-            .with_jwks_refetch_cooldown(config.jwks_refetch_cooldown)
-            .with_verified_cache_capacity(config.verified_cache);
-        if let Some(audience) = &config.audience {
-            verifier_config = verifier_config.with_audience(audience.clone());
+        let mut verifiers = Vec::with_capacity(config.issuers.len());
+        let mut followers = Vec::new();
+        for issuer in &config.issuers {
+            let (verifier, follower) = start_issuer(&config, issuer).await?;
+            verifiers.push(verifier);
+            followers.extend(follower);
         }
-        let verifier = Verifier::builder(verifier_config).build().await?;
-
-        let follower = match &config.feed {
-            FeedCredentials::Client { client_id, secret, token_url } => {
-                let client_config = match token_url {
-                    Some(url) => ClientConfig::new(url, client_id.clone(), secret.clone())?,
-                    None => {
-                        ClientConfig::discover(&config.issuer, client_id.clone(), secret.clone())?
-                    }
-                }
-                .scope(tokenmint_proto::system_scopes::REVOCATIONS);
-                let source = ClientTokenSource::new(TokenClient::new(client_config)?);
-                let follower = verifier.follow_revocations(source, FeedConfig::default())?;
-                if !follower.wait_synced(FEED_SYNC_WAIT).await {
-                    tracing::warn!(
-                        "the revocation feed could not be read yet; serving anyway and retrying \
-                         in the background (see tokenmint_gateway_revocation_feed_up)"
-                    );
-                }
-                Some(follower)
-            }
-            FeedCredentials::Disabled => {
-                tracing::warn!(
-                    "follow_revocations = false: revoked tokens and deactivated credentials \
-                     stay accepted until their tokens expire"
-                );
-                None
-            }
-        };
+        let issuers = Issuers::new(verifiers).map_err(StartError::Issuers)?;
 
         let limits = match &config.redis {
             Some(url) => Limits::redis(url, &config.redis_prefix)
@@ -200,18 +197,22 @@ impl Gateway {
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
 
-        let metrics = Metrics::new(verifier.clone(), limits.fallback.clone());
-        let routes: Vec<Arc<RouteConfig>> = config.routes.iter().cloned().map(Arc::new).collect();
+        let metrics = Metrics::new(issuers.clone(), limits.fallback.clone());
+        let routes = config.route_table()?;
         metrics.routes.set(i64::try_from(routes.len()).unwrap_or(i64::MAX));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mode = config.mode;
         let shared = Arc::new(Shared {
             routes: ArcSwap::from_pointee(routes),
             config: ArcSwap::from_pointee(config),
-            verifier,
+            issuers,
+            mode,
+            scheme,
             limits,
             http,
             metrics,
         });
-        Ok(Self { listener, tls, handle: GatewayHandle { shared }, _follower: follower })
+        Ok(Self { listener, tls, handle: GatewayHandle { shared }, _followers: followers })
     }
 
     /// The address the gateway listens on (useful with port 0).
@@ -277,7 +278,7 @@ impl GatewayHandle {
         if let Some(((key, _), _)) = changed {
             return Err(ReloadError::NeedsRestart { key });
         }
-        let routes: Vec<Arc<RouteConfig>> = config.routes.iter().cloned().map(Arc::new).collect();
+        let routes = config.route_table()?;
         let count = routes.len();
         self.shared.routes.store(Arc::new(routes));
         self.shared.config.store(Arc::new(config));
@@ -310,10 +311,74 @@ impl GatewayHandle {
         self.shared.config.load_full()
     }
 
-    /// The verifier, for its metrics.
-    pub fn verifier(&self) -> &Verifier {
-        &self.shared.verifier
+    /// The verifiers of the trusted issuers, for their metrics.
+    pub fn issuers(&self) -> &Issuers {
+        &self.shared.issuers
     }
+}
+
+/// Builds the verifier of one issuer and, when it is to be followed, its revocation feed.
+async fn start_issuer(
+    config: &GatewayConfig,
+    issuer: &IssuerConfig,
+) -> Result<(Verifier, Option<RevocationFollower>), StartError> {
+    let mut verifier_config = VerifierConfig::new(issuer.url.clone())
+        .with_leeway(config.leeway)
+        .with_jwks_refetch_cooldown(config.jwks_refetch_cooldown)
+        .with_verified_cache_capacity(config.verified_cache)
+        .with_token_types(issuer.token_types.iter().cloned())
+        .with_claims(ClaimMapping::clone(&issuer.claims));
+    if let Some(audience) = &issuer.audience {
+        verifier_config = verifier_config.with_audience(audience.clone());
+    }
+    if let Some(uri) = &issuer.jwks_uri {
+        verifier_config = verifier_config.with_jwks_uri(uri.clone());
+    }
+    if let Some(algorithms) = &issuer.algorithms {
+        verifier_config = verifier_config.with_algorithms(algorithms.iter().copied());
+    }
+    let verifier = Verifier::builder(verifier_config)
+        .build()
+        .await
+        .map_err(|source| StartError::Verifier { issuer: issuer.url.clone(), source })?;
+
+    // tokenmint issuers advertise their feed; for the others it is off unless asked for.
+    let follow = issuer.revocation_feed.unwrap_or_else(|| verifier.has_revocation_feed());
+    if !follow {
+        if issuer.revocation_feed == Some(false) && verifier.has_revocation_feed() {
+            tracing::warn!(
+                issuer = issuer.url,
+                "revocation feed not followed: revoked tokens and deactivated credentials \
+                 stay accepted until their tokens expire"
+            );
+        }
+        return Ok((verifier, None));
+    }
+    if issuer.revocation_feed_url.is_none() && !verifier.has_revocation_feed() {
+        return Err(StartError::NoFeed(issuer.url.clone()));
+    }
+    let FeedCredentials::Client { client_id, secret, token_url } = &config.feed else {
+        return Err(StartError::FeedCredentialsMissing(issuer.url.clone()));
+    };
+    let client_config = match token_url {
+        Some(url) => ClientConfig::new(url, client_id.clone(), secret.clone())?,
+        None => ClientConfig::discover(&issuer.url, client_id.clone(), secret.clone())?,
+    }
+    .scope(tokenmint_proto::system_scopes::REVOCATIONS);
+    let source = ClientTokenSource::new(TokenClient::new(client_config)?);
+    let mut feed_config = FeedConfig::default();
+    if let Some(url) = &issuer.revocation_feed_url {
+        feed_config = feed_config.with_endpoint(url.clone());
+    }
+    let follower = verifier.follow_revocations(source, feed_config)?;
+    if !follower.wait_synced(FEED_SYNC_WAIT).await {
+        tracing::warn!(
+            issuer = issuer.url,
+            "the revocation feed could not be read yet; serving anyway and retrying in the \
+             background (see tokenmint_gateway_revocation_feed_up)"
+        );
+    }
+    Ok((verifier, Some(follower)))
 }
 
 async fn healthz() -> &'static str {

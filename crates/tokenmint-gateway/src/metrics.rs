@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokenmint_verify::{RejectReason, Verifier};
+use tokenmint_verify::{Issuers, MetricsSnapshot, RejectReason};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -49,7 +49,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(verifier: Verifier, limits_fallback: Gauge) -> Self {
+    pub fn new(issuers: Issuers, limits_fallback: Gauge) -> Self {
         let mut registry = Registry::with_prefix("tokenmint_gateway");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("requests", "Requests answered, by route and status", requests.clone());
@@ -76,7 +76,7 @@ impl Metrics {
             "1 while Redis is unreachable and rate limits are decided by this instance alone",
             limits_fallback,
         );
-        registry.register_collector(Box::new(VerifierCollector(verifier)));
+        registry.register_collector(Box::new(VerifierCollector(issuers)));
         Self { registry, requests, refusals, duration, reloads, routes }
     }
 
@@ -88,9 +88,34 @@ impl Metrics {
     }
 }
 
-/// Reads the verifier's counters at scrape time.
+/// Reads the verifiers' counters at scrape time, summed over the issuers.
 #[derive(Debug)]
-struct VerifierCollector(Verifier);
+struct VerifierCollector(Issuers);
+
+impl VerifierCollector {
+    fn snapshot(&self) -> MetricsSnapshot {
+        let mut total = MetricsSnapshot::default();
+        for verifier in self.0.iter() {
+            let m = verifier.metrics();
+            total.accepted += m.accepted;
+            total.cache_hits += m.cache_hits;
+            total.signature_checks += m.signature_checks;
+            for (sum, n) in total.rejected.iter_mut().zip(m.rejected) {
+                *sum += n;
+            }
+            total.jwks_fetches += m.jwks_fetches;
+            total.jwks_fetch_failures += m.jwks_fetch_failures;
+            total.jwks_refetches_suppressed += m.jwks_refetches_suppressed;
+            total.jwks_stale_uses += m.jwks_stale_uses;
+            total.revocations_applied += m.revocations_applied;
+            total.revocations_live += m.revocations_live;
+            total.revocation_feed_failures += m.revocation_feed_failures;
+            total.revocation_feed_up = total.revocation_feed_up.max(m.revocation_feed_up);
+            total.revocation_last_sync = total.revocation_last_sync.max(m.revocation_last_sync);
+        }
+        total
+    }
+}
 
 fn counter(
     encoder: &mut DescriptorEncoder,
@@ -109,7 +134,7 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) ->
 
 impl Collector for VerifierCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let m = self.0.metrics();
+        let m = self.snapshot();
         let e = &mut encoder;
         counter(e, "tokens_accepted", "Access tokens accepted", m.accepted)?;
         counter(e, "token_cache_hits", "Tokens accepted without a signature check", m.cache_hits)?;

@@ -7,19 +7,19 @@
 //! stream, and the upstream's body to the caller the same way.
 
 use crate::Shared;
-use crate::config::RouteConfig;
+use crate::config::{Mode, RouteConfig};
 use crate::error::Refusal;
 use crate::metrics::{RefusalLabels, RequestLabels, RouteLabel};
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokenmint_core::ratelimit::Decision;
 use tokenmint_proto::Environment;
-use tokenmint_verify::{VerifiedToken, authenticate};
+use tokenmint_verify::{CanonicalPath, Rejection, VerifiedToken, bearer_token};
 
 pub(crate) const CLIENT_ID: HeaderName = HeaderName::from_static("x-tokenmint-client-id");
 pub(crate) const ORG: HeaderName = HeaderName::from_static("x-tokenmint-org");
@@ -42,9 +42,9 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// What the access log and the metrics learn about a request as it goes.
 #[derive(Default)]
-struct Trace {
+pub(crate) struct Trace {
     route: Option<Arc<RouteConfig>>,
-    token: Option<VerifiedToken>,
+    pub(crate) token: Option<VerifiedToken>,
     refusal: Option<&'static str>,
 }
 
@@ -54,7 +54,11 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut trace = Trace::default();
-    let response = match forward(&shared, request, &mut trace).await {
+    let outcome = match shared.mode {
+        Mode::Proxy => forward(&shared, request, &mut trace).await,
+        Mode::Authz(source) => crate::authz::answer(&shared, source, request, &mut trace).await,
+    };
+    let response = match outcome {
         Ok(response) => response,
         Err(refusal) => {
             trace.refusal = Some(refusal.reason());
@@ -85,7 +89,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         status,
         route,
         client_id = trace.token.as_ref().map(|t| t.client_id.as_str()),
-        env = trace.token.as_ref().map(|t| t.env.as_str()),
+        env = trace.token.as_ref().and_then(|t| t.env).map(Environment::as_str),
         refusal = trace.refusal,
         micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "request"
@@ -99,39 +103,18 @@ async fn forward(
     trace: &mut Trace,
 ) -> Result<Response, Refusal> {
     let (mut parts, body) = request.into_parts();
-    let path = parts.uri.path();
-    if !is_safe_path(path) {
-        return Err(Refusal::UnsafePath);
-    }
-    let table = shared.routes.load();
-    let route = table.iter().find(|r| r.matches(path)).cloned().ok_or(Refusal::NoRoute)?;
-    trace.route = Some(Arc::clone(&route));
+    // One spelling of the path, computed once: it picks the route and it is what the upstream
+    // receives, so no upstream can read the request as a path another route guards.
+    let path = CanonicalPath::parse(parts.uri.path()).map_err(Refusal::UnsafePath)?;
+    let route = authorize(shared, &parts.method, &path, &parts.headers, trace).await?;
+    let Some(token) = trace.token.as_ref() else { return Err(Refusal::IdentityHeader) };
+    let upstream = route.upstream_for(token.env).ok_or(Refusal::NoUpstream)?;
 
-    // Kept in the trace for the access log, and borrowed from there: no copy per request.
-    let token = &*trace.token.insert(authenticate(&shared.verifier, &parts.headers).await?);
-    let upstream = match token.env {
-        Environment::Production => route.upstream.as_ref(),
-        Environment::Sandbox => route.sandbox_upstream.as_ref(),
-    }
-    .ok_or(Refusal::EnvironmentNotServed(token.env))?;
-    token.require_scope(route.scopes.required(&parts.method))?;
-    if let Some(missing) = route.require_headers.iter().find(|h| !parts.headers.contains_key(*h)) {
-        return Err(Refusal::MissingHeader(missing.clone()));
-    }
-    if let Some(limit) = route.rate_limit_per_minute {
-        let key = format!("{}\u{1f}{}", route.path_prefix, token.client_id);
-        let decision = shared.limits.check(&key, limit, std::time::Duration::from_secs(60)).await;
-        if let Decision::Limited { retry_after_secs } = decision {
-            return Err(Refusal::RateLimited { retry_after_secs });
-        }
-    }
-
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     // From the owned string, which becomes the URI's buffer without another copy.
-    let uri =
-        http::Uri::try_from(upstream.url_for(path_and_query)).map_err(|_| Refusal::UnsafePath)?;
+    let target = upstream.url_for(path.as_str(), parts.uri.query());
+    let uri = http::Uri::try_from(target).map_err(|_| Refusal::IdentityHeader)?;
     let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let headers = upstream_headers(&mut parts.headers, &route, token, client_addr)?;
+    let headers = upstream_headers(&mut parts.headers, &route, token, client_addr, shared.scheme)?;
 
     // A request without a body (most GETs) is sent without one, rather than as an empty chunked
     // stream some servers refuse.
@@ -165,6 +148,51 @@ async fn forward(
     Ok(downstream_response(upstream_response))
 }
 
+/// Every check of a request that names `method` and `path`, in proxy and in authz mode alike:
+/// the route, the token (kept in `trace`), the environment and organization, the scope, the
+/// path binding, the required headers and the rate limit.
+pub(crate) async fn authorize(
+    shared: &Shared,
+    method: &Method,
+    path: &CanonicalPath<'_>,
+    headers: &HeaderMap,
+    trace: &mut Trace,
+) -> Result<Arc<RouteConfig>, Refusal> {
+    let table = shared.routes.load();
+    let route = table.route(path).map_err(Refusal::UnsafePath)?.cloned().ok_or(Refusal::NoRoute)?;
+    trace.route = Some(Arc::clone(&route));
+
+    // Kept in the trace for the access log, and borrowed from there: no copy per request.
+    let token = bearer_token(headers)?.ok_or(Rejection::MissingToken)?;
+    let verified = shared.issuers.verify(token).await.map_err(Rejection::InvalidToken)?;
+    let token = &*trace.token.insert(verified);
+    match token.env {
+        None if route.require_env => return Err(Refusal::ClaimRequired("env")),
+        Some(env) if !route.serves(env) => return Err(Refusal::EnvironmentNotServed(env)),
+        _ => {}
+    }
+    if route.require_org && token.org.is_none() {
+        return Err(Refusal::ClaimRequired("org"));
+    }
+    token.require_scope(route.scopes.required(method))?;
+    if let Some(binding) = &route.path_binding
+        && !binding.admits(path, token)
+    {
+        return Err(Refusal::PathBinding(binding.template.clone()));
+    }
+    if let Some(missing) = route.require_headers.iter().find(|h| !headers.contains_key(*h)) {
+        return Err(Refusal::MissingHeader(missing.clone()));
+    }
+    if let Some(limit) = route.rate_limit_per_minute {
+        let key = format!("{}\u{1f}{}", route.path_prefix, token.client_id);
+        let decision = shared.limits.check(&key, limit, std::time::Duration::from_secs(60)).await;
+        if let Decision::Limited { retry_after_secs } = decision {
+            return Err(Refusal::RateLimited { retry_after_secs });
+        }
+    }
+    Ok(route)
+}
+
 /// Whether the client gave up on the upstream for time (the connect timeout), as opposed to
 /// being refused or reset.
 fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -178,24 +206,6 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
         cause = e.source();
     }
     false
-}
-
-/// Refuses dot segments and encoded separators: an upstream that resolves them could be led
-/// from an allowed prefix to a path another route guards more strictly.
-fn is_safe_path(path: &str) -> bool {
-    path.starts_with('/')
-        && !path.split('/').any(|segment| {
-            let lower = segment.to_ascii_lowercase();
-            let decoded = lower.replace("%2e", ".");
-            decoded == "." || decoded == ".."
-        })
-        && !contains_ignore_case(path, "%2f")
-        && !contains_ignore_case(path, "%5c")
-        && !path.contains('\\')
-}
-
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// The hop-by-hop headers of `headers`, and any header its `Connection` names.
@@ -212,30 +222,57 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes every `x-tokenmint-*` header: the identity headers are the gateway's word, and
+/// whatever the caller sent under those names (or any other the upstream might come to
+/// trust) goes.
+pub(crate) fn drop_identity_headers(headers: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> =
+        headers.keys().filter(|k| k.as_str().starts_with(IDENTITY_PREFIX)).cloned().collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+/// Sets the identity headers from `token`; a claim the token lacks is left out, or sent empty
+/// with `empty_when_absent` (an authorization answer, so that a proxy copying the headers
+/// overwrites whatever the caller sent under those names).
+pub(crate) fn set_identity_headers(
+    out: &mut HeaderMap,
+    token: &VerifiedToken,
+    empty_when_absent: bool,
+) -> Result<(), Refusal> {
+    let value = |v: &str| HeaderValue::from_str(v).map_err(|_| Refusal::IdentityHeader);
+    let empty = HeaderValue::from_static("");
+    out.insert(CLIENT_ID, value(&token.client_id)?);
+    match (&token.org, empty_when_absent) {
+        (Some(org), _) => _ = out.insert(ORG, value(org)?),
+        (None, true) => _ = out.insert(ORG, empty.clone()),
+        (None, false) => {}
+    }
+    match (token.env, empty_when_absent) {
+        (Some(env), _) => _ = out.insert(ENV, HeaderValue::from_static(env.as_str())),
+        (None, true) => _ = out.insert(ENV, empty),
+        (None, false) => {}
+    }
+    out.insert(SCOPE, value(&token.scope)?);
+    Ok(())
+}
+
 fn upstream_headers(
     headers: &mut HeaderMap,
     route: &RouteConfig,
     token: &VerifiedToken,
     client_addr: Option<SocketAddr>,
+    scheme: &'static str,
 ) -> Result<HeaderMap, Refusal> {
     let mut out = std::mem::take(headers);
     strip_hop_by_hop(&mut out);
-    // The identity headers are the gateway's word; whatever the caller sent under those names
-    // (or any other x-tokenmint- name the upstream might come to trust) goes.
-    let spoofed: Vec<HeaderName> =
-        out.keys().filter(|k| k.as_str().starts_with(IDENTITY_PREFIX)).cloned().collect();
-    for name in spoofed {
-        out.remove(name);
-    }
+    drop_identity_headers(&mut out);
     if !route.forward_authorization {
         out.remove(header::AUTHORIZATION);
     }
     let original_host = out.remove(header::HOST);
-    let value = |v: &str| HeaderValue::from_str(v).map_err(|_| Refusal::IdentityHeader);
-    out.insert(CLIENT_ID, value(&token.client_id)?);
-    out.insert(ORG, value(&token.org)?);
-    out.insert(ENV, HeaderValue::from_static(token.env.as_str()));
-    out.insert(SCOPE, value(&token.scope)?);
+    set_identity_headers(&mut out, token, false)?;
     if let Some(host) = original_host {
         out.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
@@ -250,29 +287,24 @@ fn upstream_headers(
             out.insert(forwarded_for, chain);
         }
     }
-    out.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+    // The scheme the caller used to reach the gateway, not a constant.
+    out.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(scheme));
     Ok(out)
 }
 
 fn downstream_response(upstream: http::Response<hyper::body::Incoming>) -> Response {
     let (mut parts, body) = upstream.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // The gateway speaks HTTP/1.1 to its callers whatever the upstream spoke: an HTTP/1.0
+    // status line passed through would make HTTP/1.1 clients drop their kept-alive connection.
+    // (hyper answers an HTTP/1.0 caller in HTTP/1.0 by itself.)
+    parts.version = http::Version::HTTP_11;
     Response::from_parts(parts, Body::new(body))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dot_segments_and_encoded_separators_are_unsafe() {
-        for path in ["/a/../b", "/a/./b", "/a/%2e%2E/b", "/a/..", "/a%2fb", "/a%5Cb", "/a\\b"] {
-            assert!(!is_safe_path(path), "{path}");
-        }
-        for path in ["/", "/a/b", "/a/..b", "/a/b.json", "/a%20b"] {
-            assert!(is_safe_path(path), "{path}");
-        }
-    }
 
     #[test]
     fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {

@@ -33,6 +33,8 @@ async fn with_a_certificate_the_gateway_serves_https_only() {
     assert_eq!(answer.status(), 200);
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["upstream"], "production");
+    // The upstream learns the caller came over HTTPS.
+    assert_eq!(body["headers"]["x-forwarded-proto"], "https");
 
     // A client that does not trust the certificate gets no answer, nor does plain HTTP.
     assert!(reqwest::get(format!("{https}/healthz")).await.is_err());

@@ -164,20 +164,8 @@ async fn hop_by_hop_headers_are_not_forwarded() {
     assert_eq!(answer.forwarded("te"), None);
 }
 
-/// Sends `path` exactly as written (HTTP clients resolve dot segments, even encoded ones,
-/// before sending); returns the status code.
 async fn raw_get(setup: &Setup, path: &str, token: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = setup.gateway.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response);
-    text.split(' ').nth(1).unwrap().parse().unwrap()
+    raw_request(setup.gateway.trim_start_matches("http://"), "GET", path, token).await.0
 }
 
 #[tokio::test]

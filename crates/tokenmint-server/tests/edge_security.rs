@@ -179,7 +179,14 @@ async fn a_secret_rotated_elsewhere_is_accepted_before_the_change_log_arrives() 
         expires_at: None,
         last_used_at: None,
     };
-    app.state.store.add_secret(&id, &stored, None, common::real_now()).await.unwrap();
+    let rotation = tokenmint_store::Rotation {
+        secret: stored,
+        expire_others_at: None,
+        max_live: 5,
+        settle_secs: 0,
+    };
+    let guard = tokenmint_store::Guard::system(common::real_now());
+    app.state.store.add_secret(&id, &rotation, &guard).await.unwrap();
     let res = app.token_for(&id, secret.expose(), &[]).await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 }

@@ -1,5 +1,7 @@
 //! Settings of a [`Verifier`](crate::Verifier) and of the revocation follower.
 
+use crate::claims::ClaimMapping;
+use jsonwebtoken::Algorithm;
 use std::time::Duration;
 
 /// How a [`Verifier`](crate::Verifier) trusts one issuer.
@@ -10,8 +12,23 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct VerifierConfig {
     /// The issuer URL, compared byte for byte with the metadata's `issuer` (RFC 8414 §3.3) and
-    /// with every token's `iss` (RFC 9068 §4).
+    /// with every token's `iss` (RFC 9068 §4): a trailing slash (Auth0's form) is kept and
+    /// must be in the tokens too.
     pub issuer: String,
+    /// The JWKS URL; when set, no discovery is made (and the revocation feed, if followed,
+    /// needs [`FeedConfig::endpoint`]). Default: the metadata's `jwks_uri`.
+    pub jwks_uri: Option<String>,
+    /// Accepted JOSE `typ` values, compared case-insensitively with or without the
+    /// `application/` prefix (RFC 7515 §4.1.9). Default `["at+jwt"]` (RFC 9068 §4); many
+    /// issuers (Auth0, Okta, Entra ID, Keycloak) send `JWT`. An empty string admits a header
+    /// without `typ`.
+    pub token_types: Vec<String>,
+    /// The JWS algorithms tokens may use. Default: the ones the metadata advertises, else each
+    /// key's own `alg`. A key without `alg` is usable under every listed algorithm of its key
+    /// type (RSA: RS256 when nothing is listed). `none` and HMAC are never accepted.
+    pub algorithms: Option<Vec<Algorithm>>,
+    /// Which claims hold the client, the scopes, the environment and the organization.
+    pub claims: ClaimMapping,
     /// When set, tokens must list this value in `aud` (RFC 9068 §4, RFC 7519 §4.1.3).
     pub audience: Option<String>,
     /// Tolerated clock skew between issuer and verifier for `exp`, `nbf` and `iat`. Default
@@ -52,6 +69,10 @@ impl VerifierConfig {
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
+            jwks_uri: None,
+            token_types: vec![tokenmint_proto::ACCESS_TOKEN_TYP.to_owned()],
+            algorithms: None,
+            claims: ClaimMapping::default(),
             audience: None,
             leeway: Duration::from_secs(60),
             max_token_bytes: 8 * 1024,
@@ -71,6 +92,34 @@ impl VerifierConfig {
     #[must_use]
     pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
+        self
+    }
+
+    /// Reads the keys from `jwks_uri` without discovery.
+    #[must_use]
+    pub fn with_jwks_uri(mut self, jwks_uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(jwks_uri.into());
+        self
+    }
+
+    /// Accepts these `typ` values (see [`token_types`](Self::token_types)).
+    #[must_use]
+    pub fn with_token_types<S: Into<String>>(mut self, types: impl IntoIterator<Item = S>) -> Self {
+        self.token_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Accepts only these algorithms (see [`algorithms`](Self::algorithms)).
+    #[must_use]
+    pub fn with_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Reads the client, scopes, environment and organization from these claims.
+    #[must_use]
+    pub fn with_claims(mut self, claims: ClaimMapping) -> Self {
+        self.claims = claims;
         self
     }
 

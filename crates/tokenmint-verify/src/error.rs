@@ -16,7 +16,7 @@ pub enum VerifyError {
     Malformed,
     #[error("the access token is signed with an algorithm that is not accepted")]
     AlgorithmNotAllowed,
-    #[error("the access token is not of type at+jwt")]
+    #[error("the access token is not of an accepted type (typ)")]
     WrongType,
     #[error("the access token names no signing key")]
     MissingKeyId,
@@ -36,6 +36,9 @@ pub enum VerifyError {
     NotYetValid,
     #[error("the access token has been revoked")]
     Revoked(RevocationKind),
+    /// The claim the issuer's mapping names for the client is missing or empty.
+    #[error("the access token names no client")]
+    NoClient,
     /// The issuer's keys could not be fetched for longer than the configured staleness: not the
     /// token's fault, so it maps to 503 rather than 401.
     #[error("the issuer's signing keys are unavailable")]
@@ -71,11 +74,12 @@ pub enum RejectReason {
     NotYetValid,
     Revoked,
     KeysUnavailable,
+    NoClient,
 }
 
 impl RejectReason {
     /// Every reason, in the order [`MetricsSnapshot::rejected`](crate::MetricsSnapshot) uses.
-    pub const ALL: [RejectReason; 14] = [
+    pub const ALL: [RejectReason; 15] = [
         Self::TooLarge,
         Self::Malformed,
         Self::AlgorithmNotAllowed,
@@ -90,6 +94,7 @@ impl RejectReason {
         Self::NotYetValid,
         Self::Revoked,
         Self::KeysUnavailable,
+        Self::NoClient,
     ];
 
     /// A stable snake_case name for metric labels.
@@ -109,6 +114,7 @@ impl RejectReason {
             Self::NotYetValid => "not_yet_valid",
             Self::Revoked => "revoked",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::NoClient => "no_client",
         }
     }
 }
@@ -131,6 +137,7 @@ impl VerifyError {
             Self::NotYetValid => RejectReason::NotYetValid,
             Self::Revoked(_) => RejectReason::Revoked,
             Self::KeysUnavailable => RejectReason::KeysUnavailable,
+            Self::NoClient => RejectReason::NoClient,
         }
     }
 
@@ -177,6 +184,10 @@ pub enum BuildError {
     Jwks { url: String, source: FetchError },
     #[error("could not build the HTTP client: {0}")]
     HttpClient(reqwest::Error),
+    #[error("jwks_uri {url:?} is invalid: {reason}")]
+    InvalidJwksUri { url: String, reason: &'static str },
+    #[error("two issuers are configured with the same URL {0:?}")]
+    DuplicateIssuer(String),
 }
 
 /// Why the revocation follower could not be started.
@@ -211,6 +222,7 @@ mod tests {
             VerifyError::NotYetValid,
             VerifyError::Revoked(RevocationKind::Token),
             VerifyError::KeysUnavailable,
+            VerifyError::NoClient,
         ];
         for error in errors {
             let text = error.to_string();

@@ -29,7 +29,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokenmint_proto::feed::{RevocationEntry, RevocationPage, SSE_EVENT};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// Upper bound on pages read in one catch-up, so a feed that keeps answering full pages
@@ -42,10 +41,14 @@ const SHORT_LIVED_STREAM: Duration = Duration::from_secs(10);
 /// While the feed stays down, how often the warning is repeated.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// The running follower. Dropping it stops the task.
+/// A handle on the running follower.
+///
+/// The follower runs as long as its verifier lives: dropping this handle (even at once, as in
+/// `let _ = verifier.follow_revocations(..)?`) does not stop it, so a revocation feed cannot be
+/// lost by accident. [`stop`](Self::stop) stops it on purpose.
 #[derive(Debug)]
 pub struct RevocationFollower {
-    task: JoinHandle<()>,
+    task: tokio::task::AbortHandle,
     synced: watch::Receiver<bool>,
 }
 
@@ -65,9 +68,15 @@ impl RevocationFollower {
     }
 }
 
-impl Drop for RevocationFollower {
-    fn drop(&mut self) {
+impl RevocationFollower {
+    /// Stops following the feed. The revocations already known stay in force.
+    pub fn stop(self) {
         self.task.abort();
+    }
+
+    /// Whether the follower is still running.
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
     }
 }
 
@@ -80,6 +89,8 @@ pub(crate) struct FollowerParts {
     pub(crate) list: Arc<RevocationList>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Closed when the verifier is dropped.
+    pub(crate) verifier_alive: watch::Receiver<()>,
 }
 
 pub(crate) fn spawn<T: TokenSource>(
@@ -88,9 +99,17 @@ pub(crate) fn spawn<T: TokenSource>(
     config: FeedConfig,
 ) -> RevocationFollower {
     let (synced_tx, synced) = watch::channel(false);
+    let mut alive = parts.verifier_alive.clone();
     let follower =
         Follower { parts, source, config, synced: synced_tx, down_since: None, last_warning: None };
-    RevocationFollower { task: tokio::spawn(follower.run()), synced }
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            () = follower.run() => {}
+            // Every clone of the verifier is gone: nobody can use what the feed brings.
+            _ = alive.changed() => tracing::debug!("verifier dropped; revocation follower stops"),
+        }
+    });
+    RevocationFollower { task: task.abort_handle(), synced }
 }
 
 /// Why a feed request failed.

@@ -33,9 +33,18 @@ use tokenmint_proto::jwks::{Jwk, Jwks};
 
 /// One public key, ready to verify signatures.
 pub(crate) struct PublicKey {
-    /// The only algorithm this key may verify: the one its JWK declares (RFC 7517 §4.4).
-    pub(crate) alg: Algorithm,
+    /// The algorithms this key may verify: the one its JWK declares (RFC 7517 §4.4), or for a
+    /// key without `alg` those the issuer allows for its key type.
+    pub(crate) algs: Vec<Algorithm>,
     pub(crate) key: DecodingKey,
+}
+
+impl PublicKey {
+    /// Whether a token signed with `alg` may be checked with this key (RFC 8725 §3.1: the
+    /// algorithm is the key's, not the token's to choose).
+    pub(crate) fn allows(&self, alg: Algorithm) -> bool {
+        self.algs.contains(&alg)
+    }
 }
 
 /// An immutable snapshot of the issuer's keys.
@@ -83,34 +92,52 @@ pub(crate) fn asymmetric_alg(name: &str) -> Option<Algorithm> {
     Some(alg)
 }
 
-/// Turns one JWK into a verification key, or says why it is skipped.
-fn usable_key(jwk: &Jwk, advertised: Option<&[Algorithm]>) -> Result<PublicKey, &'static str> {
+/// Turns one JWK into a verification key, or says why it is skipped. `allowed` is the
+/// issuer's list of algorithms, when it has one.
+fn usable_key(jwk: &Jwk, allowed: Option<&[Algorithm]>) -> Result<PublicKey, &'static str> {
     if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
         return Err("not a signature key");
     }
-    let alg = match jwk.alg.as_deref() {
-        Some(name) => asymmetric_alg(name).ok_or("algorithm not accepted")?,
-        // Without `alg` only curves that admit a single JWS algorithm are usable; an RSA key
-        // would leave the choice between RS* and PS* to the token, so it is skipped.
+    let permitted = |alg: &Algorithm| allowed.is_none_or(|list| list.contains(alg));
+    let algs: Vec<Algorithm> = match jwk.alg.as_deref() {
+        Some(name) => {
+            let alg = asymmetric_alg(name).ok_or("algorithm not accepted")?;
+            if !permitted(&alg) {
+                return Err("algorithm not allowed for the issuer");
+            }
+            vec![alg]
+        }
+        // Without `alg` the key's type and curve bound the choice: a curve admits a single
+        // algorithm; an RSA key admits the RSA algorithms the issuer allows (RS256 when it
+        // lists none, the algorithm every issuer that omits `alg` uses, Entra ID among them).
         None => match (jwk.kty.as_str(), jwk.crv.as_deref()) {
-            ("EC", Some("P-256")) => Algorithm::ES256,
-            ("EC", Some("P-384")) => Algorithm::ES384,
-            ("OKP", Some("Ed25519")) => Algorithm::EdDSA,
+            ("EC", Some("P-256")) => vec![Algorithm::ES256],
+            ("EC", Some("P-384")) => vec![Algorithm::ES384],
+            ("OKP", Some("Ed25519")) => vec![Algorithm::EdDSA],
+            ("RSA", _) => match allowed {
+                None => vec![Algorithm::RS256],
+                Some(list) => {
+                    list.iter().copied().filter(|a| a.family() == AlgorithmFamily::Rsa).collect()
+                }
+            },
             _ => return Err("no alg member and the key type does not imply one"),
-        },
+        }
+        .into_iter()
+        .filter(permitted)
+        .collect(),
     };
-    if advertised.is_some_and(|list| !list.contains(&alg)) {
-        return Err("algorithm not advertised by the issuer");
-    }
+    let Some(&first) = algs.first() else {
+        return Err("none of the issuer's algorithms fits the key");
+    };
     fn part(value: &Option<String>) -> Result<&str, &'static str> {
         value.as_deref().ok_or("a key parameter is missing")
     }
-    let key = match alg.family() {
+    let key = match first.family() {
         AlgorithmFamily::Rsa if jwk.kty == "RSA" => {
             DecodingKey::from_rsa_components(part(&jwk.n)?, part(&jwk.e)?)
         }
         AlgorithmFamily::Ec if jwk.kty == "EC" => {
-            let curve = if alg == Algorithm::ES256 { "P-256" } else { "P-384" };
+            let curve = if first == Algorithm::ES256 { "P-256" } else { "P-384" };
             if jwk.crv.as_deref() != Some(curve) {
                 return Err("curve does not match the algorithm");
             }
@@ -125,7 +152,7 @@ fn usable_key(jwk: &Jwk, advertised: Option<&[Algorithm]>) -> Result<PublicKey, 
         _ => return Err("key type does not match the algorithm"),
     }
     .map_err(|_| "key parameters are not valid base64url")?;
-    Ok(PublicKey { alg, key })
+    Ok(PublicKey { algs, key })
 }
 
 pub(crate) fn key_set(
@@ -504,12 +531,21 @@ mod tests {
     }
 
     #[test]
-    fn a_jwk_without_alg_is_usable_only_when_its_curve_implies_one() {
+    fn a_jwk_without_alg_is_usable_under_the_issuers_algorithms_for_its_type() {
+        let algs =
+            |jwk: Jwk, allowed: Option<&[Algorithm]>| usable_key(&jwk, allowed).map(|k| k.algs);
+        assert_eq!(algs(jwk("EC", None, Some("P-256")), None), Ok(vec![Algorithm::ES256]));
+        assert_eq!(algs(jwk("RSA", None, None), None), Ok(vec![Algorithm::RS256]));
         assert_eq!(
-            usable_key(&jwk("EC", None, Some("P-256")), None).map(|k| k.alg).ok(),
-            Some(Algorithm::ES256)
+            algs(
+                jwk("RSA", None, None),
+                Some(&[Algorithm::PS256, Algorithm::ES256, Algorithm::RS384])
+            ),
+            Ok(vec![Algorithm::PS256, Algorithm::RS384])
         );
-        assert!(usable_key(&jwk("RSA", None, None), None).is_err());
+        assert!(usable_key(&jwk("RSA", None, None), Some(&[Algorithm::ES256])).is_err());
+        assert!(usable_key(&jwk("EC", None, Some("P-256")), Some(&[Algorithm::RS256])).is_err());
+        assert!(usable_key(&jwk("oct", None, None), None).is_err());
     }
 
     #[test]

@@ -11,7 +11,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
-use tokenmint_proto::{AccessTokenClaims, Audience, Environment};
 
 /// A token split into its parts, with a header that passed the checks below.
 #[derive(Debug)]
@@ -38,7 +37,11 @@ struct Header {
 }
 
 /// Splits and checks the header of `token`: size, structure, `alg`, `typ`, `kid`.
-pub(crate) fn parse(token: &str, max_header_bytes: usize) -> Result<Parsed<'_>, VerifyError> {
+pub(crate) fn parse<'a>(
+    token: &'a str,
+    max_header_bytes: usize,
+    token_types: &[String],
+) -> Result<Parsed<'a>, VerifyError> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
     let (header_b64, payload) = signing_input.split_once('.').ok_or(VerifyError::Malformed)?;
     // Exactly three parts: a fifth-part JWE or a JWS JSON serialization is not an access token.
@@ -56,7 +59,7 @@ pub(crate) fn parse(token: &str, max_header_bytes: usize) -> Result<Parsed<'_>, 
     }
     // `none`, every HMAC algorithm and anything unknown stop here, before a key is looked up.
     let alg = asymmetric_alg(&header.alg).ok_or(VerifyError::AlgorithmNotAllowed)?;
-    if !header.typ.as_deref().is_some_and(is_access_token_typ) {
+    if !accepted_typ(header.typ.as_deref(), token_types) {
         return Err(VerifyError::WrongType);
     }
     let kid = header.kid.filter(|k| !k.is_empty()).ok_or(VerifyError::MissingKeyId)?;
@@ -66,11 +69,17 @@ pub(crate) fn parse(token: &str, max_header_bytes: usize) -> Result<Parsed<'_>, 
     Ok(Parsed { alg, kid, signing_input, payload, signature })
 }
 
-/// RFC 9068 §4: `typ` must be `at+jwt` or `application/at+jwt`; media type names are
-/// case-insensitive (RFC 7515 §4.1.9 allows omitting the `application/` prefix).
-fn is_access_token_typ(typ: &str) -> bool {
+/// Whether `typ` is one of `accepted` (RFC 9068 §4 asks for `at+jwt`; other issuers send
+/// `JWT`). Media type names are case-insensitive and RFC 7515 §4.1.9 allows omitting the
+/// `application/` prefix; an empty accepted value admits a header without `typ`.
+fn accepted_typ(typ: Option<&str>, accepted: &[String]) -> bool {
+    let Some(typ) = typ else { return accepted.iter().any(String::is_empty) };
     let typ = typ.strip_prefix_ignore_case("application/").unwrap_or(typ);
-    typ.eq_ignore_ascii_case(tokenmint_proto::ACCESS_TOKEN_TYP)
+    !typ.is_empty()
+        && accepted.iter().any(|a| {
+            let a = a.strip_prefix_ignore_case("application/").unwrap_or(a);
+            typ.eq_ignore_ascii_case(a)
+        })
 }
 
 trait StripPrefixIgnoreCase {
@@ -82,45 +91,6 @@ impl StripPrefixIgnoreCase for str {
         let head = self.get(..prefix.len())?;
         head.eq_ignore_ascii_case(prefix).then(|| &self[prefix.len()..])
     }
-}
-
-/// The payload as the wire carries it: [`AccessTokenClaims`] plus `nbf`, which tokenmint
-/// does not issue but RFC 7519 §4.1.5 obliges a verifier to honour when present. A closed
-/// struct (not `#[serde(flatten)]`) so that a duplicated claim is an error.
-#[derive(Deserialize)]
-struct WireClaims {
-    iss: String,
-    sub: String,
-    client_id: String,
-    aud: Audience,
-    iat: i64,
-    exp: i64,
-    jti: String,
-    #[serde(default)]
-    scope: String,
-    env: Environment,
-    org: String,
-    #[serde(default)]
-    nbf: Option<i64>,
-}
-
-/// Decodes the payload of a token whose signature has been verified.
-pub(crate) fn claims(payload: &str) -> Result<(AccessTokenClaims, Option<i64>), VerifyError> {
-    let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| VerifyError::Malformed)?;
-    let wire: WireClaims = serde_json::from_slice(&json).map_err(|_| VerifyError::Malformed)?;
-    let claims = AccessTokenClaims {
-        iss: wire.iss,
-        sub: wire.sub,
-        client_id: wire.client_id,
-        aud: wire.aud,
-        iat: wire.iat,
-        exp: wire.exp,
-        jti: wire.jti,
-        scope: wire.scope,
-        env: wire.env,
-        org: wire.org,
-    };
-    Ok((claims, wire.nbf))
 }
 
 #[cfg(test)]
@@ -136,9 +106,13 @@ mod tests {
         format!("{}.{}.c2ln", b64(header), b64("{}"))
     }
 
+    fn at_jwt() -> Vec<String> {
+        vec!["at+jwt".to_owned()]
+    }
+
     fn parse_header(header: &str) -> Result<Algorithm, VerifyError> {
         let token = token(header);
-        parse(&token, 1024).map(|p| p.alg)
+        parse(&token, 1024, &at_jwt()).map(|p| p.alg)
     }
 
     #[test]
@@ -158,6 +132,19 @@ mod tests {
             assert_eq!(parse_header(&header), Err(VerifyError::WrongType), "{typ}");
         }
         assert_eq!(parse_header(r#"{"alg":"ES256","kid":"k"}"#), Err(VerifyError::WrongType));
+    }
+
+    #[test]
+    fn other_types_are_accepted_only_when_configured_and_an_empty_one_admits_no_typ() {
+        let jwt = vec!["JWT".to_owned()];
+        let header = |typ: &str| token(&format!(r#"{{"alg":"RS256","typ":"{typ}","kid":"k"}}"#));
+        assert!(parse(&header("JWT"), 1024, &jwt).is_ok());
+        assert!(parse(&header("application/jwt"), 1024, &jwt).is_ok());
+        assert_eq!(parse(&header("at+jwt"), 1024, &jwt).err(), Some(VerifyError::WrongType));
+        let untyped = token(r#"{"alg":"RS256","kid":"k"}"#);
+        assert_eq!(parse(&untyped, 1024, &jwt).err(), Some(VerifyError::WrongType));
+        assert!(parse(&untyped, 1024, &["JWT".to_owned(), String::new()]).is_ok());
+        assert_eq!(parse(&header(""), 1024, &[String::new()]).err(), Some(VerifyError::WrongType));
     }
 
     #[test]
@@ -195,7 +182,11 @@ mod tests {
             format!("{header}..sig"),
             ".e30.sig".to_owned(),
         ] {
-            assert_eq!(parse(&token, 1024).map(|p| p.alg), Err(VerifyError::Malformed), "{token}");
+            assert_eq!(
+                parse(&token, 1024, &at_jwt()).map(|p| p.alg),
+                Err(VerifyError::Malformed),
+                "{token}"
+            );
         }
     }
 
@@ -203,20 +194,20 @@ mod tests {
     fn an_oversized_header_is_refused_before_decoding() {
         let header = format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{}"}}"#, "k".repeat(2000));
         let token = token(&header);
-        assert_eq!(parse(&token, 1024).map(|p| p.alg), Err(VerifyError::TooLarge));
+        assert_eq!(parse(&token, 1024, &at_jwt()).map(|p| p.alg), Err(VerifyError::TooLarge));
     }
 
     proptest! {
         #[test]
         fn parsing_arbitrary_input_never_panics(input in ".{0,300}") {
-            let _ = parse(&input, 1024);
-            let _ = claims(&input);
+            let _ = parse(&input, 1024, &at_jwt());
+            let _ = crate::claims::decode(&input, &crate::ClaimMapping::default());
         }
 
         #[test]
         fn parsing_arbitrary_base64_headers_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let token = format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(bytes));
-            let _ = parse(&token, 1024);
+            let _ = parse(&token, 1024, &at_jwt());
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The tower middleware and the axum extractor.
 //!
-//! [`VerifyLayer`] authenticates every request: it verifies the bearer token and stores the
-//! [`VerifiedToken`] in the request extensions, or answers the refusal itself. [`RequireScope`]
+//! [`VerifyLayer`] authenticates every request: it refuses a path that is not in canonical
+//! form (400, see [`CanonicalPath`]), verifies the bearer token and stores the
+//! [`VerifiedToken`] and the [`CanonicalPath`] in the request extensions, or answers the
+//! refusal itself. [`RequireScope`]
 //! (per route, after it) checks a scope. Handlers take [`VerifiedToken`] as an extractor.
 //!
 //! ```ignore
@@ -10,6 +12,7 @@
 //!     .layer(VerifyLayer::new(verifier));
 //! ```
 
+use crate::path::CanonicalPath;
 use crate::rejection::{Rejection, ScopeRule, bearer_token};
 use crate::verifier::{VerifiedToken, Verifier};
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -90,7 +93,15 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let optional = self.optional;
+        // The router in front has matched the raw path: a path that is not canonical could
+        // have been matched under one spelling and served under another, so it goes no
+        // further (see `CanonicalPath::parse_exact`).
+        let path = CanonicalPath::parse_exact(request.uri().path()).map(CanonicalPath::into_owned);
         Box::pin(async move {
+            match path {
+                Ok(path) => request.extensions_mut().insert(path),
+                Err(error) => return Ok(Rejection::InvalidPath(error).into_response()),
+            };
             match authenticate(&verifier, request.headers()).await {
                 Ok(token) => {
                     request.extensions_mut().insert(token);

@@ -57,8 +57,8 @@ impl OfflineVerifier {
     /// not.
     pub fn new(config: VerifierConfig, jwks: &Jwks) -> Self {
         let leeway_secs = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
-        // No advertised algorithm list: each key's own algorithm bounds what tokens may use.
-        let keys = key_set(jwks, None, Duration::ZERO, Duration::MAX);
+        // The configured algorithms, else each key's own, bound what tokens may use.
+        let keys = key_set(jwks, config.algorithms.as_deref(), Duration::ZERO, Duration::MAX);
         Self { config, leeway_secs, keys }
     }
 
@@ -73,16 +73,9 @@ impl OfflineVerifier {
         if token.len() > self.config.max_token_bytes {
             return Err(VerifyError::TooLarge);
         }
-        let parsed = jws::parse(token, self.config.max_header_bytes)?;
+        let parsed = jws::parse(token, self.config.max_header_bytes, &self.config.token_types)?;
         let key = self.keys.get(&parsed.kid).ok_or(VerifyError::UnknownKey)?;
-        check_signed(
-            parsed,
-            key,
-            &self.config.issuer,
-            self.config.audience.as_deref(),
-            self.leeway_secs,
-            now,
-        )
+        check_signed(parsed, key, &self.config, self.leeway_secs, now)
     }
 }
 

@@ -6,6 +6,7 @@
 //! with its own response type can reuse them.
 
 use crate::error::VerifyError;
+use crate::path::PathError;
 use crate::verifier::VerifiedToken;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -23,6 +24,9 @@ pub enum Rejection {
     InvalidRequest(&'static str),
     /// The token was refused: 401 `invalid_token` (503 when the verifier cannot judge).
     InvalidToken(VerifyError),
+    /// The request path is not one every server reads alike (see
+    /// [`CanonicalPath`](crate::CanonicalPath)): 400, whatever the token.
+    InvalidPath(PathError),
     /// The token lacks a scope the route needs: 403 `insufficient_scope`.
     InsufficientScope(Arc<str>),
     /// A handler or scope check ran without [`VerifyLayer`](crate::VerifyLayer) in front of
@@ -35,7 +39,7 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingToken => StatusCode::UNAUTHORIZED,
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::InvalidToken(error) => error.status(),
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
@@ -49,7 +53,7 @@ impl Rejection {
             Self::InvalidToken(VerifyError::KeysUnavailable) => None,
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope(_) => Some("insufficient_scope"),
-            Self::MissingToken | Self::LayerMissing => None,
+            Self::MissingToken | Self::LayerMissing | Self::InvalidPath(_) => None,
         }
     }
 
@@ -57,6 +61,7 @@ impl Rejection {
         match self {
             Self::MissingToken => "a Bearer access token is required".to_owned(),
             Self::InvalidRequest(reason) => (*reason).to_owned(),
+            Self::InvalidPath(error) => error.to_string(),
             Self::InvalidToken(error) => error.to_string(),
             Self::InsufficientScope(scope) => {
                 format!("the access token does not grant the scope {}", sanitize(scope))
@@ -80,7 +85,7 @@ impl Rejection {
                 }
                 value
             }
-            Self::LayerMissing => return None,
+            Self::LayerMissing | Self::InvalidPath(_) => return None,
         };
         HeaderValue::from_str(&value).ok()
     }

@@ -11,13 +11,13 @@
 //! `exp`, so dropping the entry at `expires_at` exactly would let a revoked token back in for
 //! that margin.
 
+use crate::claims::Claims;
 use crate::error::RevocationKind;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokenmint_proto::AccessTokenClaims;
 use tokenmint_proto::feed::{Revocation, RevocationEntry, cutoff_covers};
 
 #[derive(Debug, Clone)]
@@ -81,16 +81,24 @@ impl RevocationList {
 
     /// Which revocation, if any, covers a token with these claims signed by `kid`, at `now`
     /// (Unix seconds).
-    pub fn check(&self, claims: &AccessTokenClaims, kid: &str, now: i64) -> Option<RevocationKind> {
+    pub fn check(&self, claims: &Claims, kid: &str, now: i64) -> Option<RevocationKind> {
         let set = self.current.load();
         let live = |expires_at: i64| expires_at.saturating_add(self.grace_secs) > now;
-        if set.tokens.get(&claims.jti).is_some_and(|&e| live(e)) {
+        if claims.jti.as_ref().is_some_and(|jti| set.tokens.get(jti).is_some_and(|&e| live(e))) {
             return Some(RevocationKind::Token);
         }
+        // A token without `iat` cannot show it was issued after the cut-off: it is covered.
         if set.credentials.get(&claims.client_id).is_some_and(|c| {
             let (second, boundary) = &c.issued_before;
             live(c.expires_at)
-                && cutoff_covers(*second, boundary.as_deref(), claims.iat, &claims.jti)
+                && claims.iat.is_none_or(|iat| {
+                    cutoff_covers(
+                        *second,
+                        boundary.as_deref(),
+                        iat,
+                        claims.jti.as_deref().unwrap_or(""),
+                    )
+                })
         }) {
             return Some(RevocationKind::Credential);
         }
@@ -181,18 +189,19 @@ mod tests {
     use super::*;
     use tokenmint_proto::{Audience, Environment};
 
-    fn claims(jti: &str, client_id: &str, iat: i64) -> AccessTokenClaims {
-        AccessTokenClaims {
+    fn claims(jti: &str, client_id: &str, iat: i64) -> Claims {
+        Claims {
             iss: "https://issuer.example".into(),
-            sub: client_id.into(),
+            sub: Some(client_id.into()),
             client_id: client_id.into(),
             aud: Audience::One("api".into()),
-            iat,
+            iat: Some(iat),
             exp: iat + 3600,
-            jti: jti.into(),
+            nbf: None,
+            jti: Some(jti.into()),
             scope: String::new(),
-            env: Environment::Sandbox,
-            org: "acme".into(),
+            env: Some(Environment::Sandbox),
+            org: Some("acme".into()),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The verifier: from a bearer string to typed, trusted claims.
 
+use crate::claims::{Claims, peek_issuer};
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::config::{FeedConfig, VerifierConfig};
 use crate::discovery::discover;
@@ -16,25 +17,24 @@ use reqwest::Url;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
-use tokenmint_proto::AccessTokenClaims;
 use tokenmint_proto::metadata::AuthorizationServerMetadata;
 
 /// A token that passed every check: its claims, and the key that signed it.
 ///
-/// Cheap to clone (one reference count). It dereferences to its [`AccessTokenClaims`]. The
+/// Cheap to clone (one reference count). It dereferences to its [`Claims`]. The
 /// token string itself is not kept, so it cannot leak through this value or its `Debug`.
 #[derive(Clone)]
 pub struct VerifiedToken(Arc<TokenInner>);
 
 struct TokenInner {
-    claims: AccessTokenClaims,
+    claims: Claims,
     kid: String,
     alg: Algorithm,
 }
 
 impl VerifiedToken {
     /// The token's claims.
-    pub fn claims(&self) -> &AccessTokenClaims {
+    pub fn claims(&self) -> &Claims {
         &self.0.claims
     }
 
@@ -50,9 +50,9 @@ impl VerifiedToken {
 }
 
 impl Deref for VerifiedToken {
-    type Target = AccessTokenClaims;
+    type Target = Claims;
 
-    fn deref(&self) -> &AccessTokenClaims {
+    fn deref(&self) -> &Claims {
         &self.0.claims
     }
 }
@@ -91,7 +91,11 @@ pub struct Verifier {
 struct Inner {
     config: VerifierConfig,
     leeway_secs: i64,
-    metadata: AuthorizationServerMetadata,
+    /// `None` when the keys come from a configured `jwks_uri` without discovery.
+    metadata: Option<AuthorizationServerMetadata>,
+    /// Followers watch this channel and stop when it closes, that is when the last clone of
+    /// the verifier is dropped: following revocations for nobody would be a leak.
+    alive: tokio::sync::watch::Sender<()>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
@@ -151,26 +155,60 @@ impl VerifierBuilder {
                 .build()
                 .map_err(BuildError::HttpClient)?,
         };
-        let metadata =
-            discover(&http, &config.issuer, config.http_timeout, config.max_document_bytes).await?;
-
-        // The algorithms the issuer advertises bound what tokens may use; when it lists none,
-        // the keys' own `alg` members are the list (see `jwks::usable_key`).
-        let advertised_names = &metadata.access_token_signing_alg_values_supported;
-        let advertised = if advertised_names.is_empty() {
-            None
-        } else {
-            let algs: Vec<Algorithm> =
-                advertised_names.iter().filter_map(|a| asymmetric_alg(a)).collect();
-            if algs.is_empty() {
-                return Err(BuildError::NoUsableAlgorithm { advertised: advertised_names.clone() });
+        if config.algorithms.as_ref().is_some_and(Vec::is_empty) {
+            return Err(BuildError::NoUsableAlgorithm { advertised: Vec::new() });
+        }
+        let (metadata, jwks_uri) = match &config.jwks_uri {
+            Some(uri) => {
+                let url = Url::parse(uri).map_err(|_| BuildError::InvalidJwksUri {
+                    url: uri.clone(),
+                    reason: "not a URL",
+                })?;
+                if !matches!(url.scheme(), "https" | "http") {
+                    return Err(BuildError::InvalidJwksUri {
+                        url: uri.clone(),
+                        reason: "the scheme must be https (or http for local testing)",
+                    });
+                }
+                (None, uri.clone())
             }
-            Some(algs)
+            None => {
+                let metadata =
+                    discover(&http, &config.issuer, config.http_timeout, config.max_document_bytes)
+                        .await?;
+                let jwks_uri = metadata.jwks_uri.clone();
+                (Some(metadata), jwks_uri)
+            }
         };
+
+        // The configured algorithms, else the ones the issuer advertises, bound what tokens
+        // may use; when there are none, the keys' own `alg` members are the list (see
+        // `jwks::usable_key`).
+        let advertised_names = metadata
+            .as_ref()
+            .map(|m| m.access_token_signing_alg_values_supported.clone())
+            .unwrap_or_default();
+        let advertised = match &config.algorithms {
+            Some(algorithms) => Some(algorithms.clone()),
+            None if advertised_names.is_empty() => None,
+            None => {
+                let algs: Vec<Algorithm> =
+                    advertised_names.iter().filter_map(|a| asymmetric_alg(a)).collect();
+                if algs.is_empty() {
+                    return Err(BuildError::NoUsableAlgorithm { advertised: advertised_names });
+                }
+                Some(algs)
+            }
+        };
+        if let Some(list) = &advertised
+            && let Some(bad) = list.iter().find(|a| asymmetric_alg(&format!("{a:?}")).is_none())
+        {
+            return Err(BuildError::NoUsableAlgorithm { advertised: vec![format!("{bad:?}")] });
+        }
 
         let metrics = Arc::new(Metrics::default());
         let keys = KeyStore::load(
-            metadata.jwks_uri.clone(),
+            jwks_uri.clone(),
             http.clone(),
             Arc::clone(&self.clock),
             Arc::clone(&metrics),
@@ -178,7 +216,7 @@ impl VerifierBuilder {
             &config,
         )
         .await
-        .map_err(|source| BuildError::Jwks { url: metadata.jwks_uri.clone(), source })?;
+        .map_err(|source| BuildError::Jwks { url: jwks_uri.clone(), source })?;
 
         let leeway_secs = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
         let revocations = Arc::new(RevocationList::new(leeway_secs, Arc::clone(&metrics)));
@@ -189,6 +227,7 @@ impl VerifierBuilder {
                 config,
                 leeway_secs,
                 metadata,
+                alive: tokio::sync::watch::Sender::new(()),
                 http,
                 clock: self.clock,
                 metrics,
@@ -247,7 +286,7 @@ impl Verifier {
             };
         }
 
-        let parsed = jws::parse(token, inner.config.max_header_bytes)?;
+        let parsed = jws::parse(token, inner.config.max_header_bytes, &inner.config.token_types)?;
         // Checked before the key lookup so that a token with an algorithm the issuer does not
         // use cannot trigger a JWKS fetch.
         if !inner.keys.advertises(parsed.alg) {
@@ -256,18 +295,11 @@ impl Verifier {
         let key = inner.keys.key(&parsed.kid).await?;
         // RFC 8725 §3.1: the algorithm is the key's, not the token's to choose. Together with
         // the HMAC-free list in `asymmetric_alg`, this is what stops alg confusion.
-        if key.alg != parsed.alg {
+        if !key.allows(parsed.alg) {
             return Err(VerifyError::KeyAlgorithmMismatch);
         }
         Metrics::incr(&inner.metrics.signature_checks);
-        let verified = check_signed(
-            parsed,
-            &key,
-            &inner.config.issuer,
-            inner.config.audience.as_deref(),
-            inner.leeway_secs,
-            now,
-        )?;
+        let verified = check_signed(parsed, &key, &inner.config, inner.leeway_secs, now)?;
         if let Some(kind) = inner.revocations.check(&verified, verified.kid(), now) {
             return Err(VerifyError::Revoked(kind));
         }
@@ -290,7 +322,9 @@ impl Verifier {
     }
 
     /// Starts following the issuer's revocation feed in a background task, authenticating
-    /// with tokens from `source`. The task stops when the returned handle is dropped.
+    /// with tokens from `source`. The task runs as long as this verifier (any clone of it)
+    /// lives, whether the returned handle is kept or not; [`RevocationFollower::stop`] stops
+    /// it earlier.
     pub fn follow_revocations<T: TokenSource>(
         &self,
         source: T,
@@ -300,7 +334,7 @@ impl Verifier {
         let endpoint = config
             .endpoint
             .clone()
-            .or_else(|| inner.metadata.revocation_feed_endpoint.clone())
+            .or_else(|| inner.metadata.as_ref().and_then(|m| m.revocation_feed_endpoint.clone()))
             .ok_or(FollowError::NoFeedEndpoint)?;
         let invalid = || FollowError::InvalidEndpoint { url: endpoint.clone() };
         let feed = Url::parse(&endpoint).map_err(|_| invalid())?;
@@ -315,6 +349,7 @@ impl Verifier {
             list: Arc::clone(&inner.revocations),
             clock: Arc::clone(&inner.clock),
             metrics: Arc::clone(&inner.metrics),
+            verifier_alive: inner.alive.subscribe(),
         };
         Ok(crate::follower::spawn(parts, source, config))
     }
@@ -331,9 +366,19 @@ impl Verifier {
         self.inner.keys.refresh().await;
     }
 
-    /// The issuer's metadata, as discovered.
-    pub fn metadata(&self) -> &AuthorizationServerMetadata {
-        &self.inner.metadata
+    /// The issuer's metadata, as discovered; `None` when the keys come from a configured
+    /// `jwks_uri`.
+    pub fn metadata(&self) -> Option<&AuthorizationServerMetadata> {
+        self.inner.metadata.as_ref()
+    }
+
+    /// Whether the issuer advertises a revocation feed (tokenmint issuers do).
+    pub fn has_revocation_feed(&self) -> bool {
+        self.metadata().is_some_and(|m| m.revocation_feed_endpoint.is_some())
+    }
+
+    pub(crate) fn count_rejection(&self, error: VerifyError) {
+        self.inner.metrics.reject(error.reason());
     }
 
     /// The configuration this verifier runs with.
@@ -353,19 +398,18 @@ impl Verifier {
 }
 
 /// What follows the key lookup, shared by [`Verifier`] and
-/// [`OfflineVerifier`](crate::OfflineVerifier): the key's algorithm must be the token's, the
+/// [`OfflineVerifier`](crate::OfflineVerifier): the key must allow the token's algorithm, the
 /// signature must hold, then the claims must pass [`check_claims`].
 pub(crate) fn check_signed(
     parsed: jws::Parsed<'_>,
     key: &PublicKey,
-    issuer: &str,
-    audience: Option<&str>,
+    config: &VerifierConfig,
     leeway_secs: i64,
     now: i64,
 ) -> Result<VerifiedToken, VerifyError> {
     // RFC 8725 §3.1: the algorithm is the key's, not the token's to choose. Together with
     // the HMAC-free list in `asymmetric_alg`, this is what stops alg confusion.
-    if key.alg != parsed.alg {
+    if !key.allows(parsed.alg) {
         return Err(VerifyError::KeyAlgorithmMismatch);
     }
     // jsonwebtoken checks the key family against the algorithm, decodes the signature and
@@ -374,26 +418,27 @@ pub(crate) fn check_signed(
         parsed.signature,
         parsed.signing_input.as_bytes(),
         &key.key,
-        key.alg,
+        parsed.alg,
     )
     .unwrap_or(false);
     if !valid {
         return Err(VerifyError::BadSignature);
     }
-    let (claims, nbf) = jws::claims(parsed.payload)?;
-    check_claims(&claims, nbf, issuer, audience, leeway_secs, now)?;
-    Ok(VerifiedToken(Arc::new(TokenInner { claims, kid: parsed.kid, alg: key.alg })))
+    let claims = crate::claims::decode(parsed.payload, &config.claims)?;
+    check_claims(&claims, &config.issuer, config.audience.as_deref(), leeway_secs, now)?;
+    Ok(VerifiedToken(Arc::new(TokenInner { claims, kid: parsed.kid, alg: parsed.alg })))
 }
 
 /// RFC 9068 §4 and RFC 7519 §4.1: issuer, audience and validity period.
 fn check_claims(
-    claims: &AccessTokenClaims,
-    nbf: Option<i64>,
+    claims: &Claims,
     issuer: &str,
     audience: Option<&str>,
     leeway: i64,
     now: i64,
 ) -> Result<(), VerifyError> {
+    // Byte for byte: `https://login.example.com/` and `https://login.example.com` are two
+    // issuers.
     if claims.iss != issuer {
         return Err(VerifyError::WrongIssuer);
     }
@@ -407,10 +452,69 @@ fn check_claims(
         return Err(VerifyError::Expired);
     }
     // §4.1.5: not accepted before `nbf`; and a token issued in the future is as suspect.
-    if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway))
-        || claims.iat > now.saturating_add(leeway)
-    {
+    let horizon = now.saturating_add(leeway);
+    if claims.nbf.is_some_and(|nbf| nbf > horizon) || claims.iat.is_some_and(|iat| iat > horizon) {
         return Err(VerifyError::NotYetValid);
     }
     Ok(())
+}
+
+/// The verifiers of several issuers: a token goes to the one whose issuer URL its `iss` names
+/// exactly, and is then checked by it in full (`iss` included).
+///
+/// Cheap to clone. With one issuer, nothing is peeked: the token goes straight to it.
+#[derive(Debug, Clone)]
+pub struct Issuers {
+    verifiers: Arc<[Verifier]>,
+}
+
+impl Issuers {
+    /// Fails when two verifiers are for the same issuer URL, or when there is none.
+    pub fn new(verifiers: Vec<Verifier>) -> Result<Self, BuildError> {
+        if verifiers.is_empty() {
+            return Err(BuildError::InvalidIssuer {
+                issuer: String::new(),
+                reason: "no issuer is configured",
+            });
+        }
+        for (i, v) in verifiers.iter().enumerate() {
+            if verifiers[..i].iter().any(|w| w.config().issuer == v.config().issuer) {
+                return Err(BuildError::DuplicateIssuer(v.config().issuer.clone()));
+            }
+        }
+        Ok(Self { verifiers: verifiers.into() })
+    }
+
+    /// Verifies `token` with the verifier of the issuer it names.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        let first = &self.verifiers[0];
+        if self.verifiers.len() == 1 {
+            return first.verify(token).await;
+        }
+        if token.len() > first.config().max_token_bytes {
+            first.count_rejection(VerifyError::TooLarge);
+            return Err(VerifyError::TooLarge);
+        }
+        let Some(iss) = peek_issuer(token) else {
+            first.count_rejection(VerifyError::Malformed);
+            return Err(VerifyError::Malformed);
+        };
+        match self.verifiers.iter().find(|v| v.config().issuer == iss) {
+            Some(verifier) => verifier.verify(token).await,
+            None => {
+                first.count_rejection(VerifyError::WrongIssuer);
+                Err(VerifyError::WrongIssuer)
+            }
+        }
+    }
+
+    /// The verifiers, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = &Verifier> {
+        self.verifiers.iter()
+    }
+
+    /// The verifier of `issuer`, compared exactly.
+    pub fn get(&self, issuer: &str) -> Option<&Verifier> {
+        self.verifiers.iter().find(|v| v.config().issuer == issuer)
+    }
 }

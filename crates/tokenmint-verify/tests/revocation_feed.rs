@@ -62,7 +62,7 @@ async fn a_revoked_token_is_refused_within_seconds(mode: Mode) {
     let token = issuer.token("rs-1");
     let other = issuer.token("rs-1");
     let verified = verifier.verify(&token).await.unwrap(); // now in the verified-token cache
-    issuer.revoke(token_revocation(&verified.jti), verified.exp);
+    issuer.revoke(token_revocation(verified.jti.as_deref().unwrap()), verified.exp);
     assert!(refused_with(&verifier, &token, RevocationKind::Token).await, "{mode:?}");
     assert!(verifier.verify(&other).await.is_ok(), "only that token is revoked");
 }
@@ -170,7 +170,7 @@ async fn without_a_stream_the_follower_falls_back_to_polling() {
     let token = issuer.token("rs-1");
     let verified = verifier.verify(&token).await.unwrap();
     let polls = issuer.feed_polls();
-    issuer.revoke(token_revocation(&verified.jti), verified.exp);
+    issuer.revoke(token_revocation(verified.jti.as_deref().unwrap()), verified.exp);
     assert!(refused_with(&verifier, &token, RevocationKind::Token).await);
     assert!(issuer.feed_polls() > polls);
     assert_eq!(issuer.stream_opens(), 0);
@@ -205,7 +205,7 @@ async fn verification_goes_on_while_the_feed_is_down_and_catches_up_after() {
     assert!(verifier.verify(&token).await.is_ok(), "verifying with the revocations known");
 
     let verified = verifier.verify(&token).await.unwrap();
-    issuer.revoke(token_revocation(&verified.jti), verified.exp);
+    issuer.revoke(token_revocation(verified.jti.as_deref().unwrap()), verified.exp);
     issuer.set_down(false);
     assert!(refused_with(&verifier, &token, RevocationKind::Token).await);
     assert_eq!(verifier.metrics().revocation_feed_up, 1);
@@ -217,7 +217,7 @@ async fn revocation_entries_are_dropped_once_the_tokens_they_cover_have_expired(
     let (verifier, _follower) = follow(&issuer, Mode::Stream).await;
     let token = issuer.token("rs-1");
     let verified = verifier.verify(&token).await.unwrap();
-    issuer.revoke(token_revocation(&verified.jti), verified.exp);
+    issuer.revoke(token_revocation(verified.jti.as_deref().unwrap()), verified.exp);
     assert!(refused_with(&verifier, &token, RevocationKind::Token).await);
     assert_eq!(verifier.metrics().revocations_live, 1);
 
@@ -263,12 +263,34 @@ async fn a_feed_token_rejected_with_401_is_renewed_through_the_token_source() {
 }
 
 #[tokio::test]
-async fn dropping_the_follower_stops_it() {
+async fn dropping_the_follower_handle_keeps_it_running_until_stopped() {
     let issuer = TestIssuer::start().await;
-    let (_verifier, follower) = follow(&issuer, Mode::Poll).await;
-    drop(follower);
+    let (verifier, follower) = follow(&issuer, Mode::Poll).await;
+    // What `let _ = verifier.follow_revocations(..)?` does: the handle is gone at once.
+    let again = verifier.follow_revocations(StaticToken::new(FEED_TOKEN), feed_config(Mode::Poll));
+    drop(again);
+    let polls = issuer.feed_polls();
+    assert!(
+        eventually(WITHIN, async || issuer.feed_polls() > polls + 2).await,
+        "the followers keep polling without their handles"
+    );
+    assert!(follower.is_running());
+    follower.stop();
+}
+
+#[tokio::test]
+async fn stopping_the_follower_or_dropping_its_verifier_stops_it() {
+    let issuer = TestIssuer::start().await;
+    let (verifier, follower) = follow(&issuer, Mode::Poll).await;
+    follower.stop();
     tokio::time::sleep(Duration::from_millis(150)).await;
     let polls = issuer.feed_polls();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(issuer.feed_polls(), polls);
+
+    let follower =
+        verifier.follow_revocations(StaticToken::new(FEED_TOKEN), feed_config(Mode::Poll)).unwrap();
+    assert!(follower.wait_synced(WITHIN).await);
+    drop(verifier);
+    assert!(eventually(WITHIN, async || !follower.is_running()).await);
 }

@@ -50,7 +50,7 @@ async fn the_verified_claims_are_handed_over_typed() {
     });
     let verified = verifier.verify(&token).await.unwrap();
     assert_eq!(verified.client_id, CLIENT_ID);
-    assert_eq!(verified.env, tokenmint_proto::Environment::Sandbox);
+    assert_eq!(verified.env, Some(tokenmint_proto::Environment::Sandbox));
     assert!(verified.has_scope("eligibility:write"));
     assert_eq!(verified.kid(), "ed-1");
     assert_eq!(verified.algorithm(), tokenmint_verify::Algorithm::EdDSA);

@@ -62,7 +62,7 @@ async fn a_cached_token_is_checked_against_revocations_on_every_use() {
     let verified = verifier.verify(&token).await.unwrap();
     let entry = RevocationEntry {
         cursor: 1,
-        revocation: Revocation::Token { jti: verified.jti.clone() },
+        revocation: Revocation::Token { jti: verified.jti.clone().unwrap() },
         expires_at: verified.exp,
     };
     verifier.revocations().apply(&[entry], verifier.now());

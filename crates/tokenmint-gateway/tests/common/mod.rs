@@ -117,7 +117,7 @@ fn server_config(dir: &std::path::Path, master_key: &MasterKey, issuer: &str) ->
     config.issuer = Some(issuer.to_owned());
     config.signing_alg = SigningAlgorithm::ES256;
     config.token_rate_limit = 0;
-    config.product_areas = ProductAreas::parse(&["eligibility", "billing"]).unwrap();
+    config.product_areas = ProductAreas::parse(&["eligibility", "billing", "files"]).unwrap();
     config.sync_interval = Duration::from_millis(100);
     config
 }
@@ -430,6 +430,29 @@ impl Setup {
         // `PRODUCTION_URL` in `extra` stands for the production upstream's URL.
         let extra = extra.replace("PRODUCTION_URL", &production.url);
         let text = config_text(&server, &production.url, &sandbox.url, &secret_file, top, &extra);
+        Self::launch(server, production, sandbox, text).await
+    }
+
+    /// With the whole configuration from `text`, given the server, the two upstreams and the
+    /// file holding the feed credential's secret.
+    pub async fn start_text(
+        text: impl FnOnce(&Server, &Upstream, &Upstream, &std::path::Path) -> String,
+    ) -> Setup {
+        let server = Server::start().await;
+        let production = Upstream::start("production").await;
+        let sandbox = Upstream::start("sandbox").await;
+        let secret_file = server.dir.path().join("gateway-secret");
+        std::fs::write(&secret_file, format!("{}\n", server.admin_secret)).unwrap();
+        let text = text(&server, &production, &sandbox, &secret_file);
+        Self::launch(server, production, sandbox, text).await
+    }
+
+    async fn launch(
+        server: Server,
+        production: Upstream,
+        sandbox: Upstream,
+        text: String,
+    ) -> Setup {
         let config_path = server.dir.path().join("gateway.toml");
         std::fs::write(&config_path, &text).unwrap();
         let config = GatewayConfig::load(&config_path, &Overrides::default()).unwrap();
@@ -546,4 +569,125 @@ pub fn decode(token: &str) -> (Value, Value) {
 pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Sends `method path` exactly as written (HTTP clients resolve dot segments, even encoded
+/// ones, before sending) to `addr` (`host:port`) with `token`; returns the status and the body.
+pub async fn raw_request(addr: &str, method: &str, path: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// An issuer tokenmint did not write, shaped like Entra ID: an RSA key published without `alg`,
+/// `typ: JWT`, the client in `azp`, scopes in an array, no `env` or `org`; its issuer URL ends
+/// in a slash, and its keys are at `jwks_uri` (no discovery).
+pub struct ForeignIssuer {
+    /// With the trailing slash, as tokens carry it.
+    pub issuer: String,
+    pub jwks_uri: String,
+    key: aws_lc_rs::signature::RsaKeyPair,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ForeignIssuer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ForeignIssuer {
+    pub async fn start() -> ForeignIssuer {
+        use aws_lc_rs::signature::{KeyPair, RsaPublicKeyComponents};
+        let key =
+            aws_lc_rs::signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let parts = RsaPublicKeyComponents::<Vec<u8>>::from(key.public_key());
+        let jwks = json!({"keys": [{"kty": "RSA", "use": "sig", "kid": "foreign-1",
+            "n": b64(&parts.n), "e": b64(&parts.e)}]});
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new().route(
+            "/discovery/v2.0/keys",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        ForeignIssuer {
+            issuer: format!("{base}/tenant/v2.0/"),
+            jwks_uri: format!("{base}/discovery/v2.0/keys"),
+            key,
+            task,
+        }
+    }
+
+    /// A token for client `azp` with the scopes `scp`.
+    pub fn token(&self, azp: &str, scp: &[&str]) -> String {
+        let now = real_now();
+        let claims = json!({"iss": self.issuer, "aud": AUDIENCE, "iat": now, "nbf": now,
+            "exp": now + 3600, "azp": azp, "sub": azp, "scp": scp, "ver": "2.0"});
+        self.sign(&json!({"typ": "JWT", "alg": "RS256", "kid": "foreign-1"}), &claims)
+    }
+
+    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let mut signature = vec![0; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
+            .unwrap();
+        format!("{input}.{}", b64(&signature))
+    }
+
+    /// Its `[[issuer]]` table for the gateway's configuration.
+    pub fn table(&self) -> String {
+        format!(
+            r#"
+[[issuer]]
+url = "{}"
+audience = "{AUDIENCE}"
+jwks_uri = "{}"
+token_types = ["JWT"]
+scope_claim = "scp"
+client_id_claim = "azp"
+"#,
+            self.issuer, self.jwks_uri
+        )
+    }
 }

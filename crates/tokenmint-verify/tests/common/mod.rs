@@ -47,6 +47,8 @@ pub enum Pair {
 pub struct TestKey {
     pub kid: String,
     pub alg: &'static str,
+    /// Whether the JWK names its `alg` (Entra ID's RSA keys do not).
+    pub declares_alg: bool,
     pair: Pair,
 }
 
@@ -62,14 +64,20 @@ impl TestKey {
             "EdDSA" => Pair::Ed(Ed25519KeyPair::generate().unwrap()),
             other => panic!("no test key for {other}"),
         };
-        Self { kid: kid.to_owned(), alg, pair }
+        Self { kid: kid.to_owned(), alg, declares_alg: true, pair }
+    }
+
+    /// The same key published without `alg` in its JWK.
+    pub fn without_alg(mut self) -> Self {
+        self.declares_alg = false;
+        self
     }
 
     pub fn jwk(&self) -> Jwk {
         let mut jwk = Jwk {
             kty: String::new(),
             kid: Some(self.kid.clone()),
-            alg: Some(self.alg.to_owned()),
+            alg: self.declares_alg.then(|| self.alg.to_owned()),
             use_: Some("sig".to_owned()),
             n: None,
             e: None,

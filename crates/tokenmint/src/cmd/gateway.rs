@@ -70,9 +70,19 @@ pub async fn run(args: GatewayArgs) -> Result<ExitCode> {
     let config = GatewayConfig::load(&args.config, &overrides)
         .with_context(|| format!("invalid gateway configuration {}", args.config.display()))?;
     let routes = config.routes.len();
-    let issuer = config.issuer.clone();
+    let issuers: Vec<String> = config.issuers.iter().map(|i| i.url.clone()).collect();
+    let mode = match config.mode {
+        tokenmint_gateway::Mode::Proxy => "proxy",
+        _ => "authz",
+    };
     let gateway = Gateway::build(config).await?;
-    tracing::info!(addr = %gateway.local_addr()?, %issuer, routes, "tokenmint gateway listening");
+    tracing::info!(
+        addr = %gateway.local_addr()?,
+        issuers = ?issuers,
+        mode,
+        routes,
+        "tokenmint gateway listening"
+    );
     reload_on_sighup(gateway.handle(), args.config.clone(), overrides);
     gateway.run_until_stopped(crate::cmd::serve::shutdown_signal()).await?;
     tracing::info!("tokenmint gateway stopped");

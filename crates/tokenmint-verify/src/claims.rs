@@ -1,0 +1,294 @@
+//! The claims of a verified access token, whatever its issuer, and where each comes from.
+//!
+//! tokenmint's tokens carry `client_id`, a space-separated `scope`, `env` and `org`. Other
+//! issuers name these differently: Auth0 and Entra ID put the client in `azp` (Entra ID v1 in
+//! `appid`), Okta in `cid`; Okta lists scopes in an `scp` array, Entra ID in an `scp` string or
+//! a `roles` array; none of them has `env` or `org`. A [`ClaimMapping`] per issuer says which
+//! claim holds what, and [`Claims`] is the one shape every verified token comes out in.
+
+use crate::error::VerifyError;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use tokenmint_proto::{Audience, Environment};
+
+/// Which claim of an issuer's tokens holds the client, the scopes, the environment and the
+/// organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClaimMapping {
+    /// A space-separated string (`scope`, Entra ID's `scp`) or an array of strings (Okta's
+    /// `scp`, Entra ID's `roles`). Default `scope`; a token without it has no scopes.
+    pub scope_claim: String,
+    /// The client the token was issued to. Default `client_id` (RFC 9068); `azp` for Auth0,
+    /// Keycloak and Entra ID v2, `appid` for Entra ID v1, `cid` for Okta, or `sub`. Required.
+    pub client_id_claim: String,
+    /// `sandbox` or `production`; optional (a token without it has no environment).
+    pub env_claim: String,
+    /// The client's organization; optional.
+    pub org_claim: String,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            scope_claim: "scope".to_owned(),
+            client_id_claim: "client_id".to_owned(),
+            env_claim: "env".to_owned(),
+            org_claim: "org".to_owned(),
+        }
+    }
+}
+
+impl ClaimMapping {
+    #[must_use]
+    pub fn with_scope_claim(mut self, name: impl Into<String>) -> Self {
+        self.scope_claim = name.into();
+        self
+    }
+
+    #[must_use]
+    pub fn with_client_id_claim(mut self, name: impl Into<String>) -> Self {
+        self.client_id_claim = name.into();
+        self
+    }
+}
+
+/// The claims of a verified access token (RFC 9068 §2.2, RFC 7519 §4.1), mapped through the
+/// issuer's [`ClaimMapping`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Claims {
+    pub iss: String,
+    pub sub: Option<String>,
+    /// From the mapping's `client_id_claim`.
+    pub client_id: String,
+    /// Empty when the token has no `aud`.
+    pub aud: Audience,
+    pub iat: Option<i64>,
+    pub exp: i64,
+    pub nbf: Option<i64>,
+    pub jti: Option<String>,
+    /// The granted scopes, space-separated, from the mapping's `scope_claim` (a string or an
+    /// array); empty when there are none.
+    pub scope: String,
+    /// `None` when the token carries no environment (tokens of other issuers).
+    pub env: Option<Environment>,
+    /// `None` when the token carries no organization.
+    pub org: Option<String>,
+}
+
+impl Claims {
+    /// The granted scopes, in the order the token lists them.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+
+    /// A claim by the name a route may bind a path segment to: `client_id`, `sub`, `org` or
+    /// `env`.
+    pub fn named(&self, name: &str) -> Option<&str> {
+        match name {
+            "client_id" => Some(&self.client_id),
+            "sub" => self.sub.as_deref(),
+            "org" => self.org.as_deref(),
+            "env" => self.env.map(Environment::as_str),
+            _ => None,
+        }
+    }
+}
+
+/// A JSON object read with duplicate members refused (RFC 7519 §4: a JWT with duplicate claim
+/// names must be rejected or its last member used; rejecting closes the door on parsers that
+/// disagree about which one wins).
+struct UniqueObject(HashMap<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueObject, A::Error> {
+                let mut out = HashMap::with_capacity(map.size_hint().unwrap_or(12));
+                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                    if out.insert(key, value).is_some() {
+                        return Err(de::Error::custom("duplicate claim"));
+                    }
+                }
+                Ok(UniqueObject(out))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+fn string(value: Option<Value>) -> Result<Option<String>, VerifyError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(VerifyError::Malformed),
+    }
+}
+
+/// A NumericDate (RFC 7519 §2): integer or fractional seconds.
+fn date(value: Option<Value>) -> Result<Option<i64>, VerifyError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(Some(i)),
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "a date far past i64 is refused by the range check"
+            )]
+            (None, Some(f)) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
+            _ => Err(VerifyError::Malformed),
+        },
+        Some(_) => Err(VerifyError::Malformed),
+    }
+}
+
+fn scopes(value: Option<Value>) -> Result<String, VerifyError> {
+    match value {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.split_whitespace().collect::<Vec<_>>().join(" ")),
+        Some(Value::Array(items)) => {
+            let mut out = String::new();
+            for item in items {
+                let Value::String(scope) = item else { return Err(VerifyError::Malformed) };
+                if scope.is_empty() || scope.contains(char::is_whitespace) {
+                    return Err(VerifyError::Malformed);
+                }
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(&scope);
+            }
+            Ok(out)
+        }
+        Some(_) => Err(VerifyError::Malformed),
+    }
+}
+
+/// Decodes the payload of a token whose signature has been verified, through `mapping`.
+pub(crate) fn decode(payload: &str, mapping: &ClaimMapping) -> Result<Claims, VerifyError> {
+    let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| VerifyError::Malformed)?;
+    let UniqueObject(mut object) =
+        serde_json::from_slice(&json).map_err(|_| VerifyError::Malformed)?;
+    let iss = string(object.remove("iss"))?.ok_or(VerifyError::Malformed)?;
+    let exp = date(object.remove("exp"))?.ok_or(VerifyError::Malformed)?;
+    let aud = match object.remove("aud") {
+        None | Some(Value::Null) => Audience::Many(Vec::new()),
+        Some(value) => serde_json::from_value(value).map_err(|_| VerifyError::Malformed)?,
+    };
+    // Read before `sub` is taken, so that `client_id_claim = "sub"` works.
+    let client_id = match object.get(&mapping.client_id_claim) {
+        Some(Value::String(id)) if !id.is_empty() => id.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => return Err(VerifyError::NoClient),
+        Some(_) => return Err(VerifyError::Malformed),
+    };
+    let env = match string(object.remove(&mapping.env_claim))? {
+        None => None,
+        Some(name) => Some(name.parse::<Environment>().map_err(|_| VerifyError::Malformed)?),
+    };
+    Ok(Claims {
+        scope: scopes(object.remove(&mapping.scope_claim))?,
+        org: string(object.remove(&mapping.org_claim))?,
+        sub: string(object.remove("sub"))?,
+        iat: date(object.remove("iat"))?,
+        nbf: date(object.remove("nbf"))?,
+        jti: string(object.remove("jti"))?,
+        iss,
+        client_id,
+        aud,
+        exp,
+        env,
+    })
+}
+
+/// The `iss` of a token, read without verifying anything: only to pick which issuer's keys
+/// to verify it with. The verified claims are checked against that issuer exactly afterwards.
+pub(crate) fn peek_issuer(token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        iss: String,
+    }
+    let payload = token.split('.').nth(1)?;
+    let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Iss>(&json).ok().map(|i| i.iss)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn payload(claims: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    }
+
+    #[test]
+    fn tokenmint_claims_map_with_the_defaults() {
+        let claims = decode(
+            &payload(&json!({"iss": "https://a", "sub": "c1", "client_id": "c1", "aud": "x",
+                "iat": 1, "exp": 2, "jti": "j", "scope": "a:read  b:write", "env": "sandbox",
+                "org": "acme"})),
+            &ClaimMapping::default(),
+        )
+        .unwrap();
+        assert_eq!(claims.client_id, "c1");
+        assert_eq!(claims.scope, "a:read b:write");
+        assert_eq!(claims.env, Some(Environment::Sandbox));
+        assert_eq!(claims.org.as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn other_issuers_scp_arrays_azp_and_missing_env_and_org_are_understood() {
+        let mapping = ClaimMapping::default().with_scope_claim("scp").with_client_id_claim("azp");
+        let claims = decode(
+            &payload(&json!({"iss": "https://login/", "azp": "app", "sub": "app@clients",
+                "aud": ["x", "y"], "exp": 2.5, "scp": ["read", "write"]})),
+            &mapping,
+        )
+        .unwrap();
+        assert_eq!(claims.client_id, "app");
+        assert_eq!(claims.scope, "read write");
+        assert_eq!((claims.env, claims.org, claims.jti, claims.iat), (None, None, None, None));
+        assert_eq!(claims.exp, 2);
+    }
+
+    #[test]
+    fn a_missing_client_a_duplicate_claim_or_a_mistyped_claim_is_refused() {
+        let mapping = ClaimMapping::default();
+        let missing = payload(&json!({"iss": "i", "exp": 1}));
+        assert_eq!(decode(&missing, &mapping), Err(VerifyError::NoClient));
+        let duplicate =
+            URL_SAFE_NO_PAD.encode(r#"{"iss":"i","exp":1,"client_id":"a","client_id":"b"}"#);
+        assert_eq!(decode(&duplicate, &mapping), Err(VerifyError::Malformed));
+        for bad in [
+            json!({"iss": "i", "exp": "1", "client_id": "a"}),
+            json!({"iss": "i", "exp": 1, "client_id": "a", "scope": [1]}),
+            json!({"iss": "i", "exp": 1, "client_id": "a", "scope": ["a b"]}),
+            json!({"iss": "i", "exp": 1, "client_id": "a", "env": "staging"}),
+            json!({"iss": 1, "exp": 1, "client_id": "a"}),
+        ] {
+            assert_eq!(decode(&payload(&bad), &mapping), Err(VerifyError::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_is_peeked_without_verification() {
+        let token = format!("e30.{}.sig", payload(&json!({"iss": "https://a/"})));
+        assert_eq!(peek_issuer(&token).as_deref(), Some("https://a/"));
+        assert_eq!(peek_issuer("garbage"), None);
+    }
+}
