@@ -55,6 +55,11 @@ async fn report(token: VerifiedToken) -> Result<Json<Value>, Rejection> {
 async fn main() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // Colour only on a terminal, and not when NO_COLOR is set (https://no-color.org).
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .init();
 
     let mut config = VerifierConfig::new(setting("TOKENMINT_ISSUER", "http://127.0.0.1:8080"));

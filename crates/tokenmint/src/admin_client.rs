@@ -16,8 +16,13 @@ use crate::exit::{self, Failure};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// Aligned columns for people.
     Table,
+    /// The API's JSON.
     Json,
+    /// Shell assignments (`CLIENT_ID='tmc_…'`) of the answer's top-level fields, for
+    /// `eval "$(tokenmint … --output env)"` in scripts.
+    Env,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -35,7 +40,8 @@ pub struct AdminArgs {
     /// TOKENMINT_CLIENT_SECRET).
     #[arg(long, env = "TOKENMINT_ADMIN_CREDENTIALS", value_name = "FILE", global = true)]
     pub admin_credentials: Option<PathBuf>,
-    /// Output format: `table` or `json`.
+    /// Output format: `table`, `json`, or `env` (shell assignments such as `CLIENT_ID='tmc_…'`
+    /// for `eval`).
     #[arg(
         long,
         env = "TOKENMINT_OUTPUT",

@@ -66,8 +66,22 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            if e.use_stderr() {
+                fail_the_eval();
+            }
+            e.exit()
+        }
+    };
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => {
+            fail_the_eval();
+            e.exit()
+        }
+    };
     if let Some((_, sub)) = matches.subcommand() {
         match &mut cli.command {
             Command::Token(args) => args.client.note_sources(sub),
@@ -110,12 +124,37 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            fail_the_eval();
             eprintln!("error: {e:#}");
             if let Some(hint) = exit::hint_of(&e) {
                 eprintln!("hint: {hint}");
             }
             ExitCode::from(exit::code_of(&e))
         }
+    }
+}
+
+/// `eval "$(tokenmint … --output env)"` takes the status of the text it evaluates, not of the
+/// command that printed it, so a failed command with nothing on stdout would let a script go on
+/// with stale variables. With `--output env` a failure therefore prints `false` on stdout: the
+/// `eval` fails as the command did (and `set -e` stops the script).
+fn fail_the_eval() {
+    let mut args = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned());
+    let mut env_output = std::env::var("TOKENMINT_OUTPUT").is_ok_and(|v| v == "env");
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--output=env" {
+            env_output = true;
+        } else if arg == "--output" {
+            env_output = args.next().as_deref() == Some("env");
+        } else if arg.starts_with("--output=") {
+            env_output = false;
+        }
+    }
+    if env_output {
+        println!("false");
     }
 }
 

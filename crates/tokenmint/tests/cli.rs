@@ -341,3 +341,66 @@ fn audit_export_prints_json_lines_without_secrets() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
 }
+
+/// `eval "$(tokenmint credentials create … --output env)"`, as the README does: the shell gets
+/// the id and secret, the secret works, and a failing command makes the `eval` fail too.
+#[test]
+fn output_env_feeds_a_shell_eval_and_a_failure_fails_the_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let creds = dir.path().join("tokenmint-admin.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !creds.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let script = format!(
+        r#"set -eu
+eval "$('{BIN}' credentials create --name 'it'"'"'s $(odd)' --org acme --environment sandbox \
+    --permission eligibility:read --output env)"
+printf '%s\n%s\n%s\n%s\n' "$CLIENT_ID" "$CLIENT_SECRET" "$CREDENTIAL_NAME" "$CREDENTIAL_SECRETS_0_ID"
+"#
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("TOKENMINT_ENDPOINT", &server.base)
+        .env("TOKENMINT_ADMIN_CREDENTIALS", &creds)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[0].starts_with("tmc_"), "{stdout}");
+    assert!(lines[1].starts_with("tms_"), "{stdout}");
+    assert_eq!(lines[2], "it's $(odd)", "values are never expanded by the eval");
+    assert!(lines[3].starts_with("sec_"), "{stdout}");
+
+    let token = Command::new(BIN)
+        .args(["token", "--token-url", &format!("{}/oauth/token", server.base)])
+        .args(["--client-id", lines[0]])
+        .env("TOKENMINT_CLIENT_SECRET", lines[1])
+        .output()
+        .unwrap();
+    assert!(token.status.success(), "the secret printed for the eval works");
+
+    // A refused request, a usage error and a server that cannot be reached: each prints
+    // `false` for the eval, so `set -e` stops the script before stale variables are used.
+    for args in [
+        "credentials show tmc_doesnotexist --output env",
+        "credentials create --output env",
+        "credentials list --output=env --endpoint http://127.0.0.1:9",
+    ] {
+        let script = format!("set -e\nCLIENT_ID=stale\neval \"$('{BIN}' {args})\"\necho reached");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("TOKENMINT_ENDPOINT", &server.base)
+            .env("TOKENMINT_ADMIN_CREDENTIALS", &creds)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args}: the eval must fail");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("reached"), "{args}");
+    }
+}

@@ -208,6 +208,7 @@ pub fn print<T: serde::Serialize>(
 ) -> Result<ExitCode> {
     match format {
         OutputFormat::Json => output::json(value)?,
+        OutputFormat::Env => output::env(value)?,
         OutputFormat::Table => table()?,
     }
     Ok(ExitCode::SUCCESS)

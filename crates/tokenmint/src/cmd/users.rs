@@ -172,7 +172,7 @@ pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
             let user: dto::User = client
                 .post(&format!("/users/{}/deactivate", segment(&id)), &serde_json::json!({}))
                 .await?;
-            if a.admin.output == OutputFormat::Json {
+            if a.admin.output != OutputFormat::Table {
                 return print(a.admin.output, &user, || Ok(()));
             }
             println!("deactivated {} ({})", user.email, user.id);
