@@ -181,8 +181,8 @@ mod tests {
 
     /// The flags a piece of source code names in what it prints: `--name` in strings and doc
     /// comments, and `setting("name")` (which prints `--name`). Plain comments, argument
-    /// attributes, tests, and text in backticks naming another command (`tokenmint …`) are
-    /// left out.
+    /// attributes, tests, and text in backticks naming another command (`tokenmint …`,
+    /// `curl …`) are left out.
     fn flags_named_in(source: &str) -> Vec<String> {
         let source = source.split("#[cfg(test)]").next().unwrap_or(source);
         let mut found = Vec::new();
@@ -197,7 +197,8 @@ mod tests {
             // Drop `tokenmint …` spans: they name another command's flags on purpose.
             let mut kept = String::new();
             for (i, part) in line.split('`').enumerate() {
-                if !(i % 2 == 1 && part.starts_with("tokenmint ")) {
+                let other = part.starts_with("tokenmint ") || part.starts_with("curl ");
+                if !(i % 2 == 1 && other) {
                     kept.push_str(part);
                     kept.push(' ');
                 }
@@ -236,7 +237,8 @@ mod tests {
     /// Every flag an error, hint or help text names is one the command that prints it has:
     /// a hint to pass `--listen` to a command without `--listen` sends the user nowhere. Each
     /// source file is checked against the commands that run its code; a flag must exist on
-    /// every one of them.
+    /// every one of them. (main.rs holds only the subcommands' one-line descriptions and the
+    /// global --log-format.)
     #[test]
     fn every_flag_a_message_names_belongs_to_the_command_that_prints_it() {
         let admin: &[&[&str]] = &[
@@ -249,7 +251,6 @@ mod tests {
             &["audit", "export"],
         ];
         let files: &[(&str, &str, &[&[&str]])] = &[
-            ("main.rs", include_str!("main.rs"), &[&["serve"], &["token"]]),
             ("settings.rs", include_str!("settings.rs"), &[&["serve"]]),
             ("cmd/serve.rs", include_str!("cmd/serve.rs"), &[&["serve"]]),
             ("cmd/init.rs", include_str!("cmd/init.rs"), &[&["init"]]),
