@@ -102,7 +102,7 @@ fn authentication_and_grant(c: &mut Criterion) {
             tokenmint_core::grant::decide(
                 &credential,
                 None,
-                None,
+                &[],
                 "https://auth.example.com",
                 &all_scopes,
                 86_400,
@@ -111,12 +111,13 @@ fn authentication_and_grant(c: &mut Criterion) {
             .unwrap()
         })
     });
+    let requested = ["https://api.example.com".to_owned()];
     group.bench_function("grant, requested scope and audience", |b| {
         b.iter(|| {
             tokenmint_core::grant::decide(
                 &credential,
                 Some(black_box("eligibility:read billing:read")),
-                Some("https://api.example.com"),
+                black_box(&requested),
                 "https://auth.example.com",
                 &all_scopes,
                 86_400,

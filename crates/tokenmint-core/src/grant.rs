@@ -27,7 +27,8 @@ impl GrantError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrantedAudience<'a> {
     One(&'a str),
-    Many(&'a [String]),
+    /// The credential's audiences (borrowed), or the several a request named (owned).
+    Many(Cow<'a, [String]>),
 }
 
 /// The decision for one token request.
@@ -50,13 +51,14 @@ impl Grant<'_> {
 ///
 /// * `scope`: a space-separated subset of the credential's scopes; absent means all of them
 ///   (RFC 6749 §3.3 lets the server pick a default). Order and repetition do not matter.
-/// * `audience`: must be one of the credential's audiences (RFC 8707 `invalid_target`);
-///   absent means all of them, or the issuer when the credential lists none.
+/// * `audiences`: each must be one of the credential's audiences (RFC 8707 `invalid_target`);
+///   one is the token's `aud` as a string, several as an array in the order asked; none means
+///   all of the credential's, or the issuer when the credential lists none.
 /// * Lifetime: the credential's, capped by `max_lifetime` and by the credential's own expiry.
 pub fn decide<'a>(
     credential: &'a Credential,
     scope: Option<&str>,
-    audience: Option<&'a str>,
+    audiences: &[String],
     issuer: &'a str,
     cached_all_scopes: &'a str,
     max_lifetime: u32,
@@ -78,23 +80,27 @@ pub fn decide<'a>(
             Cow::Owned(wanted.join(" "))
         }
     };
-    let audience = match audience {
-        Some(a) => {
-            let found = credential.audiences.iter().find(|x| *x == a);
-            match found {
-                Some(x) => GrantedAudience::One(x.as_str()),
-                None => {
-                    return Err(GrantError::InvalidTarget(Cow::Borrowed(
-                        "the requested audience is not allowed for this client",
-                    )));
-                }
-            }
-        }
-        None => match credential.audiences.as_slice() {
+    let allowed = |a: &String| -> Result<&'a String, GrantError> {
+        credential.audiences.iter().find(|x| *x == a).ok_or_else(|| {
+            let shown: String = a.chars().take(100).filter(|c| !c.is_control()).collect();
+            GrantError::InvalidTarget(Cow::Owned(format!(
+                "the requested audience '{shown}' is not allowed for this client"
+            )))
+        })
+    };
+    let audience = match audiences {
+        [] => match credential.audiences.as_slice() {
             [] => GrantedAudience::One(issuer),
             [one] => GrantedAudience::One(one.as_str()),
-            many => GrantedAudience::Many(many),
+            many => GrantedAudience::Many(Cow::Borrowed(many)),
         },
+        [one] => GrantedAudience::One(allowed(one)?.as_str()),
+        many => {
+            for a in many {
+                allowed(a)?;
+            }
+            GrantedAudience::Many(Cow::Owned(many.to_vec()))
+        }
     };
     // Never dated in the future, even right after a revocation: the token's id, not its
     // `iat`, places it after a cut-off within the same second (see `Credential::new_token_id`).
@@ -142,7 +148,7 @@ mod tests {
     #[test]
     fn no_scope_means_every_granted_scope() {
         let c = cred(&[]);
-        let g = decide(&c, None, None, "https://issuer", ALL, 86400, 100).unwrap();
+        let g = decide(&c, None, &[], "https://issuer", ALL, 86400, 100).unwrap();
         assert_eq!(g.scope, ALL);
         assert_eq!(g.audience, GrantedAudience::One("https://issuer"));
         assert_eq!(g.expires_in(), 3600);
@@ -154,7 +160,7 @@ mod tests {
         let g = decide(
             &c,
             Some("eligibility:read  billing:read eligibility:read"),
-            None,
+            &[],
             "i",
             ALL,
             86400,
@@ -167,7 +173,7 @@ mod tests {
     #[test]
     fn a_scope_beyond_the_permissions_is_invalid_scope() {
         let c = cred(&[]);
-        let e = decide(&c, Some("billing:write"), None, "i", ALL, 86400, 0).unwrap_err();
+        let e = decide(&c, Some("billing:write"), &[], "i", ALL, 86400, 0).unwrap_err();
         assert_eq!(e.oauth_code(), OAuthErrorCode::InvalidScope);
         assert!(e.to_string().contains("billing:write"));
     }
@@ -175,29 +181,46 @@ mod tests {
     #[test]
     fn audiences_must_be_allowed_and_default_to_the_whole_list() {
         let c = cred(&["https://a", "https://b"]);
-        let g = decide(&c, None, Some("https://b"), "i", ALL, 86400, 0).unwrap();
+        let g = decide(&c, None, &["https://b".to_owned()], "i", ALL, 86400, 0).unwrap();
         assert_eq!(g.audience, GrantedAudience::One("https://b"));
-        let g = decide(&c, None, None, "i", ALL, 86400, 0).unwrap();
-        assert!(matches!(g.audience, GrantedAudience::Many(l) if l.len() == 2));
-        let e = decide(&c, None, Some("https://c"), "i", ALL, 86400, 0).unwrap_err();
+        let g = decide(&c, None, &[], "i", ALL, 86400, 0).unwrap();
+        assert!(matches!(g.audience, GrantedAudience::Many(ref l) if l.len() == 2));
+        let e = decide(&c, None, &["https://c".to_owned()], "i", ALL, 86400, 0).unwrap_err();
         assert_eq!(e.oauth_code(), OAuthErrorCode::InvalidTarget);
         let none = cred(&[]);
-        assert!(decide(&none, None, Some("https://a"), "i", ALL, 86400, 0).is_err());
+        assert!(decide(&none, None, &["https://a".to_owned()], "i", ALL, 86400, 0).is_err());
+    }
+
+    #[test]
+    fn several_requested_audiences_must_each_be_allowed_and_become_an_array() {
+        let c = cred(&["https://a", "https://b", "https://c"]);
+        let want = ["https://c".to_owned(), "https://a".to_owned()];
+        let g = decide(&c, None, &want, "i", ALL, 86400, 0).unwrap();
+        assert_eq!(g.audience, GrantedAudience::Many(Cow::Borrowed(&want[..])));
+        // One outsider spoils the request, wherever it stands.
+        for bad in [
+            ["https://x".to_owned(), "https://a".to_owned()],
+            ["https://a".to_owned(), "https://x".to_owned()],
+        ] {
+            let e = decide(&c, None, &bad, "i", ALL, 86400, 0).unwrap_err();
+            assert_eq!(e.oauth_code(), OAuthErrorCode::InvalidTarget);
+            assert!(e.to_string().contains("https://x"), "{e}");
+        }
     }
 
     #[test]
     fn lifetime_is_capped_by_the_server_and_by_the_credential_expiry() {
         let mut c = cred(&[]);
-        assert_eq!(decide(&c, None, None, "i", ALL, 600, 0).unwrap().expires_in(), 600);
+        assert_eq!(decide(&c, None, &[], "i", ALL, 600, 0).unwrap().expires_in(), 600);
         c.expires_at = Some(100);
-        assert_eq!(decide(&c, None, None, "i", ALL, 86400, 0).unwrap().expires_at, 100);
+        assert_eq!(decide(&c, None, &[], "i", ALL, 86400, 0).unwrap().expires_at, 100);
     }
 
     #[test]
     fn a_token_right_after_a_revocation_is_issued_now_not_in_the_future() {
         let mut c = cred(&[]);
         c.tokens_revoked_before = Some(crate::credential::RevocationCutoff::at_micros(100_999_999));
-        let g = decide(&c, None, None, "i", ALL, 86400, 100).unwrap();
+        let g = decide(&c, None, &[], "i", ALL, 86400, 100).unwrap();
         assert_eq!(g.issued_at, 100);
     }
 }

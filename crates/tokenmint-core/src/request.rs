@@ -65,6 +65,12 @@ pub enum RequestError {
     MultipleAuthMethods,
     #[error("client authentication is required: send client_id and client_secret, or HTTP Basic")]
     MissingClientAuthentication,
+    #[error(
+        "the body looks like JSON but was sent as application/x-www-form-urlencoded (curl -d sends \
+         that type unless told otherwise); send the header Content-Type: application/json, or a \
+         form body such as grant_type=client_credentials&client_id=..."
+    )]
+    JsonSentAsForm,
 }
 
 impl RequestError {
@@ -100,7 +106,8 @@ pub struct EndpointParams {
     pub client_secret: Option<ClientSecret>,
     pub scope: Option<String>,
     pub audience: Option<String>,
-    pub resource: Option<String>,
+    /// RFC 8707 §2: repeatable, each an absolute URI naming one target.
+    pub resource: Vec<String>,
     pub token: Option<String>,
     pub token_type_hint: Option<String>,
 }
@@ -139,7 +146,17 @@ impl EndpointParams {
             }
             "scope" => set(&mut self.scope, "scope", value),
             "audience" => set(&mut self.audience, "audience", value),
-            "resource" => set(&mut self.resource, "resource", value),
+            "resource" => {
+                if self.resource.len() == MAX_PARAMS {
+                    return Err(RequestError::Invalid(Cow::Borrowed(
+                        "too many resource parameters",
+                    )));
+                }
+                let mut slot = None;
+                set(&mut slot, "resource", value)?;
+                self.resource.extend(slot);
+                Ok(())
+            }
             "token" => set(&mut self.token, "token", value),
             "token_type_hint" => set(&mut self.token_type_hint, "token_type_hint", value),
             _ => Ok(()),
@@ -147,7 +164,17 @@ impl EndpointParams {
     }
 
     /// Parses an `application/x-www-form-urlencoded` body.
+    ///
+    /// A JSON object sent with the form type (what `curl -d '{...}'` does) would otherwise parse
+    /// as one unknown parameter and end in a baffling "client authentication is required": it is
+    /// refused with what to send instead. No parameter name starts with `{`, so nothing valid is
+    /// refused.
     pub fn from_form(body: &[u8]) -> Result<Self, RequestError> {
+        if body.trim_ascii_start().starts_with(b"{")
+            && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+        {
+            return Err(RequestError::JsonSentAsForm);
+        }
         let mut p = Self::default();
         let mut count = 0usize;
         for (k, v) in form_urlencoded::parse(body) {
@@ -189,6 +216,17 @@ impl EndpointParams {
             match v {
                 serde_json::Value::String(s) => p.assign(&k, Cow::Owned(s))?,
                 serde_json::Value::Null => {}
+                // RFC 8707's repeated parameter, as a JSON body can say it.
+                serde_json::Value::Array(items) if k == "resource" => {
+                    for item in items {
+                        let serde_json::Value::String(s) = item else {
+                            return Err(RequestError::Invalid(Cow::Borrowed(
+                                "parameter 'resource' must be a JSON string or an array of strings",
+                            )));
+                        };
+                        p.assign(&k, Cow::Owned(s))?;
+                    }
+                }
                 _ if is_known(&k) => {
                     return Err(RequestError::Invalid(Cow::Owned(format!(
                         "parameter '{k}' must be a JSON string"
@@ -361,8 +399,9 @@ pub fn client_authentication(
 pub struct TokenRequest {
     pub auth: ClientAuthentication,
     pub scope: Option<String>,
-    /// `audience` or `resource`: the two dialects for the same thing.
-    pub audience: Option<String>,
+    /// The targets asked for: `audience` (Auth0's dialect, one) or `resource` (RFC 8707,
+    /// repeatable), in the order sent, without repeats; empty when neither was sent.
+    pub audiences: Vec<String>,
 }
 
 /// Validates the parameters of a token request.
@@ -382,18 +421,29 @@ pub fn token_request(
             return Err(RequestError::UnsupportedGrantType(shown));
         }
     }
-    let audience = match (params.audience.take(), params.resource.take()) {
-        (Some(a), Some(r)) if a != r => {
+    // Both dialects at once are taken only when they say the same thing (some SDKs send
+    // both): guessing whether a different pair means "both" or "either" would issue a token
+    // for targets the client may not have meant.
+    let mut requested = std::mem::take(&mut params.resource);
+    match params.audience.take() {
+        Some(a) if requested.is_empty() => requested.push(a),
+        Some(a) if requested.iter().any(|r| *r != a) => {
             return Err(RequestError::Invalid(Cow::Borrowed(
-                "audience and resource disagree; send one of them",
+                "audience and resource name different targets; send either audience (one \
+                 target) or resource (repeatable, one target each)",
             )));
         }
-        (Some(a), _) | (None, Some(a)) => Some(a),
-        (None, None) => None,
-    };
+        _ => {}
+    }
+    let mut audiences: Vec<String> = Vec::with_capacity(requested.len());
+    for r in requested {
+        if !audiences.contains(&r) {
+            audiences.push(r);
+        }
+    }
     let scope = params.scope.take().filter(|s| !s.trim().is_empty());
     let auth = client_authentication(&mut params, basic, format)?;
-    Ok(TokenRequest { auth, scope, audience })
+    Ok(TokenRequest { auth, scope, audiences })
 }
 
 #[cfg(test)]
@@ -435,7 +485,7 @@ mod tests {
         )
         .unwrap();
         let r = token_request(p, None, BodyFormat::Json, false).unwrap();
-        assert_eq!(r.audience.as_deref(), Some("https://api"));
+        assert_eq!(r.audiences, ["https://api"]);
         assert_eq!(r.auth.method, AuthMethod::Json);
         assert!(EndpointParams::from_json(br#"{"client_id":5}"#).is_err());
         assert!(EndpointParams::from_json(br#"["client_id"]"#).is_err());
@@ -521,6 +571,51 @@ mod tests {
         )
         .unwrap();
         assert!(token_request(p, None, BodyFormat::Form, false).is_err());
+        let p = EndpointParams::from_form(
+            b"grant_type=client_credentials&client_id=a&client_secret=b&audience=x&resource=x&resource=y",
+        )
+        .unwrap();
+        assert!(token_request(p, None, BodyFormat::Form, false).is_err());
+        let p = EndpointParams::from_form(
+            b"grant_type=client_credentials&client_id=a&client_secret=b&audience=x&resource=x",
+        )
+        .unwrap();
+        assert_eq!(token_request(p, None, BodyFormat::Form, false).unwrap().audiences, ["x"]);
+    }
+
+    #[test]
+    fn resource_repeats_in_forms_and_arrays_in_json_in_order_without_repeats() {
+        let p = EndpointParams::from_form(
+            b"grant_type=client_credentials&client_id=a&client_secret=b&resource=y&resource=x&resource=y",
+        )
+        .unwrap();
+        assert_eq!(token_request(p, None, BodyFormat::Form, false).unwrap().audiences, ["y", "x"]);
+        let p = EndpointParams::from_json(
+            br#"{"grant_type":"client_credentials","client_id":"a","client_secret":"b","resource":["y","x"]}"#,
+        )
+        .unwrap();
+        assert_eq!(token_request(p, None, BodyFormat::Json, false).unwrap().audiences, ["y", "x"]);
+        assert!(EndpointParams::from_json(br#"{"resource":["y",1]}"#).is_err());
+        let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("\"r{i}\"")).collect();
+        let body = format!("{{\"resource\":[{}]}}", many.join(","));
+        assert!(EndpointParams::from_json(body.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn json_sent_as_a_form_is_refused_with_what_to_send() {
+        for body in [
+            &br#"{"grant_type":"client_credentials","client_id":"a","client_secret":"b"}"#[..],
+            b"  {\"client_id\":\"a\"}\n",
+            b"{}",
+        ] {
+            let e = EndpointParams::from_form(body).unwrap_err();
+            assert_eq!(e, RequestError::JsonSentAsForm);
+            assert_eq!(e.oauth_code(), OAuthErrorCode::InvalidRequest);
+            assert!(e.to_string().contains("Content-Type: application/json"));
+        }
+        // A form body that merely contains braces is still a form.
+        assert!(EndpointParams::from_form(b"scope=%7Bx%7D&client_id=a").is_ok());
+        assert!(EndpointParams::from_form(b"{not json=1").is_ok());
     }
 
     proptest! {

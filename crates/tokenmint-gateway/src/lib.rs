@@ -60,7 +60,8 @@ const FEED_SYNC_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
+    // The OS error is the source, not part of this text: printed as a chain it would appear twice.
+    #[error("cannot listen on {addr}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("issuer {issuer}: {source}")]
     Verifier { issuer: String, source: tokenmint_verify::BuildError },

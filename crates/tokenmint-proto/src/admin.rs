@@ -128,6 +128,9 @@ pub struct CreatedCredential {
     pub client_secret: String,
     pub token_endpoint: String,
     pub credential: Credential,
+    /// True when the credential's organization did not exist and was created with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub organization_created: bool,
 }
 
 impl std::fmt::Debug for CreatedCredential {
@@ -137,6 +140,7 @@ impl std::fmt::Debug for CreatedCredential {
             .field("client_secret", &"[redacted]")
             .field("token_endpoint", &self.token_endpoint)
             .field("credential", &self.credential)
+            .field("organization_created", &self.organization_created)
             .finish()
     }
 }

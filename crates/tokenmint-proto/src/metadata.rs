@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The discovery document at `/.well-known/oauth-authorization-server` (and, identically, at
-/// `/.well-known/openid-configuration`). Only members tokenmint actually supports are listed.
+/// The discovery document at `/.well-known/oauth-authorization-server` (RFC 8414), and with the
+/// members OpenID Connect Discovery 1.0 adds, at `/.well-known/openid-configuration`. Only
+/// members tokenmint actually supports are listed.
 ///
 /// The client SDK reads other servers' documents with it too, so only what RFC 8414 §2 requires
 /// of every server (`issuer`) and what a client-credentials client cannot do without
@@ -35,6 +36,10 @@ pub struct AuthorizationServerMetadata {
     /// The algorithms access tokens may be signed with (keys being rotated in included).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// OpenID Connect Discovery 1.0 §3 (REQUIRED there, meaningless in RFC 8414 documents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_types_supported: Vec<String>,
+    /// OpenID Connect Discovery 1.0 §3 (REQUIRED there, and must include RS256).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// tokenmint extension: the authenticated revocation feed verifiers follow.

@@ -31,7 +31,8 @@ use tower_http::trace::TraceLayer;
 
 #[derive(Debug, Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
+    // The OS error is the source, not part of this text: printed as a chain it would appear twice.
+    #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
@@ -128,6 +129,10 @@ impl Application {
         let metadata =
             crate::routes::discovery::metadata_document(&issuer, &config, &token_endpoint);
         let metadata_json = Bytes::from(serde_json::to_vec(&metadata).unwrap_or_default());
+        let openid_metadata_json = Bytes::from(
+            serde_json::to_vec(&crate::routes::discovery::openid_configuration(&metadata))
+                .unwrap_or_default(),
+        );
         let (usage, usage_queue) = usage::channel(65_536);
         let (audit, audit_queue) = crate::audit::channel(65_536);
         let (alerts, alert_queue) = crate::alerts::channel(config.alerts.clone());
@@ -166,6 +171,7 @@ impl Application {
             portal: crate::portal::PortalState::new(),
             metrics,
             metadata_json,
+            openid_metadata_json,
             token_endpoint,
             issuer,
             sync_lock: tokio::sync::Mutex::new(last_change),
@@ -193,6 +199,11 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// What a reload request (SIGHUP) can refresh while the server runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader { state: self.state.clone(), tls: self.tls.clone() }
     }
 
     /// What start-up did to an empty database (taken once).
@@ -292,6 +303,51 @@ impl Application {
         let _ = audit_stop_tx.send(true);
         let _ = audit_task.await;
         served
+    }
+}
+
+/// Refreshes, without a restart, what can change safely under a running server: the TLS
+/// certificate and key files, and this process's view of the database (the change log, so
+/// credential edits and revocations made elsewhere, and the signing keys). Everything else (the
+/// listener, the issuer, the token paths, limits) is fixed at start: changing it under clients
+/// that already read the discovery document would break them, so it takes a restart.
+#[derive(Clone, Debug)]
+pub struct Reloader {
+    state: AppState,
+    tls: Option<crate::transport::Tls>,
+}
+
+/// What one reload did; each part failed or not on its own, and a failed part kept what it had.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// `None` when the server does not serve TLS.
+    pub tls: Option<Result<(), crate::transport::TlsError>>,
+    pub database: Result<(), StoreError>,
+}
+
+impl Reloader {
+    /// Reloads everything it can and logs the outcome as one line.
+    pub async fn reload(&self) -> Reloaded {
+        let tls = self.tls.as_ref().map(crate::transport::Tls::reload);
+        let database = match sync::sync_now(&self.state).await {
+            Ok(()) => sync::reload_keys(&self.state).await,
+            Err(e) => Err(e),
+        };
+        let tls_text = match &tls {
+            None => "not served".to_owned(),
+            Some(Ok(())) => "certificate reloaded".to_owned(),
+            Some(Err(e)) => format!("kept the current certificate: {e}"),
+        };
+        let database_text = match &database {
+            Ok(()) => "changes and signing keys reloaded".to_owned(),
+            Err(e) => format!("kept the cached state: {e}"),
+        };
+        if matches!(tls, Some(Err(_))) || database.is_err() {
+            tracing::warn!(tls = %tls_text, database = %database_text, "reload incomplete");
+        } else {
+            tracing::info!(tls = %tls_text, database = %database_text, "reloaded");
+        }
+        Reloaded { tls, database }
     }
 }
 

@@ -112,12 +112,15 @@ pub async fn create_admin_credential(
         name: "Platform administrators".to_owned(),
         created_at: now,
     };
-    store.create_credential(&credential, Some(&org), &tokenmint_store::Guard::system(now)).await?;
+    let organization_created = store
+        .create_credential(&credential, Some(&org), &tokenmint_store::Guard::system(now))
+        .await?;
     store.put_meta_if_absent(META_INITIALIZED, &now.to_string()).await?;
     Ok(CreatedCredential {
         client_id: credential.client_id.to_string(),
         client_secret: secret.expose().to_owned(),
         token_endpoint: token_endpoint.to_owned(),
         credential: crate::service::view(&credential),
+        organization_created,
     })
 }

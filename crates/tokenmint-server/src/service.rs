@@ -304,7 +304,7 @@ pub async fn create_credential(
     // Whoever may create organizations may name a new one here; anyone else needs it to exist.
     let may_create_org = policy::may(actor, Action::CreateOrganization, &Target::Platform).is_ok();
     let org_arg = may_create_org.then_some(&org);
-    state
+    let organization_created = state
         .store
         .create_credential(&credential, org_arg, &guard(state, actor, false))
         .await
@@ -335,6 +335,7 @@ pub async fn create_credential(
         client_secret: secret.expose().to_owned(),
         token_endpoint: state.token_endpoint.clone(),
         credential: view(&credential),
+        organization_created,
     })
 }
 

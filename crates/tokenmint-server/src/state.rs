@@ -40,6 +40,8 @@ pub struct Inner {
     pub issuer: String,
     /// The discovery document, serialised once.
     pub metadata_json: Bytes,
+    /// The OpenID Connect Discovery document (the RFC 8414 one plus OIDC's required members).
+    pub openid_metadata_json: Bytes,
     pub token_endpoint: String,
     /// Serialises change-log syncs (never on the token path).
     pub sync_lock: tokio::sync::Mutex<i64>,

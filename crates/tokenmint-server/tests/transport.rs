@@ -170,6 +170,53 @@ async fn https_serves_tokens_with_hsts_and_picks_up_a_renewed_certificate() {
     server.await.unwrap();
 }
 
+/// What `kill -HUP` runs: a reload swaps in renewed certificate files at once (the file poll
+/// is made too slow to do it here), keeps the current pair when the new one is broken, and
+/// says what it did.
+#[tokio::test]
+async fn a_reload_request_swaps_the_certificate_at_once_and_keeps_it_when_the_files_are_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let first = new_cert();
+    std::fs::write(&c, &first.pem).unwrap();
+    std::fs::write(&k, &first.key_pem).unwrap();
+    let files = TlsFiles { cert: c.clone(), key: k.clone() };
+    let app = build(dir.path(), move |cfg| {
+        cfg.tls = Some(files);
+        cfg.tls_reload_interval = Duration::from_secs(3600);
+    })
+    .await
+    .unwrap();
+    let port = app.local_addr().unwrap().port();
+    let reloader = app.reloader();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let base = format!("https://127.0.0.1:{port}");
+    assert_eq!(presented_cert(&base, &first).await.unwrap(), first.der);
+
+    let second = new_cert();
+    std::fs::write(&k, &second.key_pem).unwrap();
+    std::fs::write(&c, &second.pem).unwrap();
+    let done = reloader.reload().await;
+    assert!(matches!(done.tls, Some(Ok(()))), "{done:?}");
+    assert!(done.database.is_ok(), "{done:?}");
+    assert_eq!(presented_cert(&base, &second).await.unwrap(), second.der);
+
+    std::fs::write(&k, "not a key").unwrap();
+    let done = reloader.reload().await;
+    assert!(matches!(done.tls, Some(Err(_))), "{done:?}");
+    assert_eq!(presented_cert(&base, &second).await.unwrap(), second.der);
+
+    let _ = stop.send(());
+    server.await.unwrap();
+}
+
 async fn wait_for_audit(app: &common::TestApp, client_id: &str) -> Value {
     let start = Instant::now();
     loop {

@@ -219,13 +219,13 @@ async fn creating_a_credential_creates_its_missing_organization(s: &dyn Store) {
     let c = credential("tmc_x", "newco", 100);
     assert!(matches!(s.create_credential(&c, None, &sys(100)).await, Err(StoreError::NotFound(_))));
     assert_eq!(s.get_credential("tmc_x").await.unwrap(), None);
-    s.create_credential(&c, Some(&org("newco")), &sys(100)).await.unwrap();
+    assert!(s.create_credential(&c, Some(&org("newco")), &sys(100)).await.unwrap(), "created");
     assert!(s.get_organization("newco").await.unwrap().is_some());
     // An existing organization is left alone.
     let c2 = credential("tmc_y", "newco", 101);
     let mut renamed = org("newco");
     renamed.name = "Other".into();
-    s.create_credential(&c2, Some(&renamed), &sys(100)).await.unwrap();
+    assert!(!s.create_credential(&c2, Some(&renamed), &sys(100)).await.unwrap(), "not created");
     assert_eq!(s.get_organization("newco").await.unwrap().unwrap().name, "newco Inc.");
 }
 

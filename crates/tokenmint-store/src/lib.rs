@@ -387,13 +387,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Paged<Organization>, StoreError>;
 
     /// Stores a new credential with its secrets, creating its organization first when `org`
-    /// is given and does not exist. `Conflict` if the client_id exists.
+    /// is given and does not exist; answers whether it created the organization. `Conflict` if
+    /// the client_id exists.
     async fn create_credential(
         &self,
         credential: &Credential,
         org: Option<&Organization>,
         guard: &Guard,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     async fn get_credential(&self, client_id: &str) -> Result<Option<Credential>, StoreError>;
     /// A credential's revision, or `None` when there is no such credential: one index probe,
     /// whether the credential exists or not (client authentication relies on that to cost the

@@ -616,9 +616,12 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| match backend_err(e) {
-                StoreError::Conflict(_) => {
-                    StoreError::Conflict(format!("organization '{}' already exists", org.slug))
-                }
+                StoreError::Conflict(_) => StoreError::Conflict(format!(
+                    "organization '{0}' already exists (creating a credential with org \
+                         '{0}' creates it when it is missing); GET /admin/v1/organizations/{0} \
+                         shows it",
+                    org.slug
+                )),
                 other => other,
             })?;
         log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
@@ -664,9 +667,10 @@ impl Store for SqlStore {
         c: &Credential,
         org: Option<&Organization>,
         guard: &Guard,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (_turn, mut tx) = self.begin().await?;
         check_actor(&mut tx, guard).await?;
+        let mut org_created = false;
         if let Some(org) = org {
             let inserted = sqlx::query(
                 "INSERT INTO organizations (slug, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING",
@@ -678,6 +682,7 @@ impl Store for SqlStore {
             .await
             .map_err(backend_err)?;
             if inserted.rows_affected() == 1 {
+                org_created = true;
                 log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
             }
         }
@@ -713,7 +718,8 @@ impl Store for SqlStore {
             insert_secret(&mut tx, c.client_id.as_str(), s).await?;
         }
         log_change(&mut tx, Entity::Credential, c.client_id.as_str(), c.updated_at).await?;
-        tx.commit().await.map_err(backend_err)
+        tx.commit().await.map_err(backend_err)?;
+        Ok(org_created)
     }
 
     async fn get_credential(&self, client_id: &str) -> Result<Option<Credential>, StoreError> {

@@ -190,7 +190,11 @@ impl AdminClient {
             .as_deref()
             .map(|f| format!(" (field: {})", printable(f)))
             .unwrap_or_default();
-        bail!("{} {}{detail}{field}", status.as_u16(), printable(&problem.title))
+        Err(ApiRefusal {
+            status: status.as_u16(),
+            message: format!("{} {}{detail}{field}", status.as_u16(), printable(&problem.title)),
+        }
+        .into())
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
@@ -217,6 +221,22 @@ impl AdminClient {
         Self::finish::<serde_json::Value>(res).await.map(|_| ())
     }
 }
+
+/// An error answer of the admin API, kept typed so that a command can add a hint for a status
+/// it understands (a 409 from `orgs create`, say).
+#[derive(Debug)]
+pub struct ApiRefusal {
+    pub status: u16,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiRefusal {}
 
 /// A failure to get the admin token, with the exit status of its kind and a hint naming the
 /// admin commands' own settings.

@@ -121,6 +121,33 @@ pub fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Why `serve` or `gateway` could not listen on `addr`, in words a person starting it for the
+/// first time can act on; `where_set` names the places the address comes from.
+pub fn listen_failure(
+    addr: std::net::SocketAddr,
+    error: &std::io::Error,
+    where_set: &str,
+) -> Failure {
+    use std::io::ErrorKind;
+    let (what, hint) = match error.kind() {
+        ErrorKind::AddrInUse => (
+            "the address is already in use by another process (perhaps another tokenmint)"
+                .to_owned(),
+            format!("stop the other process, or pick a free address with {where_set}"),
+        ),
+        ErrorKind::PermissionDenied => (
+            "permission denied (ports below 1024 need privileges)".to_owned(),
+            format!("use a port above 1023 with {where_set}"),
+        ),
+        ErrorKind::AddrNotAvailable => (
+            "no network interface of this machine has that address".to_owned(),
+            format!("use one of its addresses, or 0.0.0.0 for all of them, with {where_set}"),
+        ),
+        _ => (error.to_string(), format!("check the address given with {where_set}")),
+    };
+    Failure::new(FAILURE, format!("cannot listen on {addr}: {what}")).hint(hint)
+}
+
 /// `30s`, `1m 30s`: how durations appear in messages.
 pub fn duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()

@@ -201,6 +201,144 @@ fn init_logging(
 mod tests {
     use super::*;
 
+    /// The long flags of the subcommand at `path` (global ones included), without dashes.
+    fn flags_of(path: &[&str]) -> Vec<String> {
+        let mut command = Cli::command();
+        command.build();
+        let mut at = &command;
+        let mut flags: Vec<String> = Vec::new();
+        let mut collect = |c: &clap::Command| {
+            flags.extend(c.get_arguments().filter_map(|a| a.get_long().map(str::to_owned)));
+        };
+        collect(at);
+        for name in path {
+            at = at.find_subcommand(name).unwrap_or_else(|| panic!("no subcommand {path:?}"));
+            collect(at);
+        }
+        flags
+    }
+
+    /// The flags a piece of source code names in what it prints: `--name` in strings and doc
+    /// comments, and `setting("name")` (which prints `--name`). Plain comments, argument
+    /// attributes, tests, and text in backticks naming another command (`tokenmint …`,
+    /// `curl …`) are left out.
+    fn flags_named_in(source: &str) -> Vec<String> {
+        let source = source.split("#[cfg(test)]").next().unwrap_or(source);
+        let mut found = Vec::new();
+        for line in source.lines() {
+            let trimmed = line.trim_start();
+            if (trimmed.starts_with("//") && !trimmed.starts_with("///"))
+                || trimmed.starts_with("#[arg")
+                || trimmed.starts_with("long =")
+            {
+                continue;
+            }
+            // Drop `tokenmint …` spans: they name another command's flags on purpose.
+            let mut kept = String::new();
+            for (i, part) in line.split('`').enumerate() {
+                let other = part.starts_with("tokenmint ") || part.starts_with("curl ");
+                if !(i % 2 == 1 && other) {
+                    kept.push_str(part);
+                    kept.push(' ');
+                }
+            }
+            let bytes = kept.as_bytes();
+            let mut i = 0;
+            while i + 2 < bytes.len() {
+                let starts = bytes[i] == b'-'
+                    && bytes[i + 1] == b'-'
+                    && bytes[i + 2].is_ascii_lowercase()
+                    && (i == 0 || bytes[i - 1] != b'-');
+                if starts {
+                    let end = kept[i + 2..]
+                        .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+                        .map_or(kept.len(), |n| i + 2 + n);
+                    found.push(kept[i + 2..end].trim_end_matches('-').to_owned());
+                    i = end;
+                } else {
+                    i += 1;
+                }
+            }
+            let mut rest = kept.as_str();
+            while let Some(at) = rest.find("setting(\"") {
+                let after = &rest[at + "setting(\"".len()..];
+                if let Some(end) = after.find('"') {
+                    found.push(after[..end].to_owned());
+                }
+                rest = after;
+            }
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// Every flag an error, hint or help text names is one the command that prints it has:
+    /// a hint to pass `--listen` to a command without `--listen` sends the user nowhere. Each
+    /// source file is checked against the commands that run its code; a flag must exist on
+    /// every one of them. (main.rs holds only the subcommands' one-line descriptions and the
+    /// global --log-format.)
+    #[test]
+    fn every_flag_a_message_names_belongs_to_the_command_that_prints_it() {
+        let admin: &[&[&str]] = &[
+            &["credentials", "create"],
+            &["credentials", "list"],
+            &["orgs", "create"],
+            &["orgs", "list"],
+            &["users", "create"],
+            &["keys", "list"],
+            &["audit", "export"],
+        ];
+        let files: &[(&str, &str, &[&[&str]])] = &[
+            ("settings.rs", include_str!("settings.rs"), &[&["serve"]]),
+            ("cmd/serve.rs", include_str!("cmd/serve.rs"), &[&["serve"]]),
+            ("cmd/init.rs", include_str!("cmd/init.rs"), &[&["init"]]),
+            ("cmd/gateway.rs", include_str!("cmd/gateway.rs"), &[&["gateway"]]),
+            ("cmd/token.rs", include_str!("cmd/token.rs"), &[&["token"], &["call"]]),
+            ("cmd/call.rs", include_str!("cmd/call.rs"), &[&["call"]]),
+            ("cmd/orgs.rs", include_str!("cmd/orgs.rs"), &[&["orgs", "create"]]),
+            ("cmd/users.rs", include_str!("cmd/users.rs"), &[&["users", "create"]]),
+            ("admin_client.rs", include_str!("admin_client.rs"), admin),
+            (
+                "transport refusal",
+                include_str!("../../tokenmint-server/src/transport.rs"),
+                &[&["serve"]],
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (file, source, commands) in files {
+            for flag in flags_named_in(source) {
+                for command in *commands {
+                    if !flags_of(command).contains(&flag) {
+                        wrong.push(format!("{file}: --{flag} is not an option of {command:?}"));
+                    }
+                }
+            }
+        }
+        // settings.rs also resolves `init`'s options: what resolve_init and the functions it
+        // calls print must name init's flags.
+        let settings = include_str!("settings.rs");
+        let init_part = settings
+            .split("pub fn resolve_database")
+            .nth(1)
+            .and_then(|s| s.split("pub fn resolve_serve").next())
+            .unwrap_or_default();
+        let init_fn = settings.split("pub fn resolve_init").nth(1).unwrap_or_default();
+        for flag in flags_named_in(init_part).into_iter().chain(flags_named_in(init_fn)) {
+            if !flags_of(&["init"]).contains(&flag) {
+                wrong.push(format!("settings.rs (init): --{flag} is not an option of init"));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+        // The walker does find flags, in strings and through setting().
+        assert_eq!(
+            flags_named_in(
+                "bail!(\"give --token-url or set(`tokenmint x --y`)\", setting(\"issuer\"))"
+            ),
+            ["issuer", "token-url"]
+        );
+    }
+
     /// Every argument of every subcommand, at any depth, says what it is for in `--help`.
     #[test]
     fn every_argument_of_every_subcommand_has_a_description() {

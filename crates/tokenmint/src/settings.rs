@@ -162,6 +162,15 @@ pub struct InitArgs {
     /// Algorithm of the first signing key: RS256, ES256 or EdDSA. [default: RS256]
     #[arg(long, env = "TOKENMINT_SIGNING_ALG", value_name = "ALG")]
     pub signing_alg: Option<String>,
+    /// The token endpoint's path as `serve` is given it (repeatable, like serve's); the first
+    /// one is printed in token_endpoint. [default: /oauth/token]
+    #[arg(
+        long = "token-path",
+        env = "TOKENMINT_TOKEN_PATH",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub token_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -418,41 +427,7 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
         .or_else(|| file.issuer.clone())
         .map(|i| validate_issuer(&i))
         .transpose()?;
-    let token_paths = if !args.token_paths.is_empty() {
-        args.token_paths.clone()
-    } else {
-        file.token_paths
-            .clone()
-            .unwrap_or_else(|| vec![tokenmint_server::config::DEFAULT_TOKEN_PATH.to_owned()])
-    };
-    let mut seen = Vec::new();
-    for p in &token_paths {
-        let reserved = [
-            "/.well-known",
-            "/admin",
-            "/portal",
-            "/oauth/introspect",
-            "/oauth/revoke",
-            "/healthz",
-            "/readyz",
-            "/metrics",
-            "/pem",
-        ];
-        let valid = p.starts_with('/')
-            && p.len() > 1
-            && !p.contains(['?', '#', ' ', '{', '}', '*'])
-            && !p.ends_with('/');
-        if !valid || reserved.iter().any(|r| p == r || p.starts_with(&format!("{r}/"))) {
-            bail!(
-                "invalid {}: '{p}'; use an absolute path like /oauth/token, not one of tokenmint's own paths",
-                setting("token-path")
-            );
-        }
-        if seen.contains(p) {
-            bail!("invalid {}: '{p}' is given twice", setting("token-path"));
-        }
-        seen.push(p.clone());
-    }
+    let token_paths = resolve_token_paths(&args.token_paths, &file)?;
     let areas = if !args.product_areas.is_empty() {
         args.product_areas.clone()
     } else {
@@ -662,12 +637,56 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
     Ok(ServeSettings { config, migrate: !args.no_migrate.or(file.no_migrate).unwrap_or(false) })
 }
 
+/// The token endpoint's paths, flag over environment over file over `/oauth/token`, each
+/// checked: `serve` routes them and `init` prints the first as the admin's token endpoint, so
+/// both read them the same way.
+fn resolve_token_paths(cli: &[String], file: &FileSettings) -> Result<Vec<String>> {
+    let token_paths = if !cli.is_empty() {
+        cli.to_vec()
+    } else {
+        file.token_paths
+            .clone()
+            .unwrap_or_else(|| vec![tokenmint_server::config::DEFAULT_TOKEN_PATH.to_owned()])
+    };
+    let reserved = [
+        "/.well-known",
+        "/admin",
+        "/portal",
+        "/oauth/introspect",
+        "/oauth/revoke",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/pem",
+    ];
+    let mut seen: Vec<&String> = Vec::new();
+    for p in &token_paths {
+        let valid = p.starts_with('/')
+            && p.len() > 1
+            && !p.contains(['?', '#', ' ', '{', '}', '*'])
+            && !p.ends_with('/');
+        if !valid || reserved.iter().any(|r| p == r || p.starts_with(&format!("{r}/"))) {
+            bail!(
+                "invalid {}: '{p}'; use an absolute path like /oauth/token, not one of tokenmint's own paths",
+                setting("token-path")
+            );
+        }
+        if seen.contains(&p) {
+            bail!("invalid {}: '{p}' is given twice", setting("token-path"));
+        }
+        seen.push(p);
+    }
+    Ok(token_paths)
+}
+
 /// Settings of `init`.
 #[derive(Debug)]
 pub struct InitSettings {
     pub db: Database,
     pub issuer: String,
     pub signing_alg: SigningAlgorithm,
+    /// The token endpoint's paths as `serve` would route them; the first is printed.
+    pub token_paths: Vec<String>,
 }
 
 pub fn resolve_init(args: &InitArgs) -> Result<InitSettings> {
@@ -680,7 +699,8 @@ pub fn resolve_init(args: &InitArgs) -> Result<InitSettings> {
         }
     };
     let signing_alg = parse_alg(args.signing_alg.as_deref().or(file.signing_alg.as_deref()))?;
-    Ok(InitSettings { db, issuer, signing_alg })
+    let token_paths = resolve_token_paths(&args.token_paths, &file)?;
+    Ok(InitSettings { db, issuer, signing_alg, token_paths })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokenmint_proto::metadata::AuthorizationServerMetadata;
 
-/// Builds the discovery document. Only what the server really supports is listed.
+/// Builds the RFC 8414 discovery document. Only what the server really supports is listed.
 pub fn metadata_document(
     state_issuer: &str,
     config: &crate::Config,
@@ -27,14 +27,35 @@ pub fn metadata_document(
         introspection_endpoint_auth_methods_supported: auth_methods.clone(),
         revocation_endpoint_auth_methods_supported: auth_methods,
         scopes_supported: scopes,
-        response_types_supported: vec!["token".to_owned()],
+        // RFC 8414 §2 makes this member REQUIRED even of a server without an authorization
+        // endpoint, and validators (authlib among them) refuse an empty list. `none` (OAuth 2.0
+        // Multiple Response Type Encoding Practices §4) is the response type that issues
+        // nothing, which is what tokenmint issues outside its token endpoint; with no
+        // `authorization_endpoint` advertised, no client can start a browser flow from it.
+        response_types_supported: vec!["none".to_owned()],
         token_endpoint_auth_signing_alg_values_supported: vec![],
+        subject_types_supported: vec![],
         id_token_signing_alg_values_supported: vec![],
         revocation_feed_endpoint: Some(format!("{state_issuer}/admin/v1/revocations")),
         access_token_signing_alg_values_supported: tokenmint_core::keys::SigningAlgorithm::ALL
             .iter()
             .map(|a| a.as_str().to_owned())
             .collect(),
+    }
+}
+
+/// The OpenID Connect Discovery 1.0 document: the RFC 8414 one plus the two members §3 makes
+/// REQUIRED of every provider. tokenmint issues no ID tokens, but an OIDC client library refuses
+/// a provider document without them:
+/// * `subject_types_supported`: `public`, since a token's `sub` is the client_id, the same for
+///   every resource server;
+/// * `id_token_signing_alg_values_supported`: §3 requires RS256 in the list, and RS256 is an
+///   algorithm tokenmint signs with.
+pub fn openid_configuration(metadata: &AuthorizationServerMetadata) -> AuthorizationServerMetadata {
+    AuthorizationServerMetadata {
+        subject_types_supported: vec!["public".to_owned()],
+        id_token_signing_alg_values_supported: vec!["RS256".to_owned()],
+        ..metadata.clone()
     }
 }
 
@@ -50,6 +71,10 @@ fn cached(body: Bytes, content_type: &'static str, max_age: u64) -> Response {
 
 pub async fn metadata(State(state): State<AppState>) -> Response {
     cached(state.metadata_json.clone(), "application/json", 3600)
+}
+
+pub async fn openid_metadata(State(state): State<AppState>) -> Response {
+    cached(state.openid_metadata_json.clone(), "application/json", 3600)
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {

@@ -4,7 +4,8 @@
 //! ([`crate::service::policy`]): resource servers holding the `tokenmint:introspect` (or admin)
 //! scope any token, any other client only its own, so that one partner cannot probe another's
 //! tokens. Anything not active for this caller, for whatever reason, is `{"active": false}`
-//! (§2.2).
+//! (§2.2). `token_type_hint` is never an error (§2.1: the server may ignore it, and with access
+//! tokens the only kind issued there is nothing else to search).
 
 use crate::error::OAuthFailure;
 use crate::extract::bearer::verify_own_token;

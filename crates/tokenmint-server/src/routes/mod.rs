@@ -18,7 +18,7 @@ pub fn router(state: AppState) -> Router {
         r = r.route(path, post(token::issue_token));
     }
     r.route("/.well-known/oauth-authorization-server", get(discovery::metadata))
-        .route("/.well-known/openid-configuration", get(discovery::metadata))
+        .route("/.well-known/openid-configuration", get(discovery::openid_metadata))
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route("/pem", get(discovery::pem))
         .route("/oauth/introspect", post(introspect::introspect_token))

@@ -4,7 +4,8 @@
 //! [`crate::service::policy`]). The token's id goes into the
 //! revocation feed until the token would have expired anyway, which is how gateways and
 //! verifiers holding a stateless JWT learn to refuse it. Per §2.2, an invalid, expired or
-//! unknown token is answered with 200: there is nothing to revoke.
+//! unknown token is answered with 200: there is nothing to revoke. `token_type_hint` is never
+//! an error, whatever it says (§2.1).
 
 use crate::error::OAuthFailure;
 use crate::extract::bearer::verify_own_token;
@@ -43,7 +44,9 @@ async fn revoke(
 ) -> Result<(), OAuthFailure> {
     let (mut params, basic, format) = read_params(state, headers, body).await?;
     let token = params.token.take();
-    let hint = params.token_type_hint.take();
+    // RFC 7009 §2.1: the hint only says where to look first, and a wrong or unknown one must
+    // not fail the request; with access tokens the only kind issued, there is nowhere else to
+    // look, so it is not read at all. A refresh token from elsewhere is an unknown token: 200.
     let auth = request::client_authentication(&mut params, basic, format)?;
     let caller = authenticate_client(state, &auth, ip).await.map_err(|(reason, f)| {
         state.metrics.refused(reason);
@@ -61,12 +64,6 @@ async fn revoke(
             "the token parameter is required",
         ));
     };
-    if hint.as_deref() == Some("refresh_token") {
-        return Err(OAuthFailure::new(
-            OAuthErrorCode::UnsupportedTokenType,
-            "this server issues no refresh tokens; only access tokens can be revoked",
-        ));
-    }
     let Ok(claims) = verify_own_token(state, &token).await else {
         return Ok(());
     };

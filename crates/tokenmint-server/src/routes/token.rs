@@ -148,7 +148,7 @@ async fn issue(
     let grant = grant::decide(
         credential,
         req.scope.as_deref(),
-        req.audience.as_deref(),
+        &req.audiences,
         &state.issuer,
         &cached.all_scopes,
         state.config.max_token_lifetime,
@@ -167,7 +167,7 @@ async fn issue(
         iss: &state.issuer,
         sub: credential.client_id.as_str(),
         client_id: credential.client_id.as_str(),
-        aud: match grant.audience {
+        aud: match &grant.audience {
             GrantedAudience::One(a) => AudienceRef::One(a),
             GrantedAudience::Many(m) => AudienceRef::Many(m),
         },

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
+use tokenmint_client::text::printable;
 use tokenmint_proto::Environment;
 use tokenmint_proto::admin as dto;
 
@@ -229,6 +230,14 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
                 rate_limit_per_minute: a.rate_limit,
             };
             let created: dto::CreatedCredential = client.post("/credentials", &body).await?;
+            if created.organization_created {
+                // On stderr in both formats: stdout stays the credential alone.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "Created the organization '{}', which did not exist; `tokenmint orgs list` shows it.",
+                    printable(&created.credential.org)
+                );
+            }
             print(a.admin.output, &created, || {
                 output::fields(&[
                     ("client_id", created.client_id.clone()),

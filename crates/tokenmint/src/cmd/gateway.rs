@@ -75,7 +75,16 @@ pub async fn run(args: GatewayArgs) -> Result<ExitCode> {
         tokenmint_gateway::Mode::Proxy => "proxy",
         _ => "authz",
     };
-    let gateway = Gateway::build(config).await?;
+    let gateway = Gateway::build(config).await.map_err(|e| match e {
+        tokenmint_gateway::StartError::Listen { addr, source } => {
+            anyhow::Error::new(crate::exit::listen_failure(
+                addr,
+                &source,
+                "--listen (TOKENMINT_LISTEN, `listen` in the gateway's config file)",
+            ))
+        }
+        other => other.into(),
+    })?;
     tracing::info!(
         addr = %gateway.local_addr()?,
         issuers = ?issuers,

@@ -23,7 +23,9 @@ pub async fn run(args: InitArgs) -> Result<ExitCode> {
     if bootstrap::ensure_signing_key(&store, &s.db.master_key, s.signing_alg, now()).await? {
         tracing::info!(alg = %s.signing_alg, "created the first signing key");
     }
-    let token_endpoint = format!("{}{}", s.issuer, tokenmint_server::config::DEFAULT_TOKEN_PATH);
+    let path =
+        s.token_paths.first().map_or(tokenmint_server::config::DEFAULT_TOKEN_PATH, String::as_str);
+    let token_endpoint = format!("{}{path}", s.issuer);
     let created =
         bootstrap::create_admin_credential(&store, &s.db.master_key, &token_endpoint, now())
             .await?;

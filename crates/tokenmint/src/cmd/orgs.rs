@@ -1,7 +1,8 @@
 //! `tokenmint orgs create/list`.
 
-use crate::admin_client::{AdminArgs, AdminClient, segment};
+use crate::admin_client::{AdminArgs, AdminClient, ApiRefusal, segment};
 use crate::cmd::credentials::print;
+use crate::exit::{self, Failure};
 use crate::output;
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -37,9 +38,21 @@ pub async fn run(cmd: OrgsCommand) -> Result<ExitCode> {
     match cmd {
         OrgsCommand::Create(a) => {
             let client = AdminClient::connect(&a.admin).await?;
+            let slug = a.slug.clone();
             let org: dto::Organization = client
                 .post("/organizations", &dto::CreateOrganization { slug: a.slug, name: a.name })
-                .await?;
+                .await
+                .map_err(|e| match e.downcast_ref::<ApiRefusal>() {
+                    Some(refusal) if refusal.status == 409 => {
+                        anyhow::Error::new(Failure::new(exit::FAILURE, refusal.message.clone()).hint(
+                            format!(
+                                "`tokenmint orgs list` shows it; `tokenmint credentials create --org {slug}` \
+                                 creates the organization when it is missing, so nothing else is needed"
+                            ),
+                        ))
+                    }
+                    _ => e,
+                })?;
             print(a.admin.output, &org, || {
                 output::fields(&[("slug", org.slug.clone()), ("name", org.name.clone())])?;
                 Ok(())

@@ -5,17 +5,27 @@ use anyhow::{Context, Result};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokenmint_server::Application;
-use tokenmint_server::app::FirstStart;
+use tokenmint_server::app::{FirstStart, StartError};
 use tokenmint_store::SqlStore;
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let s = settings::resolve_serve(&args)?;
+    // Taken over before the listener exists: from the moment a client can connect, a SIGHUP
+    // reloads instead of ending the process as its default action would.
+    let hangups = hangup_signals();
     let redacted = settings::redact_url(&s.config.database_url);
     let store = SqlStore::connect(&s.config.database_url, s.migrate)
         .await
         .with_context(|| format!("cannot open the database {redacted}"))?;
     let admin_file = s.config.admin_credential_file.clone();
-    let mut app = Application::build(s.config, Arc::new(store)).await?;
+    let mut app = Application::build(s.config, Arc::new(store)).await.map_err(|e| match e {
+        StartError::Bind { addr, source } => anyhow::Error::new(crate::exit::listen_failure(
+            addr,
+            &source,
+            "--listen (TOKENMINT_LISTEN, `listen` in the config file)",
+        )),
+        other => other.into(),
+    })?;
     if let Some(FirstStart::Initialized(created)) = app.take_first_start() {
         let body = serde_json::json!({
             "client_id": created.client_id,
@@ -28,12 +38,13 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write the admin credential to {}", path.display()))?;
         eprintln!(
             "tokenmint: initialised an empty database; the platform-admin credential is in {} (mode 0600). \
-             Use it with --admin-credentials {}",
+             The admin commands take it as `tokenmint credentials list --admin-credentials {}`",
             path.display(),
             path.display()
         );
     }
     let state = app.state().clone();
+    reload_on_hangup(hangups, app.reloader());
     tracing::info!(
         addr = %app.local_addr()?,
         issuer = %state.issuer,
@@ -61,6 +72,40 @@ fn unique_path(path: &std::path::Path) -> std::path::PathBuf {
     }
     path.to_path_buf()
 }
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+#[cfg(unix)]
+fn hangup_signals() -> Hangups {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; reload by restarting");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Hangups {}
+
+/// Every SIGHUP reloads the TLS files and the database state; the reloader logs the outcome.
+#[cfg(unix)]
+fn reload_on_hangup(hangups: Hangups, reloader: tokenmint_server::app::Reloader) {
+    if let Some(mut hangups) = hangups {
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                reloader.reload().await;
+            }
+        });
+    }
+}
+
+#[cfg(not(unix))]
+fn reload_on_hangup(_hangups: Hangups, _reloader: tokenmint_server::app::Reloader) {}
 
 /// Resolves on ctrl-c or SIGTERM.
 pub async fn shutdown_signal() {
