@@ -113,7 +113,12 @@ impl Limits {
             return self.local.check_quota(key, limit, period, now);
         };
         let now_nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
-        if now_nanos < r.retry_at.load(Ordering::Acquire) {
+        let wait = u64::try_from(RETRY_AFTER_FAILURE.as_nanos()).unwrap_or(u64::MAX);
+        // Within the wait after a failure, decide locally. A retry time further away than the
+        // wait itself means the clock was set back since: try Redis rather than stay local for
+        // as long as the clock jumped.
+        let retry_at = r.retry_at.load(Ordering::Acquire);
+        if now_nanos < retry_at && retry_at - now_nanos <= wait {
             return self.local.check_quota(key, limit, period, now);
         }
         let mut conn = r.conn.clone();
@@ -139,7 +144,6 @@ impl Limits {
                     tracing::warn!(error = %reason, "Redis is unreachable: rate limits fall back to this instance's own");
                     self.fallback.set(1);
                 }
-                let wait = u64::try_from(RETRY_AFTER_FAILURE.as_nanos()).unwrap_or(u64::MAX);
                 r.retry_at.store(now_nanos.saturating_add(wait), Ordering::Release);
                 self.local.check_quota(key, limit, period, now)
             }
@@ -163,6 +167,22 @@ fn decision(v: &[i64]) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn local_limits_refill_as_the_clock_they_are_given_moves() {
+        let clock =
+            Arc::new(tokenmint_proto::clock::ManualClock::new(Duration::from_secs(1_765_000_000)));
+        let limits = Limits::local(clock.clone());
+        let minute = Duration::from_secs(60);
+        for _ in 0..2 {
+            assert!(matches!(limits.check("k", 2, minute).await, Decision::Allowed { .. }));
+        }
+        assert_eq!(limits.check("k", 2, minute).await, Decision::Limited { retry_after_secs: 30 });
+        clock.advance(Duration::from_secs(29));
+        assert_eq!(limits.check("k", 2, minute).await, Decision::Limited { retry_after_secs: 1 });
+        clock.advance(Duration::from_secs(1));
+        assert!(matches!(limits.check("k", 2, minute).await, Decision::Allowed { .. }));
+    }
 
     #[test]
     fn script_answers_map_to_decisions() {
