@@ -11,7 +11,6 @@ pub mod grant;
 pub mod ids;
 pub mod jwt;
 pub mod keys;
-pub mod ratelimit;
 pub mod request;
 pub mod scope;
 pub mod secret;

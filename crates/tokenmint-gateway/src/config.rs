@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::SecretSource;
-use tokenmint_server::config::{DEFAULT_HEADER_TIMEOUT, TlsFiles};
+use tokenmint_http::{DEFAULT_HEADER_TIMEOUT, TlsFiles};
 use tokenmint_verify::{Algorithm, ClaimMapping, PrefixTable, ScopeRule};
 
 /// The environment variable holding the feed credential's secret when no file is named.
@@ -339,9 +339,21 @@ impl RouteConfig {
     }
 }
 
-/// The whole configuration, validated.
+/// The whole configuration, validated, in two parts that say what a reload (SIGHUP) may
+/// change: the [`StartupSettings`] are built into the running gateway once and need a
+/// restart, the routes are swapped between two requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
+    pub startup: StartupSettings,
+    /// Longest prefix first, so the first match is the most specific. A reload replaces them.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// The settings the gateway is built from at start: the listener, the verifiers and their
+/// revocation feeds, the shared limits and the upstream connection pool. A reload that changes
+/// one of them is refused (naming it), and the configuration in force stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupSettings {
     pub listen: SocketAddr,
     /// The trusted issuers; a token is verified by the one its `iss` names.
     pub issuers: Vec<IssuerConfig>,
@@ -361,8 +373,73 @@ pub struct GatewayConfig {
     /// How long a client may take to send a request's headers, or to start its next request on
     /// a kept-alive connection, before the connection is closed.
     pub header_timeout: Duration,
-    /// Longest prefix first, so the first match is the most specific.
-    pub routes: Vec<RouteConfig>,
+}
+
+impl StartupSettings {
+    /// The first setting that differs in `new`, by its key in the file; `None` when a reload
+    /// to `new` can be applied. Compared by value, field by field.
+    pub fn needs_restart_for(&self, new: &Self) -> Option<&'static str> {
+        // Destructured without `..`: a setting added to this struct does not compile until it
+        // is compared here, so none can be silently ignored by a reload.
+        let Self {
+            listen,
+            issuers,
+            mode,
+            feed,
+            redis,
+            redis_prefix,
+            connect_timeout,
+            leeway,
+            jwks_refetch_cooldown,
+            verified_cache,
+            tls,
+            header_timeout,
+        } = self;
+        let feed_key = match (feed, &new.feed) {
+            (
+                FeedCredentials::Client { client_id, secret, token_url },
+                FeedCredentials::Client {
+                    client_id: new_id,
+                    secret: new_secret,
+                    token_url: new_url,
+                },
+            ) => {
+                if client_id != new_id {
+                    "client_id"
+                } else if secret != new_secret {
+                    "client_secret_file"
+                } else if token_url != new_url {
+                    "token_url"
+                } else {
+                    ""
+                }
+            }
+            (FeedCredentials::Disabled, FeedCredentials::Disabled) => "",
+            _ => "follow_revocations",
+        };
+        let tls_key = match (tls, &new.tls) {
+            (Some(old), Some(new)) if old.cert == new.cert && old.key != new.key => "tls_key",
+            _ => "tls_cert",
+        };
+        [
+            ("listen", *listen != new.listen),
+            ("mode", *mode != new.mode),
+            // Before the issuers: turning the feed off also turns each issuer's feed off, and
+            // the setting the operator changed is the one to name.
+            (feed_key, !feed_key.is_empty()),
+            ("issuer", *issuers != new.issuers),
+            ("redis", *redis != new.redis),
+            ("redis_prefix", *redis_prefix != new.redis_prefix),
+            ("connect_timeout", *connect_timeout != new.connect_timeout),
+            ("leeway", *leeway != new.leeway),
+            ("jwks_refetch_cooldown", *jwks_refetch_cooldown != new.jwks_refetch_cooldown),
+            ("verified_cache", *verified_cache != new.verified_cache),
+            (tls_key, *tls != new.tls),
+            ("header_timeout", *header_timeout != new.header_timeout),
+        ]
+        .into_iter()
+        .find_map(|(key, changed)| changed.then_some(key))
+    }
 }
 
 impl GatewayConfig {
@@ -385,24 +462,6 @@ impl GatewayConfig {
     pub fn route_table(&self) -> Result<PrefixTable<Arc<RouteConfig>>, ConfigError> {
         PrefixTable::new(self.routes.iter().map(|r| (r.path_prefix.clone(), Arc::new(r.clone()))))
             .map_err(|error| invalid("route.path_prefix", error.to_string()))
-    }
-
-    /// The settings that a reload cannot change (the listener, the verifier, the feed, the
-    /// shared limits and the upstream connection pool are built from them once), by key.
-    pub(crate) fn fixed_settings(&self) -> [(&'static str, String); 11] {
-        [
-            ("listen", self.listen.to_string()),
-            ("issuer", format!("{:?}", self.issuers)),
-            ("mode", format!("{:?}", self.mode)),
-            ("client_id", format!("{:?}", self.feed)),
-            ("redis", format!("{:?} {}", self.redis, self.redis_prefix)),
-            ("connect_timeout", format!("{:?}", self.connect_timeout)),
-            ("leeway", format!("{:?}", self.leeway)),
-            ("jwks_refetch_cooldown", format!("{:?}", self.jwks_refetch_cooldown)),
-            ("verified_cache", self.verified_cache.to_string()),
-            ("tls_cert", format!("{:?}", self.tls)),
-            ("header_timeout", format!("{:?}", self.header_timeout)),
-        ]
     }
 }
 
@@ -636,7 +695,7 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
         ));
     }
 
-    Ok(GatewayConfig {
+    let startup = StartupSettings {
         listen,
         issuers,
         mode,
@@ -649,8 +708,8 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
         verified_cache: file.verified_cache.unwrap_or(DEFAULT_VERIFIED_CACHE),
         tls,
         header_timeout,
-        routes,
-    })
+    };
+    Ok(GatewayConfig { startup, routes })
 }
 
 fn resolve_route(
@@ -885,9 +944,9 @@ mod tests {
     #[test]
     fn the_contract_example_parses_with_its_defaults() {
         let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
-        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(config.issuers[0].url, "http://127.0.0.1:8080");
-        assert_eq!(config.feed, FeedCredentials::Disabled);
+        assert_eq!(config.startup.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.startup.issuers[0].url, "http://127.0.0.1:8080");
+        assert_eq!(config.startup.feed, FeedCredentials::Disabled);
         assert_eq!(config.routes[0].path_prefix, "/eligibility/admin", "longest prefix first");
         let route = &config.routes[1];
         assert_eq!(route.require_headers, [HeaderName::from_static("x-user-id")]);
@@ -908,8 +967,8 @@ mod tests {
             ..Overrides::default()
         };
         let config = GatewayConfig::from_toml(MINIMAL, &overrides).unwrap();
-        assert_eq!(config.listen.to_string(), "0.0.0.0:1");
-        assert_eq!(config.issuers[0].url, "https://auth.example.com");
+        assert_eq!(config.startup.listen.to_string(), "0.0.0.0:1");
+        assert_eq!(config.startup.issuers[0].url, "https://auth.example.com");
     }
 
     #[test]
@@ -961,8 +1020,115 @@ mod tests {
         );
         let config = GatewayConfig::from_toml(&text, &Overrides::default()).unwrap();
         assert!(matches!(
-            &config.feed,
+            &config.startup.feed,
             FeedCredentials::Client { client_id, secret: SecretSource::File(_), .. } if client_id == "tm_gw"
         ));
+    }
+
+    /// Every key given, so each restart rule can change exactly one of them.
+    const FULL: &str = r#"
+        listen = "127.0.0.1:9090"
+        issuer = "http://127.0.0.1:8080"
+        client_id = "tm_gw"
+        client_secret_file = "/run/secrets/gw"
+        redis = "redis://127.0.0.1:6379/0"
+        redis_prefix = "gw:"
+        connect_timeout = "5s"
+        request_timeout = "30s"
+        leeway = "60s"
+        jwks_refetch_cooldown = "10s"
+        verified_cache = 100
+        tls_cert = "/etc/gw/cert.pem"
+        tls_key = "/etc/gw/key.pem"
+        header_timeout = "30s"
+
+        [[route]]
+        path_prefix = "/eligibility"
+        upstream = "http://127.0.0.1:7000"
+        read_scope = "eligibility:read"
+        write_scope = "eligibility:write"
+    "#;
+
+    /// What a reload from [`FULL`] to `FULL` with `from` replaced by `to` is told.
+    fn reload_verdict(from: &str, to: &str) -> Option<&'static str> {
+        assert!(FULL.contains(from), "{from}");
+        let old = GatewayConfig::from_toml(FULL, &Overrides::default()).unwrap();
+        let new = GatewayConfig::from_toml(&FULL.replace(from, to), &Overrides::default()).unwrap();
+        assert_ne!(old, new, "the edit changes the configuration");
+        old.startup.needs_restart_for(&new.startup)
+    }
+
+    /// One test per setting the running gateway is built from: changing it alone is refused
+    /// by a reload, naming the key.
+    macro_rules! needs_restart {
+        ($($name:ident: $key:literal, $from:literal => $to:literal;)*) => {$(
+            #[test]
+            fn $name() {
+                assert_eq!(reload_verdict($from, $to), Some($key));
+            }
+        )*};
+    }
+
+    needs_restart! {
+        a_new_listen_address_needs_a_restart:
+            "listen", "listen = \"127.0.0.1:9090\"" => "listen = \"127.0.0.1:9091\"";
+        another_issuer_needs_a_restart:
+            "issuer", "issuer = \"http://127.0.0.1:8080\"" => "issuer = \"http://127.0.0.1:8081\"";
+        another_audience_needs_a_restart:
+            "issuer", "listen = \"127.0.0.1:9090\"" => "listen = \"127.0.0.1:9090\"\naudience = \"https://api\"";
+        another_mode_needs_a_restart:
+            "mode", "listen = \"127.0.0.1:9090\"" => "listen = \"127.0.0.1:9090\"\nmode = \"authz\"";
+        another_feed_client_needs_a_restart:
+            "client_id", "client_id = \"tm_gw\"" => "client_id = \"tm_other\"";
+        another_feed_secret_file_needs_a_restart:
+            "client_secret_file", "/run/secrets/gw" => "/run/secrets/other";
+        another_feed_token_url_needs_a_restart:
+            "token_url", "client_id = \"tm_gw\"" => "client_id = \"tm_gw\"\ntoken_url = \"https://auth/token\"";
+        turning_the_feed_off_needs_a_restart:
+            "follow_revocations", "client_id = \"tm_gw\"" => "client_id = \"tm_gw\"\nfollow_revocations = false";
+        another_redis_needs_a_restart:
+            "redis", "6379/0" => "6379/1";
+        another_redis_prefix_needs_a_restart:
+            "redis_prefix", "\"gw:\"" => "\"gw2:\"";
+        another_connect_timeout_needs_a_restart:
+            "connect_timeout", "connect_timeout = \"5s\"" => "connect_timeout = \"6s\"";
+        another_leeway_needs_a_restart:
+            "leeway", "leeway = \"60s\"" => "leeway = \"30s\"";
+        another_jwks_refetch_cooldown_needs_a_restart:
+            "jwks_refetch_cooldown", "\"10s\"" => "\"20s\"";
+        another_verified_cache_needs_a_restart:
+            "verified_cache", "verified_cache = 100" => "verified_cache = 0";
+        another_tls_certificate_needs_a_restart:
+            "tls_cert", "/etc/gw/cert.pem" => "/etc/gw/other.pem";
+        another_tls_key_needs_a_restart:
+            "tls_key", "/etc/gw/key.pem" => "/etc/gw/other-key.pem";
+        another_header_timeout_needs_a_restart:
+            "header_timeout", "header_timeout = \"30s\"" => "header_timeout = \"10s\"";
+    }
+
+    #[test]
+    fn routes_and_their_settings_reload_without_a_restart() {
+        let new_route = "\n[[route]]\npath_prefix = \"/billing\"\nupstream = \"http://127.0.0.1:7001\"\nread_scope = \"billing:read\"\nwrite_scope = \"billing:write\"\n";
+        let with_route = format!("write_scope = \"eligibility:write\"{new_route}");
+        let edits = [
+            ("eligibility:read\"", "eligibility:list\""),
+            ("http://127.0.0.1:7000", "http://127.0.0.1:7009"),
+            (
+                "write_scope = \"eligibility:write\"",
+                "write_scope = \"eligibility:write\"\nrate_limit_per_minute = 5",
+            ),
+            // The default request timeout is a route setting too.
+            ("request_timeout = \"30s\"", "request_timeout = \"5s\""),
+            ("write_scope = \"eligibility:write\"", with_route.as_str()),
+        ];
+        for (from, to) in edits {
+            assert_eq!(reload_verdict(from, to), None, "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn an_unchanged_configuration_reloads() {
+        let config = GatewayConfig::from_toml(FULL, &Overrides::default()).unwrap();
+        assert_eq!(config.startup.needs_restart_for(&config.clone().startup), None);
     }
 }

@@ -29,9 +29,11 @@ mod proxy;
 
 pub use config::{
     AuthzSource, BindingSegment, ConfigError, FeedCredentials, GatewayConfig, IssuerConfig, Mode,
-    Overrides, PathBinding, RouteConfig, Upstream,
+    Overrides, PathBinding, RouteConfig, StartupSettings, Upstream,
 };
 pub use error::Refusal;
+/// The clock [`Gateway::build`] takes (tokenmint's one clock trait, shared with the verifier).
+pub use tokenmint_http::{Clock, ManualClock, SystemClock};
 
 use crate::feed::ClientTokenSource;
 use crate::metrics::{Metrics, ResultLabel};
@@ -47,7 +49,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::{ClientConfig, TokenClient};
-use tokenmint_server::limits::Limits;
+use tokenmint_http::Limits;
 use tokenmint_verify::{
     ClaimMapping, FeedConfig, Issuers, PrefixTable, RevocationFollower, Verifier, VerifierConfig,
 };
@@ -85,7 +87,7 @@ pub enum StartError {
     #[error("cannot build the upstream HTTP client: {0}")]
     HttpClient(String),
     #[error(transparent)]
-    Tls(#[from] tokenmint_server::transport::TlsError),
+    Tls(#[from] tokenmint_http::TlsError),
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -150,7 +152,7 @@ const CERTIFICATE_POLL: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Gateway {
     listener: TcpListener,
-    tls: Option<tokenmint_server::transport::Tls>,
+    tls: Option<tokenmint_http::Tls>,
     handle: GatewayHandle,
     /// The followers run as long as the verifiers; kept to show what runs.
     _followers: Vec<RevocationFollower>,
@@ -175,34 +177,39 @@ impl Gateway {
     /// Discovers the issuer, loads its keys, starts following its revocation feed and binds the
     /// listener. Fails when the issuer cannot be reached: a gateway that cannot judge tokens
     /// should not start accepting connections.
-    pub async fn build(config: GatewayConfig) -> Result<Self, StartError> {
+    ///
+    /// Every decision that depends on time (token validity, JWKS freshness and cooldowns,
+    /// revocation lifetimes, rate limits) reads `clock`: [`tokenmint_http::SystemClock`] in
+    /// production, a [`tokenmint_http::ManualClock`] in tests that move time.
+    pub async fn build(config: GatewayConfig, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         // A certificate that cannot be loaded stops the start, before anything else is set up.
-        let tls = config.tls.as_ref().map(tokenmint_server::transport::Tls::new).transpose()?;
-        let mut verifiers = Vec::with_capacity(config.issuers.len());
+        let settings = &config.startup;
+        let tls = settings.tls.as_ref().map(tokenmint_http::Tls::new).transpose()?;
+        let mut verifiers = Vec::with_capacity(settings.issuers.len());
         let mut followers = Vec::new();
-        for issuer in &config.issuers {
-            let (verifier, follower) = start_issuer(&config, issuer).await?;
+        for issuer in &settings.issuers {
+            let (verifier, follower) = start_issuer(settings, issuer, clock.clone()).await?;
             verifiers.push(verifier);
             followers.extend(follower);
         }
         let issuers = Issuers::new(verifiers).map_err(StartError::Issuers)?;
 
-        let limits = match &config.redis {
-            Some(url) => Limits::redis(url, &config.redis_prefix)
+        let limits = match &settings.redis {
+            Some(url) => Limits::redis(url, &settings.redis_prefix, clock.clone())
                 .await
                 .map_err(|e| StartError::Redis(e.to_string()))?,
-            None => Limits::local(),
+            None => Limits::local(clock),
         };
-        let http = upstream_client(config.connect_timeout)?;
-        let listener = TcpListener::bind(config.listen)
+        let http = upstream_client(settings.connect_timeout)?;
+        let listener = TcpListener::bind(settings.listen)
             .await
-            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+            .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
 
         let metrics = Metrics::new(issuers.clone(), limits.fallback.clone());
         let routes = config.route_table()?;
         metrics.routes.set(i64::try_from(routes.len()).unwrap_or(i64::MAX));
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let mode = config.mode;
+        let mode = settings.mode;
         let shared = Arc::new(Shared {
             routes: ArcSwap::from_pointee(routes),
             config: ArcSwap::from_pointee(config),
@@ -236,19 +243,18 @@ impl Gateway {
         // and count limits, TLS handshake deadline, certificate reload.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let watcher = self.tls.clone().map(|tls| {
-            tokio::spawn(tokenmint_server::transport::watch_certificate(
+            tokio::spawn(tokenmint_http::listener::watch_certificate(
                 tls,
                 CERTIFICATE_POLL,
                 stop_rx,
             ))
         });
-        let options = tokenmint_server::transport::ListenOptions {
-            header_timeout: self.handle.shared.config.load().header_timeout,
+        let options = tokenmint_http::ListenOptions {
+            header_timeout: self.handle.shared.config.load().startup.header_timeout,
             ..Default::default()
         };
         let served =
-            tokenmint_server::transport::serve(self.listener, app, &options, self.tls, shutdown)
-                .await;
+            tokenmint_http::listener::serve(self.listener, app, &options, self.tls, shutdown).await;
         let _ = stop_tx.send(true);
         if let Some(watcher) = watcher {
             let _ = watcher.await;
@@ -271,12 +277,7 @@ impl GatewayHandle {
     /// restart changed; the routes in force stay then.
     pub fn reload(&self, config: GatewayConfig) -> Result<usize, ReloadError> {
         let current = self.shared.config.load();
-        let changed = current
-            .fixed_settings()
-            .into_iter()
-            .zip(config.fixed_settings())
-            .find(|((_, old), (_, new))| old != new);
-        if let Some(((key, _), _)) = changed {
+        if let Some(key) = current.startup.needs_restart_for(&config.startup) {
             return Err(ReloadError::NeedsRestart { key });
         }
         let routes = config.route_table()?;
@@ -320,8 +321,9 @@ impl GatewayHandle {
 
 /// Builds the verifier of one issuer and, when it is to be followed, its revocation feed.
 async fn start_issuer(
-    config: &GatewayConfig,
+    config: &StartupSettings,
     issuer: &IssuerConfig,
+    clock: Arc<dyn Clock>,
 ) -> Result<(Verifier, Option<RevocationFollower>), StartError> {
     let mut verifier_config = VerifierConfig::new(issuer.url.clone())
         .with_leeway(config.leeway)
@@ -339,6 +341,7 @@ async fn start_issuer(
         verifier_config = verifier_config.with_algorithms(algorithms.iter().copied());
     }
     let verifier = Verifier::builder(verifier_config)
+        .clock(clock)
         .build()
         .await
         .map_err(|source| StartError::Verifier { issuer: issuer.url.clone(), source })?;

@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokenmint_core::ratelimit::Decision;
+use tokenmint_http::Decision;
 use tokenmint_proto::Environment;
 use tokenmint_verify::{CanonicalPath, Rejection, VerifiedToken, bearer_token};
 

@@ -176,8 +176,8 @@ async fn a_key_rotation_is_picked_up_without_restart_or_a_burst_of_jwks_fetches(
         "the server signs with the new key"
     );
 
-    // The gateway fetched the JWKS at start; its refetch cooldown (1 s here) has passed.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The gateway fetched the JWKS at start; its refetch cooldown (1 s here) passes.
+    setup.clock.advance(Duration::from_millis(1100));
     let jwks = "/.well-known/jwks.json";
     let before = setup.server.counter.path(jwks);
     let requests = (0..50).map(|_| setup.get("/eligibility", Some(&new)));
@@ -273,7 +273,13 @@ async fn a_reload_swaps_routes_without_dropping_requests_and_a_bad_config_is_ref
         let token = token.clone();
         tokio::spawn(async move { http.get(url).bearer_auth(token).send().await.unwrap().status() })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            setup.production.slow_arrived.load(std::sync::atomic::Ordering::SeqCst) > 0
+        })
+        .await,
+        "the slow request reached the upstream"
+    );
 
     let text = std::fs::read_to_string(&setup.config_path).unwrap()
         + &format!(

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod claims;
+pub mod clock;
 pub mod error;
 pub mod feed;
 pub mod jwks;

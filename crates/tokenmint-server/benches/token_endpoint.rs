@@ -97,9 +97,11 @@ fn hot_path_additions(c: &mut Criterion) {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let mut group = c.benchmark_group("token_endpoint/additions");
-    let limiter = tokenmint_core::ratelimit::RateLimiter::new(1000);
+    let limiter = tokenmint_http::RateLimiter::new(1000);
+    let clock = tokenmint_http::SystemClock;
     group.bench_function("rate limit check", |b| {
-        b.iter(|| limiter.check("tmc_0123456789abcdefghijklmn", 1_000_000_000));
+        use tokenmint_http::Clock as _;
+        b.iter(|| limiter.check("tmc_0123456789abcdefghijklmn", 1_000_000_000, clock.now()));
     });
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, String, i64)>(65_536);
     rt.spawn(async move { while rx.recv().await.is_some() {} });

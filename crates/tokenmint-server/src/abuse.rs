@@ -8,8 +8,8 @@
 use quick_cache::sync::Cache;
 use std::net::IpAddr;
 use std::time::Duration;
-use tokenmint_core::ratelimit::{Decision, RateLimiter};
 use tokenmint_core::{PresentedClientId, UnixTime};
+use tokenmint_http::ratelimit::{Decision, RateLimiter, unix_seconds};
 
 #[derive(Debug, Clone)]
 pub struct BruteForceConfig {
@@ -103,7 +103,8 @@ impl AbuseGuard {
                 self.failures.check_quota(
                     &ip_key(ip),
                     self.config.failures_per_ip,
-                    self.config.window
+                    self.config.window,
+                    unix_seconds(now),
                 ),
                 Decision::Limited { .. }
             )
@@ -115,7 +116,8 @@ impl AbuseGuard {
             self.failures.check_quota(
                 &client_key,
                 self.config.failures_per_client,
-                self.config.window
+                self.config.window,
+                unix_seconds(now),
             ),
             Decision::Limited { .. }
         ) {

@@ -33,8 +33,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_core::ids::random_id;
-use tokenmint_core::ratelimit::{Decision, RateLimiter};
 use tokenmint_core::{ClientId, PresentedClientId, SafeText, UnixTime};
+use tokenmint_http::ratelimit::{Decision, RateLimiter, unix_seconds};
 use tokenmint_store::{AlertDelivery, Store};
 use tokio::sync::mpsc;
 
@@ -458,6 +458,7 @@ impl Alerts {
             client_id.as_str(),
             self.config.rate_limit_hits,
             self.config.rate_limit_window,
+            unix_seconds(now),
         );
         if matches!(hits, Decision::Limited { .. }) {
             let mut a = Alert::new(

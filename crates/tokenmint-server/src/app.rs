@@ -142,11 +142,12 @@ impl Application {
             );
         }
         let last_change = store.latest_change().await?;
+        let limiter_clock = Arc::new(crate::clock::LimiterClock(clock.clone()));
         let limits = match &config.redis_url {
-            Some(url) => crate::limits::Limits::redis(url, &config.redis_prefix)
+            Some(url) => tokenmint_http::Limits::redis(url, &config.redis_prefix, limiter_clock)
                 .await
                 .map_err(|e| StartError::Redis(e.to_string()))?,
-            None => crate::limits::Limits::local(),
+            None => tokenmint_http::Limits::local(limiter_clock),
         };
         let mut metrics = Metrics::new();
         metrics.registry.register(
@@ -291,7 +292,7 @@ impl Application {
         let served = crate::transport::serve(
             self.listener,
             app,
-            &crate::transport::ListenOptions::of(&state.config),
+            &crate::transport::listen_options(&state.config),
             self.tls,
             shutdown,
         )

@@ -55,3 +55,14 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// The server's clock as the shared rate limiters read it (`tokenmint_http::Clock`), so a test
+/// that moves the server's clock moves its token-request limits too.
+#[derive(Debug)]
+pub struct LimiterClock(pub std::sync::Arc<dyn Clock>);
+
+impl tokenmint_http::Clock for LimiterClock {
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(u64::try_from(self.0.now_micros()).unwrap_or(0))
+    }
+}

@@ -12,9 +12,7 @@ use tokenmint_core::scope::ProductAreas;
 /// Default token-endpoint path (Wellhub, and most servers).
 pub const DEFAULT_TOKEN_PATH: &str = "/oauth/token";
 
-/// How long a client may take to send a request's headers: the server's and the gateway's
-/// default.
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+pub use tokenmint_http::{DEFAULT_HEADER_TIMEOUT, TlsFiles};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -72,13 +70,6 @@ pub struct Config {
     pub header_timeout: Duration,
     /// How long a request may take from its headers to its response's headers.
     pub request_timeout: Duration,
-}
-
-/// A certificate chain and its private key, as PEM files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
 }
 
 impl Config {

@@ -17,7 +17,6 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod keyring;
-pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod portal;

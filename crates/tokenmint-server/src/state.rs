@@ -23,7 +23,7 @@ pub struct Inner {
     pub keys: KeyRing,
     pub decrypted: tokio::sync::Mutex<Decrypted>,
     pub revocations: RevocationSet,
-    pub limits: crate::limits::Limits,
+    pub limits: tokenmint_http::Limits,
     /// When the change log was last read successfully (nanoseconds since `started`).
     pub last_sync_ok: std::sync::atomic::AtomicU64,
     pub started: std::time::Instant,

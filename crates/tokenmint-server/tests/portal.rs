@@ -46,6 +46,21 @@ async fn credential(app: &TestApp, client_id: &str) -> Value {
     res.json().await.unwrap()
 }
 
+/// The audit records of `kind`, polled until `written` holds for them: the audit trail is
+/// written behind the response, by a background task.
+async fn audit_once(app: &TestApp, kind: &str, written: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let path = format!("/audit?kind={kind}");
+        let audit = app.admin(Method::GET, &path, None).await.text().await.unwrap();
+        if written(&audit) {
+            return audit;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no {kind} audit record: {audit}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn generate_form(csrf: &str) -> Vec<(&str, &str)> {
     vec![
         ("csrf", csrf),
@@ -250,14 +265,7 @@ async fn a_wrong_password_an_unknown_email_and_a_deactivated_user_get_the_same_a
     assert!(unknown * 2 > known && known * 2 > unknown, "unknown {unknown:?} vs known {known:?}");
 
     // Every failure is in the audit trail, without the password.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let audit = app
-        .admin(Method::GET, "/audit?kind=portal.sign_in_failed", None)
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(audit.contains("nobody@acme.test"));
+    let audit = audit_once(&app, "portal.sign_in_failed", |a| a.contains("nobody@acme.test")).await;
     assert!(!audit.contains("not the password"));
 }
 
@@ -277,9 +285,8 @@ async fn sign_in_is_throttled_per_account_and_per_source_with_a_clear_message() 
     assert!(blocked.headers.contains_key(header::RETRY_AFTER));
     assert!(!b.cookies.iter().any(|(k, _)| k == "tm_session"));
     // The block is audited.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let blocks: Value =
-        app.admin(Method::GET, "/audit?kind=source.blocked", None).await.json().await.unwrap();
+    let blocks = audit_once(&app, "source.blocked", |a| a.contains("\"reason\"")).await;
+    let blocks: Value = serde_json::from_str(&blocks).unwrap();
     assert_eq!(blocks["items"][0]["reason"], "too_many_portal_sign_in_failures");
     // Another account from the same source is not blocked yet.
     b.sign_in("viewer@acme.test", VIEWER_PW).await;
@@ -439,9 +446,9 @@ async fn a_generated_secret_is_shown_once_and_never_in_a_url() {
     assert!(!again.body.contains(&secret), "the secret is gone after its one view");
 
     // The acting user is in the audit trail.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let audit: Value =
-        app.admin(Method::GET, "/audit?kind=credential.created", None).await.json().await.unwrap();
+    let audit =
+        audit_once(&app, "credential.created", |a| a.contains("user:admin@acme.test")).await;
+    let audit: Value = serde_json::from_str(&audit).unwrap();
     assert!(
         audit["items"].as_array().unwrap().iter().any(|e| e["actor"] == "user:admin@acme.test")
     );

@@ -89,12 +89,16 @@ fn a_bad_gateway_configuration_is_refused_naming_the_key() {
 fn admin_credential(dir: &Path) -> Value {
     let creds = dir.join("tokenmint-admin.json");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !creds.exists() {
+    // Polled until the file holds the whole credential, not only until it exists.
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&creds)
+            && let Ok(admin) = serde_json::from_str::<Value>(&text)
+        {
+            return admin;
+        }
         assert!(Instant::now() < deadline, "serve wrote no admin credential");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(100));
-    serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap()
 }
 
 #[cfg(unix)]

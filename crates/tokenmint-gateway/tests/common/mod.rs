@@ -260,6 +260,8 @@ impl Server {
 /// An upstream API that echoes what it received as JSON, streams large answers and can be slow.
 pub struct Upstream {
     pub url: String,
+    /// How many `/slow` requests have arrived (and are being held).
+    pub slow_arrived: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -269,11 +271,15 @@ impl Drop for Upstream {
     }
 }
 
-async fn echo(State(name): State<&'static str>, request: Request) -> Response {
+async fn echo(
+    State((name, slow_arrived)): State<(&'static str, Arc<std::sync::atomic::AtomicUsize>)>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("").to_owned();
     if path.ends_with("/slow") {
+        slow_arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     if path.ends_with("/large") {
@@ -330,9 +336,10 @@ impl Upstream {
     pub async fn start(name: &'static str) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = Router::new().fallback(echo).with_state(name);
+        let slow_arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let app = Router::new().fallback(echo).with_state((name, slow_arrived.clone()));
         let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Upstream { url, task }
+        Upstream { url, slow_arrived, task }
     }
 }
 
@@ -349,6 +356,8 @@ pub struct Setup {
     pub sandbox: Upstream,
     pub gateway: String,
     pub handle: GatewayHandle,
+    /// The gateway's clock: tests move it instead of waiting for cooldowns and limits.
+    pub clock: Arc<tokenmint_gateway::ManualClock>,
     pub http: reqwest::Client,
     pub config_path: std::path::PathBuf,
     task: tokio::task::JoinHandle<()>,
@@ -456,7 +465,8 @@ impl Setup {
         let config_path = server.dir.path().join("gateway.toml");
         std::fs::write(&config_path, &text).unwrap();
         let config = GatewayConfig::load(&config_path, &Overrides::default()).unwrap();
-        let gateway = Gateway::build(config).await.unwrap();
+        let clock = Arc::new(tokenmint_gateway::ManualClock::starting_now());
+        let gateway = Gateway::build(config, clock.clone()).await.unwrap();
         let addr = gateway.local_addr().unwrap();
         let handle = gateway.handle();
         let task = tokio::spawn(async move {
@@ -468,6 +478,7 @@ impl Setup {
             sandbox,
             gateway: format!("http://{addr}"),
             handle,
+            clock,
             http: reqwest::Client::new(),
             config_path,
             task,

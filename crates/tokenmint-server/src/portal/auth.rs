@@ -26,7 +26,7 @@ use quick_cache::sync::Cache;
 use std::net::IpAddr;
 use std::time::Duration;
 use tokenmint_core::UnixTime;
-use tokenmint_core::ratelimit::{Decision, RateLimiter};
+use tokenmint_http::ratelimit::{Decision, RateLimiter, unix_seconds};
 use tokenmint_store::{PortalSession, UserStatus};
 
 /// Failed sign-ins one account may have within [`WINDOW`] before it is blocked.
@@ -71,7 +71,10 @@ impl SignInThrottle {
     pub fn record_failure(&self, email: &str, ip: Option<IpAddr>, now: UnixTime) -> bool {
         let mut blocked = false;
         let mut count = |key: String, limit: u32| {
-            if matches!(self.failures.check_quota(&key, limit, WINDOW), Decision::Limited { .. }) {
+            if matches!(
+                self.failures.check_quota(&key, limit, WINDOW, unix_seconds(now)),
+                Decision::Limited { .. }
+            ) {
                 self.failures.reset(&key);
                 self.blocked.insert(key, now + BLOCK_SECS);
                 blocked = true;

@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 use tokenmint_core::grant::{self, GrantedAudience};
 use tokenmint_core::jwt::{self, AudienceRef, ClaimsRef};
-use tokenmint_core::ratelimit::Decision;
 use tokenmint_core::request;
 use tokenmint_core::{ClientId, PresentedClientId};
+use tokenmint_http::ratelimit::Decision;
 
 pub async fn issue_token(State(state): State<AppState>, req: Request) -> Response {
     let started = Instant::now();

@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tokenmint_gateway::{Gateway, GatewayConfig, GatewayHandle, Overrides};
+use std::sync::Arc;
+use tokenmint_gateway::{Gateway, GatewayConfig, GatewayHandle, Overrides, SystemClock};
 
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
@@ -70,12 +71,12 @@ pub async fn run(args: GatewayArgs) -> Result<ExitCode> {
     let config = GatewayConfig::load(&args.config, &overrides)
         .with_context(|| format!("invalid gateway configuration {}", args.config.display()))?;
     let routes = config.routes.len();
-    let issuers: Vec<String> = config.issuers.iter().map(|i| i.url.clone()).collect();
-    let mode = match config.mode {
+    let issuers: Vec<String> = config.startup.issuers.iter().map(|i| i.url.clone()).collect();
+    let mode = match config.startup.mode {
         tokenmint_gateway::Mode::Proxy => "proxy",
         _ => "authz",
     };
-    let gateway = Gateway::build(config).await.map_err(|e| match e {
+    let gateway = Gateway::build(config, Arc::new(SystemClock)).await.map_err(|e| match e {
         tokenmint_gateway::StartError::Listen { addr, source } => {
             anyhow::Error::new(crate::exit::listen_failure(
                 addr,

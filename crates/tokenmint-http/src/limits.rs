@@ -1,17 +1,21 @@
-//! Token-request limits, local or shared through Redis.
+//! Request limits, local or shared through Redis: the server's token-request limits and the
+//! gateway's per-route limits.
 //!
-//! One instance keeps its limits in memory (`tokenmint_core::ratelimit`). Several instances
+//! One instance keeps its limits in memory ([`crate::ratelimit`]). Several instances
 //! behind a load balancer must share them, or a client gets N times its limit: with `--redis`,
 //! each check runs the same GCRA atomically in Redis (one Lua script, one round trip, time taken
 //! from the Redis server so instances' clocks do not matter). When Redis cannot answer in time,
 //! the instance falls back to its local limiter (says so once in the log, and in a metric), and
-//! returns to Redis by itself; no request fails because Redis is down.
+//! returns to Redis by itself; no request fails because Redis is down. The local limiter and
+//! the wait before Redis is tried again read the [`Clock`] the limits are built with.
 
+use crate::ratelimit::{Decision, RateLimiter};
 use prometheus_client::metrics::gauge::Gauge;
 use redis::aio::ConnectionManager;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-use tokenmint_core::ratelimit::{Decision, RateLimiter};
+use std::time::Duration;
+use tokenmint_proto::clock::Clock;
 
 /// GCRA in Redis. KEYS[1]: the client's key; ARGV: limit, period in microseconds.
 /// Returns {1, remaining, reset_us} when allowed, {0, retry_after_us} when limited.
@@ -43,8 +47,7 @@ pub struct RedisLimits {
     script: redis::Script,
     prefix: String,
     degraded: AtomicBool,
-    start: Instant,
-    /// Nanoseconds since `start` before which Redis is not tried again.
+    /// Nanoseconds since the clock's origin before which Redis is not tried again.
     retry_at: AtomicU64,
 }
 
@@ -57,6 +60,7 @@ impl std::fmt::Debug for RedisLimits {
 /// Where limits are kept.
 #[derive(Debug)]
 pub struct Limits {
+    clock: Arc<dyn Clock>,
     local: RateLimiter,
     redis: Option<RedisLimits>,
     /// 1 while checks are decided locally because Redis is unreachable.
@@ -64,13 +68,20 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn local() -> Self {
-        Self { local: RateLimiter::new(200_000), redis: None, fallback: Gauge::default() }
+    /// Limits kept in this process, timed by `clock`.
+    pub fn local(clock: Arc<dyn Clock>) -> Self {
+        Self { clock, local: RateLimiter::new(200_000), redis: None, fallback: Gauge::default() }
     }
 
     /// Connects to Redis. The connection is made lazily by the manager's reconnect logic when
     /// Redis is down at start, so a missing Redis slows nothing and fails nothing.
-    pub async fn redis(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
+    /// The local fallback and the wait before Redis is tried again are timed by `clock`; the
+    /// shared limits themselves by the Redis server's clock.
+    pub async fn redis(
+        url: &str,
+        prefix: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_millis(500))
@@ -78,13 +89,13 @@ impl Limits {
             .set_number_of_retries(1);
         let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self {
+            clock,
             local: RateLimiter::new(200_000),
             redis: Some(RedisLimits {
                 conn,
                 script: redis::Script::new(GCRA),
                 prefix: prefix.to_owned(),
                 degraded: AtomicBool::new(false),
-                start: Instant::now(),
                 retry_at: AtomicU64::new(0),
             }),
             fallback: Gauge::default(),
@@ -97,12 +108,18 @@ impl Limits {
 
     /// Checks and counts one request of `key` against `limit` per `period`.
     pub async fn check(&self, key: &str, limit: u32, period: Duration) -> Decision {
+        let now = self.clock.now();
         let Some(r) = &self.redis else {
-            return self.local.check_quota(key, limit, period);
+            return self.local.check_quota(key, limit, period, now);
         };
-        let now = u64::try_from(r.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        if now < r.retry_at.load(Ordering::Acquire) {
-            return self.local.check_quota(key, limit, period);
+        let now_nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        let wait = u64::try_from(RETRY_AFTER_FAILURE.as_nanos()).unwrap_or(u64::MAX);
+        // Within the wait after a failure, decide locally. A retry time further away than the
+        // wait itself means the clock was set back since: try Redis rather than stay local for
+        // as long as the clock jumped.
+        let retry_at = r.retry_at.load(Ordering::Acquire);
+        if now_nanos < retry_at && retry_at - now_nanos <= wait {
+            return self.local.check_quota(key, limit, period, now);
         }
         let mut conn = r.conn.clone();
         let mut invocation = r.script.key(format!("{}{key}", r.prefix));
@@ -127,9 +144,8 @@ impl Limits {
                     tracing::warn!(error = %reason, "Redis is unreachable: rate limits fall back to this instance's own");
                     self.fallback.set(1);
                 }
-                let wait = u64::try_from(RETRY_AFTER_FAILURE.as_nanos()).unwrap_or(u64::MAX);
-                r.retry_at.store(now.saturating_add(wait), Ordering::Release);
-                self.local.check_quota(key, limit, period)
+                r.retry_at.store(now_nanos.saturating_add(wait), Ordering::Release);
+                self.local.check_quota(key, limit, period, now)
             }
         }
     }
@@ -151,6 +167,22 @@ fn decision(v: &[i64]) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn local_limits_refill_as_the_clock_they_are_given_moves() {
+        let clock =
+            Arc::new(tokenmint_proto::clock::ManualClock::new(Duration::from_secs(1_765_000_000)));
+        let limits = Limits::local(clock.clone());
+        let minute = Duration::from_secs(60);
+        for _ in 0..2 {
+            assert!(matches!(limits.check("k", 2, minute).await, Decision::Allowed { .. }));
+        }
+        assert_eq!(limits.check("k", 2, minute).await, Decision::Limited { retry_after_secs: 30 });
+        clock.advance(Duration::from_secs(29));
+        assert_eq!(limits.check("k", 2, minute).await, Decision::Limited { retry_after_secs: 1 });
+        clock.advance(Duration::from_secs(1));
+        assert!(matches!(limits.check("k", 2, minute).await, Decision::Allowed { .. }));
+    }
 
     #[test]
     fn script_answers_map_to_decisions() {

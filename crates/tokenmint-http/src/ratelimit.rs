@@ -1,0 +1,196 @@
+//! Per-client request limits: GCRA (the generic cell rate algorithm), in-process. The token
+//! endpoint limits token requests per credential with it; the gateway limits API calls per
+//! client with it.
+//!
+//! A limit of N per minute is a bucket of N requests that refills continuously at N per
+//! minute: a client may send N at once, then one every 60/N seconds. GCRA stores that as one
+//! number per client (the theoretical arrival time), updated with a compare-and-swap, so a
+//! check costs an atomic operation and no lock. The `governor` crate implements the same
+//! algorithm but with one quota for every key; here each credential has its own.
+
+use quick_cache::sync::Cache;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What a check decided, with what the `RateLimit` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed { remaining: u32, reset_secs: u64 },
+    Limited { retry_after_secs: u64 },
+}
+
+/// Per-key GCRA state. It reads no clock: every check is given `now` (time since a fixed
+/// origin, in practice a [`crate::Clock`]'s reading), so its callers decide where time comes
+/// from and tests choose the instant.
+#[derive(Debug)]
+pub struct RateLimiter {
+    /// Theoretical arrival time per client, in nanoseconds since the clock's origin.
+    tats: Cache<String, Arc<AtomicU64>>,
+}
+
+/// The instant a limiter is given by callers that keep time in whole Unix seconds.
+pub fn unix_seconds(now: i64) -> Duration {
+    Duration::from_secs(u64::try_from(now).unwrap_or(0))
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl RateLimiter {
+    pub fn new(capacity: usize) -> Self {
+        Self { tats: Cache::new(capacity.max(16)) }
+    }
+
+    /// Checks and counts one request of `key` against `per_minute` (> 0) at `now`.
+    pub fn check(&self, key: &str, per_minute: u32, now: Duration) -> Decision {
+        self.check_quota(key, per_minute, Duration::from_secs(60), now)
+    }
+
+    /// Checks and counts one event of `key` against `limit` per `period` (a burst of `limit`,
+    /// refilled continuously over `period`) at `now`.
+    pub fn check_quota(&self, key: &str, limit: u32, period: Duration, now: Duration) -> Decision {
+        self.check_quota_at(key, limit, nanos(period).max(1), nanos(now))
+    }
+
+    fn check_quota_at(&self, key: &str, limit: u32, period_nanos: u64, now: u64) -> Decision {
+        let limit = u64::from(limit.max(1));
+        let interval = (period_nanos / limit).max(1);
+        // Burst tolerance: the whole period's worth may arrive at once.
+        let tolerance = interval.saturating_mul(limit - 1);
+        // The latest theoretical arrival time that still admits a request now.
+        let horizon = now.saturating_add(tolerance).saturating_add(interval);
+        let cell = match self.tats.get(key) {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(AtomicU64::new(0));
+                self.tats.insert(key.to_owned(), c.clone());
+                self.tats.get(key).unwrap_or(c)
+            }
+        };
+        let mut tat = cell.load(Ordering::Acquire);
+        loop {
+            let base = tat.max(now);
+            let new_tat = base.saturating_add(interval);
+            if new_tat > horizon {
+                let wait = (new_tat - horizon).div_ceil(1_000_000_000).max(1);
+                return Decision::Limited { retry_after_secs: wait };
+            }
+            match cell.compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    let used = (new_tat - now).div_ceil(interval);
+                    let remaining = limit.saturating_sub(used);
+                    let reset_secs = (new_tat - now).div_ceil(1_000_000_000);
+                    return Decision::Allowed {
+                        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+                        reset_secs,
+                    };
+                }
+                Err(current) => tat = current,
+            }
+        }
+    }
+
+    /// Forgets a client's state (its limit changed).
+    pub fn reset(&self, key: &str) {
+        self.tats.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An instant `secs` seconds after an arbitrary origin (a real clock's epoch is far away).
+    fn at(secs: u64) -> Duration {
+        Duration::from_secs(1_765_000_000 + secs)
+    }
+
+    #[test]
+    fn a_full_minute_may_arrive_at_once_and_the_next_request_waits() {
+        let l = RateLimiter::new(100);
+        for i in 0..100 {
+            assert!(matches!(l.check("a", 100, at(0)), Decision::Allowed { .. }), "request {i}");
+        }
+        let Decision::Limited { retry_after_secs } = l.check("a", 100, at(0)) else {
+            panic!("not limited")
+        };
+        assert_eq!(retry_after_secs, 1);
+        // Another client is unaffected.
+        assert!(matches!(l.check("b", 100, at(0)), Decision::Allowed { remaining: 99, .. }));
+    }
+
+    #[test]
+    fn the_limit_recovers_at_the_configured_rate() {
+        let l = RateLimiter::new(100);
+        for _ in 0..10 {
+            l.check("a", 10, at(0));
+        }
+        assert!(matches!(l.check("a", 10, at(0)), Decision::Limited { .. }));
+        assert!(matches!(l.check("a", 10, at(6)), Decision::Allowed { .. }));
+        assert!(matches!(l.check("a", 10, at(6)), Decision::Limited { .. }));
+        assert!(matches!(l.check("a", 10, at(66)), Decision::Allowed { remaining: 9, .. }));
+    }
+
+    #[test]
+    fn quotas_over_other_periods_work_the_same_way() {
+        let l = RateLimiter::new(100);
+        let five_min = Duration::from_secs(300);
+        for _ in 0..3 {
+            assert!(matches!(l.check_quota("ip", 3, five_min, at(0)), Decision::Allowed { .. }));
+        }
+        assert!(matches!(
+            l.check_quota("ip", 3, five_min, at(0)),
+            Decision::Limited { retry_after_secs: 100 }
+        ));
+        assert!(matches!(l.check_quota("ip", 3, five_min, at(100)), Decision::Allowed { .. }));
+    }
+
+    #[test]
+    fn remaining_counts_down() {
+        let l = RateLimiter::new(100);
+        assert_eq!(l.check("a", 3, at(0)), Decision::Allowed { remaining: 2, reset_secs: 20 });
+        assert_eq!(l.check("a", 3, at(0)), Decision::Allowed { remaining: 1, reset_secs: 40 });
+        assert_eq!(l.check("a", 3, at(0)), Decision::Allowed { remaining: 0, reset_secs: 60 });
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends, and whenever: in no span of time are more requests admitted
+        /// than the burst plus what the rate refills in that span, and a client that keeps to
+        /// the rate is never refused.
+        #[test]
+        fn no_span_admits_more_than_the_burst_and_the_refill(
+            limit in 1u32..20,
+            gaps_ms in proptest::collection::vec(0u64..4_000, 1..120),
+        ) {
+            let l = RateLimiter::new(16);
+            let period = Duration::from_secs(60);
+            let interval_ms = 60_000 / u64::from(limit);
+            let mut now = 0u64;
+            let mut admitted = Vec::new();
+            for gap in gaps_ms {
+                now += gap;
+                if matches!(l.check_quota("k", limit, period, at(0) + Duration::from_millis(now)), Decision::Allowed { .. }) {
+                    admitted.push(now);
+                }
+            }
+            for (i, start) in admitted.iter().enumerate() {
+                for (j, end) in admitted.iter().enumerate().skip(i) {
+                    let in_span = u64::try_from(j - i + 1).unwrap();
+                    proptest::prop_assert!(
+                        in_span <= (end - start) / interval_ms + u64::from(limit),
+                        "{in_span} admitted within {} ms", end - start
+                    );
+                }
+            }
+
+            let steady = RateLimiter::new(16);
+            for n in 0..u64::from(limit) * 3 {
+                let t = at(0) + Duration::from_millis(n * interval_ms + interval_ms);
+                let kept_to_the_rate = matches!(steady.check_quota("k", limit, period, t), Decision::Allowed { .. });
+                proptest::prop_assert!(kept_to_the_rate, "request {n} refused");
+            }
+        }
+    }
+}
