@@ -99,6 +99,19 @@ impl StoredSecret {
     }
 }
 
+/// How long a credential can administer the platform, as the no-lockout rule measures it.
+/// Ordered: a credential that cannot administer now is below one that can until some instant,
+/// which is below one that can with no end in sight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AdminHorizon {
+    /// It cannot obtain an admin-API token now.
+    Never,
+    /// It can until this instant (its own expiry or its last secret's, whichever comes first).
+    Until(UnixTime),
+    /// It can, and nothing already scheduled will stop it.
+    Indefinitely,
+}
+
 /// A credential: what a partner's system authenticates as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
@@ -206,6 +219,44 @@ impl Credential {
         token_id(now_micros.max(floor))
     }
 
+    /// Whether the credential gets tokens for `audience` when it asks for none: it lists no
+    /// audiences (its tokens are then for the issuer) or lists this one.
+    pub fn reaches_audience(&self, audience: &str) -> bool {
+        self.audiences.is_empty() || self.audiences.iter().any(|a| a == audience)
+    }
+
+    /// How long, from `now`, the credential can administer an API whose audience is
+    /// `admin_audience` (the admin API's is the issuer): it must be active, unexpired, hold
+    /// `tokenmint:admin`, be able to get a token for that audience, and have a live secret.
+    /// Its horizon ends at its own expiry or when its last live secret expires.
+    pub fn admin_horizon(&self, now: UnixTime, admin_audience: &str) -> AdminHorizon {
+        if self.status != CredentialStatus::Active
+            || self.is_expired(now)
+            || !self.permissions.is_platform_admin()
+            || !self.reaches_audience(admin_audience)
+        {
+            return AdminHorizon::Never;
+        }
+        // The latest end among the live secrets; `None` inside is "never expires".
+        let Some(secrets_end) =
+            self.secrets.iter().filter(|s| s.is_live(now)).map(|s| s.expires_at).max_by(|a, b| {
+                match (a, b) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (Some(x), Some(y)) => x.cmp(y),
+                }
+            })
+        else {
+            return AdminHorizon::Never;
+        };
+        match (self.expires_at, secrets_end) {
+            (None, None) => AdminHorizon::Indefinitely,
+            (Some(t), None) | (None, Some(t)) => AdminHorizon::Until(t),
+            (Some(a), Some(b)) => AdminHorizon::Until(a.min(b)),
+        }
+    }
+
     /// Secrets that still authenticate at `now`.
     pub fn live_secrets(&self, now: UnixTime) -> usize {
         self.secrets.iter().filter(|s| s.is_live(now)).count()
@@ -246,6 +297,30 @@ mod tests {
             secrets: vec![secret("old", 1, Some(500)), secret("new", 2, None)],
             revision: 1,
         }
+    }
+
+    #[test]
+    fn an_admin_horizon_ends_with_the_credential_its_last_secret_or_its_reach() {
+        let iss = "https://auth.example.test";
+        let mut c = credential();
+        assert_eq!(c.admin_horizon(0, iss), AdminHorizon::Never, "not an admin");
+        c.permissions = Permissions::from_stored(&["tokenmint:admin"]);
+        assert_eq!(c.admin_horizon(0, iss), AdminHorizon::Until(1000));
+        c.expires_at = None;
+        assert_eq!(c.admin_horizon(0, iss), AdminHorizon::Indefinitely);
+        c.secrets[1].expires_at = Some(700);
+        assert_eq!(c.admin_horizon(0, iss), AdminHorizon::Until(700), "the later secret counts");
+        assert_eq!(c.admin_horizon(600, iss), AdminHorizon::Until(700));
+        assert_eq!(c.admin_horizon(700, iss), AdminHorizon::Never, "no live secret");
+        c.secrets[1].expires_at = None;
+        c.audiences = vec!["https://api.example.com".into()];
+        assert_eq!(c.admin_horizon(0, iss), AdminHorizon::Never, "cannot reach the admin API");
+        c.audiences.push(iss.into());
+        assert_eq!(c.admin_horizon(0, iss), AdminHorizon::Indefinitely);
+        c.status = CredentialStatus::Deactivated;
+        assert_eq!(c.admin_horizon(0, iss), AdminHorizon::Never);
+        assert!(AdminHorizon::Never < AdminHorizon::Until(i64::MIN));
+        assert!(AdminHorizon::Until(i64::MAX) < AdminHorizon::Indefinitely);
     }
 
     #[test]

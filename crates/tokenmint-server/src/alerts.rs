@@ -192,14 +192,25 @@ pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
             } else if v6.is_multicast() {
                 Some("multicast or reserved")
             } else if s[0] == 0x64 && s[1] == 0xFF9B && s[2..6] == [0, 0, 0, 0] {
-                // NAT64: the IPv4 address inside decides.
-                let v4 = std::net::Ipv4Addr::new(
-                    (s[6] >> 8) as u8,
-                    s[6] as u8,
-                    (s[7] >> 8) as u8,
-                    s[7] as u8,
-                );
-                non_public_kind(IpAddr::V4(v4))
+                // NAT64 (RFC 6052 well-known prefix): the IPv4 address inside decides.
+                non_public_kind(IpAddr::V4(v4_from(s[6], s[7])))
+            } else if s[0] == 0x64 && s[1] == 0xFF9B && s[2] == 1 {
+                // RFC 8215: NAT64 prefixes for one network's own use, which may embed any
+                // internal address anywhere in the rest.
+                Some("local-use NAT64")
+            } else if s[0] == 0x2002 {
+                // 6to4 (RFC 3056): a relay delivers to the IPv4 address in bits 16 to 48.
+                non_public_kind(IpAddr::V4(v4_from(s[1], s[2])))
+                    .map(|_| "6to4 of a non-public IPv4")
+            } else if s[0] == 0x2001 && s[1] == 0 {
+                // Teredo (RFC 4380): the server's IPv4 address, then the client's, inverted.
+                let server = v4_from(s[2], s[3]);
+                let client = v4_from(!s[6], !s[7]);
+                (non_public_kind(IpAddr::V4(server)).is_some()
+                    || non_public_kind(IpAddr::V4(client)).is_some())
+                .then_some("Teredo of a non-public IPv4")
+            } else if s[0] == 0x2001 && s[1] == 0x0DB8 {
+                Some("documentation")
             } else if s[0] == 0 && s[1..6] == [0, 0, 0, 0, 0] {
                 Some("IPv4-compatible (deprecated)")
             } else {
@@ -207,6 +218,13 @@ pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
             }
         }
     }
+}
+
+/// The IPv4 address held by two 16-bit groups of an IPv6 address.
+fn v4_from(high: u16, low: u16) -> std::net::Ipv4Addr {
+    let [a, b] = high.to_be_bytes();
+    let [c, d] = low.to_be_bytes();
+    std::net::Ipv4Addr::new(a, b, c, d)
 }
 
 /// Resolves webhook hosts and keeps only public addresses, so a name that resolves (now, not
@@ -671,6 +689,28 @@ fn now_unix() -> UnixTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tunnel_and_translation_addresses_are_judged_by_the_ipv4_address_they_carry() {
+        let kind = |ip: &str| non_public_kind(ip.parse().unwrap());
+        // Each wraps a public IPv4 address (8.8.8.8, or Teredo's public server and client).
+        for public in
+            ["64:ff9b::808:808", "2002:808:808::1", "2001:0:4136:e378:8000:63bf:f7f7:f7f7"]
+        {
+            assert_eq!(kind(public), None, "{public}");
+        }
+        for internal in [
+            "64:ff9b::a00:1",
+            "64:ff9b:1::808:808",
+            "2002:a00:1::1",
+            "2002:6440:1::1",
+            "2001:0:a00:1::1",
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+            "2001:db8::1",
+        ] {
+            assert!(kind(internal).is_some(), "{internal}");
+        }
+    }
 
     #[test]
     fn networks_are_the_site_an_address_belongs_to() {

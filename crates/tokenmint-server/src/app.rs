@@ -71,6 +71,29 @@ pub struct Application {
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Longest client-chosen request id kept (a UUID is 36 characters).
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Drops a client's `x-request-id` unless it is one field line of 1 to 128 visible ASCII
+/// characters, so that a fresh id is generated instead: the id is echoed in the response and
+/// written to logs, and raw bytes there (control characters, U+2028, bidirectional marks) could
+/// split or disguise lines in whatever reads them.
+fn keep_plain_request_id(mut req: Request) -> Request {
+    let mut ids = req.headers().get_all(&X_REQUEST_ID).iter();
+    let plain = match (ids.next(), ids.next()) {
+        (Some(id), None) => {
+            let b = id.as_bytes();
+            !b.is_empty() && b.len() <= MAX_REQUEST_ID_LEN && b.iter().all(|c| c.is_ascii_graphic())
+        }
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !plain {
+        req.headers_mut().remove(&X_REQUEST_ID);
+    }
+    req
+}
+
 impl Application {
     pub async fn build(config: Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
         Self::build_with_clock(config, store, Arc::new(SystemClock)).await
@@ -230,6 +253,7 @@ impl Application {
         // through `Router::layer`: that would box every layer per route and clone each box on
         // every request, a measurable share of a token request (see bench/run.sh).
         let layered = tower::ServiceBuilder::new()
+            .map_request(keep_plain_request_id)
             .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
             .layer(trace)
             .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))

@@ -8,7 +8,7 @@
 
 pub mod policy;
 
-pub use policy::{Action, Actor, CredentialRef, Denied, Needs, SystemScopes, Target};
+pub use policy::{Action, Actor, AdminLoss, CredentialRef, Denied, Needs, SystemScopes, Target};
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::ApiError;
@@ -76,9 +76,15 @@ pub fn list_scope(
     }
 }
 
-/// What the store re-checks when the actor's write commits.
+/// What the store re-checks when the actor's write commits. With `keep_platform_admin`, the
+/// write must not bring forward the moment the platform is left without a working admin
+/// credential for the admin API, whose audience is the issuer.
 pub fn guard(state: &AppState, actor: &Actor, keep_platform_admin: bool) -> Guard {
-    Guard { actor: actor.guard_actor(), now: state.now(), keep_platform_admin }
+    Guard {
+        actor: actor.guard_actor(),
+        now: state.now(),
+        keep_platform_admin: keep_platform_admin.then(|| state.issuer.clone()),
+    }
 }
 
 /// A credential as the policy sees it.
@@ -87,7 +93,7 @@ pub fn credential_ref(c: &Credential) -> CredentialRef<'_> {
         org: &c.org,
         client_id: Some(c.client_id.as_str()),
         system_scopes: c.permissions.has_system_scopes(),
-        loses_admin: false,
+        loses_admin: None,
     }
 }
 
@@ -266,7 +272,7 @@ pub async fn create_credential(
         org: slug.as_str(),
         client_id: None,
         system_scopes: permissions.has_system_scopes(),
-        loses_admin: false,
+        loses_admin: None,
     };
     authorize(actor, Action::CreateCredential, &Target::Credential(target), "organization")?;
     let now = state.now();
@@ -427,8 +433,7 @@ async fn modify(
         let after = CredentialRef {
             system_scopes: current.permissions.has_system_scopes()
                 || next.permissions.has_system_scopes(),
-            loses_admin: current.permissions.is_platform_admin()
-                && !next.permissions.is_platform_admin(),
+            loses_admin: admin_loss(&current, &next, &state.issuer),
             ..credential_ref(&current)
         };
         authorize(actor, action, &Target::Credential(after), "credential")?;
@@ -444,6 +449,21 @@ async fn modify(
         }
     }
     Err(ApiError::Conflict("the credential is being changed concurrently; retry".into()))
+}
+
+/// How a change takes an admin credential's use of the admin API away, or schedules its end.
+fn admin_loss(current: &Credential, next: &Credential, issuer: &str) -> Option<AdminLoss> {
+    if !current.permissions.is_platform_admin() {
+        None
+    } else if !next.permissions.is_platform_admin() {
+        Some(AdminLoss::Scope)
+    } else if current.reaches_audience(issuer) && !next.reaches_audience(issuer) {
+        Some(AdminLoss::Audience)
+    } else if next.expires_at.is_some_and(|n| current.expires_at.is_none_or(|c| n < c)) {
+        Some(AdminLoss::Expiry)
+    } else {
+        None
+    }
 }
 
 /// Whether `next` may do anything `current` could not: a scope or an audience taken away.

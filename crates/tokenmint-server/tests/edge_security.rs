@@ -295,6 +295,18 @@ async fn internal_webhook_targets_are_refused_at_start_up_unless_allowed() {
         "http://[fe80::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://[64:ff9b::a9fe:a9fe]/hook",
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[64:ff9b:1::a00:1]/hook",
+        // 6to4 wrapping 10.0.0.1, 127.0.0.1, 169.254.169.254, 192.168.0.1.
+        "http://[2002:a00:1::1]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[2002:a9fe:a9fe::1]/hook",
+        "http://[2002:c0a8:1:1::1]/hook",
+        // Teredo: a private server, or a client 10.0.0.1 / 127.0.0.1 (stored inverted).
+        "http://[2001:0:a00:1::1]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
+        "http://[2001:db8::1]/hook",
         "http://localhost:9/hook",
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -131,6 +131,9 @@ async fn a_full_session_at_trace_level_logs_no_password_session_id_secret_or_tok
 
     let logs = capture.text();
     assert!(logs.contains("portal sign-in"), "the portal's log lines were captured");
+    // Addresses are printed as addresses, not as Rust values.
+    let refused = logs.lines().find(|l| l.contains("portal sign-in refused")).unwrap();
+    assert!(refused.contains("127.0.0.1") && !refused.contains("Some("), "{refused}");
     for s in &sensitive {
         assert!(s.len() >= 20);
         assert!(

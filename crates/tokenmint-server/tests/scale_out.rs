@@ -334,10 +334,30 @@ async fn a_postgres_outage_fails_no_token_request_for_a_known_credential_and_adm
     let admin_token: Value = c.token(&c.a.base, &c.admin.0, &c.admin.1).await.json().await.unwrap();
     let admin_token = admin_token["access_token"].as_str().unwrap().to_owned();
 
+    let (cold, cold_secret) = c
+        .credential(&c.a.base, json!({"name": "cold", "org": "acme", "environment": "sandbox"}))
+        .await;
+    assert!(!cold_secret.is_empty());
+
     c.pg.down();
     for _ in 0..20 {
         assert_eq!(c.token(&c.a.base, &id, &secret).await.status(), 200);
         assert_eq!(c.token(&c.b.base, &id, &secret).await.status(), 200);
+    }
+    // Every refusal probes the database; with it down, each is the same 503, so a cached
+    // (existing) id with a wrong secret is not told apart from an unknown or uncached one.
+    let wrong = "tms_wrong";
+    for base in [&c.a.base, &c.b.base] {
+        let mut answers = Vec::new();
+        for (who, client) in [("cached", id.as_str()), ("cold", &cold), ("unknown", "tmc_nobody")] {
+            let res = c.token(base, client, wrong).await;
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(status, 503, "{who}: {body}");
+            assert_eq!(body["error"], "temporarily_unavailable", "{who}");
+            answers.push(body);
+        }
+        assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
     }
     let write = c
         .http

@@ -240,3 +240,100 @@ async fn adding_a_user_whose_email_exists_in_another_organization_reveals_nothin
     let p: Value = res.json().await.unwrap();
     assert!(p["detail"].as_str().unwrap().contains("already exists"));
 }
+
+/// serde fills a struct from a JSON array (its elements as the fields in order), so
+/// `PATCH ["renamed"]` once renamed a credential. Every admin-API route that reads a body, as
+/// the OpenAPI document lists them, refuses any body that is not a JSON object, and changes
+/// nothing.
+#[tokio::test]
+async fn every_admin_api_body_must_be_a_json_object() {
+    let app = spawn_app().await;
+    let (id, _) = app.sandbox_reader().await;
+    let secret_id = secret_ids(&app, &id).await.remove(0);
+    let before = app.state.store.get_credential(&id).await.unwrap().unwrap();
+    let doc: Value =
+        app.http.get(app.url("/admin/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut with_body = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("requestBody").is_some() {
+                let path = path
+                    .replace("{client_id}", &id)
+                    .replace("{secret_id}", &secret_id)
+                    .replace("{slug}", "acme")
+                    .replace("{id}", "usr_missing")
+                    .replace("{kid}", "missing");
+                with_body
+                    .push((Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), path));
+            }
+        }
+    }
+    assert!(with_body.len() >= 6, "{with_body:?}");
+    let token = app.admin_token().await;
+    for (method, path) in &with_body {
+        for body in [r#"["renamed"]"#, "[]", r#""renamed""#, "1", "null", " \n[{}]"] {
+            let res = app
+                .http
+                .request(method.clone(), app.url(path))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 422, "{method} {path} {body}");
+            let p: Value = res.json().await.unwrap();
+            assert!(p["detail"].as_str().unwrap().contains("must be a JSON object"), "{p}");
+        }
+    }
+    let after = app.state.store.get_credential(&id).await.unwrap().unwrap();
+    assert_eq!(after, before, "nothing changed");
+    // An object still works, with whitespace before it.
+    let res = app
+        .http
+        .patch(app.url(&format!("/admin/v1/credentials/{id}")))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(" \n{\"name\": \"renamed\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// A client's `x-request-id` is echoed and logged only when it is short visible ASCII; any
+/// other (control characters, U+2028, bidirectional marks, spaces, too long, repeated) is
+/// replaced by a generated one.
+#[tokio::test]
+async fn a_client_request_id_is_echoed_only_when_it_is_short_visible_ascii() {
+    let app = spawn_app().await;
+    let send = async |values: &[&[u8]]| {
+        let mut req = app.http.get(app.url("/healthz"));
+        for v in values {
+            req = req.header("x-request-id", reqwest::header::HeaderValue::from_bytes(v).unwrap());
+        }
+        let res = req.send().await.unwrap();
+        let ids: Vec<Vec<u8>> =
+            res.headers().get_all("x-request-id").iter().map(|v| v.as_bytes().to_vec()).collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        ids.into_iter().next().unwrap()
+    };
+    let long = "a".repeat(129);
+    for bad in [
+        &b"abc\tdef"[..],
+        "line\u{2028}break".as_bytes(),
+        "evil\u{202E}txt".as_bytes(),
+        "caf\u{e9}".as_bytes(),
+        b"two words",
+        long.as_bytes(),
+    ] {
+        let echoed = send(&[bad]).await;
+        assert_ne!(echoed, bad, "{:?}", String::from_utf8_lossy(bad));
+        assert!(echoed.iter().all(u8::is_ascii_graphic) && echoed.len() == 36, "{echoed:?}");
+    }
+    let echoed = send(&[b"ok-1", b"ok-2"]).await;
+    assert!(echoed != b"ok-1" && echoed != b"ok-2");
+    for good in [&b"req-123_ABC.x:y/z"[..], "a".repeat(128).as_bytes()] {
+        assert_eq!(send(&[good]).await, good);
+    }
+}

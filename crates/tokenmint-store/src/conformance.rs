@@ -40,6 +40,7 @@ pub const ALL: &[&str] = &[
     "portal_sessions_expire_and_end_with_their_user",
     "a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing",
     "a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing",
+    "a_write_that_schedules_the_end_of_the_last_working_admin_is_refused",
     "two_admins_deactivating_each_other_at_once_leave_exactly_one",
     "rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused",
     "concurrent_writers_of_every_kind_all_succeed",
@@ -102,6 +103,9 @@ pub async fn run(name: &str, store: &dyn Store) {
         "a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing" => {
             a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing(store).await
         }
+        "a_write_that_schedules_the_end_of_the_last_working_admin_is_refused" => {
+            a_write_that_schedules_the_end_of_the_last_working_admin_is_refused(store).await
+        }
         "two_admins_deactivating_each_other_at_once_leave_exactly_one" => {
             two_admins_deactivating_each_other_at_once_leave_exactly_one(store).await
         }
@@ -117,6 +121,14 @@ pub async fn run(name: &str, store: &dyn Store) {
 
 fn sys(now: i64) -> Guard {
     Guard::system(now)
+}
+
+/// The admin API's audience in these checks (the issuer).
+pub const ISSUER: &str = "https://auth.example.test";
+
+/// A system write that must keep a working admin for [`ISSUER`].
+fn keep(now: i64) -> Guard {
+    Guard { keep_platform_admin: Some(ISSUER.into()), ..sys(now) }
 }
 
 fn rotation(secret: &StoredSecret, expire_others_at: Option<i64>) -> Rotation {
@@ -664,10 +676,11 @@ async fn portal_sessions_expire_and_end_with_their_user(s: &dyn Store) {
     assert!(!format!("{:?}", session("h1", 1)).contains("csrf-"));
 }
 
-/// A platform-admin credential fixture (no expiry, one live secret).
+/// A platform-admin credential fixture (no expiry, no audiences, one live secret).
 pub fn admin_credential(client_id: &str, created_at: i64) -> Credential {
     let mut c = credential(client_id, "platform", created_at);
     c.permissions = Permissions::from_stored(&["tokenmint:admin"]);
+    c.audiences = vec![];
     c.expires_at = None;
     c
 }
@@ -676,7 +689,7 @@ fn acting(client_id: &str, now: i64) -> Guard {
     Guard {
         actor: GuardActor::Credential { client_id: client_id.into(), token: None },
         now,
-        keep_platform_admin: false,
+        keep_platform_admin: None,
     }
 }
 
@@ -749,7 +762,7 @@ async fn a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing
             token: Some((micros / 1_000_000, token_id(micros))),
         },
         now: 201,
-        keep_platform_admin: false,
+        keep_platform_admin: None,
     };
     assert!(matches!(
         refused(s.update_credential(&renamed, None, &with_token(200_100_000)).await),
@@ -762,7 +775,7 @@ async fn a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing
     let as_admin = Guard {
         actor: GuardActor::User { id: "u1".into(), role: UserRole::Admin },
         now: 300,
-        keep_platform_admin: false,
+        keep_platform_admin: None,
     };
     let as_viewer = Guard {
         actor: GuardActor::User { id: "u1".into(), role: UserRole::Viewer },
@@ -785,7 +798,6 @@ async fn a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothin
     s.create_organization(&org("platform"), &sys(100)).await.unwrap();
     s.create_credential(&admin_credential("tmc_a", 100), None, &sys(100)).await.unwrap();
     s.create_credential(&admin_credential("tmc_b", 100), None, &sys(100)).await.unwrap();
-    let keep = |now| Guard { keep_platform_admin: true, ..sys(now) };
     // With two admins, one may go.
     let mut b = s.get_credential("tmc_b").await.unwrap().unwrap();
     b.status = CredentialStatus::Deactivated;
@@ -826,6 +838,69 @@ async fn a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothin
     s.update_credential(&off, None, &keep(200)).await.unwrap();
 }
 
+async fn a_write_that_schedules_the_end_of_the_last_working_admin_is_refused(s: &dyn Store) {
+    s.create_organization(&org("platform"), &sys(100)).await.unwrap();
+    s.create_credential(&admin_credential("tmc_a", 100), None, &sys(100)).await.unwrap();
+    let a = s.get_credential("tmc_a").await.unwrap().unwrap();
+    let last_admin = |r: Result<(), StoreError>| assert_eq!(refused(r), Refusal::LastPlatformAdmin);
+
+    // The only admin cannot be narrowed away from the admin API's audience, given an expiry,
+    // however distant, or left with secrets that all expire.
+    let mut elsewhere = a.clone();
+    elsewhere.audiences = vec!["https://api.example.com".into()];
+    let mut expiring = a.clone();
+    expiring.expires_at = Some(200 + 10 * 366 * 86_400);
+    for change in [&elsewhere, &expiring] {
+        last_admin(s.update_credential(change, None, &keep(200)).await);
+    }
+    let mut also_issuer = a.clone();
+    also_issuer.audiences = vec!["https://api.example.com".into(), ISSUER.into()];
+    s.update_credential(&also_issuer, None, &keep(200)).await.unwrap();
+    let a = s.get_credential("tmc_a").await.unwrap().unwrap();
+    // A rotation whose new secret expires too (a rotation never makes one; a stored one might).
+    let mut expiring_secret = rotation(&secret("s2", 2, 200), Some(300));
+    expiring_secret.secret.expires_at = Some(400);
+    last_admin(s.add_secret("tmc_a", &expiring_secret, &keep(200)).await);
+    // A rotation with an overlap keeps the new secret: fine; deleting the new one then is not.
+    s.add_secret("tmc_a", &rotation(&secret("s2", 2, 200), Some(300)), &keep(200)).await.unwrap();
+    last_admin(s.delete_secret("tmc_a", "s2", &keep(200)).await);
+    let a2 = s.get_credential("tmc_a").await.unwrap().unwrap();
+    assert_eq!((&a2.audiences, a2.expires_at, a2.secrets.len()), (&a.audiences, None, 2));
+
+    // An admin restricted to another audience does not count: with one beside it, the working
+    // one still may not go.
+    let mut other = admin_credential("tmc_o", 100);
+    other.audiences = vec!["https://api.example.com".into()];
+    s.create_credential(&other, None, &sys(100)).await.unwrap();
+    let mut off = a2.clone();
+    off.status = CredentialStatus::Deactivated;
+    last_admin(s.update_credential(&off, None, &keep(200)).await);
+
+    // Two admins setting each other's expiry: the first may, the second may not.
+    s.create_credential(&admin_credential("tmc_b", 100), None, &sys(100)).await.unwrap();
+    let mut b = s.get_credential("tmc_b").await.unwrap().unwrap();
+    b.expires_at = Some(206);
+    s.update_credential(&b, None, &keep(200)).await.unwrap();
+    let mut a3 = s.get_credential("tmc_a").await.unwrap().unwrap();
+    a3.expires_at = Some(206);
+    last_admin(s.update_credential(&a3, None, &keep(200)).await);
+
+    // Once every admin expires (a platform stored that way), no write brings the end nearer,
+    // but one that keeps it, or pushes it back, passes.
+    let mut a4 = s.get_credential("tmc_a").await.unwrap().unwrap();
+    a4.expires_at = Some(500);
+    s.update_credential(&a4, None, &sys(200)).await.unwrap();
+    let mut b = s.get_credential("tmc_b").await.unwrap().unwrap();
+    b.expires_at = Some(400);
+    s.update_credential(&b, None, &keep(200)).await.unwrap();
+    let mut a5 = s.get_credential("tmc_a").await.unwrap().unwrap();
+    a5.expires_at = Some(450);
+    last_admin(s.update_credential(&a5, None, &keep(200)).await);
+    a5.expires_at = Some(600);
+    s.update_credential(&a5, None, &keep(200)).await.unwrap();
+    assert_eq!(s.get_credential("tmc_a").await.unwrap().unwrap().expires_at, Some(600));
+}
+
 async fn two_admins_deactivating_each_other_at_once_leave_exactly_one(s: &dyn Store) {
     s.create_organization(&org("platform"), &sys(100)).await.unwrap();
     for round in 0..10 {
@@ -836,7 +911,7 @@ async fn two_admins_deactivating_each_other_at_once_leave_exactly_one(s: &dyn St
         let deactivate = async |actor: &str, target: &str| {
             let mut t = s.get_credential(target).await.unwrap().unwrap();
             t.status = CredentialStatus::Deactivated;
-            let guard = Guard { keep_platform_admin: true, ..acting(actor, 200) };
+            let guard = Guard { keep_platform_admin: Some(ISSUER.into()), ..acting(actor, 200) };
             s.update_credential(&t, None, &guard).await
         };
         let (x, y) = tokio::join!(deactivate(&a, &b), deactivate(&b, &a));

@@ -56,11 +56,14 @@ pub enum Refusal {
          revoked or lost its role while the request was in progress); nothing was changed"
     )]
     ActorNoLongerAuthorized { principal: String },
-    /// The write would leave no working platform-admin credential.
+    /// The write would leave no working platform-admin credential, now or later: it ends the
+    /// last one, or brings forward the moment the last one stops working.
     #[error(
-        "this change would leave no working credential holding tokenmint:admin (active, \
-         unexpired, with a live secret), which would lock every administrator out; create or \
-         reactivate another admin credential first; nothing was changed"
+        "this change would leave no working credential holding tokenmint:admin (active, able \
+         to get tokens for the admin API: no audiences or the issuer among them, and with a \
+         live secret), now or once an expiry it sets or brings forward has passed, which would \
+         lock every administrator out; create or reactivate another admin credential with no \
+         expiry first; nothing was changed"
     )]
     LastPlatformAdmin,
     /// Another rotation of the same credential happened moments ago.
@@ -98,15 +101,19 @@ pub enum GuardActor {
 pub struct Guard {
     pub actor: GuardActor,
     pub now: UnixTime,
-    /// After the write, at least one credential holding `tokenmint:admin` must still work:
-    /// active, unexpired at `now`, with a secret live at `now`.
-    pub keep_platform_admin: bool,
+    /// `Some(audience)`: the admin API's audience (the issuer), and the write must not bring
+    /// forward the moment the platform is left without a working admin credential, one that
+    /// is active, unexpired, holds `tokenmint:admin`, gets tokens for that audience and has a
+    /// live secret (see [`tokenmint_core::credential::AdminHorizon`]). While some admin works with no expiry at all, one
+    /// must still do so after the write; a write that ends the last working one, or makes it
+    /// expire sooner, is refused.
+    pub keep_platform_admin: Option<String>,
 }
 
 impl Guard {
     /// For writes tokenmint makes on its own behalf.
     pub fn system(now: UnixTime) -> Self {
-        Self { actor: GuardActor::System, now, keep_platform_admin: false }
+        Self { actor: GuardActor::System, now, keep_platform_admin: None }
     }
 }
 

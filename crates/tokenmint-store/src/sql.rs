@@ -11,7 +11,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
-use tokenmint_core::credential::{Credential, CredentialStatus, RevocationCutoff};
+use tokenmint_core::credential::{AdminHorizon, Credential, CredentialStatus, RevocationCutoff};
 use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
 use tokenmint_core::scope::Permissions;
 use tokenmint_core::{ClientId, Environment, SecretHash, StoredSecret, UnixTime};
@@ -294,13 +294,14 @@ async fn check_actor(tx: &mut Transaction<'static, Any>, guard: &Guard) -> Resul
     }
 }
 
-/// How many credentials could act as platform admin at `now`: active, unexpired, holding
-/// `tokenmint:admin`, with a live secret.
-async fn working_admins(
+/// How long the platform keeps a working admin credential from `now` on: the furthest
+/// [`AdminHorizon`] of the credentials holding `tokenmint:admin` for the admin API's audience.
+async fn admin_horizon(
     tx: &mut Transaction<'static, Any>,
     now: UnixTime,
-) -> Result<usize, StoreError> {
-    // The LIKE only narrows the rows read; the decision is made on the parsed permissions.
+    admin_audience: &str,
+) -> Result<AdminHorizon, StoreError> {
+    // The LIKE only narrows the rows read; the decision is made on the parsed credentials.
     let sql = format!(
         "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM credentials c \
          LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
@@ -310,33 +311,36 @@ async fn working_admins(
     let rows = sqlx::query(&sql).fetch_all(&mut **tx).await.map_err(backend_err)?;
     Ok(fold_credentials(&rows)?
         .iter()
-        .filter(|c| {
-            c.status == CredentialStatus::Active
-                && c.permissions.is_platform_admin()
-                && !c.is_expired(now)
-                && c.live_secrets(now) > 0
-        })
-        .count())
+        .map(|c| c.admin_horizon(now, admin_audience))
+        .max()
+        .unwrap_or(AdminHorizon::Never))
 }
 
 /// The guard's checks before a write: the actor may still act; and, when the write must keep
-/// a platform admin, how many work now (for [`guard_after`]).
+/// a platform admin, how long one works now (for [`guard_after`]).
 async fn guard_before(
     tx: &mut Transaction<'static, Any>,
     guard: &Guard,
-) -> Result<usize, StoreError> {
+) -> Result<AdminHorizon, StoreError> {
     check_actor(tx, guard).await?;
-    if guard.keep_platform_admin { working_admins(tx, guard.now).await } else { Ok(0) }
+    match &guard.keep_platform_admin {
+        Some(audience) => admin_horizon(tx, guard.now, audience).await,
+        None => Ok(AdminHorizon::Never),
+    }
 }
 
-/// The guard's check after a write: refused only when the write is what left no working
-/// platform admin.
+/// The guard's check after a write: refused when the write brought forward the moment the
+/// platform is left without a working admin (ending the last one now is the nearest case).
+/// A write that leaves the horizon where it was passes, so a platform whose admins already
+/// expire is never stuck: adding an admin with no expiry is always possible.
 async fn guard_after(
     tx: &mut Transaction<'static, Any>,
     guard: &Guard,
-    admins_before: usize,
+    before: AdminHorizon,
 ) -> Result<(), StoreError> {
-    if guard.keep_platform_admin && admins_before > 0 && working_admins(tx, guard.now).await? == 0 {
+    if let Some(audience) = &guard.keep_platform_admin
+        && admin_horizon(tx, guard.now, audience).await? < before
+    {
         return Err(StoreError::Refused(Refusal::LastPlatformAdmin));
     }
     Ok(())
@@ -608,7 +612,7 @@ impl Store for SqlStore {
         guard: &Guard,
     ) -> Result<(), StoreError> {
         let (_turn, mut tx) = self.begin().await?;
-        let admins_before = guard_before(&mut tx, guard).await?;
+        let horizon_before = guard_before(&mut tx, guard).await?;
         sqlx::query("INSERT INTO organizations (slug, name, created_at) VALUES ($1, $2, $3)")
             .bind(&org.slug)
             .bind(&org.name)
@@ -625,7 +629,7 @@ impl Store for SqlStore {
                 other => other,
             })?;
         log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
-        guard_after(&mut tx, guard, admins_before).await?;
+        guard_after(&mut tx, guard, horizon_before).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -801,7 +805,7 @@ impl Store for SqlStore {
         guard: &Guard,
     ) -> Result<(), StoreError> {
         let (_turn, mut tx) = self.begin().await?;
-        let admins_before = guard_before(&mut tx, guard).await?;
+        let horizon_before = guard_before(&mut tx, guard).await?;
         let (revoked_before, revoked_through_us) = cutoff_columns(c);
         let done = sqlx::query(
             "UPDATE credentials SET name = $1, permissions = $2, audiences = $3, \
@@ -841,7 +845,7 @@ impl Store for SqlStore {
             append_revocation(&mut tx, r, c.updated_at).await?;
         }
         log_change(&mut tx, Entity::Credential, c.client_id.as_str(), c.updated_at).await?;
-        guard_after(&mut tx, guard, admins_before).await?;
+        guard_after(&mut tx, guard, horizon_before).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -853,7 +857,7 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let now = guard.now;
         let (_turn, mut tx) = self.begin().await?;
-        let admins_before = guard_before(&mut tx, guard).await?;
+        let horizon_before = guard_before(&mut tx, guard).await?;
         let touched = sqlx::query(
             "UPDATE credentials SET updated_at = $1, revision = revision + 1 WHERE client_id = $2",
         )
@@ -915,7 +919,7 @@ impl Store for SqlStore {
         }
         insert_secret(&mut tx, client_id, &rotation.secret).await?;
         log_change(&mut tx, Entity::Credential, client_id, now).await?;
-        guard_after(&mut tx, guard, admins_before).await?;
+        guard_after(&mut tx, guard, horizon_before).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -927,7 +931,7 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let now = guard.now;
         let (_turn, mut tx) = self.begin().await?;
-        let admins_before = guard_before(&mut tx, guard).await?;
+        let horizon_before = guard_before(&mut tx, guard).await?;
         let done = sqlx::query("DELETE FROM credential_secrets WHERE client_id = $1 AND id = $2")
             .bind(client_id)
             .bind(secret_id)
@@ -946,7 +950,7 @@ impl Store for SqlStore {
         .await
         .map_err(backend_err)?;
         log_change(&mut tx, Entity::Credential, client_id, now).await?;
-        guard_after(&mut tx, guard, admins_before).await?;
+        guard_after(&mut tx, guard, horizon_before).await?;
         tx.commit().await.map_err(backend_err)
     }
 

@@ -61,6 +61,7 @@ checks!(
     portal_sessions_expire_and_end_with_their_user,
     a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing,
     a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing,
+    a_write_that_schedules_the_end_of_the_last_working_admin_is_refused,
     two_admins_deactivating_each_other_at_once_leave_exactly_one,
     rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused,
     concurrent_writers_of_every_kind_all_succeed,
@@ -121,9 +122,13 @@ async fn a_change_made_by_one_process_wakes_the_listener_of_another() {
     db.drop_now().await;
 }
 
+/// Two processes, each acting for one of the only two admins, take the other out of service at
+/// the same moment, by each way the no-lockout rule covers: deactivating it, giving it an
+/// expiry, narrowing it to another audience. Exactly one may; the platform keeps an admin that
+/// works indefinitely.
 #[tokio::test]
-async fn two_processes_deactivating_each_others_admin_at_once_leave_exactly_one() {
-    use tokenmint_core::credential::CredentialStatus;
+async fn two_processes_ending_each_others_admin_at_once_leave_exactly_one() {
+    use tokenmint_core::credential::{AdminHorizon, Credential, CredentialStatus};
     use tokenmint_store::{Guard, GuardActor, Store, StoreError};
     let Some(db) = TestDatabase::create().await else { return };
     let a = SqlStore::connect(db.url(), true).await.unwrap();
@@ -134,31 +139,37 @@ async fn two_processes_deactivating_each_others_admin_at_once_leave_exactly_one(
         created_at: 1,
     };
     a.create_organization(&org, &Guard::system(1)).await.unwrap();
-    for round in 0..10 {
+    let changes: [fn(&mut Credential); 3] = [
+        |c| c.status = CredentialStatus::Deactivated,
+        |c| c.expires_at = Some(206),
+        |c| c.audiences = vec!["https://api.example.com".into()],
+    ];
+    for round in 0..12 {
+        let change = changes[round % changes.len()];
         let (x, y) = (format!("tmc_x{round}"), format!("tmc_y{round}"));
         for id in [&x, &y] {
             let c = conformance::admin_credential(id, 100);
             a.create_credential(&c, None, &Guard::system(100)).await.unwrap();
         }
-        let deactivate = |store: SqlStore, actor: String, target: String| async move {
+        let end = |store: SqlStore, actor: String, target: String| async move {
             let mut t = store.get_credential(&target).await.unwrap().unwrap();
-            t.status = CredentialStatus::Deactivated;
+            change(&mut t);
             let guard = Guard {
                 actor: GuardActor::Credential { client_id: actor, token: None },
                 now: 200,
-                keep_platform_admin: true,
+                keep_platform_admin: Some(conformance::ISSUER.into()),
             };
             store.update_credential(&t, None, &guard).await
         };
-        let one = tokio::spawn(deactivate(a.clone(), x.clone(), y.clone()));
-        let two = tokio::spawn(deactivate(b.clone(), y.clone(), x.clone()));
+        let one = tokio::spawn(end(a.clone(), x.clone(), y.clone()));
+        let two = tokio::spawn(end(b.clone(), y.clone(), x.clone()));
         let (one, two) = (one.await.unwrap(), two.await.unwrap());
         assert_eq!([&one, &two].iter().filter(|r| r.is_ok()).count(), 1, "{one:?} {two:?}");
         assert!([&one, &two].iter().any(|r| matches!(r, Err(StoreError::Refused(_)))));
         let mut left = 0;
         for id in [&x, &y] {
             let c = b.get_credential(id).await.unwrap().unwrap();
-            if c.status == CredentialStatus::Active {
+            if c.admin_horizon(200, conformance::ISSUER) == AdminHorizon::Indefinitely {
                 left += 1;
                 let mut retire = c;
                 retire.status = CredentialStatus::Deactivated;

@@ -55,6 +55,7 @@ checks!(
     portal_sessions_expire_and_end_with_their_user,
     a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing,
     a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing,
+    a_write_that_schedules_the_end_of_the_last_working_admin_is_refused,
     two_admins_deactivating_each_other_at_once_leave_exactly_one,
     rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused,
     concurrent_writers_of_every_kind_all_succeed,

@@ -58,7 +58,8 @@ pub fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> 
 /// is served from memory. The read is not wasted: a credential created, or a secret rotated, on
 /// another instance a moment ago (before the change log reached this one) is found by it and
 /// accepted. A source that failed too often is refused before any of that (brute-force
-/// protection), and every failure is counted. The error carries the refusal's reason for
+/// protection), and every failure is counted. When the store cannot be read, every refusal of a
+/// possible client id is a 503 alike, cached or not. The error carries the refusal's reason for
 /// metrics and the audit trail.
 pub async fn authenticate_client(
     state: &AppState,
@@ -93,6 +94,9 @@ pub async fn authenticate_client(
                 Ok(e) => e,
                 Err(e) => {
                     tracing::warn!(error = %e, "credential lookup failed");
+                    // Counted like every refusal, so that a cached id (whose wrong secret is
+                    // counted below) is not told apart by when it gets blocked.
+                    on_failure(state, auth, ip, AuthFailure::UnknownClient, None, now);
                     return Err(("unavailable", OAuthFailure::unavailable()));
                 }
             }
@@ -107,19 +111,25 @@ pub async fn authenticate_client(
         state.metrics.client_auth_store_reads.inc();
         let epoch = state.credentials.epoch();
         let cached_revision = entry.as_ref().map(|c| c.credential.revision);
-        match with_timeout(state.store.credential_revision(id)).await {
-            Ok(revision) if revision == cached_revision => {}
-            Ok(_) => match with_timeout(state.store.get_credential(id)).await {
-                Ok(fresh) => {
-                    let fresh = fresh.map(|c| Arc::new(CachedCredential::new(c)));
-                    state.credentials.refresh(id, fresh.clone(), epoch);
-                    entry = fresh;
-                    result = check(state, entry.as_deref(), &presented, now);
-                }
-                Err(e) => tracing::debug!(error = %e, "credential re-read failed"),
-            },
-            // Down: the answer from memory stands.
-            Err(e) => tracing::debug!(error = %e, "credential re-read failed"),
+        let reread = match with_timeout(state.store.credential_revision(id)).await {
+            Ok(revision) if revision == cached_revision => Ok(()),
+            Ok(_) => with_timeout(state.store.get_credential(id)).await.map(|fresh| {
+                let fresh = fresh.map(|c| Arc::new(CachedCredential::new(c)));
+                state.credentials.refresh(id, fresh.clone(), epoch);
+                entry = fresh;
+                result = check(state, entry.as_deref(), &presented, now);
+            }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = reread {
+            // Down: a lookup that missed the cache is answered 503 now, so this refusal must be
+            // too, or a 401 here against a 503 there would tell cached (existing) ids from
+            // unknown ones. The failure still counts against the source and the client.
+            tracing::warn!(error = %e, "credential re-read failed");
+            if let Err(reason) = result {
+                on_failure(state, auth, ip, reason, entry.as_deref(), now);
+                return Err(("unavailable", OAuthFailure::unavailable()));
+            }
         }
     }
     match (result, entry) {

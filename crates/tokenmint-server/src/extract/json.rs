@@ -2,13 +2,30 @@
 //! with plain text).
 
 use crate::error::ApiError;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+/// A JSON request body that must be a JSON object. serde fills a struct from a JSON array too
+/// (its elements taken as the fields in order, so `["renamed"]` would rename), which no client
+/// means and no documentation promises: every admin-API body is refused unless it is `{…}`.
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
+
+/// Whether the request says its body is JSON: `application/json` or `application/*+json`,
+/// parameters allowed (as axum's `Json` accepts).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json"
+        || essence.strip_prefix("application/").is_some_and(|sub| sub.ends_with("+json"))
+}
 
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
@@ -18,11 +35,24 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
+        if !is_json(req.headers()) {
+            return Err(ApiError::BadRequest(
                 "send the body as JSON with Content-Type: application/json".into(),
-            )),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            ApiError::BadRequest(format!("the body could not be read: {}", e.body_text()))
+        })?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::Validation {
+                field: "body".into(),
+                message: "the body must be a JSON object, {\"field\": value, …}, not an array, \
+                          a string, a number or null"
+                    .into(),
+            });
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => Ok(Self(v)),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Validation {
                 field: "body".into(),
                 message: format!(

@@ -208,7 +208,8 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
                 ),
             now,
         );
-        tracing::info!(ip = ?ip, "portal sign-in refused");
+        let shown = ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+        tracing::info!(ip = %shown, "portal sign-in refused");
         return Ok(render_sign_in(&state, StatusCode::UNAUTHORIZED, &email, Some(BAD_CREDENTIALS)));
     };
 

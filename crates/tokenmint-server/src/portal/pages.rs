@@ -47,7 +47,7 @@ fn new_credential_target(who: &SignedIn) -> Target<'_> {
         org: &who.user.org,
         client_id: None,
         system_scopes: false,
-        loses_admin: false,
+        loses_admin: None,
     })
 }
 

@@ -21,7 +21,8 @@
 //!   secret, deactivating, activating, revoking its tokens), and granting such a scope at all,
 //!   is the platform's alone. So is creating or deactivating a `platform` user.
 //! - Nobody locks themselves out: a credential cannot deactivate itself, revoke its own tokens,
-//!   delete its own secret or take `tokenmint:admin` away from itself, and a user cannot
+//!   delete its own secret, take `tokenmint:admin` or the admin API's audience away from itself
+//!   or give itself an expiry, and a user cannot
 //!   deactivate themselves (conflict). That at least one working admin credential remains, and
 //!   that the actor is still authorized when the write commits, is checked in the write's
 //!   transaction (see `tokenmint_store::Guard`), where concurrent writes cannot slip between.
@@ -188,8 +189,19 @@ pub struct CredentialRef<'a> {
     pub client_id: Option<&'a str>,
     /// It holds a `tokenmint:*` scope, before or after the change.
     pub system_scopes: bool,
-    /// The change takes `tokenmint:admin` away from it.
-    pub loses_admin: bool,
+    /// How the change would end or shorten its use of the admin API, if it would.
+    pub loses_admin: Option<AdminLoss>,
+}
+
+/// How a change to a credential ends, or schedules the end of, its use of the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminLoss {
+    /// `tokenmint:admin` is taken away.
+    Scope,
+    /// Its audiences no longer include the admin API's (the issuer).
+    Audience,
+    /// It is given an expiry, or an earlier one.
+    Expiry,
 }
 
 /// What an action is done to.
@@ -317,10 +329,22 @@ fn platform_may(
                     "a credential cannot delete a secret of its own: that could lock its caller \
                      out; use another admin credential"
                 }
-                Action::EditCredential if c.loses_admin => {
-                    "a credential cannot take tokenmint:admin away from itself: that would lock \
-                     its caller out; use another admin credential"
-                }
+                Action::EditCredential => match c.loses_admin {
+                    Some(AdminLoss::Scope) => {
+                        "a credential cannot take tokenmint:admin away from itself: that would \
+                         lock its caller out; use another admin credential"
+                    }
+                    Some(AdminLoss::Audience) => {
+                        "a credential cannot narrow its own audiences to exclude the issuer, the \
+                         admin API's audience: its caller would get no admin token again; list \
+                         the issuer among them too, or use another admin credential"
+                    }
+                    Some(AdminLoss::Expiry) => {
+                        "a credential cannot give itself an expiry (or an earlier one): its \
+                         caller would be locked out when it passes; use another admin credential"
+                    }
+                    None => return Ok(()),
+                },
                 _ => return Ok(()),
             };
             Err(Denied::Conflict { reason })
@@ -415,7 +439,7 @@ mod tests {
             org,
             client_id: Some(id),
             system_scopes: system,
-            loses_admin: false,
+            loses_admin: None,
         })
     }
 
@@ -483,16 +507,26 @@ mod tests {
         {
             assert!(matches!(may(&admin, action, &me), Err(Denied::Conflict { .. })));
         }
-        let dropping = Target::Credential(CredentialRef {
-            org: "platform",
-            client_id: Some("tmc_me"),
-            system_scopes: true,
-            loses_admin: true,
-        });
-        assert!(matches!(
-            may(&admin, Action::EditCredential, &dropping),
-            Err(Denied::Conflict { .. })
-        ));
+        for loss in [AdminLoss::Scope, AdminLoss::Audience, AdminLoss::Expiry] {
+            let dropping = Target::Credential(CredentialRef {
+                org: "platform",
+                client_id: Some("tmc_me"),
+                system_scopes: true,
+                loses_admin: Some(loss),
+            });
+            assert!(matches!(
+                may(&admin, Action::EditCredential, &dropping),
+                Err(Denied::Conflict { .. })
+            ));
+            // Another credential may be changed so: the store keeps the last working admin.
+            let other = Target::Credential(CredentialRef {
+                org: "platform",
+                client_id: Some("tmc_other"),
+                system_scopes: true,
+                loses_admin: Some(loss),
+            });
+            assert_eq!(may(&admin, Action::EditCredential, &other), Ok(()));
+        }
         assert_eq!(may(&admin, Action::EditCredential, &me), Ok(()));
         assert_eq!(may(&admin, Action::RotateSecret, &me), Ok(()));
         for role in [UserRole::Admin, UserRole::Platform] {
