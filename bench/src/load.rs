@@ -45,6 +45,7 @@ pub async fn create(
                     expires_in_seconds: None,
                     token_lifetime_seconds: None,
                     rate_limit_per_minute: None,
+                    claims: None,
                 };
                 let response = http.post(url).bearer_auth(token).json(&body).send().await?;
                 let status = response.status();

@@ -25,6 +25,7 @@ pub fn limit(alg: &str, run_for: Duration) -> Result<f64> {
         scope: "eligibility:read",
         env: Environment::Production,
         org: "bench",
+        extra: "",
     };
     let token = tokenmint_core::jwt::encode(&key, &claims).map_err(|e| anyhow!("{e}"))?;
     let signing_input = &token[..token.rfind('.').unwrap_or(token.len())];

@@ -81,6 +81,8 @@ fn credential(hasher: &SecretHasher, secret: &ClientSecret) -> Credential {
             expires_at: None,
             last_used_at: None,
         }],
+        claims: tokenmint_core::CustomClaims::default(),
+        org_claims: tokenmint_core::CustomClaims::default(),
         revision: 1,
     }
 }
@@ -141,6 +143,7 @@ fn claims() -> ClaimsRef<'static> {
         scope: "eligibility:read eligibility:write billing:read",
         env: Environment::Production,
         org: "acme",
+        extra: "",
     }
 }
 

@@ -1,6 +1,7 @@
 //! Credentials and their secrets, the rule that decides whether a presented secret
 //! authenticates a client right now, and wholesale revocation of a credential's tokens.
 
+use crate::claims::CustomClaims;
 use crate::ids::{base62_fixed, push_random_base62};
 use crate::scope::Permissions;
 use crate::secret::SecretHash;
@@ -133,6 +134,11 @@ pub struct Credential {
     /// narrower grant).
     pub tokens_revoked_before: Option<RevocationCutoff>,
     pub secrets: Vec<StoredSecret>,
+    /// Claims the provider puts on this credential's tokens.
+    pub claims: CustomClaims,
+    /// The organization's claims, as read with the credential (the store joins them in; an
+    /// update of the credential never writes them). The credential's own win on a clash.
+    pub org_claims: CustomClaims,
     /// Storage revision, for optimistic concurrency: an update names the revision it read.
     pub revision: i64,
 }
@@ -257,6 +263,11 @@ impl Credential {
         }
     }
 
+    /// The custom claims of this credential's tokens: the organization's, overridden by its own.
+    pub fn token_claims(&self) -> CustomClaims {
+        CustomClaims::overlay(&self.org_claims, &self.claims)
+    }
+
     /// Secrets that still authenticate at `now`.
     pub fn live_secrets(&self, now: UnixTime) -> usize {
         self.secrets.iter().filter(|s| s.is_live(now)).count()
@@ -295,6 +306,8 @@ mod tests {
             last_used_at: None,
             tokens_revoked_before: None,
             secrets: vec![secret("old", 1, Some(500)), secret("new", 2, None)],
+            claims: CustomClaims::default(),
+            org_claims: CustomClaims::default(),
             revision: 1,
         }
     }

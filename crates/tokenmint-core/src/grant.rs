@@ -139,6 +139,8 @@ mod tests {
             last_used_at: None,
             tokens_revoked_before: None,
             secrets: vec![],
+            claims: crate::CustomClaims::default(),
+            org_claims: crate::CustomClaims::default(),
             revision: 1,
         }
     }

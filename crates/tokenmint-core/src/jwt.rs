@@ -36,6 +36,11 @@ pub struct ClaimsRef<'a> {
     pub scope: &'a str,
     pub env: Environment,
     pub org: &'a str,
+    /// Custom claims, as the members of a JSON object without its braces
+    /// ([`crate::claims::CustomClaims::json_members`]); empty for none. Their names were
+    /// checked against the claims above when they were set, so they never clash.
+    #[serde(skip)]
+    pub extra: &'a str,
 }
 
 #[derive(Debug, Error)]
@@ -59,7 +64,14 @@ pub fn encode(key: &SigningKey, claims: &ClaimsRef<'_>) -> Result<String, JwtErr
     let mut out = String::with_capacity(640);
     out.push_str(key.header_b64());
     out.push('.');
-    let json = serde_json::to_vec(claims).map_err(|_| JwtError::Claims)?;
+    let mut json = serde_json::to_vec(claims).map_err(|_| JwtError::Claims)?;
+    if !claims.extra.is_empty() {
+        // Splice the custom claims in before the closing brace.
+        json.pop();
+        json.push(b',');
+        json.extend_from_slice(claims.extra.as_bytes());
+        json.push(b'}');
+    }
     URL_SAFE_NO_PAD.encode_string(&json, &mut out);
     let signing_input_len = out.len();
     let mut sig = String::with_capacity(344);
@@ -131,6 +143,7 @@ mod tests {
             scope: "eligibility:read",
             env: Environment::Sandbox,
             org: "acme",
+            extra: "",
         }
     }
 
@@ -159,6 +172,20 @@ mod tests {
             let data = jsonwebtoken::decode::<AccessTokenClaims>(&token, &dk, &v).unwrap();
             assert_eq!(data.claims.org, "acme");
         }
+    }
+
+    #[test]
+    fn custom_claims_are_spliced_in_and_read_back_beside_the_fixed_ones() {
+        let g = GeneratedKey::generate(SigningAlgorithm::EdDSA).unwrap();
+        let k = SigningKey::from_pkcs8(&g.kid, SigningAlgorithm::EdDSA, &g.pkcs8).unwrap();
+        let extra = r#""plan":{"tier":"gold"},"tenant_id":"t-42""#;
+        let token = encode(&k, &ClaimsRef { extra, ..claims(AudienceRef::One("a")) }).unwrap();
+        let c = decode(&token, &[k.public_key()]).unwrap();
+        assert_eq!(c.org, "acme");
+        assert_eq!(c.extra["tenant_id"], "t-42");
+        assert_eq!(c.extra["plan"]["tier"], "gold");
+        let plain = decode(&encode(&k, &claims(AudienceRef::One("a"))).unwrap(), &[k.public_key()]);
+        assert!(plain.unwrap().extra.is_empty());
     }
 
     #[test]

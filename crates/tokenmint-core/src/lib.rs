@@ -5,6 +5,7 @@
 //! which key signs it, can be tested exhaustively without a clock, a database or a socket. The
 //! server crate wires these pieces to HTTP and storage; the store crate persists them.
 
+pub mod claims;
 pub mod credential;
 pub mod crypto;
 pub mod grant;
@@ -15,6 +16,7 @@ pub mod request;
 pub mod scope;
 pub mod secret;
 
+pub use claims::CustomClaims;
 pub use credential::{Credential, CredentialStatus, StoredSecret};
 pub use crypto::MasterKey;
 pub use ids::{ClientId, OrgSlug, PresentedClientId, SafeText};

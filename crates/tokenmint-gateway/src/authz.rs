@@ -20,7 +20,7 @@
 use crate::Shared;
 use crate::config::AuthzSource;
 use crate::error::Refusal;
-use crate::proxy::{Trace, authorize, set_identity_headers};
+use crate::proxy::{Trace, authorize, set_claim_headers, set_identity_headers};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -129,6 +129,9 @@ pub(crate) async fn answer(
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     set_identity_headers(headers, token, true)?;
+    if let Some(route) = trace.route() {
+        set_claim_headers(headers, &route.forward_claims, token, true)?;
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

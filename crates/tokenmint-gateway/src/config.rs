@@ -106,6 +106,8 @@ struct FileRoute {
     #[serde(default)]
     require_org: bool,
     path_binding: Option<String>,
+    #[serde(default)]
+    forward_claims: Vec<String>,
 }
 
 /// One `[[issuer]]` as written.
@@ -308,6 +310,22 @@ pub struct RouteConfig {
     /// Refuse tokens without `org`.
     pub require_org: bool,
     pub path_binding: Option<PathBinding>,
+    /// Custom claims forwarded to the upstream, each with its header:
+    /// `x-tokenmint-claim-<name>` ([`claim_header`]).
+    pub forward_claims: Vec<(String, HeaderName)>,
+}
+
+/// The header a forwarded claim travels in: `x-tokenmint-claim-` and the claim's name in lower
+/// case, with every character other than a letter, a digit or `-` as `-` (so `tenant_id` is
+/// `x-tokenmint-claim-tenant-id`). It starts with `x-tokenmint-`, so whatever a caller sends
+/// under that name is dropped before the gateway sets it.
+pub fn claim_header(claim: &str) -> Option<HeaderName> {
+    let mut name = String::with_capacity(18 + claim.len());
+    name.push_str("x-tokenmint-claim-");
+    name.extend(
+        claim.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }),
+    );
+    HeaderName::from_bytes(name.as_bytes()).ok()
 }
 
 impl RouteConfig {
@@ -766,6 +784,23 @@ fn resolve_route(
         }
         require_headers.push(header);
     }
+    let mut forward_claims: Vec<(String, HeaderName)> = Vec::new();
+    for claim in &route.forward_claims {
+        let header = claim_header(claim).filter(|_| !claim.is_empty() && claim.len() <= 128);
+        let Some(header) = header else {
+            return Err(invalid(
+                key("forward_claims"),
+                format!("'{claim}' is not a claim name: use 1 to 128 characters"),
+            ));
+        };
+        if let Some((other, _)) = forward_claims.iter().find(|(_, h)| *h == header) {
+            return Err(invalid(
+                key("forward_claims"),
+                format!("'{claim}' and '{other}' would both travel in the header {header}"),
+            ));
+        }
+        forward_claims.push((claim.clone(), header));
+    }
     let request_timeout =
         duration(&key("request_timeout"), route.request_timeout.as_deref(), default_timeout)?;
     if request_timeout.is_zero() {
@@ -787,6 +822,7 @@ fn resolve_route(
             .map(|t| parse_binding(&t))
             .transpose()
             .map_err(|message| invalid(key("path_binding"), message))?,
+        forward_claims,
     })
 }
 
@@ -957,6 +993,35 @@ mod tests {
             route.sandbox_upstream.as_ref().unwrap().url_for("/eligibility", Some("x=1")),
             "http://127.0.0.1:7001/base/eligibility?x=1"
         );
+    }
+
+    #[test]
+    fn forwarded_claims_get_their_headers_and_clashing_names_are_refused() {
+        let with = |list: &str| {
+            MINIMAL.replace("rate_limit_per_minute = 600", &format!("forward_claims = {list}"))
+        };
+        let config = GatewayConfig::from_toml(
+            &with(r#"["tenant_id", "https://example.com/Plan"]"#),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let names: Vec<(&str, &str)> = config.routes[1]
+            .forward_claims
+            .iter()
+            .map(|(claim, header)| (claim.as_str(), header.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("tenant_id", "x-tokenmint-claim-tenant-id"),
+                ("https://example.com/Plan", "x-tokenmint-claim-https---example-com-plan"),
+            ]
+        );
+        assert!(config.routes[0].forward_claims.is_empty());
+        let e = error_of(&with(r#"["tenant_id", "tenant-id"]"#));
+        assert!(e.contains("forward_claims") && e.contains("both travel"), "{e}");
+        let e = error_of(&with(r#"[""]"#));
+        assert!(e.contains("forward_claims"), "{e}");
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub(crate) struct Trace {
     refusal: Option<&'static str>,
 }
 
+impl Trace {
+    /// The route the request was matched to, once it has been.
+    pub(crate) fn route(&self) -> Option<&RouteConfig> {
+        self.route.as_deref()
+    }
+}
+
 /// The fallback handler: every path that is not the gateway's own goes through here.
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let started = Instant::now();
@@ -233,6 +240,27 @@ pub(crate) fn drop_identity_headers(headers: &mut HeaderMap) {
     }
 }
 
+/// Sets the headers of the route's `forward_claims` from `token`: a string claim as it is,
+/// any other value as compact JSON. A claim the token lacks is left out, or sent empty with
+/// `empty_when_absent` (as for the identity headers).
+pub(crate) fn set_claim_headers(
+    out: &mut HeaderMap,
+    forward: &[(String, HeaderName)],
+    token: &VerifiedToken,
+    empty_when_absent: bool,
+) -> Result<(), Refusal> {
+    for (claim, header) in forward {
+        let value = match token.claim(claim) {
+            Some(serde_json::Value::String(s)) => HeaderValue::from_str(s),
+            Some(other) => HeaderValue::from_str(&other.to_string()),
+            None if empty_when_absent => Ok(HeaderValue::from_static("")),
+            None => continue,
+        };
+        out.insert(header.clone(), value.map_err(|_| Refusal::IdentityHeader)?);
+    }
+    Ok(())
+}
+
 /// Sets the identity headers from `token`; a claim the token lacks is left out, or sent empty
 /// with `empty_when_absent` (an authorization answer, so that a proxy copying the headers
 /// overwrites whatever the caller sent under those names).
@@ -273,6 +301,7 @@ fn upstream_headers(
     }
     let original_host = out.remove(header::HOST);
     set_identity_headers(&mut out, token, false)?;
+    set_claim_headers(&mut out, &route.forward_claims, token, false)?;
     if let Some(host) = original_host {
         out.insert(HeaderName::from_static("x-forwarded-host"), host);
     }

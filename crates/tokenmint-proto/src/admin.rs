@@ -37,6 +37,39 @@ pub struct Organization {
     pub name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Custom claims every token of the organization's credentials carries, unless the
+    /// credential sets the same name.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub claims: Claims,
+}
+
+/// Custom claims: names chosen by the provider, JSON values. A name is 1 to 128 printable
+/// ASCII characters without spaces, quotes or backslashes and is never one of the registered
+/// or tokenmint claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `scope`, `scp`,
+/// `client_id`, `cid`, `appid`, `azp`, `cnf`, `act`, `may_act`, `auth_time`, `acr`, `amr`,
+/// `nonce`, `sid`, `typ`, `env`, `org`, in any case, nor anything starting with `tokenmint`);
+/// a value is not null and at most 1024 bytes as JSON; at most 20 claims and 2048 bytes per
+/// credential or organization.
+pub type Claims = serde_json::Map<String, serde_json::Value>;
+
+/// Body of `PATCH /admin/v1/organizations/{slug}`: every field is optional; absent fields keep
+/// their value. A change of the claims revokes every token the organization's credentials
+/// hold (new tokens carry the new claims).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrganization {
+    /// Display name, 1 to 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Claims to set (added, or replacing the claim of the same name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub claims: Option<Claims>,
+    /// Names of claims to remove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_claims: Option<Vec<String>>,
 }
 
 /// Body of `POST /admin/v1/organizations`.
@@ -95,6 +128,11 @@ pub struct Credential {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
     pub secrets: Vec<SecretInfo>,
+    /// The credential's own custom claims. Its tokens carry its organization's claims
+    /// overridden by these.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub claims: Claims,
 }
 
 /// Body of `POST /admin/v1/credentials`.
@@ -118,6 +156,10 @@ pub struct CreateCredential {
     pub token_lifetime_seconds: Option<u32>,
     #[serde(default)]
     pub rate_limit_per_minute: Option<u32>,
+    /// Custom claims its tokens carry (see the `Claims` limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub claims: Option<Claims>,
 }
 
 /// Answer to a credential creation: the only time the secret is shown.
@@ -171,6 +213,14 @@ pub struct UpdateCredential {
     /// `true` goes back to the server's default limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clear_rate_limit: Option<bool>,
+    /// Custom claims to set (added, or replacing the claim of the same name). A change of the
+    /// claims revokes the credential's older tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub claims: Option<Claims>,
+    /// Names of custom claims to remove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_claims: Option<Vec<String>>,
 }
 
 /// Body of `POST /admin/v1/credentials/{client_id}/secrets` (rotate).

@@ -92,6 +92,10 @@ pub struct AccessTokenClaims {
     pub scope: String,
     pub env: Environment,
     pub org: String,
+    /// The custom claims set on the credential or its organization, or added by the token
+    /// hook: every other top-level claim.
+    #[serde(flatten, default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl AccessTokenClaims {

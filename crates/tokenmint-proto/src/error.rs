@@ -21,6 +21,8 @@ pub enum OAuthErrorCode {
     SlowDown,
     ServerError,
     TemporarilyUnavailable,
+    /// The provider's token hook refused the request (as Auth0 answers a denying Action).
+    AccessDenied,
 }
 
 impl OAuthErrorCode {
@@ -37,6 +39,7 @@ impl OAuthErrorCode {
             Self::SlowDown => "slow_down",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::AccessDenied => "access_denied",
         }
     }
 
@@ -47,6 +50,7 @@ impl OAuthErrorCode {
             Self::SlowDown => 429,
             Self::ServerError => 500,
             Self::TemporarilyUnavailable => 503,
+            Self::AccessDenied => 403,
             _ => 400,
         }
     }

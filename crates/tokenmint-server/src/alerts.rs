@@ -104,6 +104,11 @@ impl WebhookTarget {
         Ok(Self { url, shown })
     }
 
+    /// The URL itself: for making requests only, never for logs.
+    pub(crate) fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+
     /// The URL without its user info, query and fragment: safe to log and to store.
     pub fn shown(&self) -> &str {
         &self.shown
@@ -260,17 +265,52 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
 /// The HTTP client of deliveries: no redirects, no proxy from the environment (the address
 /// check must apply to the receiver itself), and the public-only resolver unless allowed.
 pub fn delivery_client(allow_private: bool) -> reqwest::Client {
+    outbound_client(
+        allow_private,
+        Duration::from_secs(10),
+        concat!("tokenmint-alerts/", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// An HTTP client for URLs the operator configures (alert webhooks, the token hook), with the
+/// rules of [`delivery_client`] and this overall `timeout`.
+pub fn outbound_client(
+    allow_private: bool,
+    timeout: Duration,
+    user_agent: &'static str,
+) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
         .no_proxy()
-        .user_agent(concat!("tokenmint-alerts/", env!("CARGO_PKG_VERSION")));
+        .user_agent(user_agent);
     if !allow_private {
         builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
     }
     builder.build().unwrap_or_default()
+}
+
+/// The first non-public address `target` is, or resolves to now, with its kind. A name that
+/// does not resolve now is let through with a warning (DNS may come up later); the resolver of
+/// [`outbound_client`] checks it again at every connection.
+pub async fn non_public_target(target: &WebhookTarget) -> Option<(IpAddr, &'static str)> {
+    let port = target.url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<IpAddr> = match target.literal_ip() {
+        Some(ip) => vec![ip],
+        None => {
+            let host = target.url.host_str().unwrap_or_default().to_owned();
+            match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(found) => found.map(|a| a.ip()).collect(),
+                Err(e) => {
+                    tracing::warn!(target = target.shown(), error = %e, "outbound host does not resolve now; it is checked again at each connection");
+                    return None;
+                }
+            }
+        }
+    };
+    addrs.iter().find_map(|a| non_public_kind(*a).map(|k| (*a, k)))
 }
 
 /// Checks every webhook's destination at start-up: an IP literal or a name that resolves to a
@@ -281,22 +321,7 @@ pub async fn check_targets(config: &AlertConfig) -> Result<(), WebhookError> {
         return Ok(());
     }
     for target in &config.webhooks {
-        let port = target.url.port_or_known_default().unwrap_or(443);
-        let addrs: Vec<IpAddr> = match target.literal_ip() {
-            Some(ip) => vec![ip],
-            None => {
-                let host = target.url.host_str().unwrap_or_default().to_owned();
-                match tokio::net::lookup_host((host.as_str(), port)).await {
-                    Ok(found) => found.map(|a| a.ip()).collect(),
-                    Err(e) => {
-                        tracing::warn!(webhook = target.shown(), error = %e, "alert webhook host does not resolve now; it is checked again at each delivery");
-                        continue;
-                    }
-                }
-            }
-        };
-        if let Some((addr, kind)) = addrs.iter().find_map(|a| non_public_kind(*a).map(|k| (*a, k)))
-        {
+        if let Some((addr, kind)) = non_public_target(target).await {
             return Err(WebhookError::Private { shown: target.shown.clone(), addr, kind });
         }
     }

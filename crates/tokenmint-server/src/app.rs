@@ -48,6 +48,8 @@ pub enum StartError {
     Tls(#[from] crate::transport::TlsError),
     #[error(transparent)]
     Webhook(#[from] crate::alerts::WebhookError),
+    #[error(transparent)]
+    TokenHook(#[from] crate::hook::HookConfigError),
 }
 
 /// What `build` did on first start.
@@ -109,6 +111,9 @@ impl Application {
         }
         let tls = config.tls.as_ref().map(crate::transport::Tls::new).transpose()?;
         crate::alerts::check_targets(&config.alerts).await?;
+        if let Some(hook) = &config.token_hook {
+            crate::hook::check_target(hook).await?;
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -178,6 +183,14 @@ impl Application {
             "1 while rate limits are decided locally because Redis is unreachable",
             limits.fallback.clone(),
         );
+        let token_hook = config.token_hook.clone().map(|hook| {
+            if hook.secret.is_none() {
+                tracing::warn!(
+                    "the token hook is configured without a signing secret: it cannot authenticate tokenmint's calls"
+                );
+            }
+            crate::hook::TokenHook::new(hook, &mut metrics.registry)
+        });
         let inner = Inner {
             hasher: SecretHasher::new(&config.master_key),
             credentials: CredentialCache::new(200_000),
@@ -194,6 +207,7 @@ impl Application {
             alerts: Arc::new(alerts),
             portal: crate::portal::PortalState::new(),
             metrics,
+            token_hook,
             metadata_json,
             openid_metadata_json,
             token_endpoint,

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditKind {
     OrganizationCreated,
+    OrganizationUpdated,
     CredentialCreated,
     CredentialUpdated,
     CredentialDeactivated,
@@ -46,6 +47,7 @@ impl AuditKind {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::OrganizationCreated => "organization.created",
+            Self::OrganizationUpdated => "organization.updated",
             Self::CredentialCreated => "credential.created",
             Self::CredentialUpdated => "credential.updated",
             Self::CredentialDeactivated => "credential.deactivated",

@@ -105,12 +105,15 @@ pub async fn create_admin_credential(
         last_used_at: None,
         tokens_revoked_before: None,
         secrets: vec![stored],
+        claims: tokenmint_core::CustomClaims::default(),
+        org_claims: tokenmint_core::CustomClaims::default(),
         revision: 1,
     };
     let org = Organization {
         slug: PLATFORM_ORG.to_owned(),
         name: "Platform administrators".to_owned(),
         created_at: now,
+        claims: tokenmint_core::CustomClaims::default(),
     };
     let organization_created = store
         .create_credential(&credential, Some(&org), &tokenmint_store::Guard::system(now))

@@ -21,6 +21,10 @@ pub struct CachedCredential {
     pub credential: Credential,
     /// Every scope the credential may request, space-separated: the default grant.
     pub all_scopes: String,
+    /// The custom claims of its tokens: the organization's, overridden by its own.
+    pub claims: tokenmint_core::CustomClaims,
+    /// The same as JSON object members, serialised once here rather than per token.
+    pub claims_json: String,
 }
 
 impl CachedCredential {
@@ -30,7 +34,9 @@ impl CachedCredential {
         credential.secrets.shrink_to_fit();
         credential.audiences.shrink_to_fit();
         let all_scopes = credential.permissions.scopes().join(" ");
-        Self { credential, all_scopes }
+        let claims = credential.token_claims();
+        let claims_json = claims.json_members();
+        Self { credential, all_scopes, claims, claims_json }
     }
 }
 

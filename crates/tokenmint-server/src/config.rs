@@ -70,6 +70,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// How long a request may take from its headers to its response's headers.
     pub request_timeout: Duration,
+    /// The provider's token hook, called at issuance (`--token-hook`).
+    pub token_hook: Option<crate::hook::HookConfig>,
 }
 
 impl Config {
@@ -105,6 +107,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             request_timeout: Duration::from_secs(30),
+            token_hook: None,
         }
     }
 

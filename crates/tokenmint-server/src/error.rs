@@ -83,6 +83,17 @@ impl OAuthFailure {
         )
     }
 
+    /// The token hook gave no answer and `--token-hook-on-failure refuse` is in force.
+    pub fn hook_unavailable() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                OAuthErrorCode::TemporarilyUnavailable,
+                "the provider's token hook did not answer; try again later",
+            )
+        }
+    }
+
     pub fn unavailable() -> Self {
         Self {
             retry_after: Some(5),

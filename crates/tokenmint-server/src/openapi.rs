@@ -20,6 +20,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         organizations::create_organization,
         organizations::list_organizations,
         organizations::show_organization,
+        organizations::update_organization,
         credentials::create_credential,
         credentials::list_credentials,
         credentials::show_credential,
@@ -42,7 +43,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         revocations::stream_revocations,
     ),
     components(schemas(
-        dto::Organization, dto::CreateOrganization, dto::Credential, dto::CreateCredential,
+        dto::Organization, dto::CreateOrganization, dto::UpdateOrganization, dto::Credential, dto::CreateCredential,
         dto::CreatedCredential, dto::UpdateCredential, dto::RotateSecret, dto::RotatedSecret,
         dto::TokensRevoked, dto::SecretInfo, dto::SigningKey, dto::KeyState, dto::RotateKey,
         dto::CredentialStatus, feed::RevocationPage, feed::RevocationEntry, feed::RevocationEvent, feed::Revocation,

@@ -21,10 +21,13 @@ use tokenmint_core::credential::{
 };
 use tokenmint_core::ids::random_id;
 use tokenmint_core::scope::Permissions;
-use tokenmint_core::{ClientId, ClientSecret, OrgSlug, StoredSecret, UnixTime};
+use tokenmint_core::{ClientId, ClientSecret, CustomClaims, OrgSlug, StoredSecret, UnixTime};
 use tokenmint_proto::admin as dto;
 use tokenmint_proto::feed::Revocation;
-use tokenmint_store::{CredentialFilter, Guard, NewRevocation, Organization, Rotation, StoreError};
+use tokenmint_store::{
+    CredentialFilter, Guard, NewRevocation, Organization, OrganizationRevocation,
+    OrganizationUpdate, Rotation, StoreError,
+};
 
 /// Default overlap of a rotation: the old secret keeps working for a day.
 pub const DEFAULT_ROTATION_OVERLAP_SECS: u64 = 86_400;
@@ -119,6 +122,7 @@ pub fn view(c: &Credential) -> dto::Credential {
         updated_at: instant(c.updated_at),
         last_used_at: c.last_used_at.map(instant),
         secrets: c.secrets.iter().map(secret_view).collect(),
+        claims: c.claims.to_map(),
     }
 }
 
@@ -137,6 +141,7 @@ pub fn org_view(o: &Organization) -> dto::Organization {
         slug: o.slug.clone(),
         name: o.name.clone(),
         created_at: instant(o.created_at),
+        claims: o.claims.to_map(),
     }
 }
 
@@ -179,6 +184,22 @@ fn validate_audiences(list: &[String]) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(out)
+}
+
+fn parse_claims(field: &'static str, claims: &dto::Claims) -> Result<CustomClaims, ApiError> {
+    CustomClaims::parse(claims.clone()).map_err(|e| ApiError::validation(field, e.to_string()))
+}
+
+/// Applies a claims edit (`set`, then `remove`) to `current`.
+fn edit_claims(
+    current: &CustomClaims,
+    set: Option<&dto::Claims>,
+    remove: Option<&[String]>,
+) -> Result<CustomClaims, ApiError> {
+    let set = set.map(|c| parse_claims("claims", c)).transpose()?.unwrap_or_default();
+    current
+        .edited(&set, remove.unwrap_or_default())
+        .map_err(|e| ApiError::validation("claims", e.to_string()))
 }
 
 fn validate_lifetime(state: &AppState, secs: u32) -> Result<u32, ApiError> {
@@ -275,6 +296,9 @@ pub async fn create_credential(
         loses_admin: None,
     };
     authorize(actor, Action::CreateCredential, &Target::Credential(target), "organization")?;
+    if input.claims.as_ref().is_some_and(|c| !c.is_empty()) {
+        authorize(actor, Action::EditClaims, &Target::Credential(target), "organization")?;
+    }
     let now = state.now();
     let name = validate_name(&input.name)?;
     let audiences = validate_audiences(&input.audiences)?;
@@ -287,6 +311,8 @@ pub async fn create_credential(
         .map(|s| validate_expiry(now, s, "expires_in_seconds"))
         .transpose()?;
     let rate_limit = input.rate_limit_per_minute.map(validate_rate_limit).transpose()?;
+    let claims = input.claims.as_ref().map(|c| parse_claims("claims", c)).transpose()?;
+    let claims = claims.unwrap_or_default();
     let (secret, stored) = new_secret(now, &state.hasher);
     let credential = Credential {
         client_id: ClientId::generate(),
@@ -304,9 +330,16 @@ pub async fn create_credential(
         last_used_at: None,
         tokens_revoked_before: None,
         secrets: vec![stored],
+        claims,
+        org_claims: CustomClaims::default(),
         revision: 1,
     };
-    let org = Organization { slug: slug.to_string(), name: slug.to_string(), created_at: now };
+    let org = Organization {
+        slug: slug.to_string(),
+        name: slug.to_string(),
+        created_at: now,
+        claims: CustomClaims::default(),
+    };
     // Whoever may create organizations may name a new one here; anyone else needs it to exist.
     let may_create_org = policy::may(actor, Action::CreateOrganization, &Target::Platform).is_ok();
     let org_arg = may_create_org.then_some(&org);
@@ -334,6 +367,7 @@ pub async fn create_credential(
             "environment": credential.environment,
             "permissions": credential.permissions.to_strings(),
             "expires_at": credential.expires_at,
+            "claims": credential.claims.to_map(),
         }),
     );
     Ok(dto::CreatedCredential {
@@ -484,7 +518,11 @@ pub async fn update_credential(
     input: dto::UpdateCredential,
 ) -> Result<dto::Credential, ApiError> {
     // Refuse an actor who may not edit this credential before saying anything about the input.
-    load_credential(state, actor, client_id, Action::EditCredential).await?;
+    let current = load_credential(state, actor, client_id, Action::EditCredential).await?;
+    if input.claims.is_some() || input.remove_claims.is_some() {
+        let target = Target::Credential(credential_ref(&current));
+        authorize(actor, Action::EditClaims, &target, "credential")?;
+    }
     if input.expires_in_seconds.is_some() && input.never_expires == Some(true) {
         return Err(ApiError::validation(
             "never_expires",
@@ -503,7 +541,16 @@ pub async fn update_credential(
     let audiences = input.audiences.as_deref().map(validate_audiences).transpose()?;
     let lifetime = input.token_lifetime_seconds.map(|l| validate_lifetime(state, l)).transpose()?;
     let rate_limit = input.rate_limit_per_minute.map(validate_rate_limit).transpose()?;
+    if let Some(remove) = &input.remove_claims {
+        for name in remove {
+            tokenmint_core::claims::check_name(name)
+                .map_err(|e| ApiError::validation("remove_claims", e.to_string()))?;
+        }
+    }
+    // Checked on its own before the write, so that a refusal names the claims, not the edit.
+    input.claims.as_ref().map(|c| parse_claims("claims", c)).transpose()?;
     let mut narrowed = false;
+    let mut claims_changed = false;
     let c = modify(state, actor, client_id, Action::EditCredential, &mut |c, now_micros, max| {
         let before = c.clone();
         let now = now_micros.div_euclid(1_000_000);
@@ -531,15 +578,21 @@ pub async fn update_credential(
         if input.clear_rate_limit == Some(true) {
             c.rate_limit_per_minute = None;
         }
+        if input.claims.is_some() || input.remove_claims.is_some() {
+            c.claims =
+                edit_claims(&c.claims, input.claims.as_ref(), input.remove_claims.as_deref())?;
+        }
         // A narrower grant is a revocation: tokens issued before it carry what was taken away,
         // so they go the way of a deactivation's, through the same feed entry. A wider grant
-        // takes nothing away and revokes nothing.
+        // takes nothing away and revokes nothing. Any change of the claims is a revocation too:
+        // older tokens state what is no longer true of the partner.
         narrowed = narrows(&before, c);
-        Ok(narrowed.then(|| revoke_all(c, now_micros, max)))
+        claims_changed = before.claims != c.claims;
+        Ok((narrowed || claims_changed).then(|| revoke_all(c, now_micros, max)))
     })
     .await?;
     let principal = actor.principal();
-    tracing::info!(client_id, actor = %principal, narrowed, "credential updated");
+    tracing::info!(client_id, actor = %principal, narrowed, claims_changed, "credential updated");
     record(
         state,
         actor,
@@ -553,7 +606,8 @@ pub async fn update_credential(
             "token_lifetime_seconds": c.token_lifetime_secs,
             "expires_at": c.expires_at,
             "rate_limit_per_minute": c.rate_limit_per_minute,
-            "tokens_revoked": narrowed,
+            "claims": c.claims.to_map(),
+            "tokens_revoked": narrowed || claims_changed,
         }),
     );
     Ok(view(&c))
@@ -727,7 +781,12 @@ pub async fn create_organization(
             .map_err(|_| ApiError::validation("name", "the name must be 1 to 200 characters"))?,
         None => slug.to_string(),
     };
-    let org = Organization { slug: slug.to_string(), name, created_at: state.now() };
+    let org = Organization {
+        slug: slug.to_string(),
+        name,
+        created_at: state.now(),
+        claims: CustomClaims::default(),
+    };
     state.store.create_organization(&org, &guard(state, actor, false)).await?;
     record(
         state,
@@ -766,4 +825,69 @@ pub async fn get_organization(
             Err(ApiError::not_found("organization"))
         }
     }
+}
+
+pub async fn update_organization(
+    state: &AppState,
+    actor: &Actor,
+    slug: &str,
+    input: dto::UpdateOrganization,
+) -> Result<dto::Organization, ApiError> {
+    let current = match state.store.get_organization(slug).await? {
+        Some(org) => {
+            authorize(actor, Action::EditOrganization, &Target::Org(&org.slug), "organization")?;
+            org
+        }
+        None => {
+            authorize(actor, Action::EditOrganization, &Target::Missing, "organization")?;
+            return Err(ApiError::not_found("organization"));
+        }
+    };
+    let name = input.name.as_deref().map(validate_name).transpose()?;
+    if let Some(remove) = &input.remove_claims {
+        for n in remove {
+            tokenmint_core::claims::check_name(n)
+                .map_err(|e| ApiError::validation("remove_claims", e.to_string()))?;
+        }
+    }
+    let claims =
+        edit_claims(&current.claims, input.claims.as_ref(), input.remove_claims.as_deref())?;
+    let claims_changed = claims != current.claims;
+    let now_micros = state.clock.now_micros();
+    let now = now_micros.div_euclid(1_000_000);
+    let update = OrganizationUpdate {
+        slug: current.slug.clone(),
+        name: name.unwrap_or_else(|| current.name.clone()),
+        claims,
+        at: now,
+        // Every token of the organization's credentials states the old claims: revoke them
+        // all, as a change of one credential's claims revokes its own.
+        revoke: claims_changed.then_some(OrganizationRevocation {
+            now_micros,
+            max_token_lifetime_secs: state.config.max_token_lifetime,
+        }),
+    };
+    let revoked = state.store.update_organization(&update, &guard(state, actor, false)).await?;
+    after_write(state).await;
+    let principal = actor.principal();
+    tracing::info!(org = %update.slug, actor = %principal, claims_changed, revoked, "organization updated");
+    record(
+        state,
+        actor,
+        AuditKind::OrganizationUpdated,
+        &update.slug,
+        None,
+        serde_json::json!({
+            "name": update.name,
+            "claims": update.claims.to_map(),
+            "credentials_revoked": revoked,
+        }),
+    );
+    let org = Organization {
+        slug: update.slug,
+        name: update.name,
+        created_at: current.created_at,
+        claims: update.claims,
+    };
+    Ok(org_view(&org))
 }

@@ -36,6 +36,8 @@ pub struct Inner {
     /// Sign-in throttling and one-time flashes of the portal.
     pub portal: crate::portal::PortalState,
     pub metrics: Metrics,
+    /// The provider's token hook, when configured.
+    pub token_hook: Option<crate::hook::TokenHook>,
     /// The `iss` of every token, without a trailing slash.
     pub issuer: String,
     /// The discovery document, serialised once.

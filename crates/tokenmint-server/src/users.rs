@@ -188,7 +188,12 @@ pub async fn create_user(
     let may_create_org = policy::may(actor, Action::CreateOrganization, &Target::Platform).is_ok();
     if may_create_org && state.store.get_organization(slug.as_str()).await?.is_none() {
         // The platform may name a new organization, as when it creates a credential.
-        let org = Organization { slug: slug.to_string(), name: slug.to_string(), created_at: now };
+        let org = Organization {
+            slug: slug.to_string(),
+            name: slug.to_string(),
+            created_at: now,
+            claims: tokenmint_core::CustomClaims::default(),
+        };
         match state.store.create_organization(&org, &guard).await {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),

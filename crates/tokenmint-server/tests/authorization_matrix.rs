@@ -30,6 +30,7 @@ const ADMIN_API: &str = "
 ListOrganizations      GET    /organizations                               | A ok  -   -   -   -   | I 403 -   -   -   -   | R 403 -   -   -   -   | N 403 -   -   -   -
 CreateOrganization     POST   /organizations                               | A ok  -   -   -   -   | I 403 -   -   -   -   | R 403 -   -   -   -   | N 403 -   -   -   -
 ReadOrganization       GET    /organizations/{slug}                        | A ok  ok  -   -   404 | I 403 403 -   -   403 | R 403 403 -   -   403 | N 403 403 -   -   403
+EditOrganization       PATCH  /organizations/{slug}                        | A ok  ok  -   -   404 | I 403 403 -   -   403 | R 403 403 -   -   403 | N 403 403 -   -   403
 ListCredentials        GET    /credentials                                 | A ok  ok  -   -   ok  | I 403 403 -   -   403 | R 403 403 -   -   403 | N 403 403 -   -   403
 CreateCredential       POST   /credentials                                 | A ok  ok  ok  -   ok  | I 403 403 403 -   403 | R 403 403 403 -   403 | N 403 403 403 -   403
 ReadCredential         GET    /credentials/{client_id}                     | A ok  ok  ok  ok  404 | I 403 403 403 403 403 | R 403 403 403 403 403 | N 403 403 403 403 403
@@ -298,6 +299,10 @@ impl World {
                 path.to_owned()
             }
             ("GET", "/organizations/{slug}") => format!("/organizations/{org}"),
+            ("PATCH", "/organizations/{slug}") => {
+                body = Some(json!({"name": "renamed in a cell"}));
+                format!("/organizations/{org}")
+            }
             ("GET", "/credentials") | ("GET", "/users") | ("GET", "/audit") => {
                 format!("{path}?org={org}")
             }

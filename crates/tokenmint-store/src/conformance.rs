@@ -7,13 +7,13 @@
 
 use crate::{
     AlertDelivery, AuditFilter, AuditRecord, CredentialFilter, Entity, Guard, GuardActor,
-    NewRevocation, Organization, PortalSession, PortalUser, Refusal, Rotation, Store, StoreError,
-    TokenCount, Usage, UserRole, UserStatus,
+    NewRevocation, Organization, OrganizationRevocation, OrganizationUpdate, PortalSession,
+    PortalUser, Refusal, Rotation, Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
 };
 use tokenmint_core::credential::{Credential, CredentialStatus, RevocationCutoff, token_id};
 use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
 use tokenmint_core::scope::Permissions;
-use tokenmint_core::{ClientId, Environment, SecretHash, StoredSecret};
+use tokenmint_core::{ClientId, CustomClaims, Environment, SecretHash, StoredSecret};
 use tokenmint_proto::feed::Revocation;
 
 /// Every check, by name, so a backend's test file can run them one by one.
@@ -44,6 +44,7 @@ pub const ALL: &[&str] = &[
     "two_admins_deactivating_each_other_at_once_leave_exactly_one",
     "rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused",
     "concurrent_writers_of_every_kind_all_succeed",
+    "claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens",
 ];
 
 /// Runs the named check.
@@ -115,6 +116,9 @@ pub async fn run(name: &str, store: &dyn Store) {
         "concurrent_writers_of_every_kind_all_succeed" => {
             concurrent_writers_of_every_kind_all_succeed(store).await
         }
+        "claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens" => {
+            claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens(store).await
+        }
         other => panic!("unknown conformance check {other}"),
     }
 }
@@ -136,7 +140,12 @@ fn rotation(secret: &StoredSecret, expire_others_at: Option<i64>) -> Rotation {
 }
 
 fn org(slug: &str) -> Organization {
-    Organization { slug: slug.into(), name: format!("{slug} Inc."), created_at: 100 }
+    Organization {
+        slug: slug.into(),
+        name: format!("{slug} Inc."),
+        created_at: 100,
+        claims: tokenmint_core::CustomClaims::default(),
+    }
 }
 
 fn secret(id: &str, byte: u8, created_at: i64) -> StoredSecret {
@@ -168,6 +177,8 @@ pub fn credential(client_id: &str, org: &str, created_at: i64) -> Credential {
         last_used_at: None,
         tokens_revoked_before: None,
         secrets: vec![secret(&format!("{client_id}-s1"), 1, created_at)],
+        claims: tokenmint_core::CustomClaims::default(),
+        org_claims: tokenmint_core::CustomClaims::default(),
         revision: 1,
     }
 }
@@ -1026,4 +1037,100 @@ async fn concurrent_writers_of_every_kind_all_succeed(s: &dyn Store) {
     let (new, known) = s.remember_network("tmc_w", "192.0.2.0/24", 9_999).await.unwrap();
     assert!(new);
     assert_eq!(known, i64::try_from(networks).unwrap());
+}
+
+fn claims(json: serde_json::Value) -> CustomClaims {
+    match json {
+        serde_json::Value::Object(m) => CustomClaims::parse(m).unwrap(),
+        other => panic!("not an object: {other}"),
+    }
+}
+
+async fn claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens(
+    s: &dyn Store,
+) {
+    let mut acme = org("acme");
+    acme.claims = claims(serde_json::json!({"tenant": "acme-1", "plan": "basic"}));
+    s.create_organization(&acme, &sys(100)).await.unwrap();
+    s.create_organization(&org("other"), &sys(100)).await.unwrap();
+    assert_eq!(s.get_organization("acme").await.unwrap().unwrap(), acme);
+    let mut a = credential("tmc_a", "acme", 100);
+    a.claims = claims(serde_json::json!({"plan": "gold", "seats": [1, 2]}));
+    s.create_credential(&a, None, &sys(100)).await.unwrap();
+    let b = credential("tmc_b", "acme", 100);
+    s.create_credential(&b, None, &sys(100)).await.unwrap();
+    s.create_credential(&credential("tmc_c", "other", 100), None, &sys(100)).await.unwrap();
+
+    let got = s.get_credential("tmc_a").await.unwrap().unwrap();
+    assert_eq!(got.claims, a.claims);
+    assert_eq!(got.org_claims, acme.claims, "the organization's claims are read with it");
+    assert_eq!(
+        got.token_claims().to_stored(),
+        r#"{"plan":"gold","seats":[1,2],"tenant":"acme-1"}"#
+    );
+    let filter = CredentialFilter { limit: 10, ..Default::default() };
+    let listed = s.list_credentials(&filter).await.unwrap();
+    assert_eq!(listed.items.iter().find(|c| c.client_id.as_str() == "tmc_a").unwrap(), &got);
+
+    // A credential update writes its own claims, never the organization's.
+    let mut edited = got.clone();
+    edited.claims = CustomClaims::default();
+    edited.org_claims = CustomClaims::default();
+    s.update_credential(&edited, None, &sys(110)).await.unwrap();
+    let got = s.get_credential("tmc_a").await.unwrap().unwrap();
+    assert!(got.claims.is_empty());
+    assert_eq!(got.org_claims, acme.claims);
+
+    // A rename alone revokes nothing.
+    let latest = s.latest_revocation().await.unwrap();
+    let rename = OrganizationUpdate {
+        slug: "acme".into(),
+        name: "Acme".into(),
+        claims: acme.claims.clone(),
+        at: 120,
+        revoke: None,
+    };
+    assert_eq!(s.update_organization(&rename, &sys(120)).await.unwrap(), 0);
+    assert_eq!(s.latest_revocation().await.unwrap(), latest);
+    assert_eq!(s.get_organization("acme").await.unwrap().unwrap().name, "Acme");
+
+    // A claim change revokes every token of every credential of the organization, and only
+    // of that organization, each with its feed entry and change-log row.
+    let before = s.latest_change().await.unwrap();
+    let change = OrganizationUpdate {
+        claims: claims(serde_json::json!({"tenant": "acme-2"})),
+        at: 130,
+        revoke: Some(OrganizationRevocation {
+            now_micros: 130_000_000,
+            max_token_lifetime_secs: 3600,
+        }),
+        ..rename
+    };
+    assert_eq!(s.update_organization(&change, &sys(130)).await.unwrap(), 2);
+    for id in ["tmc_a", "tmc_b"] {
+        let c = s.get_credential(id).await.unwrap().unwrap();
+        assert_eq!(c.org_claims, change.claims);
+        assert_eq!(c.tokens_revoked_before, Some(RevocationCutoff::at_micros(130_000_000)));
+        assert!(c.revokes_token(130, &token_id(129_999_999)));
+        assert!(!c.revokes_token(130, &token_id(130_000_001)));
+    }
+    assert_eq!(s.get_credential("tmc_c").await.unwrap().unwrap().tokens_revoked_before, None);
+    let feed = s.list_revocations(latest, 10, 130).await.unwrap();
+    let revoked: Vec<&Revocation> = feed.iter().map(|e| &e.revocation).collect();
+    assert_eq!(revoked.len(), 2);
+    assert!(revoked.iter().all(|r| matches!(r, Revocation::Credential { .. })));
+    let changed = s.changes_after(before, 20).await.unwrap();
+    for key in ["acme", "tmc_a", "tmc_b"] {
+        assert!(changed.iter().any(|c| c.key == key), "{key} in the change log");
+    }
+    // A second change at the same instant still cuts after the first.
+    assert_eq!(s.update_organization(&change, &sys(130)).await.unwrap(), 2);
+    let c = s.get_credential("tmc_a").await.unwrap().unwrap();
+    assert_eq!(c.tokens_revoked_before, Some(RevocationCutoff::at_micros(130_000_001)));
+
+    let missing = OrganizationUpdate { slug: "nope".into(), ..change };
+    assert!(matches!(
+        s.update_organization(&missing, &sys(140)).await,
+        Err(StoreError::NotFound(_))
+    ));
 }

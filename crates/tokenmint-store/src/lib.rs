@@ -16,7 +16,7 @@ use std::fmt;
 use thiserror::Error;
 use tokenmint_core::credential::Credential;
 use tokenmint_core::keys::KeyRecord;
-use tokenmint_core::{StoredSecret, UnixTime};
+use tokenmint_core::{CustomClaims, StoredSecret, UnixTime};
 use tokenmint_proto::feed::{Revocation, RevocationEntry};
 
 pub mod conformance;
@@ -136,6 +136,32 @@ pub struct Organization {
     pub slug: String,
     pub name: String,
     pub created_at: UnixTime,
+    /// Claims every token of the organization's credentials carries (unless the credential
+    /// sets the same name).
+    pub claims: CustomClaims,
+}
+
+/// A change to an organization ([`Store::update_organization`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationUpdate {
+    pub slug: String,
+    pub name: String,
+    pub claims: CustomClaims,
+    pub at: UnixTime,
+    /// Set when what the organization's tokens say changes: every token of every credential
+    /// of the organization issued up to then is revoked, as by [`Store::update_credential`]
+    /// with a feed entry per credential.
+    pub revoke: Option<OrganizationRevocation>,
+}
+
+/// The revocation an organization change makes of its credentials' tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrganizationRevocation {
+    /// The instant of the change, in microseconds: each credential's cut-off is this, or just
+    /// after its previous one.
+    pub now_micros: i64,
+    /// The longest token lifetime: feed entries are kept until every token they cover expired.
+    pub max_token_lifetime_secs: u32,
 }
 
 /// Which credentials to list, and where the page starts.
@@ -392,6 +418,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Paged<Organization>, StoreError>;
+
+    /// Changes an organization's name and claims, and revokes its credentials' tokens as
+    /// [`OrganizationUpdate::revoke`] says, in one transaction; returns how many credentials'
+    /// tokens were revoked. `NotFound` if there is no such organization.
+    async fn update_organization(
+        &self,
+        update: &OrganizationUpdate,
+        guard: &Guard,
+    ) -> Result<u64, StoreError>;
 
     /// Stores a new credential with its secrets, creating its organization first when `org`
     /// is given and does not exist; answers whether it created the organization. `Conflict` if

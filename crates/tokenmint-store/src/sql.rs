@@ -2,8 +2,8 @@
 
 use crate::{
     AlertDelivery, AuditFilter, AuditRecord, Change, CredentialFilter, Entity, Guard, GuardActor,
-    NewRevocation, Organization, Paged, PortalSession, PortalUser, Refusal, Rotation, Store,
-    StoreError, TokenCount, Usage, UserRole, UserStatus,
+    NewRevocation, Organization, OrganizationUpdate, Paged, PortalSession, PortalUser, Refusal,
+    Rotation, Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
 };
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokenmint_core::credential::{AdminHorizon, Credential, CredentialStatus, RevocationCutoff};
 use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
 use tokenmint_core::scope::Permissions;
-use tokenmint_core::{ClientId, Environment, SecretHash, StoredSecret, UnixTime};
+use tokenmint_core::{ClientId, CustomClaims, Environment, SecretHash, StoredSecret, UnixTime};
 use tokenmint_proto::feed::{Revocation, RevocationEntry};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -256,8 +256,9 @@ async fn check_actor(tx: &mut Transaction<'static, Any>, guard: &Guard) -> Resul
     match &guard.actor {
         GuardActor::System => Ok(()),
         GuardActor::Credential { client_id, token } => {
-            let sql =
-                format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials c WHERE c.client_id = $1");
+            let sql = format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM {CREDENTIAL_FROM} WHERE c.client_id = $1"
+            );
             let row = sqlx::query(&sql)
                 .bind(client_id)
                 .fetch_optional(&mut **tx)
@@ -303,7 +304,7 @@ async fn admin_horizon(
 ) -> Result<AdminHorizon, StoreError> {
     // The LIKE only narrows the rows read; the decision is made on the parsed credentials.
     let sql = format!(
-        "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM credentials c \
+        "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM {CREDENTIAL_FROM} \
          LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
          WHERE c.status = 'active' AND c.permissions LIKE '%tokenmint:admin%' \
          ORDER BY c.client_id, s.created_at, s.id"
@@ -407,7 +408,11 @@ fn corrupt(what: &str) -> StoreError {
 
 const CREDENTIAL_COLUMNS: &str = "c.client_id, c.org, c.name, c.environment, c.permissions, c.audiences, \
      c.token_lifetime_secs, c.rate_limit_per_minute, c.status, c.expires_at, c.created_at, c.updated_at, \
-     c.last_used_at, c.tokens_revoked_before, c.tokens_revoked_through_us, c.revision";
+     c.last_used_at, c.tokens_revoked_before, c.tokens_revoked_through_us, c.revision, c.claims, \
+     o.claims AS org_claims";
+
+/// Credentials with their organization, whose claims every token of theirs carries.
+const CREDENTIAL_FROM: &str = "credentials c LEFT JOIN organizations o ON o.slug = c.org";
 
 const SECRET_COLUMNS: &str = "s.id AS s_id, s.hash AS s_hash, s.hint AS s_hint, s.created_at AS s_created_at, \
      s.expires_at AS s_expires_at, s.last_used_at AS s_last_used_at";
@@ -450,6 +455,11 @@ fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
             None => get_oi("tokens_revoked_before")?.map(RevocationCutoff::before_second),
         },
         secrets: Vec::new(),
+        claims: CustomClaims::from_stored(&get_s("claims")?).map_err(|_| corrupt("claims"))?,
+        org_claims: match row.try_get::<Option<String>, _>("org_claims").map_err(backend_err)? {
+            Some(text) => CustomClaims::from_stored(&text).map_err(|_| corrupt("org claims"))?,
+            None => CustomClaims::default(),
+        },
         revision: get_i("revision")?,
     };
     Ok(credential)
@@ -503,6 +513,10 @@ fn org_from_row(row: &AnyRow) -> Result<Organization, StoreError> {
         slug: row.try_get("slug").map_err(backend_err)?,
         name: row.try_get("name").map_err(backend_err)?,
         created_at: row.try_get("created_at").map_err(backend_err)?,
+        claims: CustomClaims::from_stored(
+            &row.try_get::<String, _>("claims").map_err(backend_err)?,
+        )
+        .map_err(|_| corrupt("organization claims"))?,
     })
 }
 
@@ -613,32 +627,36 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let (_turn, mut tx) = self.begin().await?;
         let horizon_before = guard_before(&mut tx, guard).await?;
-        sqlx::query("INSERT INTO organizations (slug, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&org.slug)
-            .bind(&org.name)
-            .bind(org.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match backend_err(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!(
-                    "organization '{0}' already exists (creating a credential with org \
-                         '{0}' creates it when it is missing); GET /admin/v1/organizations/{0} \
-                         shows it",
-                    org.slug
-                )),
-                other => other,
-            })?;
+        sqlx::query(
+            "INSERT INTO organizations (slug, name, created_at, claims) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&org.slug)
+        .bind(&org.name)
+        .bind(org.created_at)
+        .bind(org.claims.to_stored())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match backend_err(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "organization '{0}' already exists (creating a credential with org \
+                     '{0}' creates it when it is missing); GET /admin/v1/organizations/{0} \
+                     shows it",
+                org.slug
+            )),
+            other => other,
+        })?;
         log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
         guard_after(&mut tx, guard, horizon_before).await?;
         tx.commit().await.map_err(backend_err)
     }
 
     async fn get_organization(&self, slug: &str) -> Result<Option<Organization>, StoreError> {
-        let row = sqlx::query("SELECT slug, name, created_at FROM organizations WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend_err)?;
+        let row =
+            sqlx::query("SELECT slug, name, created_at, claims FROM organizations WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_err)?;
         row.as_ref().map(org_from_row).transpose()
     }
 
@@ -649,7 +667,7 @@ impl Store for SqlStore {
     ) -> Result<Paged<Organization>, StoreError> {
         let limit = limit.clamp(1, 1000);
         let rows = sqlx::query(
-            "SELECT slug, name, created_at FROM organizations WHERE slug > $1 ORDER BY slug LIMIT $2",
+            "SELECT slug, name, created_at, claims FROM organizations WHERE slug > $1 ORDER BY slug LIMIT $2",
         )
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit) + 1)
@@ -666,6 +684,73 @@ impl Store for SqlStore {
         Ok(Paged { items, next })
     }
 
+    async fn update_organization(
+        &self,
+        u: &OrganizationUpdate,
+        guard: &Guard,
+    ) -> Result<u64, StoreError> {
+        let (_turn, mut tx) = self.begin().await?;
+        check_actor(&mut tx, guard).await?;
+        let done = sqlx::query("UPDATE organizations SET name = $1, claims = $2 WHERE slug = $3")
+            .bind(&u.name)
+            .bind(u.claims.to_stored())
+            .bind(&u.slug)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound("organization"));
+        }
+        log_change(&mut tx, Entity::Organization, &u.slug, u.at).await?;
+        let Some(revoke) = u.revoke else {
+            tx.commit().await.map_err(backend_err)?;
+            return Ok(0);
+        };
+        let rows = sqlx::query(
+            "SELECT client_id, tokens_revoked_before, tokens_revoked_through_us FROM credentials \
+             WHERE org = $1 ORDER BY client_id",
+        )
+        .bind(&u.slug)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        for row in &rows {
+            let client_id: String = row.try_get("client_id").map_err(backend_err)?;
+            let through: Option<i64> =
+                row.try_get("tokens_revoked_through_us").map_err(backend_err)?;
+            let before: Option<i64> = row.try_get("tokens_revoked_before").map_err(backend_err)?;
+            let previous = match through {
+                Some(us) => Some(RevocationCutoff::at_micros(us)),
+                None => before.map(RevocationCutoff::before_second),
+            };
+            // The same cut-off and feed entry as a change of one credential's grant.
+            let cut = RevocationCutoff::next(previous, revoke.now_micros);
+            sqlx::query(
+                "UPDATE credentials SET tokens_revoked_before = $1, tokens_revoked_through_us = $2, \
+                 updated_at = $3, revision = revision + 1 WHERE client_id = $4",
+            )
+            .bind(cut.second().saturating_add(1))
+            .bind(cut.micros())
+            .bind(u.at)
+            .bind(&client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+            let entry = NewRevocation {
+                revocation: Revocation::Credential {
+                    client_id: client_id.clone(),
+                    issued_before: cut.second(),
+                    issued_before_jti: Some(cut.jti_boundary()),
+                },
+                expires_at: cut.second() + 1 + i64::from(revoke.max_token_lifetime_secs) + 60,
+            };
+            append_revocation(&mut tx, &entry, u.at).await?;
+            log_change(&mut tx, Entity::Credential, &client_id, u.at).await?;
+        }
+        tx.commit().await.map_err(backend_err)?;
+        Ok(rows.len() as u64)
+    }
+
     async fn create_credential(
         &self,
         c: &Credential,
@@ -677,11 +762,13 @@ impl Store for SqlStore {
         let mut org_created = false;
         if let Some(org) = org {
             let inserted = sqlx::query(
-                "INSERT INTO organizations (slug, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING",
+                "INSERT INTO organizations (slug, name, created_at, claims) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (slug) DO NOTHING",
             )
             .bind(&org.slug)
             .bind(&org.name)
             .bind(org.created_at)
+            .bind(org.claims.to_stored())
             .execute(&mut *tx)
             .await
             .map_err(backend_err)?;
@@ -694,8 +781,8 @@ impl Store for SqlStore {
         sqlx::query(
             "INSERT INTO credentials (client_id, org, name, environment, permissions, audiences, \
              token_lifetime_secs, rate_limit_per_minute, status, expires_at, created_at, updated_at, \
-             last_used_at, tokens_revoked_before, tokens_revoked_through_us, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1)",
+             last_used_at, tokens_revoked_before, tokens_revoked_through_us, claims, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1)",
         )
         .bind(c.client_id.as_str())
         .bind(&c.org)
@@ -712,6 +799,7 @@ impl Store for SqlStore {
         .bind(c.last_used_at)
         .bind(revoked_before)
         .bind(revoked_through_us)
+        .bind(c.claims.to_stored())
         .execute(&mut *tx)
         .await
         .map_err(|e| match backend_err(e) {
@@ -728,7 +816,7 @@ impl Store for SqlStore {
 
     async fn get_credential(&self, client_id: &str) -> Result<Option<Credential>, StoreError> {
         let sql = format!(
-            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM credentials c \
+            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM {CREDENTIAL_FROM} \
              LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
              WHERE c.client_id = $1 ORDER BY s.created_at, s.id"
         );
@@ -779,7 +867,7 @@ impl Store for SqlStore {
         let ids = &ids[..ids.len().min(limit as usize)];
         let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM credentials c \
+            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM {CREDENTIAL_FROM} \
              LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
              WHERE c.client_id IN ({}) ORDER BY c.created_at, c.client_id, s.created_at, s.id",
             placeholders.join(", ")
@@ -811,7 +899,7 @@ impl Store for SqlStore {
             "UPDATE credentials SET name = $1, permissions = $2, audiences = $3, \
              token_lifetime_secs = $4, rate_limit_per_minute = $5, status = $6, expires_at = $7, \
              updated_at = $8, tokens_revoked_before = $9, tokens_revoked_through_us = $10, \
-             revision = revision + 1 WHERE client_id = $11 AND revision = $12",
+             claims = $11, revision = revision + 1 WHERE client_id = $12 AND revision = $13",
         )
         .bind(&c.name)
         .bind(permissions_text(c))
@@ -823,6 +911,7 @@ impl Store for SqlStore {
         .bind(c.updated_at)
         .bind(revoked_before)
         .bind(revoked_through_us)
+        .bind(c.claims.to_stored())
         .bind(c.client_id.as_str())
         .bind(c.revision)
         .execute(&mut *tx)

@@ -65,6 +65,7 @@ checks!(
     two_admins_deactivating_each_other_at_once_leave_exactly_one,
     rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused,
     concurrent_writers_of_every_kind_all_succeed,
+    claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens,
 );
 
 #[tokio::test]
@@ -108,8 +109,12 @@ async fn a_change_made_by_one_process_wakes_the_listener_of_another() {
     let a = SqlStore::connect(db.url(), true).await.unwrap();
     let b = SqlStore::connect(db.url(), false).await.unwrap();
     let mut listener = b.listen_changes().await.unwrap().expect("PostgreSQL pushes changes");
-    let org =
-        tokenmint_store::Organization { slug: "acme".into(), name: "Acme".into(), created_at: 1 };
+    let org = tokenmint_store::Organization {
+        slug: "acme".into(),
+        name: "Acme".into(),
+        created_at: 1,
+        claims: Default::default(),
+    };
     a.create_organization(&org, &tokenmint_store::Guard::system(0)).await.unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
         .await
@@ -137,6 +142,7 @@ async fn two_processes_ending_each_others_admin_at_once_leave_exactly_one() {
         slug: "platform".into(),
         name: "Platform".into(),
         created_at: 1,
+        claims: Default::default(),
     };
     a.create_organization(&org, &Guard::system(1)).await.unwrap();
     let changes: [fn(&mut Credential); 3] = [

@@ -59,6 +59,7 @@ checks!(
     two_admins_deactivating_each_other_at_once_leave_exactly_one,
     rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused,
     concurrent_writers_of_every_kind_all_succeed,
+    claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens,
 );
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use tokenmint_proto::{Audience, Environment};
 
@@ -79,6 +79,9 @@ pub struct Claims {
     pub env: Option<Environment>,
     /// `None` when the token carries no organization.
     pub org: Option<String>,
+    /// Every other claim of the token: tokenmint's custom claims (set on the credential or its
+    /// organization, or added by the token hook), or any other issuer's own.
+    pub extra: BTreeMap<String, Value>,
 }
 
 impl Claims {
@@ -89,6 +92,11 @@ impl Claims {
 
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().any(|s| s == scope)
+    }
+
+    /// A custom claim (one that is not mapped to a field above), as the token carries it.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.extra.get(name)
     }
 
     /// A claim by the name a route may bind a path segment to: `client_id`, `sub`, `org` or
@@ -199,18 +207,26 @@ pub(crate) fn decode(payload: &str, mapping: &ClaimMapping) -> Result<Claims, Ve
         None => None,
         Some(name) => Some(name.parse::<Environment>().map_err(|_| VerifyError::Malformed)?),
     };
+    let scope = scopes(object.remove(&mapping.scope_claim))?;
+    let org = string(object.remove(&mapping.org_claim))?;
+    let sub = string(object.remove("sub"))?;
+    let iat = date(object.remove("iat"))?;
+    let nbf = date(object.remove("nbf"))?;
+    let jti = string(object.remove("jti"))?;
+    object.remove(&mapping.client_id_claim);
     Ok(Claims {
-        scope: scopes(object.remove(&mapping.scope_claim))?,
-        org: string(object.remove(&mapping.org_claim))?,
-        sub: string(object.remove("sub"))?,
-        iat: date(object.remove("iat"))?,
-        nbf: date(object.remove("nbf"))?,
-        jti: string(object.remove("jti"))?,
+        scope,
+        org,
+        sub,
+        iat,
+        nbf,
+        jti,
         iss,
         client_id,
         aud,
         exp,
         env,
+        extra: object.into_iter().collect(),
     })
 }
 
@@ -249,6 +265,21 @@ mod tests {
         assert_eq!(claims.scope, "a:read b:write");
         assert_eq!(claims.env, Some(Environment::Sandbox));
         assert_eq!(claims.org.as_deref(), Some("acme"));
+        assert!(claims.extra.is_empty(), "{:?}", claims.extra);
+    }
+
+    #[test]
+    fn custom_claims_are_exposed_beside_the_mapped_ones() {
+        let claims = decode(
+            &payload(&json!({"iss": "https://a", "client_id": "c1", "exp": 2, "org": "acme",
+                "tenant_id": "t-42", "plan": {"tier": "gold"}})),
+            &ClaimMapping::default(),
+        )
+        .unwrap();
+        assert_eq!(claims.claim("tenant_id"), Some(&json!("t-42")));
+        assert_eq!(claims.claim("plan"), Some(&json!({"tier": "gold"})));
+        assert_eq!(claims.claim("org"), None, "mapped claims are fields, not extras");
+        assert_eq!(claims.extra.len(), 2);
     }
 
     #[test]

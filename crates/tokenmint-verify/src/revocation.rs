@@ -202,6 +202,7 @@ mod tests {
             scope: String::new(),
             env: Some(Environment::Sandbox),
             org: Some("acme".into()),
+            extra: Default::default(),
         }
     }
 

@@ -95,6 +95,27 @@ pub struct ServeArgs {
     /// Deliver alerts to loopback, private and link-local webhook addresses too (refused by default).
     #[arg(long, env = "TOKENMINT_ALERT_WEBHOOK_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub alert_webhook_allow_private: Option<bool>,
+    /// The provider's token hook: called at issuance with the credential, organization, scope
+    /// and audience; its answer may add claims, narrow the scope or refuse.
+    #[arg(long, env = "TOKENMINT_TOKEN_HOOK", value_name = "URL")]
+    pub token_hook: Option<String>,
+    /// File holding the secret that signs token hook calls (or set TOKENMINT_TOKEN_HOOK_SECRET).
+    #[arg(long, env = "TOKENMINT_TOKEN_HOOK_SECRET_FILE", value_name = "FILE")]
+    pub token_hook_secret_file: Option<PathBuf>,
+    /// How long one token hook call may take. [default: 2s]
+    #[arg(long, env = "TOKENMINT_TOKEN_HOOK_TIMEOUT", value_name = "DURATION")]
+    pub token_hook_timeout: Option<String>,
+    /// When the token hook fails (timeout, error, unreadable answer): refuse the token request,
+    /// or issue the token without the hook's claims. [default: refuse]
+    #[arg(long, env = "TOKENMINT_TOKEN_HOOK_ON_FAILURE", value_name = "refuse|issue")]
+    pub token_hook_on_failure: Option<String>,
+    /// How long a token hook answer is reused for the same credential, scope and audience;
+    /// 0 calls the hook for every token. [default: 60s]
+    #[arg(long, env = "TOKENMINT_TOKEN_HOOK_CACHE_TTL", value_name = "DURATION")]
+    pub token_hook_cache_ttl: Option<String>,
+    /// Call a token hook at a loopback, private or link-local address (refused by default).
+    #[arg(long, env = "TOKENMINT_TOKEN_HOOK_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub token_hook_allow_private: Option<bool>,
     /// How long audit records, token counts and alert deliveries are kept. [default: 90d]
     #[arg(long, env = "TOKENMINT_AUDIT_RETENTION", value_name = "DURATION")]
     pub audit_retention: Option<String>,
@@ -203,6 +224,12 @@ pub struct FileSettings {
     pub alert_webhooks: Option<Vec<String>>,
     pub alert_webhook_secret_file: Option<PathBuf>,
     pub alert_webhook_allow_private: Option<bool>,
+    pub token_hook: Option<String>,
+    pub token_hook_secret_file: Option<PathBuf>,
+    pub token_hook_timeout: Option<String>,
+    pub token_hook_on_failure: Option<String>,
+    pub token_hook_cache_ttl: Option<String>,
+    pub token_hook_allow_private: Option<bool>,
     pub audit_retention: Option<String>,
     pub brute_force_ip_limit: Option<u32>,
     pub brute_force_client_limit: Option<u32>,
@@ -528,6 +555,69 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
     if secret.as_deref().is_some_and(|s| s.len() < 16) {
         bail!("invalid alert webhook secret: use at least 16 characters");
     }
+    let token_hook = match args.token_hook.clone().or_else(|| file.token_hook.clone()) {
+        None => None,
+        Some(url) => {
+            let target = tokenmint_server::alerts::WebhookTarget::parse(&url).map_err(|e| {
+                anyhow!("invalid {}: {e}; use an http(s) URL", setting("token-hook"))
+            })?;
+            let mut hook = tokenmint_server::hook::HookConfig::new(target);
+            hook.allow_private =
+                args.token_hook_allow_private.or(file.token_hook_allow_private).unwrap_or(false);
+            hook.timeout = duration(
+                "token-hook-timeout",
+                &args.token_hook_timeout,
+                &file.token_hook_timeout,
+                hook.timeout,
+            )?;
+            if hook.timeout.is_zero() || hook.timeout > Duration::from_secs(30) {
+                bail!("invalid {}: use a duration from 1ms to 30s", setting("token-hook-timeout"));
+            }
+            hook.cache_ttl = duration(
+                "token-hook-cache-ttl",
+                &args.token_hook_cache_ttl,
+                &file.token_hook_cache_ttl,
+                hook.cache_ttl,
+            )?;
+            if hook.cache_ttl > Duration::from_secs(3600) {
+                bail!(
+                    "invalid {}: at most 1h (0 calls the hook for every token)",
+                    setting("token-hook-cache-ttl")
+                );
+            }
+            if let Some(policy) =
+                args.token_hook_on_failure.as_ref().or(file.token_hook_on_failure.as_ref())
+            {
+                hook.on_failure = policy
+                    .parse()
+                    .map_err(|e| anyhow!("invalid {}: {e}", setting("token-hook-on-failure")))?;
+            }
+            let secret = match args
+                .token_hook_secret_file
+                .clone()
+                .or_else(|| file.token_hook_secret_file.clone())
+            {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| {
+                            format!(
+                                "cannot read {} {}",
+                                setting("token-hook-secret-file"),
+                                path.display()
+                            )
+                        })?
+                        .trim()
+                        .to_owned(),
+                ),
+                None => std::env::var("TOKENMINT_TOKEN_HOOK_SECRET").ok(),
+            };
+            if secret.as_deref().is_some_and(|s| s.len() < 16) {
+                bail!("invalid token hook secret: use at least 16 characters");
+            }
+            hook.secret = secret.map(tokenmint_server::alerts::WebhookSecret);
+            Some(hook)
+        }
+    };
     let brute_force = tokenmint_server::abuse::BruteForceConfig {
         failures_per_ip: args
             .brute_force_ip_limit
@@ -620,6 +710,7 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
         args.alert_webhook_allow_private.or(file.alert_webhook_allow_private).unwrap_or(false);
     config.alerts.secret = secret.map(tokenmint_server::alerts::WebhookSecret);
     config.audit_retention = audit_retention;
+    config.token_hook = token_hook;
     config.brute_force = brute_force;
     config.metrics_per_org = args.metrics_per_org.or(file.metrics_per_org).unwrap_or(false);
     config.listen = listen;

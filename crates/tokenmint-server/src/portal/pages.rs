@@ -332,6 +332,7 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
                     expires_in_seconds: *secs,
                     token_lifetime_seconds: None,
                     rate_limit_per_minute: None,
+                    claims: None,
                 },
             )
             .await,
@@ -398,6 +399,28 @@ fn secret_panel(client_id: &str, secret: &str, rotated: bool) -> String {
     )
 }
 
+/// The custom claims the credential's tokens carry, read-only: the platform sets them.
+fn claims_list(c: &tokenmint_core::Credential) -> String {
+    let claims = c.token_claims();
+    if claims.is_empty() {
+        return r#"<span class="muted">None</span>"#.to_owned();
+    }
+    let items: String = claims
+        .iter()
+        .map(|(name, value)| {
+            let from = if c.claims.get(name).is_none() { " (organization)" } else { "" };
+            format!(
+                "<li><code>{}</code> = <code>{}</code>{from}</li>",
+                esc(name),
+                esc(&value.to_string())
+            )
+        })
+        .collect();
+    format!(
+        r#"<ul class="plain claims">{items}</ul><p class="muted">Set by the platform administrators.</p>"#
+    )
+}
+
 async fn render_credential(
     state: &AppState,
     who: &SignedIn,
@@ -459,6 +482,7 @@ async fn render_credential(
 <dt>Expires</dt><dd>{expires}</dd>
 <dt>Last used</dt><dd>{used}</dd>
 <dt>Secrets</dt><dd><ul class="plain">{secrets}</ul></dd>
+<dt>Token claims</dt><dd>{claims}</dd>
 </dl></section>"#,
         cid = copyable("client-id", c.client_id.as_str(), "Client ID"),
         env = env_label(c.environment),
@@ -468,6 +492,7 @@ async fn render_credential(
         expires = when_or(c.expires_at, "Never"),
         used = when_or(c.last_used_at, "Never"),
         secrets = secrets.join(""),
+        claims = claims_list(&c),
     );
 
     // Activity: tokens per day and recent refusals.

@@ -46,6 +46,10 @@ pub struct Introspection {
     pub env: Option<Environment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
+    /// The token's custom claims (RFC 7662 §2.2 allows further members). Their names can never
+    /// be one of the members above: they are reserved claim names.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Introspection {
@@ -63,6 +67,7 @@ impl Introspection {
             jti: None,
             env: None,
             org: None,
+            extra: serde_json::Map::new(),
         }
     }
 }
@@ -130,6 +135,7 @@ async fn introspect(
         jti: Some(claims.jti),
         env: Some(claims.env),
         org: Some(claims.org),
+        extra: claims.extra,
     })
 }
 

@@ -8,6 +8,7 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::error::OAuthFailure;
 use crate::extract::client_auth::peer_ip;
 use crate::extract::{authenticate_client, read_params};
+use crate::hook::{Asked, Decision as HookDecision, OnFailure, OutcomeLabel};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -19,6 +20,7 @@ use tokenmint_core::jwt::{self, AudienceRef, ClaimsRef};
 use tokenmint_core::request;
 use tokenmint_core::{ClientId, PresentedClientId};
 use tokenmint_http::ratelimit::Decision;
+use tokenmint_proto::OAuthErrorCode;
 
 pub async fn issue_token(State(state): State<AppState>, req: Request) -> Response {
     let started = Instant::now();
@@ -161,6 +163,47 @@ async fn issue(
         };
         Refusal::new(reason, Some(presented(&credential.client_id)), OAuthFailure::from(e))
     })?;
+    // The provider's hook, when configured: it may add claims, narrow the scope or refuse.
+    let hook_answer = match &state.token_hook {
+        None => None,
+        Some(hook) => {
+            let asked = Asked {
+                scope: req.scope.as_deref(),
+                audience: req.audience.as_deref(),
+                granted_scope: &grant.scope,
+            };
+            match hook.decide(credential, &cached.claims, asked, now).await {
+                Ok(answer) => Some(answer),
+                Err(failure) => {
+                    let refuse = hook.config.on_failure == OnFailure::Refuse;
+                    let outcome = if refuse { "refused" } else { "issued" };
+                    hook.metrics.failures.get_or_create(&OutcomeLabel { outcome }).inc();
+                    tracing::warn!(client_id = %credential.client_id, error = %failure, policy = outcome, "token hook failed");
+                    if refuse {
+                        return Err(Refusal::new(
+                            "hook_unavailable",
+                            Some(presented(&credential.client_id)),
+                            OAuthFailure::hook_unavailable(),
+                        ));
+                    }
+                    None
+                }
+            }
+        }
+    };
+    let (extra, scope): (&str, &str) = match hook_answer.as_deref().map(|a| &a.decision) {
+        None => (&cached.claims_json, &grant.scope),
+        Some(HookDecision::Deny { reason }) => {
+            return Err(Refusal::new(
+                "hook_denied",
+                Some(presented(&credential.client_id)),
+                OAuthFailure::new(OAuthErrorCode::AccessDenied, reason.clone()),
+            ));
+        }
+        Some(HookDecision::Allow { claims_json, scope }) => {
+            (claims_json, scope.as_deref().unwrap_or(&grant.scope))
+        }
+    };
     let keys = state.keys.load();
     let jti = credential.new_token_id(now_micros);
     let claims = ClaimsRef {
@@ -174,9 +217,10 @@ async fn issue(
         iat: grant.issued_at,
         exp: grant.expires_at,
         jti: &jti,
-        scope: &grant.scope,
+        scope,
         env: credential.environment,
         org: &credential.org,
+        extra,
     };
     let token = jwt::encode(&keys.signing, &claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
@@ -193,14 +237,14 @@ async fn issue(
     state.usage.record(credential.client_id.as_str(), &client.secret_id, now);
     state.alerts.on_use(&credential.client_id, &credential.org, ip, now);
 
-    let mut body = String::with_capacity(token.len() + grant.scope.len() + 96);
+    let mut body = String::with_capacity(token.len() + scope.len() + 96);
     body.push_str("{\"access_token\":\"");
     body.push_str(&token);
     body.push_str("\",\"token_type\":\"Bearer\",\"expires_in\":");
     body.push_str(&grant.expires_in().to_string());
     body.push_str(",\"scope\":");
     // Scopes are validated names, but escape anyway: correctness over cleverness.
-    body.push_str(&serde_json::to_string(grant.scope.as_ref()).unwrap_or_else(|_| "\"\"".into()));
+    body.push_str(&serde_json::to_string(scope).unwrap_or_else(|_| "\"\"".into()));
     body.push('}');
     let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();

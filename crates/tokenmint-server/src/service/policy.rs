@@ -20,6 +20,9 @@
 //!   secret hints gives nothing away), but every change to it (editing, rotating or deleting a
 //!   secret, deactivating, activating, revoking its tokens), and granting such a scope at all,
 //!   is the platform's alone. So is creating or deactivating a `platform` user.
+//! - Custom claims are statements the provider makes about a partner in every token (its
+//!   tenant, its plan): setting them on a credential or an organization, and editing an
+//!   organization at all, is the platform's alone; organization members only see them.
 //! - Nobody locks themselves out: a credential cannot deactivate itself, revoke its own tokens,
 //!   delete its own secret, take `tokenmint:admin` or the admin API's audience away from itself
 //!   or give itself an expiry, and a user cannot
@@ -100,6 +103,11 @@ pub enum Action {
     ListOrganizations,
     ReadOrganization,
     CreateOrganization,
+    /// Renaming an organization or changing its custom claims.
+    EditOrganization,
+    /// Setting or removing a credential's custom claims (asked besides `CreateCredential` or
+    /// `EditCredential` when a request carries claims).
+    EditClaims,
     ListCredentials,
     ReadCredential,
     CreateCredential,
@@ -123,10 +131,12 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 25] = [
         Self::ListOrganizations,
         Self::ReadOrganization,
         Self::CreateOrganization,
+        Self::EditOrganization,
+        Self::EditClaims,
         Self::ListCredentials,
         Self::ReadCredential,
         Self::CreateCredential,
@@ -172,6 +182,8 @@ impl Action {
             self,
             Self::ListOrganizations
                 | Self::CreateOrganization
+                | Self::EditOrganization
+                | Self::EditClaims
                 | Self::ReadAlerts
                 | Self::ReadKeys
                 | Self::RotateKey
@@ -536,6 +548,30 @@ mod tests {
                 Err(Denied::Conflict { .. })
             ));
         }
+    }
+
+    #[test]
+    fn only_the_platform_sets_custom_claims_or_edits_an_organization() {
+        for action in [Action::EditClaims, Action::EditOrganization] {
+            for role in [UserRole::Admin, UserRole::Viewer] {
+                for target in [cred("acme", "tmc_x", false), Target::Org("acme")] {
+                    let r = may(&user("acme", role), action, &target);
+                    assert!(
+                        matches!(r, Err(Denied::Forbidden { .. })),
+                        "{role:?} {action:?}: {r:?}"
+                    );
+                }
+            }
+            assert_eq!(may(&user("p", UserRole::Platform), action, &Target::Org("acme")), Ok(()));
+            let admin = credential(SystemScopes { admin: true, ..Default::default() });
+            assert_eq!(may(&admin, action, &cred("acme", "tmc_x", false)), Ok(()));
+            let plain = credential(SystemScopes { introspect: true, ..Default::default() });
+            assert!(may(&plain, action, &Target::Org("acme")).is_err());
+        }
+        // Members still read them: reading a credential or an organization is unchanged.
+        let admin = user("acme", UserRole::Admin);
+        assert_eq!(may(&admin, Action::ReadCredential, &cred("acme", "tmc_x", false)), Ok(()));
+        assert_eq!(may(&admin, Action::ReadOrganization, &Target::Org("acme")), Ok(()));
     }
 
     #[test]

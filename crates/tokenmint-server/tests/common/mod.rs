@@ -20,6 +20,8 @@ pub struct Options {
     pub token_rate_limit: u32,
     /// Any other configuration change.
     pub tweak: fn(&mut Config),
+    /// The token hook, which a `tweak` cannot set (its URL is only known at run time).
+    pub token_hook: Option<tokenmint_server::hook::HookConfig>,
 }
 
 impl Default for Options {
@@ -29,6 +31,7 @@ impl Default for Options {
             allow_missing_grant_type: false,
             token_rate_limit: 1000,
             tweak: |_| {},
+            token_hook: None,
         }
     }
 }
@@ -83,6 +86,7 @@ async fn start(
     config.product_areas = ProductAreas::parse(&["eligibility", "billing"]).unwrap();
     config.sync_interval = std::time::Duration::from_millis(100);
     (opts.tweak)(&mut config);
+    config.token_hook = opts.token_hook.clone();
     let store = SqlStore::connect(&url, true).await.unwrap();
     let clock = clock.unwrap_or_else(|| Arc::new(ManualClock::new(real_now())));
     let mut app =

@@ -19,7 +19,8 @@ pub enum CredentialsCommand {
     List(ListArgs),
     /// Show one credential.
     Show(TargetArgs),
-    /// Change a credential's name, permissions, audiences, token lifetime, expiry or rate limit.
+    /// Change a credential's name, permissions, audiences, token lifetime, expiry, rate limit or
+    /// custom claims.
     Update(UpdateArgs),
     /// Deactivate a credential: it gets no more tokens and its tokens are revoked.
     Deactivate(TargetArgs),
@@ -64,6 +65,26 @@ pub struct CreateArgs {
     /// Token requests per minute (default: the server's; 0: no limit).
     #[arg(long, value_name = "N")]
     rate_limit: Option<u32>,
+    /// A custom claim its tokens carry; VALUE is JSON when it parses as JSON, else a string
+    /// (e.g. --claim tenant_id=t-42 --claim 'plan={"tier":"gold"}'); repeatable.
+    #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = parse_claim)]
+    claims: Vec<(String, serde_json::Value)>,
+}
+
+/// `--claim NAME=VALUE`, checked here so that a reserved name is refused before any request.
+pub fn parse_claim(arg: &str) -> Result<(String, serde_json::Value), String> {
+    tokenmint_core::claims::parse_assignment(arg)
+}
+
+/// `--remove-claim NAME`.
+pub fn parse_claim_name(arg: &str) -> Result<String, String> {
+    tokenmint_core::claims::check_name(arg).map_err(|e| e.to_string())?;
+    Ok(arg.to_owned())
+}
+
+/// The claims of repeated `--claim` flags (a later one wins), or `None` for none.
+pub fn claims_body(claims: Vec<(String, serde_json::Value)>) -> Option<dto::Claims> {
+    (!claims.is_empty()).then(|| claims.into_iter().collect())
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +140,13 @@ pub struct UpdateArgs {
     /// Go back to the server's default limit.
     #[arg(long)]
     default_rate_limit: bool,
+    /// Set a custom claim (NAME=VALUE; VALUE is JSON when it parses, else a string);
+    /// repeatable. A change of the claims revokes the credential's older tokens.
+    #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = parse_claim)]
+    claims: Vec<(String, serde_json::Value)>,
+    /// Remove a custom claim; repeatable.
+    #[arg(long = "remove-claim", value_name = "NAME", value_parser = parse_claim_name)]
+    remove_claims: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +188,14 @@ fn lifetime(v: &Option<String>) -> Result<Option<u32>> {
     }
 }
 
+/// Claims as `name=json` pairs, one per line.
+pub fn claims_text(claims: &dto::Claims) -> String {
+    if claims.is_empty() {
+        return "(none)".into();
+    }
+    claims.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n              ")
+}
+
 fn show(c: &dto::Credential) -> Result<()> {
     let secrets = c
         .secrets
@@ -190,6 +226,7 @@ fn show(c: &dto::Credential) -> Result<()> {
             if c.audiences.is_empty() { "(issuer)".into() } else { c.audiences.join(" ") },
         ),
         ("token lifetime", format!("{}s", c.token_lifetime_seconds)),
+        ("claims", claims_text(&c.claims)),
         (
             "rate limit",
             c.rate_limit_per_minute.map_or("server default".into(), |n| format!("{n}/min")),
@@ -228,6 +265,7 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
                 expires_in_seconds: secs("expires-in", &a.expires_in)?,
                 token_lifetime_seconds: lifetime(&a.token_lifetime)?,
                 rate_limit_per_minute: a.rate_limit,
+                claims: claims_body(a.claims),
             };
             let created: dto::CreatedCredential = client.post("/credentials", &body).await?;
             if created.organization_created {
@@ -327,10 +365,12 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
                 never_expires: a.never_expires.then_some(true),
                 rate_limit_per_minute: a.rate_limit,
                 clear_rate_limit: a.default_rate_limit.then_some(true),
+                claims: claims_body(a.claims),
+                remove_claims: Some(a.remove_claims).filter(|r| !r.is_empty()),
             };
             if body == dto::UpdateCredential::default() {
                 bail!(
-                    "nothing to update: give at least one of --name, --permission, --clear-permissions, --audience, --clear-audiences, --token-lifetime, --expires-in, --never-expires, --rate-limit, --default-rate-limit"
+                    "nothing to update: give at least one of --name, --permission, --clear-permissions, --audience, --clear-audiences, --token-lifetime, --expires-in, --never-expires, --rate-limit, --default-rate-limit, --claim, --remove-claim"
                 );
             }
             let c: dto::Credential =

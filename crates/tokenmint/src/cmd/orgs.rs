@@ -1,10 +1,10 @@
-//! `tokenmint orgs create/list`.
+//! `tokenmint orgs create/list/show/update`.
 
 use crate::admin_client::{AdminArgs, AdminClient, ApiRefusal, segment};
-use crate::cmd::credentials::print;
+use crate::cmd::credentials::{claims_body, claims_text, parse_claim, parse_claim_name, print};
 use crate::exit::{self, Failure};
 use crate::output;
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 use tokenmint_proto::admin as dto;
@@ -15,6 +15,47 @@ pub enum OrgsCommand {
     Create(CreateArgs),
     /// List organizations.
     List(ListArgs),
+    /// Show one organization.
+    Show(ShowArgs),
+    /// Change an organization's display name or custom claims.
+    Update(UpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// The organization's slug.
+    slug: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// The organization's slug.
+    slug: String,
+    /// A new display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Set a custom claim every token of the organization's credentials carries (unless the
+    /// credential sets the same name): NAME=VALUE, VALUE JSON when it parses, else a string;
+    /// repeatable. A change of the claims revokes every token of the organization's
+    /// credentials.
+    #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = parse_claim)]
+    claims: Vec<(String, serde_json::Value)>,
+    /// Remove a custom claim; repeatable.
+    #[arg(long = "remove-claim", value_name = "NAME", value_parser = parse_claim_name)]
+    remove_claims: Vec<String>,
+}
+
+fn show(org: &dto::Organization) -> Result<()> {
+    Ok(output::fields(&[
+        ("slug", org.slug.clone()),
+        ("name", org.name.clone()),
+        ("created", output::when(Some(org.created_at), "")),
+        ("claims", claims_text(&org.claims)),
+    ])?)
 }
 
 #[derive(Debug, Args)]
@@ -53,10 +94,27 @@ pub async fn run(cmd: OrgsCommand) -> Result<ExitCode> {
                     }
                     _ => e,
                 })?;
-            print(a.admin.output, &org, || {
-                output::fields(&[("slug", org.slug.clone()), ("name", org.name.clone())])?;
-                Ok(())
-            })
+            print(a.admin.output, &org, || show(&org))
+        }
+        OrgsCommand::Show(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let org: dto::Organization =
+                client.get(&format!("/organizations/{}", segment(&a.slug))).await?;
+            print(a.admin.output, &org, || show(&org))
+        }
+        OrgsCommand::Update(a) => {
+            let body = dto::UpdateOrganization {
+                name: a.name,
+                claims: claims_body(a.claims),
+                remove_claims: Some(a.remove_claims).filter(|r| !r.is_empty()),
+            };
+            if body == dto::UpdateOrganization::default() {
+                bail!("nothing to update: give at least one of --name, --claim, --remove-claim");
+            }
+            let client = AdminClient::connect(&a.admin).await?;
+            let org: dto::Organization =
+                client.patch(&format!("/organizations/{}", segment(&a.slug)), &body).await?;
+            print(a.admin.output, &org, || show(&org))
         }
         OrgsCommand::List(a) => {
             let client = AdminClient::connect(&a.admin).await?;

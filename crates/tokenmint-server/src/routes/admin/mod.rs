@@ -76,6 +76,10 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             get(organizations::show_organization),
         ),
         (
+            spec(Method::PATCH, "/organizations/{slug}", Policy(EditOrganization)),
+            patch(organizations::update_organization),
+        ),
+        (
             spec(Method::GET, "/credentials", Policy(ListCredentials)),
             get(credentials::list_credentials),
         ),

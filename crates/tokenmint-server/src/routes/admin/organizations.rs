@@ -75,3 +75,24 @@ pub async fn show_organization(
 ) -> Result<Json<dto::Organization>, ApiError> {
     Ok(Json(service::get_organization(&state, &caller.actor, &slug).await?))
 }
+
+#[utoipa::path(patch, path = "/admin/v1/organizations/{slug}", tag = "organizations",
+    params(("slug" = String, Path, description = "The organization's slug")),
+    request_body = dto::UpdateOrganization,
+    responses(
+        (status = 200, description = "The updated organization; a change of its claims revoked every token of its credentials", body = dto::Organization),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field: a reserved or malformed claim name, a null or oversized value, too many claims", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn update_organization(
+    State(state): State<AppState>,
+    Bearer(caller): Bearer,
+    Path(slug): Path<String>,
+    JsonBody(input): JsonBody<dto::UpdateOrganization>,
+) -> Result<Json<dto::Organization>, ApiError> {
+    Ok(Json(service::update_organization(&state, &caller.actor, &slug, input).await?))
+}

@@ -1,0 +1,484 @@
+//! The token hook (`serve --token-hook URL`): at issuance, after the client authenticated and
+//! its grant was decided and before the token is signed, tokenmint asks the provider's endpoint
+//! about the token. The answer may add claims, narrow the scopes or refuse the request.
+//!
+//! The call is a POST of JSON describing the credential, its organization and the request
+//! (never a secret), signed like the alert webhooks (`Tokenmint-Signature: t=<unix>,v1=<hex>`,
+//! HMAC-SHA-256 over `<unix>.<body>`), through the same outbound rules: no redirects, no proxy
+//! from the environment, no loopback, private or link-local targets unless
+//! `--token-hook-allow-private`. The answer is `{"allow": true, "claims": {...},
+//! "scope": "a b"}` or `{"allow": false, "reason": "..."}`.
+//!
+//! Answers are cached per credential (its revision, so that any change of the credential or of
+//! its organization asks again), requested scope and audience, for `--token-hook-cache-ttl`,
+//! timed by the injected clock: the hot path calls the hook once per credential and TTL, not
+//! once per token. A hook that fails (times out, answers an error or something unreadable) is
+//! handled by `--token-hook-on-failure`: refuse the request (`temporarily_unavailable`), or
+//! issue the token without the hook's claims. Failures are never cached.
+
+use crate::alerts::{WebhookSecret, WebhookTarget, non_public_target, outbound_client, signature};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use quick_cache::sync::Cache;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokenmint_core::claims::{ClaimError, CustomClaims};
+use tokenmint_core::{Credential, Environment, UnixTime};
+
+/// Longest answer read from the hook.
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
+/// Longest refusal reason passed on to the client.
+const MAX_REASON_CHARS: usize = 200;
+/// Most answers cached at once.
+const CACHE_CAPACITY: usize = 100_000;
+
+/// What tokenmint does when the hook cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Refuse the token request with `temporarily_unavailable` (the default: a hook that
+    /// decides who gets a token is not skipped silently).
+    Refuse,
+    /// Issue the token without the hook's claims and scope narrowing.
+    Issue,
+}
+
+impl std::str::FromStr for OnFailure {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "refuse" => Ok(Self::Refuse),
+            "issue" => Ok(Self::Issue),
+            other => {
+                Err(format!("'{other}' is not a token hook failure policy: use refuse or issue"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HookConfig {
+    pub target: WebhookTarget,
+    /// Call loopback, private and link-local targets too.
+    pub allow_private: bool,
+    /// Signs every call; without it receivers cannot authenticate tokenmint.
+    pub secret: Option<WebhookSecret>,
+    /// How long one call may take, connection included.
+    pub timeout: Duration,
+    pub on_failure: OnFailure,
+    /// How long an answer is reused; zero calls the hook for every token.
+    pub cache_ttl: Duration,
+}
+
+impl HookConfig {
+    pub fn new(target: WebhookTarget) -> Self {
+        Self {
+            target,
+            allow_private: false,
+            secret: None,
+            timeout: Duration::from_secs(2),
+            on_failure: OnFailure::Refuse,
+            cache_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A hook URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookConfigError {
+    #[error(
+        "the token hook {shown} points at {addr}, a {kind} address: tokenmint calls no internal \
+         targets; use a public endpoint, or give --token-hook-allow-private if the hook is meant \
+         to be internal"
+    )]
+    Private { shown: String, addr: IpAddr, kind: &'static str },
+}
+
+/// Checks the hook's destination at start-up (it is checked again at every connection).
+pub async fn check_target(config: &HookConfig) -> Result<(), HookConfigError> {
+    if config.allow_private {
+        return Ok(());
+    }
+    match non_public_target(&config.target).await {
+        Some((addr, kind)) => {
+            Err(HookConfigError::Private { shown: config.target.shown().to_owned(), addr, kind })
+        }
+        None => Ok(()),
+    }
+}
+
+/// What the hook is told about a token request.
+#[derive(Debug, Serialize)]
+pub struct HookRequest<'a> {
+    pub client_id: &'a str,
+    pub name: &'a str,
+    pub org: &'a str,
+    pub environment: Environment,
+    /// The scope the client asked for; `null` when it asked for none (all of its own).
+    pub requested_scope: Option<&'a str>,
+    /// The scope tokenmint would grant, space-separated.
+    pub scope: &'a str,
+    /// The audience the client asked for, if any.
+    pub requested_audience: Option<&'a str>,
+    /// The custom claims the token carries already (organization's and credential's).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Answer {
+    allow: bool,
+    #[serde(default)]
+    claims: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The hook's decision, ready for the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Issue, with these claims (the static ones overlaid with the hook's, as JSON object
+    /// members) and, when the hook narrowed it, this scope.
+    Allow { claims_json: String, scope: Option<String> },
+    /// Refuse with `access_denied` and this reason.
+    Deny { reason: String },
+}
+
+/// Why the hook gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookFailure {
+    #[error("the token hook did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the token hook could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the token hook answered HTTP {0}")]
+    Status(u16),
+    #[error("the token hook's answer is not understood: {0}")]
+    Malformed(String),
+}
+
+impl HookFailure {
+    /// The metrics label.
+    pub const fn outcome(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::Unreachable(_) | Self::Status(_) => "error",
+            Self::Malformed(_) => "malformed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct Key {
+    client_id: String,
+    revision: i64,
+    scope: Option<String>,
+    audience: Option<String>,
+}
+
+/// A decision, shared between the cache and the requests it serves.
+#[derive(Debug)]
+pub struct Cached {
+    pub decision: Decision,
+    expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabel {
+    pub result: &'static str,
+}
+
+/// The hook's metrics.
+#[derive(Debug, Clone)]
+pub struct HookMetrics {
+    /// Calls made, by outcome: `allow`, `deny`, `timeout`, `error`, `malformed`.
+    pub calls: Family<OutcomeLabel, Counter>,
+    /// Lookups of the answer cache: `hit` or `miss`.
+    pub cache: Family<CacheLabel, Counter>,
+    /// Failures handled by `--token-hook-on-failure`: `refused` or `issued`.
+    pub failures: Family<OutcomeLabel, Counter>,
+    pub call_seconds: Histogram,
+    hits: Counter,
+    misses: Counter,
+}
+
+impl HookMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let cache = Family::<CacheLabel, Counter>::default();
+        let hits = cache.get_or_create(&CacheLabel { result: "hit" }).clone();
+        let misses = cache.get_or_create(&CacheLabel { result: "miss" }).clone();
+        let m = Self {
+            calls: Family::default(),
+            cache,
+            failures: Family::default(),
+            call_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            hits,
+            misses,
+        };
+        registry.register(
+            "token_hook_calls",
+            "Calls of the token hook, by outcome",
+            m.calls.clone(),
+        );
+        registry.register(
+            "token_hook_cache",
+            "Token hook answers looked up in the cache, by result",
+            m.cache.clone(),
+        );
+        registry.register(
+            "token_hook_failures",
+            "Token hook failures, by what --token-hook-on-failure made of them",
+            m.failures.clone(),
+        );
+        registry.register(
+            "token_hook_call_seconds",
+            "Latency of token hook calls",
+            m.call_seconds.clone(),
+        );
+        m
+    }
+}
+
+/// The hook client, its cache and its metrics.
+pub struct TokenHook {
+    pub config: HookConfig,
+    http: reqwest::Client,
+    cache: Cache<Key, Arc<Cached>>,
+    pub metrics: HookMetrics,
+}
+
+impl std::fmt::Debug for TokenHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenHook").field("target", &self.config.target).finish_non_exhaustive()
+    }
+}
+
+/// What a token request is, for the hook.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub scope: Option<&'a str>,
+    pub audience: Option<&'a str>,
+    /// The scope the grant decided.
+    pub granted_scope: &'a str,
+}
+
+impl TokenHook {
+    pub fn new(config: HookConfig, registry: &mut Registry) -> Self {
+        let http = outbound_client(
+            config.allow_private,
+            config.timeout,
+            concat!("tokenmint-token-hook/", env!("CARGO_PKG_VERSION")),
+        );
+        Self {
+            config,
+            http,
+            cache: Cache::new(CACHE_CAPACITY),
+            metrics: HookMetrics::register(registry),
+        }
+    }
+
+    /// The hook's decision for this request: cached while fresh at `now`, else asked.
+    pub async fn decide(
+        &self,
+        credential: &Credential,
+        static_claims: &CustomClaims,
+        asked: Asked<'_>,
+        now: UnixTime,
+    ) -> Result<Arc<Cached>, HookFailure> {
+        let key = Key {
+            client_id: credential.client_id.to_string(),
+            revision: credential.revision,
+            scope: asked.scope.map(str::to_owned),
+            audience: asked.audience.map(str::to_owned),
+        };
+        if let Some(hit) = self.cache.get(&key).filter(|c| now < c.expires_at) {
+            self.metrics.hits.inc();
+            return Ok(hit);
+        }
+        self.metrics.misses.inc();
+        let started = Instant::now();
+        let result = self.call(credential, static_claims, asked, now).await;
+        self.metrics.call_seconds.observe(started.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(Decision::Allow { .. }) => "allow",
+            Ok(Decision::Deny { .. }) => "deny",
+            Err(f) => f.outcome(),
+        };
+        self.metrics.calls.get_or_create(&OutcomeLabel { outcome }).inc();
+        let ttl = i64::try_from(self.config.cache_ttl.as_secs()).unwrap_or(i64::MAX);
+        let cached = Arc::new(Cached { decision: result?, expires_at: now.saturating_add(ttl) });
+        if ttl > 0 {
+            self.cache.insert(key, cached.clone());
+        }
+        Ok(cached)
+    }
+
+    async fn call(
+        &self,
+        credential: &Credential,
+        static_claims: &CustomClaims,
+        asked: Asked<'_>,
+        now: UnixTime,
+    ) -> Result<Decision, HookFailure> {
+        let request = HookRequest {
+            client_id: credential.client_id.as_str(),
+            name: &credential.name,
+            org: &credential.org,
+            environment: credential.environment,
+            requested_scope: asked.scope,
+            scope: asked.granted_scope,
+            requested_audience: asked.audience,
+            claims: static_claims.to_map(),
+        };
+        let body = serde_json::to_string(&request)
+            .map_err(|e| HookFailure::Malformed(format!("request: {e}")))?;
+        let mut req = self
+            .http
+            .post(self.config.target.url().clone())
+            .header("content-type", "application/json")
+            .header("accept", "application/json");
+        if let Some(secret) = &self.config.secret {
+            req = req.header("tokenmint-signature", signature(secret, now, &body));
+        }
+        let timeout = self.config.timeout;
+        let exchange = async {
+            let res = req.body(body).send().await?;
+            let status = res.status();
+            let bytes = res.bytes().await?;
+            Ok::<_, reqwest::Error>((status, bytes))
+        };
+        let (status, bytes) = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => return Err(HookFailure::Timeout(timeout)),
+            Ok(Err(e)) if e.is_timeout() => return Err(HookFailure::Timeout(timeout)),
+            Ok(Err(e)) => return Err(HookFailure::Unreachable(describe(&e))),
+            Ok(Ok(answer)) => answer,
+        };
+        if !status.is_success() {
+            return Err(HookFailure::Status(status.as_u16()));
+        }
+        if bytes.len() > MAX_ANSWER_BYTES {
+            return Err(HookFailure::Malformed(format!("longer than {MAX_ANSWER_BYTES} bytes")));
+        }
+        let answer: Answer = serde_json::from_slice(&bytes)
+            .map_err(|e| HookFailure::Malformed(format!("expected {{\"allow\": …}}: {e}")))?;
+        decision(answer, static_claims, asked.granted_scope)
+    }
+}
+
+/// Makes a decision of an answer: claims checked like any custom claim (a hook can no more set
+/// `sub` than an administrator can), scopes narrowed to the granted ones and never widened.
+fn decision(
+    answer: Answer,
+    static_claims: &CustomClaims,
+    granted: &str,
+) -> Result<Decision, HookFailure> {
+    if !answer.allow {
+        let reason: String = answer
+            .reason
+            .unwrap_or_else(|| "the provider refused to issue this token".to_owned())
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_REASON_CHARS)
+            .collect();
+        return Ok(Decision::Deny { reason });
+    }
+    let added = CustomClaims::parse_hook(answer.claims.unwrap_or_default())
+        .map_err(|e: ClaimError| HookFailure::Malformed(e.to_string()))?;
+    let claims_json = CustomClaims::overlay(static_claims, &added).json_members();
+    let scope = answer.scope.map(|s| {
+        let wanted: Vec<&str> = s.split_whitespace().collect();
+        granted
+            .split(' ')
+            .filter(|g| !g.is_empty() && wanted.contains(g))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    Ok(Decision::Allow { claims_json, scope })
+}
+
+/// An error's chain, without the URL (it may hold secrets in its query).
+fn describe(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(err) = source {
+        parts.push(err.to_string());
+        source = err.source();
+    }
+    if parts.is_empty() {
+        if e.is_connect() { "connection failed".to_owned() } else { "request failed".to_owned() }
+    } else {
+        parts.join(": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(v: serde_json::Value) -> Answer {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn scopes_are_only_ever_narrowed_and_claims_follow_the_custom_claim_rules() {
+        let statics = CustomClaims::default();
+        let d = decision(
+            answer(json!({"allow": true, "scope": "b:read x:write a:read"})),
+            &statics,
+            "a:read b:read c:read",
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            Decision::Allow { claims_json: String::new(), scope: Some("a:read b:read".into()) }
+        );
+        for reserved in ["sub", "scope", "ORG", "client_id", "tokenmint_x"] {
+            let e =
+                decision(answer(json!({"allow": true, "claims": {reserved: "x"}})), &statics, "a");
+            assert!(
+                matches!(e, Err(HookFailure::Malformed(ref m)) if m.contains("reserved")),
+                "{reserved}: {e:?}"
+            );
+        }
+        let big = "x".repeat(600);
+        let e =
+            decision(answer(json!({"allow": true, "claims": {"a": big, "b": big}})), &statics, "a");
+        assert!(matches!(e, Err(HookFailure::Malformed(_))));
+    }
+
+    #[test]
+    fn the_hooks_claims_are_laid_over_the_static_ones_and_a_denial_keeps_its_reason_clean() {
+        let statics = CustomClaims::parse(
+            json!({"plan": "basic", "tenant": "t1"}).as_object().cloned().unwrap(),
+        )
+        .unwrap();
+        let d = decision(answer(json!({"allow": true, "claims": {"plan": "gold"}})), &statics, "a")
+            .unwrap();
+        assert_eq!(
+            d,
+            Decision::Allow { claims_json: r#""plan":"gold","tenant":"t1""#.into(), scope: None }
+        );
+        let d =
+            decision(answer(json!({"allow": false, "reason": "unpaid\r\ninvoice"})), &statics, "a")
+                .unwrap();
+        assert_eq!(d, Decision::Deny { reason: "unpaidinvoice".into() });
+    }
+
+    #[test]
+    fn failure_policies_parse() {
+        assert_eq!("refuse".parse::<OnFailure>(), Ok(OnFailure::Refuse));
+        assert_eq!("issue".parse::<OnFailure>(), Ok(OnFailure::Issue));
+        assert!("skip".parse::<OnFailure>().unwrap_err().contains("refuse or issue"));
+    }
+}

@@ -1,0 +1,253 @@
+//! Custom claims on credentials and organizations: set through the admin API, carried by
+//! tokens of every dialect and by introspection, the credential's winning over its
+//! organization's, reserved names refused with the reason, and any change revoking the tokens
+//! issued before it, at a verifier that follows the revocation feed as gateways do.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Options, TestApp, claims, spawn_app, spawn_with};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokenmint_core::claims::RESERVED_CLAIMS;
+use tokenmint_proto::feed::RevocationEntry;
+use tokenmint_server::Clock;
+use tokenmint_verify::{RevocationKind, Verifier, VerifierConfig, VerifyError};
+
+async fn patch(app: &TestApp, path: &str, body: Value) -> Value {
+    let res = app.admin(Method::PATCH, path, Some(body)).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    res.json().await.unwrap()
+}
+
+async fn introspect(app: &TestApp, token: &str) -> Value {
+    let res = app
+        .form(
+            "/oauth/introspect",
+            &[("client_id", &app.admin_id), ("client_secret", &app.admin_secret), ("token", token)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn access_token(body: &Value) -> String {
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn claims_of_the_organization_and_the_credential_are_on_tokens_of_every_dialect() {
+    let app = spawn_with(Options { allow_missing_grant_type: true, ..Options::default() }).await;
+    let created = app
+        .admin(Method::POST, "/organizations", Some(json!({"slug": "acme", "name": "Acme"})))
+        .await;
+    assert_eq!(created.status(), 201);
+    patch(&app, "/organizations/acme", json!({"claims": {"tenant_id": "acme-1", "plan": "basic"}}))
+        .await;
+    let (id, secret) = app
+        .create_credential(json!({
+            "name": "HR sync", "org": "acme", "environment": "sandbox",
+            "permissions": ["eligibility:read"],
+            "claims": {"plan": {"tier": "gold", "seats": 40}, "https://example.com/region": "eu"},
+        }))
+        .await;
+    let shown: Value =
+        app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
+    assert_eq!(shown["claims"]["plan"]["tier"], "gold");
+    let org: Value =
+        app.admin(Method::GET, "/organizations/acme", None).await.json().await.unwrap();
+    assert_eq!(org["claims"], json!({"tenant_id": "acme-1", "plan": "basic"}));
+
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    };
+    let dialects: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "form body",
+            app.http.post(app.url("/oauth/token")).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ]),
+        ),
+        (
+            "basic",
+            app.http
+                .post(app.url("/authorize"))
+                .header("authorization", format!("Basic {basic}"))
+                .form(&[("grant_type", "client_credentials")]),
+        ),
+        (
+            "json",
+            app.http.post(app.url("/connect/token")).json(&json!({
+                "grant_type": "client_credentials", "client_id": id, "client_secret": secret,
+            })),
+        ),
+        (
+            "json without grant_type",
+            app.http
+                .post(app.url("/api/auth/v2/token"))
+                .json(&json!({"client_id": id, "client_secret": secret})),
+        ),
+    ];
+    for (dialect, req) in dialects {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200, "{dialect}");
+        let token = access_token(&res.json().await.unwrap());
+        let c = claims(&token);
+        assert_eq!(c["tenant_id"], "acme-1", "{dialect}: the organization's claim");
+        assert_eq!(
+            c["plan"],
+            json!({"tier": "gold", "seats": 40}),
+            "{dialect}: the credential's wins"
+        );
+        assert_eq!(c["https://example.com/region"], "eu", "{dialect}");
+        // The fixed claims are tokenmint's, untouched.
+        assert_eq!((c["sub"].as_str(), c["org"].as_str()), (Some(id.as_str()), Some("acme")));
+        let i = introspect(&app, &token).await;
+        assert_eq!(i["active"], true);
+        assert_eq!(i["tenant_id"], "acme-1", "{dialect}: introspection returns them");
+        assert_eq!(i["plan"]["seats"], 40);
+    }
+
+    // The verification library exposes them.
+    let verifier = Verifier::builder(VerifierConfig::new(app.base.clone())).build().await.unwrap();
+    let token = access_token(&app.token(&id, &secret).await);
+    let verified = verifier.verify(&token).await.unwrap();
+    assert_eq!(verified.claim("tenant_id"), Some(&json!("acme-1")));
+    assert_eq!(verified.claim("plan").unwrap()["tier"], "gold");
+
+    // Removing the credential's claim uncovers the organization's.
+    patch(&app, &format!("/credentials/{id}"), json!({"remove_claims": ["plan"]})).await;
+    let c = claims(&access_token(&app.token(&id, &secret).await));
+    assert_eq!(c["plan"], "basic");
+}
+
+#[tokio::test]
+async fn every_reserved_name_is_refused_everywhere_with_a_message_that_says_why() {
+    let app = spawn_app().await;
+    let (id, _) = app.sandbox_reader().await;
+    let mut names: Vec<String> = RESERVED_CLAIMS.iter().map(|s| (*s).to_owned()).collect();
+    names.extend(["SUB".to_owned(), "Scope".to_owned(), "tokenmint_plan".to_owned()]);
+    for name in &names {
+        let attempts = [
+            (
+                Method::POST,
+                "/credentials".to_owned(),
+                json!({"name": "x", "org": "acme", "environment": "sandbox",
+                    "claims": {name.as_str(): "x"}}),
+            ),
+            (Method::PATCH, format!("/credentials/{id}"), json!({"claims": {name.as_str(): "x"}})),
+            (
+                Method::PATCH,
+                "/organizations/acme".to_owned(),
+                json!({"claims": {name.as_str(): 1}}),
+            ),
+        ];
+        for (method, path, body) in attempts {
+            let res = app.admin(method.clone(), &path, Some(body)).await;
+            assert_eq!(res.status(), 422, "{method} {path} {name}");
+            let problem: Value = res.json().await.unwrap();
+            let detail = problem.to_string();
+            assert!(
+                detail.contains("reserved") && detail.contains("never be set or shadowed"),
+                "{detail}"
+            );
+        }
+    }
+    // Nulls, oversized values and too many claims are refused, and say the limits.
+    let res = app
+        .admin(Method::PATCH, &format!("/credentials/{id}"), Some(json!({"claims": {"a": null}})))
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("remove the claim"));
+    let big = "x".repeat(1100);
+    let res = app
+        .admin(Method::PATCH, &format!("/credentials/{id}"), Some(json!({"claims": {"a": big}})))
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("1024"));
+    let many: serde_json::Map<String, Value> =
+        (0..21).map(|i| (format!("c{i}"), json!(i))).collect();
+    let res = app
+        .admin(Method::PATCH, &format!("/credentials/{id}"), Some(json!({"claims": many})))
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("at most 20"));
+    // Nothing was stored.
+    let shown: Value =
+        app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
+    assert_eq!(shown["claims"], json!({}));
+}
+
+async fn feed(app: &TestApp) -> Vec<RevocationEntry> {
+    let page: Value = app.admin(Method::GET, "/revocations", None).await.json().await.unwrap();
+    serde_json::from_value(page["entries"].clone()).unwrap()
+}
+
+async fn verify(app: &TestApp, verifier: &Verifier, token: &str) -> Result<(), VerifyError> {
+    verifier.revocations().apply(&feed(app).await, app.clock.now());
+    verifier.verify(token).await.map(|_| ())
+}
+
+fn revoked(r: Result<(), VerifyError>) -> bool {
+    matches!(r, Err(VerifyError::Revoked(RevocationKind::Credential)))
+}
+
+#[tokio::test]
+async fn a_claim_change_on_a_credential_or_its_organization_revokes_the_tokens_issued_before() {
+    let app = spawn_app().await;
+    let now = u64::try_from(app.clock.now()).unwrap();
+    let clock = Arc::new(tokenmint_verify::ManualClock::new(Duration::from_secs(now)));
+    let verifier =
+        Verifier::builder(VerifierConfig::new(app.base.clone()).with_leeway(Duration::ZERO))
+            .clock(clock)
+            .build()
+            .await
+            .unwrap();
+    let (a, a_secret) = app
+        .create_credential(json!({"name": "a", "org": "acme", "environment": "sandbox",
+            "claims": {"tenant_id": "t-1"}}))
+        .await;
+    let (b, b_secret) =
+        app.create_credential(json!({"name": "b", "org": "acme", "environment": "sandbox"})).await;
+    let (other, other_secret) =
+        app.create_credential(json!({"name": "c", "org": "other", "environment": "sandbox"})).await;
+    let first_a = access_token(&app.token(&a, &a_secret).await);
+    let first_b = access_token(&app.token(&b, &b_secret).await);
+    let first_other = access_token(&app.token(&other, &other_secret).await);
+    let entries = feed(&app).await.len();
+
+    // Setting a claim to the value it has changes nothing and revokes nothing.
+    patch(&app, &format!("/credentials/{a}"), json!({"claims": {"tenant_id": "t-1"}})).await;
+    assert_eq!(feed(&app).await.len(), entries);
+    assert!(verify(&app, &verifier, &first_a).await.is_ok());
+
+    // A changed claim on the credential: its older tokens are revoked, the next one is not and
+    // carries the new value.
+    patch(&app, &format!("/credentials/{a}"), json!({"claims": {"tenant_id": "t-2"}})).await;
+    assert!(revoked(verify(&app, &verifier, &first_a).await));
+    assert_eq!(introspect(&app, &first_a).await["active"], false);
+    assert!(verify(&app, &verifier, &first_b).await.is_ok(), "another credential is untouched");
+    let second_a = access_token(&app.token(&a, &a_secret).await);
+    assert_eq!(claims(&second_a)["tenant_id"], "t-2");
+    assert!(verify(&app, &verifier, &second_a).await.is_ok());
+
+    // A changed claim on the organization: every token of its credentials, none of another's.
+    let renamed = patch(&app, "/organizations/acme", json!({"name": "Acme Inc."})).await;
+    assert_eq!(renamed["name"], "Acme Inc.");
+    assert!(verify(&app, &verifier, &second_a).await.is_ok(), "a rename revokes nothing");
+    patch(&app, "/organizations/acme", json!({"claims": {"plan": "gold"}})).await;
+    assert!(revoked(verify(&app, &verifier, &second_a).await));
+    assert!(revoked(verify(&app, &verifier, &first_b).await));
+    assert!(verify(&app, &verifier, &first_other).await.is_ok());
+    for (id, secret) in [(&a, &a_secret), (&b, &b_secret)] {
+        let token = access_token(&app.token(id, secret).await);
+        assert_eq!(claims(&token)["plan"], "gold");
+        assert!(verify(&app, &verifier, &token).await.is_ok());
+    }
+}

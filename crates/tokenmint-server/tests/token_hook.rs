@@ -1,0 +1,302 @@
+//! The token hook over HTTP, against a local hook server: it adds claims, narrows the scope or
+//! refuses; its answer is cached per credential until the (manual) clock passes the TTL; a
+//! hook that does not answer in time is handled by the configured policy; calls are signed and
+//! carry no secret; a private target is refused unless allowed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use common::{Options, TestApp, claims, spawn_with};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokenmint_server::alerts::{WebhookSecret, WebhookTarget};
+use tokenmint_server::hook::{HookConfig, OnFailure};
+
+const SECRET: &str = "a hook signing secret";
+
+/// What the hook server answers next.
+#[derive(Clone)]
+enum Behaviour {
+    Answer(Value),
+    Hang,
+    Fail,
+}
+
+struct Hook {
+    behaviour: Mutex<Behaviour>,
+    /// Each call's body, as parsed and as sent, and its signature header.
+    calls: Mutex<Vec<(Value, String, Option<String>)>>,
+}
+
+impl Hook {
+    fn set(&self, b: Behaviour) {
+        *self.behaviour.lock().unwrap() = b;
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+
+    fn last(&self) -> (Value, Option<String>) {
+        let (parsed, _, signature) = self.calls.lock().unwrap().last().cloned().unwrap();
+        (parsed, signature)
+    }
+
+    fn last_raw(&self) -> String {
+        self.calls.lock().unwrap().last().cloned().unwrap().1
+    }
+}
+
+async fn hook_endpoint(
+    State(hook): State<Arc<Hook>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let signature = headers.get("tokenmint-signature").map(|v| v.to_str().unwrap().to_owned());
+    hook.calls.lock().unwrap().push((serde_json::from_str(&body).unwrap(), body, signature));
+    let behaviour = hook.behaviour.lock().unwrap().clone();
+    match behaviour {
+        Behaviour::Answer(v) => axum::Json(v).into_response(),
+        Behaviour::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Behaviour::Hang => {
+            std::future::pending::<()>().await;
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+async fn hook_server(first: Behaviour) -> (String, Arc<Hook>) {
+    let hook = Arc::new(Hook { behaviour: Mutex::new(first), calls: Mutex::new(Vec::new()) });
+    let router = axum::Router::new()
+        .route("/hook", axum::routing::post(hook_endpoint))
+        .with_state(hook.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}/hook?token=url-secret"), hook)
+}
+
+fn hook_config(url: &str, on_failure: OnFailure) -> HookConfig {
+    let mut c = HookConfig::new(WebhookTarget::parse(url).unwrap());
+    // The test's hook server is on loopback.
+    c.allow_private = true;
+    c.secret = Some(WebhookSecret(SECRET.to_owned()));
+    c.timeout = Duration::from_millis(300);
+    c.on_failure = on_failure;
+    c.cache_ttl = Duration::from_secs(60);
+    c
+}
+
+async fn app_with_hook(first: Behaviour, on_failure: OnFailure) -> (TestApp, Arc<Hook>) {
+    let (url, hook) = hook_server(first).await;
+    let app = spawn_with(Options {
+        token_hook: Some(hook_config(&url, on_failure)),
+        ..Options::default()
+    })
+    .await;
+    (app, hook)
+}
+
+async fn reader(app: &TestApp) -> (String, String) {
+    app.create_credential(json!({
+        "name": "HR sync", "org": "acme", "environment": "sandbox",
+        "permissions": ["eligibility:read", "billing:read"], "claims": {"tenant_id": "t-1"},
+    }))
+    .await
+}
+
+async fn metrics(app: &TestApp) -> String {
+    app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap()
+}
+
+fn verifies(signature: &str, body: &str) -> bool {
+    let (t, v1) = signature.split_once(',').unwrap();
+    let t = t.strip_prefix("t=").unwrap();
+    let v1 = v1.strip_prefix("v1=").unwrap();
+    let expected = tokenmint_core::crypto::hmac_sha256_hex(
+        SECRET.as_bytes(),
+        format!("{t}.{body}").as_bytes(),
+    );
+    expected == v1
+}
+
+#[tokio::test]
+async fn the_hook_adds_claims_and_narrows_the_scope_told_who_asks_signed_and_without_secrets() {
+    let answer = json!({"allow": true, "claims": {"plan": "gold", "tenant_id": "t-hook"},
+        "scope": "billing:read eligibility:write"});
+    let (app, hook) =
+        app_with_hook(Behaviour::Answer(json!({"allow": true})), OnFailure::Refuse).await;
+    let (id, secret) = reader(&app).await;
+    // The admin's own token requests were asked about too (and are cached now).
+    let admin_calls = hook.calls();
+    hook.set(Behaviour::Answer(answer));
+    let body = app.token(&id, &secret).await;
+    let token = body["access_token"].as_str().unwrap();
+    let c = claims(token);
+    assert_eq!(c["plan"], "gold");
+    assert_eq!(c["tenant_id"], "t-hook", "the hook's claim overrides the static one");
+    assert_eq!(c["scope"], "billing:read", "narrowed, and never widened to eligibility:write");
+    assert_eq!(body["scope"], "billing:read");
+    assert_eq!(c["sub"], id.as_str());
+
+    assert_eq!(hook.calls(), admin_calls + 1);
+    let (request, signature) = hook.last();
+    assert_eq!(request["client_id"], id.as_str());
+    assert_eq!(request["org"], "acme");
+    assert_eq!(request["environment"], "sandbox");
+    assert_eq!(request["scope"], "billing:read eligibility:read");
+    assert_eq!(request["requested_scope"], Value::Null);
+    assert_eq!(request["claims"], json!({"tenant_id": "t-1"}));
+    assert!(!request.to_string().contains(&secret), "no secret in the body");
+    assert!(verifies(&signature.expect("signed"), &hook.last_raw()), "signed like alert webhooks");
+    assert!(!verifies(&hook.last().1.unwrap(), &hook.last_raw().replace("acme", "evil")));
+
+    // A requested scope and audience are passed on, and make a separate cache entry.
+    let res = app.token_for(&id, &secret, &[("scope", "eligibility:read")]).await;
+    assert_eq!(res.status(), 200);
+    let (request, _) = hook.last();
+    assert_eq!(request["requested_scope"], "eligibility:read");
+    let narrowed: Value = res.json().await.unwrap();
+    assert_eq!(narrowed["scope"], "", "the hook kept none of what was asked");
+    let m = metrics(&app).await;
+    assert!(m.contains("tokenmint_token_hook_calls_total{outcome=\"allow\"}"), "{m}");
+    assert!(!m.contains("url-secret"), "the hook URL's secret parts stay out of metrics");
+}
+
+#[tokio::test]
+async fn a_refusal_by_the_hook_is_access_denied_to_the_client_and_audited() {
+    let (app, hook) =
+        app_with_hook(Behaviour::Answer(json!({"allow": true})), OnFailure::Refuse).await;
+    let (id, secret) = reader(&app).await;
+    hook.set(Behaviour::Answer(
+        json!({"allow": false, "reason": "the partner's contract has ended"}),
+    ));
+    let res = app.token_for(&id, &secret, &[("audience", "x")]).await;
+    // An audience the credential lacks is refused before the hook is asked.
+    assert_eq!(res.status(), 400);
+    let res = app.token_for(&id, &secret, &[("scope", "billing:read")]).await;
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "access_denied");
+    assert_eq!(body["error_description"], "the partner's contract has ended");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = app
+            .admin(Method::GET, &format!("/audit?client_id={id}&kind=token.refused"), None)
+            .await;
+        let page: Value = res.json().await.unwrap();
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if items.iter().any(|e| e["reason"] == "hook_denied") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no audit record of the refusal: {page}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = metrics(&app).await;
+    assert!(m.contains("tokenmint_token_requests_refused_total{reason=\"hook_denied\"} 1"), "{m}");
+}
+
+#[tokio::test]
+async fn the_answer_is_cached_n_tokens_one_call_until_the_ttl_passes_or_the_credential_changes() {
+    let (app, hook) = app_with_hook(
+        Behaviour::Answer(json!({"allow": true, "claims": {"plan": "gold"}})),
+        OnFailure::Refuse,
+    )
+    .await;
+    let (id, secret) = reader(&app).await;
+    let before = hook.calls();
+    for _ in 0..25 {
+        let token = app.token(&id, &secret).await;
+        assert_eq!(claims(token["access_token"].as_str().unwrap())["plan"], "gold");
+    }
+    assert_eq!(hook.calls(), before + 1, "25 token requests, 1 hook call");
+
+    // Still fresh one second before the TTL; asked again once it has passed.
+    app.clock.advance(59);
+    app.token(&id, &secret).await;
+    assert_eq!(hook.calls(), before + 1);
+    app.clock.advance(1);
+    app.token(&id, &secret).await;
+    assert_eq!(hook.calls(), before + 2);
+
+    // A change of the credential asks again at once, with what it has become.
+    let res = app
+        .admin(Method::PATCH, &format!("/credentials/{id}"), Some(json!({"claims": {"seats": 5}})))
+        .await;
+    assert_eq!(res.status(), 200);
+    let calls = hook.calls();
+    app.token(&id, &secret).await;
+    assert_eq!(hook.calls(), calls + 1);
+    assert_eq!(hook.last().0["claims"], json!({"seats": 5, "tenant_id": "t-1"}));
+    let m = metrics(&app).await;
+    assert!(m.contains("tokenmint_token_hook_cache_total{result=\"hit\"}"), "{m}");
+}
+
+#[tokio::test]
+async fn a_hook_that_times_out_or_fails_refuses_or_issues_without_its_claims_as_configured() {
+    for policy in [OnFailure::Refuse, OnFailure::Issue] {
+        let (app, hook) = app_with_hook(
+            Behaviour::Answer(json!({"allow": true, "claims": {"plan": "gold"}})),
+            policy,
+        )
+        .await;
+        let (id, secret) = reader(&app).await;
+        for failure in [Behaviour::Hang, Behaviour::Fail] {
+            hook.set(failure);
+            let res = app.token_for(&id, &secret, &[]).await;
+            match policy {
+                OnFailure::Refuse => {
+                    assert_eq!(res.status(), 503);
+                    assert!(res.headers().contains_key("retry-after"));
+                    let body: Value = res.json().await.unwrap();
+                    assert_eq!(body["error"], "temporarily_unavailable");
+                }
+                OnFailure::Issue => {
+                    assert_eq!(res.status(), 200);
+                    let body: Value = res.json().await.unwrap();
+                    let c = claims(body["access_token"].as_str().unwrap());
+                    assert_eq!(c["tenant_id"], "t-1", "the static claims stay");
+                    assert!(c.get("plan").is_none(), "without the hook's claims");
+                }
+            }
+        }
+        // A failure is not cached: once the hook answers again, its claims are back.
+        hook.set(Behaviour::Answer(json!({"allow": true, "claims": {"plan": "gold"}})));
+        let token = app.token(&id, &secret).await;
+        assert_eq!(claims(token["access_token"].as_str().unwrap())["plan"], "gold");
+        let m = metrics(&app).await;
+        assert!(m.contains("tokenmint_token_hook_calls_total{outcome=\"timeout\"} 1"), "{m}");
+        assert!(m.contains("tokenmint_token_hook_calls_total{outcome=\"error\"} 1"), "{m}");
+        let outcome = if policy == OnFailure::Refuse { "refused" } else { "issued" };
+        assert!(
+            m.contains(&format!("tokenmint_token_hook_failures_total{{outcome=\"{outcome}\"}} 2")),
+            "{m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hook_at_a_private_address_is_refused_at_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    for target in ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://10.1.2.3/"] {
+        let mut config =
+            tokenmint_server::Config::new(url.clone(), tokenmint_core::MasterKey::generate());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let mut hook = hook_config(target, OnFailure::Refuse);
+        hook.allow_private = false;
+        config.token_hook = Some(hook);
+        let store = tokenmint_store::SqlStore::connect(&url, true).await.unwrap();
+        let err = tokenmint_server::Application::build(config, Arc::new(store)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--token-hook-allow-private"), "{target}: {text}");
+    }
+}
