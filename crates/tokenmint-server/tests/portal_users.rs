@@ -1,6 +1,6 @@
 //! Portal users' lifecycle over HTTP: password reset with a one-time code, changing one's own
 //! password, reactivation, role changes, reusing a deactivated user's email, and the
-//! confirmations and success messages of the portal's forms.
+//! confirmations and success messages of the portal's forms, and the audit page.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -364,4 +364,98 @@ async fn rotating_with_the_current_secret_stopped_at_once_asks_first_then_says_i
     let out = b.post(&format!("/portal/credentials/{id}"), &edit).await;
     assert_eq!(out.location(), format!("/portal/credentials/{id}?done=saved"));
     assert!(b.get(out.location()).await.body.contains("Changes saved."));
+}
+
+/// Rows of the audit table on a page, by their source IP (unique per seeded event).
+fn audit_ips(page: &Answer) -> Vec<String> {
+    page.body
+        .split(r#"<td data-label="Source IP">"#)
+        .skip(1)
+        .map(|rest| rest[..rest.find('<').unwrap()].to_owned())
+        .collect()
+}
+
+/// The link to the next (older) page, if any.
+fn older_link(page: &Answer) -> Option<String> {
+    let at = page.body.find(r#"rel="next" href=""#)?;
+    let rest = &page.body[at + r#"rel="next" href=""#.len()..];
+    Some(rest[..rest.find('"').unwrap()].replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn the_audit_page_reaches_every_event_newest_first_with_filters_in_words() {
+    let app = spawn_app().await;
+    acme(&app).await;
+    let (id, _) = app
+        .create_credential(json!({"name": "HR sync", "org": "acme", "environment": "sandbox",
+            "permissions": ["eligibility:read"]}))
+        .await;
+    // An attack: many refusals, more than any fixed window would keep, and events of another
+    // organization that must never show.
+    let now = common::real_now();
+    let records: Vec<tokenmint_store::AuditRecord> = (0..130)
+        .map(|i| tokenmint_store::AuditRecord {
+            seq: 0,
+            at: now - 20 * 86_400 + i * 3600,
+            kind: "token.refused".into(),
+            org: Some(if i % 10 == 9 { "globex" } else { "acme" }.into()),
+            client_id: Some(id.clone()),
+            actor: None,
+            source_ip: Some(format!("10.0.{}.{}", i / 256, i % 256)),
+            reason: Some("wrong_secret".into()),
+            details: json!({}),
+        })
+        .collect();
+    app.state.store.append_audit(&records).await.unwrap();
+    let mut b = Browser::new(&app);
+    b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let first = b.get("/portal/audit?kind=token.refused").await;
+    assert_eq!(first.status, 200);
+    assert!(first.body.contains("Wrong secret") && !first.body.contains("wrong_secret"));
+    assert!(first.body.contains("HR sync") && first.body.contains("Token request refused"));
+    assert_eq!(audit_ips(&first)[0], "10.0.0.128", "the newest first");
+    let mut seen = audit_ips(&first);
+    let mut next = older_link(&first);
+    while let Some(link) = next {
+        assert!(link.contains("kind=token.refused"), "the cursor keeps the filter: {link}");
+        let page = b.get(&link).await;
+        assert_eq!(page.status, 200);
+        seen.extend(audit_ips(&page));
+        next = older_link(&page);
+    }
+    let mut want: Vec<String> = (0..130)
+        .rev()
+        .filter(|i| i % 10 != 9)
+        .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+        .collect();
+    assert_eq!(seen, want, "every event of the organization once, newest first");
+
+    // The date range and the credential filter narrow it in the query.
+    let day = |t: i64| {
+        let d = time::OffsetDateTime::from_unix_timestamp(t).unwrap().date();
+        format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    };
+    let from = now - 20 * 86_400 + 48 * 3600;
+    let ranged = b
+        .get(&format!(
+            "/portal/audit?kind=token.refused&client={id}&from={}&to={}",
+            day(from),
+            day(from)
+        ))
+        .await;
+    want.retain(|ip| {
+        let i: i64 = ip.rsplit('.').next().unwrap().parse().unwrap();
+        day(now - 20 * 86_400 + i * 3600) == day(from)
+    });
+    assert_eq!(audit_ips(&ranged), want);
+    assert_eq!(b.get("/portal/audit?from=yesterday").await.status, StatusCode::BAD_REQUEST);
+
+    // Actors by name: the user's email, not a raw code.
+    let csrf = b.get("/portal/users").await.csrf();
+    b.post("/portal/users", &[("csrf", &csrf), ("email", "x@acme.test"), ("role", "viewer")]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mine = b.get("/portal/audit?actor=user%3Aadmin%40acme.test").await;
+    assert!(mine.body.contains(r#"data-label="Event">User added"#), "{}", mine.body);
+    assert!(!mine.body.contains(r#"data-label="Event">Token request refused"#));
+    assert!(mine.body.contains(r#"data-label="By">admin@acme.test<"#), "named by email");
 }

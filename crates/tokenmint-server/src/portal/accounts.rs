@@ -71,8 +71,9 @@ fn user_path(id: &str) -> String {
     format!("/portal/users/{}", urlencoding(id))
 }
 
-/// Ids are `usr_` and base62, but a path segment is escaped all the same.
-fn urlencoding(s: &str) -> String {
+/// Percent-encodes everything but unreserved characters: for a path segment (ids are `usr_`
+/// and base62, but escaped all the same) or a query value.
+pub(super) fn urlencoding(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),

@@ -16,6 +16,7 @@
 //! they never appear in a URL and a reload finds them gone.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod html;
 pub mod pages;
@@ -335,7 +336,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         ),
         (spec(Method::GET, "/portal/reset-password", Public), get(accounts::reset_page)),
         (spec(Method::POST, "/portal/reset-password", Public), post(accounts::redeem_reset)),
-        (spec(Method::GET, "/portal/audit", Policy(ReadAudit)), get(pages::audit_log)),
+        (spec(Method::GET, "/portal/audit", Policy(ReadAudit)), get(audit::audit_log)),
         (
             spec(Method::GET, "/portal/static/portal.css", Public),
             get(|| async { asset("text/css; charset=utf-8", CSS) }),

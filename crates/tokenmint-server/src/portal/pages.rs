@@ -23,7 +23,6 @@ use tokenmint_core::credential::CredentialStatus;
 use tokenmint_core::scope::AccessLevel;
 use tokenmint_proto::Environment;
 use tokenmint_proto::admin as dto;
-use tokenmint_store::AuditFilter;
 
 type PageResult = Result<Response, PortalError>;
 
@@ -706,71 +705,6 @@ pub async fn activate_credential(
 ) -> PageResult {
     service::set_status(&state, &posted.who.actor, &client_id, CredentialStatus::Active).await?;
     Ok(see_other(&format!("/portal/credentials/{client_id}?done=credential-activated")))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Audit
-
-fn describe(kind: &str) -> &str {
-    match kind {
-        "credential.created" => "Credential generated",
-        "credential.updated" => "Credential edited",
-        "credential.deactivated" => "Credential deactivated",
-        "credential.activated" => "Credential reactivated",
-        "credential.secret_rotated" => "Secret rotated",
-        "credential.secret_deleted" => "Secret deleted",
-        "credential.tokens_revoked" => "Tokens revoked",
-        "token.refused" => "Token request refused",
-        "token.revoked" => "Token revoked",
-        "portal.sign_in" => "Signed in",
-        "portal.sign_in_failed" => "Sign-in failed",
-        "portal.sign_out" => "Signed out",
-        "user.created" => "User added",
-        "user.deactivated" => "User deactivated",
-        other => other,
-    }
-}
-
-pub async fn audit_log(State(state): State<AppState>, who: SignedIn) -> PageResult {
-    authorize(&who, Action::ReadAudit, &Target::Org(&who.user.org))?;
-    let now = state.now();
-    let mut records = state
-        .store
-        .list_audit(&AuditFilter {
-            org: Some(who.user.org.clone()),
-            since: Some(now - 30 * 86_400),
-            limit: 10_000,
-            ..Default::default()
-        })
-        .await?;
-    records.reverse();
-    records.truncate(200);
-    let mut body = String::from(
-        r#"<div class="page-head"><div><h1>Audit log</h1><p class="muted">Security events of your organization in the last 30 days, newest first.</p></div></div>"#,
-    );
-    if records.is_empty() {
-        body.push_str(r#"<section class="card"><p class="muted">No events yet.</p></section>"#);
-    } else {
-        body.push_str(r#"<div class="card table-card"><table class="table responsive"><thead><tr><th scope="col">When</th><th scope="col">Event</th><th scope="col">By</th><th scope="col">Credential</th><th scope="col">Source IP</th><th scope="col">Reason</th></tr></thead><tbody>"#);
-        for r in &records {
-            let _ = write!(
-                body,
-                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="Credential">{client}</td><td data-label="Source IP">{ip}</td><td data-label="Reason">{reason}</td></tr>"#,
-                at = when(r.at),
-                kind = esc(describe(&r.kind)),
-                actor = esc(r.actor.as_deref().unwrap_or("")),
-                client = r
-                    .client_id
-                    .as_deref()
-                    .map(|c| format!("<code>{}</code>", esc(c)))
-                    .unwrap_or_default(),
-                ip = esc(r.source_ip.as_deref().unwrap_or("")),
-                reason = esc(r.reason.as_deref().unwrap_or("")),
-            );
-        }
-        body.push_str("</tbody></table></div>");
-    }
-    Ok(page(&who, "Audit log", Nav::Audit, &body))
 }
 
 #[cfg(test)]
