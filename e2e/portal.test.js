@@ -146,7 +146,12 @@ async function main() {
   log("rotating the secret, the old one stopping at once");
   await page.getByLabel("Current secret keeps working for").selectOption("0");
   await page.getByRole("button", { name: "Rotate secret" }).click();
+  // Stopping the current secret at once breaks integrations: the portal asks first.
+  await page.getByRole("heading", { name: "Stop the current secret now?" }).waitFor();
+  assert.equal((await token(clientId, secret)).status, 200, "asking changed nothing");
+  await page.getByRole("button", { name: "Yes, rotate and stop it now" }).click();
   await page.getByRole("heading", { name: "Your new client secret" }).waitFor();
+  await page.getByText("Secret rotated.").waitFor();
   const rotated = (await page.locator("#new-client-secret").textContent()).trim();
   assert.notEqual(rotated, secret);
   assert.equal((await token(clientId, rotated)).status, 200);
@@ -181,7 +186,12 @@ async function main() {
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.getByText("Credential generated").first().waitFor();
   await page.getByText("Secret rotated").first().waitFor();
-  await page.getByText("user:admin@acme.test").first().waitFor();
+  await page.getByRole("cell", { name: "admin@acme.test" }).first().waitFor();
+  assert.equal(await page.getByText("user:admin@acme.test").count(), 0, "actors are named, not coded");
+  await page.getByLabel("Event").selectOption("credential.secret_rotated");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByText("Secret rotated").first().waitFor();
+  assert.equal(await page.getByText("Credential generated").count(), 0, "the filter applies");
   await shot(page, "audit-log");
 
   log("the users page lets the admin add a viewer");
@@ -191,6 +201,18 @@ async function main() {
   await page.getByRole("button", { name: "Add user" }).click();
   await page.getByRole("heading", { name: "User added" }).waitFor();
   await shot(page, "users");
+
+  log("deactivating a user asks first and says it is done; reactivating too");
+  await page.getByRole("link", { name: "new.viewer@acme.test" }).click();
+  await page.getByRole("link", { name: "Deactivate user" }).click();
+  await page.getByRole("heading", { name: "Deactivate new.viewer@acme.test?" }).waitFor();
+  await page.getByRole("button", { name: "Yes, deactivate" }).click();
+  await page.getByText("User deactivated").first().waitFor();
+  await page.getByRole("button", { name: "Reactivate user" }).click();
+  await page.getByText("User reactivated").first().waitFor();
+  await page.getByRole("button", { name: "Generate reset code" }).click();
+  const code = (await page.locator("#reset-code").textContent()).trim();
+  assert.match(code, /^tmr_/);
 
   log("the pages fit a phone");
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });

@@ -420,6 +420,40 @@ pub struct CreatedUser {
     pub role_grants: String,
 }
 
+/// Body of `PATCH /admin/v1/users/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// The new role; `platform` may be given (or taken) only by the platform.
+    #[serde(default)]
+    pub role: Option<UserRole>,
+}
+
+/// Answer to `POST /admin/v1/users/{id}/reset-password`: a one-time code, shown this once.
+/// The user enters it at `reset_url` with a new password; it works once, until `expires_at`,
+/// and a newer code replaces it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasswordReset {
+    pub user: User,
+    pub code: String,
+    /// Where the user enters the code: the portal's reset page.
+    pub reset_url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for PasswordReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordReset")
+            .field("user", &self.user)
+            .field("code", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// Body of `POST /admin/v1/users`.
 ///
 /// The password is chosen by whoever creates the user (the CLI generates one when none is

@@ -41,6 +41,12 @@ pub enum AuditKind {
     PortalSignOut,
     UserCreated,
     UserDeactivated,
+    UserReactivated,
+    UserRoleChanged,
+    /// A one-time password-reset code was issued for the user.
+    UserPasswordReset,
+    /// The user's password was changed (by the user, or with a reset code).
+    UserPasswordChanged,
 }
 
 impl AuditKind {
@@ -66,6 +72,10 @@ impl AuditKind {
             Self::PortalSignOut => "portal.sign_out",
             Self::UserCreated => "user.created",
             Self::UserDeactivated => "user.deactivated",
+            Self::UserReactivated => "user.reactivated",
+            Self::UserRoleChanged => "user.role_changed",
+            Self::UserPasswordReset => "user.password_reset",
+            Self::UserPasswordChanged => "user.password_changed",
         }
     }
 }

@@ -33,6 +33,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         users::create_user,
         users::list_users,
         users::deactivate_user,
+        users::reactivate_user,
+        users::update_user,
+        users::reset_password,
         audit::show_activity,
         audit::list_audit,
         audit::list_alerts,
@@ -48,7 +51,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         dto::TokensRevoked, dto::SecretInfo, dto::SigningKey, dto::KeyState, dto::RotateKey,
         dto::CredentialStatus, feed::RevocationPage, feed::RevocationEntry, feed::RevocationEvent, feed::Revocation,
         tokenmint_proto::Problem, tokenmint_proto::Environment, dto::AuditEvent, dto::AlertDelivery,
-        dto::DailyCount, dto::CredentialActivity, dto::User, dto::CreatedUser, dto::CreateUser, dto::UserRole,
+        dto::DailyCount, dto::CredentialActivity, dto::User, dto::CreatedUser, dto::CreateUser, dto::UserRole, dto::UpdateUser, dto::PasswordReset,
     )),
     modifiers(&BearerAuth),
     tags(

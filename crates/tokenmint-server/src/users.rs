@@ -6,6 +6,18 @@
 //! memory-hard hash (Argon2id with the `argon2` crate's defaults, which follow OWASP's
 //! recommendation), computed on the blocking pool so it never stalls the async workers.
 //! Client secrets are random and high-entropy and keep their fast keyed hash.
+//!
+//! A user's lifecycle: created with a password, deactivated (sessions and pending resets end
+//! at once) and reactivated, given another role, their password reset by an administrator
+//! with a one-time code, or changed by themselves with the current one. A deactivated user's
+//! email can be given to a new user (a new person to tokenmint: new id, role and password);
+//! the deactivated record stays for the audit trail and can be reactivated only while no
+//! active user holds the address.
+//!
+//! Reset codes are random (190 bits), shown once to the administrator who asked, stored as
+//! SHA-256 only, and work once, for [`RESET_CODE_TTL_SECS`], on any instance (they live in the
+//! database); the user enters them at `/portal/reset-password` and never in a URL, so no
+//! access log or `Referer` header can carry one.
 
 use crate::audit::AuditKind;
 use crate::error::ApiError;
@@ -17,11 +29,19 @@ use std::fmt;
 use tokenmint_core::ids::random_id;
 use tokenmint_core::{OrgSlug, crypto};
 use tokenmint_proto::admin as dto;
-use tokenmint_store::{Organization, PortalUser, StoreError, UserRole, UserStatus};
+use tokenmint_store::{Organization, PasswordReset, PortalUser, StoreError, UserRole, UserStatus};
 
 pub const MIN_PASSWORD_LEN: usize = 12;
 pub const MAX_PASSWORD_LEN: usize = 256;
 pub const MAX_EMAIL_LEN: usize = 254;
+/// The one answer an organization's admin gets when an email cannot be given to a new user.
+pub const EMAIL_NOT_ADDED: &str =
+    "this email address cannot be added; check it, or use another address";
+/// How long a password-reset code works.
+pub const RESET_CODE_TTL_SECS: i64 = 24 * 3600;
+/// Reset codes: a recognisable prefix and 32 base62 characters.
+const RESET_CODE_PREFIX: &str = "tmr_";
+const RESET_CODE_LEN: usize = 32;
 
 /// A password in memory: never printed.
 #[derive(Clone)]
@@ -211,9 +231,9 @@ pub async fn create_user(
         last_sign_in_at: None,
     };
     // Emails are unique across organizations (a user signs in with the email alone). Someone
-    // who may list every user learns that the email is taken; an organization's admin gets
-    // the same words whether it is taken in their organization or in another, which is never
-    // named.
+    // who may list every user learns that the email is taken; an organization's admin gets one
+    // neutral answer, word for word the same whether an active user of their organization or
+    // of another holds the address, which never names or hints at another organization.
     let sees_everyone = policy::may(actor, Action::ListUsers, &Target::Platform).is_ok();
     state.store.create_user(&user, &guard).await.map_err(|e| match e {
         StoreError::NotFound(_) => {
@@ -222,11 +242,7 @@ pub async fn create_user(
         StoreError::Conflict(_) if sees_everyone => {
             ApiError::Conflict("a user with this email already exists".into())
         }
-        StoreError::Conflict(_) => ApiError::Conflict(
-            "this email address cannot be added: if the person is already a user of your \
-             organization they are in the list; otherwise use another address"
-                .into(),
-        ),
+        StoreError::Conflict(_) => ApiError::Conflict(EMAIL_NOT_ADDED.into()),
         other => other.into(),
     })?;
     let principal = actor.principal();
@@ -240,6 +256,219 @@ pub async fn create_user(
         serde_json::json!({"user_id": user.id, "email": user.email, "role": user.role.as_str()}),
     );
     Ok(dto::CreatedUser { role_grants: role_grants(user.role, &user.org), user: user_view(&user) })
+}
+
+/// Loads a user and asks the policy whether `actor` may do `action` to them; a user the actor
+/// may not see is "not found", exactly like one that does not exist.
+pub async fn check_user(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    action: Action,
+) -> Result<PortalUser, ApiError> {
+    let Some(user) = state.store.get_user(id).await? else {
+        authorize(actor, action, &Target::Missing, "user")?;
+        return Err(user_not_found());
+    };
+    let target = Target::User { org: &user.org, id: Some(&user.id), role: user.role };
+    authorize(actor, action, &target, "user")?;
+    Ok(user)
+}
+
+pub async fn reactivate_user(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> Result<dto::User, ApiError> {
+    let user = check_user(state, actor, id, Action::ReactivateUser).await?;
+    if user.status != UserStatus::Active {
+        state
+            .store
+            .set_user_status(id, UserStatus::Active, &service::guard(state, actor, false))
+            .await?;
+        let principal = actor.principal();
+        tracing::info!(user_id = id, actor = %principal, "portal user reactivated");
+        record(
+            state,
+            actor,
+            AuditKind::UserReactivated,
+            &user.org,
+            None,
+            serde_json::json!({"user_id": user.id, "email": user.email}),
+        );
+    }
+    let updated = state.store.get_user(id).await?.ok_or_else(user_not_found)?;
+    Ok(user_view(&updated))
+}
+
+pub async fn update_user(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    input: dto::UpdateUser,
+) -> Result<dto::User, ApiError> {
+    let user = check_user(state, actor, id, Action::ChangeUserRole).await?;
+    if let Some(role) = input.role.map(role_from_dto).filter(|r| *r != user.role) {
+        // The role given is a target too: an organization's admin cannot make a platform user.
+        let target = Target::User { org: &user.org, id: Some(&user.id), role };
+        authorize(actor, Action::ChangeUserRole, &target, "user")?;
+        state.store.set_user_role(id, role, &service::guard(state, actor, false)).await?;
+        let principal = actor.principal();
+        tracing::info!(user_id = id, actor = %principal, role = role.as_str(), "portal user role changed");
+        record(
+            state,
+            actor,
+            AuditKind::UserRoleChanged,
+            &user.org,
+            None,
+            serde_json::json!({"user_id": user.id, "email": user.email,
+                "from": user.role.as_str(), "to": role.as_str()}),
+        );
+    }
+    let updated = state.store.get_user(id).await?.ok_or_else(user_not_found)?;
+    Ok(user_view(&updated))
+}
+
+fn reset_code_hash(code: &str) -> String {
+    crypto::sha256(code.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a user enters a reset code.
+pub fn reset_url(state: &AppState) -> String {
+    format!("{}/portal/reset-password", state.issuer.trim_end_matches('/'))
+}
+
+/// Issues a one-time password-reset code for an active user, replacing any earlier one. The
+/// user's current password keeps working until the code is used.
+pub async fn reset_password(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> Result<dto::PasswordReset, ApiError> {
+    let user = check_user(state, actor, id, Action::ResetUserPassword).await?;
+    if user.status != UserStatus::Active {
+        return Err(ApiError::Conflict(
+            "this user is deactivated: reactivate them first, then reset their password".into(),
+        ));
+    }
+    let now = state.now();
+    let code = random_id(RESET_CODE_PREFIX, RESET_CODE_LEN);
+    let reset = PasswordReset {
+        code_hash: reset_code_hash(&code),
+        user_id: user.id.clone(),
+        created_at: now,
+        expires_at: now + RESET_CODE_TTL_SECS,
+    };
+    state.store.create_password_reset(&reset, &service::guard(state, actor, false)).await?;
+    let principal = actor.principal();
+    tracing::info!(user_id = id, actor = %principal, "password reset code issued");
+    record(
+        state,
+        actor,
+        AuditKind::UserPasswordReset,
+        &user.org,
+        None,
+        serde_json::json!({"user_id": user.id, "email": user.email}),
+    );
+    Ok(dto::PasswordReset {
+        user: user_view(&user),
+        code,
+        reset_url: reset_url(state),
+        expires_at: instant(reset.expires_at),
+    })
+}
+
+/// A signed-in user changes their own password, proving the current one. Their other
+/// sessions end; `keep_session` (the session asking, by its id hash) stays.
+pub async fn change_own_password(
+    state: &AppState,
+    actor: &Actor,
+    current: Password,
+    new: Password,
+    keep_session: &str,
+) -> Result<(), ApiError> {
+    let Actor::User { id, .. } = actor else {
+        authorize(actor, Action::ChangeOwnPassword, &Target::Missing, "user")?;
+        return Err(user_not_found());
+    };
+    let user = check_user(state, actor, id, Action::ChangeOwnPassword).await?;
+    if !verify_password(user.password_hash.clone(), current).await {
+        return Err(ApiError::validation("current_password", "the current password is not right"));
+    }
+    validate_password(&new)?;
+    let hash = hash_password(new).await?;
+    state
+        .store
+        .set_user_password(
+            &user.id,
+            &hash,
+            Some(keep_session),
+            &service::guard(state, actor, false),
+        )
+        .await?;
+    tracing::info!(user_id = %user.id, "portal user changed their password");
+    record(
+        state,
+        actor,
+        AuditKind::UserPasswordChanged,
+        &user.org,
+        None,
+        serde_json::json!({"user_id": user.id, "by": "user"}),
+    );
+    Ok(())
+}
+
+fn invalid_code() -> ApiError {
+    ApiError::validation(
+        "code",
+        "this code is not valid: it may be mistyped, used already, replaced by a newer one or \
+         expired; ask an administrator of your organization for a new one",
+    )
+}
+
+/// Whether a reset code is pending, for the page that asks for the new password.
+pub async fn check_reset_code(state: &AppState, code: &str) -> Result<PortalUser, ApiError> {
+    let code = code.trim();
+    if !code.starts_with(RESET_CODE_PREFIX) || code.len() > 64 {
+        return Err(invalid_code());
+    }
+    state
+        .store
+        .find_password_reset(&reset_code_hash(code), state.now())
+        .await?
+        .ok_or_else(invalid_code)
+}
+
+/// Sets a new password with a reset code, once. Every session of the user ends.
+pub async fn redeem_reset_code(
+    state: &AppState,
+    code: &str,
+    new: Password,
+) -> Result<PortalUser, ApiError> {
+    check_reset_code(state, code).await?;
+    validate_password(&new)?;
+    let hash = hash_password(new).await?;
+    let user = match state
+        .store
+        .redeem_password_reset(&reset_code_hash(code.trim()), &hash, state.now())
+        .await
+    {
+        Ok(u) => u,
+        // Used or replaced between the check and now.
+        Err(StoreError::NotFound(_)) => return Err(invalid_code()),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(user_id = %user.id, "portal user set a password with a reset code");
+    let actor = actor_for(&user);
+    record(
+        state,
+        &actor,
+        AuditKind::UserPasswordChanged,
+        &user.org,
+        None,
+        serde_json::json!({"user_id": user.id, "by": "reset_code"}),
+    );
+    Ok(user)
 }
 
 pub async fn list_users(
@@ -257,12 +486,7 @@ pub async fn deactivate_user(
     actor: &Actor,
     id: &str,
 ) -> Result<dto::User, ApiError> {
-    let Some(user) = state.store.get_user(id).await? else {
-        authorize(actor, Action::DeactivateUser, &Target::Missing, "user")?;
-        return Err(user_not_found());
-    };
-    let target = Target::User { org: &user.org, id: Some(&user.id), role: user.role };
-    authorize(actor, Action::DeactivateUser, &target, "user")?;
+    let user = check_user(state, actor, id, Action::DeactivateUser).await?;
     if user.status != UserStatus::Deactivated {
         state
             .store

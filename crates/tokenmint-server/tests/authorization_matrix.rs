@@ -44,6 +44,9 @@ ReadCredential         GET    /credentials/{client_id}/activity            | A o
 ListUsers              GET    /users                                       | A ok  ok  -   -   ok  | I 403 403 -   -   403 | R 403 403 -   -   403 | N 403 403 -   -   403
 CreateUser             POST   /users                                       | A ok  ok  ok  -   ok  | I 403 403 403 -   403 | R 403 403 403 -   403 | N 403 403 403 -   403
 DeactivateUser         POST   /users/{id}/deactivate                       | A ok  ok  ok  -   404 | I 403 403 403 -   403 | R 403 403 403 -   403 | N 403 403 403 -   403
+ReactivateUser         POST   /users/{id}/reactivate                       | A ok  ok  ok  -   404 | I 403 403 403 -   403 | R 403 403 403 -   403 | N 403 403 403 -   403
+ChangeUserRole         PATCH  /users/{id}                                  | A ok  ok  ok  -   404 | I 403 403 403 -   403 | R 403 403 403 -   403 | N 403 403 403 -   403
+ResetUserPassword      POST   /users/{id}/reset-password                   | A ok  ok  ok  -   404 | I 403 403 403 -   403 | R 403 403 403 -   403 | N 403 403 403 -   403
 ReadAudit              GET    /audit                                       | A ok  ok  -   -   ok  | I 403 403 -   -   403 | R 403 403 -   -   403 | N 403 403 -   -   403
 ReadAlerts             GET    /alerts                                      | A ok  -   -   -   -   | I 403 -   -   -   -   | R 403 -   -   -   -   | N 403 -   -   -   -
 ReadKeys               GET    /keys                                        | A ok  -   -   -   -   | I 403 -   -   -   -   | R 403 -   -   -   -   | N 403 -   -   -   -
@@ -69,7 +72,14 @@ DeactivateCredential   POST   /portal/credentials/{client_id}/deactivate   | P o
 ActivateCredential     POST   /portal/credentials/{client_id}/activate     | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 ListUsers              GET    /portal/users                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
 CreateUser             POST   /portal/users                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV 403 -   -   -   -   | XA ok  -   -   -   -
+ListUsers              GET    /portal/users/{id}                           | P ok  ok  ok  ok  404 | OA ok  404 ok  ok  404 | OV ok  404 ok  ok  404 | XA ok  404 ok  ok  404
+DeactivateUser         GET    /portal/users/{id}/deactivate                | P ok  ok  ok  409 404 | OA ok  404 403 409 404 | OV 403 404 403 403 404 | XA ok  404 403 409 404
 DeactivateUser         POST   /portal/users/{id}/deactivate                | P ok  ok  ok  409 404 | OA ok  404 403 409 404 | OV 403 404 403 403 404 | XA ok  404 403 409 404
+ReactivateUser         POST   /portal/users/{id}/reactivate                | P ok  ok  ok  ok  404 | OA ok  404 403 ok  404 | OV 403 404 403 403 404 | XA ok  404 403 ok  404
+ChangeUserRole         POST   /portal/users/{id}/role                      | P ok  ok  ok  409 404 | OA ok  404 403 409 404 | OV 403 404 403 403 404 | XA ok  404 403 409 404
+ResetUserPassword      POST   /portal/users/{id}/reset-password            | P ok  ok  ok  409 404 | OA ok  404 403 409 404 | OV 403 404 403 403 404 | XA ok  404 403 409 404
+ChangeOwnPassword      GET    /portal/account                              | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
+ChangeOwnPassword      POST   /portal/account                              | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
 ReadAudit              GET    /portal/audit                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
 ";
 
@@ -81,6 +91,9 @@ const PUBLIC: &[(&str, &str, u16)] = &[
     ("GET", "/portal/sign-in", 200),
     // Without the sign-in form's double-submit cookie: refused as forged.
     ("POST", "/portal/sign-in", 403),
+    ("GET", "/portal/reset-password", 200),
+    // Without the form's double-submit cookie: refused as forged.
+    ("POST", "/portal/reset-password", 403),
     ("GET", "/portal/static/portal.css", 200),
     ("GET", "/portal/static/portal.js", 200),
     ("GET", "/portal/{*rest}", 404),
@@ -320,14 +333,21 @@ impl World {
                     "password": PASSWORD}));
                 path.to_owned()
             }
-            ("POST", "/users/{id}/deactivate") => {
+            (_, p) if p.starts_with("/users/{id}") => {
                 let id = match col {
                     "own" => self.fresh_user(own, "viewer").await,
                     "other" => self.fresh_user(other, "viewer").await,
                     "system" => self.fresh_user(own, "platform").await,
                     _ => "usr_doesnotexist".to_owned(),
                 };
-                format!("/users/{id}/deactivate")
+                let rest = &p["/users/{id}".len()..];
+                if rest == "/reactivate" && col != "none" {
+                    self.call(Method::POST, &format!("/users/{id}/deactivate"), None).await;
+                }
+                if method == Method::PATCH {
+                    body = Some(json!({"role": "admin"}));
+                }
+                format!("/users/{id}{rest}")
             }
             ("POST", "/keys/rotate") => {
                 self.no_pending_key().await;
@@ -408,7 +428,15 @@ impl World {
                 }
                 path.to_owned()
             }
-            "/portal/users/{id}/deactivate" => {
+            "/portal/account" => {
+                if method == Method::POST {
+                    for k in ["current_password", "new_password", "confirm_password"] {
+                        form.push((k.into(), PASSWORD.into()));
+                    }
+                }
+                path.to_owned()
+            }
+            p if p.starts_with("/portal/users/{id}") => {
                 let id = match col {
                     "own" => self.fresh_user(own, "viewer").await,
                     "other" => self.fresh_user(other, "viewer").await,
@@ -416,7 +444,14 @@ impl World {
                     "self" => me,
                     _ => "usr_doesnotexist".to_owned(),
                 };
-                format!("/portal/users/{id}/deactivate")
+                let rest = &p["/portal/users/{id}".len()..];
+                if rest == "/reactivate" && matches!(col, "own" | "other" | "system") {
+                    self.call(Method::POST, &format!("/users/{id}/deactivate"), None).await;
+                }
+                if rest == "/role" {
+                    form.push(("role".into(), "admin".into()));
+                }
+                format!("/portal/users/{id}{rest}")
             }
             p if p.starts_with("/portal/credentials/{client_id}") => {
                 let id = match col {
@@ -432,7 +467,10 @@ impl World {
                         form.push(("perm.eligibility".into(), "read".into()));
                         form.push(("perm.billing".into(), "none".into()));
                     }
-                    ("POST", "/rotate") => form.push(("overlap".into(), "0".into())),
+                    ("POST", "/rotate") => {
+                        form.push(("overlap".into(), "0".into()));
+                        form.push(("confirm".into(), "yes".into()));
+                    }
                     _ => {}
                 }
                 format!("/portal/credentials/{id}{rest}")

@@ -7,8 +7,9 @@
 
 use crate::{
     AlertDelivery, AuditFilter, AuditRecord, CredentialFilter, Entity, Guard, GuardActor,
-    NewRevocation, Organization, OrganizationRevocation, OrganizationUpdate, PortalSession,
-    PortalUser, Refusal, Rotation, Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
+    NewRevocation, Organization, OrganizationRevocation, OrganizationUpdate, PasswordReset,
+    PortalSession, PortalUser, Refusal, Rotation, Store, StoreError, TokenCount, Usage, UserRole,
+    UserStatus,
 };
 use tokenmint_core::credential::{Credential, CredentialStatus, RevocationCutoff, token_id};
 use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
@@ -38,6 +39,9 @@ pub const ALL: &[&str] = &[
     "portal_users_are_unique_by_email_whatever_its_case",
     "portal_users_are_listed_by_organization_and_deactivated",
     "portal_sessions_expire_and_end_with_their_user",
+    "a_deactivated_users_email_is_taken_by_a_new_user_and_reactivation_claims_it_back",
+    "password_resets_work_once_until_they_expire_for_active_users",
+    "roles_and_passwords_change_and_a_password_change_ends_the_other_sessions",
     "a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing",
     "a_write_that_would_leave_no_working_admin_is_refused_and_changes_nothing",
     "a_write_that_schedules_the_end_of_the_last_working_admin_is_refused",
@@ -97,6 +101,16 @@ pub async fn run(name: &str, store: &dyn Store) {
         }
         "portal_sessions_expire_and_end_with_their_user" => {
             portal_sessions_expire_and_end_with_their_user(store).await
+        }
+        "a_deactivated_users_email_is_taken_by_a_new_user_and_reactivation_claims_it_back" => {
+            a_deactivated_users_email_is_taken_by_a_new_user_and_reactivation_claims_it_back(store)
+                .await
+        }
+        "password_resets_work_once_until_they_expire_for_active_users" => {
+            password_resets_work_once_until_they_expire_for_active_users(store).await
+        }
+        "roles_and_passwords_change_and_a_password_change_ends_the_other_sessions" => {
+            roles_and_passwords_change_and_a_password_change_ends_the_other_sessions(store).await
         }
         "a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing" => {
             a_write_by_an_actor_no_longer_authorized_is_refused_and_changes_nothing(store).await
@@ -508,7 +522,10 @@ fn audit(at: i64, kind: &str, org: Option<&str>, client: Option<&str>) -> AuditR
 async fn audit_records_are_appended_in_order_and_filtered(s: &dyn Store) {
     s.append_audit(&[
         audit(10, "credential.created", Some("acme"), Some("tmc_a")),
-        audit(11, "token.refused", Some("acme"), Some("tmc_a")),
+        AuditRecord {
+            actor: Some("user:ada@acme.test".into()),
+            ..audit(11, "token.refused", Some("acme"), Some("tmc_a"))
+        },
         audit(12, "credential.created", Some("other"), Some("tmc_b")),
     ])
     .await
@@ -558,6 +575,31 @@ async fn audit_records_are_appended_in_order_and_filtered(s: &dyn Store) {
         .unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].at, 11);
+    // Newest first, by actor, and in pages whose cursor is the last seq seen.
+    let newest = s
+        .list_audit(&AuditFilter { newest_first: true, limit: 2, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(newest.iter().map(|r| r.at).collect::<Vec<_>>(), [12, 11]);
+    let older = s
+        .list_audit(&AuditFilter {
+            newest_first: true,
+            before: Some(newest[1].seq),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(older.iter().map(|r| r.at).collect::<Vec<_>>(), [10]);
+    let by = s
+        .list_audit(&AuditFilter {
+            actor: Some("user:ada@acme.test".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by.iter().map(|r| r.at).collect::<Vec<_>>(), [11]);
     assert_eq!(s.purge_audit(11).await.unwrap(), 1);
     assert_eq!(
         s.list_audit(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap().len(),
@@ -685,6 +727,125 @@ async fn portal_sessions_expire_and_end_with_their_user(s: &dyn Store) {
     s.set_user_status("u1", UserStatus::Deactivated, &sys(160)).await.unwrap();
     assert_eq!(s.get_session("h3", 150).await.unwrap(), None, "deactivation ends sessions");
     assert!(!format!("{:?}", session("h1", 1)).contains("csrf-"));
+}
+
+async fn a_deactivated_users_email_is_taken_by_a_new_user_and_reactivation_claims_it_back(
+    s: &dyn Store,
+) {
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_organization(&org("globex"), &sys(100)).await.unwrap();
+    s.create_user(&user("u1", "acme", "Amy@acme.test", UserRole::Admin), &sys(0)).await.unwrap();
+    s.set_user_status("u1", UserStatus::Deactivated, &sys(10)).await.unwrap();
+    // Another organization may now give the address to a new user.
+    s.create_user(&user("u2", "globex", "amy@ACME.test", UserRole::Viewer), &sys(20))
+        .await
+        .unwrap();
+    assert_eq!(s.find_user_by_email("amy@acme.test").await.unwrap().unwrap().id, "u2");
+    let old = s.get_user("u1").await.unwrap().unwrap();
+    assert_eq!((old.email.as_str(), old.status), ("Amy@acme.test", UserStatus::Deactivated));
+    // The old user cannot come back while the new one holds the address...
+    assert!(matches!(
+        s.set_user_status("u1", UserStatus::Active, &sys(30)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_user("u1").await.unwrap().unwrap().status, UserStatus::Deactivated);
+    // ...and can once the new one is deactivated in turn.
+    s.set_user_status("u2", UserStatus::Deactivated, &sys(40)).await.unwrap();
+    s.set_user_status("u1", UserStatus::Active, &sys(50)).await.unwrap();
+    assert_eq!(s.find_user_by_email("AMY@acme.test").await.unwrap().unwrap().id, "u1");
+    assert_eq!(s.list_users(None).await.unwrap().len(), 2);
+    // An active holder keeps the address.
+    assert!(matches!(
+        s.create_user(&user("u3", "globex", "amy@acme.test", UserRole::Viewer), &sys(60)).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn password_resets_work_once_until_they_expire_for_active_users(s: &dyn Store) {
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_user(&user("u1", "acme", "amy@acme.test", UserRole::Admin), &sys(0)).await.unwrap();
+    let reset = |code: &str, expires_at| PasswordReset {
+        code_hash: code.into(),
+        user_id: "u1".into(),
+        created_at: 100,
+        expires_at,
+    };
+    s.create_password_reset(&reset("c1", 200), &sys(100)).await.unwrap();
+    assert!(!format!("{:?}", reset("c1", 200)).contains("c1"));
+    assert_eq!(s.find_password_reset("c1", 150).await.unwrap().unwrap().id, "u1");
+    assert_eq!(s.find_password_reset("c1", 200).await.unwrap(), None, "expired at its expiry");
+    // A newer code replaces the older one.
+    s.create_password_reset(&reset("c2", 300), &sys(110)).await.unwrap();
+    assert_eq!(s.find_password_reset("c1", 150).await.unwrap(), None);
+    s.create_session(&PortalSession {
+        id_hash: "h1".into(),
+        user_id: "u1".into(),
+        csrf_secret: "x".into(),
+        created_at: 100,
+        expires_at: 900,
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.redeem_password_reset("c2", "new-hash", 300).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let u = s.redeem_password_reset("c2", "new-hash", 250).await.unwrap();
+    assert_eq!((u.id.as_str(), u.password_hash.as_str()), ("u1", "new-hash"));
+    assert_eq!(s.get_session("h1", 250).await.unwrap(), None, "a reset ends every session");
+    // Once only.
+    assert!(matches!(
+        s.redeem_password_reset("c2", "other-hash", 260).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.get_user("u1").await.unwrap().unwrap().password_hash, "new-hash");
+    // Not for a deactivated user, and deactivation drops pending codes.
+    s.create_password_reset(&reset("c3", 900), &sys(300)).await.unwrap();
+    s.set_user_status("u1", UserStatus::Deactivated, &sys(310)).await.unwrap();
+    s.set_user_status("u1", UserStatus::Active, &sys(320)).await.unwrap();
+    assert!(matches!(
+        s.redeem_password_reset("c3", "other-hash", 330).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.create_password_reset(
+            &PasswordReset { user_id: "ghost".into(), ..reset("c4", 900) },
+            &sys(300)
+        )
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn roles_and_passwords_change_and_a_password_change_ends_the_other_sessions(s: &dyn Store) {
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_user(&user("u1", "acme", "amy@acme.test", UserRole::Viewer), &sys(0)).await.unwrap();
+    s.set_user_role("u1", UserRole::Admin, &sys(10)).await.unwrap();
+    let u = s.get_user("u1").await.unwrap().unwrap();
+    assert_eq!((u.role, u.updated_at), (UserRole::Admin, 10));
+    assert!(matches!(
+        s.set_user_role("nobody", UserRole::Admin, &sys(10)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    for id in ["h1", "h2"] {
+        s.create_session(&PortalSession {
+            id_hash: id.into(),
+            user_id: "u1".into(),
+            csrf_secret: "x".into(),
+            created_at: 100,
+            expires_at: 900,
+        })
+        .await
+        .unwrap();
+    }
+    s.set_user_password("u1", "new-hash", Some("h1"), &sys(200)).await.unwrap();
+    assert_eq!(s.get_user("u1").await.unwrap().unwrap().password_hash, "new-hash");
+    assert!(s.get_session("h1", 250).await.unwrap().is_some(), "the changing session stays");
+    assert_eq!(s.get_session("h2", 250).await.unwrap(), None);
+    assert!(matches!(
+        s.set_user_password("nobody", "h", None, &sys(200)).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 /// A platform-admin credential fixture (no expiry, no audiences, one live secret).

@@ -220,10 +220,16 @@ pub struct AuditFilter {
     pub org: Option<String>,
     pub client_id: Option<String>,
     pub kind: Option<String>,
+    /// Who acted, exactly as recorded (`credential:<client_id>`, `user:<email>`).
+    pub actor: Option<String>,
     pub since: Option<UnixTime>,
     pub until: Option<UnixTime>,
     /// Records after this `seq`.
     pub after: Option<i64>,
+    /// Records before this `seq` (the cursor of a newest-first page).
+    pub before: Option<i64>,
+    /// Newest first instead of oldest first: the limit then keeps the newest records.
+    pub newest_first: bool,
     pub limit: u32,
 }
 
@@ -347,6 +353,25 @@ pub struct PortalSession {
 impl fmt::Debug for PortalSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PortalSession")
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pending password reset. Only the SHA-256 of its one-time code is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordReset {
+    /// Lower-case hex SHA-256 of the code.
+    pub code_hash: String,
+    pub user_id: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+impl fmt::Debug for PasswordReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordReset")
             .field("user_id", &self.user_id)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
@@ -541,22 +566,63 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         at: UnixTime,
     ) -> Result<(bool, i64), StoreError>;
 
-    /// Creates a portal user; `Conflict` if the email (whatever its case) is taken,
-    /// `NotFound` if the organization does not exist.
+    /// Creates a portal user; `Conflict` if the email (whatever its case) is taken by an
+    /// active user, `NotFound` if the organization does not exist. A deactivated user holding
+    /// the email releases it (and keeps their record, for the audit trail): the new user is a
+    /// new person to tokenmint, with their own id, role and password.
     async fn create_user(&self, user: &PortalUser, guard: &Guard) -> Result<(), StoreError>;
     async fn get_user(&self, id: &str) -> Result<Option<PortalUser>, StoreError>;
     /// Looks a user up by email, whatever its case.
     async fn find_user_by_email(&self, email: &str) -> Result<Option<PortalUser>, StoreError>;
     /// Users of one organization (or all), ordered by organization and email.
     async fn list_users(&self, org: Option<&str>) -> Result<Vec<PortalUser>, StoreError>;
-    /// Changes a user's status; deactivating also ends every session of the user.
-    /// `NotFound` if there is no such user.
+    /// Changes a user's status; deactivating also ends every session of the user and its
+    /// pending password resets. Reactivating claims the user's email again: `Conflict` when
+    /// another user has taken it since. `NotFound` if there is no such user.
     async fn set_user_status(
         &self,
         id: &str,
         status: UserStatus,
         guard: &Guard,
     ) -> Result<(), StoreError>;
+    /// Changes a user's role. `NotFound` if there is no such user.
+    async fn set_user_role(
+        &self,
+        id: &str,
+        role: UserRole,
+        guard: &Guard,
+    ) -> Result<(), StoreError>;
+    /// Replaces a user's password hash, ends every session of the user except `keep_session`
+    /// (an id hash) and drops its pending password resets. `NotFound` if there is no such user.
+    async fn set_user_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        guard: &Guard,
+    ) -> Result<(), StoreError>;
+    /// Stores a password reset, replacing the user's earlier ones. `NotFound` if there is no
+    /// such user.
+    async fn create_password_reset(
+        &self,
+        reset: &PasswordReset,
+        guard: &Guard,
+    ) -> Result<(), StoreError>;
+    /// The active user a reset code (by its hash) is for, if the code is pending at `now`.
+    async fn find_password_reset(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<PortalUser>, StoreError>;
+    /// Uses a reset code once, atomically: if it is pending at `now` and its user active, sets
+    /// the user's password hash, ends the user's sessions and drops every pending reset of the
+    /// user, and returns the user; otherwise `NotFound` and nothing changes.
+    async fn redeem_password_reset(
+        &self,
+        code_hash: &str,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<PortalUser, StoreError>;
     /// Records a successful sign-in.
     async fn record_sign_in(&self, id: &str, at: UnixTime) -> Result<(), StoreError>;
     async fn create_session(&self, session: &PortalSession) -> Result<(), StoreError>;

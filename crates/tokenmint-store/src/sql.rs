@@ -2,7 +2,8 @@
 
 use crate::{
     AlertDelivery, AuditFilter, AuditRecord, Change, CredentialFilter, Entity, Guard, GuardActor,
-    NewRevocation, Organization, OrganizationUpdate, Paged, PortalSession, PortalUser, Refusal,
+    NewRevocation, Organization, OrganizationUpdate, Paged, PasswordReset, PortalSession,
+    PortalUser, Refusal,
     Rotation, Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
 };
 use async_trait::async_trait;
@@ -577,6 +578,41 @@ fn user_from_row(row: &AnyRow) -> Result<PortalUser, StoreError> {
         updated_at: row.try_get("updated_at").map_err(backend_err)?,
         last_sign_in_at: row.try_get("last_sign_in_at").map_err(backend_err)?,
     })
+}
+
+/// Frees an email key held by a deactivated user, so that a new user (or a reactivated one)
+/// can take it. The old record keeps its email for the audit trail under a key no address can
+/// have (`<` is refused in emails), unique by its id.
+async fn release_email(tx: &mut Transaction<'static, Any>, key: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE portal_users SET email_key = '<' || id || '>' || email_key \
+         WHERE email_key = $1 AND status = 'deactivated'",
+    )
+    .bind(key)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
+}
+
+/// Ends a user's sessions (but `keep`, an id hash) and drops their pending password resets.
+async fn end_sessions(
+    tx: &mut Transaction<'static, Any>,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM portal_sessions WHERE user_id = $1 AND id_hash <> $2")
+        .bind(user_id)
+        .bind(keep.unwrap_or(""))
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_err)?;
+    sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_err)?;
+    Ok(())
 }
 
 /// The form of an email that uniqueness and look-ups use.
@@ -1294,22 +1330,30 @@ impl Store for SqlStore {
     }
 
     async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
+        // One statement for every filter: an empty value means "any". The order decides which
+        // records a limit keeps, so a newest-first page holds the newest records that match,
+        // however many older ones there are.
+        let order = if f.newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
             "SELECT seq, at, kind, org, client_id, actor, source_ip, reason, details FROM audit_events \
-             WHERE seq > $1 AND at >= $2 AND at <= $3 \
-             AND ($4 = '' OR org = $4) AND ($5 = '' OR client_id = $5) AND ($6 = '' OR kind = $6) \
-             ORDER BY seq LIMIT $7",
-        )
-        .bind(f.after.unwrap_or(0))
-        .bind(f.since.unwrap_or(i64::MIN))
-        .bind(f.until.unwrap_or(i64::MAX))
-        .bind(f.org.as_deref().unwrap_or(""))
-        .bind(f.client_id.as_deref().unwrap_or(""))
-        .bind(f.kind.as_deref().unwrap_or(""))
-        .bind(i64::from(f.limit.clamp(1, 10_000)))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_err)?;
+             WHERE seq > $1 AND seq < $2 AND at >= $3 AND at <= $4 \
+             AND ($5 = '' OR org = $5) AND ($6 = '' OR client_id = $6) AND ($7 = '' OR kind = $7) \
+             AND ($8 = '' OR actor = $8) \
+             ORDER BY seq {order} LIMIT $9"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(f.after.unwrap_or(0))
+            .bind(f.before.unwrap_or(i64::MAX))
+            .bind(f.since.unwrap_or(i64::MIN))
+            .bind(f.until.unwrap_or(i64::MAX))
+            .bind(f.org.as_deref().unwrap_or(""))
+            .bind(f.client_id.as_deref().unwrap_or(""))
+            .bind(f.kind.as_deref().unwrap_or(""))
+            .bind(f.actor.as_deref().unwrap_or(""))
+            .bind(i64::from(f.limit.clamp(1, 10_000)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?;
         rows.iter()
             .map(|r| {
                 let details: String = r.try_get("details").map_err(backend_err)?;
@@ -1474,6 +1518,7 @@ impl Store for SqlStore {
     async fn create_user(&self, u: &PortalUser, guard: &Guard) -> Result<(), StoreError> {
         let (_turn, mut tx) = self.begin().await?;
         check_actor(&mut tx, guard).await?;
+        release_email(&mut tx, &email_key(&u.email)).await?;
         sqlx::query(
             "INSERT INTO portal_users (id, org, email, email_key, role, password_hash, status, \
              created_at, updated_at, last_sign_in_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -1522,7 +1567,7 @@ impl Store for SqlStore {
     async fn list_users(&self, org: Option<&str>) -> Result<Vec<PortalUser>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM portal_users WHERE ($1 = '' OR org = $1) \
-             ORDER BY org, email_key LIMIT 10000"
+             ORDER BY org, LOWER(email), id LIMIT 10000"
         ))
         .bind(org.unwrap_or(""))
         .fetch_all(&self.pool)
@@ -1540,9 +1585,56 @@ impl Store for SqlStore {
         let now = guard.now;
         let (_turn, mut tx) = self.begin().await?;
         check_actor(&mut tx, guard).await?;
-        let n = sqlx::query("UPDATE portal_users SET status = $1, updated_at = $2 WHERE id = $3")
+        let row = sqlx::query("SELECT email, status FROM portal_users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend_err)?
+            .ok_or(StoreError::NotFound("user"))?;
+        let email: String = row.try_get("email").map_err(backend_err)?;
+        let was: String = row.try_get("status").map_err(backend_err)?;
+        if status == UserStatus::Active && was != UserStatus::Active.as_str() {
+            // Claims the email back; another deactivated holder releases it, an active one
+            // keeps it (the unique key refuses the update).
+            let key = email_key(&email);
+            release_email(&mut tx, &key).await?;
+            sqlx::query("UPDATE portal_users SET email_key = $1 WHERE id = $2")
+                .bind(&key)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match backend_err(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(
+                        "another user has this email address now; deactivate that user first"
+                            .into(),
+                    ),
+                    other => other,
+                })?;
+        }
+        sqlx::query("UPDATE portal_users SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(status.as_str())
             .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        if status == UserStatus::Deactivated {
+            end_sessions(&mut tx, id, None).await?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn set_user_role(
+        &self,
+        id: &str,
+        role: UserRole,
+        guard: &Guard,
+    ) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin().await?;
+        check_actor(&mut tx, guard).await?;
+        let n = sqlx::query("UPDATE portal_users SET role = $1, updated_at = $2 WHERE id = $3")
+            .bind(role.as_str())
+            .bind(guard.now)
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -1551,14 +1643,117 @@ impl Store for SqlStore {
         if n == 0 {
             return Err(StoreError::NotFound("user"));
         }
-        if status == UserStatus::Deactivated {
-            sqlx::query("DELETE FROM portal_sessions WHERE user_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend_err)?;
-        }
         tx.commit().await.map_err(backend_err)
+    }
+
+    async fn set_user_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        guard: &Guard,
+    ) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin().await?;
+        check_actor(&mut tx, guard).await?;
+        let n = sqlx::query(
+            "UPDATE portal_users SET password_hash = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(password_hash)
+        .bind(guard.now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        end_sessions(&mut tx, id, keep_session).await?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn create_password_reset(
+        &self,
+        r: &PasswordReset,
+        guard: &Guard,
+    ) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin().await?;
+        check_actor(&mut tx, guard).await?;
+        sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
+            .bind(&r.user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        sqlx::query(
+            "INSERT INTO password_resets (code_hash, user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&r.code_hash)
+        .bind(&r.user_id)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match backend_err(e) {
+            StoreError::NotFound(_) => StoreError::NotFound("user"),
+            other => other,
+        })?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn find_password_reset(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<PortalUser>, StoreError> {
+        let columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>();
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM password_resets r JOIN portal_users u ON u.id = r.user_id \
+             WHERE r.code_hash = $1 AND r.expires_at > $2 AND u.status = 'active'",
+            columns.join(", ")
+        ))
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn redeem_password_reset(
+        &self,
+        code_hash: &str,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<PortalUser, StoreError> {
+        let (_turn, mut tx) = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT r.user_id FROM password_resets r JOIN portal_users u ON u.id = r.user_id \
+             WHERE r.code_hash = $1 AND r.expires_at > $2 AND u.status = 'active'",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend_err)?
+        .ok_or(StoreError::NotFound("password reset"))?;
+        let user_id: String = row.try_get("user_id").map_err(backend_err)?;
+        sqlx::query("UPDATE portal_users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(password_hash)
+            .bind(now)
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        end_sessions(&mut tx, &user_id, None).await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM portal_users WHERE id = $1"))
+            .bind(&user_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        let user = user_from_row(&row)?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(user)
     }
 
     async fn record_sign_in(&self, id: &str, at: UnixTime) -> Result<(), StoreError> {

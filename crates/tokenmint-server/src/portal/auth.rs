@@ -19,7 +19,7 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::extract::client_auth::peer_ip;
 use crate::state::AppState;
 use crate::users::{Password, verify_password};
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use quick_cache::sync::Cache;
@@ -101,10 +101,10 @@ impl Default for SignInThrottle {
 
 const BAD_CREDENTIALS: &str = "The email or password is incorrect.";
 
-fn sign_in_form(token: &str, email: &str, error: Option<&str>) -> String {
+fn sign_in_form(token: &str, email: &str, error: Option<&str>, done: Option<&str>) -> String {
     let alert = match error {
         Some(e) => format!(r#"<div class="alert alert-error" role="alert">{}</div>"#, esc(e)),
-        None => String::new(),
+        None => html::notice(done),
     };
     let body = format!(
         r#"<section class="card narrow signin">
@@ -124,6 +124,7 @@ fn sign_in_form(token: &str, email: &str, error: Option<&str>) -> String {
     </div>
     <button type="submit" class="btn btn-primary btn-block">Sign in</button>
   </form>
+  <p class="hint">Forgot your password? Ask an administrator of your organization for a reset code, then <a href="/portal/reset-password">set a new password</a>.</p>
 </section>"#,
         token = Esc(token),
         email = Esc(email),
@@ -138,8 +139,18 @@ fn render_sign_in(
     email: &str,
     error: Option<&str>,
 ) -> Response {
+    render_sign_in_with(state, status, email, error, None)
+}
+
+fn render_sign_in_with(
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+    done: Option<&str>,
+) -> Response {
     let token = random_token();
-    let mut res = html_response(status, sign_in_form(&token, email, error));
+    let mut res = html_response(status, sign_in_form(&token, email, error, done));
     if let Ok(v) = HeaderValue::from_str(&session::cookie(state, SIGN_IN_COOKIE, &token, 3600)) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -149,11 +160,12 @@ fn render_sign_in(
 pub async fn sign_in_page(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Query(q): Query<super::Done>,
 ) -> Result<Response, PortalError> {
     if session::current(&state, &headers).await?.is_some() {
         return Ok(Redirect::to("/portal/credentials").into_response());
     }
-    Ok(render_sign_in(&state, StatusCode::OK, "", None))
+    Ok(render_sign_in_with(&state, StatusCode::OK, "", None, q.done.as_deref()))
 }
 
 pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, PortalError> {

@@ -67,6 +67,7 @@ pub enum Nav {
     Credentials,
     Users,
     Audit,
+    Account,
     None,
 }
 
@@ -116,6 +117,7 @@ pub fn layout(title: &str, viewer: Option<Viewer<'_>>, nav: Nav, body: &str) -> 
     {c}
     {u}
     {a}
+    {me}
   </ul>
 </nav>
 <main id="main" class="content">
@@ -130,6 +132,7 @@ pub fn layout(title: &str, viewer: Option<Viewer<'_>>, nav: Nav, body: &str) -> 
                 c = item(Nav::Credentials, "/portal/credentials", "API OAuth credentials"),
                 u = item(Nav::Users, "/portal/users", "Users"),
                 a = item(Nav::Audit, "/portal/audit", "Audit log"),
+                me = item(Nav::Account, "/portal/account", "Your account"),
             );
         }
         None => {
@@ -144,6 +147,40 @@ pub fn layout(title: &str, viewer: Option<Viewer<'_>>, nav: Nav, body: &str) -> 
     }
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// The success messages a page shows after a form, named by a fixed id that the form's
+/// redirect puts in the `done` query parameter. Only these texts can appear (nothing of the
+/// URL reaches the page), and nothing is kept between the two requests, so the message shows
+/// whichever instance serves the page.
+pub const NOTICES: &[(&str, &str)] = &[
+    ("credential-created", "Credential generated."),
+    ("saved", "Changes saved."),
+    ("secret-rotated", "Secret rotated."),
+    (
+        "credential-deactivated",
+        "Credential deactivated: it obtains no more tokens, and its tokens stop working.",
+    ),
+    ("credential-activated", "Credential reactivated: it can obtain tokens again."),
+    ("user-added", "User added."),
+    ("user-deactivated", "User deactivated: their sessions have ended."),
+    (
+        "user-reactivated",
+        "User reactivated: they sign in with their previous password, or reset it.",
+    ),
+    ("role-changed", "Role changed."),
+    ("password-changed", "Your password was changed. Your other sessions were signed out."),
+    ("password-set", "Your new password is set. Sign in with it."),
+];
+
+/// The success message named by `done`, or nothing for no or an unknown id.
+pub fn notice(done: Option<&str>) -> String {
+    match done.and_then(|d| NOTICES.iter().find(|(id, _)| *id == d)) {
+        Some((_, text)) => {
+            format!(r#"<div class="alert alert-ok" role="status" id="notice">{}</div>"#, esc(text))
+        }
+        None => String::new(),
+    }
 }
 
 /// The error message under a field, or nothing.
@@ -224,6 +261,13 @@ mod tests {
         );
         assert_eq!(esc("a & b's"), "a &amp; b&#39;s");
         assert_eq!(esc("plain é"), "plain é");
+    }
+
+    #[test]
+    fn only_known_notices_are_shown_and_nothing_of_the_url() {
+        assert!(notice(Some("saved")).contains("Changes saved."));
+        assert_eq!(notice(Some("<script>")), "");
+        assert_eq!(notice(None), "");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! that shows them in process memory, keyed by the session, and are taken on first view, so
 //! they never appear in a URL and a reload finds them gone.
 
+pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod html;
 pub mod pages;
@@ -128,6 +130,13 @@ impl Default for PortalState {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The `done` query parameter: which success message a page shows after a form's redirect
+/// (see [`html::NOTICES`]). Other parameters of the page are read by its own extractor.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Done {
+    pub done: Option<String>,
 }
 
 /// Every way a portal request can fail, and the page each one gets.
@@ -297,13 +306,37 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             ),
             post(pages::activate_credential),
         ),
-        (spec(Method::GET, "/portal/users", Policy(ListUsers)), get(pages::list_users)),
-        (spec(Method::POST, "/portal/users", Policy(CreateUser)), post(pages::create_user)),
+        (spec(Method::GET, "/portal/users", Policy(ListUsers)), get(accounts::list_users)),
+        (spec(Method::POST, "/portal/users", Policy(CreateUser)), post(accounts::create_user)),
+        (spec(Method::GET, "/portal/users/{id}", Policy(ListUsers)), get(accounts::show_user)),
+        (
+            spec(Method::GET, "/portal/users/{id}/deactivate", Policy(DeactivateUser)),
+            get(accounts::confirm_deactivate_user),
+        ),
         (
             spec(Method::POST, "/portal/users/{id}/deactivate", Policy(DeactivateUser)),
-            post(pages::deactivate_user),
+            post(accounts::deactivate_user),
         ),
-        (spec(Method::GET, "/portal/audit", Policy(ReadAudit)), get(pages::audit_log)),
+        (
+            spec(Method::POST, "/portal/users/{id}/reactivate", Policy(ReactivateUser)),
+            post(accounts::reactivate_user),
+        ),
+        (
+            spec(Method::POST, "/portal/users/{id}/role", Policy(ChangeUserRole)),
+            post(accounts::change_role),
+        ),
+        (
+            spec(Method::POST, "/portal/users/{id}/reset-password", Policy(ResetUserPassword)),
+            post(accounts::reset_password),
+        ),
+        (spec(Method::GET, "/portal/account", Policy(ChangeOwnPassword)), get(accounts::account)),
+        (
+            spec(Method::POST, "/portal/account", Policy(ChangeOwnPassword)),
+            post(accounts::change_password),
+        ),
+        (spec(Method::GET, "/portal/reset-password", Public), get(accounts::reset_page)),
+        (spec(Method::POST, "/portal/reset-password", Public), post(accounts::redeem_reset)),
+        (spec(Method::GET, "/portal/audit", Policy(ReadAudit)), get(audit::audit_log)),
         (
             spec(Method::GET, "/portal/static/portal.css", Public),
             get(|| async { asset("text/css; charset=utf-8", CSS) }),

@@ -15,8 +15,7 @@ use super::{Flash, PortalError, html_response};
 use crate::error::ApiError;
 use crate::service::{self, Action, CredentialRef, Target};
 use crate::state::AppState;
-use crate::users;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::fmt::Write;
@@ -24,19 +23,24 @@ use tokenmint_core::credential::CredentialStatus;
 use tokenmint_core::scope::AccessLevel;
 use tokenmint_proto::Environment;
 use tokenmint_proto::admin as dto;
-use tokenmint_store::{AuditFilter, UserRole};
 
 type PageResult = Result<Response, PortalError>;
 
-fn page(who: &SignedIn, title: &str, nav: Nav, body: &str) -> Response {
+pub(super) fn page(who: &SignedIn, title: &str, nav: Nav, body: &str) -> Response {
     html_response(StatusCode::OK, html::layout(title, Some(who.viewer()), nav, body))
 }
 
-fn page_with(status: StatusCode, who: &SignedIn, title: &str, nav: Nav, body: &str) -> Response {
+pub(super) fn page_with(
+    status: StatusCode,
+    who: &SignedIn,
+    title: &str,
+    nav: Nav,
+    body: &str,
+) -> Response {
     html_response(status, html::layout(title, Some(who.viewer()), nav, body))
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
@@ -52,11 +56,15 @@ fn new_credential_target(who: &SignedIn) -> Target<'_> {
 }
 
 /// Asks the policy before a form is shown or read.
-fn authorize(who: &SignedIn, action: Action, target: &Target<'_>) -> Result<(), PortalError> {
+pub(super) fn authorize(
+    who: &SignedIn,
+    action: Action,
+    target: &Target<'_>,
+) -> Result<(), PortalError> {
     Ok(service::authorize(&who.actor, action, target, "page")?)
 }
 
-fn csrf_field(who: &SignedIn) -> String {
+pub(super) fn csrf_field(who: &SignedIn) -> String {
     format!(r#"<input type="hidden" name="csrf" value="{}">"#, Esc(&who.session.csrf_secret))
 }
 
@@ -350,7 +358,10 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
                 },
                 state.now(),
             );
-            Ok(see_other(&format!("/portal/credentials/{}", created.client_id)))
+            Ok(see_other(&format!(
+                "/portal/credentials/{}?done=credential-created",
+                created.client_id
+            )))
         }
         Some(Err(ApiError::Validation { field, message })) => {
             let field = match field.as_ref() {
@@ -426,6 +437,7 @@ async fn render_credential(
     who: &SignedIn,
     client_id: &str,
     edit_error: Option<(&str, String)>,
+    done: Option<&str>,
 ) -> PageResult {
     let c = service::get_credential(state, &who.actor, client_id).await?;
     let now = state.now();
@@ -443,6 +455,7 @@ async fn render_credential(
         name = esc(&c.name),
         status = status_badge(c.status, c.expires_at, now),
     );
+    body.push_str(&html::notice(done));
     if let Some(Flash::Secret { client_id, secret, rotated }) = &flash {
         body.push_str(&secret_panel(client_id, secret, *rotated));
     }
@@ -589,8 +602,9 @@ pub async fn show_credential(
     State(state): State<AppState>,
     who: SignedIn,
     Path(client_id): Path<String>,
+    Query(q): Query<super::Done>,
 ) -> PageResult {
-    render_credential(&state, &who, &client_id, None).await
+    render_credential(&state, &who, &client_id, None, q.done.as_deref()).await
 }
 
 pub async fn update_credential(
@@ -613,10 +627,10 @@ pub async fn update_credential(
         ..Default::default()
     };
     match service::update_credential(&state, &who.actor, &client_id, input).await {
-        Ok(_) => Ok(see_other(&format!("/portal/credentials/{client_id}"))),
+        Ok(_) => Ok(see_other(&format!("/portal/credentials/{client_id}?done=saved"))),
         Err(ApiError::Validation { field, message }) => {
             let field = if field == "permissions" { "permissions" } else { "name" };
-            render_credential(&state, &who, &client_id, Some((field, message))).await
+            render_credential(&state, &who, &client_id, Some((field, message)), None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -637,6 +651,9 @@ pub async fn rotate_secret(
             ));
         }
     };
+    if overlap == Some(0) && fields.get("confirm") != Some("yes") {
+        return Ok(confirm_rotate_now(&who, &client_id));
+    }
     let rotated = service::rotate_secret(
         &state,
         &who.actor,
@@ -653,7 +670,25 @@ pub async fn rotate_secret(
         },
         state.now(),
     );
-    Ok(see_other(&format!("/portal/credentials/{client_id}")))
+    Ok(see_other(&format!("/portal/credentials/{client_id}?done=secret-rotated")))
+}
+
+/// Ending the current secret at once breaks every integration still using it: asked first.
+fn confirm_rotate_now(who: &SignedIn, client_id: &str) -> Response {
+    let body = format!(
+        r#"<section class="card narrow danger"><h1>Stop the current secret now?</h1>
+<p>A new secret is generated and shown once, and the current secret stops working at once: integrations still using it fail to obtain tokens until they have the new one.</p>
+<form method="post" action="/portal/credentials/{id}/rotate" class="actions">
+{csrf}
+<input type="hidden" name="overlap" value="0">
+<input type="hidden" name="confirm" value="yes">
+<button type="submit" class="btn btn-danger">Yes, rotate and stop it now</button>
+<a class="btn btn-quiet" href="/portal/credentials/{id}">Cancel</a>
+</form></section>"#,
+        id = esc(client_id),
+        csrf = csrf_field(who),
+    );
+    page(who, "Rotate secret", Nav::Credentials, &body)
 }
 
 pub async fn confirm_deactivate(
@@ -685,7 +720,7 @@ pub async fn deactivate_credential(
 ) -> PageResult {
     service::set_status(&state, &posted.who.actor, &client_id, CredentialStatus::Deactivated)
         .await?;
-    Ok(see_other(&format!("/portal/credentials/{client_id}")))
+    Ok(see_other(&format!("/portal/credentials/{client_id}?done=credential-deactivated")))
 }
 
 pub async fn activate_credential(
@@ -694,211 +729,7 @@ pub async fn activate_credential(
     posted: Posted,
 ) -> PageResult {
     service::set_status(&state, &posted.who.actor, &client_id, CredentialStatus::Active).await?;
-    Ok(see_other(&format!("/portal/credentials/{client_id}")))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Users
-
-async fn render_users(
-    state: &AppState,
-    who: &SignedIn,
-    flash: Option<Flash>,
-    form_email: &str,
-    error: Option<(&str, String)>,
-) -> PageResult {
-    let list = users::list_users(state, &who.actor, Some(who.user.org.clone())).await?;
-    let mut body = String::from(
-        r#"<div class="page-head"><div><h1>Users</h1><p class="muted">People of your organization who sign in to this portal.</p></div></div>"#,
-    );
-    if let Some(Flash::Password { email, password }) = &flash {
-        let _ = write!(
-            body,
-            r#"<section class="card reveal"><h2>User added</h2><div class="alert alert-warn" role="alert"><strong>Give this password to {email} securely.</strong> It will not be shown again.</div><dl class="kv"><dt>Email</dt><dd><code>{email}</code></dd><dt>Password</dt><dd>{pw}</dd></dl></section>"#,
-            email = esc(email),
-            pw = copyable("new-password", password, "password"),
-        );
-    }
-    body.push_str(r#"<div class="card table-card"><table class="table responsive"><thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Last sign-in</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead><tbody>"#);
-    for u in &list {
-        let role = match u.role {
-            dto::UserRole::Admin => UserRole::Admin,
-            dto::UserRole::Viewer => UserRole::Viewer,
-            dto::UserRole::Platform => UserRole::Platform,
-        };
-        let target = Target::User { org: &u.org, id: Some(&u.id), role };
-        let action = if u.status == "active" && who.may(Action::DeactivateUser, &target) {
-            format!(
-                r#"<form method="post" action="/portal/users/{id}/deactivate" class="inline">{csrf}<button type="submit" class="btn btn-small btn-danger-quiet">Deactivate</button></form>"#,
-                id = esc(&u.id),
-                csrf = csrf_field(who),
-            )
-        } else {
-            String::new()
-        };
-        let role = match u.role {
-            dto::UserRole::Admin => "Admin",
-            dto::UserRole::Viewer => "Viewer",
-            dto::UserRole::Platform => "Platform",
-        };
-        let _ = write!(
-            body,
-            r#"<tr><td data-label="Email">{email}</td><td data-label="Role">{role}</td><td data-label="Status">{status}</td><td data-label="Last sign-in">{last}</td><td>{action}</td></tr>"#,
-            email = esc(&u.email),
-            status = if u.status == "active" {
-                r#"<span class="badge badge-ok">Active</span>"#
-            } else {
-                r#"<span class="badge badge-off">Deactivated</span>"#
-            },
-            last = when_or(u.last_sign_in_at.map(|t| t.unix_timestamp()), "Never"),
-        );
-    }
-    body.push_str("</tbody></table></div>");
-    let new_user = Target::User { org: &who.user.org, id: None, role: UserRole::Viewer };
-    if who.may(Action::CreateUser, &new_user) {
-        let email_err = error.as_ref().map(|(_, m)| m.as_str());
-        let _ = write!(
-            body,
-            r#"<section class="card"><h2>Add a user</h2>
-<form method="post" action="/portal/users" class="stack">
-{csrf}
-<div class="field"><label for="email">Email</label><input id="email" name="email" type="email" required value="{email}"{inv}>{err}</div>
-<div class="field"><label for="role">Role</label><select id="role" name="role"><option value="viewer">Viewer (read only)</option><option value="admin">Admin (manages credentials and users)</option></select></div>
-<p class="hint">A password is generated and shown once.</p>
-<div class="actions"><button type="submit" class="btn btn-primary">Add user</button></div>
-</form></section>"#,
-            csrf = csrf_field(who),
-            email = esc(form_email),
-            inv = invalid_attrs("email", email_err),
-            err = field_error("email", email_err),
-        );
-    }
-    let status = match &error {
-        Some(("conflict", _)) => StatusCode::CONFLICT,
-        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        None => StatusCode::OK,
-    };
-    Ok(page_with(status, who, "Users", Nav::Users, &body))
-}
-
-pub async fn list_users(State(state): State<AppState>, who: SignedIn) -> PageResult {
-    let flash = state
-        .portal
-        .take_flash(&who.session.id_hash, state.now(), |f| matches!(f, Flash::Password { .. }));
-    render_users(&state, &who, flash, "", None).await
-}
-
-pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageResult {
-    let Posted { who, fields } = posted;
-    let role = match fields.get("role") {
-        Some("admin") => UserRole::Admin,
-        _ => UserRole::Viewer,
-    };
-    authorize(&who, Action::CreateUser, &Target::User { org: &who.user.org, id: None, role })?;
-    let email = fields.text("email");
-    let role = match role {
-        UserRole::Admin => dto::UserRole::Admin,
-        _ => dto::UserRole::Viewer,
-    };
-    let password = tokenmint_core::ids::random_id("", 20);
-    let input = dto::CreateUser {
-        org: who.user.org.clone(),
-        email: email.clone(),
-        role: Some(role),
-        password: password.clone(),
-    };
-    match users::create_user(&state, &who.actor, input).await {
-        Ok(created) => {
-            state.portal.put_flash(
-                &who.session.id_hash,
-                Flash::Password { email: created.user.email, password },
-                state.now(),
-            );
-            Ok(see_other("/portal/users"))
-        }
-        Err(ApiError::Validation { message, .. }) => {
-            render_users(&state, &who, None, &email, Some(("email", message))).await
-        }
-        // The email is taken; the operation's words say nothing about where.
-        Err(ApiError::Conflict(message)) => {
-            render_users(&state, &who, None, &email, Some(("conflict", message))).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub async fn deactivate_user(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    posted: Posted,
-) -> PageResult {
-    users::deactivate_user(&state, &posted.who.actor, &id).await?;
-    Ok(see_other("/portal/users"))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Audit
-
-fn describe(kind: &str) -> &str {
-    match kind {
-        "credential.created" => "Credential generated",
-        "credential.updated" => "Credential edited",
-        "credential.deactivated" => "Credential deactivated",
-        "credential.activated" => "Credential reactivated",
-        "credential.secret_rotated" => "Secret rotated",
-        "credential.secret_deleted" => "Secret deleted",
-        "credential.tokens_revoked" => "Tokens revoked",
-        "token.refused" => "Token request refused",
-        "token.revoked" => "Token revoked",
-        "portal.sign_in" => "Signed in",
-        "portal.sign_in_failed" => "Sign-in failed",
-        "portal.sign_out" => "Signed out",
-        "user.created" => "User added",
-        "user.deactivated" => "User deactivated",
-        other => other,
-    }
-}
-
-pub async fn audit_log(State(state): State<AppState>, who: SignedIn) -> PageResult {
-    authorize(&who, Action::ReadAudit, &Target::Org(&who.user.org))?;
-    let now = state.now();
-    let mut records = state
-        .store
-        .list_audit(&AuditFilter {
-            org: Some(who.user.org.clone()),
-            since: Some(now - 30 * 86_400),
-            limit: 10_000,
-            ..Default::default()
-        })
-        .await?;
-    records.reverse();
-    records.truncate(200);
-    let mut body = String::from(
-        r#"<div class="page-head"><div><h1>Audit log</h1><p class="muted">Security events of your organization in the last 30 days, newest first.</p></div></div>"#,
-    );
-    if records.is_empty() {
-        body.push_str(r#"<section class="card"><p class="muted">No events yet.</p></section>"#);
-    } else {
-        body.push_str(r#"<div class="card table-card"><table class="table responsive"><thead><tr><th scope="col">When</th><th scope="col">Event</th><th scope="col">By</th><th scope="col">Credential</th><th scope="col">Source IP</th><th scope="col">Reason</th></tr></thead><tbody>"#);
-        for r in &records {
-            let _ = write!(
-                body,
-                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="Credential">{client}</td><td data-label="Source IP">{ip}</td><td data-label="Reason">{reason}</td></tr>"#,
-                at = when(r.at),
-                kind = esc(describe(&r.kind)),
-                actor = esc(r.actor.as_deref().unwrap_or("")),
-                client = r
-                    .client_id
-                    .as_deref()
-                    .map(|c| format!("<code>{}</code>", esc(c)))
-                    .unwrap_or_default(),
-                ip = esc(r.source_ip.as_deref().unwrap_or("")),
-                reason = esc(r.reason.as_deref().unwrap_or("")),
-            );
-        }
-        body.push_str("</tbody></table></div>");
-    }
-    Ok(page(&who, "Audit log", Nav::Audit, &body))
+    Ok(see_other(&format!("/portal/credentials/{client_id}?done=credential-activated")))
 }
 
 #[cfg(test)]

@@ -25,8 +25,11 @@
 //!   organization at all, is the platform's alone; organization members only see them.
 //! - Nobody locks themselves out: a credential cannot deactivate itself, revoke its own tokens,
 //!   delete its own secret, take `tokenmint:admin` or the admin API's audience away from itself
-//!   or give itself an expiry, and a user cannot
-//!   deactivate themselves (conflict). That at least one working admin credential remains, and
+//!   or give itself an expiry, and a user cannot deactivate themselves, change their own role
+//!   or reset their own password (conflict: their own password they change with the current
+//!   one).
+//! - Every user, viewers included, may change their own password, and nobody else's.
+//! - That at least one working admin credential remains, and
 //!   that the actor is still authorized when the write commits, is checked in the write's
 //!   transaction (see `tokenmint_store::Guard`), where concurrent writes cannot slip between.
 
@@ -120,6 +123,12 @@ pub enum Action {
     ListUsers,
     CreateUser,
     DeactivateUser,
+    ReactivateUser,
+    ChangeUserRole,
+    /// Issue a one-time code with which the user sets a new password.
+    ResetUserPassword,
+    /// A signed-in user changes their own password (with their current one).
+    ChangeOwnPassword,
     ReadAudit,
     ReadAlerts,
     ReadKeys,
@@ -131,7 +140,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 29] = [
         Self::ListOrganizations,
         Self::ReadOrganization,
         Self::CreateOrganization,
@@ -149,6 +158,10 @@ impl Action {
         Self::ListUsers,
         Self::CreateUser,
         Self::DeactivateUser,
+        Self::ReactivateUser,
+        Self::ChangeUserRole,
+        Self::ResetUserPassword,
+        Self::ChangeOwnPassword,
         Self::ReadAudit,
         Self::ReadAlerts,
         Self::ReadKeys,
@@ -263,6 +276,8 @@ pub enum Denied {
 }
 
 const ORG_ADMIN: &str = "organization admin";
+const OWN_PASSWORD_ONLY: &str =
+    "a user changes only their own password; an administrator resets other users' passwords";
 const PLATFORM: &str = "platform";
 
 /// The one decision: may `actor` do `action` to `target`?
@@ -270,6 +285,21 @@ pub fn may(actor: &Actor, action: Action, target: &Target<'_>) -> Result<(), Den
     match actor {
         Actor::Credential { client_id, scopes, .. } => {
             credential_may(client_id, *scopes, action, target)
+        }
+        Actor::User { id, org, .. } if action == Action::ChangeOwnPassword => {
+            let target_org = match target {
+                Target::User { id: Some(t), .. } if t == id => return Ok(()),
+                Target::Org(o) | Target::User { org: o, .. } | Target::Token { org: o, .. } => *o,
+                Target::Credential(c) => c.org,
+                Target::Platform => org.as_str(),
+                Target::Missing => return Err(Denied::NotFound),
+            };
+            // Like every other action, another organization's objects are not found.
+            if target_org == org {
+                Err(Denied::Forbidden { reason: OWN_PASSWORD_ONLY, needs: Needs::Role(ORG_ADMIN) })
+            } else {
+                Err(Denied::NotFound)
+            }
         }
         Actor::User { id, org, role, .. } => match role {
             UserRole::Platform => platform_may(None, Some(id), action, target),
@@ -305,6 +335,10 @@ fn credential_may(
                 })
             }
         }
+        Action::ChangeOwnPassword => Err(Denied::Forbidden {
+            reason: "only a signed-in portal user changes their own password",
+            needs: Needs::Role(ORG_ADMIN),
+        }),
         Action::FollowRevocations if scopes.revocations || scopes.admin => Ok(()),
         Action::FollowRevocations => Err(Denied::Forbidden {
             reason: "following the revocation feed needs the scope tokenmint:revocations",
@@ -361,13 +395,7 @@ fn platform_may(
             };
             Err(Denied::Conflict { reason })
         }
-        Target::User { id: Some(id), .. }
-            if Some(*id) == own_user && action == Action::DeactivateUser =>
-        {
-            Err(Denied::Conflict {
-                reason: "you cannot deactivate yourself: ask another administrator",
-            })
-        }
+        Target::User { id: Some(id), .. } if Some(*id) == own_user => self_user(action),
         _ => Ok(()),
     }
 }
@@ -420,13 +448,24 @@ fn member_may(
             reason: "only platform administrators create or change platform users",
             needs: Needs::Role(PLATFORM),
         }),
-        Target::User { id: Some(id), .. } if *id == own_id && action == Action::DeactivateUser => {
-            Err(Denied::Conflict {
-                reason: "you cannot deactivate yourself: ask another administrator",
-            })
-        }
+        Target::User { id: Some(id), .. } if *id == own_id => self_user(action),
         _ => Ok(()),
     }
+}
+
+/// What a user may do to their own user: not lock themselves out (deactivating themselves,
+/// changing their own role), and not set their password without the current one (a reset).
+fn self_user(action: Action) -> Result<(), Denied> {
+    let reason = match action {
+        Action::DeactivateUser => "you cannot deactivate yourself: ask another administrator",
+        Action::ChangeUserRole => "you cannot change your own role: ask another administrator",
+        Action::ResetUserPassword => {
+            "you cannot reset your own password: change it on your account page, with your \
+             current password"
+        }
+        _ => return Ok(()),
+    };
+    Err(Denied::Conflict { reason })
 }
 
 #[cfg(test)]
@@ -572,6 +611,58 @@ mod tests {
         let admin = user("acme", UserRole::Admin);
         assert_eq!(may(&admin, Action::ReadCredential, &cred("acme", "tmc_x", false)), Ok(()));
         assert_eq!(may(&admin, Action::ReadOrganization, &Target::Org("acme")), Ok(()));
+    }
+
+    #[test]
+    fn every_user_changes_their_own_password_and_nobody_elses() {
+        for role in [UserRole::Viewer, UserRole::Admin, UserRole::Platform] {
+            let me = user("acme", role);
+            for (target, ok) in [
+                (Target::User { org: "acme", id: Some("usr_me"), role }, true),
+                (Target::User { org: "acme", id: Some("usr_x"), role: UserRole::Viewer }, false),
+                (Target::User { org: "globex", id: Some("usr_y"), role: UserRole::Viewer }, false),
+                (Target::Org("acme"), false),
+                (Target::Missing, false),
+            ] {
+                assert_eq!(
+                    may(&me, Action::ChangeOwnPassword, &target).is_ok(),
+                    ok,
+                    "{role:?} {target:?}"
+                );
+            }
+        }
+        let admin = credential(SystemScopes { admin: true, ..Default::default() });
+        let someone = Target::User { org: "acme", id: Some("usr_x"), role: UserRole::Viewer };
+        assert!(may(&admin, Action::ChangeOwnPassword, &someone).is_err());
+        assert_eq!(may(&admin, Action::ResetUserPassword, &someone), Ok(()));
+    }
+
+    #[test]
+    fn nobody_changes_their_own_role_or_resets_their_own_password() {
+        for role in [UserRole::Admin, UserRole::Platform] {
+            let me = Target::User { org: "acme", id: Some("usr_me"), role };
+            for action in [Action::ChangeUserRole, Action::ResetUserPassword] {
+                assert!(
+                    matches!(may(&user("acme", role), action, &me), Err(Denied::Conflict { .. })),
+                    "{role:?} {action:?}"
+                );
+            }
+            assert_eq!(may(&user("acme", role), Action::ReactivateUser, &me), Ok(()));
+        }
+    }
+
+    #[test]
+    fn organization_admins_manage_their_users_lifecycle_but_not_platform_users() {
+        let admin = user("acme", UserRole::Admin);
+        let viewer = user("acme", UserRole::Viewer);
+        for action in [Action::ReactivateUser, Action::ChangeUserRole, Action::ResetUserPassword] {
+            let plain = Target::User { org: "acme", id: Some("usr_x"), role: UserRole::Viewer };
+            let platform =
+                Target::User { org: "acme", id: Some("usr_p"), role: UserRole::Platform };
+            assert_eq!(may(&admin, action, &plain), Ok(()), "{action:?}");
+            assert!(matches!(may(&admin, action, &platform), Err(Denied::Forbidden { .. })));
+            assert!(matches!(may(&viewer, action, &plain), Err(Denied::Forbidden { .. })));
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `tokenmint users create/list/deactivate`: portal users, through the admin API.
+//! `tokenmint users create/list/deactivate/reactivate/update/reset-password`: portal users,
+//! through the admin API.
 
 use crate::admin_client::{AdminArgs, AdminClient, OutputFormat, segment};
 use crate::cmd::credentials::print;
@@ -15,8 +16,26 @@ pub enum UsersCommand {
     Create(CreateArgs),
     /// List portal users.
     List(ListArgs),
-    /// Deactivate a portal user (their sessions end at once).
+    /// Deactivate a portal user (their sessions and pending reset code end at once).
     Deactivate(DeactivateArgs),
+    /// Reactivate a deactivated portal user, with their role and password as they were.
+    Reactivate(DeactivateArgs),
+    /// Change a portal user's role.
+    Update(UpdateArgs),
+    /// Issue a one-time code with which the user sets a new password at /portal/reset-password.
+    /// The code is printed once; it works once, for 24 hours, and replaces any earlier code.
+    ResetPassword(DeactivateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// The user's id (`usr_…`, see `users list`) or email.
+    user: String,
+    /// The new role (see `users create --help`).
+    #[arg(long, value_enum)]
+    role: Role,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,12 +76,44 @@ pub struct ListArgs {
     org: Option<String>,
 }
 
+/// One user, by id or email.
 #[derive(Debug, Args)]
 pub struct DeactivateArgs {
     #[command(flatten)]
     admin: AdminArgs,
-    /// The user's id (`usr_…`, see `users list`) or email.
+    /// The user's id (`usr_…`, see `users list`) or email. By email, an active user is chosen
+    /// over deactivated ones who once had the address.
     user: String,
+}
+
+/// The id of the user named by id or email.
+async fn user_id(client: &AdminClient, user: &str) -> Result<String> {
+    if !user.contains('@') {
+        return Ok(user.to_owned());
+    }
+    let users = all_users(client, None).await?;
+    let mut matching: Vec<&dto::User> =
+        users.iter().filter(|u| u.email.eq_ignore_ascii_case(user)).collect();
+    // An address can have one active user and several deactivated ones, who held it before.
+    matching.sort_by_key(|u| u.status != "active");
+    match matching.as_slice() {
+        [] => bail!("no user with the email {user}"),
+        [one] => Ok(one.id.clone()),
+        [first, ..] if first.status == "active" => Ok(first.id.clone()),
+        many => bail!(
+            "{} deactivated users had the email {user}; name one by its id ({})",
+            many.len(),
+            many.iter().map(|u| u.id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn role_dto(r: Role) -> dto::UserRole {
+    match r {
+        Role::Admin => dto::UserRole::Admin,
+        Role::Viewer => dto::UserRole::Viewer,
+        Role::Platform => dto::UserRole::Platform,
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -100,11 +151,7 @@ pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
             } else {
                 (tokenmint_core::ids::random_id("", 20), true)
             };
-            let role = match a.role {
-                Role::Admin => dto::UserRole::Admin,
-                Role::Viewer => dto::UserRole::Viewer,
-                Role::Platform => dto::UserRole::Platform,
-            };
+            let role = role_dto(a.role);
             let client = AdminClient::connect(&a.admin).await?;
             let created: dto::CreatedUser = client
                 .post(
@@ -160,15 +207,7 @@ pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
         }
         UsersCommand::Deactivate(a) => {
             let client = AdminClient::connect(&a.admin).await?;
-            let id = if a.user.contains('@') {
-                let users = all_users(&client, None).await?;
-                match users.iter().find(|u| u.email.eq_ignore_ascii_case(&a.user)) {
-                    Some(u) => u.id.clone(),
-                    None => bail!("no user with the email {}", a.user),
-                }
-            } else {
-                a.user.clone()
-            };
+            let id = user_id(&client, &a.user).await?;
             let user: dto::User = client
                 .post(&format!("/users/{}/deactivate", segment(&id)), &serde_json::json!({}))
                 .await?;
@@ -177,6 +216,59 @@ pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
             }
             println!("deactivated {} ({})", user.email, user.id);
             Ok(ExitCode::SUCCESS)
+        }
+        UsersCommand::Reactivate(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let id = user_id(&client, &a.user).await?;
+            let user: dto::User = client
+                .post(&format!("/users/{}/reactivate", segment(&id)), &serde_json::json!({}))
+                .await?;
+            if a.admin.output == OutputFormat::Json {
+                return print(a.admin.output, &user, || Ok(()));
+            }
+            println!("reactivated {} ({})", user.email, user.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        UsersCommand::Update(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let id = user_id(&client, &a.user).await?;
+            let user: dto::User = client
+                .patch(
+                    &format!("/users/{}", segment(&id)),
+                    &dto::UpdateUser { role: Some(role_dto(a.role)) },
+                )
+                .await?;
+            if a.admin.output == OutputFormat::Json {
+                return print(a.admin.output, &user, || Ok(()));
+            }
+            println!(
+                "{} ({}) is now {}",
+                user.email,
+                user.id,
+                format!("{:?}", user.role).to_lowercase()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        UsersCommand::ResetPassword(a) => {
+            let client = AdminClient::connect(&a.admin).await?;
+            let id = user_id(&client, &a.user).await?;
+            let reset: dto::PasswordReset = client
+                .post(&format!("/users/{}/reset-password", segment(&id)), &serde_json::json!({}))
+                .await?;
+            print(a.admin.output, &reset, || {
+                output::fields(&[
+                    ("id", reset.user.id.clone()),
+                    ("email", reset.user.email.clone()),
+                    ("code", reset.code.clone()),
+                    ("reset_url", reset.reset_url.clone()),
+                    ("expires", output::when(Some(reset.expires_at), "never")),
+                ])?;
+                eprintln!(
+                    "The code is shown this once; give it to the user securely. They enter it \
+                     at the address above with a new password."
+                );
+                Ok(())
+            })
         }
     }
 }

@@ -77,6 +77,7 @@ pub async fn list_audit(
         until: q.until.map(OffsetDateTime::unix_timestamp),
         after,
         limit: limit + 1,
+        ..Default::default()
     };
     let mut records = state.store.list_audit(&filter).await?;
     let next_cursor = if records.len() > limit as usize {

@@ -133,6 +133,15 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             spec(Method::POST, "/users/{id}/deactivate", Policy(DeactivateUser)),
             post(users::deactivate_user),
         ),
+        (
+            spec(Method::POST, "/users/{id}/reactivate", Policy(ReactivateUser)),
+            post(users::reactivate_user),
+        ),
+        (spec(Method::PATCH, "/users/{id}", Policy(ChangeUserRole)), patch(users::update_user)),
+        (
+            spec(Method::POST, "/users/{id}/reset-password", Policy(ResetUserPassword)),
+            post(users::reset_password),
+        ),
         (spec(Method::GET, "/audit", Policy(ReadAudit)), get(audit::list_audit)),
         (spec(Method::GET, "/alerts", Policy(ReadAlerts)), get(audit::list_alerts)),
         (spec(Method::GET, "/keys", Policy(ReadKeys)), get(keys::list_keys)),

@@ -1,4 +1,5 @@
-//! `/admin/v1/users`: portal users (create, list, deactivate).
+//! `/admin/v1/users`: portal users (create, list, change the role, deactivate, reactivate,
+//! issue a password-reset code).
 
 use super::Bearer;
 use crate::error::ApiError;
@@ -71,4 +72,68 @@ pub async fn deactivate_user(
     Path(id): Path<String>,
 ) -> Result<Json<dto::User>, ApiError> {
     Ok(Json(users::deactivate_user(&state, &caller.actor, &id).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/users/{id}/reactivate", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "Active again, with their role and password as they were", body = dto::User),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed for this user's role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another user holds the email address now", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn reactivate_user(
+    State(state): State<AppState>,
+    Bearer(caller): Bearer,
+    Path(id): Path<String>,
+) -> Result<Json<dto::User>, ApiError> {
+    Ok(Json(users::reactivate_user(&state, &caller.actor, &id).await?))
+}
+
+#[utoipa::path(patch, path = "/admin/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = dto::UpdateUser,
+    responses(
+        (status = 200, description = "Updated", body = dto::User),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed for this user's role or the role given", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller's own user", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    Bearer(caller): Bearer,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<dto::UpdateUser>,
+) -> Result<Json<dto::User>, ApiError> {
+    Ok(Json(users::update_user(&state, &caller.actor, &id, input).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/users/{id}/reset-password", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 201, description = "A one-time code, shown this once, for the user to enter at reset_url with a new password", body = dto::PasswordReset),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed for this user's role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The user is deactivated, or is the caller", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Bearer(caller): Bearer,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let reset = users::reset_password(&state, &caller.actor, &id).await?;
+    let mut res = (StatusCode::CREATED, Json(reset)).into_response();
+    // The code is a secret: no cache may keep the answer.
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
 }

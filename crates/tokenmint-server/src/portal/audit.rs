@@ -1,0 +1,294 @@
+//! The audit page: the organization's security events, newest first, filtered by event kind,
+//! credential, actor and date range in the store's query, in pages of [`PAGE`] with a stable
+//! cursor (the last event's sequence number), so every record can be reached however many
+//! arrive, and the newest are always on the first page.
+//!
+//! Events are shown in words: kinds and refusal reasons by their names, actors by the
+//! credential's name or the user's email. The filter form is a plain GET form (no script).
+
+use super::PortalError;
+use super::html::{Esc, Nav, esc, when};
+use super::pages::{authorize, page};
+use super::session::SignedIn;
+use crate::service::{self, Action, Target};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use std::collections::HashMap;
+use std::fmt::Write;
+use time::macros::format_description;
+use tokenmint_store::AuditFilter;
+
+/// Events per page.
+pub const PAGE: u32 = 50;
+
+/// Every event kind the trail records, with its name on the page.
+pub const KINDS: &[(&str, &str)] = &[
+    ("credential.created", "Credential generated"),
+    ("credential.updated", "Credential edited"),
+    ("credential.deactivated", "Credential deactivated"),
+    ("credential.activated", "Credential reactivated"),
+    ("credential.secret_rotated", "Secret rotated"),
+    ("credential.secret_deleted", "Secret deleted"),
+    ("credential.tokens_revoked", "Tokens revoked"),
+    ("token.refused", "Token request refused"),
+    ("token.revoked", "Token revoked"),
+    ("portal.sign_in", "Signed in"),
+    ("portal.sign_in_failed", "Sign-in failed"),
+    ("portal.sign_out", "Signed out"),
+    ("user.created", "User added"),
+    ("user.deactivated", "User deactivated"),
+    ("user.reactivated", "User reactivated"),
+    ("user.role_changed", "User's role changed"),
+    ("user.password_reset", "Password reset code issued"),
+    ("user.password_changed", "Password changed"),
+    ("organization.created", "Organization created"),
+    ("key.rotated", "Signing key rotated"),
+    ("key.withdrawn", "Signing key withdrawn"),
+    ("source.blocked", "Source blocked"),
+    ("alert.fired", "Alert raised"),
+];
+
+/// Why requests were refused, in words.
+const REASONS: &[(&str, &str)] = &[
+    ("wrong_secret", "Wrong secret"),
+    ("unknown_client", "Unknown client ID"),
+    ("deactivated", "Credential deactivated"),
+    ("credential_expired", "Credential expired"),
+    ("secret_expired", "Secret expired"),
+    ("missing_credentials", "No client credentials sent"),
+    ("too_many_failures", "Too many failed attempts"),
+    ("too_many_portal_sign_in_failures", "Too many failed sign-ins"),
+    ("bad_credentials", "Wrong email or password"),
+    ("throttled", "Sign-in paused after failures"),
+    ("rate_limited", "Rate limit exceeded"),
+    ("invalid_scope", "Scope not granted"),
+    ("invalid_target", "Audience not granted"),
+    ("invalid_request", "Malformed request"),
+    ("unsupported_grant_type", "Unsupported grant type"),
+    ("server_error", "Server error"),
+];
+
+pub fn kind_label(kind: &str) -> String {
+    KINDS.iter().find(|(k, _)| *k == kind).map_or_else(|| words(kind), |(_, l)| (*l).to_owned())
+}
+
+pub fn reason_label(reason: &str) -> String {
+    REASONS
+        .iter()
+        .find(|(r, _)| *r == reason)
+        .map_or_else(|| words(reason), |(_, l)| (*l).to_owned())
+}
+
+/// A code nobody named yet, as words: `dpop_proof_invalid` → `Dpop proof invalid`.
+fn words(code: &str) -> String {
+    let text = code.replace(['_', '.'], " ");
+    let mut c = text.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// The page's query: the filters and the cursor.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    client: String,
+    #[serde(default)]
+    actor: String,
+    /// `YYYY-MM-DD`, from the start of that day (UTC).
+    #[serde(default)]
+    from: String,
+    /// `YYYY-MM-DD`, to the end of that day (UTC).
+    #[serde(default)]
+    to: String,
+    /// Events before this sequence number (the next page).
+    before: Option<i64>,
+}
+
+fn day_start(s: &str) -> Result<Option<i64>, PortalError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    time::Date::parse(s, format_description!("[year]-[month]-[day]"))
+        .map(|d| Some(d.midnight().assume_utc().unix_timestamp()))
+        .map_err(|_| {
+            PortalError::BadRequest(format!("the date '{s}' is not a date like 2026-11-30"))
+        })
+}
+
+fn query_string(q: &AuditQuery, before: Option<i64>) -> String {
+    let before = before.map(|b| b.to_string()).unwrap_or_default();
+    [
+        ("kind", q.kind.as_str()),
+        ("client", &q.client),
+        ("actor", &q.actor),
+        ("from", &q.from),
+        ("to", &q.to),
+        ("before", &before),
+    ]
+    .iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| format!("{k}={}", super::accounts::urlencoding(v)))
+    .collect::<Vec<_>>()
+    .join("&")
+}
+
+fn select(id: &str, label: &str, any: &str, current: &str, options: &[(String, String)]) -> String {
+    let mut out = format!(
+        r#"<div class="field"><label for="{id}">{label}</label><select id="{id}" name="{id}"><option value="">{any}</option>"#
+    );
+    for (value, text) in options {
+        let sel = if value == current { " selected" } else { "" };
+        let _ = write!(out, r#"<option value="{}"{sel}>{}</option>"#, Esc(value), Esc(text));
+    }
+    out.push_str("</select></div>");
+    out
+}
+
+pub async fn audit_log(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, PortalError> {
+    let org = who.user.org.clone();
+    authorize(&who, Action::ReadAudit, &Target::Org(&org))?;
+    let since = day_start(&q.from)?;
+    let until = day_start(&q.to)?.map(|t| t + 86_399);
+    // Names for the organization's credentials and users, for the filters and the table.
+    let credentials =
+        service::list_credentials(&state, &who.actor, Some(org.clone()), None, Some(500)).await?;
+    let users = crate::users::list_users(&state, &who.actor, Some(org.clone())).await?;
+    let names: HashMap<String, String> =
+        credentials.items.iter().map(|c| (c.client_id.clone(), c.name.clone())).collect();
+    let actor_name = |actor: &str| -> String {
+        match actor.split_once(':') {
+            Some(("credential", id)) => match names.get(id) {
+                Some(name) => format!("{name} (credential)"),
+                None => format!("Credential {id}"),
+            },
+            Some(("user", email)) => email.to_owned(),
+            _ if actor == "system" => "tokenmint".to_owned(),
+            _ => actor.to_owned(),
+        }
+    };
+
+    let mut records = state
+        .store
+        .list_audit(&AuditFilter {
+            org: Some(org.clone()),
+            kind: Some(q.kind.clone()).filter(|k| !k.is_empty()),
+            client_id: Some(q.client.clone()).filter(|c| !c.is_empty()),
+            actor: Some(q.actor.clone()).filter(|a| !a.is_empty()),
+            since,
+            until,
+            before: q.before,
+            newest_first: true,
+            limit: PAGE + 1,
+            ..Default::default()
+        })
+        .await?;
+    let older = if records.len() > PAGE as usize {
+        records.truncate(PAGE as usize);
+        records.last().map(|r| r.seq)
+    } else {
+        None
+    };
+
+    let kinds: Vec<(String, String)> =
+        KINDS.iter().map(|(k, l)| ((*k).to_owned(), (*l).to_owned())).collect();
+    let mut creds: Vec<(String, String)> = credentials
+        .items
+        .iter()
+        .map(|c| (c.client_id.clone(), format!("{} ({})", c.name, c.client_id)))
+        .collect();
+    creds.sort_by_key(|a| a.1.to_lowercase());
+    let mut actors: Vec<(String, String)> =
+        users.iter().map(|u| (format!("user:{}", u.email), u.email.clone())).collect();
+    actors.extend(
+        credentials
+            .items
+            .iter()
+            .map(|c| (format!("credential:{}", c.client_id), format!("{} (credential)", c.name))),
+    );
+
+    let mut body = String::from(
+        r#"<div class="page-head"><div><h1>Audit log</h1><p class="muted">Security events of your organization, newest first.</p></div></div>"#,
+    );
+    let _ = write!(
+        body,
+        r#"<form method="get" action="/portal/audit" class="card filters" role="search" aria-label="Filter events">
+<div class="filter-grid">{kind}{cred}{actor}
+<div class="field"><label for="from">From</label><input id="from" name="from" type="date" value="{from}"></div>
+<div class="field"><label for="to">To</label><input id="to" name="to" type="date" value="{to}"></div></div>
+<div class="actions"><button type="submit" class="btn btn-primary">Filter</button><a class="btn btn-quiet" href="/portal/audit">Clear</a></div>
+</form>"#,
+        kind = select("kind", "Event", "All events", &q.kind, &kinds),
+        cred = select("client", "Credential", "All credentials", &q.client, &creds),
+        actor = select("actor", "By", "Anyone", &q.actor, &actors),
+        from = esc(&q.from),
+        to = esc(&q.to),
+    );
+    if records.is_empty() {
+        body.push_str(r#"<section class="card"><p class="muted">No events match.</p></section>"#);
+    } else {
+        body.push_str(r#"<div class="card table-card"><table class="table responsive audit"><thead><tr><th scope="col">When</th><th scope="col">Event</th><th scope="col">By</th><th scope="col">Credential</th><th scope="col">Source IP</th><th scope="col">Reason</th></tr></thead><tbody>"#);
+        for r in &records {
+            let client = r.client_id.as_deref().map(|c| match names.get(c) {
+                Some(name) => format!(r#"{} <code class="id">{}</code>"#, esc(name), esc(c)),
+                None => format!(r#"<code class="id">{}</code>"#, esc(c)),
+            });
+            let _ = write!(
+                body,
+                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="Credential">{client}</td><td data-label="Source IP">{ip}</td><td data-label="Reason">{reason}</td></tr>"#,
+                at = when(r.at),
+                kind = esc(&kind_label(&r.kind)),
+                actor = esc(&r.actor.as_deref().map(actor_name).unwrap_or_default()),
+                client = client.unwrap_or_default(),
+                ip = esc(r.source_ip.as_deref().unwrap_or("")),
+                reason = esc(&r.reason.as_deref().map(reason_label).unwrap_or_default()),
+            );
+        }
+        body.push_str("</tbody></table></div>");
+    }
+    let mut nav = String::new();
+    if q.before.is_some() {
+        let _ = write!(
+            nav,
+            r#"<a class="btn" href="/portal/audit?{}">Newest events</a>"#,
+            esc(&query_string(&q, None))
+        );
+    }
+    if let Some(seq) = older {
+        let _ = write!(
+            nav,
+            r#"<a class="btn" rel="next" href="/portal/audit?{}">Older events</a>"#,
+            esc(&query_string(&q, Some(seq)))
+        );
+    }
+    if !nav.is_empty() {
+        let _ = write!(body, r#"<nav class="actions pager" aria-label="Pages">{nav}</nav>"#);
+    }
+    Ok(page(&who, "Audit log", Nav::Audit, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_read_as_words() {
+        assert_eq!(kind_label("organization.created"), "Organization created");
+        assert_eq!(reason_label("wrong_secret"), "Wrong secret");
+        assert_eq!(reason_label("dpop_proof_invalid"), "Dpop proof invalid");
+        assert_eq!(kind_label("some.new_kind"), "Some new kind");
+    }
+
+    #[test]
+    fn dates_are_checked_and_the_cursor_keeps_the_filters() {
+        assert_eq!(day_start("1970-01-02").unwrap(), Some(86_400));
+        assert!(day_start("yesterday").is_err());
+        let q = AuditQuery { kind: "token.refused".into(), ..Default::default() };
+        assert_eq!(query_string(&q, Some(7)), "kind=token.refused&before=7");
+    }
+}
