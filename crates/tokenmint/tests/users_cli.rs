@@ -1,4 +1,4 @@
-//! `tokenmint users create/list/deactivate` against a real server, and the user signing in to
+//! `tokenmint users create/list/deactivate/reactivate/update/reset-password` against a real server, and the user signing in to
 //! the portal with the password the CLI set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -181,4 +181,47 @@ async fn a_user_of_the_platform_admins_organization_is_told_which_role_it_got() 
         None,
     ));
     assert!(platform["role_grants"].as_str().unwrap().starts_with("platform"), "{platform}");
+}
+
+#[tokio::test]
+async fn users_are_reactivated_given_another_role_and_reset_with_a_one_time_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let args = ["create", "--org", "acme", "--email", "eve@acme.test", "--role", "viewer"];
+    let eve =
+        ok_json(&users(&server, dir.path(), &[&args[..], &["--output", "json"]].concat(), None));
+    let password = eve["password"].as_str().unwrap().to_owned();
+
+    let updated = ok_json(&users(
+        &server,
+        dir.path(),
+        &["update", "eve@acme.test", "--role", "admin", "--output", "json"],
+        None,
+    ));
+    assert_eq!(updated["role"], "admin");
+    let out = users(&server, dir.path(), &["deactivate", "eve@acme.test"], None);
+    assert!(out.status.success());
+    assert_eq!(sign_in(&server.base, "eve@acme.test", &password).await, 401);
+    let back = ok_json(&users(
+        &server,
+        dir.path(),
+        &["reactivate", "eve@acme.test", "--output", "json"],
+        None,
+    ));
+    assert_eq!((back["status"].as_str(), back["role"].as_str()), (Some("active"), Some("admin")));
+    assert_eq!(sign_in(&server.base, "eve@acme.test", &password).await, 303);
+
+    let out = users(&server, dir.path(), &["reset-password", "eve@acme.test"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("tmr_") && text.contains("/portal/reset-password"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shown this once"));
+    let reset = ok_json(&users(
+        &server,
+        dir.path(),
+        &["reset-password", eve["id"].as_str().unwrap(), "--output", "json"],
+        None,
+    ));
+    assert!(reset["code"].as_str().unwrap().starts_with("tmr_"));
+    assert!(!text.contains(reset["code"].as_str().unwrap()), "a new code each time");
 }
