@@ -122,8 +122,9 @@ pub struct HookRequest<'a> {
     pub requested_scope: Option<&'a str>,
     /// The scope tokenmint would grant, space-separated.
     pub scope: &'a str,
-    /// The audience the client asked for, if any.
-    pub requested_audience: Option<&'a str>,
+    /// The audiences the client asked for (`audience`, or one or more `resource`s); empty
+    /// when it asked for none.
+    pub requested_audiences: &'a [String],
     /// The custom claims the token carries already (organization's and credential's).
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
@@ -178,7 +179,7 @@ struct Key {
     client_id: String,
     revision: i64,
     scope: Option<String>,
-    audience: Option<String>,
+    audiences: Vec<String>,
 }
 
 /// A decision, shared between the cache and the requests it serves.
@@ -267,7 +268,7 @@ impl std::fmt::Debug for TokenHook {
 #[derive(Debug, Clone, Copy)]
 pub struct Asked<'a> {
     pub scope: Option<&'a str>,
-    pub audience: Option<&'a str>,
+    pub audiences: &'a [String],
     /// The scope the grant decided.
     pub granted_scope: &'a str,
 }
@@ -299,7 +300,7 @@ impl TokenHook {
             client_id: credential.client_id.to_string(),
             revision: credential.revision,
             scope: asked.scope.map(str::to_owned),
-            audience: asked.audience.map(str::to_owned),
+            audiences: asked.audiences.to_vec(),
         };
         if let Some(hit) = self.cache.get(&key).filter(|c| now < c.expires_at) {
             self.metrics.hits.inc();
@@ -337,7 +338,7 @@ impl TokenHook {
             environment: credential.environment,
             requested_scope: asked.scope,
             scope: asked.granted_scope,
-            requested_audience: asked.audience,
+            requested_audiences: asked.audiences,
             claims: static_claims.to_map(),
         };
         let body = serde_json::to_string(&request)

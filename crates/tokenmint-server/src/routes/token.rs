@@ -169,7 +169,7 @@ async fn issue(
         Some(hook) => {
             let asked = Asked {
                 scope: req.scope.as_deref(),
-                audience: req.audience.as_deref(),
+                audiences: &req.audiences,
                 granted_scope: &grant.scope,
             };
             match hook.decide(credential, &cached.claims, asked, now).await {
