@@ -238,6 +238,16 @@ async fn deactivating_asks_first_and_every_user_action_ends_with_a_message() {
     let out =
         b.post(&format!("/portal/users/{me}/role"), &[("csrf", &csrf), ("role", "viewer")]).await;
     assert_eq!(out.status, StatusCode::CONFLICT);
+    // A role the form does not offer is refused, never quietly made a viewer.
+    for role in ["platform", "owner", "Admin", ""] {
+        let email = format!("odd-{}@acme.test", role.len());
+        let out = b
+            .post("/portal/users", &[("csrf", &csrf), ("email", &email), ("role", role)])
+            .await;
+        assert_eq!(out.status, StatusCode::BAD_REQUEST, "role {role:?}");
+    }
+    let listed: Value = app.admin(Method::GET, "/users?org=acme", None).await.json().await.unwrap();
+    assert!(!listed.to_string().contains("odd-"), "no user was made for an unknown role");
     // Adding a user ends with the message and the password shown once.
     let out = b
         .post("/portal/users", &[("csrf", &csrf), ("email", "new@acme.test"), ("role", "viewer")])

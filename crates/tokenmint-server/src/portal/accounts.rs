@@ -161,9 +161,11 @@ pub async fn list_users(
 
 pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageResult {
     let Posted { who, fields } = posted;
+    // A role the form does not offer is a bad request, never quietly another role.
     let role = match fields.get("role") {
         Some("admin") => UserRole::Admin,
-        _ => UserRole::Viewer,
+        Some("viewer") | None => UserRole::Viewer,
+        Some(_) => return Err(PortalError::BadRequest("choose Admin or Viewer".into())),
     };
     authorize(&who, Action::CreateUser, &Target::User { org: &who.user.org, id: None, role })?;
     let email = fields.text("email");
