@@ -491,3 +491,36 @@ async fn the_users_api_creates_lists_and_deactivates_portal_users_and_is_documen
     assert!(doc["paths"]["/admin/v1/users/{id}/deactivate"].is_object());
     assert!(doc["components"]["schemas"]["CreateUser"].is_object());
 }
+
+/// A server started without `--product-area` (the README's first command): the Generate form
+/// says why no credential can be made and how the operator changes that.
+#[tokio::test]
+async fn without_product_areas_the_generate_form_says_why_and_what_to_start_the_server_with() {
+    let app = spawn_with(Options {
+        tweak: |c| {
+            c.product_areas = tokenmint_core::scope::ProductAreas::parse::<&str>(&[]).unwrap()
+        },
+        ..Options::default()
+    })
+    .await;
+    let res = app.admin(Method::POST, "/organizations", Some(json!({"slug": "acme"}))).await;
+    assert_eq!(res.status(), 201);
+    create_user(&app, "acme", "admin@acme.test", "admin", ADMIN_PW).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let form = b.get("/portal/credentials/new").await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("no-product-areas") && form.body.contains("--product-area"));
+    let out = b
+        .post(
+            "/portal/credentials",
+            &[
+                ("csrf", &csrf),
+                ("name", "Payroll"),
+                ("environment", "production"),
+                ("expiration", "90d"),
+            ],
+        )
+        .await;
+    assert!(out.body.contains("start it with --product-area NAME"), "{}", out.body);
+}

@@ -241,9 +241,8 @@ async fn deactivating_asks_first_and_every_user_action_ends_with_a_message() {
     // A role the form does not offer is refused, never quietly made a viewer.
     for role in ["platform", "owner", "Admin", ""] {
         let email = format!("odd-{}@acme.test", role.len());
-        let out = b
-            .post("/portal/users", &[("csrf", &csrf), ("email", &email), ("role", role)])
-            .await;
+        let out =
+            b.post("/portal/users", &[("csrf", &csrf), ("email", &email), ("role", role)]).await;
         assert_eq!(out.status, StatusCode::BAD_REQUEST, "role {role:?}");
     }
     let listed: Value = app.admin(Method::GET, "/users?org=acme", None).await.json().await.unwrap();

@@ -3,8 +3,7 @@
 use crate::{
     AlertDelivery, AuditFilter, AuditRecord, Change, CredentialFilter, Entity, Guard, GuardActor,
     NewRevocation, Organization, OrganizationUpdate, Paged, PasswordReset, PortalSession,
-    PortalUser, Refusal,
-    Rotation, Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
+    PortalUser, Refusal, Rotation, Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
 };
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};

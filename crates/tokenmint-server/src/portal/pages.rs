@@ -196,6 +196,16 @@ fn permission_controls(
     level_of: &dyn Fn(&str) -> String,
     error: Option<&str>,
 ) -> String {
+    if state.config.product_areas.names().is_empty() {
+        // Nothing to choose from: say why the form cannot be used and who can change that,
+        // rather than refusing a submission nobody could get right.
+        let mut out = String::from(
+            r#"<fieldset class="fieldset"><legend>Permissions</legend><p class="alert alert-warn" id="no-product-areas">This server offers no product areas yet, so a credential could be given no access. The platform operator adds them by starting the server with <code>--product-area NAME</code> (once per area, for example <code>tokenmint serve --product-area eligibility</code>).</p>"#,
+        );
+        out.push_str(&field_error("permissions", error));
+        out.push_str("</fieldset>");
+        return out;
+    }
     let mut out = String::from(
         r#"<fieldset class="fieldset"><legend>Permissions</legend><p class="hint">Choose the access level for each product area.</p><div class="perm-grid">"#,
     );
@@ -324,7 +334,12 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
         form.errors.push(("name", "Enter a name for the credential.".into()));
     }
     if permissions.is_empty() {
-        form.errors.push(("permissions", "Give access to at least one product area.".into()));
+        let message = if state.config.product_areas.names().is_empty() {
+            "This server offers no product areas: start it with --product-area NAME first."
+        } else {
+            "Give access to at least one product area."
+        };
+        form.errors.push(("permissions", message.into()));
     }
     let result = match (environment, expiration, form.errors.is_empty()) {
         (Some(environment), Some((_, _, secs)), true) => Some(
