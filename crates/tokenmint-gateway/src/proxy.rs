@@ -181,7 +181,8 @@ pub(crate) async fn authorize(
     if route.require_org && token.org.is_none() {
         return Err(Refusal::ClaimRequired("org"));
     }
-    token.require_scope(route.scopes.required(method))?;
+    // Judged by the method an upstream may take the request as, too (method overrides).
+    token.require_scope(route.scopes.required_for(method, headers))?;
     if let Some(binding) = &route.path_binding
         && !binding.admits(path, token)
     {
@@ -213,6 +214,28 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
         cause = e.source();
     }
     false
+}
+
+/// Headers by which a client could describe hops before the gateway (its own address, host,
+/// port, path prefix or scheme), which upstream frameworks use to build URLs and decide
+/// trust. The gateway drops the caller's and sets `Forwarded`, `X-Forwarded-Host` and
+/// `X-Forwarded-Proto` from what it saw; `X-Forwarded-For` keeps the caller's list with the
+/// gateway's view of the caller appended, as every proxy does (an upstream reads it from the
+/// right).
+const CALLER_FORWARDING_HEADERS: [HeaderName; 6] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-real-ip"),
+];
+
+/// Whether `value` can stand unquoted in a `Forwarded` parameter (RFC 7230 `token`; a host
+/// with a port is `host:port`, and `:` is no token character, so such a host is quoted).
+fn is_forwarded_token(value: &str) -> bool {
+    !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The hop-by-hop headers of `headers`, and any header its `Connection` names.
@@ -300,8 +323,33 @@ fn upstream_headers(
         out.remove(header::AUTHORIZATION);
     }
     let original_host = out.remove(header::HOST);
+    // What a caller says about earlier hops is not believed: the gateway is the first hop an
+    // upstream should trust, so it states these itself (or leaves them out).
+    for name in CALLER_FORWARDING_HEADERS {
+        out.remove(name);
+    }
     set_identity_headers(&mut out, token, false)?;
     set_claim_headers(&mut out, &route.forward_claims, token, false)?;
+    let mut forwarded = String::new();
+    if let Some(addr) = client_addr {
+        // RFC 7239 §6: an IPv6 node is quoted and bracketed.
+        match addr.ip() {
+            std::net::IpAddr::V4(ip) => forwarded.push_str(&format!("for={ip}")),
+            std::net::IpAddr::V6(ip) => forwarded.push_str(&format!("for=\"[{ip}]\"")),
+        }
+        forwarded.push(';');
+    }
+    if let Some(host) = original_host.as_ref().and_then(|h| h.to_str().ok()) {
+        if is_forwarded_token(host) {
+            forwarded.push_str(&format!("host={host};"));
+        } else if host.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+            forwarded.push_str(&format!("host=\"{host}\";"));
+        }
+    }
+    forwarded.push_str(&format!("proto={scheme}"));
+    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+        out.insert(header::FORWARDED, value);
+    }
     if let Some(host) = original_host {
         out.insert(HeaderName::from_static("x-forwarded-host"), host);
     }

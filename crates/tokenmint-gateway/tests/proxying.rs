@@ -329,3 +329,87 @@ async fn healthz_and_metrics_are_served_by_the_gateway() {
     assert!(metrics.contains("tokenmint_gateway_revocation_feed_up 1"), "{metrics}");
     assert!(!metrics.contains(&token));
 }
+
+/// A method-override header makes a GET a write to an upstream that honours it, so the scope is
+/// judged by the method asked for too, in proxy and in authz mode; a write token's overrides
+/// pass on untouched.
+#[tokio::test]
+async fn a_method_override_to_a_write_needs_the_write_scope_in_both_modes() {
+    let setup = Setup::start().await;
+    let reader = setup.token("production", &["eligibility:read"]).await;
+    let writer = setup.token("production", &["eligibility:write"]).await;
+    let overrides = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"];
+    for name in overrides {
+        for value in ["DELETE", "put", "GET, POST", ""] {
+            let answer =
+                setup.send(Method::GET, "/eligibility/7", Some(&reader), &[(name, value)]).await;
+            answer.assert_problem(403);
+            assert_eq!(answer.body["required_scope"], "eligibility:write", "{name}: {value}");
+            let answer =
+                setup.send(Method::GET, "/eligibility/7", Some(&writer), &[(name, value)]).await;
+            assert_eq!(answer.status, 200, "{name}: {value}");
+            assert_eq!(answer.forwarded(&name.to_ascii_lowercase()), Some(value));
+        }
+        let answer =
+            setup.send(Method::GET, "/eligibility/7", Some(&reader), &[(name, "GET")]).await;
+        assert_eq!(answer.status, 200, "an override to a read is a read");
+    }
+
+    let authz = Setup::start_configured("mode = \"authz\"", "").await;
+    let reader = authz.token("production", &["eligibility:read"]).await;
+    let writer = authz.token("production", &["eligibility:write"]).await;
+    for name in overrides {
+        let ask =
+            [("x-original-method", "GET"), ("x-original-uri", "/eligibility/7"), (name, "DELETE")];
+        let answer = authz.send(Method::GET, "/_auth", Some(&reader), &ask).await;
+        answer.assert_problem(403);
+        assert_eq!(answer.body["required_scope"], "eligibility:write");
+        assert_eq!(authz.send(Method::GET, "/_auth", Some(&writer), &ask).await.status, 200);
+        let forward_auth = [
+            ("x-forwarded-method", "HEAD"),
+            ("x-forwarded-uri", "/eligibility/7"),
+            (name, "PATCH"),
+        ];
+        authz.send(Method::GET, "/_auth", Some(&reader), &forward_auth).await.assert_problem(403);
+    }
+}
+
+/// What a caller says about earlier hops (`Forwarded`, `X-Forwarded-Host`, `-Port`, `-Prefix`,
+/// `-Server`, `X-Real-IP`) never reaches the upstream: the gateway states `Forwarded`,
+/// `X-Forwarded-Host` and `X-Forwarded-Proto` itself.
+#[tokio::test]
+async fn a_callers_forwarding_headers_are_replaced_by_the_gateways_own() {
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:read"]).await;
+    let forged = [
+        ("forwarded", "for=10.0.0.1;host=admin.internal;proto=https"),
+        ("x-forwarded-host", "admin.internal"),
+        ("x-forwarded-port", "443"),
+        ("x-forwarded-prefix", "/admin"),
+        ("x-forwarded-server", "admin.internal"),
+        ("x-real-ip", "10.0.0.1"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let answer = setup.send(Method::GET, "/eligibility", Some(&token), &forged).await;
+    assert_eq!(answer.status, 200);
+    let host = setup.gateway.trim_start_matches("http://").to_owned();
+    assert_eq!(
+        answer.forwarded("forwarded"),
+        Some(format!("for=127.0.0.1;host=\"{host}\";proto=http").as_str())
+    );
+    assert_eq!(answer.forwarded("x-forwarded-host"), Some(host.as_str()));
+    assert_eq!(answer.forwarded("x-forwarded-proto"), Some("http"));
+    for name in ["x-forwarded-port", "x-forwarded-prefix", "x-forwarded-server", "x-real-ip"] {
+        assert_eq!(answer.forwarded(name), None, "{name}");
+    }
+    // Several Forwarded lines are all replaced.
+    let answer = setup
+        .send(
+            Method::GET,
+            "/eligibility",
+            Some(&token),
+            &[("forwarded", "for=a"), ("forwarded", "for=b")],
+        )
+        .await;
+    assert!(!answer.forwarded("forwarded").unwrap().contains("for=a"));
+}

@@ -127,7 +127,8 @@ impl RequireScope {
         Self { rule: Arc::new(ScopeRule::Always(scope.into())) }
     }
 
-    /// Requires `read` for GET, HEAD and OPTIONS and `write` for every other method.
+    /// Requires `read` for GET, HEAD and OPTIONS and `write` for every other method, and for a
+    /// read whose method-override header names another (see [`ScopeRule::required_for`]).
     pub fn read_write(read: impl Into<Arc<str>>, write: impl Into<Arc<str>>) -> Self {
         Self { rule: Arc::new(ScopeRule::ReadWrite { read: read.into(), write: write.into() }) }
     }
@@ -166,7 +167,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let required = self.rule.required(request.method());
+        let required = self.rule.required_for(request.method(), request.headers());
         let refusal = match request.extensions().get::<VerifiedToken>() {
             Some(token) => token.require_scope(required).err(),
             None => {

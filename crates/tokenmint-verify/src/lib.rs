@@ -76,7 +76,9 @@ pub use layer::{RequireScope, RequireScopeService, VerifyLayer, VerifyService, a
 pub use metrics::MetricsSnapshot;
 pub use offline::OfflineVerifier;
 pub use path::{CanonicalPath, PathError, PrefixError, PrefixTable, validate_prefix};
-pub use rejection::{Rejection, ScopeRule, bearer_token};
+pub use rejection::{
+    METHOD_OVERRIDE_HEADERS, Rejection, ScopeRule, bearer_token, overrides_to_unsafe_method,
+};
 pub use revocation::RevocationList;
 pub use token_source::{BearerToken, StaticToken, TokenSource, TokenSourceError};
 /// The claim types a verified token is made of, so users need not depend on tokenmint-proto.

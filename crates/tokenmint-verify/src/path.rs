@@ -24,10 +24,21 @@
 //! | escapes that do not decode to UTF-8 (overlong `%C0%AF`, …) | refused |
 //!
 //! Letter case: route prefixes match case-sensitively, and a path is also refused when its
-//! case-folded form (Unicode case folding of the decoded path) would fall under a different
-//! route than the path itself ([`PathError::CaseConflict`]). An upstream on a case-insensitive
-//! file system or framework would read `/files/PRIVATE/x` as `/files/private/x`; such a
-//! request is refused rather than matched to the weaker `/files` route. See [`PrefixTable`].
+//! folded form would fall under a different route than the path itself
+//! ([`PathError::CaseConflict`]). An upstream on a case-insensitive file system or framework
+//! would read `/files/PRIVATE/x` as `/files/private/x`; such a request is refused rather than
+//! matched to the weaker `/files` route. See [`PrefixTable`].
+//!
+//! Upstreams ignore case in different ways, so the fold takes, for each character of the
+//! decoded path, the ASCII reading any of them could give it: full Unicode case folding (`ß` is
+//! `ss`, `ſ` is `s`, the Kelvin sign is `k`), the simple lower-case mapping (Java's
+//! `toLowerCase`, Python's `re` with `(?i)`: `İ` is `i`), the simple upper-case mapping (`ı` is
+//! `I`), and compatibility normalisation (NFKC, which IIS-style "best fit" and Unicode-aware
+//! frameworks apply: fullwidth `ｐ` is `p`, `／` is `/`, the ligature `ﬁ` is `fi`). Route
+//! prefixes are plain ASCII, so only characters some reading turns into ASCII can change the
+//! route; the others are folded fully and never match a prefix. A fold that holds `.` or `..`
+//! segments (fullwidth dots) is refused as [`PathError::DotSegment`], one with a segment ending
+//! in a dot or a space as [`PathError::TrailingDotOrSpace`].
 //!
 //! The query string is not part of the path: it is carried through untouched.
 
@@ -65,8 +76,8 @@ pub enum PathError {
     #[error("percent-encoded bytes in the path must form UTF-8")]
     InvalidUtf8,
     #[error(
-        "the path differs only in letter case from a path another route serves; use the exact \
-         spelling of the route"
+        "the path differs only in letter case (or character width) from a path another route \
+         serves; use the exact spelling of the route, in ASCII"
     )]
     CaseConflict,
     #[error("the path is not in canonical form; send {canonical}")]
@@ -173,11 +184,58 @@ pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
         || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Full Unicode case folding as far as `char` offers it: upper-casing first maps `ſ` to `S`
-/// and the Kelvin sign to `K`, lower-casing then gives `s` and `k`, as a case-insensitive
-/// comparison does.
+/// What a case-insensitive (or compatibility-normalising) upstream may read `text` as: each
+/// character becomes the ASCII text one of the readings of the module documentation gives it,
+/// when one does, else its full case fold.
 fn fold(text: &str) -> String {
-    text.chars().flat_map(char::to_uppercase).flat_map(char::to_lowercase).collect()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            fold_char(c, &mut out);
+        }
+    }
+    out
+}
+
+/// Full case folding of one character, as far as `char` offers it: lower, upper, lower again
+/// (`ẞ` → `ß` → `SS` → `ss`; `ſ` → `S` → `s`).
+fn full_fold(c: char) -> impl Iterator<Item = char> {
+    c.to_lowercase().flat_map(char::to_uppercase).flat_map(char::to_lowercase)
+}
+
+fn fold_char(c: char, out: &mut String) {
+    let ascii = |s: &str| !s.is_empty() && s.is_ascii();
+    let full: String = full_fold(c).collect();
+    if ascii(&full) {
+        out.push_str(&full);
+        return;
+    }
+    // Simple lower-case mapping: a character whose full lower case is several characters
+    // (only `İ`, "i̇") maps to the first of them.
+    if let Some(lower) = c.to_lowercase().next()
+        && lower.is_ascii()
+    {
+        out.push(lower.to_ascii_lowercase());
+        return;
+    }
+    // Simple upper-case mapping, then lower case (`ı` → `I` → `i`).
+    let mut upper = c.to_uppercase();
+    if let (Some(u), None) = (upper.next(), upper.next())
+        && u.is_ascii()
+    {
+        out.push(u.to_ascii_lowercase());
+        return;
+    }
+    // Compatibility decomposition (fullwidth forms, ligatures, letterlike symbols), folded.
+    let mut compatible = String::new();
+    unicode_normalization::char::decompose_compatible(c, |d| compatible.extend(full_fold(d)));
+    if ascii(&compatible) {
+        out.push_str(&compatible);
+        return;
+    }
+    out.push_str(&full);
 }
 
 /// Decodes every escape of a canonical path (which holds only valid escapes of UTF-8).
@@ -395,6 +453,15 @@ impl<T> PrefixTable<T> {
             return Ok(exact.map(|i| &self.entries[i].value));
         }
         let folded = folded.as_deref().unwrap_or(path.as_str());
+        // A fullwidth dot folds to `.`, an ideographic space to ` `: an upstream that
+        // normalises them resolves such a segment or trims it, as it would the ASCII ones.
+        for segment in folded[1..].split('/') {
+            match segment.as_bytes() {
+                b"." | b".." => return Err(PathError::DotSegment),
+                [.., b'.' | b' '] => return Err(PathError::TrailingDotOrSpace),
+                _ => {}
+            }
+        }
         let insensitive = self.entries.iter().position(|e| is_under(folded, &e.folded));
         if insensitive != exact {
             return Err(PathError::CaseConflict);
@@ -557,6 +624,33 @@ mod tests {
             let path = CanonicalPath::parse(raw).unwrap();
             assert_eq!(table.route(&path), Err(PathError::CaseConflict), "{raw}");
         }
+    }
+
+    #[test]
+    fn every_simple_and_compatibility_reading_that_gives_ascii_is_folded() {
+        for (text, folded) in [
+            ("\u{130}", "i"),                                   // İ: simple lower case
+            ("\u{131}", "i"),                                   // ı: simple upper case
+            ("\u{17F}", "s"),                                   // ſ
+            ("\u{212A}", "k"),                                  // Kelvin sign
+            ("\u{DF}", "ss"),                                   // ß
+            ("\u{1E9E}", "ss"),                                 // ẞ
+            ("\u{FF50}\u{FF32}", "pr"),                         // fullwidth
+            ("\u{FF0F}", "/"),                                  // fullwidth solidus
+            ("\u{FB01}", "fi"),                                 // ligature
+            ("\u{212B}", "\u{E5}"),                             // Angstrom sign: å, not ASCII
+            ("\u{3A3}\u{3C2}\u{3C3}", "\u{3C3}\u{3C3}\u{3C3}"), // Σςσ
+            ("PrIvAtE", "private"),
+        ] {
+            assert_eq!(fold(text), folded, "{text}");
+        }
+        let table = table();
+        for raw in ["/files/pr%C4%B0vate/x", "/files/pr%C4%B1vate", "/files/%EF%BD%90rivate"] {
+            let path = CanonicalPath::parse(raw).unwrap();
+            assert_eq!(table.route(&path), Err(PathError::CaseConflict), "{raw}");
+        }
+        let path = CanonicalPath::parse("/files/%EF%BC%8E%EF%BC%8E/x").unwrap();
+        assert_eq!(table.route(&path), Err(PathError::DotSegment));
     }
 
     #[test]

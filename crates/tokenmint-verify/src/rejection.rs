@@ -182,8 +182,37 @@ pub enum ScopeRule {
     ReadWrite { read: Arc<str>, write: Arc<str> },
 }
 
+/// Headers by which a request asks the application to take it as another method (Google's,
+/// Microsoft's and various frameworks' spellings): a GET carrying `X-HTTP-Method-Override:
+/// DELETE` is a DELETE to an application that honours it.
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] =
+    ["x-http-method-override", "x-http-method", "x-method-override"];
+
+/// Whether `headers` ask for a method other than a safe one (GET, HEAD, OPTIONS) through a
+/// method-override header. A value that is not one safe method (a list, garbage, empty) counts
+/// as asking for a write: an upstream may read it in a way this check does not.
+pub fn overrides_to_unsafe_method(headers: &HeaderMap) -> bool {
+    METHOD_OVERRIDE_HEADERS.iter().any(|name| {
+        headers.get_all(*name).iter().any(|value| {
+            let value = value.to_str().unwrap_or(",").trim();
+            !["GET", "HEAD", "OPTIONS"].iter().any(|safe| value.eq_ignore_ascii_case(safe))
+        })
+    })
+}
+
 impl ScopeRule {
-    /// The scope a request with `method` needs.
+    /// The scope a request needs, judged by its method and by any method it asks for through
+    /// a method-override header ([`METHOD_OVERRIDE_HEADERS`]): a read with an override to a
+    /// write needs the write scope, whether or not the application honours overrides.
+    pub fn required_for(&self, method: &Method, headers: &HeaderMap) -> &str {
+        match self {
+            Self::ReadWrite { write, .. } if overrides_to_unsafe_method(headers) => write,
+            _ => self.required(method),
+        }
+    }
+
+    /// The scope a request with `method` needs, method overrides left aside (see
+    /// [`required_for`](Self::required_for)).
     pub fn required(&self, method: &Method) -> &str {
         match self {
             Self::Always(scope) => scope,
@@ -213,6 +242,34 @@ impl VerifiedToken {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_method_override_to_anything_but_a_safe_method_needs_the_write_scope() {
+        use super::*;
+        let rule = ScopeRule::ReadWrite { read: "e:read".into(), write: "e:write".into() };
+        let with = |name: &str, value: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+            h
+        };
+        assert_eq!(rule.required_for(&Method::GET, &HeaderMap::new()), "e:read");
+        for name in METHOD_OVERRIDE_HEADERS {
+            for value in [&b"DELETE"[..], b"put", b"GET, DELETE", b"", b"\xff", b"PATCH "] {
+                assert_eq!(rule.required_for(&Method::GET, &with(name, value)), "e:write");
+            }
+            for value in [&b"GET"[..], b"head", b" OPTIONS "] {
+                assert_eq!(rule.required_for(&Method::GET, &with(name, value)), "e:read");
+            }
+            assert_eq!(rule.required_for(&Method::POST, &with(name, b"GET")), "e:write");
+        }
+        let mut two = with("x-http-method", b"GET");
+        two.append("x-http-method", HeaderValue::from_static("DELETE"));
+        assert_eq!(rule.required_for(&Method::HEAD, &two), "e:write");
+        assert_eq!(ScopeRule::Always("a".into()).required_for(&Method::GET, &two), "a");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

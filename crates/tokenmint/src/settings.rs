@@ -276,10 +276,17 @@ pub fn serve_otlp_endpoint(args: &ServeArgs) -> Result<Option<String>> {
     }
 }
 
+/// Repeatable flags whose config-file key is the plural (`product_areas = [...]`; the singular
+/// is accepted too, but the documented key is the one to name).
+const PLURAL_FILE_KEYS: [&str; 3] = ["token-path", "product-area", "alert-webhook"];
+
 /// Names a setting the three ways a user may have given it.
 fn setting(flag: &str) -> String {
     let env = format!("TOKENMINT_{}", flag.to_ascii_uppercase().replace('-', "_"));
-    let key = flag.replace('-', "_");
+    let mut key = flag.replace('-', "_");
+    if PLURAL_FILE_KEYS.contains(&flag) {
+        key.push('s');
+    }
     format!("--{flag} ({env}, `{key}` in the config file)")
 }
 
@@ -810,6 +817,14 @@ mod tests {
         assert_eq!(f.product_areas.unwrap(), ["eligibility"]);
         assert_eq!(f.token_paths.unwrap(), ["/authorize"]);
         assert_eq!(f.allow_missing_grant_type, Some(true));
+    }
+
+    #[test]
+    fn repeatable_settings_are_named_by_their_documented_plural_file_key() {
+        assert!(setting("product-area").contains("`product_areas` in the config file"));
+        assert!(setting("token-path").contains("`token_paths` in the config file"));
+        assert!(setting("alert-webhook").contains("`alert_webhooks` in the config file"));
+        assert!(setting("listen").contains("`listen` in the config file"));
     }
 
     #[test]

@@ -231,6 +231,7 @@ fn configuration_errors_name_the_setting_and_what_is_allowed() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--product-area") && err.contains("Bad Name"), "{err}");
+    assert!(err.contains("`product_areas` in the config file"), "{err}");
 
     // Plain HTTP on a public address is refused with the ways out named; a bad proxy too.
     let out = Command::new(BIN)
