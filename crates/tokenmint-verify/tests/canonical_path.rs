@@ -165,7 +165,10 @@ const READERS: &[Reader] = &[
 ];
 
 /// The ways case-insensitive upstreams compare, each written from its own definition.
-const FOLDS: &[(&str, fn(&str) -> String)] = &[
+/// A named reading of a path, as one kind of upstream would make it.
+type Fold = (&'static str, fn(&str) -> String);
+
+const FOLDS: &[Fold] = &[
     // Unicode full case folding (ICU, Go's strings.EqualFold for most, .NET's OrdinalIgnoreCase
     // for the rest): upper then lower, with the multi-character mappings.
     ("full case folding", |t| {
