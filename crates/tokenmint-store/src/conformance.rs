@@ -799,6 +799,16 @@ async fn password_resets_work_once_until_they_expire_for_active_users(s: &dyn St
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.get_user("u1").await.unwrap().unwrap().password_hash, "new-hash");
+    // A role change voids pending codes: they were issued for the user as they were.
+    s.create_password_reset(&reset("c5", 900), &sys(290)).await.unwrap();
+    assert_eq!(s.find_password_reset("c5", 295).await.unwrap().unwrap().id, "u1");
+    s.set_user_role("u1", UserRole::Platform, &sys(296)).await.unwrap();
+    assert_eq!(s.find_password_reset("c5", 297).await.unwrap(), None, "role change voids it");
+    assert!(matches!(
+        s.redeem_password_reset("c5", "other-hash", 298).await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.set_user_role("u1", UserRole::Admin, &sys(299)).await.unwrap();
     // Not for a deactivated user, and deactivation drops pending codes.
     s.create_password_reset(&reset("c3", 900), &sys(300)).await.unwrap();
     s.set_user_status("u1", UserStatus::Deactivated, &sys(310)).await.unwrap();

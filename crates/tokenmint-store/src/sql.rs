@@ -1642,6 +1642,13 @@ impl Store for SqlStore {
         if n == 0 {
             return Err(StoreError::NotFound("user"));
         }
+        // A reset code was issued by someone allowed to reset the user *as they were*: once
+        // the role changes (say to `platform`, which its issuer may not touch) it is void.
+        sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
         tx.commit().await.map_err(backend_err)
     }
 
