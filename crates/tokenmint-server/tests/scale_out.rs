@@ -338,6 +338,15 @@ async fn a_postgres_outage_fails_no_token_request_for_a_known_credential_and_adm
         .credential(&c.a.base, json!({"name": "cold", "org": "acme", "environment": "sandbox"}))
         .await;
     assert!(!cold_secret.is_empty());
+    // Instance b learns of `cold` from the change log on its next sync tick (100 ms here); a
+    // credential it was loading at that moment is dropped rather than cached from a read that
+    // may predate the change. Keep b serving the known credential across a few ticks so its
+    // cache holds it again after that sync, as any instance in steady state does.
+    let settled = Instant::now() + Duration::from_millis(400);
+    while Instant::now() < settled {
+        assert_eq!(c.token(&c.b.base, &id, &secret).await.status(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     c.pg.down();
     for _ in 0..20 {
