@@ -221,14 +221,23 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
 /// trust. The gateway drops the caller's and sets `Forwarded`, `X-Forwarded-Host` and
 /// `X-Forwarded-Proto` from what it saw; `X-Forwarded-For` keeps the caller's list with the
 /// gateway's view of the caller appended, as every proxy does (an upstream reads it from the
-/// right).
-const CALLER_FORWARDING_HEADERS: [HeaderName; 6] = [
+/// right). The older spellings of the scheme and host (Rack, Laravel, IIS) go too, as do
+/// `X-Original-URL` and `X-Rewrite-URL`, by which IIS URL Rewrite and some PHP frameworks route
+/// a request to another path than the one the gateway authorized.
+const CALLER_FORWARDING_HEADERS: [HeaderName; 13] = [
     header::FORWARDED,
     HeaderName::from_static("x-forwarded-host"),
     HeaderName::from_static("x-forwarded-port"),
     HeaderName::from_static("x-forwarded-prefix"),
     HeaderName::from_static("x-forwarded-server"),
     HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-forwarded-ssl"),
+    HeaderName::from_static("front-end-https"),
+    HeaderName::from_static("x-url-scheme"),
+    HeaderName::from_static("x-forwarded-scheme"),
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
 ];
 
 /// Whether `value` can stand unquoted in a `Forwarded` parameter (RFC 7230 `token`; a host

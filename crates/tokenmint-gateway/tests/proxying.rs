@@ -389,6 +389,13 @@ async fn a_callers_forwarding_headers_are_replaced_by_the_gateways_own() {
         ("x-forwarded-server", "admin.internal"),
         ("x-real-ip", "10.0.0.1"),
         ("x-forwarded-proto", "https"),
+        ("x-forwarded-ssl", "on"),
+        ("front-end-https", "on"),
+        ("x-url-scheme", "https"),
+        ("x-forwarded-scheme", "https"),
+        ("x-host", "admin.internal"),
+        ("x-original-url", "/eligibility/admin"),
+        ("x-rewrite-url", "/eligibility/admin"),
     ];
     let answer = setup.send(Method::GET, "/eligibility", Some(&token), &forged).await;
     assert_eq!(answer.status, 200);
@@ -399,7 +406,19 @@ async fn a_callers_forwarding_headers_are_replaced_by_the_gateways_own() {
     );
     assert_eq!(answer.forwarded("x-forwarded-host"), Some(host.as_str()));
     assert_eq!(answer.forwarded("x-forwarded-proto"), Some("http"));
-    for name in ["x-forwarded-port", "x-forwarded-prefix", "x-forwarded-server", "x-real-ip"] {
+    for name in [
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-server",
+        "x-real-ip",
+        "x-forwarded-ssl",
+        "front-end-https",
+        "x-url-scheme",
+        "x-forwarded-scheme",
+        "x-host",
+        "x-original-url",
+        "x-rewrite-url",
+    ] {
         assert_eq!(answer.forwarded(name), None, "{name}");
     }
     // Several Forwarded lines are all replaced.
