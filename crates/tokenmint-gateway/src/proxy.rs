@@ -14,6 +14,7 @@ use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -339,23 +340,23 @@ fn upstream_headers(
     }
     set_identity_headers(&mut out, token, false)?;
     set_claim_headers(&mut out, &route.forward_claims, token, false)?;
-    let mut forwarded = String::new();
+    // One buffer for the whole field, written in place: this runs for every request.
+    let mut forwarded = String::with_capacity(96);
     if let Some(addr) = client_addr {
         // RFC 7239 §6: an IPv6 node is quoted and bracketed.
-        match addr.ip() {
-            std::net::IpAddr::V4(ip) => forwarded.push_str(&format!("for={ip}")),
-            std::net::IpAddr::V6(ip) => forwarded.push_str(&format!("for=\"[{ip}]\"")),
-        }
-        forwarded.push(';');
+        let _ = match addr.ip() {
+            std::net::IpAddr::V4(ip) => write!(forwarded, "for={ip};"),
+            std::net::IpAddr::V6(ip) => write!(forwarded, "for=\"[{ip}]\";"),
+        };
     }
     if let Some(host) = original_host.as_ref().and_then(|h| h.to_str().ok()) {
         if is_forwarded_token(host) {
-            forwarded.push_str(&format!("host={host};"));
+            let _ = write!(forwarded, "host={host};");
         } else if host.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
-            forwarded.push_str(&format!("host=\"{host}\";"));
+            let _ = write!(forwarded, "host=\"{host}\";");
         }
     }
-    forwarded.push_str(&format!("proto={scheme}"));
+    let _ = write!(forwarded, "proto={scheme}");
     if let Ok(value) = HeaderValue::from_str(&forwarded) {
         out.insert(header::FORWARDED, value);
     }
@@ -363,12 +364,15 @@ fn upstream_headers(
         out.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
     if let Some(addr) = client_addr {
+        // Every field line the caller sent is one list (RFC 9110 §5.3): keep them all, in
+        // order, and append the gateway's view of the caller.
         let forwarded_for = HeaderName::from_static("x-forwarded-for");
-        let ip = addr.ip().to_string();
-        let chain = match out.get(&forwarded_for).and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {ip}"),
-            None => ip,
-        };
+        let mut chain = String::new();
+        for line in out.get_all(&forwarded_for).iter().filter_map(|v| v.to_str().ok()) {
+            chain.push_str(line);
+            chain.push_str(", ");
+        }
+        let _ = write!(chain, "{}", addr.ip());
         if let Ok(chain) = HeaderValue::from_str(&chain) {
             out.insert(forwarded_for, chain);
         }

@@ -431,4 +431,17 @@ async fn a_callers_forwarding_headers_are_replaced_by_the_gateways_own() {
         )
         .await;
     assert!(!answer.forwarded("forwarded").unwrap().contains("for=a"));
+    // X-Forwarded-For is one list over all its field lines: none is lost, the caller is last.
+    let answer = setup
+        .send(
+            Method::GET,
+            "/eligibility",
+            Some(&token),
+            &[("x-forwarded-for", "203.0.113.1"), ("x-forwarded-for", "203.0.113.2, 10.0.0.3")],
+        )
+        .await;
+    assert_eq!(
+        answer.forwarded("x-forwarded-for"),
+        Some("203.0.113.1, 203.0.113.2, 10.0.0.3, 127.0.0.1")
+    );
 }

@@ -606,6 +606,14 @@ async fn end_sessions(
         .execute(&mut **tx)
         .await
         .map_err(backend_err)?;
+    drop_password_resets(tx, user_id).await
+}
+
+/// Voids a user's pending password-reset codes.
+async fn drop_password_resets(
+    tx: &mut Transaction<'static, Any>,
+    user_id: &str,
+) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut **tx)
@@ -1644,11 +1652,7 @@ impl Store for SqlStore {
         }
         // A reset code was issued by someone allowed to reset the user *as they were*: once
         // the role changes (say to `platform`, which its issuer may not touch) it is void.
-        sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+        drop_password_resets(&mut tx, id).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -1685,11 +1689,8 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let (_turn, mut tx) = self.begin().await?;
         check_actor(&mut tx, guard).await?;
-        sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
-            .bind(&r.user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+        // A newer code replaces the older one.
+        drop_password_resets(&mut tx, &r.user_id).await?;
         sqlx::query(
             "INSERT INTO password_resets (code_hash, user_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4)",

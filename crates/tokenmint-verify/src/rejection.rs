@@ -9,7 +9,7 @@ use crate::error::VerifyError;
 use crate::path::PathError;
 use crate::verifier::VerifiedToken;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
 use tokenmint_proto::{PROBLEM_JSON, Problem};
 
@@ -185,19 +185,27 @@ pub enum ScopeRule {
 /// Headers by which a request asks the application to take it as another method (Google's,
 /// Microsoft's and various frameworks' spellings): a GET carrying `X-HTTP-Method-Override:
 /// DELETE` is a DELETE to an application that honours it.
-pub const METHOD_OVERRIDE_HEADERS: [&str; 3] =
-    ["x-http-method-override", "x-http-method", "x-method-override"];
+pub const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
 
 /// Whether `headers` ask for a method other than a safe one (GET, HEAD, OPTIONS) through a
 /// method-override header. A value that is not one safe method (a list, garbage, empty) counts
 /// as asking for a write: an upstream may read it in a way this check does not.
 pub fn overrides_to_unsafe_method(headers: &HeaderMap) -> bool {
     METHOD_OVERRIDE_HEADERS.iter().any(|name| {
-        headers.get_all(*name).iter().any(|value| {
+        headers.get_all(name).iter().any(|value| {
             let value = value.to_str().unwrap_or(",").trim();
             !["GET", "HEAD", "OPTIONS"].iter().any(|safe| value.eq_ignore_ascii_case(safe))
         })
     })
+}
+
+/// GET, HEAD and OPTIONS (RFC 9110 §9.2.1), the methods a read scope covers.
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 impl ScopeRule {
@@ -206,7 +214,11 @@ impl ScopeRule {
     /// write needs the write scope, whether or not the application honours overrides.
     pub fn required_for(&self, method: &Method, headers: &HeaderMap) -> &str {
         match self {
-            Self::ReadWrite { write, .. } if overrides_to_unsafe_method(headers) => write,
+            // Only a read can be turned into a write: every other request needs the write
+            // scope already, so the headers are looked at for safe methods alone.
+            Self::ReadWrite { read, write } if is_safe(method) => {
+                if overrides_to_unsafe_method(headers) { write } else { read }
+            }
             _ => self.required(method),
         }
     }
@@ -217,7 +229,7 @@ impl ScopeRule {
         match self {
             Self::Always(scope) => scope,
             Self::ReadWrite { read, write } => {
-                if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+                if is_safe(method) {
                     read
                 } else {
                     write
@@ -257,12 +269,12 @@ mod tests {
         assert_eq!(rule.required_for(&Method::GET, &HeaderMap::new()), "e:read");
         for name in METHOD_OVERRIDE_HEADERS {
             for value in [&b"DELETE"[..], b"put", b"GET, DELETE", b"", b"\xff", b"PATCH "] {
-                assert_eq!(rule.required_for(&Method::GET, &with(name, value)), "e:write");
+                assert_eq!(rule.required_for(&Method::GET, &with(name.as_str(), value)), "e:write");
             }
             for value in [&b"GET"[..], b"head", b" OPTIONS "] {
-                assert_eq!(rule.required_for(&Method::GET, &with(name, value)), "e:read");
+                assert_eq!(rule.required_for(&Method::GET, &with(name.as_str(), value)), "e:read");
             }
-            assert_eq!(rule.required_for(&Method::POST, &with(name, b"GET")), "e:write");
+            assert_eq!(rule.required_for(&Method::POST, &with(name.as_str(), b"GET")), "e:write");
         }
         let mut two = with("x-http-method", b"GET");
         two.append("x-http-method", HeaderValue::from_static("DELETE"));

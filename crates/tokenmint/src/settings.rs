@@ -281,6 +281,28 @@ pub fn serve_otlp_endpoint(args: &ServeArgs) -> Result<Option<String>> {
 const PLURAL_FILE_KEYS: [&str; 3] = ["token-path", "product-area", "alert-webhook"];
 
 /// Names a setting the three ways a user may have given it.
+/// An HMAC key for signed outbound calls (alert webhooks, the token hook): read from the file
+/// the setting names, else from the environment variable `env`; at least 16 characters.
+fn signing_secret(
+    name: &str,
+    path: Option<std::path::PathBuf>,
+    env: &str,
+) -> Result<Option<String>> {
+    let secret = match path {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {} {}", setting(name), path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var(env).ok(),
+    };
+    if secret.as_deref().is_some_and(|s| s.len() < 16) {
+        bail!("invalid {} (or {env}): use at least 16 characters", setting(name));
+    }
+    Ok(secret)
+}
+
 fn setting(flag: &str) -> String {
     let env = format!("TOKENMINT_{}", flag.to_ascii_uppercase().replace('-', "_"));
     let mut key = flag.replace('-', "_");
@@ -540,28 +562,11 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
         .map_err(|e| {
             anyhow::anyhow!("invalid {}: {e}; use an http(s) URL", setting("alert-webhook"))
         })?;
-    let secret = match args
-        .alert_webhook_secret_file
-        .clone()
-        .or_else(|| file.alert_webhook_secret_file.clone())
-    {
-        Some(path) => Some(
-            std::fs::read_to_string(&path)
-                .with_context(|| {
-                    format!(
-                        "cannot read {} {}",
-                        setting("alert-webhook-secret-file"),
-                        path.display()
-                    )
-                })?
-                .trim()
-                .to_owned(),
-        ),
-        None => std::env::var("TOKENMINT_ALERT_WEBHOOK_SECRET").ok(),
-    };
-    if secret.as_deref().is_some_and(|s| s.len() < 16) {
-        bail!("invalid alert webhook secret: use at least 16 characters");
-    }
+    let secret = signing_secret(
+        "alert-webhook-secret-file",
+        args.alert_webhook_secret_file.clone().or_else(|| file.alert_webhook_secret_file.clone()),
+        "TOKENMINT_ALERT_WEBHOOK_SECRET",
+    )?;
     let token_hook = match args.token_hook.clone().or_else(|| file.token_hook.clone()) {
         None => None,
         Some(url) => {
@@ -599,28 +604,11 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
                     .parse()
                     .map_err(|e| anyhow!("invalid {}: {e}", setting("token-hook-on-failure")))?;
             }
-            let secret = match args
-                .token_hook_secret_file
-                .clone()
-                .or_else(|| file.token_hook_secret_file.clone())
-            {
-                Some(path) => Some(
-                    std::fs::read_to_string(&path)
-                        .with_context(|| {
-                            format!(
-                                "cannot read {} {}",
-                                setting("token-hook-secret-file"),
-                                path.display()
-                            )
-                        })?
-                        .trim()
-                        .to_owned(),
-                ),
-                None => std::env::var("TOKENMINT_TOKEN_HOOK_SECRET").ok(),
-            };
-            if secret.as_deref().is_some_and(|s| s.len() < 16) {
-                bail!("invalid token hook secret: use at least 16 characters");
-            }
+            let secret = signing_secret(
+                "token-hook-secret-file",
+                args.token_hook_secret_file.clone().or_else(|| file.token_hook_secret_file.clone()),
+                "TOKENMINT_TOKEN_HOOK_SECRET",
+            )?;
             hook.secret = secret.map(tokenmint_server::alerts::WebhookSecret);
             Some(hook)
         }

@@ -18,7 +18,7 @@ use crate::service::{Action, Target};
 use crate::state::AppState;
 use crate::users::{self, Password};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write;
 use tokenmint_proto::admin as dto;
@@ -502,15 +502,7 @@ pub async fn reset_page(State(state): State<AppState>) -> Response {
 }
 
 pub async fn redeem_reset(State(state): State<AppState>, req: Request) -> PageResult {
-    let headers: HeaderMap = req.headers().clone();
-    if !session::same_origin(&state, &headers) {
-        return Err(PortalError::Csrf);
-    }
-    let fields = session::read_form(req, &state).await?;
-    let expected = session::read_cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
-    if !session::tokens_match(expected, fields.get("csrf").unwrap_or("")) {
-        return Err(PortalError::Csrf);
-    }
+    let fields = session::read_signed_out_form(req, &state).await?;
     let code: String = fields.text("code").trim().chars().take(64).collect();
     let new = fields.text("new_password");
     let refuse = |field: &str, message: &str| {

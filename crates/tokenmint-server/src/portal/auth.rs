@@ -170,15 +170,7 @@ pub async fn sign_in_page(
 
 pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, PortalError> {
     let ip = peer_ip(req.extensions());
-    let headers = req.headers().clone();
-    if !session::same_origin(&state, &headers) {
-        return Err(PortalError::Csrf);
-    }
-    let fields = session::read_form(req, &state).await?;
-    let expected = session::read_cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
-    if !session::tokens_match(expected, fields.get("csrf").unwrap_or("")) {
-        return Err(PortalError::Csrf);
-    }
+    let fields = session::read_signed_out_form(req, &state).await?;
     let email: String = fields.text("email").trim().chars().take(254).collect();
     let password = Password::new(fields.text("password"));
     let now = state.now();

@@ -204,6 +204,20 @@ pub async fn read_form(req: Request, state: &AppState) -> Result<Fields, PortalE
     Ok(Fields(pairs))
 }
 
+/// A form posted by someone not signed in (sign-in, redeeming a reset code): it must come
+/// from the portal's own origin and carry the CSRF token of the sign-in cookie.
+pub async fn read_signed_out_form(req: Request, state: &AppState) -> Result<Fields, PortalError> {
+    if !same_origin(state, req.headers()) {
+        return Err(PortalError::Csrf);
+    }
+    let expected = read_cookie(req.headers(), SIGN_IN_COOKIE).unwrap_or("").to_owned();
+    let fields = read_form(req, state).await?;
+    if !tokens_match(&expected, fields.get("csrf").unwrap_or("")) {
+        return Err(PortalError::Csrf);
+    }
+    Ok(fields)
+}
+
 impl FromRequest<AppState> for Posted {
     type Rejection = PortalError;
 
