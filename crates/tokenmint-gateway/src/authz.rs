@@ -113,8 +113,8 @@ pub(crate) async fn answer(
 ) -> Result<Response, Refusal> {
     let (parts, _body) = request.into_parts();
     let (method, target) = described(source, &parts)?;
-    // An absolute URI (some proxies send one) is reduced to its path; the query and fragment
-    // are not part of the path.
+    // An absolute URI (some proxies send one) is reduced to its path and query; the query is
+    // not part of the path but may ask for another method, and the fragment is dropped.
     let target = match target.find("://") {
         Some(scheme_end) => {
             let after = &target[scheme_end + 3..];
@@ -122,9 +122,13 @@ pub(crate) async fn answer(
         }
         None => target,
     };
-    let raw_path = target.split(['?', '#']).next().unwrap_or("");
+    let target = target.split('#').next().unwrap_or("");
+    let (raw_path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
     let path = CanonicalPath::parse(raw_path).map_err(Refusal::UnsafePath)?;
-    authorize(shared, &method, &path, &parts.headers, trace).await?;
+    authorize(shared, &method, &path, query, &parts.headers, trace).await?;
     let Some(token) = trace.token.as_ref() else { return Err(Refusal::IdentityHeader) };
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();

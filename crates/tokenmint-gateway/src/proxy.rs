@@ -114,7 +114,8 @@ async fn forward(
     // One spelling of the path, computed once: it picks the route and it is what the upstream
     // receives, so no upstream can read the request as a path another route guards.
     let path = CanonicalPath::parse(parts.uri.path()).map_err(Refusal::UnsafePath)?;
-    let route = authorize(shared, &parts.method, &path, &parts.headers, trace).await?;
+    let route =
+        authorize(shared, &parts.method, &path, parts.uri.query(), &parts.headers, trace).await?;
     let Some(token) = trace.token.as_ref() else { return Err(Refusal::IdentityHeader) };
     let upstream = route.upstream_for(token.env).ok_or(Refusal::NoUpstream)?;
 
@@ -156,13 +157,15 @@ async fn forward(
     Ok(downstream_response(upstream_response))
 }
 
-/// Every check of a request that names `method` and `path`, in proxy and in authz mode alike:
+/// Every check of a request that names `method`, `path` and `query`, in proxy and in authz
+/// mode alike:
 /// the route, the token (kept in `trace`), the environment and organization, the scope, the
 /// path binding, the required headers and the rate limit.
 pub(crate) async fn authorize(
     shared: &Shared,
     method: &Method,
     path: &CanonicalPath<'_>,
+    query: Option<&str>,
     headers: &HeaderMap,
     trace: &mut Trace,
 ) -> Result<Arc<RouteConfig>, Refusal> {
@@ -183,7 +186,7 @@ pub(crate) async fn authorize(
         return Err(Refusal::ClaimRequired("org"));
     }
     // Judged by the method an upstream may take the request as, too (method overrides).
-    token.require_scope(route.scopes.required_for(method, headers))?;
+    token.require_scope(route.scopes.required_for(method, headers, query))?;
     if let Some(binding) = &route.path_binding
         && !binding.admits(path, token)
     {

@@ -374,6 +374,38 @@ async fn a_method_override_to_a_write_needs_the_write_scope_in_both_modes() {
     }
 }
 
+/// A method-override query parameter (`?_method=DELETE`, Rails, Laravel, Express) is a write
+/// to an upstream that honours it too: judged like the headers, in proxy and in authz mode.
+#[tokio::test]
+async fn a_method_override_parameter_to_a_write_needs_the_write_scope_in_both_modes() {
+    let setup = Setup::start().await;
+    let reader = setup.token("production", &["eligibility:read"]).await;
+    let writer = setup.token("production", &["eligibility:write"]).await;
+    for query in ["_method=DELETE", "a=1&_METHOD=put", "%5Fmethod=PATCH", "_HttpMethod=DELETE"] {
+        let path = format!("/eligibility/7?{query}");
+        let answer = setup.send(Method::GET, &path, Some(&reader), &[]).await;
+        answer.assert_problem(403);
+        assert_eq!(answer.body["required_scope"], "eligibility:write", "{query}");
+        let answer = setup.send(Method::GET, &path, Some(&writer), &[]).await;
+        assert_eq!(answer.status, 200, "{query}");
+    }
+    let answer = setup.send(Method::GET, "/eligibility/7?_method=GET", Some(&reader), &[]).await;
+    assert_eq!(answer.status, 200, "an override to a read is a read");
+
+    let authz = Setup::start_configured("mode = \"authz\"", "").await;
+    let reader = authz.token("production", &["eligibility:read"]).await;
+    for ask in [
+        [("x-original-method", "GET"), ("x-original-uri", "/eligibility/7?_method=DELETE")],
+        [("x-forwarded-method", "GET"), ("x-forwarded-uri", "/eligibility/7?x=1&_method=put#f")],
+    ] {
+        let answer = authz.send(Method::GET, "/_auth", Some(&reader), &ask).await;
+        answer.assert_problem(403);
+        assert_eq!(answer.body["required_scope"], "eligibility:write");
+    }
+    let ask = [("x-original-method", "GET"), ("x-original-uri", "/eligibility/7?method=DELETE")];
+    assert_eq!(authz.send(Method::GET, "/_auth", Some(&reader), &ask).await.status, 200);
+}
+
 /// What a caller says about earlier hops (`Forwarded`, `X-Forwarded-Host`, `-Port`, `-Prefix`,
 /// `-Server`, `X-Real-IP`) never reaches the upstream: the gateway states `Forwarded`,
 /// `X-Forwarded-Host` and `X-Forwarded-Proto` itself.

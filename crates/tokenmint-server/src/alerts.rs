@@ -214,6 +214,14 @@ pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
                 (non_public_kind(IpAddr::V4(server)).is_some()
                     || non_public_kind(IpAddr::V4(client)).is_some())
                 .then_some("Teredo of a non-public IPv4")
+            } else if s[..4] == [0, 0, 0, 0] && s[4] == 0xFFFF && s[5] == 0 {
+                // IPv4-translated (SIIT, RFC 2765 `::ffff:0:a.b.c.d`): the IPv4 address
+                // inside decides, as for IPv4-mapped.
+                non_public_kind(IpAddr::V4(v4_from(s[6], s[7])))
+            } else if s[0] == 0x0100 && s[1..4] == [0, 0, 0] {
+                Some("discard-only")
+            } else if s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0 {
+                Some("benchmarking")
             } else if s[0] == 0x2001 && s[1] == 0x0DB8 {
                 Some("documentation")
             } else if s[0] == 0 && s[1..6] == [0, 0, 0, 0, 0] {
@@ -719,9 +727,12 @@ mod tests {
     fn tunnel_and_translation_addresses_are_judged_by_the_ipv4_address_they_carry() {
         let kind = |ip: &str| non_public_kind(ip.parse().unwrap());
         // Each wraps a public IPv4 address (8.8.8.8, or Teredo's public server and client).
-        for public in
-            ["64:ff9b::808:808", "2002:808:808::1", "2001:0:4136:e378:8000:63bf:f7f7:f7f7"]
-        {
+        for public in [
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+            "::ffff:0:808:808",
+        ] {
             assert_eq!(kind(public), None, "{public}");
         }
         for internal in [
@@ -732,6 +743,11 @@ mod tests {
             "2001:0:a00:1::1",
             "2001:0:4136:e378:8000:63bf:f5ff:fffe",
             "2001:db8::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:a00:1",
+            "100::1",
+            "2001:2::1",
         ] {
             assert!(kind(internal).is_some(), "{internal}");
         }

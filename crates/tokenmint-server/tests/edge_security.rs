@@ -307,6 +307,9 @@ async fn internal_webhook_targets_are_refused_at_start_up_unless_allowed() {
         "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook",
         "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
         "http://[2001:db8::1]/hook",
+        // SIIT (IPv4-translated) wrapping 127.0.0.1 and 169.254.169.254.
+        "http://[::ffff:0:7f00:1]/hook",
+        "http://[::ffff:0:a9fe:a9fe]/hook",
         "http://localhost:9/hook",
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -128,7 +128,8 @@ impl RequireScope {
     }
 
     /// Requires `read` for GET, HEAD and OPTIONS and `write` for every other method, and for a
-    /// read whose method-override header names another (see [`ScopeRule::required_for`]).
+    /// read whose method-override header or query parameter names another (see
+    /// [`ScopeRule::required_for`]).
     pub fn read_write(read: impl Into<Arc<str>>, write: impl Into<Arc<str>>) -> Self {
         Self { rule: Arc::new(ScopeRule::ReadWrite { read: read.into(), write: write.into() }) }
     }
@@ -167,7 +168,8 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let required = self.rule.required_for(request.method(), request.headers());
+        let required =
+            self.rule.required_for(request.method(), request.headers(), request.uri().query());
         let refusal = match request.extensions().get::<VerifiedToken>() {
             Some(token) => token.require_scope(required).err(),
             None => {

@@ -77,7 +77,8 @@ pub use metrics::MetricsSnapshot;
 pub use offline::OfflineVerifier;
 pub use path::{CanonicalPath, PathError, PrefixError, PrefixTable, validate_prefix};
 pub use rejection::{
-    METHOD_OVERRIDE_HEADERS, Rejection, ScopeRule, bearer_token, overrides_to_unsafe_method,
+    METHOD_OVERRIDE_HEADERS, METHOD_OVERRIDE_PARAMETERS, Rejection, ScopeRule, bearer_token,
+    overrides_to_unsafe_method, query_overrides_to_unsafe_method,
 };
 pub use revocation::RevocationList;
 pub use token_source::{BearerToken, StaticToken, TokenSource, TokenSourceError};

@@ -38,7 +38,11 @@
 //! prefixes are plain ASCII, so only characters some reading turns into ASCII can change the
 //! route; the others are folded fully and never match a prefix. A fold that holds `.` or `..`
 //! segments (fullwidth dots) is refused as [`PathError::DotSegment`], one with a segment ending
-//! in a dot or a space as [`PathError::TrailingDotOrSpace`].
+//! in a dot or a space as [`PathError::TrailingDotOrSpace`]. Two readings go further than case:
+//! default-ignorable code points (soft hyphen, zero-width characters, variation selectors, the
+//! byte-order mark), which NFKC_Casefold deletes, fold to nothing, and accented Latin letters
+//! fold to their base letter (`ī` is `i`, `ø` is `o`), as transliterating and "best fit"
+//! conversions read them.
 //!
 //! The query string is not part of the path: it is carried through untouched.
 
@@ -205,7 +209,58 @@ fn full_fold(c: char) -> impl Iterator<Item = char> {
     c.to_lowercase().flat_map(char::to_uppercase).flat_map(char::to_lowercase)
 }
 
+/// Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties.txt): soft hyphen,
+/// zero-width space and joiners, bidirectional controls, variation selectors, the byte-order
+/// mark, tags and the like. NFKC_Casefold removes them, and so do frameworks that normalise
+/// identifiers, so `pri\u{AD}vate` may be read as `private`.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
+}
+
+/// Latin letters without a decomposition that "best fit" code-page conversions and
+/// transliterating frameworks still read as ASCII (`ł` as `l`, `ø` as `o`).
+fn best_fit(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ł' | 'Ł' => "l",
+        'đ' | 'Đ' | 'ð' | 'Ð' => "d",
+        'ø' | 'Ø' => "o",
+        'ħ' | 'Ħ' => "h",
+        'ŧ' | 'Ŧ' => "t",
+        'ƀ' | 'Ƀ' => "b",
+        'ƒ' | 'Ƒ' => "f",
+        'ĸ' => "k",
+        'æ' | 'Æ' => "ae",
+        'œ' | 'Œ' => "oe",
+        'þ' | 'Þ' => "th",
+        _ => return None,
+    })
+}
+
 fn fold_char(c: char, out: &mut String) {
+    // Default-ignorables vanish under NFKC_Casefold; a lone combining mark vanishes where
+    // accents are stripped.
+    if is_default_ignorable(c) || unicode_normalization::char::is_combining_mark(c) {
+        return;
+    }
     let ascii = |s: &str| !s.is_empty() && s.is_ascii();
     let full: String = full_fold(c).collect();
     if ascii(&full) {
@@ -233,6 +288,22 @@ fn fold_char(c: char, out: &mut String) {
     unicode_normalization::char::decompose_compatible(c, |d| compatible.extend(full_fold(d)));
     if ascii(&compatible) {
         out.push_str(&compatible);
+        return;
+    }
+    // Accents stripped (`ī` is `i` + macron, `å` is `a` + ring), as transliterating and
+    // "best fit" readings do, and Latin letters those readings map without a decomposition.
+    let mut stripped = String::new();
+    unicode_normalization::char::decompose_compatible(c, |d| {
+        if !unicode_normalization::char::is_combining_mark(d) {
+            stripped.extend(full_fold(d));
+        }
+    });
+    if ascii(&stripped) {
+        out.push_str(&stripped);
+        return;
+    }
+    if let Some(text) = best_fit(c) {
+        out.push_str(text);
         return;
     }
     out.push_str(&full);
@@ -455,10 +526,14 @@ impl<T> PrefixTable<T> {
         let folded = folded.as_deref().unwrap_or(path.as_str());
         // A fullwidth dot folds to `.`, an ideographic space to ` `: an upstream that
         // normalises them resolves such a segment or trims it, as it would the ASCII ones.
-        for segment in folded[1..].split('/') {
+        // A segment of default-ignorable characters only folds to nothing: an upstream that
+        // drops them merges the `//` that is left, as it would a raw one.
+        let count = folded[1..].split('/').count();
+        for (index, segment) in folded[1..].split('/').enumerate() {
             match segment.as_bytes() {
                 b"." | b".." => return Err(PathError::DotSegment),
                 [.., b'.' | b' '] => return Err(PathError::TrailingDotOrSpace),
+                [] if index + 1 < count => return Err(PathError::EmptySegment),
                 _ => {}
             }
         }
@@ -638,7 +713,7 @@ mod tests {
             ("\u{FF50}\u{FF32}", "pr"),                         // fullwidth
             ("\u{FF0F}", "/"),                                  // fullwidth solidus
             ("\u{FB01}", "fi"),                                 // ligature
-            ("\u{212B}", "\u{E5}"),                             // Angstrom sign: å, not ASCII
+            ("\u{212B}", "a"),                                  // Angstrom sign: å, accent stripped
             ("\u{3A3}\u{3C2}\u{3C3}", "\u{3C3}\u{3C3}\u{3C3}"), // Σςσ
             ("PrIvAtE", "private"),
         ] {
@@ -651,6 +726,41 @@ mod tests {
         }
         let path = CanonicalPath::parse("/files/%EF%BC%8E%EF%BC%8E/x").unwrap();
         assert_eq!(table.route(&path), Err(PathError::DotSegment));
+    }
+
+    #[test]
+    fn default_ignorable_characters_fold_to_nothing_and_accents_are_stripped() {
+        for (text, folded) in [
+            ("pri\u{AD}vate", "private"),            // soft hyphen
+            ("pri\u{200B}v\u{200D}ate", "private"),  // zero-width space and joiner
+            ("\u{FEFF}private\u{FE0F}", "private"),  // byte-order mark, variation selector
+            ("p\u{E0041}rivate\u{2060}", "private"), // tag, word joiner
+            ("pr\u{12B}v\u{E0}te", "private"),       // ī, à
+            ("p\u{155}iv\u{E5}te", "private"),       // ŕ, å
+            ("pri\u{30A}vate", "private"),           // a combining ring on its own
+            ("\u{142}\u{F8}\u{111}", "lod"),         // ł, ø, đ: best fit
+            ("\u{3B1}\u{436}", "\u{3B1}\u{436}"),    // Greek and Cyrillic stay themselves
+        ] {
+            assert_eq!(fold(text), folded, "{text}");
+        }
+        let table = table();
+        for raw in [
+            "/files/pri%C2%ADvate/x",
+            "/files/%E2%80%8Bprivate",
+            "/files/%EF%BB%BFprivate",
+            "/files/pr%C4%ABvate",
+            "/files/p%C5%95iv%C3%A5te/x",
+            "/files/private%EF%B8%8F/x",
+        ] {
+            let path = CanonicalPath::parse(raw).unwrap();
+            assert_eq!(table.route(&path), Err(PathError::CaseConflict), "{raw}");
+        }
+        // A segment of ignorable characters alone leaves `//` behind, which upstreams merge.
+        let path = CanonicalPath::parse("/files/%C2%AD/private").unwrap();
+        assert_eq!(table.route(&path), Err(PathError::EmptySegment));
+        // Under the same route either way: served.
+        let path = CanonicalPath::parse("/files/caf%C3%A9").unwrap();
+        assert_eq!(table.route(&path), Ok(Some(&"files")));
     }
 
     #[test]

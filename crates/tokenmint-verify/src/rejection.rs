@@ -191,15 +191,38 @@ pub const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-method-override"),
 ];
 
+/// Query parameters by which a request asks the application to take it as another method
+/// (Rails' and Laravel's `_method`, Express's `method-override` getter, Salesforce's
+/// `_HttpMethod`, and the override headers' names used as parameters), compared without regard
+/// to case: `GET /orders/7?_method=DELETE` is a DELETE to an application that honours it.
+pub const METHOD_OVERRIDE_PARAMETERS: [&str; 5] =
+    ["_method", "_httpmethod", "x-http-method-override", "x-http-method", "x-method-override"];
+
+/// Whether a method-override value names something other than one safe method. A list,
+/// garbage or an empty value counts as a write: an upstream may read it in a way this check
+/// does not.
+fn names_unsafe_method(value: &[u8]) -> bool {
+    let value = std::str::from_utf8(value).unwrap_or(",").trim();
+    !["GET", "HEAD", "OPTIONS"].iter().any(|safe| value.eq_ignore_ascii_case(safe))
+}
+
 /// Whether `headers` ask for a method other than a safe one (GET, HEAD, OPTIONS) through a
-/// method-override header. A value that is not one safe method (a list, garbage, empty) counts
-/// as asking for a write: an upstream may read it in a way this check does not.
+/// method-override header ([`METHOD_OVERRIDE_HEADERS`]).
 pub fn overrides_to_unsafe_method(headers: &HeaderMap) -> bool {
-    METHOD_OVERRIDE_HEADERS.iter().any(|name| {
-        headers.get_all(name).iter().any(|value| {
-            let value = value.to_str().unwrap_or(",").trim();
-            !["GET", "HEAD", "OPTIONS"].iter().any(|safe| value.eq_ignore_ascii_case(safe))
-        })
+    METHOD_OVERRIDE_HEADERS
+        .iter()
+        .any(|name| headers.get_all(name).iter().any(|value| names_unsafe_method(value.as_bytes())))
+}
+
+/// Whether the query string asks for a method other than a safe one through a method-override
+/// parameter ([`METHOD_OVERRIDE_PARAMETERS`]), its name and value read as an application
+/// would: percent-decoded, `+` as a space.
+pub fn query_overrides_to_unsafe_method(query: Option<&str>) -> bool {
+    let Some(query) = query else { return false };
+    form_urlencoded::parse(query.as_bytes()).any(|(name, value)| {
+        let name = name.trim();
+        METHOD_OVERRIDE_PARAMETERS.iter().any(|p| name.eq_ignore_ascii_case(p))
+            && names_unsafe_method(value.as_bytes())
     })
 }
 
@@ -210,14 +233,20 @@ fn is_safe(method: &Method) -> bool {
 
 impl ScopeRule {
     /// The scope a request needs, judged by its method and by any method it asks for through
-    /// a method-override header ([`METHOD_OVERRIDE_HEADERS`]): a read with an override to a
-    /// write needs the write scope, whether or not the application honours overrides.
-    pub fn required_for(&self, method: &Method, headers: &HeaderMap) -> &str {
+    /// a method-override header ([`METHOD_OVERRIDE_HEADERS`]) or query parameter
+    /// ([`METHOD_OVERRIDE_PARAMETERS`]; `query` is the request target's query string): a read
+    /// with an override to a write needs the write scope, whether or not the application
+    /// honours overrides.
+    pub fn required_for(&self, method: &Method, headers: &HeaderMap, query: Option<&str>) -> &str {
         match self {
             // Only a read can be turned into a write: every other request needs the write
-            // scope already, so the headers are looked at for safe methods alone.
+            // scope already, so the overrides are looked at for safe methods alone.
             Self::ReadWrite { read, write } if is_safe(method) => {
-                if overrides_to_unsafe_method(headers) { write } else { read }
+                if overrides_to_unsafe_method(headers) || query_overrides_to_unsafe_method(query) {
+                    write
+                } else {
+                    read
+                }
             }
             _ => self.required(method),
         }
@@ -266,20 +295,60 @@ mod tests {
             );
             h
         };
-        assert_eq!(rule.required_for(&Method::GET, &HeaderMap::new()), "e:read");
+        assert_eq!(rule.required_for(&Method::GET, &HeaderMap::new(), None), "e:read");
         for name in METHOD_OVERRIDE_HEADERS {
             for value in [&b"DELETE"[..], b"put", b"GET, DELETE", b"", b"\xff", b"PATCH "] {
-                assert_eq!(rule.required_for(&Method::GET, &with(name.as_str(), value)), "e:write");
+                assert_eq!(
+                    rule.required_for(&Method::GET, &with(name.as_str(), value), None),
+                    "e:write"
+                );
             }
             for value in [&b"GET"[..], b"head", b" OPTIONS "] {
-                assert_eq!(rule.required_for(&Method::GET, &with(name.as_str(), value)), "e:read");
+                assert_eq!(
+                    rule.required_for(&Method::GET, &with(name.as_str(), value), None),
+                    "e:read"
+                );
             }
-            assert_eq!(rule.required_for(&Method::POST, &with(name.as_str(), b"GET")), "e:write");
+            assert_eq!(
+                rule.required_for(&Method::POST, &with(name.as_str(), b"GET"), None),
+                "e:write"
+            );
         }
         let mut two = with("x-http-method", b"GET");
         two.append("x-http-method", HeaderValue::from_static("DELETE"));
-        assert_eq!(rule.required_for(&Method::HEAD, &two), "e:write");
-        assert_eq!(ScopeRule::Always("a".into()).required_for(&Method::GET, &two), "a");
+        assert_eq!(rule.required_for(&Method::HEAD, &two, None), "e:write");
+        assert_eq!(ScopeRule::Always("a".into()).required_for(&Method::GET, &two, None), "a");
+    }
+
+    #[test]
+    fn a_method_override_parameter_to_anything_but_a_safe_method_needs_the_write_scope() {
+        use super::*;
+        let rule = ScopeRule::ReadWrite { read: "e:read".into(), write: "e:write".into() };
+        let none = HeaderMap::new();
+        for name in METHOD_OVERRIDE_PARAMETERS {
+            let upper = name.to_ascii_uppercase();
+            let encoded = name.replace('_', "%5F");
+            for spelling in [name, upper.as_str(), encoded.as_str()] {
+                for value in ["DELETE", "put", "GET,DELETE", "", "%FF", "PATCH+", "%44ELETE"] {
+                    let query = format!("a=1&{spelling}={value}");
+                    for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
+                        assert_eq!(
+                            rule.required_for(&method, &none, Some(&query)),
+                            "e:write",
+                            "{method} ?{query}"
+                        );
+                    }
+                }
+                for value in ["GET", "head", "+OPTIONS+"] {
+                    let query = format!("{spelling}={value}");
+                    assert_eq!(rule.required_for(&Method::GET, &none, Some(&query)), "e:read");
+                }
+            }
+        }
+        for query in ["method=DELETE", "x_method=DELETE", "a=_method", "q=DELETE"] {
+            assert_eq!(rule.required_for(&Method::GET, &none, Some(query)), "e:read", "{query}");
+        }
+        assert_eq!(rule.required_for(&Method::GET, &none, None), "e:read");
     }
 
     use super::*;
