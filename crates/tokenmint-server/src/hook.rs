@@ -22,6 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use quick_cache::Equivalent;
 use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -174,12 +175,45 @@ impl HookFailure {
     }
 }
 
+/// The cache key. Only a miss builds one: lookups use the borrowed [`KeyRef`], so a request
+/// answered from the cache allocates nothing for its key.
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
 struct Key {
     client_id: String,
     revision: i64,
     scope: Option<String>,
     audiences: Vec<String>,
+}
+
+/// [`Key`] borrowed from the request. The derived `Hash` feeds the same values in the same order
+/// as `Key`'s (`&str` hashes as `String`, `&[String]` as `Vec<String>`), which the cache's
+/// [`Equivalent`] lookup requires.
+#[derive(Debug, Clone, Copy, Hash)]
+struct KeyRef<'a> {
+    client_id: &'a str,
+    revision: i64,
+    scope: Option<&'a str>,
+    audiences: &'a [String],
+}
+
+impl KeyRef<'_> {
+    fn to_owned_key(self) -> Key {
+        Key {
+            client_id: self.client_id.to_owned(),
+            revision: self.revision,
+            scope: self.scope.map(str::to_owned),
+            audiences: self.audiences.to_vec(),
+        }
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.client_id == key.client_id
+            && self.revision == key.revision
+            && self.scope == key.scope.as_deref()
+            && self.audiences == key.audiences.as_slice()
+    }
 }
 
 /// A decision, shared between the cache and the requests it serves.
@@ -296,11 +330,11 @@ impl TokenHook {
         asked: Asked<'_>,
         now: UnixTime,
     ) -> Result<Arc<Cached>, HookFailure> {
-        let key = Key {
-            client_id: credential.client_id.to_string(),
+        let key = KeyRef {
+            client_id: credential.client_id.as_str(),
             revision: credential.revision,
-            scope: asked.scope.map(str::to_owned),
-            audiences: asked.audiences.to_vec(),
+            scope: asked.scope,
+            audiences: asked.audiences,
         };
         if let Some(hit) = self.cache.get(&key).filter(|c| now < c.expires_at) {
             self.metrics.hits.inc();
@@ -319,7 +353,7 @@ impl TokenHook {
         let ttl = i64::try_from(self.config.cache_ttl.as_secs()).unwrap_or(i64::MAX);
         let cached = Arc::new(Cached { decision: result?, expires_at: now.saturating_add(ttl) });
         if ttl > 0 {
-            self.cache.insert(key, cached.clone());
+            self.cache.insert(key.to_owned_key(), cached.clone());
         }
         Ok(cached)
     }
@@ -481,5 +515,39 @@ mod tests {
         assert_eq!("refuse".parse::<OnFailure>(), Ok(OnFailure::Refuse));
         assert_eq!("issue".parse::<OnFailure>(), Ok(OnFailure::Issue));
         assert!("skip".parse::<OnFailure>().unwrap_err().contains("refuse or issue"));
+    }
+
+    #[test]
+    fn a_borrowed_key_finds_the_owned_entry_and_only_it() {
+        let audiences = vec!["https://api.example".to_owned(), "billing".to_owned()];
+        let asked = KeyRef {
+            client_id: "cli_1",
+            revision: 3,
+            scope: Some("read write"),
+            audiences: &audiences,
+        };
+        let cache: Cache<Key, u8> = Cache::new(16);
+        cache.insert(asked.to_owned_key(), 1);
+        assert_eq!(cache.get(&asked), Some(1));
+
+        let others = [
+            KeyRef { client_id: "cli_2", ..asked },
+            KeyRef { revision: 4, ..asked },
+            KeyRef { scope: None, ..asked },
+            KeyRef { scope: Some("read"), ..asked },
+            KeyRef { audiences: &audiences[..1], ..asked },
+            KeyRef { audiences: &[], ..asked },
+        ];
+        for other in others {
+            assert_eq!(cache.get(&other), None, "{other:?}");
+        }
+        // The other keys, stored, are found by their borrowed forms too.
+        for (i, other) in others.iter().enumerate() {
+            cache.insert(other.to_owned_key(), u8::try_from(i + 2).unwrap());
+        }
+        for (i, other) in others.iter().enumerate() {
+            assert_eq!(cache.get(other), Some(u8::try_from(i + 2).unwrap()));
+        }
+        assert_eq!(cache.get(&asked), Some(1));
     }
 }
