@@ -25,17 +25,25 @@ async fn a_key_rotation_is_picked_up_without_restart_and_1000_concurrent_request
     issuer.create_unpublished("ES256", "es-2");
     issuer.publish_existing("es-2");
     issuer.clock.advance(COOLDOWN);
-    // A slow JWKS response keeps the fetch in flight while every request piles up behind it.
-    issuer.set_jwks_delay(Duration::from_millis(300));
+    // The JWKS response is held, so the fetch stays in flight while every request piles up
+    // behind it.
+    issuer.hold_jwks();
     let before = issuer.jwks_fetches();
 
     let tokens: Vec<String> = (0..1000).map(|_| issuer.token("es-2")).collect();
-    let requests = tokens.into_iter().map(|token| {
-        let app = app.clone();
-        tokio::spawn(
-            async move { call(&app, "GET", "/whoami", Some(&bearer(&token))).await.status },
-        )
-    });
+    let requests: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let app = app.clone();
+            tokio::spawn(
+                async move { call(&app, "GET", "/whoami", Some(&bearer(&token))).await.status },
+            )
+        })
+        .collect();
+    // The fetch reaches the issuer only after the tasks queued before it have run (one thread,
+    // first in first out), so every request is waiting on it by now.
+    assert!(issuer.jwks_requests_reach(before + 1, Duration::from_secs(5)).await);
+    issuer.release_jwks();
     for status in futures_util::future::join_all(requests).await {
         assert_eq!(status.unwrap(), 200);
     }
@@ -100,12 +108,19 @@ async fn the_jwks_is_refreshed_in_the_background_once_its_max_age_has_passed() {
     assert!(verifier.verify(&token).await.is_ok());
     assert_eq!(issuer.jwks_fetches(), before, "still fresh");
 
+    // The answer is held: every verification below happens while the refresh is in flight.
+    issuer.hold_jwks();
     issuer.clock.advance(Duration::from_secs(1));
+    let started = verifier.metrics().jwks_fetches;
     for _ in 0..50 {
         assert!(verifier.verify(&token).await.is_ok(), "served from the current keys meanwhile");
     }
-    assert!(eventually(Duration::from_secs(5), async || issuer.jwks_fetches() == before + 1).await);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(issuer.jwks_requests_reach(before + 1, Duration::from_secs(5)).await);
+    // Every fetch those verifications started was spawned before the one that has reached the
+    // issuer, so each has begun (and been counted) by now.
+    assert_eq!(verifier.metrics().jwks_fetches, started + 1, "one background fetch");
+    issuer.release_jwks();
+    assert!(verifier.verify(&token).await.is_ok());
     assert_eq!(issuer.jwks_fetches(), before + 1, "one background fetch, not one per request");
 }
 
@@ -116,9 +131,12 @@ async fn a_max_age_below_the_configured_minimum_is_raised_to_it() {
     let verifier = issuer.verifier(|c| c).await; // jwks_min_ttl: 60 s
     let token = issuer.token("es-1");
     let before = issuer.jwks_fetches();
+    let started = verifier.metrics().jwks_fetches;
     issuer.clock.advance(Duration::from_secs(59));
     assert!(verifier.verify(&token).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A background fetch would be a spawned task; one yield lets every queued task run.
+    tokio::task::yield_now().await;
+    assert_eq!(verifier.metrics().jwks_fetches, started, "no fetch before the minimum");
     assert_eq!(issuer.jwks_fetches(), before);
     issuer.clock.advance(Duration::from_secs(1));
     assert!(verifier.verify(&token).await.is_ok());
@@ -186,15 +204,25 @@ async fn a_waiter_that_gives_up_does_not_cancel_the_shared_fetch() {
     issuer.create_unpublished("RS256", "rs-2");
     issuer.publish_existing("rs-2");
     issuer.clock.advance(COOLDOWN);
-    issuer.set_jwks_delay(Duration::from_millis(300));
+    issuer.hold_jwks();
     let token = Arc::new(issuer.token("rs-2"));
-
-    // The first waiter is dropped mid-fetch (its client went away).
-    let abandoned = tokio::time::timeout(Duration::from_millis(50), verifier.verify(&token)).await;
-    assert!(abandoned.is_err());
-    // The fetch went on regardless: a later verification finds the key without a new fetch.
-    tokio::time::sleep(Duration::from_millis(400)).await;
     let fetches = issuer.jwks_fetches();
+
+    // The first waiter is dropped mid-fetch (its client went away): once its fetch has reached
+    // the issuer, and before the issuer answers.
+    {
+        let abandoned = verifier.verify(&token);
+        tokio::pin!(abandoned);
+        tokio::select! {
+            answer = &mut abandoned => panic!("answered while the JWKS was held: {answer:?}"),
+            reached = issuer.jwks_requests_reach(fetches + 1, Duration::from_secs(5)) => {
+                assert!(reached, "the fetch reaches the issuer");
+            }
+        }
+    }
+    // The fetch goes on regardless: a later verification is served by it, with no new fetch
+    // (the cooldown would forbid one, so a cancelled fetch would leave the key unknown).
+    issuer.release_jwks();
     assert!(verifier.verify(&token).await.is_ok());
-    assert_eq!(issuer.jwks_fetches(), fetches);
+    assert_eq!(issuer.jwks_fetches(), fetches + 1);
 }

@@ -283,10 +283,15 @@ async fn stopping_the_follower_or_dropping_its_verifier_stops_it() {
     let issuer = TestIssuer::start().await;
     let (verifier, follower) = follow(&issuer, Mode::Poll).await;
     follower.stop();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // A control follower of a second issuer, with the same poll interval, shows the intervals
+    // passing: once it has polled three more times, the stopped one would have polled too.
+    let control_issuer = TestIssuer::start().await;
+    let (_control_verifier, control) = follow(&control_issuer, Mode::Poll).await;
     let polls = issuer.feed_polls();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(issuer.feed_polls(), polls);
+    let control_polls = control_issuer.feed_polls();
+    assert!(eventually(WITHIN, async || control_issuer.feed_polls() >= control_polls + 3).await);
+    assert_eq!(issuer.feed_polls(), polls, "no poll after stop");
+    control.stop();
 
     let follower =
         verifier.follow_revocations(StaticToken::new(FEED_TOKEN), feed_config(Mode::Poll)).unwrap();

@@ -157,7 +157,10 @@ struct IssuerState {
     all_keys: Mutex<HashMap<String, Arc<TestKey>>>,
     advertised_algs: Mutex<Vec<String>>,
     max_age: AtomicU64,
-    jwks_delay_ms: AtomicU64,
+    /// While true, JWKS requests are held unanswered (a fetch kept in flight on purpose).
+    jwks_held: watch::Sender<bool>,
+    /// JWKS requests received so far, for tests to wait on.
+    jwks_arrivals: watch::Sender<usize>,
     down: AtomicBool,
     stream_enabled: AtomicBool,
     feed_token: Mutex<String>,
@@ -204,7 +207,8 @@ impl TestIssuer {
             all_keys: Mutex::new(HashMap::new()),
             advertised_algs: Mutex::new(vec!["RS256".into(), "ES256".into(), "EdDSA".into()]),
             max_age: AtomicU64::new(300),
-            jwks_delay_ms: AtomicU64::new(0),
+            jwks_held: watch::channel(false).0,
+            jwks_arrivals: watch::channel(0).0,
             down: AtomicBool::new(false),
             stream_enabled: AtomicBool::new(true),
             feed_token: Mutex::new(FEED_TOKEN.to_owned()),
@@ -272,8 +276,24 @@ impl TestIssuer {
         self.state.max_age.store(secs, Ordering::SeqCst);
     }
 
-    pub fn set_jwks_delay(&self, delay: Duration) {
-        self.state.jwks_delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    /// Holds every JWKS request unanswered until [`release_jwks`](Self::release_jwks), so a
+    /// fetch stays in flight for as long as a test needs, without waiting for time to pass.
+    pub fn hold_jwks(&self) {
+        self.state.jwks_held.send_replace(true);
+    }
+
+    /// Answers the held JWKS requests, and the later ones at once.
+    pub fn release_jwks(&self) {
+        self.state.jwks_held.send_replace(false);
+    }
+
+    /// Waits until `count` JWKS requests in all have reached the issuer, or `within`; returns
+    /// whether they did.
+    pub async fn jwks_requests_reach(&self, count: usize, within: Duration) -> bool {
+        let mut arrivals = self.state.jwks_arrivals.subscribe();
+        tokio::time::timeout(within, arrivals.wait_for(|n| *n >= count))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Down: every endpoint answers 503 and open streams are cut.
@@ -432,10 +452,10 @@ async fn metadata(State(state): State<Arc<IssuerState>>) -> Response {
 async fn jwks(State(state): State<Arc<IssuerState>>) -> Response {
     state.requests.fetch_add(1, Ordering::SeqCst);
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    let delay = state.jwks_delay_ms.load(Ordering::SeqCst);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
+    state.jwks_arrivals.send_modify(|n| *n += 1);
+    let mut held = state.jwks_held.subscribe();
+    // The sender lives in the state this handler holds, so the wait cannot fail.
+    let _ = held.wait_for(|held| !*held).await;
     if state.down.load(Ordering::SeqCst) {
         return unavailable();
     }
@@ -620,7 +640,11 @@ pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-/// Polls `condition` every 20 ms until it holds or `within` passes; returns whether it held.
+/// Checks `condition` until it holds or `within` passes; returns whether it held.
+///
+/// For conditions no event announces (a counter another task bumps, a background task ending):
+/// between checks it yields to the runtime, so the tasks it waits for run, and it never sleeps.
+/// Waits that have an event (a watch, a notify) use the event instead.
 pub async fn eventually(within: Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -630,7 +654,7 @@ pub async fn eventually(within: Duration, mut condition: impl AsyncFnMut() -> bo
         if tokio::time::Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::task::yield_now().await;
     }
 }
 
