@@ -795,7 +795,7 @@ async fn render_credential(
         let _ = write!(
             body,
             r#"<section class="card"><h2>Edit</h2>
-<form method="post" action="/portal/credentials/{id}" class="stack">
+<form method="post" action="/portal/credentials/{id}" class="stack" novalidate>
 {csrf}
 <div class="field"><label for="name">Credential name</label><input id="name" name="name" type="text" maxlength="200" required value="{name}"{name_invalid}>{name_error}</div>
 {perms}
