@@ -853,6 +853,17 @@ mod tests {
     }
 
     #[test]
+    fn org_editable_claims_come_from_the_flag_else_the_file_and_reserved_names_are_refused() {
+        let file = parse_file("org_editable_claims = [\"plan\"]\n").unwrap();
+        assert_eq!(resolve_org_editable_claims(&[], &file).unwrap(), ["plan"]);
+        let cli = ["tenant".to_owned(), " tenant ".to_owned(), "region".to_owned()];
+        assert_eq!(resolve_org_editable_claims(&cli, &file).unwrap(), ["tenant", "region"]);
+        let e = resolve_org_editable_claims(&["sub".to_owned()], &file).unwrap_err().to_string();
+        assert!(e.contains("--org-editable-claim") && e.contains("TOKENMINT_ORG_EDITABLE_CLAIMS"));
+        assert!(e.contains("sub"), "{e}");
+    }
+
+    #[test]
     fn durations_name_the_setting_when_wrong() {
         assert_eq!(parse_duration("key-propagation", "15m").unwrap(), Duration::from_secs(900));
         let e = parse_duration("key-propagation", "soon").unwrap_err().to_string();
