@@ -3,7 +3,9 @@
 #
 # Builds the real binary, starts `tokenmint serve` on a free port with a throw-away SQLite
 # database, creates organizations and users through the CLI, and drives headless Chromium
-# through the portal (portal.test.js). Screenshots of the main pages go to
+# through the portal (portal.test.js); then creates more credentials than one page of the list
+# holds and checks every page's layout, the dark scheme and the credential pages
+# (credentials.test.js). Screenshots of the main pages go to
 # e2e/screenshots/NAME.tmp.png (ignored by git); TOKENMINT_UPDATE_SCREENSHOTS=1 writes the
 # committed NAME.png instead.
 #
@@ -54,7 +56,8 @@ BASE="http://127.0.0.1:$PORT"
 
 "$BIN" serve --listen "127.0.0.1:$PORT" --database "sqlite://$WORK/tokenmint.db" \
   --admin-credential-file "$WORK/admin.json" \
-  --product-area eligibility --product-area billing >"$WORK/server.log" 2>&1 &
+  --product-area eligibility --product-area billing \
+  --org-editable-claim tenant >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
 for _ in $(seq 1 100); do
@@ -76,8 +79,23 @@ admin users list
 
 export BASE
 export SCREENSHOTS="$E2E_DIR/screenshots"
-if ! node "$E2E_DIR/portal.test.js"; then
-  echo "e2e: failed; server log:" >&2
-  tail -n 50 "$WORK/server.log" >&2
-  exit 1
-fi
+run_test() {
+  if ! node "$E2E_DIR/$1"; then
+    echo "e2e: $1 failed; server log:" >&2
+    tail -n 50 "$WORK/server.log" >&2
+    exit 1
+  fi
+}
+run_test portal.test.js
+
+# More credentials than a page of the list holds, through the CLI: every fifth in production.
+export BATCH=25
+for i in $(seq 0 $((BATCH - 1))); do
+  env=sandbox
+  if [ $((i % 5)) -eq 0 ]; then env=production; fi
+  admin credentials create --name "Batch $i" --org acme --environment "$env" \
+    --permission eligibility:read >/dev/null
+done
+admin credentials create --name "Claims demo" --org acme --environment sandbox \
+  --permission eligibility:read --claim tier=gold --claim tenant=t-1 >/dev/null
+run_test credentials.test.js

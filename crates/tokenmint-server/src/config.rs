@@ -28,6 +28,9 @@ pub struct Config {
     /// Token requests per minute per credential; 0 disables the limit.
     pub token_rate_limit: u32,
     pub product_areas: ProductAreas,
+    /// Custom claims an organization's admins may set and remove on its credentials; every
+    /// other claim is the platform's (see [`crate::service::policy`]).
+    pub org_editable_claims: Vec<String>,
     pub master_key: MasterKey,
     /// Upper bound on any token's lifetime, in seconds; also how long a retired key stays
     /// published.
@@ -87,6 +90,7 @@ impl Config {
             signing_alg: SigningAlgorithm::RS256,
             token_rate_limit: 100,
             product_areas: ProductAreas::default(),
+            org_editable_claims: Vec::new(),
             master_key,
             max_token_lifetime: 86_400,
             key_rotation_interval: Duration::from_secs(90 * 86_400),

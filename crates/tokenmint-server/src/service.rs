@@ -190,6 +190,21 @@ fn parse_claims(field: &'static str, claims: &dto::Claims) -> Result<CustomClaim
     CustomClaims::parse(claims.clone()).map_err(|e| ApiError::validation(field, e.to_string()))
 }
 
+/// What a claims edit is about, for the policy: the credential, and whether every claim it
+/// sets or removes is one the platform lets organization admins edit
+/// (`serve --org-editable-claim`).
+pub fn claims_target<'a>(
+    state: &AppState,
+    credential: CredentialRef<'a>,
+    set: Option<&dto::Claims>,
+    remove: Option<&[String]>,
+) -> Target<'a> {
+    let editable = &state.config.org_editable_claims;
+    let mut names = set.into_iter().flat_map(|c| c.keys()).chain(remove.into_iter().flatten());
+    let org_editable = names.all(|n| editable.iter().any(|e| e == n));
+    Target::Claims { credential, org_editable }
+}
+
 /// Applies a claims edit (`set`, then `remove`) to `current`.
 fn edit_claims(
     current: &CustomClaims,
@@ -297,7 +312,8 @@ pub async fn create_credential(
     };
     authorize(actor, Action::CreateCredential, &Target::Credential(target), "organization")?;
     if input.claims.as_ref().is_some_and(|c| !c.is_empty()) {
-        authorize(actor, Action::EditClaims, &Target::Credential(target), "organization")?;
+        let claims = claims_target(state, target, input.claims.as_ref(), None);
+        authorize(actor, Action::EditClaims, &claims, "organization")?;
     }
     let now = state.now();
     let name = validate_name(&input.name)?;
@@ -520,7 +536,12 @@ pub async fn update_credential(
     // Refuse an actor who may not edit this credential before saying anything about the input.
     let current = load_credential(state, actor, client_id, Action::EditCredential).await?;
     if input.claims.is_some() || input.remove_claims.is_some() {
-        let target = Target::Credential(credential_ref(&current));
+        let target = claims_target(
+            state,
+            credential_ref(&current),
+            input.claims.as_ref(),
+            input.remove_claims.as_deref(),
+        );
         authorize(actor, Action::EditClaims, &target, "credential")?;
     }
     if input.expires_in_seconds.is_some() && input.never_expires == Some(true) {
@@ -890,4 +911,49 @@ pub async fn update_organization(
         claims: update.claims,
     };
     Ok(org_view(&org))
+}
+
+/// Credentials of one organization (or of every one, for the platform) matching a search,
+/// newest first, in pages: the portal's list.
+pub async fn search_credentials(
+    state: &AppState,
+    actor: &Actor,
+    org: Option<String>,
+    search: CredentialSearchInput,
+) -> Result<dto::Page<dto::Credential>, ApiError> {
+    let org = list_scope(actor, Action::ListCredentials, org)?;
+    let text = search.text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    if text.as_ref().is_some_and(|t| t.chars().count() > 200 || t.chars().any(char::is_control)) {
+        return Err(ApiError::validation(
+            "q",
+            "search for at most 200 characters of a name or client ID, without control characters",
+        ));
+    }
+    let filter = tokenmint_store::CredentialSearch {
+        org,
+        text,
+        environment: search.environment,
+        state: search.state,
+        now: state.now(),
+        after: search.after,
+        limit: search.limit.clamp(1, 500),
+    };
+    let page = state.store.search_credentials(&filter).await.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::validation(
+            "after",
+            "the page link is invalid; start again from the first page",
+        ),
+        other => other.into(),
+    })?;
+    Ok(dto::Page { items: page.items.iter().map(view).collect(), next_cursor: page.next })
+}
+
+/// What [`search_credentials`] looks for (see [`tokenmint_store::CredentialSearch`]).
+#[derive(Debug, Clone, Default)]
+pub struct CredentialSearchInput {
+    pub text: Option<String>,
+    pub environment: Option<tokenmint_proto::Environment>,
+    pub state: Option<tokenmint_store::CredentialState>,
+    pub after: Option<String>,
+    pub limit: u32,
 }

@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test suite")]
 
 use crate::{
-    AlertDelivery, AuditFilter, AuditRecord, CredentialFilter, Entity, Guard, GuardActor,
-    NewRevocation, Organization, OrganizationRevocation, OrganizationUpdate, PasswordReset,
-    PortalSession, PortalUser, Refusal, Rotation, Store, StoreError, TokenCount, Usage, UserRole,
-    UserStatus,
+    AlertDelivery, AuditFilter, AuditRecord, CredentialFilter, CredentialSearch, CredentialState,
+    Entity, Guard, GuardActor, NewRevocation, Organization, OrganizationRevocation,
+    OrganizationUpdate, PasswordReset, PortalFlash, PortalSession, PortalUser, Refusal, Rotation,
+    Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
 };
 use tokenmint_core::credential::{Credential, CredentialStatus, RevocationCutoff, token_id};
 use tokenmint_core::keys::{KeyRecord, SigningAlgorithm};
@@ -49,6 +49,8 @@ pub const ALL: &[&str] = &[
     "rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused",
     "concurrent_writers_of_every_kind_all_succeed",
     "claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens",
+    "credentials_are_searched_by_text_environment_and_state_in_pages_newest_first",
+    "portal_flashes_are_taken_once_for_their_purpose_until_they_expire",
 ];
 
 /// Runs the named check.
@@ -132,6 +134,13 @@ pub async fn run(name: &str, store: &dyn Store) {
         }
         "claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens" => {
             claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens(store).await
+        }
+        "credentials_are_searched_by_text_environment_and_state_in_pages_newest_first" => {
+            credentials_are_searched_by_text_environment_and_state_in_pages_newest_first(store)
+                .await
+        }
+        "portal_flashes_are_taken_once_for_their_purpose_until_they_expire" => {
+            portal_flashes_are_taken_once_for_their_purpose_until_they_expire(store).await
         }
         other => panic!("unknown conformance check {other}"),
     }
@@ -1304,4 +1313,159 @@ async fn claims_are_stored_and_an_organization_change_revokes_its_credentials_to
         s.update_organization(&missing, &sys(140)).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn credentials_are_searched_by_text_environment_and_state_in_pages_newest_first(
+    s: &dyn Store,
+) {
+    s.create_organization(&org("a"), &sys(100)).await.unwrap();
+    s.create_organization(&org("b"), &sys(100)).await.unwrap();
+    // 0..12 in "a", created one second apart; every third is production; 4 is deactivated,
+    // 5 expired at 500; names "Sync 50%_i" carry LIKE's wildcards.
+    for i in 0..12i64 {
+        let mut c = credential(&format!("tmc_a{i:02}"), "a", 100 + i);
+        c.name = if i % 2 == 0 { format!("HR Sync 50%_{i}") } else { format!("Billing {i}") };
+        if i % 3 == 0 {
+            c.environment = Environment::Production;
+        }
+        c.expires_at = if i == 5 { Some(500) } else { None };
+        if i == 4 {
+            c.status = CredentialStatus::Deactivated;
+        }
+        s.create_credential(&c, None, &sys(100)).await.unwrap();
+    }
+    s.create_credential(&credential("tmc_b00", "b", 100), None, &sys(100)).await.unwrap();
+    let search = |text: &str, after: Option<String>, limit| CredentialSearch {
+        org: Some("a".into()),
+        text: Some(text.into()),
+        environment: None,
+        state: None,
+        now: 1_000,
+        after,
+        limit,
+    };
+    let ids = |p: &crate::Paged<Credential>| {
+        p.items.iter().map(|c| c.client_id.as_str().to_owned()).collect::<Vec<_>>()
+    };
+
+    // Every credential of the organization, newest first, in pages of 5, none twice.
+    let mut seen = vec![];
+    let mut after = None;
+    loop {
+        let page = s.search_credentials(&search("", after.clone(), 5)).await.unwrap();
+        assert!(page.items.len() <= 5);
+        assert!(page.items.iter().all(|c| c.secrets.len() == 1), "secrets come along");
+        seen.extend(ids(&page));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let all: Vec<String> = (0..12).rev().map(|i| format!("tmc_a{i:02}")).collect();
+    assert_eq!(seen, all);
+
+    // Name, whatever its case, and the wildcards are literal; or the client ID's start.
+    let hr = s.search_credentials(&search("hr sync", None, 50)).await.unwrap();
+    assert_eq!(ids(&hr), ["tmc_a10", "tmc_a08", "tmc_a06", "tmc_a04", "tmc_a02", "tmc_a00"]);
+    let literal = s.search_credentials(&search("50%_1", None, 50)).await.unwrap();
+    assert_eq!(ids(&literal), ["tmc_a10"], "% and _ match only themselves");
+    assert!(s.search_credentials(&search("50_", None, 50)).await.unwrap().items.is_empty());
+    let by_id = s.search_credentials(&search("tmc_a0", None, 50)).await.unwrap();
+    assert_eq!(by_id.items.len(), 10);
+    let other_org = s.search_credentials(&search("tmc_b", None, 50)).await.unwrap();
+    assert!(other_org.items.is_empty(), "another organization's credentials stay out");
+
+    // Environment and state, combined with text and pages.
+    let prod =
+        CredentialSearch { environment: Some(Environment::Production), ..search("", None, 2) };
+    let first = s.search_credentials(&prod).await.unwrap();
+    assert_eq!(ids(&first), ["tmc_a09", "tmc_a06"]);
+    let second = s
+        .search_credentials(&CredentialSearch { after: first.next.clone(), ..prod.clone() })
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), ["tmc_a03", "tmc_a00"]);
+    assert_eq!(second.next, None);
+    let state = |st| CredentialSearch { state: Some(st), ..search("", None, 50) };
+    let off = s.search_credentials(&state(CredentialState::Deactivated)).await.unwrap();
+    assert_eq!(ids(&off), ["tmc_a04"]);
+    let expired = s.search_credentials(&state(CredentialState::Expired)).await.unwrap();
+    assert_eq!(ids(&expired), ["tmc_a05"]);
+    let active = s.search_credentials(&state(CredentialState::Active)).await.unwrap();
+    assert_eq!(active.items.len(), 10);
+    let before_expiry = CredentialSearch { now: 400, ..state(CredentialState::Active) };
+    assert_eq!(s.search_credentials(&before_expiry).await.unwrap().items.len(), 11);
+    let billing_active =
+        CredentialSearch { text: Some("BILLING".into()), ..state(CredentialState::Active) };
+    assert_eq!(
+        ids(&s.search_credentials(&billing_active).await.unwrap()),
+        ["tmc_a11", "tmc_a09", "tmc_a07", "tmc_a03", "tmc_a01"]
+    );
+
+    // Every organization when none is given; a cursor this method never made is refused.
+    let everywhere = CredentialSearch { org: None, ..search("", None, 50) };
+    assert_eq!(s.search_credentials(&everywhere).await.unwrap().items.len(), 13);
+    assert!(matches!(
+        s.search_credentials(&search("", Some("not-a-cursor".into()), 5)).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn portal_flashes_are_taken_once_for_their_purpose_until_they_expire(s: &dyn Store) {
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    s.create_user(&user("u1", "acme", "amy@acme.test", UserRole::Admin), &sys(0)).await.unwrap();
+    for id in ["h1", "h2"] {
+        s.create_session(&PortalSession {
+            id_hash: id.into(),
+            user_id: "u1".into(),
+            csrf_secret: "c".into(),
+            created_at: 100,
+            expires_at: 10_000,
+        })
+        .await
+        .unwrap();
+    }
+    let flash = |session: &str, purpose: &str, sealed: &[u8], expires_at| PortalFlash {
+        session_hash: session.into(),
+        purpose: purpose.into(),
+        sealed: sealed.to_vec(),
+        expires_at,
+    };
+    s.put_portal_flash(&flash("h1", "secret:tmc_1", b"one", 400), 100).await.unwrap();
+    // Another purpose, another session, or an expired flash: nothing taken, nothing lost.
+    assert_eq!(s.take_portal_flash("h1", "secret:tmc_2", 150).await.unwrap(), None);
+    assert_eq!(s.take_portal_flash("h2", "secret:tmc_1", 150).await.unwrap(), None);
+    assert_eq!(
+        s.take_portal_flash("h1", "secret:tmc_1", 150).await.unwrap(),
+        Some(b"one".to_vec())
+    );
+    assert_eq!(s.take_portal_flash("h1", "secret:tmc_1", 150).await.unwrap(), None, "taken once");
+
+    // A newer flash replaces the session's earlier one.
+    s.put_portal_flash(&flash("h1", "secret:tmc_1", b"old", 400), 100).await.unwrap();
+    s.put_portal_flash(&flash("h1", "password", b"new", 400), 110).await.unwrap();
+    assert_eq!(s.take_portal_flash("h1", "secret:tmc_1", 150).await.unwrap(), None);
+    assert_eq!(s.take_portal_flash("h1", "password", 150).await.unwrap(), Some(b"new".to_vec()));
+
+    s.put_portal_flash(&flash("h1", "password", b"late", 400), 100).await.unwrap();
+    assert_eq!(s.take_portal_flash("h1", "password", 400).await.unwrap(), None, "expired");
+
+    // Concurrent takers: exactly one gets it.
+    s.put_portal_flash(&flash("h2", "password", b"race", 400), 100).await.unwrap();
+    let (a, b) = tokio::join!(
+        s.take_portal_flash("h2", "password", 150),
+        s.take_portal_flash("h2", "password", 150)
+    );
+    let got: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(got, [b"race".to_vec()]);
+
+    // It goes with its session, and needs one.
+    s.put_portal_flash(&flash("h1", "password", b"gone", 400), 100).await.unwrap();
+    s.delete_session("h1").await.unwrap();
+    assert_eq!(s.take_portal_flash("h1", "password", 150).await.unwrap(), None);
+    assert!(matches!(
+        s.put_portal_flash(&flash("h1", "password", b"x", 400), 100).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(!format!("{:?}", flash("h1", "password", b"SEALED", 400)).contains("SEALED"));
 }

@@ -173,6 +173,72 @@ pub struct CredentialFilter {
     pub limit: u32,
 }
 
+/// Which credentials of the list a search keeps, by what the portal shows as their status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialState {
+    /// Active and not expired.
+    Active,
+    /// Active, but its expiry has passed.
+    Expired,
+    Deactivated,
+}
+
+impl CredentialState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Deactivated => "deactivated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "expired" => Some(Self::Expired),
+            "deactivated" => Some(Self::Deactivated),
+            _ => None,
+        }
+    }
+}
+
+/// A search of the credential list: every condition given must hold. Newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSearch {
+    pub org: Option<String>,
+    /// Kept when the name contains it (ASCII letters compared without case) or the client ID
+    /// starts with it. Empty or `None`: no condition.
+    pub text: Option<String>,
+    pub environment: Option<tokenmint_core::Environment>,
+    pub state: Option<CredentialState>,
+    /// The moment `state` is judged at (expiry).
+    pub now: UnixTime,
+    /// Opaque cursor from a previous page of the same search.
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
+/// Something the portal shows once on a session's next page, sealed by the caller (the store
+/// never sees it in clear).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortalFlash {
+    /// The session it belongs to (its id hash); it is deleted with the session.
+    pub session_hash: String,
+    /// What it is for (`secret:<client_id>`, `password`): a page takes only its own kind.
+    pub purpose: String,
+    pub sealed: Vec<u8>,
+    pub expires_at: UnixTime,
+}
+
+impl fmt::Debug for PortalFlash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortalFlash")
+            .field("purpose", &self.purpose)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A page of results with the cursor of the next page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paged<T> {
@@ -645,4 +711,24 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// A listener woken whenever any process writes the change log, where the backend can push
     /// (PostgreSQL `LISTEN`); `None` where changes must be polled (SQLite).
     async fn listen_changes(&self) -> Result<Option<ChangeListener>, StoreError>;
+
+    /// Credentials matching a search, newest first, in pages: `Conflict` for a cursor that is
+    /// not one this method returned.
+    async fn search_credentials(
+        &self,
+        search: &CredentialSearch,
+    ) -> Result<Paged<Credential>, StoreError>;
+
+    /// Stores a session's flash, replacing its earlier one; expired flashes of every session
+    /// go at the same time. `NotFound` if the session does not exist.
+    async fn put_portal_flash(&self, flash: &PortalFlash, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Takes the session's flash if it is for `purpose` and has not expired at `now`: it is
+    /// deleted in the same statement, so that across every instance exactly one caller gets it.
+    async fn take_portal_flash(
+        &self,
+        session_hash: &str,
+        purpose: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 }

@@ -1,9 +1,10 @@
 //! [`SqlStore`]: the [`Store`] over SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use crate::{
-    AlertDelivery, AuditFilter, AuditRecord, Change, CredentialFilter, Entity, Guard, GuardActor,
-    NewRevocation, Organization, OrganizationUpdate, Paged, PasswordReset, PortalSession,
-    PortalUser, Refusal, Rotation, Store, StoreError, TokenCount, Usage, UserRole, UserStatus,
+    AlertDelivery, AuditFilter, AuditRecord, Change, CredentialFilter, CredentialSearch,
+    CredentialState, Entity, Guard, GuardActor, NewRevocation, Organization, OrganizationUpdate,
+    Paged, PasswordReset, PortalFlash, PortalSession, PortalUser, Refusal, Rotation, Store,
+    StoreError, TokenCount, Usage, UserRole, UserStatus,
 };
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -1846,4 +1847,135 @@ impl Store for SqlStore {
         listener.listen(CHANGES_CHANNEL).await.map_err(backend_err)?;
         Ok(Some(ChangeListener { listener }))
     }
+
+    async fn search_credentials(
+        &self,
+        f: &CredentialSearch,
+    ) -> Result<Paged<Credential>, StoreError> {
+        let limit = f.limit.clamp(1, 1000);
+        // Newest first: the cursor is the last row's (created_at, client_id), and the next page
+        // starts strictly before it.
+        let (before_t, before_id) = match f.after.as_deref().map(parse_cursor) {
+            Some(Some((t, id))) => (t, id.to_owned()),
+            Some(None) => return Err(StoreError::Conflict("invalid cursor".into())),
+            None => (i64::MAX, String::new()),
+        };
+        let text = f.text.as_deref().map(str::trim).unwrap_or("");
+        let state = f.state.map_or("", CredentialState::as_str);
+        // Every parameter appears in the statement whether its condition applies or not, so
+        // that PostgreSQL can type each of them.
+        let page_sql = format!(
+            "SELECT c.client_id FROM credentials c WHERE ($1 = '' OR c.org = $1) \
+             AND (c.created_at < $2 OR (c.created_at = $2 AND c.client_id < $3)) \
+             AND ($4 = '' OR c.environment = $4) \
+             AND ($5 = '' \
+               OR ($5 = 'deactivated' AND c.status = 'deactivated') \
+               OR ($5 = 'active' AND c.status = 'active' \
+                   AND (c.expires_at IS NULL OR c.expires_at > $6)) \
+               OR ($5 = 'expired' AND c.status = 'active' AND c.expires_at <= $6)) \
+             AND ($7 = '' OR LOWER(c.name) LIKE $8 ESCAPE '\\' \
+               OR c.client_id LIKE $9 ESCAPE '\\') \
+             ORDER BY c.created_at DESC, c.client_id DESC LIMIT {}",
+            i64::from(limit) + 1
+        );
+        let ids: Vec<String> = sqlx::query(&page_sql)
+            .bind(f.org.as_deref().unwrap_or(""))
+            .bind(before_t)
+            .bind(before_id)
+            .bind(f.environment.map(|e| e.to_string()).unwrap_or_default())
+            .bind(state)
+            .bind(f.now)
+            .bind(text.to_owned())
+            .bind(format!("%{}%", like_literal(&text.to_ascii_lowercase())))
+            .bind(format!("{}%", like_literal(text)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(backend_err))
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Ok(Paged { items: vec![], next: None });
+        }
+        let has_more = ids.len() > limit as usize;
+        let ids = &ids[..ids.len().min(limit as usize)];
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM {CREDENTIAL_FROM} \
+             LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
+             WHERE c.client_id IN ({}) \
+             ORDER BY c.created_at DESC, c.client_id DESC, s.created_at, s.id",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(backend_err)?;
+        let items = fold_credentials(&rows)?;
+        let next = if has_more {
+            items.last().map(|c| format!("{}.{}", c.created_at, c.client_id))
+        } else {
+            None
+        };
+        Ok(Paged { items, next })
+    }
+
+    async fn put_portal_flash(&self, flash: &PortalFlash, now: UnixTime) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin_unordered().await?;
+        sqlx::query("DELETE FROM portal_flashes WHERE session_hash = $1 OR expires_at <= $2")
+            .bind(&flash.session_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        sqlx::query(
+            "INSERT INTO portal_flashes (session_hash, purpose, sealed, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&flash.session_hash)
+        .bind(&flash.purpose)
+        .bind(flash.sealed.clone())
+        .bind(flash.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match backend_err(e) {
+            StoreError::NotFound(_) => StoreError::NotFound("session"),
+            other => other,
+        })?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn take_portal_flash(
+        &self,
+        session_hash: &str,
+        purpose: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // One statement deletes and returns: two instances asked at once cannot both get it.
+        let (_turn, mut tx) = self.begin_unordered().await?;
+        let row = sqlx::query(
+            "DELETE FROM portal_flashes WHERE session_hash = $1 AND purpose = $2 \
+             AND expires_at > $3 RETURNING sealed",
+        )
+        .bind(session_hash)
+        .bind(purpose)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)?;
+        row.map(|r| r.try_get::<Vec<u8>, _>(0).map_err(backend_err)).transpose()
+    }
+}
+
+/// Text to match literally in a LIKE pattern: its wildcards and the escape are escaped.
+fn like_literal(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
 }

@@ -63,6 +63,8 @@ checks!(
     rotations_moments_apart_and_beyond_the_live_secret_cap_are_refused,
     concurrent_writers_of_every_kind_all_succeed,
     claims_are_stored_and_an_organization_change_revokes_its_credentials_tokens,
+    credentials_are_searched_by_text_environment_and_state_in_pages_newest_first,
+    portal_flashes_are_taken_once_for_their_purpose_until_they_expire,
 );
 
 #[tokio::test]

@@ -69,6 +69,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub product_areas: Vec<String>,
+    /// A custom claim that organization admins may set and remove on their credentials (the platform sets every other); repeatable.
+    #[arg(
+        long = "org-editable-claim",
+        env = "TOKENMINT_ORG_EDITABLE_CLAIMS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub org_editable_claims: Vec<String>,
     /// Longest lifetime any token may have. [default: 24h]
     #[arg(long, env = "TOKENMINT_MAX_TOKEN_LIFETIME", value_name = "DURATION")]
     pub max_token_lifetime: Option<String>,
@@ -214,6 +222,8 @@ pub struct FileSettings {
     pub token_rate_limit: Option<u32>,
     #[serde(alias = "product_area")]
     pub product_areas: Option<Vec<String>>,
+    #[serde(alias = "org_editable_claim")]
+    pub org_editable_claims: Option<Vec<String>>,
     pub master_key_file: Option<PathBuf>,
     pub max_token_lifetime: Option<String>,
     pub key_rotation_interval: Option<String>,
@@ -491,6 +501,7 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
     };
     let product_areas = ProductAreas::parse(&areas)
         .map_err(|e| anyhow!("invalid {}: {e}", setting("product-area")))?;
+    let org_editable_claims = resolve_org_editable_claims(&args.org_editable_claims, &file)?;
     let signing_alg = parse_alg(args.signing_alg.as_deref().or(file.signing_alg.as_deref()))?;
     let duration = |flag: &str,
                     cli: &Option<String>,
@@ -716,11 +727,37 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
     config.signing_alg = signing_alg;
     config.token_rate_limit = args.token_rate_limit.or(file.token_rate_limit).unwrap_or(100);
     config.product_areas = product_areas;
+    config.org_editable_claims = org_editable_claims;
     config.max_token_lifetime = u32::try_from(max_lifetime.as_secs()).unwrap_or(86_400);
     config.key_rotation_interval = rotation;
     config.key_propagation = propagation;
     config.admin_credential_file = admin_credential_file;
     Ok(ServeSettings { config, migrate: !args.no_migrate.or(file.no_migrate).unwrap_or(false) })
+}
+
+/// The custom claims organization admins may edit, flag over environment over file; each must
+/// be a name a claim may have (not a registered or tokenmint claim).
+fn resolve_org_editable_claims(cli: &[String], file: &FileSettings) -> Result<Vec<String>> {
+    let names = if cli.is_empty() {
+        file.org_editable_claims.clone().unwrap_or_default()
+    } else {
+        cli.to_vec()
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        tokenmint_core::claims::check_name(name).map_err(|e| {
+            // Named by hand: its variable is the plural, as a comma-separated list.
+            anyhow!(
+                "invalid --org-editable-claim (TOKENMINT_ORG_EDITABLE_CLAIMS, \
+                 `org_editable_claims` in the config file): {e}; name a custom claim such as \
+                 tenant_id"
+            )
+        })?;
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// The token endpoint's paths, flag over environment over file over `/oauth/token`, each
@@ -813,6 +850,17 @@ mod tests {
         assert!(setting("token-path").contains("`token_paths` in the config file"));
         assert!(setting("alert-webhook").contains("`alert_webhooks` in the config file"));
         assert!(setting("listen").contains("`listen` in the config file"));
+    }
+
+    #[test]
+    fn org_editable_claims_come_from_the_flag_else_the_file_and_reserved_names_are_refused() {
+        let file = parse_file("org_editable_claims = [\"plan\"]\n").unwrap();
+        assert_eq!(resolve_org_editable_claims(&[], &file).unwrap(), ["plan"]);
+        let cli = ["tenant".to_owned(), " tenant ".to_owned(), "region".to_owned()];
+        assert_eq!(resolve_org_editable_claims(&cli, &file).unwrap(), ["tenant", "region"]);
+        let e = resolve_org_editable_claims(&["sub".to_owned()], &file).unwrap_err().to_string();
+        assert!(e.contains("--org-editable-claim") && e.contains("TOKENMINT_ORG_EDITABLE_CLAIMS"));
+        assert!(e.contains("sub"), "{e}");
     }
 
     #[test]

@@ -153,9 +153,7 @@ pub async fn list_users(
     who: SignedIn,
     Query(q): Query<Done>,
 ) -> PageResult {
-    let flash = state
-        .portal
-        .take_flash(&who.session.id_hash, state.now(), |f| matches!(f, Flash::Password { .. }));
+    let flash = super::take_flash(&state, &who.session.id_hash, super::FlashFor::Password).await?;
     render_users(&state, &who, q.done.as_deref(), flash, "", None).await
 }
 
@@ -182,11 +180,8 @@ pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageR
     };
     match users::create_user(&state, &who.actor, input).await {
         Ok(created) => {
-            state.portal.put_flash(
-                &who.session.id_hash,
-                Flash::Password { email: created.user.email, password },
-                state.now(),
-            );
+            let flash = Flash::Password { email: created.user.email, password };
+            super::put_flash(&state, &who.session.id_hash, &flash).await?;
             Ok(see_other("/portal/users?done=user-added"))
         }
         Err(ApiError::Validation { message, .. }) => {

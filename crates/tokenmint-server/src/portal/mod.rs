@@ -12,8 +12,10 @@
 //! the Origin check on every form), [`auth`] (sign-in throttling and no user enumeration),
 //! [`security_headers`] (CSP without inline script, framing refused), and [`PortalError`] (the
 //! one mapping of failures to pages). One-time secrets travel from the form's POST to the page
-//! that shows them in process memory, keyed by the session, and are taken on first view, so
-//! they never appear in a URL and a reload finds them gone.
+//! that shows them through the database ([`put_flash`], [`take_flash`]): sealed with the master
+//! key and bound to the session, deleted by the statement that reads them, so that whichever
+//! instance serves the next page shows them exactly once, without sticky sessions; they never
+//! appear in a URL, and a reload finds them gone.
 
 pub mod accounts;
 pub mod audit;
@@ -30,9 +32,7 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
-use quick_cache::sync::Cache;
 use std::fmt;
-use tokenmint_core::UnixTime;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The portal's Content-Security-Policy: only this origin's script and style, no inline
@@ -48,7 +48,7 @@ const JS: &str = include_str!("assets/portal.js");
 const FLASH_TTL_SECS: i64 = 300;
 
 /// Something to show once on the next page of a session.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub enum Flash {
     /// A credential's new secret (after generating or rotating).
     Secret { client_id: String, secret: String, rotated: bool },
@@ -72,11 +72,96 @@ impl fmt::Debug for Flash {
     }
 }
 
-/// The portal's in-process state: sign-in throttling, the one-time flashes, and the dummy
-/// password hash that unknown emails are checked against.
+/// Which page takes a flash: the credential's page its secret, the users page a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashFor<'a> {
+    Secret { client_id: &'a str },
+    Password,
+}
+
+impl FlashFor<'_> {
+    fn purpose(self) -> String {
+        match self {
+            Self::Secret { client_id } => format!("secret:{client_id}"),
+            Self::Password => "password".to_owned(),
+        }
+    }
+}
+
+impl Flash {
+    fn for_page(&self) -> FlashFor<'_> {
+        match self {
+            Self::Secret { client_id, .. } => FlashFor::Secret { client_id },
+            Self::Password { .. } => FlashFor::Password,
+        }
+    }
+}
+
+/// Binds a sealed flash to its session and purpose: one copied onto another session's row, or
+/// relabelled for another page, does not open.
+fn flash_associated_data(session_hash: &str, purpose: &str) -> Vec<u8> {
+    format!("tokenmint portal flash\n{session_hash}\n{purpose}").into_bytes()
+}
+
+/// Keeps `flash` for the session's next page, on whichever instance serves it: sealed with the
+/// master key (AES-256-GCM, as signing keys at rest), for [`FLASH_TTL_SECS`].
+pub async fn put_flash(
+    state: &AppState,
+    session_hash: &str,
+    flash: &Flash,
+) -> Result<(), PortalError> {
+    let purpose = flash.for_page().purpose();
+    let plain = serde_json::to_vec(flash).map_err(|e| {
+        PortalError::Api(ApiError::Internal(format!("the one-time value cannot be encoded: {e}")))
+    })?;
+    let sealed = state
+        .config
+        .master_key
+        .key_encryption()
+        .seal(&plain, &flash_associated_data(session_hash, &purpose))
+        .map_err(|e| PortalError::Api(ApiError::Internal(e.to_string())))?;
+    let now = state.now();
+    let row = tokenmint_store::PortalFlash {
+        session_hash: session_hash.to_owned(),
+        purpose,
+        sealed,
+        expires_at: now + FLASH_TTL_SECS,
+    };
+    state.store.put_portal_flash(&row, now).await?;
+    Ok(())
+}
+
+/// Takes the session's flash meant for `page`, once: the database deletes it as it hands it
+/// over, so a second view (on this or another instance) finds nothing.
+pub async fn take_flash(
+    state: &AppState,
+    session_hash: &str,
+    page: FlashFor<'_>,
+) -> Result<Option<Flash>, PortalError> {
+    let purpose = page.purpose();
+    let Some(sealed) = state.store.take_portal_flash(session_hash, &purpose, state.now()).await?
+    else {
+        return Ok(None);
+    };
+    let opened = state
+        .config
+        .master_key
+        .key_encryption()
+        .open(&sealed, &flash_associated_data(session_hash, &purpose));
+    let flash = opened.ok().and_then(|plain| serde_json::from_slice::<Flash>(&plain).ok());
+    if flash.is_none() {
+        // Sealed under another master key, or damaged: not shown, and the page says nothing
+        // internal. The value is gone either way; the user rotates the secret again.
+        tracing::warn!(purpose = %purpose, "a one-time portal value could not be opened");
+    }
+    Ok(flash.filter(|f| f.for_page() == page))
+}
+
+/// The portal's in-process state: sign-in throttling and the dummy password hash that unknown
+/// emails are checked against. One-time values are not here but in the database (see
+/// [`put_flash`]), so that no instance holds what another must show.
 pub struct PortalState {
     pub throttle: auth::SignInThrottle,
-    flashes: Cache<String, (UnixTime, Flash)>,
     pub dummy_hash: String,
 }
 
@@ -93,37 +178,13 @@ impl PortalState {
         let random = tokenmint_core::ids::random_id("", 32);
         let dummy_hash = crate::users::hash_password_blocking(&crate::users::Password::new(random))
             .unwrap_or_default();
-        Self { throttle: auth::SignInThrottle::new(), flashes: Cache::new(10_000), dummy_hash }
+        Self { throttle: auth::SignInThrottle::new(), dummy_hash }
     }
 
-    pub fn put_flash(&self, session_hash: &str, flash: Flash, now: UnixTime) {
-        self.flashes.insert(session_hash.to_owned(), (now + FLASH_TTL_SECS, flash));
-    }
-
-    /// Takes the session's flash if `accept` wants it; it is gone afterwards either way only
-    /// when taken.
-    pub fn take_flash(
-        &self,
-        session_hash: &str,
-        now: UnixTime,
-        accept: impl Fn(&Flash) -> bool,
-    ) -> Option<Flash> {
-        let (until, flash) = self.flashes.get(session_hash)?;
-        if until <= now {
-            self.flashes.remove(session_hash);
-            return None;
-        }
-        if accept(&flash) {
-            self.flashes.remove(session_hash);
-            Some(flash)
-        } else {
-            None
-        }
-    }
-
-    pub fn drop_flash(&self, session_hash: &str) {
-        self.flashes.remove(session_hash);
-    }
+    /// Signing out ends the session's flash with it: its row references the session's and is
+    /// deleted with it by the database (`ON DELETE CASCADE`), so there is nothing left to drop
+    /// here, on this instance or any other.
+    pub fn drop_flash(&self, _session_hash: &str) {}
 }
 
 impl Default for PortalState {

@@ -103,10 +103,117 @@ fn level_label(level: Option<AccessLevel>) -> &'static str {
     }
 }
 
-pub async fn list_credentials(State(state): State<AppState>, who: SignedIn) -> PageResult {
+/// How many credentials a page of the list shows.
+const PAGE_SIZE: u32 = 20;
+
+/// The list's search, filters and page, as the form and its links send them. Empty values are
+/// "any".
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ListQuery {
+    /// A name (part of it, any case) or a client ID (its start).
+    q: String,
+    /// `production` or `sandbox`.
+    env: String,
+    /// `active`, `expired` or `deactivated`.
+    status: String,
+    /// The cursor of the page to show.
+    after: String,
+}
+
+impl ListQuery {
+    fn filtered(&self) -> bool {
+        !(self.q.trim().is_empty() && self.env.is_empty() && self.status.is_empty())
+    }
+
+    /// The query string of this search, at page `after` (the first page without one).
+    fn link(&self, after: Option<&str>) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [("q", self.q.trim()), ("env", &self.env), ("status", &self.status)] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={}", super::accounts::urlencoding(v)));
+            }
+        }
+        if let Some(a) = after {
+            parts.push(format!("after={}", super::accounts::urlencoding(a)));
+        }
+        if parts.is_empty() {
+            "/portal/credentials".to_owned()
+        } else {
+            format!("/portal/credentials?{}", parts.join("&"))
+        }
+    }
+}
+
+fn list_filters(q: &ListQuery) -> String {
+    let options = |current: &str, all: &str, choices: &[(&str, &str)]| {
+        let mut out = format!(r#"<option value="">{all}</option>"#);
+        for (value, label) in choices {
+            let sel = if current == *value { " selected" } else { "" };
+            let _ = write!(out, r#"<option value="{value}"{sel}>{label}</option>"#);
+        }
+        out
+    };
+    format!(
+        r#"<form method="get" action="/portal/credentials" class="card filters" role="search" aria-label="Search credentials">
+<div class="filter-grid">
+<div class="field grow"><label for="q">Search</label><input id="q" name="q" type="search" maxlength="200" value="{q}" placeholder="Name or client ID"></div>
+<div class="field"><label for="env">Data access</label><select id="env" name="env">{env}</select></div>
+<div class="field"><label for="status">Status</label><select id="status" name="status">{status}</select></div>
+</div>
+<div class="actions"><button type="submit" class="btn btn-primary">Search</button><a class="btn btn-quiet" href="/portal/credentials">Clear</a></div>
+</form>"#,
+        q = esc(&q.q),
+        env = options(&q.env, "All", &[("production", "Production"), ("sandbox", "Sandbox")]),
+        status = options(
+            &q.status,
+            "Any status",
+            &[("active", "Active"), ("expired", "Expired"), ("deactivated", "Deactivated")]
+        ),
+    )
+}
+
+pub async fn list_credentials(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
+    let environment = match q.env.as_str() {
+        "" => None,
+        "production" => Some(Environment::Production),
+        "sandbox" => Some(Environment::Sandbox),
+        _ => {
+            return Err(PortalError::BadRequest(
+                "choose the data access to list: production, sandbox, or nothing for both".into(),
+            ));
+        }
+    };
+    let status = match q.status.as_str() {
+        "" => None,
+        s => Some(tokenmint_store::CredentialState::parse(s).ok_or_else(|| {
+            PortalError::BadRequest(
+                "choose the status to list: active, expired, deactivated, or nothing for any"
+                    .into(),
+            )
+        })?),
+    };
+    let search = service::CredentialSearchInput {
+        text: Some(q.q.clone()),
+        environment,
+        state: status,
+        after: Some(q.after.clone()).filter(|a| !a.is_empty()),
+        limit: PAGE_SIZE,
+    };
     let list =
-        service::list_credentials(&state, &who.actor, Some(who.user.org.clone()), None, Some(500))
-            .await?;
+        match service::search_credentials(&state, &who.actor, Some(who.user.org.clone()), search)
+            .await
+        {
+            Ok(list) => list,
+            Err(ApiError::Validation { message, .. }) => {
+                return Err(PortalError::BadRequest(message));
+            }
+            Err(e) => return Err(e.into()),
+        };
     let now = state.now();
     let mut body = String::new();
     let may_generate = who.may(Action::CreateCredential, &new_credential_target(&who));
@@ -121,7 +228,7 @@ pub async fn list_credentials(State(state): State<AppState>, who: SignedIn) -> P
 <p class="muted">Client credentials your integrations use to request access tokens from <code>{token}</code>.</p></div>{generate}</div>"#,
         token = esc(&state.token_endpoint),
     );
-    if list.items.is_empty() {
+    if list.items.is_empty() && !q.filtered() && q.after.is_empty() {
         let action = if may_generate {
             r#"<a class="btn btn-primary" href="/portal/credentials/new">Generate credential</a>"#
         } else {
@@ -138,27 +245,48 @@ pub async fn list_credentials(State(state): State<AppState>, who: SignedIn) -> P
         );
         return Ok(page(&who, "API OAuth credentials", Nav::Credentials, &body));
     }
-    body.push_str(
-        r#"<div class="card table-card"><table class="table responsive">
+    body.push_str(&list_filters(&q));
+    if list.items.is_empty() {
+        body.push_str(
+            r#"<section class="card" id="no-match"><p class="muted">No credentials match. Change the search or <a href="/portal/credentials">show them all</a>.</p></section>"#,
+        );
+    } else {
+        body.push_str(
+            r#"<div class="card table-card"><div class="table-scroll"><table class="table responsive credentials">
 <thead><tr><th scope="col">Name</th><th scope="col">Client ID</th><th scope="col">Data access</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th></tr></thead><tbody>"#,
-    );
-    // The listed views carry everything the table shows: no second read per credential.
-    for c in &list.items {
-        let ts = |t: Option<time::OffsetDateTime>| t.map(time::OffsetDateTime::unix_timestamp);
-        let expires_at = ts(c.expires_at);
+        );
+        // The listed views carry everything the table shows: no second read per credential.
+        for c in &list.items {
+            let ts = |t: Option<time::OffsetDateTime>| t.map(time::OffsetDateTime::unix_timestamp);
+            let expires_at = ts(c.expires_at);
+            let _ = write!(
+                body,
+                r#"<tr><td data-label="Name"><a href="/portal/credentials/{id}">{name}</a></td><td data-label="Client ID"><code class="id">{id}</code></td><td data-label="Data access">{env}</td><td data-label="Status">{status}</td><td data-label="Created">{created}</td><td data-label="Expires">{expires}</td><td data-label="Last used">{used}</td></tr>"#,
+                id = esc(&c.client_id),
+                name = esc(&c.name),
+                env = env_label(c.environment),
+                status = status_badge(c.status, expires_at, now),
+                created = when(c.created_at.unix_timestamp()),
+                expires = when_or(expires_at, "Never"),
+                used = when_or(ts(c.last_used_at), "Never"),
+            );
+        }
+        body.push_str("</tbody></table></div></div>");
+    }
+    let mut pager = String::new();
+    if !q.after.is_empty() {
+        let _ = write!(pager, r#"<a class="btn" href="{}">First page</a>"#, esc(&q.link(None)));
+    }
+    if let Some(next) = &list.next_cursor {
         let _ = write!(
-            body,
-            r#"<tr><td data-label="Name"><a href="/portal/credentials/{id}">{name}</a></td><td data-label="Client ID"><code>{id}</code></td><td data-label="Data access">{env}</td><td data-label="Status">{status}</td><td data-label="Created">{created}</td><td data-label="Expires">{expires}</td><td data-label="Last used">{used}</td></tr>"#,
-            id = esc(&c.client_id),
-            name = esc(&c.name),
-            env = env_label(c.environment),
-            status = status_badge(c.status, expires_at, now),
-            created = when(c.created_at.unix_timestamp()),
-            expires = when_or(expires_at, "Never"),
-            used = when_or(ts(c.last_used_at), "Never"),
+            pager,
+            r#"<a class="btn" rel="next" href="{}">Next page</a>"#,
+            esc(&q.link(Some(next)))
         );
     }
-    body.push_str("</tbody></table></div>");
+    if !pager.is_empty() {
+        let _ = write!(body, r#"<nav class="actions pager" aria-label="Pages">{pager}</nav>"#);
+    }
     Ok(page(&who, "API OAuth credentials", Nav::Credentials, &body))
 }
 
@@ -364,15 +492,12 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
     };
     match result {
         Some(Ok(created)) => {
-            state.portal.put_flash(
-                &who.session.id_hash,
-                Flash::Secret {
-                    client_id: created.client_id.clone(),
-                    secret: created.client_secret,
-                    rotated: false,
-                },
-                state.now(),
-            );
+            let flash = Flash::Secret {
+                client_id: created.client_id.clone(),
+                secret: created.client_secret,
+                rotated: false,
+            };
+            super::put_flash(&state, &who.session.id_hash, &flash).await?;
             Ok(see_other(&format!(
                 "/portal/credentials/{}?done=credential-created",
                 created.client_id
@@ -425,11 +550,26 @@ fn secret_panel(client_id: &str, secret: &str, rotated: bool) -> String {
     )
 }
 
-/// The custom claims the credential's tokens carry, read-only: the platform sets them.
-fn claims_list(c: &tokenmint_core::Credential) -> String {
+/// A claim's value as the portal shows and reads it: a string as it is, anything else as JSON.
+fn claim_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A typed claim value, as the CLI reads `--claim NAME=VALUE`: JSON when it parses, else the
+/// text as a string.
+fn parse_claim_text(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+/// The custom claims the credential's tokens carry. The platform sets them; those it lets
+/// organization admins edit are marked.
+fn claims_list(c: &tokenmint_core::Credential, org_editable: &[String]) -> String {
     let claims = c.token_claims();
     if claims.is_empty() {
-        return r#"<span class="muted">None</span>"#.to_owned();
+        return r#"<span class="muted" id="claims">None</span>"#.to_owned();
     }
     let items: String = claims
         .iter()
@@ -442,9 +582,93 @@ fn claims_list(c: &tokenmint_core::Credential) -> String {
             )
         })
         .collect();
-    format!(
-        r#"<ul class="plain claims">{items}</ul><p class="muted">Set by the platform administrators.</p>"#
-    )
+    let note = if org_editable.is_empty() {
+        "Set by the platform administrators.".to_owned()
+    } else {
+        format!(
+            "Set by the platform administrators; organization admins may edit {}.",
+            org_editable
+                .iter()
+                .map(|n| format!("<code>{}</code>", esc(n)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    format!(r#"<ul class="plain claims" id="claims">{items}</ul><p class="muted">{note}</p>"#)
+}
+
+/// One input per claim the platform lets organization admins edit: empty removes the claim.
+fn claim_inputs(
+    c: &tokenmint_core::Credential,
+    org_editable: &[String],
+    error: Option<&str>,
+) -> String {
+    if org_editable.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        r#"<fieldset class="fieldset"><legend>Token claims</legend><p class="hint">Values are JSON when they parse as JSON, else text. Leave a value empty to remove the claim. A change revokes the tokens issued before it.</p>"#,
+    );
+    for (i, name) in org_editable.iter().enumerate() {
+        let value = c.claims.get(name).map(claim_text).unwrap_or_default();
+        let _ = write!(
+            out,
+            r#"<div class="field"><label for="claim-{i}"><code>{name}</code></label><input id="claim-{i}" name="claim.{name}" type="text" spellcheck="false" value="{value}"></div>"#,
+            name = esc(name),
+            value = esc(&value),
+        );
+    }
+    out.push_str(&field_error("claims", error));
+    out.push_str("</fieldset>");
+    out
+}
+
+fn audiences_list(audiences: &[String]) -> String {
+    if audiences.is_empty() {
+        return r#"<span class="muted">Any (tokens name the issuer unless the client asks for an audience)</span>"#.to_owned();
+    }
+    let items: String =
+        audiences.iter().map(|a| format!("<li><code>{}</code></li>", esc(a))).collect();
+    format!(r#"<ul class="plain">{items}</ul>"#)
+}
+
+/// Seconds as people say them, with the exact figure.
+fn duration_label(secs: u64) -> String {
+    let words = match secs {
+        s if s % 86_400 == 0 => plural(s / 86_400, "day"),
+        s if s % 3_600 == 0 => plural(s / 3_600, "hour"),
+        s if s % 60 == 0 => plural(s / 60, "minute"),
+        s => return plural(s, "second"),
+    };
+    format!("{words} ({secs} s)")
+}
+
+fn plural(n: u64, unit: &str) -> String {
+    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+}
+
+fn rate_limit_label(own: Option<u32>, server_default: u32) -> String {
+    match own {
+        Some(0) => "No limit".to_owned(),
+        Some(n) => format!("{n} tokens per minute"),
+        None if server_default == 0 => "Server default (no limit)".to_owned(),
+        None => format!("Server default ({server_default} tokens per minute)"),
+    }
+}
+
+/// The expiry choices of the edit form: keep the current one, or set a new one from now.
+fn expiry_options(current: Option<i64>) -> String {
+    let keep = match current {
+        Some(t) => format!("Keep: expires {}", when(t)),
+        None => "Keep: never expires".to_owned(),
+    };
+    let mut out = format!(r#"<option value="keep" selected>{}</option>"#, esc(&keep));
+    for (value, label, _) in EXPIRATIONS {
+        let label =
+            if *value == "never" { "Never expire".to_owned() } else { format!("{label} from now") };
+        let _ = write!(out, r#"<option value="{value}">{label}</option>"#);
+    }
+    out
 }
 
 async fn render_credential(
@@ -456,11 +680,12 @@ async fn render_credential(
 ) -> PageResult {
     let c = service::get_credential(state, &who.actor, client_id).await?;
     let now = state.now();
-    let flash = state.portal.take_flash(
+    let flash = super::take_flash(
+        state,
         &who.session.id_hash,
-        now,
-        |f| matches!(f, Flash::Secret { client_id: id, .. } if id == client_id),
-    );
+        super::FlashFor::Secret { client_id: c.client_id.as_str() },
+    )
+    .await?;
     let activity = crate::routes::admin::audit::activity(state, client_id, 14, now).await?;
     let id = esc(c.client_id.as_str());
     let mut body = String::new();
@@ -506,8 +731,11 @@ async fn render_credential(
 <dt>Data access</dt><dd>{env}</dd>
 <dt>Permissions</dt><dd><ul class="plain perms">{perms}</ul></dd>
 <dt>Scopes</dt><dd><code>{scopes}</code></dd>
+<dt>Audiences</dt><dd id="audiences">{audiences}</dd>
+<dt>Token lifetime</dt><dd id="token-lifetime">{lifetime}</dd>
+<dt>Rate limit</dt><dd id="rate-limit">{rate}</dd>
 <dt>Created</dt><dd>{created}</dd>
-<dt>Expires</dt><dd>{expires}</dd>
+<dt>Expires</dt><dd id="expires">{expires}</dd>
 <dt>Last used</dt><dd>{used}</dd>
 <dt>Secrets</dt><dd><ul class="plain">{secrets}</ul></dd>
 <dt>Token claims</dt><dd>{claims}</dd>
@@ -516,11 +744,14 @@ async fn render_credential(
         env = env_label(c.environment),
         perms = perms.join(""),
         scopes = esc(&c.permissions.scopes().join(" ")),
+        audiences = audiences_list(&c.audiences),
+        lifetime = duration_label(u64::from(c.token_lifetime_secs)),
+        rate = rate_limit_label(c.rate_limit_per_minute, state.config.token_rate_limit),
         created = when(c.created_at),
         expires = when_or(c.expires_at, "Never"),
         used = when_or(c.last_used_at, "Never"),
         secrets = secrets.join(""),
-        claims = claims_list(&c),
+        claims = claims_list(&c, &state.config.org_editable_claims),
     );
 
     // Activity: tokens per day and recent refusals.
@@ -550,30 +781,57 @@ async fn render_credential(
 
     let target = Target::Credential(service::credential_ref(&c));
     if who.may(Action::EditCredential, &target) {
-        let (err_field, err_msg) = match &edit_error {
-            Some((f, m)) => (Some(*f), Some(m.as_str())),
-            None => (None, None),
+        let err = |field: &str| match &edit_error {
+            Some((f, m)) if *f == field => Some(m.as_str()),
+            _ => None,
         };
-        let name_err = if err_field == Some("name") { err_msg } else { None };
-        let perm_err = if err_field == Some("permissions") { err_msg } else { None };
+        let claims_target =
+            Target::Claims { credential: service::credential_ref(&c), org_editable: true };
+        let claim_fields = if who.may(Action::EditClaims, &claims_target) {
+            claim_inputs(&c, &state.config.org_editable_claims, err("claims"))
+        } else {
+            String::new()
+        };
         let _ = write!(
             body,
             r#"<section class="card"><h2>Edit</h2>
-<form method="post" action="/portal/credentials/{id}" class="stack">
+<form method="post" action="/portal/credentials/{id}" class="stack" novalidate>
 {csrf}
 <div class="field"><label for="name">Credential name</label><input id="name" name="name" type="text" maxlength="200" required value="{name}"{name_invalid}>{name_error}</div>
 {perms}
+<div class="field"><label for="audiences-input">Audiences</label><textarea id="audiences-input" name="audiences" rows="3" spellcheck="false"{aud_invalid}>{audiences}</textarea><p class="hint">The APIs tokens may be requested for, one URL or name per line. Empty: any, and tokens name the issuer unless the client asks for one. Removing one revokes the tokens issued before.</p>{aud_error}</div>
+<div class="field-row">
+<div class="field"><label for="token-lifetime-input">Token lifetime (seconds)</label><input id="token-lifetime-input" name="token_lifetime" type="number" inputmode="numeric" min="{min_life}" max="{max_life}" required value="{lifetime}"{life_invalid}><p class="hint">Between {min_life} and {max_life}.</p>{life_error}</div>
+<div class="field"><label for="rate-limit-input">Rate limit (tokens per minute)</label><input id="rate-limit-input" name="rate_limit" type="number" inputmode="numeric" min="0" max="1000000" value="{rate}"{rate_invalid}><p class="hint">Empty: the server's default ({default_rate}). 0: no limit.</p>{rate_error}</div>
+</div>
+<div class="field"><label for="expiry-input">Expiry</label><select id="expiry-input" name="expiry"{exp_invalid}>{expiry}</select>{exp_error}</div>
+{claim_fields}
 <div class="actions"><button type="submit" class="btn btn-primary">Save changes</button></div>
 </form></section>"#,
             csrf = csrf_field(who),
             name = esc(&c.name),
-            name_invalid = invalid_attrs("name", name_err),
-            name_error = field_error("name", name_err),
+            name_invalid = invalid_attrs("name", err("name")),
+            name_error = field_error("name", err("name")),
             perms = permission_controls(
                 state,
                 &|a| c.permissions.level(a).map_or("none", AccessLevel::as_str).to_owned(),
-                perm_err
+                err("permissions")
             ),
+            audiences = esc(&c.audiences.join("\n")),
+            aud_invalid = invalid_attrs("audiences", err("audiences")),
+            aud_error = field_error("audiences", err("audiences")),
+            min_life = tokenmint_core::credential::MIN_TOKEN_LIFETIME_SECS,
+            max_life = state.config.max_token_lifetime,
+            lifetime = c.token_lifetime_secs,
+            life_invalid = invalid_attrs("token_lifetime", err("token_lifetime")),
+            life_error = field_error("token_lifetime", err("token_lifetime")),
+            rate = c.rate_limit_per_minute.map(|r| r.to_string()).unwrap_or_default(),
+            default_rate = rate_limit_label(None, state.config.token_rate_limit),
+            rate_invalid = invalid_attrs("rate_limit", err("rate_limit")),
+            rate_error = field_error("rate_limit", err("rate_limit")),
+            expiry = expiry_options(c.expires_at),
+            exp_invalid = invalid_attrs("expiry", err("expiry")),
+            exp_error = field_error("expiry", err("expiry")),
         );
     }
     if who.may(Action::RotateSecret, &target) {
@@ -630,25 +888,118 @@ pub async fn update_credential(
     let Posted { who, fields } = posted;
     let current =
         service::check_credential(&state, &who.actor, &client_id, Action::EditCredential).await?;
-    let (mut permissions, _) = read_permissions(&state, &fields);
+    let input = match edit_input(&state, &current, &fields) {
+        Ok(input) => input,
+        Err((field, message)) => {
+            return render_credential(&state, &who, &client_id, Some((field, message)), None).await;
+        }
+    };
+    match service::update_credential(&state, &who.actor, &client_id, input).await {
+        Ok(_) => Ok(see_other(&format!("/portal/credentials/{client_id}?done=saved"))),
+        Err(ApiError::Validation { field, message }) => {
+            let field = match field.as_ref() {
+                "permissions" => "permissions",
+                "audiences" => "audiences",
+                "token_lifetime_seconds" => "token_lifetime",
+                "rate_limit_per_minute" => "rate_limit",
+                "expires_in_seconds" | "never_expires" => "expiry",
+                "claims" | "remove_claims" => "claims",
+                _ => "name",
+            };
+            render_credential(&state, &who, &client_id, Some((field, message)), None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads the edit form into the admin API's update, with only what differs from the credential
+/// as it is: an unchanged field is not sent, so it neither revokes nor asks the policy anything.
+/// A field the form could not read is answered with its field and a message.
+fn edit_input(
+    state: &AppState,
+    current: &tokenmint_core::Credential,
+    fields: &super::session::Fields,
+) -> Result<dto::UpdateCredential, (&'static str, String)> {
+    let (mut permissions, _) = read_permissions(state, fields);
     // The form offers the product areas only: a credential's tokenmint:* scopes (which only the
     // platform may edit) are kept as they are, not dropped because no select showed them.
     permissions.extend(
         current.permissions.to_strings().into_iter().filter(|p| p.starts_with("tokenmint:")),
     );
-    let input = dto::UpdateCredential {
+    let mut input = dto::UpdateCredential {
         name: Some(fields.text("name")),
         permissions: Some(permissions),
         ..Default::default()
     };
-    match service::update_credential(&state, &who.actor, &client_id, input).await {
-        Ok(_) => Ok(see_other(&format!("/portal/credentials/{client_id}?done=saved"))),
-        Err(ApiError::Validation { field, message }) => {
-            let field = if field == "permissions" { "permissions" } else { "name" };
-            render_credential(&state, &who, &client_id, Some((field, message)), None).await
+    if let Some(text) = fields.get("audiences") {
+        let audiences: Vec<String> =
+            text.lines().map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
+        if audiences != current.audiences {
+            input.audiences = Some(audiences);
         }
-        Err(e) => Err(e.into()),
     }
+    if let Some(text) = fields.get("token_lifetime") {
+        let secs: u32 = text.trim().parse().map_err(|_| {
+            ("token_lifetime", "Enter the token lifetime as a whole number of seconds.".to_owned())
+        })?;
+        if secs != current.token_lifetime_secs {
+            input.token_lifetime_seconds = Some(secs);
+        }
+    }
+    if let Some(text) = fields.get("rate_limit") {
+        let wanted = match text.trim() {
+            "" => None,
+            t => Some(t.parse::<u32>().map_err(|_| {
+                (
+                    "rate_limit",
+                    "Enter the rate limit as a whole number of tokens per minute (0: no limit), \
+                     or leave it empty for the server's default."
+                        .to_owned(),
+                )
+            })?),
+        };
+        if wanted != current.rate_limit_per_minute {
+            match wanted {
+                Some(n) => input.rate_limit_per_minute = Some(n),
+                None => input.clear_rate_limit = Some(true),
+            }
+        }
+    }
+    match fields.get("expiry") {
+        None | Some("keep") => {}
+        Some("never") => {
+            if current.expires_at.is_some() {
+                input.never_expires = Some(true);
+            }
+        }
+        Some(v) => match EXPIRATIONS.iter().find(|(value, _, _)| *value == v) {
+            Some((_, _, Some(secs))) => input.expires_in_seconds = Some(*secs),
+            _ => return Err(("expiry", "Choose one of the offered expiries.".to_owned())),
+        },
+    }
+    // Every claim field is read, not only those the form shows: whether the user may edit
+    // that claim is the policy's decision (asked by the update), never the form's.
+    let mut set = dto::Claims::new();
+    let mut remove = Vec::new();
+    for (key, text) in &fields.0 {
+        let Some(name) = key.strip_prefix("claim.") else { continue };
+        let text = text.trim();
+        let now = current.claims.get(name);
+        if text.is_empty() {
+            if now.is_some() {
+                remove.push(name.to_owned());
+            }
+        } else if now.map(claim_text).as_deref() != Some(text) {
+            set.insert(name.to_owned(), parse_claim_text(text));
+        }
+    }
+    if !set.is_empty() {
+        input.claims = Some(set);
+    }
+    if !remove.is_empty() {
+        input.remove_claims = Some(remove);
+    }
+    Ok(input)
 }
 
 pub async fn rotate_secret(
@@ -676,15 +1027,12 @@ pub async fn rotate_secret(
         dto::RotateSecret { overlap_seconds: overlap },
     )
     .await?;
-    state.portal.put_flash(
-        &who.session.id_hash,
-        Flash::Secret {
-            client_id: client_id.clone(),
-            secret: rotated.client_secret,
-            rotated: true,
-        },
-        state.now(),
-    );
+    let flash = Flash::Secret {
+        client_id: client_id.clone(),
+        secret: rotated.client_secret,
+        rotated: true,
+    };
+    super::put_flash(&state, &who.session.id_hash, &flash).await?;
     Ok(see_other(&format!("/portal/credentials/{client_id}?done=secret-rotated")))
 }
 

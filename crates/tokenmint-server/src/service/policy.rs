@@ -22,7 +22,10 @@
 //!   is the platform's alone. So is creating or deactivating a `platform` user.
 //! - Custom claims are statements the provider makes about a partner in every token (its
 //!   tenant, its plan): setting them on a credential or an organization, and editing an
-//!   organization at all, is the platform's alone; organization members only see them.
+//!   organization at all, is the platform's alone; organization members only see them. The
+//!   one exception is the platform's to make: claims it names with `serve
+//!   --org-editable-claim` an organization's admins may set and remove on their organization's
+//!   credentials (not on those holding `tokenmint:*` scopes), and no other claim.
 //! - Nobody locks themselves out: a credential cannot deactivate itself, revoke its own tokens,
 //!   delete its own secret, take `tokenmint:admin` or the admin API's audience away from itself
 //!   or give itself an expiry, and a user cannot deactivate themselves, change their own role
@@ -244,6 +247,13 @@ pub enum Target<'a> {
         id: Option<&'a str>,
         role: UserRole,
     },
+    /// Custom claims being set or removed on a credential (with [`Action::EditClaims`]):
+    /// `org_editable` when every claim touched is one the platform lets organization admins
+    /// edit (`serve --org-editable-claim`).
+    Claims {
+        credential: CredentialRef<'a>,
+        org_editable: bool,
+    },
     /// An access token, by the client and organization it was issued to.
     Token {
         client_id: &'a str,
@@ -290,7 +300,7 @@ pub fn may(actor: &Actor, action: Action, target: &Target<'_>) -> Result<(), Den
             let target_org = match target {
                 Target::User { id: Some(t), .. } if t == id => return Ok(()),
                 Target::Org(o) | Target::User { org: o, .. } | Target::Token { org: o, .. } => *o,
-                Target::Credential(c) => c.org,
+                Target::Credential(c) | Target::Claims { credential: c, .. } => c.org,
                 Target::Platform => org.as_str(),
                 Target::Missing => return Err(Denied::NotFound),
             };
@@ -414,6 +424,9 @@ fn member_may(
             needs: Needs::Scope(system_scopes::INTROSPECT),
         });
     }
+    if let (Action::EditClaims, Target::Claims { credential, org_editable }) = (action, target) {
+        return member_edits_claims(own, write, credential, *org_editable);
+    }
     if action.is_platform_wide() || matches!(target, Target::Platform) {
         return Err(Denied::Forbidden {
             reason: "only platform administrators may do this",
@@ -422,7 +435,7 @@ fn member_may(
     }
     let org = match target {
         Target::Org(o) | Target::User { org: o, .. } | Target::Token { org: o, .. } => *o,
-        Target::Credential(c) => c.org,
+        Target::Credential(c) | Target::Claims { credential: c, .. } => c.org,
         Target::Platform | Target::Missing => return Err(Denied::NotFound),
     };
     if org != own {
@@ -451,6 +464,42 @@ fn member_may(
         Target::User { id: Some(id), .. } if *id == own_id => self_user(action),
         _ => Ok(()),
     }
+}
+
+/// An organization's admin (`write`) or viewer setting or removing custom claims: only on
+/// their organization's credentials, only those without system scopes, and only the claims the
+/// platform made editable by organization admins.
+fn member_edits_claims(
+    own: &str,
+    write: bool,
+    credential: &CredentialRef<'_>,
+    org_editable: bool,
+) -> Result<(), Denied> {
+    if credential.org != own {
+        return Err(Denied::NotFound);
+    }
+    if !write {
+        return Err(Denied::Forbidden {
+            reason: "viewers can read but not change anything; ask an administrator of your \
+                     organization",
+            needs: Needs::Role(ORG_ADMIN),
+        });
+    }
+    if credential.system_scopes {
+        return Err(Denied::Forbidden {
+            reason: "credentials holding tokenmint:* scopes are managed by the platform \
+                     administrators only",
+            needs: Needs::Role(PLATFORM),
+        });
+    }
+    if !org_editable {
+        return Err(Denied::Forbidden {
+            reason: "this claim is set by the platform administrators; organization admins edit \
+                     only the claims the platform names with serve --org-editable-claim",
+            needs: Needs::Role(PLATFORM),
+        });
+    }
+    Ok(())
 }
 
 /// What a user may do to their own user: not lock themselves out (deactivating themselves,
@@ -679,5 +728,42 @@ mod tests {
         assert!(may(&introspector, Action::RevokeToken, &other).is_err());
         let admin = credential(SystemScopes { admin: true, ..Default::default() });
         assert_eq!(may(&admin, Action::RevokeToken, &other), Ok(()));
+    }
+
+    #[test]
+    fn organization_admins_edit_only_the_claims_the_platform_made_editable() {
+        let claims = |org, system, org_editable| Target::Claims {
+            credential: CredentialRef {
+                org,
+                client_id: Some("tmc_x"),
+                system_scopes: system,
+                loses_admin: None,
+            },
+            org_editable,
+        };
+        let admin = user("acme", UserRole::Admin);
+        let viewer = user("acme", UserRole::Viewer);
+        let platform = user("p", UserRole::Platform);
+        let api = credential(SystemScopes { admin: true, ..Default::default() });
+        let forbidden = |r: Result<(), Denied>| matches!(r, Err(Denied::Forbidden { .. }));
+        // (actor, org, system scopes, editable) -> allowed?
+        assert_eq!(may(&admin, Action::EditClaims, &claims("acme", false, true)), Ok(()));
+        assert!(forbidden(may(&admin, Action::EditClaims, &claims("acme", false, false))));
+        assert!(forbidden(may(&admin, Action::EditClaims, &claims("acme", true, true))));
+        assert_eq!(
+            may(&admin, Action::EditClaims, &claims("other", false, true)),
+            Err(Denied::NotFound)
+        );
+        assert!(forbidden(may(&viewer, Action::EditClaims, &claims("acme", false, true))));
+        for org_editable in [true, false] {
+            for system in [true, false] {
+                let t = claims("acme", system, org_editable);
+                assert_eq!(may(&platform, Action::EditClaims, &t), Ok(()));
+                assert_eq!(may(&api, Action::EditClaims, &t), Ok(()));
+            }
+        }
+        // The exception covers a credential's claims only: an organization's stay the platform's.
+        assert!(forbidden(may(&admin, Action::EditClaims, &Target::Org("acme"))));
+        assert!(forbidden(may(&admin, Action::EditClaims, &cred("acme", "tmc_x", false))));
     }
 }
