@@ -135,8 +135,7 @@ impl Limits {
     /// Connects to Redis. Only a URL that is not a Redis URL is an error: Redis unreachable at
     /// start, the limits are decided locally (logged once, in the metric) and the connection is
     /// made when Redis answers, so a missing Redis slows nothing and fails nothing.
-    /// Once made, the connection is kept by the manager's reconnect logic when
-    /// Redis is down at start, so a missing Redis slows nothing and fails nothing.
+    /// Once made, the connection is kept up by the manager's reconnect logic.
     /// The local fallback and the wait before Redis is tried again are timed by `clock`; the
     /// shared limits themselves by the Redis server's clock.
     pub async fn redis(
