@@ -1,5 +1,7 @@
-//! Request limits, local or shared through Redis: the server's token-request limits and the
-//! gateway's per-route limits.
+//! Request limits, local or shared through Redis: the server's token-request limits, the
+//! gateway's per-route limits, and the failure counters and blocks of brute-force protection
+//! (client authentication, portal sign-in), which an attacker would otherwise get N times over
+//! N instances behind a round-robin balancer.
 //!
 //! One instance keeps its limits in memory ([`crate::ratelimit`]). Several instances
 //! behind a load balancer must share them, or a client gets N times its limit: with `--redis`,
@@ -8,9 +10,16 @@
 //! the instance falls back to its local limiter (says so once in the log, and in a metric), and
 //! returns to Redis by itself; no request fails because Redis is down. The local limiter and
 //! the wait before Redis is tried again read the [`Clock`] the limits are built with.
+//!
+//! A failure is counted and its block set in one script ([`Limits::count_failure`]), so that of
+//! instances counting the same failures exactly one sees the block begin (and alerts). The
+//! same connection also claims one-shot keys ([`Limits::claim_once`]): an alert that several
+//! instances see fires once.
 
 use crate::ratelimit::{Decision, RateLimiter};
+use arc_swap::ArcSwapOption;
 use prometheus_client::metrics::gauge::Gauge;
+use quick_cache::sync::Cache;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,14 +46,55 @@ local used = math.ceil((new_tat - now) / interval)
 return {1, limit - used, new_tat - now}
 ";
 
+/// A failure counted with the GCRA above, and the block it may set, in one step.
+/// KEYS[1]: the counter, KEYS[2] (optional): the block; ARGV: limit, period in microseconds, block in
+/// milliseconds, 1 to reset the counter once it blocks. Returns {over_limit, newly_blocked}.
+const FAIL: &str = r"
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = math.floor(period / limit)
+local tolerance = interval * (limit - 1)
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat <= now + tolerance + interval then
+  redis.call('SET', KEYS[1], new_tat, 'PX', math.floor((new_tat - now) / 1000) + 1000)
+  return {0, 0}
+end
+if ARGV[4] == '1' then redis.call('DEL', KEYS[1]) end
+if KEYS[2] == nil then return {1, 0} end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', tonumber(ARGV[3])) then
+  return {1, 1}
+end
+return {1, 0}
+";
+
+/// The longest time any of KEYS still lives, in milliseconds (negative: none exists).
+const LONGEST_PTTL: &str = r"
+local longest = -2
+for _, k in ipairs(KEYS) do
+  local p = redis.call('PTTL', k)
+  if p > longest then longest = p end
+end
+return longest
+";
+
 /// How long a check waits for Redis before deciding locally.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a fallen-back instance waits before trying Redis again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 pub struct RedisLimits {
-    conn: ConnectionManager,
-    script: redis::Script,
+    client: redis::Client,
+    manager: redis::aio::ConnectionManagerConfig,
+    /// The connection, once made: Redis may be down when the instance starts, and the
+    /// instance must start anyway (deciding locally) and connect when Redis comes.
+    conn: ArcSwapOption<ConnectionManager>,
+    gcra: redis::Script,
+    fail: redis::Script,
+    pttl: redis::Script,
     prefix: String,
     degraded: AtomicBool,
     /// Nanoseconds since the clock's origin before which Redis is not tried again.
@@ -62,6 +112,9 @@ impl std::fmt::Debug for RedisLimits {
 pub struct Limits {
     clock: Arc<dyn Clock>,
     local: RateLimiter,
+    /// Blocks set while deciding locally: key and the end, in nanoseconds since the clock's
+    /// origin.
+    blocks: Cache<String, u64>,
     redis: Option<RedisLimits>,
     /// 1 while checks are decided locally because Redis is unreachable.
     pub fallback: Gauge,
@@ -70,11 +123,19 @@ pub struct Limits {
 impl Limits {
     /// Limits kept in this process, timed by `clock`.
     pub fn local(clock: Arc<dyn Clock>) -> Self {
-        Self { clock, local: RateLimiter::new(200_000), redis: None, fallback: Gauge::default() }
+        Self {
+            clock,
+            local: RateLimiter::new(200_000),
+            blocks: Cache::new(100_000),
+            redis: None,
+            fallback: Gauge::default(),
+        }
     }
 
-    /// Connects to Redis. The connection is made lazily by the manager's reconnect logic when
-    /// Redis is down at start, so a missing Redis slows nothing and fails nothing.
+    /// Connects to Redis. Only a URL that is not a Redis URL is an error: Redis unreachable at
+    /// start, the limits are decided locally (logged once, in the metric) and the connection is
+    /// made when Redis answers, so a missing Redis slows nothing and fails nothing.
+    /// Once made, the connection is kept up by the manager's reconnect logic.
     /// The local fallback and the wait before Redis is tried again are timed by `clock`; the
     /// shared limits themselves by the Redis server's clock.
     pub async fn redis(
@@ -87,19 +148,26 @@ impl Limits {
             .set_connection_timeout(Duration::from_millis(500))
             .set_response_timeout(REDIS_TIMEOUT)
             .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self {
+        let limits = Self {
             clock,
             local: RateLimiter::new(200_000),
+            blocks: Cache::new(100_000),
             redis: Some(RedisLimits {
-                conn,
-                script: redis::Script::new(GCRA),
+                client,
+                manager: config,
+                conn: ArcSwapOption::empty(),
+                gcra: redis::Script::new(GCRA),
+                fail: redis::Script::new(FAIL),
+                pttl: redis::Script::new(LONGEST_PTTL),
                 prefix: prefix.to_owned(),
                 degraded: AtomicBool::new(false),
                 retry_at: AtomicU64::new(0),
             }),
             fallback: Gauge::default(),
-        })
+        };
+        // Connect now when Redis is there, so the first request does not wait for it.
+        let _ = limits.in_redis(|_, _| async { Ok(()) }).await;
+        Ok(limits)
     }
 
     pub fn is_shared(&self) -> bool {
@@ -109,31 +177,185 @@ impl Limits {
     /// Checks and counts one request of `key` against `limit` per `period`.
     pub async fn check(&self, key: &str, limit: u32, period: Duration) -> Decision {
         let now = self.clock.now();
-        let Some(r) = &self.redis else {
-            return self.local.check_quota(key, limit, period, now);
+        let shared = self
+            .in_redis(|r, mut conn| {
+                let mut invocation = r.gcra.key(format!("{}{key}", r.prefix));
+                invocation
+                    .arg(limit.max(1))
+                    .arg(u64::try_from(period.as_micros()).unwrap_or(u64::MAX));
+                async move { invocation.invoke_async::<Vec<i64>>(&mut conn).await }
+            })
+            .await;
+        match shared {
+            Some(v) => decision(&v),
+            None => self.local.check_quota(key, limit, period, now),
+        }
+    }
+
+    /// Counts one failure of `counter` against `limit` per `window` (the same GCRA as
+    /// [`Limits::check`]); when the failure is over the limit, blocks `block` for `block_for`
+    /// and, with `reset`, starts the count afresh. Counting and blocking are one atomic step,
+    /// so of several instances counting the same failures exactly one reports the new block.
+    ///
+    /// `counter` and `block` may hold attacker-chosen text (a client_id, an email): they are
+    /// hashed to a fixed length before they become keys, here and in Redis.
+    pub async fn count_failure(&self, failure: FailureCount<'_>) -> Counted {
+        let counter = bounded_key("f", failure.counter);
+        let block = failure.block.map(|b| bounded_key("b", b));
+        let shared = self
+            .in_redis(|r, mut conn| {
+                let mut invocation = r.fail.key(format!("{}{counter}", r.prefix));
+                if let Some(block) = &block {
+                    invocation.key(format!("{}{block}", r.prefix));
+                }
+                invocation
+                    .arg(failure.limit.max(1))
+                    .arg(u64::try_from(failure.window.as_micros()).unwrap_or(u64::MAX))
+                    .arg(u64::try_from(failure.block_for.as_millis()).unwrap_or(u64::MAX).max(1))
+                    .arg(u8::from(failure.reset));
+                async move { invocation.invoke_async::<Vec<i64>>(&mut conn).await }
+            })
+            .await;
+        if let Some(v) = shared {
+            return Counted {
+                over_limit: v.first() == Some(&1),
+                newly_blocked: v.get(1) == Some(&1),
+            };
+        }
+        let now = self.clock.now();
+        let limited = matches!(
+            self.local.check_quota(&counter, failure.limit, failure.window, now),
+            Decision::Limited { .. }
+        );
+        if !limited {
+            return Counted::default();
+        }
+        if failure.reset {
+            self.local.reset(&counter);
+        }
+        let Some(block) = block else {
+            return Counted { over_limit: true, newly_blocked: false };
         };
-        let now_nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
-        let wait = u64::try_from(RETRY_AFTER_FAILURE.as_nanos()).unwrap_or(u64::MAX);
+        let now_nanos = nanos(now);
+        let fresh = self.blocks.get(&block).is_none_or(|until| until <= now_nanos);
+        if fresh {
+            self.blocks.insert(block, now_nanos.saturating_add(nanos(failure.block_for)));
+        }
+        Counted { over_limit: true, newly_blocked: fresh }
+    }
+
+    /// How long the longest of `blocks` still holds, if any does: blocks set by any instance
+    /// through Redis, and the ones this instance set while it decided locally.
+    pub async fn blocked_for(&self, blocks: &[&str]) -> Option<Duration> {
+        let keys: Vec<String> = blocks.iter().map(|b| bounded_key("b", b)).collect();
+        let now = nanos(self.clock.now());
+        // The common case of a single instance has no block at all: nothing is looked up.
+        let local = if self.blocks.is_empty() {
+            None
+        } else {
+            keys.iter()
+                .filter_map(|k| match self.blocks.get(k) {
+                    Some(until) if until > now => Some(until - now),
+                    Some(_) => {
+                        // Expired: removed, so the no-block fast path comes back.
+                        self.blocks.remove(k);
+                        None
+                    }
+                    None => None,
+                })
+                .max()
+                .map(Duration::from_nanos)
+        };
+        let shared = self
+            .in_redis(|r, mut conn| {
+                let mut invocation = r.pttl.prepare_invoke();
+                for k in &keys {
+                    invocation.key(format!("{}{k}", r.prefix));
+                }
+                async move { invocation.invoke_async::<i64>(&mut conn).await }
+            })
+            .await
+            .and_then(|ms| u64::try_from(ms).ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        local.max(shared)
+    }
+
+    /// Forgets the failures counted for `counter` (a success clears them).
+    pub async fn forget(&self, counter: &str) {
+        let counter = bounded_key("f", counter);
+        self.local.reset(&counter);
+        let _ = self
+            .in_redis(|r, mut conn| {
+                let key = format!("{}{counter}", r.prefix);
+                async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut conn).await }
+            })
+            .await;
+    }
+
+    /// Claims `key` for `ttl` if nobody holds it (`SET NX PX`): `Some(true)` for the one
+    /// caller that got it, `Some(false)` for the others, `None` when Redis is not configured or
+    /// cannot answer now (the caller decides another way, see [`crate::limits`]).
+    pub async fn claim_once(&self, key: &str, ttl: Duration) -> Option<bool> {
+        let key = bounded_key("c", key);
+        self.in_redis(|r, mut conn| {
+            let key = format!("{}{key}", r.prefix);
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            }
+        })
+        .await
+        .map(|set| set.is_some())
+    }
+
+    /// Runs one Redis call, or answers `None` when the caller must decide locally: no Redis
+    /// configured, within the wait after a failure, or the call failed or took too long now.
+    /// Going local and coming back are logged once each and shown in [`Limits::fallback`].
+    async fn in_redis<'s, T, F, Fut>(&'s self, call: F) -> Option<T>
+    where
+        F: FnOnce(&'s RedisLimits, ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>> + 's,
+    {
+        let r = self.redis.as_ref()?;
+        let now_nanos = nanos(self.clock.now());
+        let wait = nanos(RETRY_AFTER_FAILURE);
         // Within the wait after a failure, decide locally. A retry time further away than the
         // wait itself means the clock was set back since: try Redis rather than stay local for
         // as long as the clock jumped.
         let retry_at = r.retry_at.load(Ordering::Acquire);
         if now_nanos < retry_at && retry_at - now_nanos <= wait {
-            return self.local.check_quota(key, limit, period, now);
+            return None;
         }
-        let mut conn = r.conn.clone();
-        let mut invocation = r.script.key(format!("{}{key}", r.prefix));
-        invocation.arg(limit.max(1)).arg(u64::try_from(period.as_micros()).unwrap_or(u64::MAX));
-        let call = invocation.invoke_async::<Vec<i64>>(&mut conn);
-        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+        let attempt = async {
+            let conn = match r.conn.load_full() {
+                Some(conn) => ConnectionManager::clone(&conn),
+                None => {
+                    let conn =
+                        ConnectionManager::new_with_config(r.client.clone(), r.manager.clone())
+                            .await?;
+                    r.conn.store(Some(Arc::new(conn.clone())));
+                    conn
+                }
+            };
+            call(r, conn).await
+        };
+        match tokio::time::timeout(REDIS_TIMEOUT, attempt).await {
             Ok(Ok(v)) => {
                 if r.degraded.swap(false, Ordering::AcqRel) {
                     tracing::info!(
-                        "Redis answers again: rate limits are shared across instances again"
+                        "Redis answers again: rate limits and brute-force counters are shared across instances again"
                     );
                     self.fallback.set(0);
                 }
-                decision(&v)
+                Some(v)
             }
             failed => {
                 let reason = match failed {
@@ -141,14 +363,56 @@ impl Limits {
                     _ => "timeout".to_owned(),
                 };
                 if !r.degraded.swap(true, Ordering::AcqRel) {
-                    tracing::warn!(error = %reason, "Redis is unreachable: rate limits fall back to this instance's own");
+                    tracing::warn!(error = %reason, "Redis is unreachable: rate limits and brute-force counters fall back to this instance's own");
                     self.fallback.set(1);
                 }
                 r.retry_at.store(now_nanos.saturating_add(wait), Ordering::Release);
-                self.local.check_quota(key, limit, period, now)
+                None
             }
         }
     }
+}
+
+/// One failure to count with [`Limits::count_failure`].
+#[derive(Debug, Clone, Copy)]
+pub struct FailureCount<'a> {
+    /// What the failures are counted against.
+    pub counter: &'a str,
+    /// Failures allowed within `window`; the next one blocks.
+    pub limit: u32,
+    pub window: Duration,
+    /// What is blocked when the count goes over the limit, if anything.
+    pub block: Option<&'a str>,
+    pub block_for: Duration,
+    /// Start the count afresh once it blocked.
+    pub reset: bool,
+}
+
+/// What counting a failure did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// The failure was over the limit.
+    pub over_limit: bool,
+    /// It set a block that did not hold already (exactly one instance sees this).
+    pub newly_blocked: bool,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A key of fixed length for text of any length: the first 128 bits of its SHA-256. Keys built
+/// from a client_id or an email cannot grow Redis or the local caches by their length, and
+/// every instance, whatever it was built with, derives the same key.
+fn bounded_key(kind: &str, raw: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, raw.as_bytes());
+    let mut key = String::with_capacity(kind.len() + 33);
+    key.push_str(kind);
+    key.push(':');
+    for b in &digest.as_ref()[..16] {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
 }
 
 fn decision(v: &[i64]) -> Decision {
@@ -182,6 +446,68 @@ mod tests {
         assert_eq!(limits.check("k", 2, minute).await, Decision::Limited { retry_after_secs: 1 });
         clock.advance(Duration::from_secs(1));
         assert!(matches!(limits.check("k", 2, minute).await, Decision::Allowed { .. }));
+    }
+
+    #[tokio::test]
+    async fn failures_over_the_limit_block_once_until_the_block_ends() {
+        let clock =
+            Arc::new(tokenmint_proto::clock::ManualClock::new(Duration::from_secs(1_765_000_000)));
+        let limits = Limits::local(clock.clone());
+        let failure = FailureCount {
+            counter: "ip:192.0.2.1",
+            limit: 2,
+            window: Duration::from_secs(300),
+            block: Some("ip:192.0.2.1"),
+            block_for: Duration::from_secs(60),
+            reset: false,
+        };
+        assert_eq!(limits.blocked_for(&["ip:192.0.2.1"]).await, None);
+        for _ in 0..2 {
+            assert_eq!(limits.count_failure(failure).await, Counted::default());
+        }
+        let first = limits.count_failure(failure).await;
+        assert_eq!(first, Counted { over_limit: true, newly_blocked: true });
+        let again = limits.count_failure(failure).await;
+        assert_eq!(again, Counted { over_limit: true, newly_blocked: false });
+        assert_eq!(
+            limits.blocked_for(&["other", "ip:192.0.2.1"]).await,
+            Some(Duration::from_secs(60))
+        );
+        clock.advance(Duration::from_secs(59));
+        assert_eq!(limits.blocked_for(&["ip:192.0.2.1"]).await, Some(Duration::from_secs(1)));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(limits.blocked_for(&["ip:192.0.2.1"]).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_count_starts_again() {
+        let clock =
+            Arc::new(tokenmint_proto::clock::ManualClock::new(Duration::from_secs(1_765_000_000)));
+        let limits = Limits::local(clock);
+        let failure = FailureCount {
+            counter: "acct:a@x.test",
+            limit: 1,
+            window: Duration::from_secs(900),
+            block: None,
+            block_for: Duration::ZERO,
+            reset: false,
+        };
+        assert!(!limits.count_failure(failure).await.over_limit);
+        limits.forget("acct:a@x.test").await;
+        assert!(!limits.count_failure(failure).await.over_limit);
+        assert!(limits.count_failure(failure).await.over_limit);
+        // Without Redis there is nothing to claim one-shot keys in: the caller decides.
+        assert_eq!(limits.claim_once("alert", Duration::from_secs(1)).await, None);
+    }
+
+    #[test]
+    fn keys_made_of_untrusted_text_have_a_fixed_length() {
+        let short = bounded_key("b", "a");
+        let long = bounded_key("b", &"x".repeat(1_000_000));
+        assert_eq!(short.len(), 34);
+        assert_eq!(long.len(), 34);
+        assert_ne!(short, bounded_key("b", "b"));
+        assert_ne!(short, bounded_key("f", "a"));
     }
 
     #[test]

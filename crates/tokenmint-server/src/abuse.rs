@@ -4,12 +4,17 @@
 //! often is refused (429) for a while, whatever client_id it tries next. A client_id that fails
 //! too often raises an alert and is refused *from the failing source* only: blocking the
 //! client_id everywhere would let anyone lock a partner out by sending wrong secrets in its name.
+//!
+//! The counts and blocks are kept by [`Limits`]: in this process for a single instance, in
+//! Redis with `--redis`, so that N instances behind a round-robin balancer give an attacker
+//! the configured number of attempts, not N times as many. Redis unreachable, each instance
+//! counts and blocks on its own until it answers again (see [`tokenmint_http::limits`]).
 
-use quick_cache::sync::Cache;
 use std::net::IpAddr;
 use std::time::Duration;
-use tokenmint_core::{PresentedClientId, UnixTime};
-use tokenmint_http::ratelimit::{Decision, RateLimiter, unix_seconds};
+use tokenmint_core::PresentedClientId;
+use tokenmint_http::Limits;
+use tokenmint_http::limits::FailureCount;
 
 #[derive(Debug, Clone)]
 pub struct BruteForceConfig {
@@ -40,150 +45,144 @@ pub struct FailureOutcome {
     pub client_threshold_reached: bool,
 }
 
+/// The thresholds; the counts and blocks live in [`Limits`], in this process or in Redis.
 #[derive(Debug)]
 pub struct AbuseGuard {
     config: BruteForceConfig,
-    failures: RateLimiter,
-    /// Blocked keys (`ip:…` or `pair:…`) and when the block ends.
-    blocked: Cache<String, UnixTime>,
 }
 
 fn ip_key(ip: IpAddr) -> String {
-    format!("ip:{ip}")
+    format!("bf:ip:{ip}")
 }
 
 fn pair_key(client_id: &PresentedClientId, ip: IpAddr) -> String {
-    format!("pair:{ip}|{client_id}")
+    format!("bf:pair:{ip}|{client_id}")
 }
 
 impl AbuseGuard {
     pub fn new(config: BruteForceConfig) -> Self {
-        Self { config, failures: RateLimiter::new(100_000), blocked: Cache::new(100_000) }
+        Self { config }
     }
 
-    /// Seconds until the source may try again, if it is blocked (for this client_id or at all).
-    pub fn blocked_for(
+    /// Seconds until the source may try again, if it is blocked (for this client_id or at all),
+    /// by this instance or, with Redis, by any.
+    pub async fn blocked_for(
         &self,
+        limits: &Limits,
         ip: Option<IpAddr>,
         client_id: &PresentedClientId,
-        now: UnixTime,
     ) -> Option<u64> {
-        // The common case has no block at all: no key is built, nothing is looked up.
         let ip = ip?;
-        if self.blocked.is_empty() {
-            return None;
-        }
-        let mut longest: Option<UnixTime> = None;
-        for key in [ip_key(ip), pair_key(client_id, ip)] {
-            match self.blocked.get(&key) {
-                Some(until) if until > now => {
-                    longest = Some(longest.map_or(until, |l| l.max(until)))
-                }
-                // Expired blocks are removed, so the no-block fast path comes back.
-                Some(_) => {
-                    self.blocked.remove(&key);
-                }
-                None => {}
-            }
-        }
-        longest.map(|until| u64::try_from(until - now).unwrap_or(1).max(1))
+        let (source, pair) = (ip_key(ip), pair_key(client_id, ip));
+        let wait = limits.blocked_for(&[source.as_str(), pair.as_str()]).await?;
+        Some(u64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(u64::MAX).max(1))
     }
 
     /// Counts a failed authentication and blocks what crossed its threshold.
-    pub fn record_failure(
+    pub async fn record_failure(
         &self,
+        limits: &Limits,
         ip: Option<IpAddr>,
         client_id: &PresentedClientId,
-        now: UnixTime,
     ) -> FailureOutcome {
         let mut out = FailureOutcome::default();
-        let until = now + i64::try_from(self.config.block_for.as_secs()).unwrap_or(900);
-        if let Some(ip) = ip
-            && matches!(
-                self.failures.check_quota(
-                    &ip_key(ip),
-                    self.config.failures_per_ip,
-                    self.config.window,
-                    unix_seconds(now),
-                ),
-                Decision::Limited { .. }
-            )
-        {
-            out.source_blocked = self.block(ip_key(ip), now, until);
+        if let Some(ip) = ip {
+            let key = ip_key(ip);
+            let counted = limits
+                .count_failure(FailureCount {
+                    counter: &key,
+                    limit: self.config.failures_per_ip,
+                    window: self.config.window,
+                    block: Some(&key),
+                    block_for: self.config.block_for,
+                    reset: false,
+                })
+                .await;
+            out.source_blocked = counted.newly_blocked;
         }
-        let client_key = format!("client:{client_id}");
-        if matches!(
-            self.failures.check_quota(
-                &client_key,
-                self.config.failures_per_client,
-                self.config.window,
-                unix_seconds(now),
-            ),
-            Decision::Limited { .. }
-        ) {
-            out.client_threshold_reached = true;
-            if let Some(ip) = ip {
-                self.block(pair_key(client_id, ip), now, until);
-            }
-        }
+        let client_key = format!("bf:client:{client_id}");
+        // Without a source address there is no source to block; the count still raises the
+        // alert.
+        let pair = ip.map(|ip| pair_key(client_id, ip));
+        let counted = limits
+            .count_failure(FailureCount {
+                counter: &client_key,
+                limit: self.config.failures_per_client,
+                window: self.config.window,
+                block: pair.as_deref(),
+                block_for: self.config.block_for,
+                reset: false,
+            })
+            .await;
+        out.client_threshold_reached = counted.over_limit;
         out
-    }
-
-    /// Blocks `key` until `until`; returns whether it was not blocked already.
-    fn block(&self, key: String, now: UnixTime, until: UnixTime) -> bool {
-        let fresh = self.blocked.get(&key).is_none_or(|t| t <= now);
-        if fresh {
-            self.blocked.insert(key, until);
-        }
-        fresh
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tokenmint_http::ManualClock;
 
     fn id(s: &str) -> PresentedClientId {
         PresentedClientId::parse(s)
     }
 
-    fn guard() -> AbuseGuard {
-        AbuseGuard::new(BruteForceConfig {
+    fn guard() -> (AbuseGuard, Limits, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(Duration::from_secs(1_765_000_000)));
+        let g = AbuseGuard::new(BruteForceConfig {
             failures_per_ip: 5,
             failures_per_client: 3,
             window: Duration::from_secs(300),
             block_for: Duration::from_secs(60),
-        })
+        });
+        (g, Limits::local(clock.clone()), clock)
     }
 
-    #[test]
-    fn a_source_failing_too_often_is_blocked_for_every_client_id() {
-        let g = guard();
+    #[tokio::test]
+    async fn a_source_failing_too_often_is_blocked_for_every_client_id() {
+        let (g, l, clock) = guard();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..5 {
-            let o = g.record_failure(Some(ip), &id(&format!("tmc_{i}")), 100);
+            let o = g.record_failure(&l, Some(ip), &id(&format!("tmc_{i}"))).await;
             assert!(!o.source_blocked);
         }
-        assert!(g.record_failure(Some(ip), &id("tmc_x"), 100).source_blocked);
-        assert_eq!(g.blocked_for(Some(ip), &id("tmc_other"), 100), Some(60));
-        assert_eq!(g.blocked_for(Some(ip), &id("tmc_other"), 160), None);
-        assert_eq!(g.blocked_for(Some("192.0.2.2".parse().unwrap()), &id("tmc_other"), 100), None);
+        assert!(g.record_failure(&l, Some(ip), &id("tmc_x")).await.source_blocked);
+        assert!(!g.record_failure(&l, Some(ip), &id("tmc_x")).await.source_blocked, "once");
+        assert_eq!(g.blocked_for(&l, Some(ip), &id("tmc_other")).await, Some(60));
+        let elsewhere: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(g.blocked_for(&l, Some(elsewhere), &id("tmc_other")).await, None);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(g.blocked_for(&l, Some(ip), &id("tmc_other")).await, None);
     }
 
-    #[test]
-    fn a_client_id_failing_too_often_alerts_and_blocks_only_the_failing_source() {
-        let g = guard();
+    #[tokio::test]
+    async fn a_client_id_failing_too_often_alerts_and_blocks_only_the_failing_source() {
+        let (g, l, _) = guard();
         let attacker: IpAddr = "198.51.100.9".parse().unwrap();
         for _ in 0..3 {
-            assert!(
-                !g.record_failure(Some(attacker), &id("tmc_victim"), 100).client_threshold_reached
-            );
+            let o = g.record_failure(&l, Some(attacker), &id("tmc_victim")).await;
+            assert!(!o.client_threshold_reached);
         }
-        assert!(g.record_failure(Some(attacker), &id("tmc_victim"), 100).client_threshold_reached);
-        assert!(g.blocked_for(Some(attacker), &id("tmc_victim"), 100).is_some());
-        assert_eq!(
-            g.blocked_for(Some("203.0.113.5".parse().unwrap()), &id("tmc_victim"), 100),
-            None
-        );
+        let o = g.record_failure(&l, Some(attacker), &id("tmc_victim")).await;
+        assert!(o.client_threshold_reached);
+        assert!(g.blocked_for(&l, Some(attacker), &id("tmc_victim")).await.is_some());
+        let partner: IpAddr = "203.0.113.5".parse().unwrap();
+        assert_eq!(g.blocked_for(&l, Some(partner), &id("tmc_victim")).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_client_id_of_any_length_is_counted_under_its_own_key() {
+        let (g, l, _) = guard();
+        let ip: IpAddr = "198.51.100.10".parse().unwrap();
+        // Longer than any client_id: kept bounded, and counted apart from another such id.
+        let long = format!("a{}", "x".repeat(100_000));
+        let other = format!("b{}", "x".repeat(100_000));
+        for _ in 0..4 {
+            g.record_failure(&l, Some(ip), &id(&long)).await;
+        }
+        assert!(g.blocked_for(&l, Some(ip), &id(&long)).await.is_some());
+        assert!(g.blocked_for(&l, Some(ip), &id(&other)).await.is_none());
     }
 }

@@ -23,6 +23,14 @@
 //!
 //! An alert's text is typed ([`SafeText`], [`PresentedClientId`]): a client_id holding a line
 //! break or a terminal escape cannot forge a log line or reach a webhook as it was sent.
+//!
+//! Several instances see the same event (a brute force spread over them by a balancer, a
+//! credential over its limit on all of them): the alert fires once. Before firing, an instance
+//! claims the alert's rule and subject for the cooldown, in Redis (`SET NX PX`) when `--redis`
+//! is given and answers, else in the database (a row per subject, see migration 0008); only
+//! the instance that got the claim logs, audits and delivers it. A claim that cannot be made at
+//! all (database down too) fires the alert anyway: a duplicate beats a lost alert. The count
+//! behind "rate-limited repeatedly" is shared the same way as the brute-force counters.
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog};
 use quick_cache::sync::Cache;
@@ -34,7 +42,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_core::ids::random_id;
 use tokenmint_core::{ClientId, PresentedClientId, SafeText, UnixTime};
-use tokenmint_http::ratelimit::{Decision, RateLimiter, unix_seconds};
+use tokenmint_http::Limits;
+use tokenmint_http::limits::FailureCount;
 use tokenmint_store::{AlertDelivery, Store};
 use tokio::sync::mpsc;
 
@@ -410,12 +419,20 @@ enum Msg {
     Network { client_id: ClientId, org: String, network: String, ip: IpAddr, at: UnixTime },
 }
 
+/// How long an alert waits for its claim in the database before firing anyway.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The front side: rules are evaluated here, delivery happens in [`run_deliveries`].
 pub struct Alerts {
     config: AlertConfig,
     tx: mpsc::Sender<Msg>,
+    /// What this instance fired last, per subject: repeats within the cooldown stop here,
+    /// without asking Redis or the database.
     last_fired: Cache<String, UnixTime>,
-    rate_limit_hits: RateLimiter,
+    /// Where the shared counts and claims are kept (Redis, when configured).
+    shared: Arc<Limits>,
+    /// Where claims go without Redis.
+    store: Arc<dyn Store>,
     /// Hashes of (client_id, network) pairs already checked, so the database is asked once.
     networks_seen: Cache<u64, ()>,
 }
@@ -439,14 +456,21 @@ impl fmt::Debug for AlertQueue {
     }
 }
 
-pub fn channel(config: AlertConfig) -> (Alerts, AlertQueue) {
+/// The alert rules and their queue; counts and claims are shared through `shared` (Redis, when
+/// configured) or `store`.
+pub fn channel(
+    config: AlertConfig,
+    shared: Arc<Limits>,
+    store: Arc<dyn Store>,
+) -> (Alerts, AlertQueue) {
     let (tx, rx) = mpsc::channel(4096);
     (
         Alerts {
             config,
             tx,
             last_fired: Cache::new(10_000),
-            rate_limit_hits: RateLimiter::new(10_000),
+            shared,
+            store,
             networks_seen: Cache::new(200_000),
         },
         AlertQueue { rx },
@@ -469,14 +493,19 @@ pub fn network_of(ip: IpAddr) -> String {
 }
 
 impl Alerts {
-    /// Fires an alert unless the same rule fired for the same subject within the cooldown.
-    pub fn fire(&self, alert: Alert, audit: &AuditLog) {
+    /// Fires an alert unless the same rule fired for the same subject within the cooldown, on
+    /// this instance or any other.
+    pub async fn fire(&self, alert: Alert, audit: &AuditLog) {
         let subject = alert.subject();
         let cooldown = i64::try_from(self.config.cooldown.as_secs()).unwrap_or(900);
         if self.last_fired.get(&subject).is_some_and(|t| alert.at - t < cooldown) {
             return;
         }
-        self.last_fired.insert(subject, alert.at);
+        self.last_fired.insert(subject.clone(), alert.at);
+        if !self.claim(&subject, alert.at, cooldown).await {
+            tracing::debug!(alert = alert.kind.as_str(), "alert already fired by another instance");
+            return;
+        }
         tracing::warn!(
             alert = alert.kind.as_str(),
             client_id = alert.client_id.as_ref().map_or("", PresentedClientId::as_str),
@@ -497,21 +526,55 @@ impl Alerts {
         }
     }
 
+    /// Whether this instance is the one to fire the alert `subject` at `at` (see the module
+    /// documentation).
+    async fn claim(&self, subject: &str, at: UnixTime, cooldown: i64) -> bool {
+        // The subject holds a client_id as presented: hashed, it makes a key of fixed length.
+        let hash: String = tokenmint_core::crypto::sha256(subject.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if let Some(won) =
+            self.shared.claim_once(&format!("alert:{hash}"), self.config.cooldown).await
+        {
+            return won;
+        }
+        match tokio::time::timeout(CLAIM_TIMEOUT, self.store.claim_alert(&hash, at, cooldown)).await
+        {
+            Ok(Ok(won)) => won,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot claim an alert in the database; it fires here, perhaps on another instance too");
+                true
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "claiming an alert in the database timed out; it fires here, perhaps on another instance too"
+                );
+                true
+            }
+        }
+    }
+
     /// Called when a credential's request is refused by its rate limit.
-    pub fn on_rate_limited(
+    pub async fn on_rate_limited(
         &self,
         client_id: &ClientId,
         org: &str,
         now: UnixTime,
         audit: &AuditLog,
     ) {
-        let hits = self.rate_limit_hits.check_quota(
-            client_id.as_str(),
-            self.config.rate_limit_hits,
-            self.config.rate_limit_window,
-            unix_seconds(now),
-        );
-        if matches!(hits, Decision::Limited { .. }) {
+        let hits = self
+            .shared
+            .count_failure(FailureCount {
+                counter: &format!("al:rl:{client_id}"),
+                limit: self.config.rate_limit_hits,
+                window: self.config.rate_limit_window,
+                block: None,
+                block_for: Duration::ZERO,
+                reset: false,
+            })
+            .await;
+        if hits.over_limit {
             let mut a = Alert::new(
                 AlertKind::RateLimitedRepeatedly,
                 now,
@@ -521,7 +584,7 @@ impl Alerts {
             );
             a.client_id = Some(client_id.into());
             a.org = Some(org.into());
-            self.fire(a, audit);
+            self.fire(a, audit).await;
         }
     }
 
@@ -588,7 +651,7 @@ pub async fn run_deliveries(
                         a.client_id = Some(client_id.into());
                         a.org = Some(org.into());
                         a.source_ip = Some(ip);
-                        alerts.fire(a, &audit);
+                        alerts.fire(a, &audit).await;
                     }
                     Ok(_) => {}
                     Err(e) => {

@@ -163,7 +163,6 @@ impl Application {
         );
         let (usage, usage_queue) = usage::channel(65_536);
         let (audit, audit_queue) = crate::audit::channel(65_536);
-        let (alerts, alert_queue) = crate::alerts::channel(config.alerts.clone());
         if !config.alerts.webhooks.is_empty() && config.alerts.secret.is_none() {
             tracing::warn!(
                 "alert webhooks are configured without a signing secret: receivers cannot authenticate them"
@@ -177,10 +176,13 @@ impl Application {
                 .map_err(|e| StartError::Redis(e.to_string()))?,
             None => tokenmint_http::Limits::local(limiter_clock),
         };
+        let limits = Arc::new(limits);
+        let (alerts, alert_queue) =
+            crate::alerts::channel(config.alerts.clone(), limits.clone(), store.clone());
         let mut metrics = Metrics::new();
         metrics.registry.register(
             "rate_limit_fallback",
-            "1 while rate limits are decided locally because Redis is unreachable",
+            "1 while rate limits and brute-force counters are decided locally because Redis is unreachable",
             limits.fallback.clone(),
         );
         let token_hook = config.token_hook.clone().map(|hook| {

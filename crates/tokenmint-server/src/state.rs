@@ -23,7 +23,9 @@ pub struct Inner {
     pub keys: KeyRing,
     pub decrypted: tokio::sync::Mutex<Decrypted>,
     pub revocations: RevocationSet,
-    pub limits: tokenmint_http::Limits,
+    /// Token-request limits, brute-force counters and alert claims: local, or shared by every
+    /// instance through Redis.
+    pub limits: Arc<tokenmint_http::Limits>,
     /// When the change log was last read successfully (nanoseconds since `started`).
     pub last_sync_ok: std::sync::atomic::AtomicU64,
     pub started: std::time::Instant,

@@ -36,6 +36,7 @@ pub const ALL: &[&str] = &[
     "token_counts_add_up_per_minute",
     "alert_deliveries_are_kept_newest_first",
     "networks_are_remembered_once_per_credential",
+    "an_alert_is_claimed_once_per_window",
     "portal_users_are_unique_by_email_whatever_its_case",
     "portal_users_are_listed_by_organization_and_deactivated",
     "portal_sessions_expire_and_end_with_their_user",
@@ -95,6 +96,7 @@ pub async fn run(name: &str, store: &dyn Store) {
         "networks_are_remembered_once_per_credential" => {
             networks_are_remembered_once_per_credential(store).await
         }
+        "an_alert_is_claimed_once_per_window" => an_alert_is_claimed_once_per_window(store).await,
         "portal_users_are_unique_by_email_whatever_its_case" => {
             portal_users_are_unique_by_email_whatever_its_case(store).await
         }
@@ -653,6 +655,15 @@ async fn networks_are_remembered_once_per_credential(s: &dyn Store) {
     assert_eq!(s.remember_network("tmc_a", "192.0.2.0/24", 2).await.unwrap(), (false, 0));
     assert_eq!(s.remember_network("tmc_a", "198.51.100.0/24", 3).await.unwrap(), (true, 1));
     assert_eq!(s.remember_network("tmc_b", "192.0.2.0/24", 4).await.unwrap(), (true, 0));
+}
+
+async fn an_alert_is_claimed_once_per_window(s: &dyn Store) {
+    assert!(s.claim_alert("h1", 1_000, 900).await.unwrap());
+    assert!(!s.claim_alert("h1", 1_000, 900).await.unwrap(), "the same alert at once");
+    assert!(!s.claim_alert("h1", 1_899, 900).await.unwrap(), "within the window");
+    assert!(s.claim_alert("h2", 1_001, 900).await.unwrap(), "another alert");
+    assert!(s.claim_alert("h1", 1_900, 900).await.unwrap(), "the window is over");
+    assert!(!s.claim_alert("h1", 1_901, 900).await.unwrap());
 }
 
 fn user(id: &str, org: &str, email: &str, role: UserRole) -> PortalUser {

@@ -621,6 +621,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Vec<(UnixTime, i64)>, StoreError>;
     /// Records an alert delivery (delivered or given up).
     async fn record_alert_delivery(&self, delivery: &AlertDelivery) -> Result<(), StoreError>;
+    /// Claims the firing of the alert `subject_hash` (its rule and subject, hashed) at `at`:
+    /// `true` when no claim of it is younger than `window_secs`, for exactly one of several
+    /// instances claiming the same alert at once. Expired claims are deleted on the way.
+    async fn claim_alert(
+        &self,
+        subject_hash: &str,
+        at: UnixTime,
+        window_secs: i64,
+    ) -> Result<bool, StoreError>;
     /// Alert deliveries, newest first.
     async fn list_alert_deliveries(&self, limit: u32) -> Result<Vec<AlertDelivery>, StoreError>;
     /// Remembers that a credential was used from a network; returns whether it was new, and

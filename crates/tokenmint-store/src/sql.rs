@@ -82,6 +82,22 @@ impl ChangeListener {
     }
 }
 
+/// How many more times a SQLite write waits for the write lock after its busy timeout ran out.
+const SQLITE_BUSY_RETRIES: u32 = 6;
+
+/// Whether `e` says the SQLite write lock (or a connection) could not be had in time: worth
+/// waiting for, unlike every other error. SQLITE_BUSY (5) and SQLITE_LOCKED (6) come with
+/// extended codes in the high bits (SQLITE_BUSY_RECOVERY is 261).
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => {
+            db.code().and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6))
+        }
+        _ => false,
+    }
+}
+
 fn backend_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::PoolTimedOut
@@ -242,10 +258,28 @@ impl SqlStore {
         Ok(done)
     }
 
+    /// The single writer's turn and transaction. Another process (a second instance on the
+    /// same file, an admin command) may hold the write lock for longer than the busy timeout,
+    /// and a connection may be slow to come while readers hold them all: the turn then waits
+    /// and tries again, with a doubling pause, for up to [`SQLITE_BUSY_RETRIES`] more times
+    /// (about 35 seconds of busy timeouts and pauses), so that a burst of writes waits its turn
+    /// instead of losing records to "database is locked".
     async fn begin_sqlite(&self) -> Result<(WriterTurn, Transaction<'static, Any>), StoreError> {
         let turn = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend_err)?;
-        Ok((Some(turn), tx))
+        let mut pause = Duration::from_millis(20);
+        let mut retries = 0;
+        loop {
+            match self.pool.begin_with("BEGIN IMMEDIATE").await {
+                Ok(tx) => return Ok((Some(turn), tx)),
+                Err(e) if retries < SQLITE_BUSY_RETRIES && is_busy(&e) => {
+                    retries += 1;
+                    tracing::debug!(retries, error = %e, "SQLite write lock busy; waiting for it");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(backend_err(e)),
+            }
+        }
     }
 }
 
@@ -1493,6 +1527,35 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn claim_alert(
+        &self,
+        subject_hash: &str,
+        at: UnixTime,
+        window_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let (_turn, mut tx) = self.begin_unordered().await?;
+        sqlx::query("DELETE FROM alert_claims WHERE fired_at <= $1")
+            .bind(at.saturating_sub(window_secs.max(1)))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        // Of two transactions inserting the same key, PostgreSQL makes the second wait for the
+        // first and then do nothing; SQLite has one writer anyway.
+        let claimed = sqlx::query(
+            "INSERT INTO alert_claims (subject_hash, fired_at) VALUES ($1, $2) \
+             ON CONFLICT (subject_hash) DO NOTHING",
+        )
+        .bind(subject_hash)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?
+        .rows_affected()
+            == 1;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(claimed)
+    }
+
     async fn remember_network(
         &self,
         client_id: &str,
@@ -1978,4 +2041,31 @@ fn like_literal(text: &str) -> String {
             c => vec![c],
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sqlx::Connection;
+
+    /// The error a writer gets when another holds the write lock past its busy timeout is the
+    /// one [`SqlStore::begin_sqlite`] waits out; other errors are not.
+    #[tokio::test]
+    async fn a_held_write_lock_is_told_apart_from_other_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut holder).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut holder).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+        let mut writer = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("PRAGMA busy_timeout = 0").execute(&mut writer).await.unwrap();
+        let busy = sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.unwrap_err();
+        assert!(is_busy(&busy), "{busy}");
+        let other = sqlx::query("SELECT * FROM missing").execute(&mut writer).await.unwrap_err();
+        assert!(!is_busy(&other), "{other}");
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.unwrap();
+    }
 }

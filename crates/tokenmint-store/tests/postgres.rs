@@ -56,6 +56,7 @@ checks!(
     token_counts_add_up_per_minute,
     alert_deliveries_are_kept_newest_first,
     networks_are_remembered_once_per_credential,
+    an_alert_is_claimed_once_per_window,
     portal_users_are_unique_by_email_whatever_its_case,
     portal_users_are_listed_by_organization_and_deactivated,
     portal_sessions_expire_and_end_with_their_user,

@@ -68,7 +68,7 @@ pub async fn authenticate_client(
 ) -> Result<AuthenticatedClient, (&'static str, OAuthFailure)> {
     let basic = auth.method == request::AuthMethod::Basic;
     let now = state.now();
-    if let Some(wait) = state.abuse.blocked_for(ip, &auth.client_id, now) {
+    if let Some(wait) = state.abuse.blocked_for(&state.limits, ip, &auth.client_id).await {
         let mut f = OAuthFailure::rate_limited(wait);
         f.description = "too many failed authentications from this source; retry after the number of seconds in \
                          Retry-After"
@@ -96,7 +96,7 @@ pub async fn authenticate_client(
                     tracing::warn!(error = %e, "credential lookup failed");
                     // Counted like every refusal, so that a cached id (whose wrong secret is
                     // counted below) is not told apart by when it gets blocked.
-                    on_failure(state, auth, ip, AuthFailure::UnknownClient, None, now);
+                    on_failure(state, auth, ip, AuthFailure::UnknownClient, None, now).await;
                     return Err(("unavailable", OAuthFailure::unavailable()));
                 }
             }
@@ -127,7 +127,7 @@ pub async fn authenticate_client(
             // unknown ones. The failure still counts against the source and the client.
             tracing::warn!(error = %e, "credential re-read failed");
             if let Err(reason) = result {
-                on_failure(state, auth, ip, reason, entry.as_deref(), now);
+                on_failure(state, auth, ip, reason, entry.as_deref(), now).await;
                 return Err(("unavailable", OAuthFailure::unavailable()));
             }
         }
@@ -135,7 +135,7 @@ pub async fn authenticate_client(
     match (result, entry) {
         (Ok(secret_id), Some(credential)) => Ok(AuthenticatedClient { credential, secret_id }),
         (Err(reason), entry) => {
-            on_failure(state, auth, ip, reason, entry.as_deref(), now);
+            on_failure(state, auth, ip, reason, entry.as_deref(), now).await;
             Err((reason.as_str(), OAuthFailure::invalid_client(basic)))
         }
         (Ok(_), None) => Err(("unknown_client", OAuthFailure::invalid_client(basic))),
@@ -161,7 +161,7 @@ fn check(
 }
 
 /// Counts a failure for brute-force protection and raises the alerts it calls for.
-fn on_failure(
+async fn on_failure(
     state: &AppState,
     auth: &ClientAuthentication,
     ip: Option<std::net::IpAddr>,
@@ -172,7 +172,7 @@ fn on_failure(
     use crate::alerts::{Alert, AlertKind};
     let org = entry.map(|c| c.credential.org.clone());
     let client_id = &auth.client_id;
-    let outcome = state.abuse.record_failure(ip, client_id, now);
+    let outcome = state.abuse.record_failure(&state.limits, ip, client_id).await;
     let alert = |kind, summary: String| {
         let mut a = Alert::new(kind, now, summary);
         a.client_id = Some(client_id.clone());
@@ -195,14 +195,14 @@ fn on_failure(
                 ip.map(|i| i.to_string()).unwrap_or_default()
             ),
         );
-        state.alerts.fire(a, &state.audit);
+        state.alerts.fire(a, &state.audit).await;
     }
     if outcome.client_threshold_reached {
         let a = alert(
             AlertKind::AuthFailures,
             format!("repeated failed authentications for client {client_id}"),
         );
-        state.alerts.fire(a, &state.audit);
+        state.alerts.fire(a, &state.audit).await;
     }
     match reason {
         AuthFailure::Deactivated | AuthFailure::CredentialExpired => {
@@ -213,14 +213,14 @@ fn on_failure(
                     if reason == AuthFailure::Deactivated { "deactivated" } else { "expired" }
                 ),
             );
-            state.alerts.fire(a, &state.audit);
+            state.alerts.fire(a, &state.audit).await;
         }
         AuthFailure::SecretExpired => {
             let a = alert(
                 AlertKind::ExpiredSecretUsed,
                 format!("an expired secret of credential {client_id} was used"),
             );
-            state.alerts.fire(a, &state.audit);
+            state.alerts.fire(a, &state.audit).await;
         }
         _ => {}
     }

@@ -8,7 +8,8 @@
 //! exists, so the block itself reveals nothing) and per source IP. Past the threshold the
 //! account or source is refused for a while with a message that says so and for how long;
 //! the block holds even for the right password, which is what stops guessing. Every attempt
-//! is in the audit trail.
+//! is in the audit trail. With `--redis` the counts and blocks are shared by every instance,
+//! so a round-robin balancer does not multiply the attempts an attacker gets.
 
 use super::html::{self, Esc, Nav, esc};
 use super::session::{
@@ -22,11 +23,11 @@ use crate::users::{Password, verify_password};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use quick_cache::sync::Cache;
 use std::net::IpAddr;
 use std::time::Duration;
 use tokenmint_core::UnixTime;
-use tokenmint_http::ratelimit::{Decision, RateLimiter, unix_seconds};
+use tokenmint_http::Limits;
+use tokenmint_http::limits::FailureCount;
 use tokenmint_store::{PortalSession, UserStatus};
 
 /// Failed sign-ins one account may have within [`WINDOW`] before it is blocked.
@@ -36,66 +37,68 @@ pub const FAILURES_PER_IP: u32 = 20;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const BLOCK_SECS: i64 = 15 * 60;
 
-/// Counts failed sign-ins and remembers blocks.
-#[derive(Debug)]
-pub struct SignInThrottle {
-    failures: RateLimiter,
-    blocked: Cache<String, UnixTime>,
-}
+/// Counts failed sign-ins and sets blocks, in [`Limits`]: in this process, or shared by every
+/// instance through Redis (with the same fallback to local counting as the token limits).
+#[derive(Debug, Default)]
+pub struct SignInThrottle;
+
+/// The longest email counted as typed; longer input is counted by its first 254 characters
+/// (no address is longer), so an email cannot build an unbounded key.
+const MAX_EMAIL_CHARS: usize = 254;
 
 fn account_key(email: &str) -> String {
-    format!("acct:{}", email.trim().to_lowercase())
+    let email: String = email.trim().chars().take(MAX_EMAIL_CHARS).collect();
+    format!("si:acct:{}", email.to_lowercase())
 }
 
 fn ip_key(ip: IpAddr) -> String {
-    format!("ip:{ip}")
+    format!("si:ip:{ip}")
 }
 
 impl SignInThrottle {
     pub fn new() -> Self {
-        Self { failures: RateLimiter::new(100_000), blocked: Cache::new(100_000) }
+        Self
     }
 
     /// Seconds until this account or source may try again, if either is blocked.
-    pub fn blocked_for(&self, email: &str, ip: Option<IpAddr>, now: UnixTime) -> Option<i64> {
-        let mut keys = vec![account_key(email)];
-        keys.extend(ip.map(ip_key));
-        keys.iter()
-            .filter_map(|k| self.blocked.get(k))
-            .filter(|until| *until > now)
-            .map(|until| until - now)
-            .max()
+    pub async fn blocked_for(
+        &self,
+        limits: &Limits,
+        email: &str,
+        ip: Option<IpAddr>,
+    ) -> Option<i64> {
+        let account = account_key(email);
+        let source = ip.map(ip_key);
+        let mut keys = vec![account.as_str()];
+        keys.extend(source.as_deref());
+        let wait = limits.blocked_for(&keys).await?;
+        Some(i64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(BLOCK_SECS).max(1))
     }
 
-    /// Counts a failure; returns whether it blocked the account or the source.
-    pub fn record_failure(&self, email: &str, ip: Option<IpAddr>, now: UnixTime) -> bool {
+    /// Counts a failure; returns whether it blocked the account or the source just now.
+    pub async fn record_failure(&self, limits: &Limits, email: &str, ip: Option<IpAddr>) -> bool {
+        let mut keys = vec![(account_key(email), FAILURES_PER_ACCOUNT)];
+        keys.extend(ip.map(|ip| (ip_key(ip), FAILURES_PER_IP)));
         let mut blocked = false;
-        let mut count = |key: String, limit: u32| {
-            if matches!(
-                self.failures.check_quota(&key, limit, WINDOW, unix_seconds(now)),
-                Decision::Limited { .. }
-            ) {
-                self.failures.reset(&key);
-                self.blocked.insert(key, now + BLOCK_SECS);
-                blocked = true;
-            }
-        };
-        count(account_key(email), FAILURES_PER_ACCOUNT);
-        if let Some(ip) = ip {
-            count(ip_key(ip), FAILURES_PER_IP);
+        for (key, limit) in keys {
+            let counted = limits
+                .count_failure(FailureCount {
+                    counter: &key,
+                    limit,
+                    window: WINDOW,
+                    block: Some(&key),
+                    block_for: Duration::from_secs(BLOCK_SECS.unsigned_abs()),
+                    reset: true,
+                })
+                .await;
+            blocked |= counted.newly_blocked;
         }
         blocked
     }
 
     /// A successful sign-in clears the account's failures (not the source's).
-    pub fn record_success(&self, email: &str) {
-        self.failures.reset(&account_key(email));
-    }
-}
-
-impl Default for SignInThrottle {
-    fn default() -> Self {
-        Self::new()
+    pub async fn record_success(&self, limits: &Limits, email: &str) {
+        limits.forget(&account_key(email)).await;
     }
 }
 
@@ -175,7 +178,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     let password = Password::new(fields.text("password"));
     let now = state.now();
 
-    if let Some(wait) = state.portal.throttle.blocked_for(&email, ip, now) {
+    if let Some(wait) = state.portal.throttle.blocked_for(&state.limits, &email, ip).await {
         state.audit.record(
             AuditEvent::new(AuditKind::PortalSignInFailed).ip(ip).reason("throttled").details(
                 serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
@@ -200,8 +203,8 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     let user = user.filter(|u| password_ok && u.status == UserStatus::Active);
 
     let Some(user) = user else {
-        if state.portal.throttle.record_failure(&email, ip, now) {
-            on_blocked(&state, ip, now);
+        if state.portal.throttle.record_failure(&state.limits, &email, ip).await {
+            on_blocked(&state, ip, now).await;
         }
         state.audit.record(
             AuditEvent::new(AuditKind::PortalSignInFailed)
@@ -217,7 +220,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         return Ok(render_sign_in(&state, StatusCode::UNAUTHORIZED, &email, Some(BAD_CREDENTIALS)));
     };
 
-    state.portal.throttle.record_success(&email);
+    state.portal.throttle.record_success(&state.limits, &email).await;
     let id = random_token();
     let session = PortalSession {
         id_hash: hash_session_id(&id),
@@ -253,7 +256,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
 
 /// An account or source just crossed its threshold: audit it and raise an alert, as for
 /// client authentication.
-fn on_blocked(state: &AppState, ip: Option<IpAddr>, now: UnixTime) {
+async fn on_blocked(state: &AppState, ip: Option<IpAddr>, now: UnixTime) {
     use crate::alerts::{Alert, AlertKind};
     state.metrics.sources_blocked.inc();
     state.audit.record(
@@ -273,7 +276,7 @@ fn on_blocked(state: &AppState, ip: Option<IpAddr>, now: UnixTime) {
         ),
     );
     alert.source_ip = ip;
-    state.alerts.fire(alert, &state.audit);
+    state.alerts.fire(alert, &state.audit).await;
 }
 
 pub async fn sign_out(
@@ -299,33 +302,55 @@ pub async fn sign_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tokenmint_http::ManualClock;
 
-    #[test]
-    fn an_account_is_blocked_after_its_failures_whatever_the_case_of_the_email() {
-        let t = SignInThrottle::new();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        for i in 0..FAILURES_PER_ACCOUNT {
-            assert!(!t.record_failure(
-                if i % 2 == 0 { "a@x.test" } else { "A@X.test" },
-                Some(ip),
-                100
-            ));
-        }
-        assert!(t.record_failure("a@x.test", Some(ip), 100));
-        assert_eq!(t.blocked_for("A@x.test", None, 100), Some(BLOCK_SECS));
-        assert_eq!(t.blocked_for("a@x.test", None, 100 + BLOCK_SECS), None);
-        assert_eq!(t.blocked_for("b@x.test", None, 100), None);
+    fn limits() -> (Limits, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(Duration::from_secs(1_765_000_000)));
+        (Limits::local(clock.clone()), clock)
     }
 
-    #[test]
-    fn a_source_is_blocked_after_failures_on_many_accounts() {
+    #[tokio::test]
+    async fn an_account_is_blocked_after_its_failures_whatever_the_case_of_the_email() {
         let t = SignInThrottle::new();
+        let (l, clock) = limits();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..FAILURES_PER_ACCOUNT {
+            let email = if i % 2 == 0 { "a@x.test" } else { "A@X.test" };
+            assert!(!t.record_failure(&l, email, Some(ip)).await);
+        }
+        assert!(t.record_failure(&l, "a@x.test", Some(ip)).await);
+        assert_eq!(t.blocked_for(&l, "A@x.test", None).await, Some(BLOCK_SECS));
+        assert_eq!(t.blocked_for(&l, "b@x.test", None).await, None);
+        clock.advance(Duration::from_secs(BLOCK_SECS.unsigned_abs()));
+        assert_eq!(t.blocked_for(&l, "a@x.test", None).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_source_is_blocked_after_failures_on_many_accounts() {
+        let t = SignInThrottle::new();
+        let (l, _) = limits();
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         for i in 0..FAILURES_PER_IP {
-            t.record_failure(&format!("u{i}@x.test"), Some(ip), 100);
+            t.record_failure(&l, &format!("u{i}@x.test"), Some(ip)).await;
         }
-        assert!(t.record_failure("new@x.test", Some(ip), 100));
-        assert!(t.blocked_for("other@x.test", Some(ip), 100).is_some());
-        assert!(t.blocked_for("other@x.test", Some("192.0.2.10".parse().unwrap()), 100).is_none());
+        assert!(t.record_failure(&l, "new@x.test", Some(ip)).await);
+        assert!(t.blocked_for(&l, "other@x.test", Some(ip)).await.is_some());
+        let elsewhere: IpAddr = "192.0.2.10".parse().unwrap();
+        assert!(t.blocked_for(&l, "other@x.test", Some(elsewhere)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_success_clears_the_account_failures() {
+        let t = SignInThrottle::new();
+        let (l, _) = limits();
+        for _ in 0..FAILURES_PER_ACCOUNT {
+            t.record_failure(&l, "c@x.test", None).await;
+        }
+        t.record_success(&l, "C@x.test").await;
+        for _ in 0..FAILURES_PER_ACCOUNT {
+            assert!(!t.record_failure(&l, "c@x.test", None).await);
+        }
+        assert!(t.record_failure(&l, "c@x.test", None).await);
     }
 }

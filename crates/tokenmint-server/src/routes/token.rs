@@ -128,12 +128,15 @@ async fn issue(
                     OAuthFailure::rate_limited(retry_after_secs),
                 );
                 audit_refusal(state, "token", &refusal, ip);
-                state.alerts.on_rate_limited(
-                    &credential.client_id,
-                    &credential.org,
-                    state.now(),
-                    &state.audit,
-                );
+                state
+                    .alerts
+                    .on_rate_limited(
+                        &credential.client_id,
+                        &credential.org,
+                        state.now(),
+                        &state.audit,
+                    )
+                    .await;
                 let mut res = refusal.failure.into_response();
                 rate_headers(res.headers_mut(), limit, 0, retry_after_secs);
                 return Ok(res);
