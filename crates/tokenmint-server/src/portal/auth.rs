@@ -284,8 +284,8 @@ pub async fn sign_out(
     posted: session::Posted,
 ) -> Result<Response, PortalError> {
     let who = posted.who;
+    // The session's one-time flash, if any, goes with it (its row references the session's).
     state.store.delete_session(&who.session.id_hash).await?;
-    state.portal.drop_flash(&who.session.id_hash);
     state.audit.record(
         AuditEvent::new(AuditKind::PortalSignOut)
             .actor(who.actor.principal())

@@ -180,11 +180,6 @@ impl PortalState {
             .unwrap_or_default();
         Self { throttle: auth::SignInThrottle::new(), dummy_hash }
     }
-
-    /// Signing out ends the session's flash with it: its row references the session's and is
-    /// deleted with it by the database (`ON DELETE CASCADE`), so there is nothing left to drop
-    /// here, on this instance or any other.
-    pub fn drop_flash(&self, _session_hash: &str) {}
 }
 
 impl Default for PortalState {
