@@ -237,6 +237,41 @@ impl SqlStore {
         }
     }
 
+    /// One page of credentials with their secrets, from the ids a page query found (one more
+    /// than `limit` when another page follows), in `order` (the page query's own, so the cursor
+    /// of the last item continues it).
+    async fn credential_page(
+        &self,
+        ids: Vec<String>,
+        limit: u32,
+        order: &str,
+    ) -> Result<Paged<Credential>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Paged { items: vec![], next: None });
+        }
+        let has_more = ids.len() > limit as usize;
+        let ids = &ids[..ids.len().min(limit as usize)];
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM {CREDENTIAL_FROM} \
+             LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
+             WHERE c.client_id IN ({}) ORDER BY {order}, s.created_at, s.id",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(backend_err)?;
+        let items = fold_credentials(&rows)?;
+        let next = if has_more {
+            items.last().map(|c| format!("{}.{}", c.created_at, c.client_id))
+        } else {
+            None
+        };
+        Ok(Paged { items, next })
+    }
+
     /// Starts a write transaction that needs no ordering with the admin writes (audit records,
     /// counters, networks): on PostgreSQL a plain transaction, on SQLite the same single
     /// writer as [`SqlStore::begin`], since SQLite has no other kind.
@@ -938,30 +973,7 @@ impl Store for SqlStore {
             .iter()
             .map(|r| r.try_get::<String, _>(0).map_err(backend_err))
             .collect::<Result<_, _>>()?;
-        if ids.is_empty() {
-            return Ok(Paged { items: vec![], next: None });
-        }
-        let has_more = ids.len() > limit as usize;
-        let ids = &ids[..ids.len().min(limit as usize)];
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM {CREDENTIAL_FROM} \
-             LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
-             WHERE c.client_id IN ({}) ORDER BY c.created_at, c.client_id, s.created_at, s.id",
-            placeholders.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for id in ids {
-            q = q.bind(id);
-        }
-        let rows = q.fetch_all(&self.pool).await.map_err(backend_err)?;
-        let items = fold_credentials(&rows)?;
-        let next = if has_more {
-            items.last().map(|c| format!("{}.{}", c.created_at, c.client_id))
-        } else {
-            None
-        };
-        Ok(Paged { items, next })
+        self.credential_page(ids, limit, "c.created_at, c.client_id").await
     }
 
     async fn update_credential(
@@ -1957,31 +1969,7 @@ impl Store for SqlStore {
             .iter()
             .map(|r| r.try_get::<String, _>(0).map_err(backend_err))
             .collect::<Result<_, _>>()?;
-        if ids.is_empty() {
-            return Ok(Paged { items: vec![], next: None });
-        }
-        let has_more = ids.len() > limit as usize;
-        let ids = &ids[..ids.len().min(limit as usize)];
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {CREDENTIAL_COLUMNS}, {SECRET_COLUMNS} FROM {CREDENTIAL_FROM} \
-             LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
-             WHERE c.client_id IN ({}) \
-             ORDER BY c.created_at DESC, c.client_id DESC, s.created_at, s.id",
-            placeholders.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for id in ids {
-            q = q.bind(id);
-        }
-        let rows = q.fetch_all(&self.pool).await.map_err(backend_err)?;
-        let items = fold_credentials(&rows)?;
-        let next = if has_more {
-            items.last().map(|c| format!("{}.{}", c.created_at, c.client_id))
-        } else {
-            None
-        };
-        Ok(Paged { items, next })
+        self.credential_page(ids, limit, "c.created_at DESC, c.client_id DESC").await
     }
 
     async fn put_portal_flash(&self, flash: &PortalFlash, now: UnixTime) -> Result<(), StoreError> {
