@@ -227,8 +227,12 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
 /// gateway's view of the caller appended, as every proxy does (an upstream reads it from the
 /// right). The older spellings of the scheme and host (Rack, Laravel, IIS) go too, as do
 /// `X-Original-URL` and `X-Rewrite-URL`, by which IIS URL Rewrite and some PHP frameworks route
-/// a request to another path than the one the gateway authorized.
-const CALLER_FORWARDING_HEADERS: [HeaderName; 13] = [
+/// a request to another path than the one the gateway authorized, and the other descriptions
+/// of "the original request" that proxies give authorization services (`X-Original-URI`,
+/// `X-Original-Method`, `X-Forwarded-Uri`, `X-Forwarded-Method`, `X-Envoy-Original-Path`).
+/// `Proxy` goes as well: CGI-style upstreams turn it into `HTTP_PROXY` and send their own
+/// outbound requests through the caller's host ("httpoxy").
+const CALLER_FORWARDING_HEADERS: [HeaderName; 19] = [
     header::FORWARDED,
     HeaderName::from_static("x-forwarded-host"),
     HeaderName::from_static("x-forwarded-port"),
@@ -242,6 +246,12 @@ const CALLER_FORWARDING_HEADERS: [HeaderName; 13] = [
     HeaderName::from_static("x-host"),
     HeaderName::from_static("x-original-url"),
     HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-original-uri"),
+    HeaderName::from_static("x-original-method"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("x-forwarded-method"),
+    HeaderName::from_static("x-envoy-original-path"),
+    HeaderName::from_static("proxy"),
 ];
 
 /// Whether `value` can stand unquoted in a `Forwarded` parameter (RFC 7230 `token`; a host

@@ -182,6 +182,15 @@ pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
                 Some("shared (carrier-grade NAT)")
             } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
                 Some("IETF protocol assignment")
+            } else if matches!([o[0], o[1], o[2]], [192, 0, 2] | [198, 51, 100] | [203, 0, 113]) {
+                Some("documentation")
+            } else if matches!(
+                [o[0], o[1], o[2]],
+                [192, 88, 99] | [192, 31, 196] | [192, 52, 193] | [192, 175, 48]
+            ) {
+                // 6to4 relay anycast, AS112, AMT, AS112 direct delegation (RFC 7526, 7534,
+                // 7450, 7535): special-use, no webhook lives there.
+                Some("special-use")
             } else if o[0] == 198 && (o[1] & 0xFE) == 18 {
                 Some("benchmarking")
             } else if v4.is_multicast() || v4.is_broadcast() || o[0] >= 240 {
@@ -229,9 +238,12 @@ pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
                 non_public_kind(IpAddr::V4(v4_from(s[6], s[7])))
             } else if s[0] == 0x0100 && s[1..4] == [0, 0, 0] {
                 Some("discard-only")
-            } else if s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0 {
-                Some("benchmarking")
-            } else if s[0] == 0x2001 && s[1] == 0x0DB8 {
+            } else if s[0] == 0x2001 && s[1] < 0x0200 {
+                // The rest of 2001::/23, IETF protocol assignments (RFC 2928): benchmarking
+                // 2001:2::/48, AMT, AS112, ORCHID and ORCHIDv2 (2001:10::/28, 2001:20::/28).
+                Some("IETF protocol assignment")
+            } else if s[0] == 0x2001 && s[1] == 0x0DB8 || s[0] == 0x3FFF && s[1] < 0x1000 {
+                // 2001:db8::/32 and 3fff::/20 (RFC 9637).
                 Some("documentation")
             } else if s[0] == 0 && s[1..6] == [0, 0, 0, 0, 0] {
                 Some("IPv4-compatible (deprecated)")
@@ -811,6 +823,18 @@ mod tests {
             "::ffff:0:a00:1",
             "100::1",
             "2001:2::1",
+            "2001:10::1",
+            "2001:20::1",
+            "2001:3::1",
+            "3fff::1",
+            "3fff:fff::1",
+            "192.0.2.45",
+            "198.51.100.1",
+            "203.0.113.1",
+            "192.88.99.1",
+            "192.31.196.1",
+            "192.52.193.1",
+            "192.175.48.1",
         ] {
             assert!(kind(internal).is_some(), "{internal}");
         }

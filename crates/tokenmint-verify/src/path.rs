@@ -15,11 +15,11 @@
 //! | characters a path may not hold raw (space, `"`, `<`, `{`, non-ASCII, …) | percent-encoded |
 //! | `%` not followed by two hex digits | refused (`InvalidEscape`) |
 //! | `%2F`, `%5C`, raw `\` | refused: an upstream may read them as separators |
-//! | `%00`, other control characters | refused: an upstream may cut the path there |
+//! | `%00`, other control characters (C0 and C1, U+2028/U+2029) | refused: an upstream may cut the path there |
 //! | `.` and `..` segments, raw or encoded (`%2e`, `.%2E`) | refused: an upstream resolves them |
 //! | empty segments (`//`), except the trailing one of `/dir/` | refused: an upstream merges them |
 //! | `;` raw or `%3B` | refused: matrix parameters are dropped by some upstreams |
-//! | a segment ending in `.` or a space (`private.`, `private%20`) | refused: Windows servers trim them |
+//! | a segment ending in `.` or a space, or beginning with a space (`private.`, `private%20`) | refused: Windows servers and trimming frameworks drop them |
 //! | `%25` followed by two hex digits (`%2570`) | refused: an upstream that decodes twice reads `%70` |
 //! | escapes that do not decode to UTF-8 (overlong `%C0%AF`, …) | refused |
 //!
@@ -42,7 +42,8 @@
 //! default-ignorable code points (soft hyphen, zero-width characters, variation selectors, the
 //! byte-order mark), which NFKC_Casefold deletes, fold to nothing, and accented Latin letters
 //! fold to their base letter (`ī` is `i`, `ø` is `o`), as transliterating and "best fit"
-//! conversions read them.
+//! conversions read them. A fold holding `\` (fullwidth `＼`, small `﹨`, and `¥`/`₩`, which
+//! Japanese and Korean code pages put at 0x5C) is refused as [`PathError::Backslash`].
 //!
 //! The query string is not part of the path: it is carried through untouched.
 
@@ -73,7 +74,7 @@ pub enum PathError {
     EmptySegment,
     #[error("the path must not contain ; (matrix parameters), raw or encoded")]
     MatrixParameter,
-    #[error("a path segment must not end with a dot or a space")]
+    #[error("a path segment must not begin with a space nor end with a dot or a space")]
     TrailingDotOrSpace,
     #[error("the path must not contain %25 followed by two hexadecimal digits (double encoding)")]
     DoubleEncoding,
@@ -251,6 +252,8 @@ fn best_fit(c: char) -> Option<&'static str> {
         'æ' | 'Æ' => "ae",
         'œ' | 'Œ' => "oe",
         'þ' | 'Þ' => "th",
+        // Japanese and Korean code pages put these at 0x5C, where ASCII has `\`.
+        '¥' | '₩' => "\\",
         _ => return None,
     })
 }
@@ -357,15 +360,41 @@ const fn is_plain(b: u8) -> bool {
         || matches!(b, b':' | b'@')
 }
 
+/// Characters refused anywhere in a decoded path besides C0 controls: the C1 controls (U+0085
+/// NEL among them), the line and paragraph separators and the format characters that stand for
+/// line or annotation breaks. Trimming and line-splitting upstreams (`str.strip()`,
+/// `String.Trim()`, `splitlines`) cut or drop them, so `private\u{85}` could be read as
+/// `private`.
+fn is_refused_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{08E2}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+        )
+}
+
 /// Refusals that depend on a whole decoded segment.
 fn check_segment(decoded: &[u8], first_empty_allowed: bool) -> Result<(), PathError> {
     match decoded {
         [] if first_empty_allowed => Ok(()),
         [] => Err(PathError::EmptySegment),
         b"." | b".." => Err(PathError::DotSegment),
-        [.., b'.' | b' '] => Err(PathError::TrailingDotOrSpace),
-        _ if std::str::from_utf8(decoded).is_err() => Err(PathError::InvalidUtf8),
-        _ => Ok(()),
+        [.., b'.' | b' '] | [b' ', ..] => Err(PathError::TrailingDotOrSpace),
+        _ => match std::str::from_utf8(decoded) {
+            Err(_) => Err(PathError::InvalidUtf8),
+            Ok(text) if !text.is_ascii() && text.chars().any(is_refused_control) => {
+                Err(PathError::ControlCharacter)
+            }
+            Ok(_) => Ok(()),
+        },
     }
 }
 
@@ -528,11 +557,16 @@ impl<T> PrefixTable<T> {
         // normalises them resolves such a segment or trims it, as it would the ASCII ones.
         // A segment of default-ignorable characters only folds to nothing: an upstream that
         // drops them merges the `//` that is left, as it would a raw one.
+        // A fullwidth or small reverse solidus (or a yen or won sign under a Japanese or
+        // Korean code page) folds to `\`, which upstreams read as a separator.
+        if folded.contains('\\') {
+            return Err(PathError::Backslash);
+        }
         let count = folded[1..].split('/').count();
         for (index, segment) in folded[1..].split('/').enumerate() {
             match segment.as_bytes() {
                 b"." | b".." => return Err(PathError::DotSegment),
-                [.., b'.' | b' '] => return Err(PathError::TrailingDotOrSpace),
+                [.., b'.' | b' '] | [b' ', ..] => return Err(PathError::TrailingDotOrSpace),
                 [] if index + 1 < count => return Err(PathError::EmptySegment),
                 _ => {}
             }
@@ -761,6 +795,47 @@ mod tests {
         // Under the same route either way: served.
         let path = CanonicalPath::parse("/files/caf%C3%A9").unwrap();
         assert_eq!(table.route(&path), Ok(Some(&"files")));
+    }
+
+    #[test]
+    fn c1_controls_separators_and_leading_spaces_are_refused_in_any_segment() {
+        for raw in [
+            "/files/private%C2%85",
+            "/files/private%C2%80/x",
+            "/files/pri%C2%9Fvate",
+            "/files/private%E2%80%A8",
+            "/files/%E2%80%A9private",
+            "/files/private%EF%BF%B9",
+            "/files/%D8%80private",
+        ] {
+            assert_eq!(canonical(raw), Err(PathError::ControlCharacter), "{raw}");
+        }
+        for raw in ["/files/%20private", "/files/%20private/x", "/%20"] {
+            assert_eq!(canonical(raw), Err(PathError::TrailingDotOrSpace), "{raw}");
+        }
+        // A leading NBSP or en quad folds to a space: refused where a route is picked.
+        let table = table();
+        for raw in ["/files/%C2%A0private/x", "/files/%E2%80%80private", "/files/%E3%80%80x"] {
+            let path = CanonicalPath::parse(raw).unwrap();
+            assert_eq!(table.route(&path), Err(PathError::TrailingDotOrSpace), "{raw}");
+        }
+        // Ordinary non-ASCII text is not a control character.
+        assert!(canonical("/files/%C2%A9%E2%80%94caf%C3%A9").is_ok());
+    }
+
+    #[test]
+    fn characters_that_fold_to_a_backslash_are_refused_as_backslashes() {
+        let table = table();
+        for raw in [
+            "/files/x%EF%BC%BC..%EF%BC%BCprivate/y", // fullwidth reverse solidus
+            "/files/x%EF%B9%A8..%EF%B9%A8private/y", // small reverse solidus
+            "/files/private%EF%BC%BCy",
+            "/files/a%C2%A5b",    // yen sign (0x5C on Japanese code pages)
+            "/files/a%E2%82%A9b", // won sign (0x5C on Korean code pages)
+        ] {
+            let path = CanonicalPath::parse(raw).unwrap();
+            assert_eq!(table.route(&path), Err(PathError::Backslash), "{raw}");
+        }
     }
 
     #[test]
