@@ -137,17 +137,20 @@ pub const SAFE_TEXT_MAX_CHARS: usize = 256;
 
 /// Text from an untrusted source, safe to write into a log line, an alert, the audit trail or
 /// a webhook: no control characters, no line or paragraph separators, no bidirectional or
-/// zero-width format characters (each becomes `\u{hex}`), and at most a bounded number of
+/// zero-width format characters and no bare backslash (each becomes `\u{hex}`), and at most a bounded number of
 /// characters (longer text is cut and ends with `…`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SafeText(String);
 
-/// Whether `c` must not reach a log line as it is.
+/// Whether `c` must not reach a log line as it is. The backslash is escaped too, so that a
+/// sent `\u{a}` (six visible characters) reads `\u{5c}u{a}` and never looks like an escaped
+/// newline.
 fn must_escape(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{2028}' | '\u{2029}'          // line and paragraph separators
+            '\\'                             // the escape character itself
+            | '\u{2028}' | '\u{2029}'        // line and paragraph separators
             | '\u{200B}'..='\u{200F}'        // zero-width characters, LRM, RLM
             | '\u{202A}'..='\u{202E}'        // bidirectional embeddings and overrides
             | '\u{2060}'..='\u{2069}'        // word joiner, invisible operators, isolates
@@ -356,6 +359,9 @@ mod tests {
         let forged = PresentedClientId::parse("x\n2026-01-01T00:00:00Z INFO admin signed in");
         assert_eq!(forged.as_str(), "x\\u{a}2026-01-01T00:00:00Z INFO admin signed in");
         assert!(forged.client_id().is_none());
+        // In escaped text, a sent escape is not mistaken for one tokenmint wrote.
+        let lookalike = PresentedClientId::parse("x y\\u{a}");
+        assert_eq!(lookalike.as_str(), "x y\\u{5c}u{a}");
         let ansi = PresentedClientId::parse("\u{1b}[31mred\u{202e}");
         assert_eq!(ansi.as_str(), "\\u{1b}[31mred\\u{202e}");
         let long = PresentedClientId::parse(&"é".repeat(500));
@@ -369,13 +375,17 @@ mod tests {
         #[test]
         fn safe_text_never_carries_control_or_format_characters(raw in "\\PC*|[\\x00-\\x20\\u{80}-\\u{9f}\\u{2028}\\u{202e}\\u{feff}a\\\\]{0,300}") {
             let t = SafeText::bounded(&raw, 100);
-            proptest::prop_assert!(!t.as_str().chars().any(must_escape));
+            proptest::prop_assert!(!t.as_str().chars().any(|c| c != '\\' && must_escape(c)));
+            // Every backslash that goes out starts an escape.
+            let text = t.as_str();
+            let escapes_only = text.match_indices('\\').all(|(i, _)| text[i..].starts_with("\\u{"));
+            proptest::prop_assert!(escapes_only, "a bare backslash in {:?}", text);
             proptest::prop_assert!(t.as_str().chars().count() <= 100 * 8 + 1);
             if raw.chars().count() <= 100 && !raw.chars().any(must_escape) {
                 proptest::prop_assert_eq!(t.as_str(), raw.as_str());
             }
             let p = PresentedClientId::parse(&raw);
-            proptest::prop_assert!(!p.as_str().chars().any(must_escape));
+            proptest::prop_assert!(!p.as_str().chars().any(|c| c != '\\' && must_escape(c)));
             proptest::prop_assert!(!p.as_str().contains('\n') && !p.as_str().contains('\r'));
         }
     }
