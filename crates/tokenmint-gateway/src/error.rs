@@ -43,6 +43,8 @@ pub enum Refusal {
     NoUpstream,
     /// An authorization subrequest that does not say which request it is about.
     AuthzRequest(&'static str),
+    /// The request's `Host` is repeated or not a host and port (RFC 9112 §3.2).
+    BadHost(&'static str),
 }
 
 impl From<Rejection> for Refusal {
@@ -61,7 +63,7 @@ impl Refusal {
             | Self::ClaimRequired(_)
             | Self::PathBinding(_)
             | Self::NoUpstream => StatusCode::FORBIDDEN,
-            Self::AuthzRequest(_) => StatusCode::BAD_REQUEST,
+            Self::AuthzRequest(_) | Self::BadHost(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -88,6 +90,7 @@ impl Refusal {
             Self::PathBinding(_) => "path_binding",
             Self::NoUpstream => "no_upstream",
             Self::AuthzRequest(_) => "authz_request",
+            Self::BadHost(_) => "bad_host",
         }
     }
 
@@ -113,7 +116,7 @@ impl Refusal {
                 format!("the path must be {template} with this token's own values")
             }
             Self::NoUpstream => "this API does not serve tokens without an environment".to_owned(),
-            Self::AuthzRequest(reason) => (*reason).to_owned(),
+            Self::AuthzRequest(reason) | Self::BadHost(reason) => (*reason).to_owned(),
         }
     }
 }

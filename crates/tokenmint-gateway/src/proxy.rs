@@ -332,6 +332,47 @@ pub(crate) fn set_identity_headers(
     Ok(())
 }
 
+/// One `Host`, and a host with an optional port (RFC 9112 §3.2: anything else is a 400): the
+/// gateway repeats it to the upstream in `Forwarded` and `X-Forwarded-Host`, where a second
+/// value or a quote would let the caller write parameters of its own.
+fn check_host(headers: &HeaderMap) -> Result<(), Refusal> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return match headers.contains_key(header::HOST) {
+            true => Err(Refusal::BadHost("send one Host header")),
+            false => Ok(()),
+        };
+    };
+    let valid = host
+        .to_str()
+        .ok()
+        .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        .is_some_and(|authority| {
+            let text = authority.as_str();
+            !text.is_empty() && !text.contains('@') && text.bytes().all(|b| b.is_ascii_graphic())
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(Refusal::BadHost("the Host header must be a host and an optional port"))
+    }
+}
+
+/// Drops every header whose name holds `_`. CGI, WSGI, PHP and Rack name headers in their
+/// environment with `_` for `-`, so `X_Tokenmint_Scope` or `X_HTTP_Method_Override` would reach
+/// an application as the header the gateway sets or judges; nginx drops them by default
+/// (`underscores_in_headers off`) for the same reason.
+fn drop_underscored_headers(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| name.as_str().contains('_')) {
+        return;
+    }
+    let names: Vec<HeaderName> =
+        headers.keys().filter(|name| name.as_str().contains('_')).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
 fn upstream_headers(
     headers: &mut HeaderMap,
     route: &RouteConfig,
@@ -339,9 +380,11 @@ fn upstream_headers(
     client_addr: Option<SocketAddr>,
     scheme: &'static str,
 ) -> Result<HeaderMap, Refusal> {
+    check_host(headers)?;
     let mut out = std::mem::take(headers);
     strip_hop_by_hop(&mut out);
     drop_identity_headers(&mut out);
+    drop_underscored_headers(&mut out);
     if !route.forward_authorization {
         out.remove(header::AUTHORIZATION);
     }

@@ -172,6 +172,71 @@ async fn hop_by_hop_headers_are_not_forwarded() {
     assert_eq!(answer.forwarded("te"), None);
 }
 
+/// Header names with `_` never reach the upstream (CGI, WSGI, PHP and Rack read them as the
+/// `-` spelling: `X_Tokenmint_Scope` would be `HTTP_X_TOKENMINT_SCOPE`), and the `_` spelling
+/// of a method-override header is judged like the header.
+#[tokio::test]
+async fn underscored_headers_are_dropped_and_their_override_spellings_need_the_write_scope() {
+    let setup = Setup::start().await;
+    let reader = setup.token("production", &["eligibility:read"]).await;
+    let sent = [
+        ("x_tokenmint_client_id", "tmc_victim"),
+        ("X_Tokenmint_Scope", "billing:write"),
+        ("x_original_url", "/eligibility/admin"),
+        ("X_Real_IP", "6.6.6.6"),
+        ("x_forwarded_host", "admin.internal"),
+        ("some_header", "1"),
+    ];
+    let answer = setup.send(Method::GET, "/eligibility/7", Some(&reader), &sent).await;
+    assert_eq!(answer.status, 200);
+    for (name, _) in sent {
+        assert_eq!(answer.forwarded(&name.to_ascii_lowercase()), None, "{name}");
+    }
+    for name in ["X_HTTP_METHOD_OVERRIDE", "x_http_method", "X_Method_Override"] {
+        let answer =
+            setup.send(Method::GET, "/eligibility/7", Some(&reader), &[(name, "DELETE")]).await;
+        answer.assert_problem(403);
+        assert_eq!(answer.body["required_scope"], "eligibility:write", "{name}");
+    }
+}
+
+/// RFC 9112 §3.2: one `Host`, a host and an optional port; anything else is a 400, so the
+/// caller cannot write into the `Forwarded` and `X-Forwarded-Host` the gateway sends on.
+#[tokio::test]
+async fn a_repeated_or_malformed_host_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let setup = Setup::start().await;
+    let token = setup.token("production", &["eligibility:read"]).await;
+    let addr = setup.gateway.trim_start_matches("http://").to_owned();
+    let status = |hosts: Vec<String>| {
+        let (addr, token) = (addr.clone(), token.clone());
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let mut request = "GET /eligibility/7 HTTP/1.1\r\n".to_owned();
+            for host in hosts {
+                request.push_str(&format!("Host: {host}\r\n"));
+            }
+            request
+                .push_str(&format!("Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"));
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await.unwrap();
+            let text = String::from_utf8_lossy(&response).into_owned();
+            text.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()).unwrap_or(0)
+        }
+    };
+    assert_eq!(status(vec![addr.clone()]).await, 200);
+    for hosts in [
+        vec![addr.clone(), "evil.example".to_owned()],
+        vec![addr.clone(), addr.clone()],
+        vec!["x\"injected;for=1.2.3.4".to_owned()],
+        vec!["evil.example@x".to_owned()],
+        vec!["x/../eligibility".to_owned()],
+    ] {
+        assert_eq!(status(hosts.clone()).await, 400, "{hosts:?}");
+    }
+}
+
 async fn raw_get(setup: &Setup, path: &str, token: &str) -> u16 {
     raw_request(setup.gateway.trim_start_matches("http://"), "GET", path, token).await.0
 }

@@ -242,6 +242,10 @@ pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
                 // The rest of 2001::/23, IETF protocol assignments (RFC 2928): benchmarking
                 // 2001:2::/48, AMT, AS112, ORCHID and ORCHIDv2 (2001:10::/28, 2001:20::/28).
                 Some("IETF protocol assignment")
+            } else if s[0] == 0x2620 && s[1] == 0x004F && s[2] == 0x8000 {
+                Some("special-use (AS112)")
+            } else if s[0] == 0x5F00 {
+                Some("special-use (SRv6 SIDs)")
             } else if s[0] == 0x2001 && s[1] == 0x0DB8 || s[0] == 0x3FFF && s[1] < 0x1000 {
                 // 2001:db8::/32 and 3fff::/20 (RFC 9637).
                 Some("documentation")
@@ -828,6 +832,8 @@ mod tests {
             "2001:3::1",
             "3fff::1",
             "3fff:fff::1",
+            "2620:4f:8000::1",
+            "5f00::1",
             "192.0.2.45",
             "198.51.100.1",
             "203.0.113.1",

@@ -264,6 +264,12 @@ fn fold_char(c: char, out: &mut String) {
     if is_default_ignorable(c) || unicode_normalization::char::is_combining_mark(c) {
         return;
     }
+    // Every Unicode space (White_Space: NBSP, U+1680 OGHAM SPACE MARK, U+2000–U+200A, U+3000,
+    // …) is one to a trimming upstream (`str.strip()`, `String.prototype.trim()`).
+    if c.is_whitespace() {
+        out.push(' ');
+        return;
+    }
     let ascii = |s: &str| !s.is_empty() && s.is_ascii();
     let full: String = full_fold(c).collect();
     if ascii(&full) {
@@ -373,6 +379,8 @@ fn is_refused_control(c: char) -> bool {
                 | '\u{2029}'
                 | '\u{FFF9}'..='\u{FFFB}'
                 | '\u{0600}'..='\u{0605}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{13430}'..='\u{1343F}'
                 | '\u{06DD}'
                 | '\u{070F}'
                 | '\u{08E2}'
@@ -807,6 +815,8 @@ mod tests {
             "/files/%E2%80%A9private",
             "/files/private%EF%BF%B9",
             "/files/%D8%80private",
+            "/files/pri%E0%A2%90vate/x",
+            "/files/pri%F0%93%90%B0vate/x",
         ] {
             assert_eq!(canonical(raw), Err(PathError::ControlCharacter), "{raw}");
         }
@@ -815,7 +825,13 @@ mod tests {
         }
         // A leading NBSP or en quad folds to a space: refused where a route is picked.
         let table = table();
-        for raw in ["/files/%C2%A0private/x", "/files/%E2%80%80private", "/files/%E3%80%80x"] {
+        for raw in [
+            "/files/%C2%A0private/x",
+            "/files/%E2%80%80private",
+            "/files/%E3%80%80x",
+            "/files/private%E1%9A%80/x", // U+1680 OGHAM SPACE MARK
+            "/files/%E1%9A%80private/x",
+        ] {
             let path = CanonicalPath::parse(raw).unwrap();
             assert_eq!(table.route(&path), Err(PathError::TrailingDotOrSpace), "{raw}");
         }

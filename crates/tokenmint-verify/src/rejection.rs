@@ -185,10 +185,14 @@ pub enum ScopeRule {
 /// Headers by which a request asks the application to take it as another method (Google's,
 /// Microsoft's and various frameworks' spellings): a GET carrying `X-HTTP-Method-Override:
 /// DELETE` is a DELETE to an application that honours it.
-pub const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
+/// Their `_` spellings count too: CGI-style applications read both as one environment name.
+pub const METHOD_OVERRIDE_HEADERS: [HeaderName; 6] = [
     HeaderName::from_static("x-http-method-override"),
     HeaderName::from_static("x-http-method"),
     HeaderName::from_static("x-method-override"),
+    HeaderName::from_static("x_http_method_override"),
+    HeaderName::from_static("x_http_method"),
+    HeaderName::from_static("x_method_override"),
 ];
 
 /// Query parameters by which a request asks the application to take it as another method
