@@ -343,14 +343,26 @@ fn check_host(headers: &HeaderMap) -> Result<(), Refusal> {
             false => Ok(()),
         };
     };
-    let valid = host
-        .to_str()
-        .ok()
-        .and_then(|h| h.parse::<http::uri::Authority>().ok())
-        .is_some_and(|authority| {
-            let text = authority.as_str();
-            !text.is_empty() && !text.contains('@') && text.bytes().all(|b| b.is_ascii_graphic())
-        });
+    // A host (name, IPv4 or bracketed IPv6) and an optional port of digits: no userinfo, no
+    // list (`,`), no `*`, nothing a framework could split differently.
+    let valid =
+        host.to_str().ok().and_then(|h| h.parse::<http::uri::Authority>().ok()).is_some_and(
+            |authority| {
+                let text = authority.as_str();
+                // What follows the host: nothing, or `:` and a port of digits in 16 bits.
+                let port_ok = match text.get(authority.host().len()..).unwrap_or(":") {
+                    "" => true,
+                    rest => rest.strip_prefix(':').is_some_and(|digits| {
+                        !digits.is_empty()
+                            && digits.bytes().all(|b| b.is_ascii_digit())
+                            && digits.parse::<u16>().is_ok()
+                    }),
+                };
+                !authority.host().is_empty()
+                    && port_ok
+                    && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+            },
+        );
     if valid {
         Ok(())
     } else {
@@ -358,16 +370,22 @@ fn check_host(headers: &HeaderMap) -> Result<(), Refusal> {
     }
 }
 
-/// Drops every header whose name holds `_`. CGI, WSGI, PHP and Rack name headers in their
-/// environment with `_` for `-`, so `X_Tokenmint_Scope` or `X_HTTP_Method_Override` would reach
-/// an application as the header the gateway sets or judges; nginx drops them by default
-/// (`underscores_in_headers off`) for the same reason.
+/// Whether a header name holds anything but letters, digits and `-`.
+fn is_unusual_name(name: &HeaderName) -> bool {
+    !name.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Drops every header whose name holds anything but letters, digits and `-` (`_`, `.`, `~`,
+/// …). CGI, WSGI, PHP, Rack and lighttpd name headers in their environment with `_` for `-` (PHP
+/// also for `.`, lighttpd for every other character), so `X_Tokenmint_Scope`,
+/// `X.Tokenmint.Scope` or `X_HTTP_Method_Override` would reach an application as the header the
+/// gateway sets or judges; nginx drops names with `_` by default (`underscores_in_headers off`)
+/// for the same reason.
 fn drop_underscored_headers(headers: &mut HeaderMap) {
-    if !headers.keys().any(|name| name.as_str().contains('_')) {
+    if !headers.keys().any(is_unusual_name) {
         return;
     }
-    let names: Vec<HeaderName> =
-        headers.keys().filter(|name| name.as_str().contains('_')).cloned().collect();
+    let names: Vec<HeaderName> = headers.keys().filter(|n| is_unusual_name(n)).cloned().collect();
     for name in names {
         headers.remove(name);
     }

@@ -186,6 +186,9 @@ async fn underscored_headers_are_dropped_and_their_override_spellings_need_the_w
         ("X_Real_IP", "6.6.6.6"),
         ("x_forwarded_host", "admin.internal"),
         ("some_header", "1"),
+        ("x.tokenmint.scope", "billing:write"),
+        ("x~original~url", "/eligibility/admin"),
+        ("x.http.method.override", "DELETE"),
     ];
     let answer = setup.send(Method::GET, "/eligibility/7", Some(&reader), &sent).await;
     assert_eq!(answer.status, 200);
@@ -232,6 +235,12 @@ async fn a_repeated_or_malformed_host_is_refused() {
         vec!["x\"injected;for=1.2.3.4".to_owned()],
         vec!["evil.example@x".to_owned()],
         vec!["x/../eligibility".to_owned()],
+        vec!["a:+80".to_owned()],
+        vec!["a:0x50".to_owned()],
+        vec!["a:99999".to_owned()],
+        vec![format!("{addr},evil.example")],
+        vec!["*".to_owned()],
+        vec!["a:".to_owned()],
     ] {
         assert_eq!(status(hosts.clone()).await, 400, "{hosts:?}");
     }

@@ -199,8 +199,16 @@ pub const METHOD_OVERRIDE_HEADERS: [HeaderName; 6] = [
 /// (Rails' and Laravel's `_method`, Express's `method-override` getter, Salesforce's
 /// `_HttpMethod`, and the override headers' names used as parameters), compared without regard
 /// to case: `GET /orders/7?_method=DELETE` is a DELETE to an application that honours it.
-pub const METHOD_OVERRIDE_PARAMETERS: [&str; 5] =
-    ["_method", "_httpmethod", "x-http-method-override", "x-http-method", "x-method-override"];
+pub const METHOD_OVERRIDE_PARAMETERS: [&str; 8] = [
+    "_method",
+    "_httpmethod",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x_http_method_override",
+    "x_http_method",
+    "x_method_override",
+];
 
 /// Whether a method-override value names something other than one safe method. A list,
 /// garbage or an empty value counts as a write: an upstream may read it in a way this check
@@ -221,12 +229,19 @@ pub fn overrides_to_unsafe_method(headers: &HeaderMap) -> bool {
 /// Whether the query string asks for a method other than a safe one through a method-override
 /// parameter ([`METHOD_OVERRIDE_PARAMETERS`]), its name and value read as an application
 /// would: percent-decoded, `+` as a space.
+///
+/// Read as leniently as any framework might: `;` separates parameters too (Rack 2, older
+/// Python), and a name's surrounding spaces, control characters and a trailing `[]` (PHP's
+/// array syntax) are ignored.
 pub fn query_overrides_to_unsafe_method(query: Option<&str>) -> bool {
     let Some(query) = query else { return false };
-    form_urlencoded::parse(query.as_bytes()).any(|(name, value)| {
-        let name = name.trim();
-        METHOD_OVERRIDE_PARAMETERS.iter().any(|p| name.eq_ignore_ascii_case(p))
-            && names_unsafe_method(value.as_bytes())
+    query.split(';').any(|part| {
+        form_urlencoded::parse(part.as_bytes()).any(|(name, value)| {
+            let name = name.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+            let name = name.strip_suffix("[]").unwrap_or(name);
+            METHOD_OVERRIDE_PARAMETERS.iter().any(|p| name.eq_ignore_ascii_case(p))
+                && names_unsafe_method(value.as_bytes())
+        })
     })
 }
 
@@ -348,6 +363,15 @@ mod tests {
                     assert_eq!(rule.required_for(&Method::GET, &none, Some(&query)), "e:read");
                 }
             }
+        }
+        for query in [
+            "a=1;_method=DELETE",
+            "_method[]=DELETE",
+            "_method%00=DELETE",
+            "X_HTTP_METHOD_OVERRIDE=DELETE",
+            "x_method_override=PUT",
+        ] {
+            assert_eq!(rule.required_for(&Method::GET, &none, Some(query)), "e:write", "{query}");
         }
         for query in ["method=DELETE", "x_method=DELETE", "a=_method", "q=DELETE"] {
             assert_eq!(rule.required_for(&Method::GET, &none, Some(query)), "e:read", "{query}");
