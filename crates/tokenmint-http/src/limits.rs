@@ -26,9 +26,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokenmint_proto::clock::Clock;
 
-/// GCRA in Redis. KEYS[1]: the client's key; ARGV: limit, period in microseconds.
-/// Returns {1, remaining, reset_us} when allowed, {0, retry_after_us} when limited.
-const GCRA: &str = r"
+/// The GCRA step both scripts share: the client's theoretical arrival time after this request
+/// (`new_tat`), from the limit and period in ARGV[1..2] and Redis's own clock.
+macro_rules! gcra_step {
+    () => {
+        r"
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -38,28 +40,29 @@ local tolerance = interval * (limit - 1)
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then tat = now end
 local new_tat = tat + interval
-if new_tat > now + tolerance + interval then
+"
+    };
+}
+
+/// GCRA in Redis. KEYS[1]: the client's key; ARGV: limit, period in microseconds.
+/// Returns {1, remaining, reset_us} when allowed, {0, retry_after_us} when limited.
+const GCRA: &str = concat!(
+    gcra_step!(),
+    r"if new_tat > now + tolerance + interval then
   return {0, new_tat - (now + tolerance + interval)}
 end
 redis.call('SET', KEYS[1], new_tat, 'PX', math.floor((new_tat - now) / 1000) + 1000)
 local used = math.ceil((new_tat - now) / interval)
 return {1, limit - used, new_tat - now}
-";
+"
+);
 
 /// A failure counted with the GCRA above, and the block it may set, in one step.
 /// KEYS[1]: the counter, KEYS[2] (optional): the block; ARGV: limit, period in microseconds, block in
 /// milliseconds, 1 to reset the counter once it blocks. Returns {over_limit, newly_blocked}.
-const FAIL: &str = r"
-local limit = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = math.floor(period / limit)
-local tolerance = interval * (limit - 1)
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if tat == nil or tat < now then tat = now end
-local new_tat = tat + interval
-if new_tat <= now + tolerance + interval then
+const FAIL: &str = concat!(
+    gcra_step!(),
+    r"if new_tat <= now + tolerance + interval then
   redis.call('SET', KEYS[1], new_tat, 'PX', math.floor((new_tat - now) / 1000) + 1000)
   return {0, 0}
 end
@@ -69,7 +72,8 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'PX', tonumber(ARGV[3])) then
   return {1, 1}
 end
 return {1, 0}
-";
+"
+);
 
 /// The longest time any of KEYS still lives, in milliseconds (negative: none exists).
 const LONGEST_PTTL: &str = r"

@@ -702,6 +702,16 @@ fn parse_cursor(after: &str) -> Option<(i64, &str)> {
     Some((t.parse().ok()?, id))
 }
 
+/// Where a page of credentials starts: the `(created_at, client_id)` of the cursor `after`, or
+/// `start` (with an empty id) for the first page.
+fn credential_cursor(after: Option<&str>, start: i64) -> Result<(i64, String), StoreError> {
+    match after.map(parse_cursor) {
+        Some(Some((t, id))) => Ok((t, id.to_owned())),
+        Some(None) => Err(StoreError::Conflict("invalid cursor".into())),
+        None => Ok((start, String::new())),
+    }
+}
+
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
@@ -952,11 +962,7 @@ impl Store for SqlStore {
         f: &CredentialFilter,
     ) -> Result<Paged<Credential>, StoreError> {
         let limit = f.limit.clamp(1, 1000);
-        let (after_t, after_id) = match f.after.as_deref().map(parse_cursor) {
-            Some(Some((t, id))) => (t, id.to_owned()),
-            Some(None) => return Err(StoreError::Conflict("invalid cursor".into())),
-            None => (i64::MIN, String::new()),
-        };
+        let (after_t, after_id) = credential_cursor(f.after.as_deref(), i64::MIN)?;
         let page_sql = format!(
             "SELECT client_id FROM credentials c WHERE ($1 = '' OR c.org = $1) \
              AND (c.created_at > $2 OR (c.created_at = $2 AND c.client_id > $3)) \
@@ -1930,11 +1936,7 @@ impl Store for SqlStore {
         let limit = f.limit.clamp(1, 1000);
         // Newest first: the cursor is the last row's (created_at, client_id), and the next page
         // starts strictly before it.
-        let (before_t, before_id) = match f.after.as_deref().map(parse_cursor) {
-            Some(Some((t, id))) => (t, id.to_owned()),
-            Some(None) => return Err(StoreError::Conflict("invalid cursor".into())),
-            None => (i64::MAX, String::new()),
-        };
+        let (before_t, before_id) = credential_cursor(f.after.as_deref(), i64::MAX)?;
         let text = f.text.as_deref().map(str::trim).unwrap_or("");
         let state = f.state.map_or("", CredentialState::as_str);
         // Every parameter appears in the statement whether its condition applies or not, so
