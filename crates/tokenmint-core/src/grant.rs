@@ -51,9 +51,10 @@ impl Grant<'_> {
 ///
 /// * `scope`: a space-separated subset of the credential's scopes; absent means all of them
 ///   (RFC 6749 §3.3 lets the server pick a default). Order and repetition do not matter.
-/// * `audiences`: each must be one of the credential's audiences (RFC 8707 `invalid_target`);
-///   one is the token's `aud` as a string, several as an array in the order asked; none means
-///   all of the credential's, or the issuer when the credential lists none.
+/// * `audiences`: each must be one of the credential's audiences (RFC 8707 `invalid_target`),
+///   or the issuer when the credential lists none (its tokens are for the issuer anyway); one
+///   is the token's `aud` as a string, several as an array in the order asked; none means all
+///   of the credential's, or the issuer when the credential lists none.
 /// * Lifetime: the credential's, capped by `max_lifetime` and by the credential's own expiry.
 pub fn decide<'a>(
     credential: &'a Credential,
@@ -94,6 +95,7 @@ pub fn decide<'a>(
             [one] => GrantedAudience::One(one.as_str()),
             many => GrantedAudience::Many(Cow::Borrowed(many)),
         },
+        [one] if credential.audiences.is_empty() && one == issuer => GrantedAudience::One(issuer),
         [one] => GrantedAudience::One(allowed(one)?.as_str()),
         many => {
             for a in many {
@@ -191,6 +193,11 @@ mod tests {
         assert_eq!(e.oauth_code(), OAuthErrorCode::InvalidTarget);
         let none = cred(&[]);
         assert!(decide(&none, None, &["https://a".to_owned()], "i", ALL, 86400, 0).is_err());
+        // Tokens of a credential without audiences are for the issuer: asking for it is fine.
+        let g = decide(&none, None, &["i".to_owned()], "i", ALL, 86400, 0).unwrap();
+        assert_eq!(g.audience, GrantedAudience::One("i"));
+        // A credential that lists audiences gets the issuer only when it lists the issuer.
+        assert!(decide(&c, None, &["i".to_owned()], "i", ALL, 86400, 0).is_err());
     }
 
     #[test]

@@ -51,7 +51,8 @@ use std::time::Duration;
 use tokenmint_client::{ClientConfig, TokenClient};
 use tokenmint_http::Limits;
 use tokenmint_verify::{
-    ClaimMapping, FeedConfig, Issuers, PrefixTable, RevocationFollower, Verifier, VerifierConfig,
+    ClaimMapping, FeedConfig, FeedStart, Issuers, PrefixTable, RevocationFollower, Verifier,
+    VerifierConfig,
 };
 use tokio::net::TcpListener;
 
@@ -80,6 +81,12 @@ pub enum StartError {
     Issuers(tokenmint_verify::BuildError),
     #[error("cannot follow the revocation feed: {0}")]
     Feed(#[from] tokenmint_verify::FollowError),
+    #[error(
+        "issuer {issuer} refuses the revocation feed's credential ({reason}); give the gateway \
+         a credential with tokenmint:revocations whose audiences are empty or include the \
+         issuer, or set revocation_feed = false for this issuer"
+    )]
+    FeedRefused { issuer: String, reason: String },
     #[error("invalid feed credentials: {0}")]
     FeedClient(#[from] tokenmint_client::Error),
     #[error("cannot connect to Redis: {0}")]
@@ -364,23 +371,46 @@ async fn start_issuer(
     let FeedCredentials::Client { client_id, secret, token_url } = &config.feed else {
         return Err(StartError::FeedCredentialsMissing(issuer.url.clone()));
     };
+    // The feed is part of the admin API, which takes tokens for the issuer alone: asked for by
+    // name, so a feed credential that also lists other audiences still gets one.
     let client_config = match token_url {
         Some(url) => ClientConfig::new(url, client_id.clone(), secret.clone())?,
         None => ClientConfig::discover(&issuer.url, client_id.clone(), secret.clone())?,
     }
-    .scope(tokenmint_proto::system_scopes::REVOCATIONS);
-    let source = ClientTokenSource::new(TokenClient::new(client_config)?);
+    .scope(tokenmint_proto::system_scopes::REVOCATIONS)
+    .audience(issuer.url.clone());
+    let client = TokenClient::new(client_config)?;
+    // A refused feed credential is a configuration fault no retry mends; starting anyway would
+    // accept revoked tokens until someone reads the logs. An unreachable issuer is retried.
+    match client.token().await {
+        Err(error) if error.kind() == tokenmint_client::ErrorKind::Refused => {
+            return Err(StartError::FeedRefused {
+                issuer: issuer.url.clone(),
+                reason: error.to_string(),
+            });
+        }
+        Err(_) | Ok(_) => {}
+    }
+    let source = ClientTokenSource::new(client);
     let mut feed_config = FeedConfig::default();
     if let Some(url) = &issuer.revocation_feed_url {
         feed_config = feed_config.with_endpoint(url.clone());
     }
     let follower = verifier.follow_revocations(source, feed_config)?;
-    if !follower.wait_synced(FEED_SYNC_WAIT).await {
-        tracing::warn!(
+    match follower.wait_started(FEED_SYNC_WAIT).await {
+        FeedStart::Synced => {}
+        FeedStart::Refused => {
+            follower.stop();
+            return Err(StartError::FeedRefused {
+                issuer: issuer.url.clone(),
+                reason: "the feed answered 401 or 403 to the credential's token".to_owned(),
+            });
+        }
+        _ => tracing::warn!(
             issuer = issuer.url,
             "the revocation feed could not be read yet; serving anyway and retrying in the \
              background (see tokenmint_gateway_revocation_feed_up)"
-        );
+        ),
     }
     Ok((verifier, Some(follower)))
 }

@@ -310,3 +310,102 @@ async fn a_reload_swaps_routes_without_dropping_requests_and_a_bad_config_is_ref
     ));
     assert_eq!(setup.get("/eligibility", Some(&token)).await.status, 200);
 }
+
+/// Builds a second gateway over `setup`'s server and upstream, reading the feed as `client_id`.
+async fn gateway_with_feed_credential(
+    setup: &Setup,
+    client_id: &str,
+    secret: &str,
+    feed_url: Option<&str>,
+) -> Result<tokenmint_gateway::Gateway, tokenmint_gateway::StartError> {
+    let secret_file = setup.server.dir.path().join(format!("feed-{client_id}"));
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+client_id = "{client_id}"
+client_secret_file = "{file}"
+
+[[issuer]]
+url = "{issuer}"
+audience = "{AUDIENCE}"
+{feed}
+
+[[route]]
+path_prefix = "/eligibility"
+upstream = "{upstream}"
+read_scope = "eligibility:read"
+write_scope = "eligibility:write"
+"#,
+        issuer = setup.server.issuer,
+        file = secret_file.display(),
+        upstream = setup.production.url,
+        feed = feed_url.map(|u| format!("revocation_feed_url = \"{u}\"")).unwrap_or_default(),
+    );
+    let path = setup.server.dir.path().join(format!("gateway-{client_id}.toml"));
+    std::fs::write(&path, text).unwrap();
+    let config = GatewayConfig::load(&path, &Overrides::default()).unwrap();
+    tokenmint_gateway::Gateway::build(config, setup.clock.clone()).await
+}
+
+#[tokio::test]
+async fn a_feed_credential_that_lists_other_audiences_still_reads_the_feed() {
+    let setup = Setup::start().await;
+    let issuer = setup.server.issuer.clone();
+    // Its default token would name both audiences, which the admin API refuses (the other
+    // server could replay it); the gateway asks for the issuer by name.
+    let (feed_id, feed_secret) = setup
+        .server
+        .credential("production", &["tokenmint:revocations"], &[&issuer, "https://other.example"])
+        .await;
+    let gateway = gateway_with_feed_credential(&setup, &feed_id, &feed_secret, None).await.unwrap();
+    let url = format!("http://{}/eligibility", gateway.local_addr().unwrap());
+    tokio::spawn(async move { gateway.run_until_stopped(std::future::pending()).await.unwrap() });
+
+    let (id, secret) =
+        setup.server.credential("production", &["eligibility:read"], &[AUDIENCE]).await;
+    let token = setup.server.token(&id, &secret).await;
+    let status = async || setup.http.get(&url).bearer_auth(&token).send().await.unwrap().status();
+    assert_eq!(status().await, 200);
+    setup.server.admin(reqwest::Method::POST, &format!("/credentials/{id}/deactivate"), None).await;
+    assert!(
+        eventually(Duration::from_secs(5), async || status().await == 401).await,
+        "the deactivation reached this gateway through its feed"
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_whose_feed_credential_is_refused_does_not_start() {
+    let setup = Setup::start().await;
+    let expect_refused = |result: Result<tokenmint_gateway::Gateway, _>, why: &str| match result {
+        Err(error @ tokenmint_gateway::StartError::FeedRefused { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("tokenmint:revocations"), "{why}: says what to do: {text}");
+        }
+        Err(other) => panic!("{why}: refused for another reason: {other}"),
+        Ok(_) => panic!("{why}: started, and would accept revoked tokens"),
+    };
+    // Its tokens are for another audience only: the token endpoint refuses the issuer.
+    let (id, secret) = setup
+        .server
+        .credential("production", &["tokenmint:revocations"], &["https://other.example"])
+        .await;
+    expect_refused(gateway_with_feed_credential(&setup, &id, &secret, None).await, "audience");
+    // No feed permission: the token endpoint refuses the scope.
+    let (id, secret) = setup.server.credential("production", &["eligibility:read"], &[]).await;
+    expect_refused(gateway_with_feed_credential(&setup, &id, &secret, None).await, "scope");
+    // A wrong secret.
+    let (id, _) = setup.server.credential("production", &["tokenmint:revocations"], &[]).await;
+    expect_refused(gateway_with_feed_credential(&setup, &id, "wrong", None).await, "secret");
+    // A token the token endpoint grants but the feed refuses: 401 (even to a renewed token)
+    // or 403, from a stand-in feed.
+    let (id, secret) = setup.server.credential("production", &["tokenmint:revocations"], &[]).await;
+    for status in [axum::http::StatusCode::UNAUTHORIZED, axum::http::StatusCode::FORBIDDEN] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let feed = format!("http://{}/feed", listener.local_addr().unwrap());
+        let refusing = axum::Router::new().fallback(move || async move { status });
+        tokio::spawn(async move { axum::serve(listener, refusing).await.unwrap() });
+        let started = gateway_with_feed_credential(&setup, &id, &secret, Some(&feed)).await;
+        expect_refused(started, status.as_str());
+    }
+}

@@ -189,10 +189,25 @@ async fn the_admin_api_refuses_an_admin_token_minted_for_another_audience() {
         let p: Value = res.json().await.unwrap();
         assert!(p["detail"].as_str().unwrap().contains("another audience"), "{p}");
     }
-    // For the issuer, explicitly or among the defaults, it is accepted.
-    for token in [token_for(Some(&app.base)).await, token_for(None).await] {
-        let res = app.http.get(app.url("/admin/v1/credentials")).bearer_auth(token).send().await;
-        assert_eq!(res.unwrap().status(), 200);
+    // For the issuer alone it is accepted; a token for the issuer and another audience (the
+    // default of a credential that lists both, or both asked for) is not: the other resource
+    // server could replay it here.
+    let res = app
+        .http
+        .get(app.url("/admin/v1/credentials"))
+        .bearer_auth(token_for(Some(&app.base)).await);
+    assert_eq!(res.send().await.unwrap().status(), 200);
+    let both = {
+        let extra = [("resource", "https://api.example.com"), ("resource", issuer.as_str())];
+        let res = app.token_for(&id, &secret, &extra).await;
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    };
+    for token in [token_for(None).await, both] {
+        for path in ["/admin/v1/credentials", "/admin/v1/revocations"] {
+            let res = app.http.get(app.url(path)).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(res.status(), 401, "{path}");
+        }
     }
     // A credential whose only audience is another one gets no token the admin API accepts.
     let res = app

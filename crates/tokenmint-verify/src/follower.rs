@@ -49,13 +49,36 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct RevocationFollower {
     task: tokio::task::AbortHandle,
-    synced: watch::Receiver<bool>,
+    state: watch::Receiver<FeedState>,
+}
+
+/// What the follower knows of the feed so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct FeedState {
+    /// The feed has been read successfully at least once.
+    synced: bool,
+    /// The feed's last answer refused this reader (401 with a fresh token, or 403).
+    refused: bool,
+}
+
+/// How the first read of the feed went, from [`RevocationFollower::wait_started`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FeedStart {
+    /// The feed has been read.
+    Synced,
+    /// The feed refuses this reader's token: its credential lacks `tokenmint:revocations`,
+    /// is deactivated, or its token is for another audience. Retrying will not help.
+    Refused,
+    /// Neither within the time given (the issuer is unreachable or slow); the follower keeps
+    /// trying.
+    Pending,
 }
 
 impl RevocationFollower {
     /// Whether the feed has been read successfully at least once.
     pub fn is_synced(&self) -> bool {
-        *self.synced.borrow()
+        self.state.borrow().synced
     }
 
     /// Waits until the feed has been read once, or `timeout`; returns whether it was.
@@ -63,8 +86,23 @@ impl RevocationFollower {
     /// A service can call this at start-up so that it does not accept tokens revoked while it
     /// was down, and decide for itself whether to start anyway when the feed is unreachable.
     pub async fn wait_synced(&self, timeout: Duration) -> bool {
-        let mut synced = self.synced.clone();
-        tokio::time::timeout(timeout, synced.wait_for(|s| *s)).await.is_ok_and(|r| r.is_ok())
+        let mut state = self.state.clone();
+        tokio::time::timeout(timeout, state.wait_for(|s| s.synced)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits until the feed has been read once or has refused this reader, or `timeout`.
+    ///
+    /// A refusal is a configuration fault (wrong credential, missing scope, wrong audience)
+    /// that no retry mends: a service should stop rather than accept revoked tokens for as
+    /// long as nobody notices.
+    pub async fn wait_started(&self, timeout: Duration) -> FeedStart {
+        let mut state = self.state.clone();
+        let seen = tokio::time::timeout(timeout, state.wait_for(|s| s.synced || s.refused)).await;
+        match seen {
+            Ok(Ok(s)) if s.synced => FeedStart::Synced,
+            Ok(Ok(_)) => FeedStart::Refused,
+            _ => FeedStart::Pending,
+        }
     }
 }
 
@@ -98,10 +136,10 @@ pub(crate) fn spawn<T: TokenSource>(
     source: T,
     config: FeedConfig,
 ) -> RevocationFollower {
-    let (synced_tx, synced) = watch::channel(false);
+    let (state_tx, state) = watch::channel(FeedState::default());
     let mut alive = parts.verifier_alive.clone();
     let follower =
-        Follower { parts, source, config, synced: synced_tx, down_since: None, last_warning: None };
+        Follower { parts, source, config, state: state_tx, down_since: None, last_warning: None };
     let task = tokio::spawn(async move {
         tokio::select! {
             () = follower.run() => {}
@@ -109,7 +147,7 @@ pub(crate) fn spawn<T: TokenSource>(
             _ = alive.changed() => tracing::debug!("verifier dropped; revocation follower stops"),
         }
     });
-    RevocationFollower { task: task.abort_handle(), synced }
+    RevocationFollower { task: task.abort_handle(), state }
 }
 
 /// Why a feed request failed.
@@ -129,6 +167,14 @@ impl FeedError {
     fn unauthorized(&self) -> bool {
         matches!(self, Self::Fetch(FetchError::Status(StatusCode::UNAUTHORIZED)))
     }
+
+    /// The feed refused the reader (after one renewal of its token, for a 401).
+    fn refused(&self) -> bool {
+        matches!(
+            self,
+            Self::Fetch(FetchError::Status(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN))
+        )
+    }
 }
 
 enum StreamEnd {
@@ -143,7 +189,7 @@ struct Follower<T> {
     parts: FollowerParts,
     source: T,
     config: FeedConfig,
-    synced: watch::Sender<bool>,
+    state: watch::Sender<FeedState>,
     down_since: Option<Instant>,
     last_warning: Option<Instant>,
 }
@@ -326,7 +372,7 @@ impl<T: TokenSource> Follower<T> {
         let metrics = &self.parts.metrics;
         metrics.revocation_feed_up.store(1, Ordering::Relaxed);
         metrics.revocation_last_sync.store(self.now(), Ordering::Relaxed);
-        self.synced.send_replace(true);
+        self.state.send_replace(FeedState { synced: true, refused: false });
         if let Some(since) = self.down_since.take() {
             tracing::info!(
                 down_secs = since.elapsed().as_secs(),
@@ -340,6 +386,8 @@ impl<T: TokenSource> Follower<T> {
         let metrics = &self.parts.metrics;
         Metrics::incr(&metrics.revocation_feed_failures);
         metrics.revocation_feed_up.store(0, Ordering::Relaxed);
+        let refused = error.refused();
+        self.state.send_if_modified(|s| std::mem::replace(&mut s.refused, refused) != refused);
         let now = Instant::now();
         let since = *self.down_since.get_or_insert(now);
         if self.last_warning.is_none_or(|last| now.duration_since(last) >= WARN_EVERY) {

@@ -71,7 +71,7 @@ pub use claims::{ClaimMapping, Claims};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FeedConfig, VerifierConfig};
 pub use error::{BuildError, FetchError, FollowError, RejectReason, RevocationKind, VerifyError};
-pub use follower::RevocationFollower;
+pub use follower::{FeedStart, RevocationFollower};
 pub use layer::{RequireScope, RequireScopeService, VerifyLayer, VerifyService, authenticate};
 pub use metrics::MetricsSnapshot;
 pub use offline::OfflineVerifier;

@@ -132,8 +132,11 @@ impl AdminClient {
         // The server says where its token endpoint is (the credential file's copy may name
         // another port); a server whose metadata cannot be read or names another issuer (one
         // reached through a proxy) is asked at the file's endpoint, else at the default path.
+        // The admin API accepts tokens for the issuer alone, so the token is asked for it by
+        // name: a credential that lists other audiences too would otherwise get all of them.
         let discovered = ClientConfig::discover(&base, client_id.clone(), client_secret.clone())
-            .map_err(endpoint_error)?;
+            .map_err(endpoint_error)?
+            .audience(base.clone());
         let tokens = token_client(discovered)?;
         let tokens = match tokens.token().await {
             Ok(_) => tokens,

@@ -89,10 +89,13 @@ pub async fn authenticate_bearer(
         }
     };
     let claims = verify_own_token(state, token).await?;
-    if !claims.aud.contains(&state.issuer) {
+    // The issuer alone: a token that also names another audience has been (or may be) handed
+    // to that resource server, which could replay it here.
+    if !claims.aud.contains(&state.issuer) || claims.aud.iter().any(|a| a != state.issuer) {
         return Err(invalid(
-            "the access token is for another audience; request one without an audience (or with \
-             the issuer as audience) for the admin API",
+            "the access token is for another audience, or for others besides this API; request \
+             one with the issuer as its only audience (audience or resource = the issuer) for \
+             the admin API",
         ));
     }
     // Loaded by the verification just now: a cache hit.

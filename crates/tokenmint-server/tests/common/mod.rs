@@ -177,8 +177,12 @@ impl TestApp {
     }
 
     /// An admin access token.
+    /// A token for the admin API, asked for the issuer by name as the admin CLI does (the admin
+    /// API takes tokens for the issuer alone).
     pub async fn admin_token(&self) -> String {
-        let res = self.token_for(&self.admin_id, &self.admin_secret, &[]).await;
+        let issuer = self.state.issuer.clone();
+        let res =
+            self.token_for(&self.admin_id, &self.admin_secret, &[("audience", &issuer)]).await;
         assert_eq!(res.status(), 200);
         let body: Value = res.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
