@@ -123,7 +123,9 @@ async fn forward(
     let target = upstream.url_for(path.as_str(), parts.uri.query());
     let uri = http::Uri::try_from(target).map_err(|_| Refusal::IdentityHeader)?;
     let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let headers = upstream_headers(&mut parts.headers, &route, token, client_addr, shared.scheme)?;
+    let host = request_host(&parts.headers, &parts.uri, parts.version)?;
+    let headers =
+        upstream_headers(&mut parts.headers, host, &route, token, client_addr, shared.scheme)?;
 
     // A request without a body (most GETs) is sent without one, rather than as an empty chunked
     // stream some servers refuse.
@@ -332,42 +334,56 @@ pub(crate) fn set_identity_headers(
     Ok(())
 }
 
-/// One `Host`, and a host with an optional port (RFC 9112 §3.2: anything else is a 400): the
-/// gateway repeats it to the upstream in `Forwarded` and `X-Forwarded-Host`, where a second
-/// value or a quote would let the caller write parameters of its own.
-fn check_host(headers: &HeaderMap) -> Result<(), Refusal> {
-    let mut hosts = headers.get_all(header::HOST).iter();
-    let (Some(host), None) = (hosts.next(), hosts.next()) else {
-        return match headers.contains_key(header::HOST) {
-            true => Err(Refusal::BadHost("send one Host header")),
-            false => Ok(()),
+/// The host the caller addressed, which the gateway repeats to the upstream in `Forwarded` and
+/// `X-Forwarded-Host` (RFC 9112 §3.2, RFC 9113 §8.3.1):
+/// * an authority in the request target (absolute form, or HTTP/2's `:authority`) wins over
+///   `Host`, which a recipient then ignores;
+/// * otherwise one `Host`; an HTTP/1.1 request without one, or with several, is a 400;
+/// * either must be a host and an optional numeric port: a second value or a quote would let
+///   the caller write parameters of its own into the forwarded fields.
+fn request_host(
+    headers: &HeaderMap,
+    uri: &http::Uri,
+    version: http::Version,
+) -> Result<Option<HeaderValue>, Refusal> {
+    if let Some(authority) = uri.authority() {
+        return match is_plain_host(authority.as_str()) {
+            true => Ok(HeaderValue::from_str(authority.as_str()).ok()),
+            false => {
+                Err(Refusal::BadHost("the request target must name a host and an optional port"))
+            }
         };
-    };
-    // A host (name, IPv4 or bracketed IPv6) and an optional port of digits: no userinfo, no
-    // list (`,`), no `*`, nothing a framework could split differently.
-    let valid =
-        host.to_str().ok().and_then(|h| h.parse::<http::uri::Authority>().ok()).is_some_and(
-            |authority| {
-                let text = authority.as_str();
-                // What follows the host: nothing, or `:` and a port of digits in 16 bits.
-                let port_ok = match text.get(authority.host().len()..).unwrap_or(":") {
-                    "" => true,
-                    rest => rest.strip_prefix(':').is_some_and(|digits| {
-                        !digits.is_empty()
-                            && digits.bytes().all(|b| b.is_ascii_digit())
-                            && digits.parse::<u16>().is_ok()
-                    }),
-                };
-                !authority.host().is_empty()
-                    && port_ok
-                    && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
-            },
-        );
-    if valid {
-        Ok(())
-    } else {
-        Err(Refusal::BadHost("the Host header must be a host and an optional port"))
     }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => match host.to_str().is_ok_and(is_plain_host) {
+            true => Ok(Some(host.clone())),
+            false => Err(Refusal::BadHost("the Host header must be a host and an optional port")),
+        },
+        (Some(_), Some(_)) => Err(Refusal::BadHost("send one Host header")),
+        (None, _) if version == http::Version::HTTP_11 => {
+            Err(Refusal::BadHost("send a Host header: HTTP/1.1 requires one"))
+        }
+        (None, _) => Ok(None),
+    }
+}
+
+/// A host (name, IPv4 or bracketed IPv6) and an optional port of digits in 16 bits: no
+/// userinfo, no list (`,`), no `*`, nothing a framework could split differently.
+fn is_plain_host(text: &str) -> bool {
+    let Ok(authority) = text.parse::<http::uri::Authority>() else { return false };
+    let port_ok = match text.get(authority.host().len()..).unwrap_or(":") {
+        "" => true,
+        rest => rest.strip_prefix(':').is_some_and(|digits| {
+            !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u16>().is_ok()
+        }),
+    };
+    authority.as_str() == text
+        && !authority.host().is_empty()
+        && port_ok
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
 /// Whether a header name holds anything but letters, digits and `-`.
@@ -393,12 +409,12 @@ fn drop_underscored_headers(headers: &mut HeaderMap) {
 
 fn upstream_headers(
     headers: &mut HeaderMap,
+    original_host: Option<HeaderValue>,
     route: &RouteConfig,
     token: &VerifiedToken,
     client_addr: Option<SocketAddr>,
     scheme: &'static str,
 ) -> Result<HeaderMap, Refusal> {
-    check_host(headers)?;
     let mut out = std::mem::take(headers);
     strip_hop_by_hop(&mut out);
     drop_identity_headers(&mut out);
@@ -406,7 +422,7 @@ fn upstream_headers(
     if !route.forward_authorization {
         out.remove(header::AUTHORIZATION);
     }
-    let original_host = out.remove(header::HOST);
+    out.remove(header::HOST);
     // What a caller says about earlier hops is not believed: the gateway is the first hop an
     // upstream should trust, so it states these itself (or leaves them out).
     for name in CALLER_FORWARDING_HEADERS {

@@ -204,18 +204,20 @@ async fn underscored_headers_are_dropped_and_their_override_spellings_need_the_w
 }
 
 /// RFC 9112 §3.2: one `Host`, a host and an optional port; anything else is a 400, so the
-/// caller cannot write into the `Forwarded` and `X-Forwarded-Host` the gateway sends on.
+/// caller cannot write into the `Forwarded` and `X-Forwarded-Host` the gateway sends on. An
+/// HTTP/1.1 request needs one; an authority in the request target wins over it (§3.2.2).
 #[tokio::test]
-async fn a_repeated_or_malformed_host_is_refused() {
+async fn a_missing_repeated_or_malformed_host_is_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let setup = Setup::start().await;
     let token = setup.token("production", &["eligibility:read"]).await;
     let addr = setup.gateway.trim_start_matches("http://").to_owned();
-    let status = |hosts: Vec<String>| {
+    // (status, the X-Forwarded-Host the upstream saw)
+    let send = |line: String, hosts: Vec<String>| {
         let (addr, token) = (addr.clone(), token.clone());
         async move {
             let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-            let mut request = "GET /eligibility/7 HTTP/1.1\r\n".to_owned();
+            let mut request = format!("{line}\r\n");
             for host in hosts {
                 request.push_str(&format!("Host: {host}\r\n"));
             }
@@ -225,11 +227,22 @@ async fn a_repeated_or_malformed_host_is_refused() {
             let mut response = Vec::new();
             stream.read_to_end(&mut response).await.unwrap();
             let text = String::from_utf8_lossy(&response).into_owned();
-            text.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()).unwrap_or(0)
+            let status = text.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+            let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+            let host = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["headers"]["x-forwarded-host"].as_str().map(str::to_owned));
+            (status, host)
         }
     };
-    assert_eq!(status(vec![addr.clone()]).await, 200);
+    let origin_form = || "GET /eligibility/7 HTTP/1.1".to_owned();
+    let status = |hosts: Vec<String>| {
+        let send = &send;
+        async move { send(origin_form(), hosts).await.0 }
+    };
+    assert_eq!(send(origin_form(), vec![addr.clone()]).await, (200, Some(addr.clone())));
     for hosts in [
+        vec![],
         vec![addr.clone(), "evil.example".to_owned()],
         vec![addr.clone(), addr.clone()],
         vec!["x\"injected;for=1.2.3.4".to_owned()],
@@ -244,6 +257,16 @@ async fn a_repeated_or_malformed_host_is_refused() {
     ] {
         assert_eq!(status(hosts.clone()).await, 400, "{hosts:?}");
     }
+    // HTTP/1.0 has no Host requirement: nothing is forwarded for it.
+    assert_eq!(send("GET /eligibility/7 HTTP/1.0".to_owned(), vec![]).await, (200, None));
+    // The absolute form's authority is the host; the Host line is ignored.
+    let absolute = "GET http://api.example:8443/eligibility/7 HTTP/1.1".to_owned();
+    assert_eq!(
+        send(absolute.clone(), vec!["evil.example".to_owned()]).await,
+        (200, Some("api.example:8443".to_owned()))
+    );
+    let userinfo = "GET http://user@api.example/eligibility/7 HTTP/1.1".to_owned();
+    assert_eq!(send(userinfo, vec![addr.clone()]).await.0, 400);
 }
 
 async fn raw_get(setup: &Setup, path: &str, token: &str) -> u16 {
