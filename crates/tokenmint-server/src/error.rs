@@ -246,6 +246,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(Cow::Borrowed(what)),
             StoreError::Conflict(msg) => Self::Conflict(msg),
+            StoreError::InvalidCursor => Self::BadRequest(StoreError::InvalidCursor.to_string()),
             // A guard's refusal says what happened and what to do; it is a conflict with the
             // state the request met at commit time.
             StoreError::Refused(why) => Self::Conflict(why.to_string()),

@@ -939,7 +939,7 @@ pub async fn search_credentials(
         limit: search.limit.clamp(1, 500),
     };
     let page = state.store.search_credentials(&filter).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::validation(
+        StoreError::InvalidCursor => ApiError::validation(
             "after",
             "the page link is invalid; start again from the first page",
         ),

@@ -409,6 +409,8 @@ async fn credentials_are_listed_in_pages_and_by_organization(s: &dyn Store) {
         }
     }
     assert_eq!(seen, ["tmc_0", "tmc_1", "tmc_2", "tmc_3", "tmc_4"]);
+    let forged = CredentialFilter { org: None, after: Some("garbage".into()), limit: 2 };
+    assert!(matches!(s.list_credentials(&forged).await, Err(StoreError::InvalidCursor)));
     let only_a = s
         .list_credentials(&CredentialFilter { org: Some("a".into()), after: None, limit: 10 })
         .await
@@ -1418,7 +1420,7 @@ async fn credentials_are_searched_by_text_environment_and_state_in_pages_newest_
     assert_eq!(s.search_credentials(&everywhere).await.unwrap().items.len(), 13);
     assert!(matches!(
         s.search_credentials(&search("", Some("not-a-cursor".into()), 5)).await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::InvalidCursor)
     ));
 }
 

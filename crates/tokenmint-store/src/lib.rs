@@ -33,6 +33,9 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A page cursor this store never handed out: a caller's mistake, not a conflict.
+    #[error("the cursor is not one a listing returned; start again without one")]
+    InvalidCursor,
     /// The database cannot be reached or is overloaded: worth retrying later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),

@@ -707,7 +707,7 @@ fn parse_cursor(after: &str) -> Option<(i64, &str)> {
 fn credential_cursor(after: Option<&str>, start: i64) -> Result<(i64, String), StoreError> {
     match after.map(parse_cursor) {
         Some(Some((t, id))) => Ok((t, id.to_owned())),
-        Some(None) => Err(StoreError::Conflict("invalid cursor".into())),
+        Some(None) => Err(StoreError::InvalidCursor),
         None => Ok((start, String::new())),
     }
 }
