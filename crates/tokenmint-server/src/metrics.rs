@@ -38,6 +38,9 @@ pub struct Metrics {
     /// Presented secrets checked against a credential (or against the stand-in for an
     /// unknown client_id).
     pub client_auth_secret_checks: Counter,
+    /// Portal sign-in passwords checked against an Argon2id hash (or against the stand-in for
+    /// an unknown email).
+    pub portal_password_checks: Counter,
     issued_by_alg: [Counter; 3],
 }
 
@@ -128,11 +131,18 @@ impl Metrics {
             "Presented client secrets checked, known client or not",
             client_auth_secret_checks.clone(),
         );
+        let portal_password_checks = Counter::default();
+        registry.register(
+            "portal_password_checks",
+            "Portal sign-in passwords checked, known email or not",
+            portal_password_checks.clone(),
+        );
         let issued_by_alg = tokenmint_core::keys::SigningAlgorithm::ALL
             .map(|a| tokens_issued.get_or_create(&AlgLabel { alg: a.as_str() }).clone());
         Self {
             client_auth_store_reads,
             client_auth_secret_checks,
+            portal_password_checks,
             sources_blocked,
             audit_dropped,
             audit_write_lag_seconds,
