@@ -20,6 +20,8 @@ use tokenmint_server::{Application, Config};
 use tokenmint_store::SqlStore;
 use tower::ServiceExt;
 
+mod claims_setup;
+
 fn bench(c: &mut Criterion) {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -129,69 +131,6 @@ fn hot_path_additions(c: &mut Criterion) {
     group.finish();
 }
 
-async fn call(router: &axum::Router, req: Request<Body>) -> serde_json::Value {
-    let res = router.clone().oneshot(req).await.unwrap();
-    assert!(res.status().is_success(), "{}", res.status());
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-/// A server (ES256) and the token request bodies of a credential without custom claims and of
-/// one with five; with `hook`, every token request also asks that token hook.
-async fn claims_app(
-    url: &str,
-    hook: Option<tokenmint_server::hook::HookConfig>,
-) -> (axum::Router, String, String) {
-    let mut config = Config::new(url.to_owned(), MasterKey::generate());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.signing_alg = SigningAlgorithm::ES256;
-    config.token_rate_limit = 1_000_000_000;
-    config.product_areas = ProductAreas::parse(&["eligibility"]).unwrap();
-    config.token_hook = hook;
-    let store = SqlStore::connect(url, true).await.unwrap();
-    let mut app = Application::build(config, Arc::new(store)).await.unwrap();
-    let Some(FirstStart::Initialized(admin)) = app.take_first_start() else { panic!() };
-    let router = Application::router(app.state().clone());
-    let form = |id: &str, secret: &str| {
-        format!("grant_type=client_credentials&client_id={id}&client_secret={secret}")
-    };
-    let admin_form = form(&admin.client_id, &admin.client_secret);
-    let token_request = |body: String| {
-        Request::post("/oauth/token")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(body))
-            .unwrap()
-    };
-    let admin_token = call(&router, token_request(admin_form.clone())).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut bodies = Vec::new();
-    for claims in [
-        serde_json::json!({}),
-        serde_json::json!({"tenant_id": "acme-7", "plan": "gold", "seats": 40,
-            "regions": ["eu", "uk"], "https://example.com/partner": {"tier": 2}}),
-    ] {
-        let create = Request::post("/admin/v1/credentials")
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {admin_token}"))
-            .body(Body::from(
-                serde_json::json!({"name": "bench", "org": "acme", "environment": "production",
-                    "permissions": ["eligibility:read"], "claims": claims})
-                .to_string(),
-            ))
-            .unwrap();
-        let created = call(&router, create).await;
-        bodies.push(form(
-            created["client_id"].as_str().unwrap(),
-            created["client_secret"].as_str().unwrap(),
-        ));
-    }
-    let five = bodies.pop().unwrap();
-    let none = bodies.pop().unwrap();
-    (router, none, five)
-}
-
 /// The token endpoint with no custom claims, with five static ones, and with the token hook
 /// (its answer cached, five claims), in one run: the two ratios against the first are what the
 /// README reports.
@@ -200,26 +139,11 @@ fn custom_claims(c: &mut Criterion) {
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (plain, no_claims, five_claims, hooked, hooked_body) = rt.block_on(async {
-        let hook = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(|| async {
-                axum::Json(serde_json::json!({"allow": true, "claims": {"tenant_id": "acme-7",
-                    "plan": "gold", "seats": 40, "regions": ["eu", "uk"],
-                    "https://example.com/partner": {"tier": 2}}}))
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
-        let target =
-            tokenmint_server::alerts::WebhookTarget::parse(&format!("http://{addr}/hook")).unwrap();
-        let mut hook = tokenmint_server::hook::HookConfig::new(target);
-        hook.allow_private = true;
-        hook.cache_ttl = std::time::Duration::from_secs(3600);
+        let hook = claims_setup::cached_hook().await;
         let a = format!("sqlite://{}", dir.path().join("a.db").display());
         let b = format!("sqlite://{}", dir.path().join("b.db").display());
-        let (plain, none, five) = claims_app(&a, None).await;
-        let (hooked, hooked_none, _) = claims_app(&b, Some(hook)).await;
+        let (plain, none, five) = claims_setup::claims_app(&a, None).await;
+        let (hooked, hooked_none, _) = claims_setup::claims_app(&b, Some(hook)).await;
         (plain, none, five, hooked, hooked_none)
     });
     let mut group = c.benchmark_group("token_endpoint/custom_claims");
@@ -228,20 +152,7 @@ fn custom_claims(c: &mut Criterion) {
         ("5 static claims", &plain, &five_claims),
         ("token hook (cached, 5 claims)", &hooked, &hooked_body),
     ] {
-        group.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| {
-                let req = Request::post("/oauth/token")
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(Body::from(body.clone()))
-                    .unwrap();
-                let r = router.clone();
-                async move {
-                    let res = r.oneshot(req).await.unwrap();
-                    assert_eq!(res.status(), 200);
-                    axum::body::to_bytes(res.into_body(), 8192).await.unwrap()
-                }
-            })
-        });
+        group.bench_function(name, |b| b.to_async(&rt).iter(|| claims_setup::token(router, body)));
     }
     group.finish();
     drop(dir);
