@@ -360,6 +360,15 @@ async fn discovery_advertises_private_key_jwt_and_its_algorithms() {
             assert!(algs.contains(&json!(alg)), "{alg}: {meta}");
         }
         assert!(!algs.iter().any(|a| a == "none" || a.as_str().unwrap().starts_with("HS")));
+        // RFC 8414 §2: each endpoint that takes assertions lists their algorithms.
+        for endpoint in ["introspection", "revocation"] {
+            let methods = &meta[format!("{endpoint}_endpoint_auth_methods_supported")];
+            assert!(methods.as_array().unwrap().contains(&json!("private_key_jwt")));
+            assert_eq!(
+                meta[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")],
+                json!(algs)
+            );
+        }
     }
 }
 
