@@ -30,7 +30,7 @@ use crate::endpoint::{self, TokenRequest, TokenResponse};
 use crate::error::Error;
 use crate::metrics::{MetricEvent, Metrics, NoMetrics};
 use crate::retry::{full_jitter, is_retryable_status, retry_after};
-use crate::secret::AccessToken;
+use crate::secret::{AccessToken, SecretString};
 use crate::source::SecretReader;
 
 /// The longest lifetime taken from a response; larger values are clamped so instant arithmetic
@@ -183,7 +183,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
     secret: SecretReader,
-    token_url: tokio::sync::OnceCell<Url>,
+    /// The token endpoint, and the issuer when it was discovered.
+    token_url: tokio::sync::OnceCell<(Url, Option<String>)>,
     default_slot: Arc<Slot>,
     /// Slots for non-default parameters. Copy-on-write: read without a lock, written rarely.
     slots: ArcSwap<HashMap<TokenParams, Arc<Slot>>>,
@@ -242,7 +243,7 @@ impl TokenClientBuilder {
                 .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
         };
         let token_url = match &self.config.endpoint {
-            Endpoint::TokenUrl(url) => tokio::sync::OnceCell::new_with(Some(url.clone())),
+            Endpoint::TokenUrl(url) => tokio::sync::OnceCell::new_with(Some((url.clone(), None))),
             Endpoint::Issuer(_) => tokio::sync::OnceCell::new(),
         };
         let key = CacheKey {
@@ -456,16 +457,39 @@ impl Inner {
     }
 
     async fn token_url(&self) -> Result<&Url, Error> {
+        self.endpoint().await.map(|(url, _)| url)
+    }
+
+    /// The token endpoint and, when discovered, the issuer (as its metadata names it).
+    async fn endpoint(&self) -> Result<&(Url, Option<String>), Error> {
         self.token_url
             .get_or_try_init(|| async {
                 match &self.config.endpoint {
-                    Endpoint::TokenUrl(url) => Ok(url.clone()),
+                    Endpoint::TokenUrl(url) => Ok((url.clone(), None)),
                     Endpoint::Issuer(issuer) => {
-                        endpoint::discover(&self.http, issuer, self.config.request_timeout).await
+                        endpoint::discover(&self.http, issuer, self.config.request_timeout)
+                            .await
+                            .map(|(url, issuer)| (url, Some(issuer)))
                     }
                 }
             })
             .await
+    }
+
+    /// What authenticates this attempt: the current secret, or a fresh assertion (RFC 7523
+    /// §3: a new `jti` every time, so a retry is never refused as a replay).
+    async fn credential(&self) -> Result<SecretString, Error> {
+        let Some(key) = &self.config.private_key else {
+            return self.secret.get(&self.clock, false).await;
+        };
+        let (url, issuer) = self.endpoint().await?;
+        let audience = issuer.clone().unwrap_or_else(|| url.to_string());
+        let now = self
+            .clock
+            .system_time()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        key.assertion(&self.config.client_id, &audience, now).map(SecretString::new)
     }
 
     /// One token fetch: requests with retries on 429, 5xx, timeouts and connection errors
@@ -478,7 +502,7 @@ impl Inner {
         let mut secret_rechecked = false;
         loop {
             attempt += 1;
-            let secret = self.secret.get(&self.clock, false).await?;
+            let secret = self.credential().await?;
             let request = TokenRequest {
                 url,
                 client_id,
@@ -486,6 +510,7 @@ impl Inner {
                 style: self.config.auth_style,
                 send_grant_type: self.config.send_grant_type,
                 params: &slot.key.params,
+                assertion: self.config.private_key.is_some(),
             }
             .build(&self.http, self.config.request_timeout)?;
             let sent_at = self.clock.now();

@@ -328,6 +328,8 @@ pub struct ClientConfig {
     pub(crate) secret_recheck_interval: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) api_retry: ApiRetryPolicy,
+    /// Set: every token request is authenticated with a fresh `private_key_jwt` assertion.
+    pub(crate) private_key: Option<std::sync::Arc<crate::assertion::PrivateKey>>,
 }
 
 fn parse_url(what: &str, url: &str) -> Result<Url, Error> {
@@ -405,7 +407,17 @@ impl ClientConfig {
             secret_recheck_interval: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             api_retry: ApiRetryPolicy::default(),
+            private_key: None,
         }
+    }
+
+    /// Authenticates with `private_key_jwt` (RFC 7523 §2.2) instead of a secret: each token
+    /// request carries a fresh assertion signed by `key` (a random `jti`, valid 60 s, for the
+    /// issuer when the endpoint was discovered, else for the token endpoint's URL), sent in the
+    /// form body (a JSON body with [`AuthStyle::Json`]). The secret source is then never read.
+    pub fn private_key(mut self, key: crate::assertion::PrivateKey) -> Self {
+        self.private_key = Some(std::sync::Arc::new(key));
+        self
     }
 
     /// Sets how the client authenticates; see [`AuthStyle`].

@@ -29,6 +29,8 @@ pub(crate) struct TokenRequest<'a> {
     pub(crate) style: AuthStyle,
     pub(crate) send_grant_type: bool,
     pub(crate) params: &'a TokenParams,
+    /// `secret` holds a `private_key_jwt` assertion (RFC 7523 §2.2), not a client secret.
+    pub(crate) assertion: bool,
 }
 
 impl TokenRequest<'_> {
@@ -63,6 +65,26 @@ impl TokenRequest<'_> {
             .timeout(timeout)
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         let secret = self.secret.expose_secret();
+        if self.assertion {
+            let auth = [
+                ("client_id", self.client_id),
+                ("client_assertion_type", crate::assertion::JWT_BEARER),
+                ("client_assertion", secret),
+            ];
+            let params = self.params();
+            let pairs = params.iter().map(|(k, v)| (*k, v.as_str())).chain(auth);
+            return Ok(if self.style == AuthStyle::Json {
+                let body: Map<String, Value> =
+                    pairs.map(|(k, v)| (k.to_owned(), Value::String(v.to_owned()))).collect();
+                let bytes = serde_json::to_vec(&Value::Object(body))
+                    .map_err(|e| Error::Config(format!("cannot encode the JSON body: {e}")))?;
+                builder
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .body(bytes)
+            } else {
+                builder.form_body(form(pairs))
+            });
+        }
         Ok(match self.style {
             AuthStyle::Basic => {
                 let mut auth = HeaderValue::from_str(&basic_credentials(self.client_id, secret))
@@ -271,7 +293,7 @@ pub(crate) async fn discover(
     http: &reqwest::Client,
     issuer: &Url,
     timeout: Duration,
-) -> Result<Url, Error> {
+) -> Result<(Url, String), Error> {
     let fail = |kind: ErrorKind, reason: String| Error::Discovery {
         issuer: issuer.to_string(),
         reason,
@@ -320,6 +342,7 @@ pub(crate) async fn discover(
         let endpoint = meta.token_endpoint.as_str();
         tracing::debug!(%issuer, metadata = %url, token_endpoint = %printable(endpoint), "token endpoint discovered");
         return Url::parse(endpoint)
+            .map(|url| (url, meta.issuer.clone()))
             .map_err(|e| invalid(format!("token_endpoint {:?}: {e}", printable(endpoint))));
     }
     Err(fail(kind, reasons.join("; ")))

@@ -40,6 +40,9 @@
 //!   `scope`, extra parameters, or no `grant_type` at all; discovery from an issuer (RFC 8414,
 //!   then OpenID Connect); and a [`Preset`] for each provider tokenmint was designed from.
 //! - **Rotation without restart.** A secret read from a file is re-read when the file changes.
+//! - **Keys instead of secrets.** With [`ClientConfig::private_key`], every token request
+//!   carries a fresh `private_key_jwt` assertion (RFC 7523) signed by the partner's private key,
+//!   and no secret is sent at all.
 //!
 //! The cache lives in memory only: tokens are never written to disk.
 //!
@@ -155,6 +158,7 @@
 //! a token's lifetime without sleeping.
 
 mod api;
+pub mod assertion;
 pub mod blocking;
 mod client;
 mod clock;
@@ -168,6 +172,7 @@ mod source;
 pub mod text;
 
 pub use api::{BearerAuth, IDEMPOTENCY_KEY, NotRetried, is_safe_to_repeat};
+pub use assertion::PrivateKey;
 pub use blocking::{BlockingResponse, BlockingTokenClient};
 pub use client::{Token, TokenClient, TokenClientBuilder};
 pub use clock::{Clock, TokioClock};

@@ -83,6 +83,7 @@ fn credential(hasher: &SecretHasher, secret: &ClientSecret) -> Credential {
         }],
         claims: tokenmint_core::CustomClaims::default(),
         org_claims: tokenmint_core::CustomClaims::default(),
+        public_keys: Vec::new(),
         revision: 1,
     }
 }

@@ -139,6 +139,8 @@ pub struct Credential {
     /// The organization's claims, as read with the credential (the store joins them in; an
     /// update of the credential never writes them). The credential's own win on a clash.
     pub org_claims: CustomClaims,
+    /// Public keys whose `private_key_jwt` assertions authenticate the credential (RFC 7523).
+    pub public_keys: Vec<crate::assertion::ClientKey>,
     /// Storage revision, for optimistic concurrency: an update names the revision it read.
     pub revision: i64,
 }
@@ -153,6 +155,9 @@ pub enum AuthFailure {
     CredentialExpired,
     SecretExpired,
     MissingCredentials,
+    /// A `private_key_jwt` assertion that failed its checks (the detail is the assertion
+    /// error's reason).
+    InvalidAssertion,
 }
 
 impl AuthFailure {
@@ -164,16 +169,18 @@ impl AuthFailure {
             Self::CredentialExpired => "credential_expired",
             Self::SecretExpired => "secret_expired",
             Self::MissingCredentials => "missing_credentials",
+            Self::InvalidAssertion => "invalid_assertion",
         }
     }
 
-    pub const ALL: [AuthFailure; 6] = [
+    pub const ALL: [AuthFailure; 7] = [
         Self::UnknownClient,
         Self::WrongSecret,
         Self::Deactivated,
         Self::CredentialExpired,
         Self::SecretExpired,
         Self::MissingCredentials,
+        Self::InvalidAssertion,
     ];
 }
 
@@ -210,6 +217,18 @@ impl Credential {
             return Err(AuthFailure::SecretExpired);
         }
         Ok(secret)
+    }
+
+    /// The checks after a client proved it holds one of the credential's registered keys: as
+    /// for a secret, the status and expiry are told (to the audit log) only to the key holder.
+    pub fn usable(&self, now: UnixTime) -> Result<(), AuthFailure> {
+        if self.status == CredentialStatus::Deactivated {
+            return Err(AuthFailure::Deactivated);
+        }
+        if self.is_expired(now) {
+            return Err(AuthFailure::CredentialExpired);
+        }
+        Ok(())
     }
 
     /// Whether a token of this credential with this `iat` and `jti` has been revoked wholesale.
@@ -308,6 +327,7 @@ mod tests {
             secrets: vec![secret("old", 1, Some(500)), secret("new", 2, None)],
             claims: CustomClaims::default(),
             org_claims: CustomClaims::default(),
+            public_keys: Vec::new(),
             revision: 1,
         }
     }

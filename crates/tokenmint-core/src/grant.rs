@@ -143,6 +143,7 @@ mod tests {
             secrets: vec![],
             claims: crate::CustomClaims::default(),
             org_claims: crate::CustomClaims::default(),
+            public_keys: Vec::new(),
             revision: 1,
         }
     }

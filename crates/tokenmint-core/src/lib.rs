@@ -5,6 +5,7 @@
 //! which key signs it, can be tested exhaustively without a clock, a database or a socket. The
 //! server crate wires these pieces to HTTP and storage; the store crate persists them.
 
+pub mod assertion;
 pub mod claims;
 pub mod credential;
 pub mod crypto;

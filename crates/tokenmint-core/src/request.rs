@@ -34,6 +34,8 @@ pub enum AuthMethod {
     Post,
     /// Credentials in a JSON body (the Auth0 / Candid / Wealthyhood dialect).
     Json,
+    /// `private_key_jwt`: a JWT signed by one of the client's registered keys (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -42,6 +44,7 @@ impl AuthMethod {
             Self::Basic => "client_secret_basic",
             Self::Post => "client_secret_post",
             Self::Json => "client_secret_json",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -65,6 +68,21 @@ pub enum RequestError {
     MultipleAuthMethods,
     #[error("client authentication is required: send client_id and client_secret, or HTTP Basic")]
     MissingClientAuthentication,
+    #[error(
+        "a client assertion and a client secret were both sent; authenticate with exactly one \
+         (RFC 7521 §4.2: no other client authentication beside client_assertion)"
+    )]
+    AssertionWithSecret,
+    #[error(
+        "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer, \
+         sent together with client_assertion"
+    )]
+    BadAssertionType,
+    #[error(
+        "the client_assertion names no client: set its sub (and iss) to the client_id, or send \
+         client_id"
+    )]
+    AssertionWithoutClient,
     #[error(
         "the body looks like JSON but was sent as application/x-www-form-urlencoded (curl -d sends \
          that type unless told otherwise); send the header Content-Type: application/json, or a \
@@ -110,6 +128,32 @@ pub struct EndpointParams {
     pub resource: Vec<String>,
     pub token: Option<String>,
     pub token_type_hint: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<ClientAssertion>,
+}
+
+/// A `private_key_jwt` client assertion as presented. It proves the client's identity to
+/// whoever holds it until it expires (or is used), so its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientAssertion(String);
+
+impl ClientAssertion {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClientAssertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientAssertion([redacted])")
+    }
+}
+
+/// How the client proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientProof {
+    Secret(ClientSecret),
+    Assertion(ClientAssertion),
 }
 
 fn set(
@@ -159,6 +203,18 @@ impl EndpointParams {
             }
             "token" => set(&mut self.token, "token", value),
             "token_type_hint" => set(&mut self.token_type_hint, "token_type_hint", value),
+            "client_assertion_type" => {
+                set(&mut self.client_assertion_type, "client_assertion_type", value)
+            }
+            "client_assertion" => {
+                let mut slot = None;
+                set(&mut slot, "client_assertion", value)?;
+                if self.client_assertion.is_some() {
+                    return Err(RequestError::DuplicateParameter("client_assertion".into()));
+                }
+                self.client_assertion = slot.map(ClientAssertion);
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -293,6 +349,8 @@ fn is_known(k: &str) -> bool {
             | "resource"
             | "token"
             | "token_type_hint"
+            | "client_assertion_type"
+            | "client_assertion"
     )
 }
 
@@ -353,7 +411,7 @@ fn form_decode(s: &str) -> Cow<'_, str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAuthentication {
     pub client_id: PresentedClientId,
-    pub client_secret: ClientSecret,
+    pub proof: ClientProof,
     pub method: AuthMethod,
 }
 
@@ -363,6 +421,9 @@ pub fn client_authentication(
     basic: Option<BasicCredentials>,
     format: BodyFormat,
 ) -> Result<ClientAuthentication, RequestError> {
+    if params.client_assertion.is_some() || params.client_assertion_type.is_some() {
+        return assertion_authentication(params, basic.is_some());
+    }
     match basic {
         Some(b) => {
             if params.client_secret.is_some() {
@@ -376,14 +437,14 @@ pub fn client_authentication(
             }
             Ok(ClientAuthentication {
                 client_id: PresentedClientId::parse(&b.client_id),
-                client_secret: b.client_secret,
+                proof: ClientProof::Secret(b.client_secret),
                 method: AuthMethod::Basic,
             })
         }
         None => match (params.client_id.take(), params.client_secret.take()) {
             (Some(client_id), Some(client_secret)) => Ok(ClientAuthentication {
                 client_id: PresentedClientId::parse(&client_id),
-                client_secret,
+                proof: ClientProof::Secret(client_secret),
                 method: match format {
                     BodyFormat::Form => AuthMethod::Post,
                     BodyFormat::Json => AuthMethod::Json,
@@ -392,6 +453,37 @@ pub fn client_authentication(
             _ => Err(RequestError::MissingClientAuthentication),
         },
     }
+}
+
+/// `private_key_jwt` (RFC 7523 §2.2, RFC 7521 §4.2): the assertion alone authenticates, so a
+/// secret beside it is refused; `client_id` is optional, and taken from the assertion's `sub`
+/// (else `iss`) when absent. That claim is read unverified, only to find whose keys to check the
+/// signature with; the check then requires `iss` = `sub` = that client_id.
+fn assertion_authentication(
+    params: &mut EndpointParams,
+    basic: bool,
+) -> Result<ClientAuthentication, RequestError> {
+    if basic || params.client_secret.is_some() {
+        return Err(RequestError::AssertionWithSecret);
+    }
+    let (Some(kind), Some(assertion)) =
+        (params.client_assertion_type.take(), params.client_assertion.take())
+    else {
+        return Err(RequestError::BadAssertionType);
+    };
+    if kind != crate::assertion::JWT_BEARER {
+        return Err(RequestError::BadAssertionType);
+    }
+    let client_id = match params.client_id.take() {
+        Some(id) => id,
+        None => crate::assertion::claimed_client(assertion.expose())
+            .ok_or(RequestError::AssertionWithoutClient)?,
+    };
+    Ok(ClientAuthentication {
+        client_id: PresentedClientId::parse(&client_id),
+        proof: ClientProof::Assertion(assertion),
+        method: AuthMethod::PrivateKeyJwt,
+    })
 }
 
 /// A checked client-credentials request.
@@ -473,7 +565,7 @@ mod tests {
         .unwrap();
         let r = token_request(p, None, BodyFormat::Form, false).unwrap();
         assert_eq!(r.auth.client_id.as_str(), "abc");
-        assert_eq!(r.auth.client_secret.expose(), "s+x");
+        assert!(matches!(&r.auth.proof, ClientProof::Secret(s) if s.expose() == "s+x"));
         assert_eq!(r.auth.method, AuthMethod::Post);
         assert_eq!(r.scope.as_deref(), Some("a:read"));
     }
@@ -490,6 +582,54 @@ mod tests {
         assert!(EndpointParams::from_json(br#"{"client_id":5}"#).is_err());
         assert!(EndpointParams::from_json(br#"["client_id"]"#).is_err());
         assert!(EndpointParams::from_json(br#"{"other":{"deep":[1,2]}}"#).is_ok());
+    }
+
+    #[test]
+    fn assertions_authenticate_alone_and_name_their_client() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B;
+        let payload = B.encode(br#"{"sub":"tmc_abc","iss":"tmc_abc"}"#);
+        let jwt = format!("eyJhbGciOiJFUzI1NiJ9.{payload}.c2ln");
+        let body = format!(
+            "grant_type=client_credentials&client_assertion_type={}&client_assertion={jwt}",
+            crate::assertion::JWT_BEARER
+        );
+        let r = token_request(
+            EndpointParams::from_form(body.as_bytes()).unwrap(),
+            None,
+            BodyFormat::Form,
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.auth.client_id.as_str(), "tmc_abc");
+        assert_eq!(r.auth.method, AuthMethod::PrivateKeyJwt);
+        assert!(!format!("{r:?}").contains(&payload));
+        let with_secret = format!("{body}&client_id=tmc_abc&client_secret=x");
+        let e = token_request(
+            EndpointParams::from_form(with_secret.as_bytes()).unwrap(),
+            None,
+            BodyFormat::Form,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e, RequestError::AssertionWithSecret);
+        let with_basic = parse_basic(&basic("tmc_abc", "x")).unwrap();
+        let e = token_request(
+            EndpointParams::from_form(body.as_bytes()).unwrap(),
+            with_basic,
+            BodyFormat::Form,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e, RequestError::AssertionWithSecret);
+        let wrong_type = body.replace("jwt-bearer", "saml2-bearer");
+        let e = token_request(
+            EndpointParams::from_form(wrong_type.as_bytes()).unwrap(),
+            None,
+            BodyFormat::Form,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e, RequestError::BadAssertionType);
     }
 
     #[test]

@@ -100,6 +100,35 @@ pub struct SecretInfo {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
+/// A public key registered on a credential for `private_key_jwt` client authentication
+/// (RFC 7523): what identifies it, never more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PublicKeyInfo {
+    /// The key's `kid`, when it has one; assertions name it in their header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// `RSA`, `EC` or `OKP`.
+    pub kty: String,
+    /// The curve of an EC or OKP key: `P-256`, `P-384` or `Ed25519`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// The one algorithm the key is registered for, when its JWK named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// The JWK thumbprint (RFC 7638, SHA-256, base64url); it names the key when it has no kid.
+    pub thumbprint: String,
+}
+
+/// Body of `POST /admin/v1/credentials/{client_id}/public-keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddPublicKeys {
+    /// Each a PEM public key, a JWK or a JWK Set, as text. Private keys are refused.
+    pub keys: Vec<String>,
+}
+
 /// A credential as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -133,6 +162,9 @@ pub struct Credential {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub claims: Claims,
+    /// Public keys whose `private_key_jwt` assertions authenticate the credential.
+    #[serde(default)]
+    pub public_keys: Vec<PublicKeyInfo>,
 }
 
 /// Body of `POST /admin/v1/credentials`.
@@ -162,11 +194,60 @@ pub struct CreateCredential {
     pub claims: Option<Claims>,
 }
 
+/// Body of `POST /admin/v1/credentials`: a [`CreateCredential`] and, beside its members, the
+/// credential's public keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NewCredential {
+    #[serde(flatten)]
+    pub credential: CreateCredential,
+    /// Public keys for `private_key_jwt` client authentication (RFC 7523): each a PEM public
+    /// key, a JWK or a JWK Set, as text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_keys: Vec<String>,
+    /// `true`: no client secret is generated; the credential authenticates only with its
+    /// public keys (which it must then have).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_secret: bool,
+}
+
+impl From<CreateCredential> for NewCredential {
+    fn from(credential: CreateCredential) -> Self {
+        Self { credential, public_keys: Vec::new(), no_secret: false }
+    }
+}
+
+// By hand: serde's `flatten` cannot be combined with `deny_unknown_fields`, and an unknown
+// member must stay an error. The key members are taken out, and the rest must be exactly a
+// `CreateCredential`.
+impl<'de> Deserialize<'de> for NewCredential {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut members = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let public_keys = match members.remove("public_keys") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v).map_err(|e| {
+                D::Error::custom(format!("public_keys: {e} (an array of key texts)"))
+            })?,
+        };
+        let no_secret = match members.remove("no_secret") {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => b,
+            Some(_) => return Err(D::Error::custom("no_secret must be true or false")),
+        };
+        let credential =
+            serde_json::from_value(serde_json::Value::Object(members)).map_err(D::Error::custom)?;
+        Ok(Self { credential, public_keys, no_secret })
+    }
+}
+
 /// Answer to a credential creation: the only time the secret is shown.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreatedCredential {
     pub client_id: String,
+    /// Empty (and absent from the JSON) for a credential created with `no_secret`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_secret: String,
     pub token_endpoint: String,
     pub credential: Credential,

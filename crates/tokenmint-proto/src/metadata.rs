@@ -33,9 +33,16 @@ pub struct AuthorizationServerMetadata {
     pub scopes_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_types_supported: Vec<String>,
-    /// The algorithms access tokens may be signed with (keys being rotated in included).
+    /// The algorithms `private_key_jwt` client assertions may be signed with (RFC 8414 §2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// The same for assertions at the introspection endpoint (RFC 8414 §2: required when its
+    /// methods include `private_key_jwt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// The same for assertions at the revocation endpoint (RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// OpenID Connect Discovery 1.0 §3 (REQUIRED there, meaningless in RFC 8414 documents).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subject_types_supported: Vec<String>,

@@ -212,6 +212,9 @@ impl Application {
             token_hook,
             metadata_json,
             openid_metadata_json,
+            assertion_audiences: std::iter::once(issuer.clone())
+                .chain(config.token_paths.iter().map(|p| format!("{issuer}{p}")))
+                .collect(),
             token_endpoint,
             issuer,
             sync_lock: tokio::sync::Mutex::new(last_change),

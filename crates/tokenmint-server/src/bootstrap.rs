@@ -107,6 +107,7 @@ pub async fn create_admin_credential(
         secrets: vec![stored],
         claims: tokenmint_core::CustomClaims::default(),
         org_claims: tokenmint_core::CustomClaims::default(),
+        public_keys: Vec::new(),
         revision: 1,
     };
     let org = Organization {

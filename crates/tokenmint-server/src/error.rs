@@ -45,6 +45,11 @@ impl OAuthFailure {
         }
     }
 
+    /// `invalid_client` with a description of what to fix (a refused client assertion).
+    pub fn invalid_client_because(description: String) -> Self {
+        Self::new(OAuthErrorCode::InvalidClient, description)
+    }
+
     pub fn unsupported_media_type() -> Self {
         Self {
             status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),

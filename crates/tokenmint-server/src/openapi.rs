@@ -29,6 +29,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         credentials::activate_credential,
         credentials::rotate_secret,
         credentials::delete_secret,
+        credentials::add_public_keys,
+        credentials::remove_public_key,
         credentials::revoke_tokens,
         users::create_user,
         users::list_users,
@@ -47,6 +49,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     ),
     components(schemas(
         dto::Organization, dto::CreateOrganization, dto::UpdateOrganization, dto::Credential, dto::CreateCredential,
+        dto::NewCredential, dto::AddPublicKeys, dto::PublicKeyInfo,
         dto::CreatedCredential, dto::UpdateCredential, dto::RotateSecret, dto::RotatedSecret,
         dto::TokensRevoked, dto::SecretInfo, dto::SigningKey, dto::KeyState, dto::RotateKey,
         dto::CredentialStatus, feed::RevocationPage, feed::RevocationEntry, feed::RevocationEvent, feed::Revocation,

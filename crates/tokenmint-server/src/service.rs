@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::sync::sync_now;
 use time::OffsetDateTime;
+use tokenmint_core::assertion::{self, ClientKey};
 use tokenmint_core::credential::{
     Credential, CredentialStatus, DEFAULT_TOKEN_LIFETIME_SECS, MAX_AUDIENCE_LEN, MAX_AUDIENCES,
     MAX_LIVE_SECRETS, MAX_NAME_LEN, MIN_TOKEN_LIFETIME_SECS, RevocationCutoff,
@@ -123,7 +124,51 @@ pub fn view(c: &Credential) -> dto::Credential {
         last_used_at: c.last_used_at.map(instant),
         secrets: c.secrets.iter().map(secret_view).collect(),
         claims: c.claims.to_map(),
+        public_keys: c.public_keys.iter().map(key_view).collect(),
     }
+}
+
+/// A registered public key as the admin API shows it.
+pub fn key_view(k: &ClientKey) -> dto::PublicKeyInfo {
+    dto::PublicKeyInfo {
+        kid: k.kid.clone(),
+        kty: k.kty().to_owned(),
+        crv: k.crv().map(str::to_owned),
+        alg: k.alg.clone(),
+        thumbprint: k.thumbprint(),
+    }
+}
+
+/// Reads uploaded keys (each a PEM public key, a JWK or a JWK Set) and adds them to `keys`,
+/// refusing a duplicate (by thumbprint or kid) and more than [`assertion::MAX_KEYS`].
+fn add_keys(keys: &mut Vec<ClientKey>, uploads: &[String]) -> Result<(), ApiError> {
+    for (i, text) in uploads.iter().enumerate() {
+        let parsed = assertion::parse_public_keys(text)
+            .map_err(|e| ApiError::validation("public_keys", format!("key {}: {e}", i + 1)))?;
+        for k in parsed {
+            let thumbprint = k.thumbprint();
+            if keys.iter().any(|have| {
+                have.thumbprint() == thumbprint || (k.kid.is_some() && have.kid == k.kid)
+            }) {
+                return Err(ApiError::validation(
+                    "public_keys",
+                    format!(
+                        "key {}: a key with this {} is already registered",
+                        i + 1,
+                        if k.kid.is_some() { "kid or thumbprint" } else { "thumbprint" }
+                    ),
+                ));
+            }
+            keys.push(k);
+        }
+    }
+    if keys.len() > assertion::MAX_KEYS {
+        return Err(ApiError::validation(
+            "public_keys",
+            format!("a credential holds at most {} public keys", assertion::MAX_KEYS),
+        ));
+    }
+    Ok(())
 }
 
 pub fn secret_view(s: &StoredSecret) -> dto::SecretInfo {
@@ -301,6 +346,17 @@ pub async fn create_credential(
     actor: &Actor,
     input: dto::CreateCredential,
 ) -> Result<dto::CreatedCredential, ApiError> {
+    create_credential_with_keys(state, actor, input.into()).await
+}
+
+/// Creates a credential, with public keys for `private_key_jwt` when given, and without a
+/// secret when asked (it must then have keys, or nothing could authenticate as it).
+pub async fn create_credential_with_keys(
+    state: &AppState,
+    actor: &Actor,
+    new: dto::NewCredential,
+) -> Result<dto::CreatedCredential, ApiError> {
+    let dto::NewCredential { credential: input, public_keys: uploads, no_secret } = new;
     let slug =
         OrgSlug::parse(input.org.trim()).map_err(|e| ApiError::validation("org", e.to_string()))?;
     let permissions = parse_permissions(state, &input.permissions)?;
@@ -329,7 +385,20 @@ pub async fn create_credential(
     let rate_limit = input.rate_limit_per_minute.map(validate_rate_limit).transpose()?;
     let claims = input.claims.as_ref().map(|c| parse_claims("claims", c)).transpose()?;
     let claims = claims.unwrap_or_default();
-    let (secret, stored) = new_secret(now, &state.hasher);
+    let mut public_keys = Vec::new();
+    add_keys(&mut public_keys, &uploads)?;
+    if no_secret && public_keys.is_empty() {
+        return Err(ApiError::validation(
+            "no_secret",
+            "a credential without a secret needs at least one public key (public_keys)",
+        ));
+    }
+    let (secret, stored) = if no_secret {
+        (None, None)
+    } else {
+        let (secret, stored) = new_secret(now, &state.hasher);
+        (Some(secret), Some(stored))
+    };
     let credential = Credential {
         client_id: ClientId::generate(),
         name,
@@ -345,9 +414,10 @@ pub async fn create_credential(
         updated_at: now,
         last_used_at: None,
         tokens_revoked_before: None,
-        secrets: vec![stored],
+        secrets: stored.into_iter().collect(),
         claims,
         org_claims: CustomClaims::default(),
+        public_keys,
         revision: 1,
     };
     let org = Organization {
@@ -384,11 +454,13 @@ pub async fn create_credential(
             "permissions": credential.permissions.to_strings(),
             "expires_at": credential.expires_at,
             "claims": credential.claims.to_map(),
+            "public_keys": credential.public_keys.iter().map(ClientKey::thumbprint).collect::<Vec<_>>(),
+            "no_secret": no_secret,
         }),
     );
     Ok(dto::CreatedCredential {
         client_id: credential.client_id.to_string(),
-        client_secret: secret.expose().to_owned(),
+        client_secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
         token_endpoint: state.token_endpoint.clone(),
         credential: view(&credential),
         organization_created,
@@ -785,6 +857,79 @@ pub async fn delete_secret(
         &c.org,
         Some(client_id),
         serde_json::json!({"secret_id": secret_id}),
+    );
+    Ok(())
+}
+
+/// Registers more public keys on a credential. Nothing is revoked: a new key takes nothing
+/// away.
+pub async fn add_public_keys(
+    state: &AppState,
+    actor: &Actor,
+    client_id: &str,
+    input: dto::AddPublicKeys,
+) -> Result<dto::Credential, ApiError> {
+    load_credential(state, actor, client_id, Action::AddPublicKeys).await?;
+    if input.keys.is_empty() {
+        return Err(ApiError::validation("keys", "give at least one key"));
+    }
+    // Checked before the write, so that a refusal names the key, not the edit.
+    add_keys(&mut Vec::new(), &input.keys)?;
+    let c = modify(state, actor, client_id, Action::AddPublicKeys, &mut |c, _, _| {
+        add_keys(&mut c.public_keys, &input.keys)?;
+        Ok(None)
+    })
+    .await?;
+    let principal = actor.principal();
+    tracing::info!(client_id, actor = %principal, "public keys registered");
+    record(
+        state,
+        actor,
+        AuditKind::CredentialUpdated,
+        &c.org,
+        Some(client_id),
+        serde_json::json!({
+            "public_keys": c.public_keys.iter().map(ClientKey::thumbprint).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(view(&c))
+}
+
+/// Removes a registered public key (by kid or thumbprint). As with deleting a secret, tokens
+/// obtained with the key before stay valid until they expire (revoke them with
+/// `revoke-tokens` when the key leaked): a key removed is a credential the partner no longer
+/// presents, not a narrower grant. A credential without a secret keeps at least one key.
+pub async fn remove_public_key(
+    state: &AppState,
+    actor: &Actor,
+    client_id: &str,
+    key_id: &str,
+) -> Result<(), ApiError> {
+    let c = modify(state, actor, client_id, Action::RemovePublicKey, &mut |c, _, _| {
+        let before = c.public_keys.len();
+        c.public_keys.retain(|k| !k.is_named(key_id));
+        if c.public_keys.len() == before {
+            return Err(ApiError::not_found("public key"));
+        }
+        if c.public_keys.is_empty() && c.secrets.is_empty() {
+            return Err(ApiError::Conflict(
+                "this is the credential's last public key and it has no secret: nothing could \
+                 authenticate as it; register another key first, or deactivate the credential"
+                    .into(),
+            ));
+        }
+        Ok(None)
+    })
+    .await?;
+    let principal = actor.principal();
+    tracing::info!(client_id, key_id, actor = %principal, "public key removed");
+    record(
+        state,
+        actor,
+        AuditKind::CredentialUpdated,
+        &c.org,
+        Some(client_id),
+        serde_json::json!({"removed_public_key": key_id}),
     );
     Ok(())
 }

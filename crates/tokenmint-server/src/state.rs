@@ -47,6 +47,9 @@ pub struct Inner {
     /// The OpenID Connect Discovery document (the RFC 8414 one plus OIDC's required members).
     pub openid_metadata_json: Bytes,
     pub token_endpoint: String,
+    /// The audiences a `private_key_jwt` assertion may name (RFC 7523 §3): the issuer, and the
+    /// token endpoint's URL under each of its paths.
+    pub assertion_audiences: Vec<String>,
     /// Serialises change-log syncs (never on the token path).
     pub sync_lock: tokio::sync::Mutex<i64>,
 }

@@ -39,6 +39,8 @@ DeactivateCredential   POST   /credentials/{client_id}/deactivate          | A o
 ActivateCredential     POST   /credentials/{client_id}/activate            | A ok  ok  ok  ok  404 | I 403 403 403 403 403 | R 403 403 403 403 403 | N 403 403 403 403 403
 RotateSecret           POST   /credentials/{client_id}/secrets             | A ok  ok  ok  ok  404 | I 403 403 403 403 403 | R 403 403 403 403 403 | N 403 403 403 403 403
 DeleteSecret           DELETE /credentials/{client_id}/secrets/{secret_id} | A ok  ok  ok  409 404 | I 403 403 403 403 403 | R 403 403 403 403 403 | N 403 403 403 403 403
+AddPublicKeys          POST   /credentials/{client_id}/public-keys         | A ok  ok  ok  ok  404 | I 403 403 403 403 403 | R 403 403 403 403 403 | N 403 403 403 403 403
+RemovePublicKey        DELETE /credentials/{client_id}/public-keys/{key_id} | A ok  ok  ok  409 404 | I 403 403 403 403 403 | R 403 403 403 403 403 | N 403 403 403 403 403
 RevokeCredentialTokens POST   /credentials/{client_id}/revoke-tokens       | A ok  ok  ok  409 404 | I 403 403 403 403 403 | R 403 403 403 403 403 | N 403 403 403 403 403
 ReadCredential         GET    /credentials/{client_id}/activity            | A ok  ok  ok  ok  404 | I 403 403 403 403 403 | R 403 403 403 403 403 | N 403 403 403 403 403
 ListUsers              GET    /users                                       | A ok  ok  -   -   ok  | I 403 403 -   -   403 | R 403 403 -   -   403 | N 403 403 -   -   403
@@ -137,6 +139,9 @@ fn parse(table: &str) -> Vec<Row> {
 }
 
 const NONE_CLIENT: &str = "tmc_000000000000000000000000";
+
+/// A public key (RFC 8037's example Ed25519 key) for the key cells.
+const PUBLIC_JWK: &str = r#"{"kty":"OKP","crv":"Ed25519","kid":"cell-key","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
 const PASSWORD: &str = "a long enough password";
 
 struct Cred {
@@ -371,8 +376,18 @@ impl World {
                 match (method.as_str(), rest) {
                     ("PATCH", "") => body = Some(json!({"name": "renamed in a cell"})),
                     ("POST", "/secrets") => body = Some(json!({"overlap_seconds": 3600})),
+                    ("POST", "/public-keys") => body = Some(json!({"keys": [PUBLIC_JWK]})),
+                    ("DELETE", "/public-keys/{key_id}") if col != "none" && col != "self" => {
+                        self.call(
+                            Method::POST,
+                            &format!("/credentials/{id}/public-keys"),
+                            Some(json!({"keys": [PUBLIC_JWK]})),
+                        )
+                        .await;
+                    }
                     _ => {}
                 }
+                let rest = rest.replace("{key_id}", "cell-key");
                 let rest = if rest == "/secrets/{secret_id}" {
                     let secret = if col == "none" {
                         "sec_none".to_owned()

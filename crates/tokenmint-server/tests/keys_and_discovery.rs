@@ -67,7 +67,7 @@ async fn the_discovery_document_lists_what_the_server_supports() {
         assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
         assert_eq!(
             m["token_endpoint_auth_methods_supported"],
-            json!(["client_secret_basic", "client_secret_post"])
+            json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
         );
         let scopes = m["scopes_supported"].as_array().unwrap();
         assert!(

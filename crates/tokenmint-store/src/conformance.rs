@@ -37,6 +37,8 @@ pub const ALL: &[&str] = &[
     "alert_deliveries_are_kept_newest_first",
     "networks_are_remembered_once_per_credential",
     "an_alert_is_claimed_once_per_window",
+    "a_client_assertion_is_used_once_until_it_expires",
+    "public_keys_round_trip_and_change_with_the_credential",
     "portal_users_are_unique_by_email_whatever_its_case",
     "portal_users_are_listed_by_organization_and_deactivated",
     "portal_sessions_expire_and_end_with_their_user",
@@ -97,6 +99,12 @@ pub async fn run(name: &str, store: &dyn Store) {
             networks_are_remembered_once_per_credential(store).await
         }
         "an_alert_is_claimed_once_per_window" => an_alert_is_claimed_once_per_window(store).await,
+        "a_client_assertion_is_used_once_until_it_expires" => {
+            a_client_assertion_is_used_once_until_it_expires(store).await
+        }
+        "public_keys_round_trip_and_change_with_the_credential" => {
+            public_keys_round_trip_and_change_with_the_credential(store).await
+        }
         "portal_users_are_unique_by_email_whatever_its_case" => {
             portal_users_are_unique_by_email_whatever_its_case(store).await
         }
@@ -204,6 +212,7 @@ pub fn credential(client_id: &str, org: &str, created_at: i64) -> Credential {
         secrets: vec![secret(&format!("{client_id}-s1"), 1, created_at)],
         claims: tokenmint_core::CustomClaims::default(),
         org_claims: tokenmint_core::CustomClaims::default(),
+        public_keys: Vec::new(),
         revision: 1,
     }
 }
@@ -666,6 +675,39 @@ async fn an_alert_is_claimed_once_per_window(s: &dyn Store) {
     assert!(s.claim_alert("h2", 1_001, 900).await.unwrap(), "another alert");
     assert!(s.claim_alert("h1", 1_900, 900).await.unwrap(), "the window is over");
     assert!(!s.claim_alert("h1", 1_901, 900).await.unwrap());
+}
+
+async fn a_client_assertion_is_used_once_until_it_expires(s: &dyn Store) {
+    assert!(s.use_client_assertion("k1", 1_300, 1_000).await.unwrap());
+    assert!(!s.use_client_assertion("k1", 1_300, 1_000).await.unwrap(), "a replay at once");
+    assert!(!s.use_client_assertion("k1", 1_300, 1_299).await.unwrap(), "before it expires");
+    assert!(s.use_client_assertion("k2", 1_300, 1_000).await.unwrap(), "another assertion");
+    // Past its expiry the record goes (the assertion itself is refused as expired by then).
+    assert!(s.use_client_assertion("k1", 1_600, 1_300).await.unwrap());
+    // Many callers at once: exactly one wins.
+    let tries = (0..8).map(|_| s.use_client_assertion("k3", 2_000, 1_000));
+    let won = futures_util::future::join_all(tries).await;
+    assert_eq!(won.iter().filter(|w| matches!(w, Ok(true))).count(), 1, "{won:?}");
+    assert!(won.iter().all(Result::is_ok));
+}
+
+async fn public_keys_round_trip_and_change_with_the_credential(s: &dyn Store) {
+    s.create_organization(&org("acme"), &sys(100)).await.unwrap();
+    let jwk = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+        {"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+    let keys = tokenmint_core::assertion::parse_public_keys(jwk).unwrap();
+    let mut c = credential("tmc_keys", "acme", 100);
+    c.secrets.clear();
+    c.public_keys = keys.clone();
+    s.create_credential(&c, None, &sys(100)).await.unwrap();
+    let back = s.get_credential("tmc_keys").await.unwrap().unwrap();
+    assert_eq!(back.public_keys, keys);
+    assert!(back.secrets.is_empty());
+    let mut next = back.clone();
+    next.public_keys.remove(0);
+    s.update_credential(&next, None, &sys(101)).await.unwrap();
+    let after = s.get_credential("tmc_keys").await.unwrap().unwrap();
+    assert_eq!(after.public_keys, keys[1..]);
 }
 
 fn user(id: &str, org: &str, email: &str, role: UserRole) -> PortalUser {

@@ -633,6 +633,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         at: UnixTime,
         window_secs: i64,
     ) -> Result<bool, StoreError>;
+    /// Records the single use of a `private_key_jwt` assertion (by its replay key, a hash of the
+    /// client and the `jti`) until `expires_at`: `true` for exactly one of any number of callers
+    /// on any instance, `false` for every later one while the record lives. Records expired at
+    /// `now` are deleted on the way.
+    async fn use_client_assertion(
+        &self,
+        replay_key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// Alert deliveries, newest first.
     async fn list_alert_deliveries(&self, limit: u32) -> Result<Vec<AlertDelivery>, StoreError>;
     /// Remembers that a credential was used from a network; returns whether it was new, and

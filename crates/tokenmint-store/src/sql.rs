@@ -479,7 +479,7 @@ fn corrupt(what: &str) -> StoreError {
 const CREDENTIAL_COLUMNS: &str = "c.client_id, c.org, c.name, c.environment, c.permissions, c.audiences, \
      c.token_lifetime_secs, c.rate_limit_per_minute, c.status, c.expires_at, c.created_at, c.updated_at, \
      c.last_used_at, c.tokens_revoked_before, c.tokens_revoked_through_us, c.revision, c.claims, \
-     o.claims AS org_claims";
+     c.public_keys, o.claims AS org_claims";
 
 /// Credentials with their organization, whose claims every token of theirs carries.
 const CREDENTIAL_FROM: &str = "credentials c LEFT JOIN organizations o ON o.slug = c.org";
@@ -530,6 +530,8 @@ fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
             Some(text) => CustomClaims::from_stored(&text).map_err(|_| corrupt("org claims"))?,
             None => CustomClaims::default(),
         },
+        public_keys: tokenmint_core::assertion::keys_from_stored(&get_s("public_keys")?)
+            .map_err(|_| corrupt("public keys"))?,
         revision: get_i("revision")?,
     };
     Ok(credential)
@@ -904,8 +906,9 @@ impl Store for SqlStore {
         sqlx::query(
             "INSERT INTO credentials (client_id, org, name, environment, permissions, audiences, \
              token_lifetime_secs, rate_limit_per_minute, status, expires_at, created_at, updated_at, \
-             last_used_at, tokens_revoked_before, tokens_revoked_through_us, claims, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1)",
+             last_used_at, tokens_revoked_before, tokens_revoked_through_us, claims, public_keys, \
+             revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1)",
         )
         .bind(c.client_id.as_str())
         .bind(&c.org)
@@ -923,6 +926,7 @@ impl Store for SqlStore {
         .bind(revoked_before)
         .bind(revoked_through_us)
         .bind(c.claims.to_stored())
+        .bind(tokenmint_core::assertion::keys_to_stored(&c.public_keys))
         .execute(&mut *tx)
         .await
         .map_err(|e| match backend_err(e) {
@@ -995,7 +999,8 @@ impl Store for SqlStore {
             "UPDATE credentials SET name = $1, permissions = $2, audiences = $3, \
              token_lifetime_secs = $4, rate_limit_per_minute = $5, status = $6, expires_at = $7, \
              updated_at = $8, tokens_revoked_before = $9, tokens_revoked_through_us = $10, \
-             claims = $11, revision = revision + 1 WHERE client_id = $12 AND revision = $13",
+             claims = $11, public_keys = $12, revision = revision + 1 \
+             WHERE client_id = $13 AND revision = $14",
         )
         .bind(&c.name)
         .bind(permissions_text(c))
@@ -1008,6 +1013,7 @@ impl Store for SqlStore {
         .bind(revoked_before)
         .bind(revoked_through_us)
         .bind(c.claims.to_stored())
+        .bind(tokenmint_core::assertion::keys_to_stored(&c.public_keys))
         .bind(c.client_id.as_str())
         .bind(c.revision)
         .execute(&mut *tx)
@@ -1572,6 +1578,35 @@ impl Store for SqlStore {
             == 1;
         tx.commit().await.map_err(backend_err)?;
         Ok(claimed)
+    }
+
+    async fn use_client_assertion(
+        &self,
+        replay_key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let (_turn, mut tx) = self.begin_unordered().await?;
+        sqlx::query("DELETE FROM used_client_assertions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        // As for alert claims: of two transactions inserting the same key, PostgreSQL makes the
+        // second wait for the first and then do nothing; SQLite has one writer anyway.
+        let first = sqlx::query(
+            "INSERT INTO used_client_assertions (replay_key, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (replay_key) DO NOTHING",
+        )
+        .bind(replay_key)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?
+        .rows_affected()
+            == 1;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(first)
     }
 
     async fn remember_network(

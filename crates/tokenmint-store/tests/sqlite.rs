@@ -51,6 +51,8 @@ checks!(
     alert_deliveries_are_kept_newest_first,
     networks_are_remembered_once_per_credential,
     an_alert_is_claimed_once_per_window,
+    a_client_assertion_is_used_once_until_it_expires,
+    public_keys_round_trip_and_change_with_the_credential,
     portal_users_are_unique_by_email_whatever_its_case,
     portal_users_are_listed_by_organization_and_deactivated,
     portal_sessions_expire_and_end_with_their_user,

@@ -1,7 +1,7 @@
 //! The client SDK against tokenmint's own server: `tokenmint init` and `tokenmint serve` run as a
 //! user would run them, on a temporary SQLite database and a free localhost port, and the SDK
 //! obtains tokens in every authentication style and every seed dialect.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -209,4 +209,140 @@ async fn the_admin_commands_get_their_token_through_the_sdk_and_say_what_failed(
     assert_eq!(output.status.code(), Some(7), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("hint: check --endpoint"), "{stderr}");
+}
+
+/// Makes a key pair with the `openssl` command (`genpkey` ARGS), as a partner would: the private
+/// key's path and the public key's. `None` when there is no `openssl` to run.
+fn openssl_pair(dir: &std::path::Path, name: &str, args: &[&str]) -> Option<(String, String)> {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    let made = Command::new("openssl")
+        .arg("genpkey")
+        .args(args)
+        .arg("-out")
+        .arg(&private)
+        .status()
+        .ok()?
+        .success()
+        && Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(&public)
+            .status()
+            .ok()?
+            .success();
+    made.then(|| (private.display().to_string(), public.display().to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_with_keys_instead_of_a_secret_gets_tokens_from_the_cli_and_the_sdk() {
+    let server = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, public)) = openssl_pair(
+        dir.path(),
+        "ec",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    ) else {
+        eprintln!("SKIPPED: no openssl to make keys with");
+        return;
+    };
+    let (next_key, next_public) =
+        openssl_pair(dir.path(), "ed", &["-algorithm", "ED25519"]).unwrap();
+    let admin = dir.path().join("admin.json");
+    let body = serde_json::json!({"client_id": server.client_id, "client_secret": server.client_secret,
+        "token_endpoint": format!("{}/oauth/token", server.issuer)});
+    std::fs::write(&admin, body.to_string()).unwrap();
+    let admin_args = ["--endpoint", &server.issuer, "--admin-credentials", admin.to_str().unwrap()];
+    let credentials = |args: &[&str]| {
+        tokenmint(
+            &[&["credentials"][..], args, &admin_args[..], &["--output", "json"]].concat(),
+            &[],
+        )
+    };
+
+    // A private key given as the public one is refused before it leaves the machine.
+    let output = credentials(&[
+        "create",
+        "--name",
+        "k",
+        "--org",
+        "acme",
+        "--environment",
+        "sandbox",
+        "--public-key",
+        &key,
+        "--no-secret",
+    ]);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("private key"), "{output:?}");
+
+    let output = credentials(&[
+        "create",
+        "--name",
+        "Keyed partner",
+        "--org",
+        "acme",
+        "--environment",
+        "sandbox",
+        "--public-key",
+        &public,
+        "--no-secret",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(created.get("client_secret").is_none(), "{created}");
+    let id = created["client_id"].as_str().unwrap().to_owned();
+
+    // The CLI: the issuer (from discovery) as audience, then the token endpoint's URL; a fresh
+    // assertion every time.
+    let token_url = format!("{}/oauth/token", server.issuer);
+    for endpoint in [["--issuer", server.issuer.as_str()], ["--token-url", token_url.as_str()]] {
+        for _ in 0..2 {
+            let args =
+                [&["token"][..], &endpoint[..], &["--client-id", &id, "--private-key", &key]];
+            let output = tokenmint(&args.concat(), &[]);
+            assert!(output.status.success(), "{output:?}");
+        }
+    }
+
+    // The SDK.
+    for discover in [false, true] {
+        let key = tokenmint_client::PrivateKey::from_file(&key).unwrap();
+        let config = if discover {
+            ClientConfig::discover(&server.issuer, id.clone(), SecretString::new(""))
+        } else {
+            ClientConfig::new(&token_url, id.clone(), SecretString::new(""))
+        };
+        let config = config.unwrap().private_key(key);
+        let token = TokenClient::new(config).unwrap().token().await.unwrap();
+        assert_eq!(token.token_type(), "Bearer");
+    }
+
+    // A second key, then the first removed by its thumbprint: only the second signs now.
+    let output = credentials(&["update", &id, "--public-key", &next_public]);
+    assert!(output.status.success(), "{output:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let keys = shown["public_keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{shown}");
+    let first = keys[0]["thumbprint"].as_str().unwrap().to_owned();
+    let output = credentials(&["update", &id, "--remove-public-key", &first]);
+    assert!(output.status.success(), "{output:?}");
+    let with = |key: &str| {
+        tokenmint(
+            &["token", "--token-url", &token_url, "--client-id", &id, "--private-key", key],
+            &[],
+        )
+    };
+    assert!(with(&next_key).status.success());
+    let refused = with(&key);
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_client"), "{refused:?}");
+
+    // A secret is refused: the credential has none.
+    let output = tokenmint(
+        &["token", "--token-url", &token_url, "--client-id", &id],
+        &[("TOKENMINT_CLIENT_SECRET", "a-guess")],
+    );
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
 }

@@ -1,4 +1,6 @@
-//! Client authentication for the token, introspection and revocation endpoints.
+//! Client authentication for the token, introspection and revocation endpoints: a client
+//! secret (RFC 6749 §2.3.1), or a `private_key_jwt` assertion (RFC 7523 §2.2) signed by one of
+//! the credential's registered keys, whose `jti` is then used up across every instance.
 
 use crate::cache::CachedCredential;
 use crate::error::OAuthFailure;
@@ -7,17 +9,34 @@ use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use std::sync::Arc;
 use tokenmint_core::SecretHash;
+use tokenmint_core::assertion::{self, AssertionError, VerifiedAssertion};
 use tokenmint_core::credential::AuthFailure;
 use tokenmint_core::request::{
-    self, BasicCredentials, BodyFormat, ClientAuthentication, EndpointParams,
+    self, BasicCredentials, BodyFormat, ClientAuthentication, ClientProof, EndpointParams,
 };
 
-/// A client whose secret matched.
+/// A client whose secret matched, or whose assertion verified.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     pub credential: Arc<CachedCredential>,
+    /// The secret that matched, or `key:` and the thumbprint of the key that verified.
     pub secret_id: String,
 }
+
+/// What the client presented, made ready to check.
+enum Presented<'a> {
+    Secret(SecretHash),
+    Assertion(&'a str),
+}
+
+/// How a check came out: the secret's id, or the verified assertion.
+enum Proven {
+    Secret(String),
+    Assertion(VerifiedAssertion),
+}
+
+/// Why a check refused: the reason for the audit trail, and for an assertion what to fix.
+type Failure = (AuthFailure, Option<AssertionError>);
 
 /// Reads and parses the body and the Basic header of an OAuth endpoint request.
 ///
@@ -79,7 +98,10 @@ pub async fn authenticate_client(
         // The database has been unreachable for too long to trust what is cached.
         return Err(("unavailable", OAuthFailure::unavailable()));
     }
-    let presented: SecretHash = state.hasher.hash(&auth.client_secret);
+    let presented = match &auth.proof {
+        ClientProof::Secret(secret) => Presented::Secret(state.hasher.hash(secret)),
+        ClientProof::Assertion(a) => Presented::Assertion(a.expose()),
+    };
     // An id that cannot be a credential's is never looked up: nothing could be found, so no
     // store read can tell anything, and none is spent on made-up input.
     let lookup = auth.client_id.client_id().is_some();
@@ -126,36 +148,112 @@ pub async fn authenticate_client(
             // too, or a 401 here against a 503 there would tell cached (existing) ids from
             // unknown ones. The failure still counts against the source and the client.
             tracing::warn!(error = %e, "credential re-read failed");
-            if let Err(reason) = result {
+            if let Err((reason, _)) = result {
                 on_failure(state, auth, ip, reason, entry.as_deref(), now).await;
                 return Err(("unavailable", OAuthFailure::unavailable()));
             }
         }
     }
     match (result, entry) {
-        (Ok(secret_id), Some(credential)) => Ok(AuthenticatedClient { credential, secret_id }),
-        (Err(reason), entry) => {
+        (Ok(Proven::Secret(secret_id)), Some(credential)) => {
+            Ok(AuthenticatedClient { credential, secret_id })
+        }
+        (Ok(Proven::Assertion(verified)), Some(credential)) => {
+            // Single use, checked last: only an assertion that passed every other check uses
+            // up its jti, so a refused one cannot be made to spoil a good one's.
+            let id = credential.credential.client_id.as_str();
+            match use_once(state, id, &verified, now).await {
+                Ok(true) => Ok(AuthenticatedClient {
+                    credential,
+                    secret_id: format!("key:{}", verified.key_thumbprint),
+                }),
+                Ok(false) => {
+                    let reason = AuthFailure::InvalidAssertion;
+                    on_failure(state, auth, ip, reason, Some(credential.as_ref()), now).await;
+                    let e = AssertionError::Replayed;
+                    Err((e.reason(), OAuthFailure::invalid_client_because(e.to_string())))
+                }
+                Err(()) => Err(("unavailable", OAuthFailure::unavailable())),
+            }
+        }
+        (Err((reason, assertion_error)), entry) => {
             on_failure(state, auth, ip, reason, entry.as_deref(), now).await;
-            Err((reason.as_str(), OAuthFailure::invalid_client(basic)))
+            Err(match assertion_error {
+                // What the assertion's form alone shows, or what only the key's holder can
+                // have caused, is said; whatever would tell which ids or keys exist is answered
+                // as an unknown client_id is.
+                Some(e) if !e.tells_about_the_client() => {
+                    (e.reason(), OAuthFailure::invalid_client_because(e.to_string()))
+                }
+                Some(e) if entry.is_some() => (e.reason(), OAuthFailure::invalid_client(basic)),
+                _ => (reason.as_str(), OAuthFailure::invalid_client(basic)),
+            })
         }
         (Ok(_), None) => Err(("unknown_client", OAuthFailure::invalid_client(basic))),
     }
 }
 
+/// Uses up an assertion's `jti` until the assertion expires, across every instance: in Redis
+/// (`SET NX PX`) when it is configured and answers, else in the store. `Err` when neither can
+/// answer: an assertion whose single use cannot be enforced is not accepted.
+async fn use_once(
+    state: &AppState,
+    client_id: &str,
+    verified: &VerifiedAssertion,
+    now: tokenmint_core::UnixTime,
+) -> Result<bool, ()> {
+    let key = assertion::replay_key(client_id, &verified.jti);
+    let until = assertion::remember_until(verified.exp);
+    let ttl = std::time::Duration::from_secs(u64::try_from(until - now).unwrap_or(1).max(1));
+    if let Some(first) = state.limits.claim_once(&format!("jti:{key}"), ttl).await {
+        return Ok(first);
+    }
+    match with_timeout(state.store.use_client_assertion(&key, until, now)).await {
+        Ok(first) => Ok(first),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record a client assertion's use; refusing it");
+            Err(())
+        }
+    }
+}
+
 /// Checks the presented secret against the credential, or against a stand-in when there is
-/// none, so the work is the same.
+/// none, so the work is the same; or checks the assertion against the credential's keys, or
+/// against none for an unknown client (which costs a signature check all the same).
 fn check(
     state: &AppState,
     entry: Option<&CachedCredential>,
-    presented: &SecretHash,
+    presented: &Presented<'_>,
     now: tokenmint_core::UnixTime,
-) -> Result<String, AuthFailure> {
+) -> Result<Proven, Failure> {
     state.metrics.client_auth_secret_checks.inc();
-    match entry {
-        Some(cached) => cached.credential.authenticate(presented, now).map(|s| s.id.clone()),
-        None => {
-            let _ = std::hint::black_box(presented.matches(&DUMMY_HASH));
-            Err(AuthFailure::UnknownClient)
+    match (presented, entry) {
+        (Presented::Secret(hash), Some(cached)) => cached
+            .credential
+            .authenticate(hash, now)
+            .map(|s| Proven::Secret(s.id.clone()))
+            .map_err(|f| (f, None)),
+        (Presented::Secret(hash), None) => {
+            let _ = std::hint::black_box(hash.matches(&DUMMY_HASH));
+            Err((AuthFailure::UnknownClient, None))
+        }
+        (Presented::Assertion(a), Some(cached)) => {
+            let c = &cached.credential;
+            let audiences: Vec<&str> =
+                state.assertion_audiences.iter().map(String::as_str).collect();
+            let verified =
+                assertion::verify(a, c.client_id.as_str(), &c.public_keys, &audiences, now)
+                    .map_err(|e| (AuthFailure::InvalidAssertion, Some(e)))?;
+            c.usable(now).map_err(|f| (f, None))?;
+            Ok(Proven::Assertion(verified))
+        }
+        // Checked with no keys: the same header checks and one signature check against a
+        // stand-in key, as a known client's assertion that no key verifies.
+        (Presented::Assertion(a), None) => {
+            let audiences: Vec<&str> =
+                state.assertion_audiences.iter().map(String::as_str).collect();
+            let error = assertion::verify(a, "", &[], &audiences, now).err();
+            Err((AuthFailure::UnknownClient, error))
         }
     }
 }

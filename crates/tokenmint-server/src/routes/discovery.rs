@@ -13,7 +13,13 @@ pub fn metadata_document(
     config: &crate::Config,
     token_endpoint: &str,
 ) -> AuthorizationServerMetadata {
-    let auth_methods = vec!["client_secret_basic".to_owned(), "client_secret_post".to_owned()];
+    let auth_methods = vec![
+        "client_secret_basic".to_owned(),
+        "client_secret_post".to_owned(),
+        "private_key_jwt".to_owned(),
+    ];
+    let assertion_algs: Vec<String> =
+        tokenmint_core::assertion::ALLOWED_ALGS.iter().map(|a| (*a).to_owned()).collect();
     let mut scopes = config.product_areas.all_scopes();
     scopes.extend(tokenmint_proto::system_scopes::ALL.iter().map(|s| (*s).to_owned()));
     AuthorizationServerMetadata {
@@ -33,7 +39,11 @@ pub fn metadata_document(
         // nothing, which is what tokenmint issues outside its token endpoint; with no
         // `authorization_endpoint` advertised, no client can start a browser flow from it.
         response_types_supported: vec!["none".to_owned()],
-        token_endpoint_auth_signing_alg_values_supported: vec![],
+        // RFC 8414 §2: the algorithms of `private_key_jwt` assertions, at each endpoint that
+        // takes them (the introspection and revocation endpoints authenticate clients alike).
+        token_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
+        introspection_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
+        revocation_endpoint_auth_signing_alg_values_supported: assertion_algs,
         subject_types_supported: vec![],
         id_token_signing_alg_values_supported: vec![],
         revocation_feed_endpoint: Some(format!("{state_issuer}/admin/v1/revocations")),

@@ -26,9 +26,12 @@
 //!   one exception is the platform's to make: claims it names with `serve
 //!   --org-editable-claim` an organization's admins may set and remove on their organization's
 //!   credentials (not on those holding `tokenmint:*` scopes), and no other claim.
+//! - Public keys for `private_key_jwt` are managed like secrets: whoever may rotate a
+//!   credential's secret may register keys on it, and whoever may delete its secret may remove
+//!   one.
 //! - Nobody locks themselves out: a credential cannot deactivate itself, revoke its own tokens,
-//!   delete its own secret, take `tokenmint:admin` or the admin API's audience away from itself
-//!   or give itself an expiry, and a user cannot deactivate themselves, change their own role
+//!   delete its own secret or remove its own public key, take `tokenmint:admin` or the admin
+//!   API's audience away from itself or give itself an expiry, and a user cannot deactivate themselves, change their own role
 //!   or reset their own password (conflict: their own password they change with the current
 //!   one).
 //! - Every user, viewers included, may change their own password, and nobody else's.
@@ -122,6 +125,10 @@ pub enum Action {
     ActivateCredential,
     RotateSecret,
     DeleteSecret,
+    /// Registering public keys for `private_key_jwt` on a credential.
+    AddPublicKeys,
+    /// Removing a registered public key.
+    RemovePublicKey,
     RevokeCredentialTokens,
     ListUsers,
     CreateUser,
@@ -143,7 +150,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 31] = [
         Self::ListOrganizations,
         Self::ReadOrganization,
         Self::CreateOrganization,
@@ -157,6 +164,8 @@ impl Action {
         Self::ActivateCredential,
         Self::RotateSecret,
         Self::DeleteSecret,
+        Self::AddPublicKeys,
+        Self::RemovePublicKey,
         Self::RevokeCredentialTokens,
         Self::ListUsers,
         Self::CreateUser,
@@ -385,6 +394,10 @@ fn platform_may(
                     "a credential cannot delete a secret of its own: that could lock its caller \
                      out; use another admin credential"
                 }
+                Action::RemovePublicKey => {
+                    "a credential cannot remove a public key of its own: that could lock its \
+                     caller out; use another admin credential"
+                }
                 Action::EditCredential => match c.loses_admin {
                     Some(AdminLoss::Scope) => {
                         "a credential cannot take tokenmint:admin away from itself: that would \
@@ -602,9 +615,12 @@ mod tests {
     fn nobody_locks_themselves_out() {
         let admin = credential(SystemScopes { admin: true, ..Default::default() });
         let me = cred("platform", "tmc_me", true);
-        for action in
-            [Action::DeactivateCredential, Action::RevokeCredentialTokens, Action::DeleteSecret]
-        {
+        for action in [
+            Action::DeactivateCredential,
+            Action::RevokeCredentialTokens,
+            Action::DeleteSecret,
+            Action::RemovePublicKey,
+        ] {
             assert!(matches!(may(&admin, action, &me), Err(Denied::Conflict { .. })));
         }
         for loss in [AdminLoss::Scope, AdminLoss::Audience, AdminLoss::Expiry] {
@@ -629,6 +645,7 @@ mod tests {
         }
         assert_eq!(may(&admin, Action::EditCredential, &me), Ok(()));
         assert_eq!(may(&admin, Action::RotateSecret, &me), Ok(()));
+        assert_eq!(may(&admin, Action::AddPublicKeys, &me), Ok(()));
         for role in [UserRole::Admin, UserRole::Platform] {
             let me = Target::User { org: "acme", id: Some("usr_me"), role: UserRole::Admin };
             assert!(matches!(

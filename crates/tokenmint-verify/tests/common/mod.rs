@@ -441,6 +441,8 @@ async fn metadata(State(state): State<Arc<IssuerState>>) -> Response {
         scopes_supported: vec![],
         response_types_supported: vec![],
         token_endpoint_auth_signing_alg_values_supported: vec![],
+        introspection_endpoint_auth_signing_alg_values_supported: vec![],
+        revocation_endpoint_auth_signing_alg_values_supported: vec![],
         subject_types_supported: vec![],
         id_token_signing_alg_values_supported: vec![],
         revocation_feed_endpoint: Some(format!("{issuer}/admin/v1/revocations")),

@@ -13,14 +13,16 @@ use tokenmint_proto::admin as dto;
 
 #[derive(Debug, Subcommand)]
 pub enum CredentialsCommand {
-    /// Create a credential and print its client_id and secret (the secret is shown only now).
+    /// Create a credential and print its client_id and secret (the secret is shown only now);
+    /// with --public-key it also accepts private_key_jwt assertions, with --no-secret only
+    /// those.
     Create(CreateArgs),
     /// List credentials.
     List(ListArgs),
     /// Show one credential.
     Show(TargetArgs),
-    /// Change a credential's name, permissions, audiences, token lifetime, expiry, rate limit or
-    /// custom claims.
+    /// Change a credential's name, permissions, audiences, token lifetime, expiry, rate limit,
+    /// custom claims or public keys.
     Update(UpdateArgs),
     /// Deactivate a credential: it gets no more tokens and its tokens are revoked.
     Deactivate(TargetArgs),
@@ -69,6 +71,28 @@ pub struct CreateArgs {
     /// (e.g. --claim tenant_id=t-42 --claim 'plan={"tier":"gold"}'); repeatable.
     #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = parse_claim)]
     claims: Vec<(String, serde_json::Value)>,
+    /// A public key (a PEM public key, a JWK or a JWK Set) whose private_key_jwt assertions
+    /// (RFC 7523) authenticate the credential; repeatable.
+    #[arg(long = "public-key", value_name = "FILE")]
+    public_keys: Vec<std::path::PathBuf>,
+    /// Generate no client secret: the credential authenticates only with its public keys.
+    #[arg(long, requires = "public_keys")]
+    no_secret: bool,
+}
+
+/// The contents of `--public-key` files, each checked here so that a private key given by
+/// mistake is refused before it leaves this machine.
+fn read_public_keys(paths: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read --public-key {}: {e}", p.display()))?;
+            tokenmint_core::assertion::parse_public_keys(&text)
+                .map_err(|e| anyhow::anyhow!("--public-key {}: {e}", p.display()))?;
+            Ok(text)
+        })
+        .collect()
 }
 
 /// `--claim NAME=VALUE`, checked here so that a reserved name is refused before any request.
@@ -147,6 +171,15 @@ pub struct UpdateArgs {
     /// Remove a custom claim; repeatable.
     #[arg(long = "remove-claim", value_name = "NAME", value_parser = parse_claim_name)]
     remove_claims: Vec<String>,
+    /// Register another public key (a PEM public key, a JWK or a JWK Set) for private_key_jwt;
+    /// repeatable.
+    #[arg(long = "public-key", value_name = "FILE")]
+    public_keys: Vec<std::path::PathBuf>,
+    /// Remove a registered public key, by its kid or thumbprint (see `credentials show`);
+    /// repeatable. Tokens obtained with it before stay valid until they expire (revoke them
+    /// with `revoke-tokens` if the key leaked).
+    #[arg(long = "remove-public-key", value_name = "KID")]
+    remove_public_keys: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +229,28 @@ pub fn claims_text(claims: &dto::Claims) -> String {
     claims.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n              ")
 }
 
+/// Registered keys, one per line: kid, type, algorithm and RFC 7638 thumbprint.
+fn public_keys_text(keys: &[dto::PublicKeyInfo]) -> String {
+    if keys.is_empty() {
+        return "(none)".into();
+    }
+    keys.iter()
+        .map(|k| {
+            let kind = match &k.crv {
+                Some(crv) => format!("{} {crv}", k.kty),
+                None => k.kty.clone(),
+            };
+            format!(
+                "{} {kind}{} thumbprint {}",
+                printable(k.kid.as_deref().unwrap_or("(no kid)")),
+                k.alg.as_deref().map(|a| format!(" {a}")).unwrap_or_default(),
+                k.thumbprint
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n              ")
+}
+
 fn show(c: &dto::Credential) -> Result<()> {
     let secrets = c
         .secrets
@@ -234,7 +289,8 @@ fn show(c: &dto::Credential) -> Result<()> {
         ("expires", output::when(c.expires_at, "never")),
         ("created", output::when(Some(c.created_at), "")),
         ("last used", output::when(c.last_used_at, "never")),
-        ("secrets", secrets),
+        ("secrets", if secrets.is_empty() { "(none)".into() } else { secrets }),
+        ("public keys", public_keys_text(&c.public_keys)),
     ])?;
     Ok(())
 }
@@ -256,16 +312,20 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
     match cmd {
         CredentialsCommand::Create(a) => {
             let client = AdminClient::connect(&a.admin).await?;
-            let body = dto::CreateCredential {
-                name: a.name,
-                org: a.org,
-                environment: a.environment,
-                permissions: a.permissions,
-                audiences: a.audiences,
-                expires_in_seconds: secs("expires-in", &a.expires_in)?,
-                token_lifetime_seconds: lifetime(&a.token_lifetime)?,
-                rate_limit_per_minute: a.rate_limit,
-                claims: claims_body(a.claims),
+            let body = dto::NewCredential {
+                credential: dto::CreateCredential {
+                    name: a.name,
+                    org: a.org,
+                    environment: a.environment,
+                    permissions: a.permissions,
+                    audiences: a.audiences,
+                    expires_in_seconds: secs("expires-in", &a.expires_in)?,
+                    token_lifetime_seconds: lifetime(&a.token_lifetime)?,
+                    rate_limit_per_minute: a.rate_limit,
+                    claims: claims_body(a.claims),
+                },
+                public_keys: read_public_keys(&a.public_keys)?,
+                no_secret: a.no_secret,
             };
             let created: dto::CreatedCredential = client.post("/credentials", &body).await?;
             if created.organization_created {
@@ -277,6 +337,15 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
                 );
             }
             print(a.admin.output, &created, || {
+                if created.client_secret.is_empty() {
+                    output::fields(&[
+                        ("client_id", created.client_id.clone()),
+                        ("client_secret", "(none: private_key_jwt only)".into()),
+                        ("token_endpoint", created.token_endpoint.clone()),
+                        ("public keys", public_keys_text(&created.credential.public_keys)),
+                    ])?;
+                    return Ok(());
+                }
                 output::fields(&[
                     ("client_id", created.client_id.clone()),
                     ("client_secret", created.client_secret.clone()),
@@ -368,13 +437,27 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
                 claims: claims_body(a.claims),
                 remove_claims: Some(a.remove_claims).filter(|r| !r.is_empty()),
             };
-            if body == dto::UpdateCredential::default() {
+            let keys = read_public_keys(&a.public_keys)?;
+            let edits_keys = !keys.is_empty() || !a.remove_public_keys.is_empty();
+            if body == dto::UpdateCredential::default() && !edits_keys {
                 bail!(
-                    "nothing to update: give at least one of --name, --permission, --clear-permissions, --audience, --clear-audiences, --token-lifetime, --expires-in, --never-expires, --rate-limit, --default-rate-limit, --claim, --remove-claim"
+                    "nothing to update: give at least one of --name, --permission, --clear-permissions, --audience, --clear-audiences, --token-lifetime, --expires-in, --never-expires, --rate-limit, --default-rate-limit, --claim, --remove-claim, --public-key, --remove-public-key"
                 );
             }
-            let c: dto::Credential =
-                client.patch(&format!("/credentials/{}", segment(&a.client_id)), &body).await?;
+            let id = segment(&a.client_id);
+            if body != dto::UpdateCredential::default() {
+                let _: dto::Credential = client.patch(&format!("/credentials/{id}"), &body).await?;
+            }
+            // New keys first: a credential without a secret may swap its only key in one go.
+            if !keys.is_empty() {
+                let add = dto::AddPublicKeys { keys };
+                let _: dto::Credential =
+                    client.post(&format!("/credentials/{id}/public-keys"), &add).await?;
+            }
+            for kid in &a.remove_public_keys {
+                client.delete(&format!("/credentials/{id}/public-keys/{}", segment(kid))).await?;
+            }
+            let c: dto::Credential = client.get(&format!("/credentials/{id}")).await?;
             print(a.admin.output, &c, || show(&c))
         }
         CredentialsCommand::Deactivate(a) => status(a, "deactivate").await,

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use tokenmint_client::{
-    AuthStyle, ClientConfig, ErrorKind, RetryPolicy, SecretSource, TokenClient,
+    AuthStyle, ClientConfig, ErrorKind, PrivateKey, RetryPolicy, SecretSource, TokenClient,
 };
 
 use crate::exit::{self, Failure};
@@ -37,6 +37,16 @@ pub struct ClientArgs {
     /// in the process list.
     #[arg(long, env = "TOKENMINT_CLIENT_SECRET_FILE", value_name = "FILE")]
     pub client_secret_file: Option<PathBuf>,
+    /// Authenticate with a private_key_jwt assertion (RFC 7523) signed by this private key (PEM,
+    /// or a private JWK for EC and Ed25519 keys) instead of a secret: a fresh assertion, valid
+    /// 60 s, for every token request.
+    #[arg(
+        long,
+        env = "TOKENMINT_PRIVATE_KEY",
+        value_name = "FILE",
+        conflicts_with = "client_secret_file"
+    )]
+    pub private_key: Option<PathBuf>,
     /// Client authentication: `basic` (HTTP Basic), `post` (form body) or `json` (JSON body, as
     /// Auth0-style servers expect).
     #[arg(long, env = "TOKENMINT_AUTH", value_enum, value_name = "STYLE", default_value = "post")]
@@ -145,10 +155,22 @@ impl ClientArgs {
     }
 
     pub fn config(&self) -> Result<ClientConfig> {
-        let secret = match &self.client_secret_file {
-            Some(path) => SecretSource::file(path),
-            None if std::env::var_os(SECRET_ENV).is_some() => SecretSource::env(SECRET_ENV),
-            None => bail!("no client secret: set {SECRET_ENV} or pass --client-secret-file FILE"),
+        let key = match &self.private_key {
+            Some(path) => Some(
+                PrivateKey::from_file(path)
+                    .with_context(|| format!("--private-key {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let secret = match (&self.client_secret_file, &key) {
+            // Never read: the assertion authenticates.
+            (_, Some(_)) => SecretSource::value(""),
+            (Some(path), None) => SecretSource::file(path),
+            (None, None) if std::env::var_os(SECRET_ENV).is_some() => SecretSource::env(SECRET_ENV),
+            (None, None) => bail!(
+                "no client secret: set {SECRET_ENV}, pass --client-secret-file FILE, or \
+                 authenticate with --private-key FILE"
+            ),
         };
         let id = self.client_id.clone();
         let config = match self.endpoint()? {
@@ -173,6 +195,9 @@ impl ClientArgs {
         }
         if let Some(scope) = &self.scope {
             config = config.scope(scope);
+        }
+        if let Some(key) = key {
+            config = config.private_key(key);
         }
         Ok(config)
     }

@@ -1,5 +1,5 @@
 //! `/admin/v1/credentials`: create, list, show, update, (de)activate, rotate and delete
-//! secrets, revoke tokens.
+//! secrets, register and remove public keys, revoke tokens.
 
 use super::Bearer;
 use crate::error::ApiError;
@@ -28,7 +28,7 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(post, path = "/admin/v1/credentials", tag = "credentials",
-    request_body = dto::CreateCredential,
+    request_body = dto::NewCredential,
     responses(
         (status = 201, description = "Created; the secret is shown this once", body = dto::CreatedCredential),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
@@ -40,9 +40,9 @@ pub struct ListQuery {
 pub async fn create_credential(
     State(state): State<AppState>,
     Bearer(caller): Bearer,
-    JsonBody(input): JsonBody<dto::CreateCredential>,
+    JsonBody(input): JsonBody<dto::NewCredential>,
 ) -> Result<Response, ApiError> {
-    let created = service::create_credential(&state, &caller.actor, input).await?;
+    let created = service::create_credential_with_keys(&state, &caller.actor, input).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -194,4 +194,45 @@ pub async fn revoke_tokens(
     Path(client_id): Path<String>,
 ) -> Result<Json<dto::TokensRevoked>, ApiError> {
     Ok(Json(service::revoke_tokens(&state, &caller.actor, &client_id).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/credentials/{client_id}/public-keys", tag = "credentials",
+    params(("client_id" = String, Path, description = "The credential's client_id")),
+    request_body = dto::AddPublicKeys,
+    responses(
+        (status = 200, description = "The credential, with its keys", body = dto::Credential),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such credential", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A key that is private, malformed, of an unsupported type or already registered", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn add_public_keys(
+    State(state): State<AppState>,
+    Bearer(caller): Bearer,
+    Path(client_id): Path<String>,
+    JsonBody(input): JsonBody<dto::AddPublicKeys>,
+) -> Result<Json<dto::Credential>, ApiError> {
+    Ok(Json(service::add_public_keys(&state, &caller.actor, &client_id, input).await?))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/credentials/{client_id}/public-keys/{key_id}", tag = "credentials",
+    params(
+        ("client_id" = String, Path, description = "The credential's client_id"),
+        ("key_id" = String, Path, description = "The key's kid, or its RFC 7638 thumbprint"),
+    ),
+    responses(
+        (status = 204, description = "Removed; assertions signed by the key are refused from now on (tokens obtained with it before stay valid until they expire)"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such credential or key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller's own credential, or the last key of a credential without a secret", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn remove_public_key(
+    State(state): State<AppState>,
+    Bearer(caller): Bearer,
+    Path((client_id, key_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    service::remove_public_key(&state, &caller.actor, &client_id, &key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

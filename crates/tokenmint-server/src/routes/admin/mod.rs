@@ -116,6 +116,18 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             delete(credentials::delete_secret),
         ),
         (
+            spec(Method::POST, "/credentials/{client_id}/public-keys", Policy(AddPublicKeys)),
+            post(credentials::add_public_keys),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/credentials/{client_id}/public-keys/{key_id}",
+                Policy(RemovePublicKey),
+            ),
+            delete(credentials::remove_public_key),
+        ),
+        (
             spec(
                 Method::POST,
                 "/credentials/{client_id}/revoke-tokens",
