@@ -233,8 +233,13 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
 /// of "the original request" that proxies give authorization services (`X-Original-URI`,
 /// `X-Original-Method`, `X-Forwarded-Uri`, `X-Forwarded-Method`, `X-Envoy-Original-Path`).
 /// `Proxy` goes as well: CGI-style upstreams turn it into `HTTP_PROXY` and send their own
-/// outbound requests through the caller's host ("httpoxy").
-const CALLER_FORWARDING_HEADERS: [HeaderName; 19] = [
+/// outbound requests through the caller's host ("httpoxy"). So do the other claims of a
+/// client address that CDNs and frameworks read (`True-Client-IP`, `CF-Connecting-IP`,
+/// `X-Client-IP`, `Client-IP` …), of a user that authenticating proxies pass on (`Remote-User`,
+/// `X-Forwarded-User`, oauth2-proxy's `X-Auth-Request-*` …) and of a client certificate that
+/// TLS-terminating proxies forward (`X-Forwarded-Client-Cert`, `X-SSL-Client-*` …): behind
+/// the gateway, none of them can be the caller's to state.
+const CALLER_FORWARDING_HEADERS: [HeaderName; 52] = [
     header::FORWARDED,
     HeaderName::from_static("x-forwarded-host"),
     HeaderName::from_static("x-forwarded-port"),
@@ -254,6 +259,39 @@ const CALLER_FORWARDING_HEADERS: [HeaderName; 19] = [
     HeaderName::from_static("x-forwarded-method"),
     HeaderName::from_static("x-envoy-original-path"),
     HeaderName::from_static("proxy"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("cf-connecting-ip"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("client-ip"),
+    HeaderName::from_static("x-cluster-client-ip"),
+    HeaderName::from_static("fastly-client-ip"),
+    HeaderName::from_static("x-proxyuser-ip"),
+    HeaderName::from_static("x-remote-addr"),
+    HeaderName::from_static("x-remote-ip"),
+    HeaderName::from_static("x-originating-ip"),
+    HeaderName::from_static("remote-addr"),
+    HeaderName::from_static("remote-user"),
+    HeaderName::from_static("x-remote-user"),
+    HeaderName::from_static("x-forwarded-user"),
+    HeaderName::from_static("x-forwarded-email"),
+    HeaderName::from_static("x-forwarded-preferred-username"),
+    HeaderName::from_static("x-forwarded-groups"),
+    HeaderName::from_static("x-forwarded-access-token"),
+    HeaderName::from_static("x-auth-request-user"),
+    HeaderName::from_static("x-auth-request-email"),
+    HeaderName::from_static("x-auth-request-preferred-username"),
+    HeaderName::from_static("x-auth-request-groups"),
+    HeaderName::from_static("x-auth-request-access-token"),
+    HeaderName::from_static("x-forwarded-path"),
+    HeaderName::from_static("x-original-path"),
+    HeaderName::from_static("x-original-host"),
+    HeaderName::from_static("x-forwarded-client-cert"),
+    HeaderName::from_static("x-ssl-client-cert"),
+    HeaderName::from_static("ssl-client-cert"),
+    HeaderName::from_static("x-client-cert"),
+    HeaderName::from_static("x-arr-clientcert"),
+    HeaderName::from_static("x-ssl-client-dn"),
+    HeaderName::from_static("x-ssl-client-verify"),
 ];
 
 /// Whether `value` can stand unquoted in a `Forwarded` parameter (RFC 7230 `token`; a host

@@ -231,14 +231,17 @@ pub fn overrides_to_unsafe_method(headers: &HeaderMap) -> bool {
 /// would: percent-decoded, `+` as a space.
 ///
 /// Read as leniently as any framework might: `;` separates parameters too (Rack 2, older
-/// Python), and a name's surrounding spaces, control characters and a trailing `[]` (PHP's
-/// array syntax) are ignored.
+/// Python), a name's surrounding spaces and control characters are ignored, and so is what
+/// follows its first `[` (PHP's and Rack's array and hash syntax: `_method[]`, `_method[0]`,
+/// `_method[x]`) and any trailing `.` or `_` (PHP reads `.` and spaces in names as `_`).
+/// Reading too much as an override only refuses a read token a request it might have made.
 pub fn query_overrides_to_unsafe_method(query: Option<&str>) -> bool {
     let Some(query) = query else { return false };
     query.split(';').any(|part| {
         form_urlencoded::parse(part.as_bytes()).any(|(name, value)| {
+            let name = name.split('[').next().unwrap_or_default();
             let name = name.trim_matches(|c: char| c.is_whitespace() || c.is_control());
-            let name = name.strip_suffix("[]").unwrap_or(name);
+            let name = name.trim_end_matches(['.', '_']);
             METHOD_OVERRIDE_PARAMETERS.iter().any(|p| name.eq_ignore_ascii_case(p))
                 && names_unsafe_method(value.as_bytes())
         })
@@ -367,6 +370,12 @@ mod tests {
         for query in [
             "a=1;_method=DELETE",
             "_method[]=DELETE",
+            "_method[0]=PUT",
+            "_method[x]=PUT",
+            "_method%5Bx%5D=PUT",
+            "_method.=PUT",
+            "_method_=PUT",
+            "_method%20=PUT",
             "_method%00=DELETE",
             "X_HTTP_METHOD_OVERRIDE=DELETE",
             "x_method_override=PUT",
