@@ -168,7 +168,20 @@ impl SafeText {
     /// Escapes and bounds `raw` to `max_chars` characters of the original (an escape counts
     /// as one).
     pub fn bounded(raw: &str, max_chars: usize) -> Self {
-        if raw.len() <= max_chars && !raw.chars().any(must_escape) {
+        Self::escaped_with(raw, max_chars, must_escape)
+    }
+
+    /// Text composed of the program's own words and values that are escaped already
+    /// (`SafeText`, `PresentedClientId`, `ClientId`, addresses), as an alert's summary is:
+    /// escaped like [`new`](Self::new) except that a backslash stays one, so the escapes the
+    /// parts carry are not escaped a second time. Nothing unescaped can pass: every character
+    /// [`new`](Self::new) would escape but the backslash is escaped here too.
+    pub fn composed(text: &str) -> Self {
+        Self::escaped_with(text, SAFE_TEXT_MAX_CHARS, |c| c != '\\' && must_escape(c))
+    }
+
+    fn escaped_with(raw: &str, max_chars: usize, must_escape: impl Fn(char) -> bool) -> Self {
+        if raw.len() <= max_chars && !raw.chars().any(&must_escape) {
             return Self(raw.to_owned());
         }
         let mut out = String::with_capacity(raw.len().min(max_chars * 4));

@@ -594,9 +594,9 @@ impl Alerts {
             let mut a = Alert::new(
                 AlertKind::RateLimitedRepeatedly,
                 now,
-                format!(
+                SafeText::composed(&format!(
                     "credential {client_id} keeps hitting its token-request limit; it may not be caching tokens, or its secret may be in the wrong hands"
-                ),
+                )),
             );
             a.client_id = Some(client_id.into());
             a.org = Some(org.into());
@@ -660,9 +660,9 @@ pub async fn run_deliveries(
                         let mut a = Alert::new(
                             AlertKind::NewNetwork,
                             at,
-                            format!(
+                            SafeText::composed(&format!(
                                 "credential {client_id} was used from {network}, a network it had not been used from"
-                            ),
+                            )),
                         );
                         a.client_id = Some(client_id.into());
                         a.org = Some(org.into());

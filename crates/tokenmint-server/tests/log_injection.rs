@@ -187,6 +187,13 @@ async fn no_client_id_forges_a_log_line_or_carries_control_characters_anywhere()
             let s = v[field].as_str().unwrap_or("");
             assert!(!s.chars().any(forbidden), "{field} of a webhook body: {s:?}");
         }
+        // The summary names the client_id as the client_id field does: escaped once (its
+        // start, since a long one is cut shorter in the summary).
+        if let Some(id) = v["client_id"].as_str() {
+            let summary = v["summary"].as_str().unwrap();
+            let start: String = id.chars().take(60).collect();
+            assert!(summary.contains(&start), "{summary:?} does not name {id:?} as escaped once");
+        }
     }
     // Alert deliveries and the audit trail, as the admin API shows them.
     let start = Instant::now();

@@ -271,8 +271,9 @@ async fn on_failure(
     let org = entry.map(|c| c.credential.org.clone());
     let client_id = &auth.client_id;
     let outcome = state.abuse.record_failure(&state.limits, ip, client_id).await;
+    // The summaries interpolate the presented client_id, escaped already.
     let alert = |kind, summary: String| {
-        let mut a = Alert::new(kind, now, summary);
+        let mut a = Alert::new(kind, now, tokenmint_core::SafeText::composed(&summary));
         a.client_id = Some(client_id.clone());
         a.org = org.as_deref().map(Into::into);
         a.source_ip = ip;
