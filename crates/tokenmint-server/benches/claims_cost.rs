@@ -11,7 +11,13 @@
 //! variant after a warm-up. Without it (as under `cargo test --all-targets`), every variant issues
 //! a few tokens, to prove the set-up works.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    missing_docs
+)]
 
 mod claims_setup;
 

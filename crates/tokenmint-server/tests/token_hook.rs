@@ -300,3 +300,41 @@ async fn a_hook_at_a_private_address_is_refused_at_start_unless_allowed() {
         assert!(text.contains("--token-hook-allow-private"), "{target}: {text}");
     }
 }
+
+/// Platform credentials (any `tokenmint:*` permission) never ask the hook: a hook that refuses
+/// everything, or is down under the refuse policy, does not lock operators out of the admin API
+/// nor gateways out of the revocation feed.
+#[tokio::test]
+async fn platform_credentials_never_ask_the_hook_so_it_cannot_lock_out_operators() {
+    let (app, hook) = app_with_hook(
+        Behaviour::Answer(json!({"allow": false, "reason": "no"})),
+        OnFailure::Refuse,
+    )
+    .await;
+    let (feed, feed_secret) = app
+        .create_credential(json!({
+            "name": "gateway feed", "org": "acme", "environment": "production",
+            "permissions": ["tokenmint:revocations"],
+        }))
+        .await;
+    let refusing = Behaviour::Answer(json!({"allow": false, "reason": "no"}));
+    for (behaviour, partner_status) in [(refusing, 403), (Behaviour::Fail, 503)] {
+        hook.set(behaviour);
+        // A partner credential of its own each round: the hook's answers are cached.
+        let (partner, partner_secret) = reader(&app).await;
+        let before = hook.calls();
+        // The partner's token goes through the hook, and is refused.
+        let status = app.token_for(&partner, &partner_secret, &[]).await.status();
+        assert_eq!(status, partner_status);
+        assert_eq!(hook.calls(), before + 1);
+        // The platform's are not asked about.
+        for (id, secret) in [(&app.admin_id, &app.admin_secret), (&feed, &feed_secret)] {
+            let res = app.token_for(id, secret, &[]).await;
+            assert_eq!(res.status(), 200, "{id}");
+            let body: Value = res.json().await.unwrap();
+            assert!(body["access_token"].as_str().is_some());
+        }
+        assert_eq!(hook.calls(), before + 1, "no hook call for a platform credential");
+        assert_eq!(app.admin(Method::GET, "/credentials", None).await.status(), 200);
+    }
+}

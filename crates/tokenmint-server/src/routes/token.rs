@@ -167,7 +167,11 @@ async fn issue(
         Refusal::new(reason, Some(presented(&credential.client_id)), OAuthFailure::from(e))
     })?;
     // The provider's hook, when configured: it may add claims, narrow the scope or refuse.
-    let hook_answer = match &state.token_hook {
+    // Platform credentials (any tokenmint:* permission) never ask it: their tokens are for
+    // tokenmint itself (admin API, introspection, the gateways' revocation feed), and a hook
+    // that is down or refuses must not lock operators out or leave gateways without the feed.
+    let hook = state.token_hook.as_ref().filter(|_| !credential.permissions.has_system_scopes());
+    let hook_answer = match hook {
         None => None,
         Some(hook) => {
             let asked = Asked {
