@@ -60,6 +60,9 @@ pub enum NotRetried {
         /// How many retries were made.
         retries: u32,
     },
+    /// The API answered 401 again to a token fetched anew after its first 401: the token is
+    /// not what it accepts (scope, audience, issuer), and a third try would not change that.
+    RefusedTwice,
 }
 
 /// Whether `request` may be sent twice: an idempotent method (RFC 9110 §9.2.2), or an
@@ -230,7 +233,7 @@ impl<'a> Retries<'a> {
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
             if self.unauthorized_retried {
-                return Step::Return(None);
+                return Step::Return(Some(NotRetried::RefusedTwice));
             }
             let Some(replay) = replay else {
                 return Step::Return(Some(NotRetried::BodyNotReplayable));

@@ -43,7 +43,7 @@ pub enum Error {
     },
 
     /// The token endpoint could not be reached, or did not answer in time.
-    #[error("token endpoint could not be reached after {attempts} attempt(s)")]
+    #[error("token endpoint {} after {attempts} attempt(s)", transport_what(source))]
     Transport {
         /// How many requests were sent.
         attempts: u32,
@@ -161,8 +161,29 @@ impl Error {
 
 /// A failed request is a timeout when any cause in its chain timed out (connect, read or whole
 /// request), and a network failure otherwise.
+/// What a transport failure was, as the message says it.
+fn transport_what(error: &reqwest::Error) -> &'static str {
+    match transport_kind(error) {
+        ErrorKind::Timeout => "did not answer in time",
+        ErrorKind::InvalidResponse => "answered with something that is not valid HTTP",
+        _ => "could not be reached",
+    }
+}
+
 fn transport_kind(error: &reqwest::Error) -> ErrorKind {
-    if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network }
+    if error.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    // An answer that is not HTTP (a header with bytes no header may hold, a status line that
+    // does not parse) came from a server that was reached: it breaks the protocol.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse) {
+            return ErrorKind::InvalidResponse;
+        }
+        source = e.source();
+    }
+    ErrorKind::Network
 }
 
 fn asked(retry_after: &Option<Duration>) -> String {

@@ -66,6 +66,7 @@ async fn an_api_that_refuses_every_token_is_not_retried_in_a_loop() {
     }
     let response = api.get(server.url("/api/cash")).send().await.unwrap();
     assert_eq!(response.status(), 401);
+    assert_eq!(response.extensions().get::<NotRetried>(), Some(&NotRetried::RefusedTwice));
     assert_eq!(server.state.api_count(), 2);
     assert_eq!(server.state.token_count(), 2);
 }

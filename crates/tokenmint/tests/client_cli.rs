@@ -470,10 +470,24 @@ async fn call_fetches_a_new_token_and_retries_once_on_401() {
     let output = tokenmint(args(&base, &["call", "-X", "POST", url.as_str()]), Some(SECRET)).await;
     assert!(output.status.success(), "{output:?}");
     assert_eq!(stdout(&output), "{\"balance\":42}");
-    let mock = mock.lock().unwrap();
-    assert_eq!(mock.tokens.len(), 2);
-    let used: Vec<_> = mock.api.iter().map(|a| a.header("authorization").unwrap()).collect();
-    assert_eq!(used, ["Bearer tok-1", "Bearer tok-2"]);
+    {
+        let mock = mock.lock().unwrap();
+        assert_eq!(mock.tokens.len(), 2);
+        let used: Vec<_> = mock.api.iter().map(|a| a.header("authorization").unwrap()).collect();
+        assert_eq!(used, ["Bearer tok-1", "Bearer tok-2"]);
+    }
+
+    // Refused again with the new token: said, not retried a third time.
+    let mock = Shared::default();
+    for _ in 0..3 {
+        mock.lock().unwrap().api_script.push_back(Reply::status(401));
+    }
+    let base = start(mock.clone()).await;
+    let url = format!("{base}/api/cash");
+    let output = tokenmint(args(&base, &["call", url.as_str()]), Some(SECRET)).await;
+    assert_eq!(output.status.code(), Some(22), "{output:?}");
+    assert!(stderr(&output).contains("again to a freshly fetched one"), "{}", stderr(&output));
+    assert_eq!(mock.lock().unwrap().api.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -887,4 +901,26 @@ fn token_and_call_help_share_one_layout_and_document_the_exit_statuses() {
         }
     }
     assert!(stdout(&run(vec!["call".into(), "--help".into()], None)).contains("--idempotency-key"));
+}
+
+/// A server that answers with something that is not HTTP was reached: exit 8 ("breaks the
+/// protocol"), not 7 ("could not be reached").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_is_not_valid_http_ends_the_call_with_exit_8() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = start_stalling().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let answer = b"HTTP/1.1 200 OK\r\nX-Bad: a\x1b[2Jb\r\nContent-Length: 2\r\n\r\nok";
+            let _ = stream.write_all(answer).await;
+        }
+    });
+    let url = format!("http://{api}/orders");
+    let output = tokenmint(args(&base, &["call", url.as_str()]), Some(SECRET)).await;
+    assert_eq!(output.status.code(), Some(8), "{output:?}");
+    assert!(stderr(&output).contains("not valid HTTP"), "{}", stderr(&output));
 }

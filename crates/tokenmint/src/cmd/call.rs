@@ -97,6 +97,11 @@ fn explain(note: NotRetried, method: &Method, status: reqwest::StatusCode) -> St
         NotRetried::BodyNotReplayable => {
             format!("not retrying after {status}: the request body cannot be sent again")
         }
+        NotRetried::RefusedTwice => format!(
+            "the API answered {status} to the token and again to a freshly fetched one: it does \
+             not accept this credential's tokens (check --scope, --audience and that the API \
+             trusts this issuer)"
+        ),
         _ => format!("not retrying after {status}"),
     }
 }
@@ -229,6 +234,9 @@ fn api_failure(error: &tokenmint_client::Error, args: &CallArgs) -> anyhow::Erro
             exit::duration(args.client.timeout),
             exit::duration(args.client.connect_timeout)
         ))
+    } else if code == exit::MALFORMED {
+        Failure::new(code, format!("the API's answer is not valid HTTP: {cause}"))
+            .hint("the server was reached, but what it sent breaks the protocol; check the URL")
     } else {
         Failure::new(code, format!("the API could not be reached: {cause}"))
             .hint("check the URL and that the API is running")
