@@ -224,4 +224,23 @@ async fn users_are_reactivated_given_another_role_and_reset_with_a_one_time_code
     ));
     assert!(reset["code"].as_str().unwrap().starts_with("tmr_"));
     assert!(!text.contains(reset["code"].as_str().unwrap()), "a new code each time");
+
+    // An address held by a deactivated user in one organization and an active one in another:
+    // reactivate names the deactivated one (whom the server will not reactivate while another
+    // holds the address), never the active one; and it says when there is nothing to do.
+    let args = ["create", "--org", "acme", "--email", "dave@x.test", "--role", "viewer"];
+    let out = users(&server, dir.path(), &args, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(users(&server, dir.path(), &["deactivate", "dave@x.test"], None).status.success());
+    let args = ["create", "--org", "globex", "--email", "dave@x.test", "--role", "viewer"];
+    let out = users(&server, dir.path(), &args, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = users(&server, dir.path(), &["reactivate", "dave@x.test"], None);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("another user has this email address"), "{said}");
+    let eve_id = eve["id"].as_str().unwrap();
+    let out = users(&server, dir.path(), &["reactivate", eve_id], None);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already active"));
 }

@@ -81,31 +81,47 @@ pub struct ListArgs {
 pub struct DeactivateArgs {
     #[command(flatten)]
     admin: AdminArgs,
-    /// The user's id (`usr_…`, see `users list`) or email. By email, an active user is chosen
-    /// over deactivated ones who once had the address.
+    /// The user's id (`usr_…`, see `users list`) or email. By email, `reactivate` looks among
+    /// deactivated users and the other commands at the active one.
     user: String,
 }
 
-/// The id of the user named by id or email.
+/// The user named by id or email. By email, the one in the state the command acts on comes
+/// first: an address has at most one active user and may have deactivated ones who held it
+/// before, so `reactivate` looks among the deactivated and everything else at the active one.
+async fn find_user(client: &AdminClient, user: &str, reactivating: bool) -> Result<dto::User> {
+    let users = all_users(client, None).await?;
+    if !user.contains('@') {
+        return users.into_iter().find(|u| u.id == user).ok_or_else(|| {
+            anyhow::anyhow!("no user with the id {user} (see `tokenmint users list`)")
+        });
+    }
+    let mut matching: Vec<dto::User> =
+        users.into_iter().filter(|u| u.email.eq_ignore_ascii_case(user)).collect();
+    let wanted = |u: &dto::User| (u.status == "active") != reactivating;
+    matching.sort_by_key(|u| !wanted(u));
+    let candidates = matching.iter().filter(|u| wanted(u)).count();
+    match (matching.first(), candidates) {
+        (None, _) => bail!("no user with the email {user}"),
+        (Some(only), 0 | 1) => Ok(only.clone()),
+        (Some(_), n) => bail!(
+            "{n} deactivated users had the email {user}; name one by its id ({})",
+            matching
+                .iter()
+                .filter(|u| wanted(u))
+                .map(|u| u.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The id of the user named by id or email (see [`find_user`]).
 async fn user_id(client: &AdminClient, user: &str) -> Result<String> {
     if !user.contains('@') {
         return Ok(user.to_owned());
     }
-    let users = all_users(client, None).await?;
-    let mut matching: Vec<&dto::User> =
-        users.iter().filter(|u| u.email.eq_ignore_ascii_case(user)).collect();
-    // An address can have one active user and several deactivated ones, who held it before.
-    matching.sort_by_key(|u| u.status != "active");
-    match matching.as_slice() {
-        [] => bail!("no user with the email {user}"),
-        [one] => Ok(one.id.clone()),
-        [first, ..] if first.status == "active" => Ok(first.id.clone()),
-        many => bail!(
-            "{} deactivated users had the email {user}; name one by its id ({})",
-            many.len(),
-            many.iter().map(|u| u.id.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-    }
+    Ok(find_user(client, user, false).await?.id)
 }
 
 fn role_dto(r: Role) -> dto::UserRole {
@@ -219,7 +235,12 @@ pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
         }
         UsersCommand::Reactivate(a) => {
             let client = AdminClient::connect(&a.admin).await?;
-            let id = user_id(&client, &a.user).await?;
+            let found = find_user(&client, &a.user, true).await?;
+            if found.status == "active" && a.admin.output != OutputFormat::Json {
+                println!("{} ({}) is already active; nothing changed", found.email, found.id);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let id = found.id;
             let user: dto::User = client
                 .post(&format!("/users/{}/reactivate", segment(&id)), &serde_json::json!({}))
                 .await?;
