@@ -179,6 +179,18 @@ async fn an_org_admin_edits_audiences_lifetime_rate_limit_and_expiry_as_the_admi
     let page = b.get(&format!("/portal/credentials/{id}")).await;
     assert!(page.body.contains(r#"<dd id="token-lifetime">"#));
     assert!(page.body.contains("Server default (1000 tokens per minute)"), "{}", page.body);
+    // A refused authentication is listed in words, as on the audit page.
+    assert_eq!(app.token_for(&id, "tms_wrong", &[]).await.status(), 401);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = b.get(&format!("/portal/credentials/{id}")).await;
+        if page.body.contains("Wrong secret") {
+            assert!(!page.body.contains("wrong_secret"), "{}", page.body);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failure listed: {}", page.body);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let before = app.token(&id, &secret).await;
 
     let form = [

@@ -765,7 +765,7 @@ impl Store for SqlStore {
             StoreError::Conflict(_) => StoreError::Conflict(format!(
                 "organization '{0}' already exists (creating a credential with org \
                      '{0}' creates it when it is missing); GET /admin/v1/organizations/{0} \
-                     shows it",
+                     shows it, and PATCH it (`tokenmint orgs update {0}`) to change it",
                 org.slug
             )),
             other => other,

@@ -767,7 +767,7 @@ async fn render_credential(
                 failures,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 when(f.at.unix_timestamp()),
-                esc(f.reason.as_deref().unwrap_or("")),
+                esc(&f.reason.as_deref().map(super::audit::reason_label).unwrap_or_default()),
                 esc(f.source_ip.as_deref().unwrap_or("")),
             );
         }
@@ -826,7 +826,10 @@ async fn render_credential(
             life_invalid = invalid_attrs("token_lifetime", err("token_lifetime")),
             life_error = field_error("token_lifetime", err("token_lifetime")),
             rate = c.rate_limit_per_minute.map(|r| r.to_string()).unwrap_or_default(),
-            default_rate = rate_limit_label(None, state.config.token_rate_limit),
+            default_rate = match state.config.token_rate_limit {
+                0 => "no limit".to_owned(),
+                n => format!("{n} tokens per minute"),
+            },
             rate_invalid = invalid_attrs("rate_limit", err("rate_limit")),
             rate_error = field_error("rate_limit", err("rate_limit")),
             expiry = expiry_options(c.expires_at),
