@@ -335,6 +335,20 @@ async fn platform_credentials_never_ask_the_hook_so_it_cannot_lock_out_operators
             assert!(body["access_token"].as_str().is_some());
         }
         assert_eq!(hook.calls(), before + 1, "no hook call for a platform credential");
+        // A credential that holds a tokenmint:* scope and a business one asks the hook for a
+        // token with the business scope: the exemption follows what the token is for.
+        let (mixed, mixed_secret) = app
+            .create_credential(json!({
+                "name": "mixed", "org": "acme", "environment": "production",
+                "permissions": ["tokenmint:introspect", "billing:read"],
+            }))
+            .await;
+        let res = app.token_for(&mixed, &mixed_secret, &[("scope", "billing:read")]).await;
+        assert_eq!(res.status(), partner_status);
+        assert_eq!(hook.calls(), before + 2, "the business token asked the hook");
+        let res = app.token_for(&mixed, &mixed_secret, &[("scope", "tokenmint:introspect")]).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(hook.calls(), before + 2);
         assert_eq!(app.admin(Method::GET, "/credentials", None).await.status(), 200);
     }
 }

@@ -167,10 +167,13 @@ async fn issue(
         Refusal::new(reason, Some(presented(&credential.client_id)), OAuthFailure::from(e))
     })?;
     // The provider's hook, when configured: it may add claims, narrow the scope or refuse.
-    // Platform credentials (any tokenmint:* permission) never ask it: their tokens are for
+    // A token whose every scope is a tokenmint:* one never asks it: such a token is for
     // tokenmint itself (admin API, introspection, the gateways' revocation feed), and a hook
     // that is down or refuses must not lock operators out or leave gateways without the feed.
-    let hook = state.token_hook.as_ref().filter(|_| !credential.permissions.has_system_scopes());
+    // A token with any other scope asks it, whatever else the credential holds.
+    let for_tokenmint_only = !grant.scope.is_empty()
+        && grant.scope.split(' ').all(|s| tokenmint_proto::system_scopes::ALL.contains(&s));
+    let hook = state.token_hook.as_ref().filter(|_| !for_tokenmint_only);
     let hook_answer = match hook {
         None => None,
         Some(hook) => {
