@@ -158,9 +158,14 @@ impl PrivateKey {
     pub fn public_jwk(&self) -> Value {
         let mut jwk = match &self.signer {
             Signer::Rsa(k) => {
-                // The public key is DER RSAPublicKey: SEQUENCE { n INTEGER, e INTEGER }.
-                let (n, e) = rsa_components(k.public_key().as_ref()).unwrap_or_default();
-                json!({"kty": "RSA", "n": B64.encode(n), "e": B64.encode(e)})
+                let public = k.public_key();
+                let n = public.modulus();
+                let e = public.exponent();
+                json!({
+                    "kty": "RSA",
+                    "n": B64.encode(n.big_endian_without_leading_zero()),
+                    "e": B64.encode(e.big_endian_without_leading_zero()),
+                })
             }
             Signer::Ecdsa { key, alg } => {
                 let point = key.public_key().as_ref();
@@ -228,30 +233,6 @@ fn ecdsa_der(der: &[u8]) -> Result<Signer, aws_lc_rs::error::KeyRejected> {
             EcdsaKeyPair::from_private_key_der(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der)
                 .map(|key| Signer::Ecdsa { key, alg: "ES384" })
         })
-}
-
-/// The modulus and exponent of a DER RSAPublicKey (RFC 8017 §A.1.1).
-fn rsa_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    fn read(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-        let (&t, rest) = input.split_first()?;
-        if t != tag {
-            return None;
-        }
-        let (&l0, rest) = rest.split_first()?;
-        let (len, rest) = if l0 < 0x80 {
-            (usize::from(l0), rest)
-        } else {
-            let n = usize::from(l0 & 0x7f);
-            let (lb, rest) = rest.split_at_checked(n)?;
-            (lb.iter().fold(0usize, |a, b| (a << 8) | usize::from(*b)), rest)
-        };
-        rest.split_at_checked(len)
-    }
-    let (seq, _) = read(der, 0x30)?;
-    let (n, rest) = read(seq, 0x02)?;
-    let (e, _) = read(rest, 0x02)?;
-    let strip = |i: &[u8]| i[i.iter().position(|b| *b != 0).unwrap_or(i.len())..].to_vec();
-    Some((strip(n), strip(e)))
 }
 
 #[cfg(test)]

@@ -613,7 +613,7 @@ pub fn verify(
     assertion: &str,
     client_id: &str,
     keys: &[ClientKey],
-    audiences: &[&str],
+    audiences: &[impl AsRef<str>],
     now: UnixTime,
 ) -> Result<VerifiedAssertion, AssertionError> {
     let mut parts = assertion.split('.');
@@ -676,9 +676,10 @@ pub fn verify(
     if claims.iss.as_deref() != Some(client_id) || claims.sub.as_deref() != Some(client_id) {
         return Err(AssertionError::WrongIssuerOrSubject);
     }
+    let accepted = |a: &String| audiences.iter().any(|x| x.as_ref() == a);
     let aud_ok = match &claims.aud {
-        Some(Aud::One(a)) => audiences.contains(&a.as_str()),
-        Some(Aud::Many(list)) => list.iter().any(|a| audiences.contains(&a.as_str())),
+        Some(Aud::One(a)) => accepted(a),
+        Some(Aud::Many(list)) => list.iter().any(accepted),
         None => false,
     };
     if !aud_ok {

@@ -381,15 +381,16 @@ async fn start_issuer(
     .audience(issuer.url.clone());
     let client = TokenClient::new(client_config)?;
     // A refused feed credential is a configuration fault no retry mends; starting anyway would
-    // accept revoked tokens until someone reads the logs. An unreachable issuer is retried.
-    match client.token().await {
-        Err(error) if error.kind() == tokenmint_client::ErrorKind::Refused => {
+    // accept revoked tokens until someone reads the logs. An unreachable or slow token endpoint
+    // is retried by the follower, within the start-up wait below.
+    match tokio::time::timeout(FEED_SYNC_WAIT, client.token()).await {
+        Ok(Err(error)) if error.kind() == tokenmint_client::ErrorKind::Refused => {
             return Err(StartError::FeedRefused {
                 issuer: issuer.url.clone(),
                 reason: error.to_string(),
             });
         }
-        Err(_) | Ok(_) => {}
+        Ok(_) | Err(_) => {}
     }
     let source = ClientTokenSource::new(client);
     let mut feed_config = FeedConfig::default();

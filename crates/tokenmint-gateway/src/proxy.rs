@@ -239,60 +239,63 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
 /// `X-Forwarded-User`, oauth2-proxy's `X-Auth-Request-*` …) and of a client certificate that
 /// TLS-terminating proxies forward (`X-Forwarded-Client-Cert`, `X-SSL-Client-*` …): behind
 /// the gateway, none of them can be the caller's to state.
-const CALLER_FORWARDING_HEADERS: [HeaderName; 52] = [
-    header::FORWARDED,
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-prefix"),
-    HeaderName::from_static("x-forwarded-server"),
-    HeaderName::from_static("x-real-ip"),
-    HeaderName::from_static("x-forwarded-ssl"),
-    HeaderName::from_static("front-end-https"),
-    HeaderName::from_static("x-url-scheme"),
-    HeaderName::from_static("x-forwarded-scheme"),
-    HeaderName::from_static("x-host"),
-    HeaderName::from_static("x-original-url"),
-    HeaderName::from_static("x-rewrite-url"),
-    HeaderName::from_static("x-original-uri"),
-    HeaderName::from_static("x-original-method"),
-    HeaderName::from_static("x-forwarded-uri"),
-    HeaderName::from_static("x-forwarded-method"),
-    HeaderName::from_static("x-envoy-original-path"),
-    HeaderName::from_static("proxy"),
-    HeaderName::from_static("true-client-ip"),
-    HeaderName::from_static("cf-connecting-ip"),
-    HeaderName::from_static("x-client-ip"),
-    HeaderName::from_static("client-ip"),
-    HeaderName::from_static("x-cluster-client-ip"),
-    HeaderName::from_static("fastly-client-ip"),
-    HeaderName::from_static("x-proxyuser-ip"),
-    HeaderName::from_static("x-remote-addr"),
-    HeaderName::from_static("x-remote-ip"),
-    HeaderName::from_static("x-originating-ip"),
-    HeaderName::from_static("remote-addr"),
-    HeaderName::from_static("remote-user"),
-    HeaderName::from_static("x-remote-user"),
-    HeaderName::from_static("x-forwarded-user"),
-    HeaderName::from_static("x-forwarded-email"),
-    HeaderName::from_static("x-forwarded-preferred-username"),
-    HeaderName::from_static("x-forwarded-groups"),
-    HeaderName::from_static("x-forwarded-access-token"),
-    HeaderName::from_static("x-auth-request-user"),
-    HeaderName::from_static("x-auth-request-email"),
-    HeaderName::from_static("x-auth-request-preferred-username"),
-    HeaderName::from_static("x-auth-request-groups"),
-    HeaderName::from_static("x-auth-request-access-token"),
-    HeaderName::from_static("x-forwarded-path"),
-    HeaderName::from_static("x-original-path"),
-    HeaderName::from_static("x-original-host"),
-    HeaderName::from_static("x-forwarded-client-cert"),
-    HeaderName::from_static("x-ssl-client-cert"),
-    HeaderName::from_static("ssl-client-cert"),
-    HeaderName::from_static("x-client-cert"),
-    HeaderName::from_static("x-arr-clientcert"),
-    HeaderName::from_static("x-ssl-client-dn"),
-    HeaderName::from_static("x-ssl-client-verify"),
-];
+fn is_caller_forwarding(name: &str) -> bool {
+    matches!(
+        name,
+        "forwarded"
+            | "x-forwarded-host"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-forwarded-server"
+            | "x-real-ip"
+            | "x-forwarded-ssl"
+            | "front-end-https"
+            | "x-url-scheme"
+            | "x-forwarded-scheme"
+            | "x-host"
+            | "x-original-url"
+            | "x-rewrite-url"
+            | "x-original-uri"
+            | "x-original-method"
+            | "x-forwarded-uri"
+            | "x-forwarded-method"
+            | "x-envoy-original-path"
+            | "proxy"
+            | "true-client-ip"
+            | "cf-connecting-ip"
+            | "x-client-ip"
+            | "client-ip"
+            | "x-cluster-client-ip"
+            | "fastly-client-ip"
+            | "x-proxyuser-ip"
+            | "x-remote-addr"
+            | "x-remote-ip"
+            | "x-originating-ip"
+            | "remote-addr"
+            | "remote-user"
+            | "x-remote-user"
+            | "x-forwarded-user"
+            | "x-forwarded-email"
+            | "x-forwarded-preferred-username"
+            | "x-forwarded-groups"
+            | "x-forwarded-access-token"
+            | "x-auth-request-user"
+            | "x-auth-request-email"
+            | "x-auth-request-preferred-username"
+            | "x-auth-request-groups"
+            | "x-auth-request-access-token"
+            | "x-forwarded-path"
+            | "x-original-path"
+            | "x-original-host"
+            | "x-forwarded-client-cert"
+            | "x-ssl-client-cert"
+            | "ssl-client-cert"
+            | "x-client-cert"
+            | "x-arr-clientcert"
+            | "x-ssl-client-dn"
+            | "x-ssl-client-verify"
+    )
+}
 
 /// Whether `value` can stand unquoted in a `Forwarded` parameter (RFC 7230 `token`; a host
 /// with a port is `host:port`, and `:` is no token character, so such a host is quoted).
@@ -311,17 +314,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-}
-
-/// Removes every `x-tokenmint-*` header: the identity headers are the gateway's word, and
-/// whatever the caller sent under those names (or any other the upstream might come to
-/// trust) goes.
-pub(crate) fn drop_identity_headers(headers: &mut HeaderMap) {
-    let spoofed: Vec<HeaderName> =
-        headers.keys().filter(|k| k.as_str().starts_with(IDENTITY_PREFIX)).cloned().collect();
-    for name in spoofed {
         headers.remove(name);
     }
 }
@@ -424,22 +416,28 @@ fn is_plain_host(text: &str) -> bool {
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
-/// Whether a header name holds anything but letters, digits and `-`.
-fn is_unusual_name(name: &HeaderName) -> bool {
-    !name.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+/// Whether the caller may not send this header on: an `x-tokenmint-*` one (the identity
+/// headers are the gateway's word, and whatever the caller sent under those names goes); one
+/// whose name holds anything but letters, digits and `-` (`_`, `.`, `~`, …: CGI, WSGI, PHP,
+/// Rack and lighttpd name headers in their environment with `_` for `-`, PHP also for `.`,
+/// lighttpd for every other character, so `X_Tokenmint_Scope`, `X.Tokenmint.Scope` or
+/// `X_HTTP_Method_Override` would reach an application as the header the gateway sets or
+/// judges; nginx drops names with `_` by default for the same reason); or one describing
+/// earlier hops, the caller's address, user or certificate ([`is_caller_forwarding`]).
+fn from_caller_only(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.starts_with(IDENTITY_PREFIX)
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        || is_caller_forwarding(name)
 }
 
-/// Drops every header whose name holds anything but letters, digits and `-` (`_`, `.`, `~`,
-/// …). CGI, WSGI, PHP, Rack and lighttpd name headers in their environment with `_` for `-` (PHP
-/// also for `.`, lighttpd for every other character), so `X_Tokenmint_Scope`,
-/// `X.Tokenmint.Scope` or `X_HTTP_Method_Override` would reach an application as the header the
-/// gateway sets or judges; nginx drops names with `_` by default (`underscores_in_headers off`)
-/// for the same reason.
-fn drop_underscored_headers(headers: &mut HeaderMap) {
-    if !headers.keys().any(is_unusual_name) {
+/// Drops every header [`from_caller_only`] names, in one pass over the request's headers
+/// (this runs for every request).
+fn drop_caller_headers(headers: &mut HeaderMap) {
+    if !headers.keys().any(from_caller_only) {
         return;
     }
-    let names: Vec<HeaderName> = headers.keys().filter(|n| is_unusual_name(n)).cloned().collect();
+    let names: Vec<HeaderName> = headers.keys().filter(|n| from_caller_only(n)).cloned().collect();
     for name in names {
         headers.remove(name);
     }
@@ -455,17 +453,13 @@ fn upstream_headers(
 ) -> Result<HeaderMap, Refusal> {
     let mut out = std::mem::take(headers);
     strip_hop_by_hop(&mut out);
-    drop_identity_headers(&mut out);
-    drop_underscored_headers(&mut out);
+    // What a caller says about identity and earlier hops is not believed: the gateway is the
+    // first hop an upstream should trust, so it states these itself (or leaves them out).
+    drop_caller_headers(&mut out);
     if !route.forward_authorization {
         out.remove(header::AUTHORIZATION);
     }
     out.remove(header::HOST);
-    // What a caller says about earlier hops is not believed: the gateway is the first hop an
-    // upstream should trust, so it states these itself (or leaves them out).
-    for name in CALLER_FORWARDING_HEADERS {
-        out.remove(name);
-    }
     set_identity_headers(&mut out, token, false)?;
     set_claim_headers(&mut out, &route.forward_claims, token, false)?;
     // One buffer for the whole field, written in place: this runs for every request.

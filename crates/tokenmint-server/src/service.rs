@@ -139,28 +139,36 @@ pub fn key_view(k: &ClientKey) -> dto::PublicKeyInfo {
     }
 }
 
-/// Reads uploaded keys (each a PEM public key, a JWK or a JWK Set) and adds them to `keys`,
-/// refusing a duplicate (by thumbprint or kid) and more than [`assertion::MAX_KEYS`].
-fn add_keys(keys: &mut Vec<ClientKey>, uploads: &[String]) -> Result<(), ApiError> {
+/// Reads uploaded keys (each a PEM public key, a JWK or a JWK Set), each with the number of
+/// the upload it came from (1-based), for the messages.
+fn parse_keys(uploads: &[String]) -> Result<Vec<(usize, ClientKey)>, ApiError> {
+    let mut parsed = Vec::new();
     for (i, text) in uploads.iter().enumerate() {
-        let parsed = assertion::parse_public_keys(text)
+        let keys = assertion::parse_public_keys(text)
             .map_err(|e| ApiError::validation("public_keys", format!("key {}: {e}", i + 1)))?;
-        for k in parsed {
-            let thumbprint = k.thumbprint();
-            if keys.iter().any(|have| {
-                have.thumbprint() == thumbprint || (k.kid.is_some() && have.kid == k.kid)
-            }) {
-                return Err(ApiError::validation(
-                    "public_keys",
-                    format!(
-                        "key {}: a key with this {} is already registered",
-                        i + 1,
-                        if k.kid.is_some() { "kid or thumbprint" } else { "thumbprint" }
-                    ),
-                ));
-            }
-            keys.push(k);
+        parsed.extend(keys.into_iter().map(|k| (i + 1, k)));
+    }
+    Ok(parsed)
+}
+
+/// Adds parsed keys to `keys`, refusing a duplicate (by thumbprint or kid) and more than
+/// [`assertion::MAX_KEYS`].
+fn add_keys(keys: &mut Vec<ClientKey>, parsed: &[(usize, ClientKey)]) -> Result<(), ApiError> {
+    for (upload, k) in parsed {
+        let thumbprint = k.thumbprint();
+        if keys
+            .iter()
+            .any(|have| have.thumbprint() == thumbprint || (k.kid.is_some() && have.kid == k.kid))
+        {
+            return Err(ApiError::validation(
+                "public_keys",
+                format!(
+                    "key {upload}: a key with this {} is already registered",
+                    if k.kid.is_some() { "kid or thumbprint" } else { "thumbprint" }
+                ),
+            ));
         }
+        keys.push(k.clone());
     }
     if keys.len() > assertion::MAX_KEYS {
         return Err(ApiError::validation(
@@ -386,7 +394,7 @@ pub async fn create_credential_with_keys(
     let claims = input.claims.as_ref().map(|c| parse_claims("claims", c)).transpose()?;
     let claims = claims.unwrap_or_default();
     let mut public_keys = Vec::new();
-    add_keys(&mut public_keys, &uploads)?;
+    add_keys(&mut public_keys, &parse_keys(&uploads)?)?;
     if no_secret && public_keys.is_empty() {
         return Err(ApiError::validation(
             "no_secret",
@@ -869,14 +877,13 @@ pub async fn add_public_keys(
     client_id: &str,
     input: dto::AddPublicKeys,
 ) -> Result<dto::Credential, ApiError> {
-    load_credential(state, actor, client_id, Action::AddPublicKeys).await?;
     if input.keys.is_empty() {
         return Err(ApiError::validation("keys", "give at least one key"));
     }
-    // Checked before the write, so that a refusal names the key, not the edit.
-    add_keys(&mut Vec::new(), &input.keys)?;
+    // Read once; checked against the credential's keys in the write, which authorizes first.
+    let parsed = parse_keys(&input.keys)?;
     let c = modify(state, actor, client_id, Action::AddPublicKeys, &mut |c, _, _| {
-        add_keys(&mut c.public_keys, &input.keys)?;
+        add_keys(&mut c.public_keys, &parsed)?;
         Ok(None)
     })
     .await?;

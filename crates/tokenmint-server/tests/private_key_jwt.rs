@@ -11,16 +11,14 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use common::{TestApp, spawn_app};
+use common::{TestApp, instances, spawn_app};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokenmint_core::MasterKey;
-use tokenmint_core::scope::ProductAreas;
 use tokenmint_server::app::FirstStart;
-use tokenmint_server::{Application, Clock, Config, ManualClock};
-use tokenmint_store::SqlStore;
+use tokenmint_server::{Clock, ManualClock};
 use tokenmint_store::testing::{TestDatabase, services_required};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -429,52 +427,6 @@ async fn failed_assertions_are_audited_and_count_toward_blocking_the_source() {
 
 // --- Two instances over one PostgreSQL, and Redis -----------------------------------------
 
-struct Instance {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-async fn instance(
-    db_url: &str,
-    key: &MasterKey,
-    redis: Option<&str>,
-    clock: Arc<ManualClock>,
-    prefix: &str,
-) -> (Instance, Option<FirstStart>) {
-    let mut config = Config::new(db_url.to_owned(), key.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.product_areas = ProductAreas::parse(&["eligibility"]).unwrap();
-    config.signing_alg = tokenmint_core::keys::SigningAlgorithm::ES256;
-    config.issuer = Some("https://auth.example.test".to_owned());
-    config.redis_url = redis.map(|r| format!("redis://{r}/0"));
-    config.redis_prefix = prefix.to_owned();
-    let store = SqlStore::connect(db_url, true).await.unwrap();
-    let mut app = Application::build_with_clock(config, Arc::new(store), clock).await.unwrap();
-    let first = app.take_first_start();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (Instance { base, stop: Some(tx), task: Some(task) }, first)
-}
-
-async fn redis_available() -> Option<String> {
-    let target =
-        std::env::var("TOKENMINT_TEST_REDIS").unwrap_or_else(|_| "127.0.0.1:6379".to_owned());
-    if tokio::net::TcpStream::connect(&target).await.is_ok() {
-        return Some(target);
-    }
-    assert!(!services_required(), "Redis is required but unreachable at {target}");
-    eprintln!("skipping: Redis is not reachable at {target}");
-    None
-}
-
 /// An assertion used on one instance is refused on the other, and vice versa.
 async fn replay_across(redis: Option<&str>) {
     let Some(db) = TestDatabase::create().await else { return };
@@ -482,9 +434,13 @@ async fn replay_across(redis: Option<&str>) {
     let clock = Arc::new(ManualClock::new(common::real_now()));
     // One Redis key prefix for both, as instances of one deployment share it.
     let prefix = format!("tokenmint-test:{}:", tokenmint_core::ids::random_id("", 10));
-    let (a, first) = instance(db.url(), &key, redis, clock.clone(), &prefix).await;
+    let shared = |c: &mut tokenmint_server::Config| {
+        c.redis_url = redis.map(|r| format!("redis://{r}/0"));
+        c.redis_prefix = prefix.clone();
+    };
+    let (a, first) = instances::start(db.url(), &key, clock.clone(), shared).await;
     let Some(FirstStart::Initialized(admin)) = first else { panic!("first start") };
-    let (b, _) = instance(db.url(), &key, redis, clock.clone(), &prefix).await;
+    let (b, _) = instances::start(db.url(), &key, clock.clone(), shared).await;
     let http = reqwest::Client::new();
     let token_at = |base: &str, pairs: Vec<(&'static str, String)>| {
         http.post(format!("{base}/oauth/token")).form(&pairs).send()
@@ -526,7 +482,7 @@ async fn replay_across(redis: Option<&str>) {
         }
     };
     for (first, second) in [(&a, &b), (&b, &a)] {
-        let jwt = keys.sign(None, &claims(&id, "https://auth.example.test", clock.now()));
+        let jwt = keys.sign(None, &claims(&id, instances::ISSUER, clock.now()));
         // The second instance may not have read the new credential from the change log yet:
         // it finds it in the store on its own.
         assert_eq!(send(first.base.clone(), jwt.clone()).await, 200);
@@ -534,18 +490,13 @@ async fn replay_across(redis: Option<&str>) {
         assert_eq!(send(first.base.clone(), jwt).await, 401, "replayed on the same");
     }
     // Sent to both at once: exactly one wins.
-    let jwt = keys.sign(None, &claims(&id, "https://auth.example.test", clock.now()));
+    let jwt = keys.sign(None, &claims(&id, instances::ISSUER, clock.now()));
     let (x, y) = tokio::join!(send(a.base.clone(), jwt.clone()), send(b.base.clone(), jwt));
     let mut got = [x.as_u16(), y.as_u16()];
     got.sort_unstable();
     assert_eq!(got, [200, 401]);
     for mut i in [a, b] {
-        if let Some(tx) = i.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = i.task.take() {
-            t.await.unwrap();
-        }
+        i.stop().await;
     }
     db.drop_now().await;
 }
@@ -557,8 +508,9 @@ async fn an_assertion_is_used_once_across_two_instances_sharing_postgresql() {
 
 #[tokio::test]
 async fn an_assertion_is_used_once_across_two_instances_sharing_redis() {
-    let Some(redis) = redis_available().await else { return };
-    replay_across(Some(&redis)).await;
+    if instances::redis_available().await {
+        replay_across(Some(&instances::redis_target())).await;
+    }
 }
 
 // --- Interoperability ---------------------------------------------------------------------

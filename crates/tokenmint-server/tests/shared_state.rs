@@ -11,37 +11,20 @@
 mod common;
 
 use axum::routing::post;
+use common::instances::{self, Instance};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenmint_core::MasterKey;
-use tokenmint_core::scope::ProductAreas;
+use tokenmint_server::ManualClock;
 use tokenmint_server::alerts::{WebhookSecret, WebhookTarget};
 use tokenmint_server::app::FirstStart;
-use tokenmint_server::{Application, Config, ManualClock};
-use tokenmint_store::testing::{TestDatabase, services_required};
+use tokenmint_store::testing::TestDatabase;
 use tokenmint_store::{SqlStore, Store};
 
 /// Failed authentications one source may have before it is blocked, in these tests.
 const PER_IP: u32 = 4;
-
-struct Instance {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Instance {
-    async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap();
-        }
-    }
-}
 
 /// Where the instances keep what they share besides the database.
 #[derive(Clone, Copy)]
@@ -52,23 +35,6 @@ enum Shared<'a> {
     DeadRedis(&'a str),
     /// No `--redis`: alerts are claimed in the database.
     DatabaseOnly,
-}
-
-fn redis_target() -> String {
-    std::env::var("TOKENMINT_TEST_REDIS").unwrap_or_else(|_| "127.0.0.1:6379".to_owned())
-}
-
-async fn redis_available() -> bool {
-    let ok = tokio::net::TcpStream::connect(redis_target()).await.is_ok();
-    if !ok {
-        assert!(
-            !services_required(),
-            "Redis is required (TOKENMINT_REQUIRE_SERVICES=1) but unreachable at {}",
-            redis_target()
-        );
-        eprintln!("skipping: Redis is not reachable at {}", redis_target());
-    }
-    ok
 }
 
 /// An address nothing listens on.
@@ -112,38 +78,22 @@ struct Setup<'a> {
 }
 
 async fn instance(s: &Setup<'_>) -> (Instance, Option<FirstStart>) {
-    let mut config = Config::new(s.db_url.to_owned(), s.key.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.product_areas = ProductAreas::parse(&["eligibility"]).unwrap();
-    config.signing_alg = tokenmint_core::keys::SigningAlgorithm::ES256;
-    config.redis_url = match s.shared {
-        Shared::Redis(addr) | Shared::DeadRedis(addr) => Some(format!("redis://{addr}/0")),
-        Shared::DatabaseOnly => None,
-    };
-    config.redis_prefix = s.prefix.to_owned();
-    config.issuer = Some("https://auth.example.test".to_owned());
-    config.brute_force.failures_per_ip = s.per_ip;
-    config.brute_force.failures_per_client = s.per_client;
-    if let Some(hook) = s.hook {
-        config.alerts.webhooks = vec![WebhookTarget::parse(hook).unwrap()];
-        config.alerts.allow_private_targets = true;
-        config.alerts.secret = Some(WebhookSecret("whsec_test".to_owned()));
-        config.alerts.retry_base = Duration::from_millis(20);
-    }
-    let store = SqlStore::connect(s.db_url, true).await.unwrap();
-    let mut app =
-        Application::build_with_clock(config, Arc::new(store), s.clock.clone()).await.unwrap();
-    let first = app.take_first_start();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (Instance { base, stop: Some(tx), task: Some(task) }, first)
+    instances::start(s.db_url, s.key, s.clock.clone(), |config| {
+        config.redis_url = match s.shared {
+            Shared::Redis(addr) | Shared::DeadRedis(addr) => Some(format!("redis://{addr}/0")),
+            Shared::DatabaseOnly => None,
+        };
+        config.redis_prefix = s.prefix.to_owned();
+        config.brute_force.failures_per_ip = s.per_ip;
+        config.brute_force.failures_per_client = s.per_client;
+        if let Some(hook) = s.hook {
+            config.alerts.webhooks = vec![WebhookTarget::parse(hook).unwrap()];
+            config.alerts.allow_private_targets = true;
+            config.alerts.secret = Some(WebhookSecret("whsec_test".to_owned()));
+            config.alerts.retry_base = Duration::from_millis(20);
+        }
+    })
+    .await
 }
 
 struct Pair {
@@ -258,10 +208,10 @@ impl Pair {
 
 #[tokio::test]
 async fn failed_authentications_spread_over_two_instances_block_at_exactly_the_configured_count() {
-    if !redis_available().await {
+    if !instances::redis_available().await {
         return;
     }
-    let redis = redis_target();
+    let redis = instances::redis_target();
     let Some(p) = pair(Shared::Redis(&redis), (PER_IP, 1000), None).await else { return };
     // PER_IP failures are allowed, whichever instance they reach; the next one is still
     // answered (it is the failure that sets the block), and from then on both refuse.
@@ -276,10 +226,10 @@ async fn failed_authentications_spread_over_two_instances_block_at_exactly_the_c
 
 #[tokio::test]
 async fn failed_sign_ins_spread_over_two_instances_block_at_exactly_the_configured_count() {
-    if !redis_available().await {
+    if !instances::redis_available().await {
         return;
     }
-    let redis = redis_target();
+    let redis = instances::redis_target();
     let Some(p) = pair(Shared::Redis(&redis), (PER_IP, 1000), None).await else { return };
     let allowed = tokenmint_server::portal::auth::FAILURES_PER_ACCOUNT as usize;
     for i in 0..=allowed {
@@ -371,10 +321,10 @@ async fn one_alert_for_an_event_both_instances_see(shared: Shared<'_>) {
 
 #[tokio::test]
 async fn an_event_seen_by_both_instances_fires_one_alert_through_redis() {
-    if !redis_available().await {
+    if !instances::redis_available().await {
         return;
     }
-    let redis = redis_target();
+    let redis = instances::redis_target();
     one_alert_for_an_event_both_instances_see(Shared::Redis(&redis)).await;
 }
 

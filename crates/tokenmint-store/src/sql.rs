@@ -293,6 +293,40 @@ impl SqlStore {
         Ok(done)
     }
 
+    /// Records `key` in `table` (with `stamp`) unless it is there already, after dropping the
+    /// rows stamped at or before `purge_before`; whether this call recorded it. Of two
+    /// transactions inserting the same key, PostgreSQL makes the second wait for the first and
+    /// then do nothing; SQLite has one writer anyway: so exactly one caller gets `true`, on
+    /// every instance.
+    async fn claim_once(
+        &self,
+        table: &OnceTable,
+        key: &str,
+        stamp: UnixTime,
+        purge_before: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let OnceTable { table, key_column, stamp_column } = table;
+        let (_turn, mut tx) = self.begin_unordered().await?;
+        sqlx::query(&format!("DELETE FROM {table} WHERE {stamp_column} <= $1"))
+            .bind(purge_before)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        let claimed = sqlx::query(&format!(
+            "INSERT INTO {table} ({key_column}, {stamp_column}) VALUES ($1, $2) \
+             ON CONFLICT ({key_column}) DO NOTHING"
+        ))
+        .bind(key)
+        .bind(stamp)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?
+        .rows_affected()
+            == 1;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(claimed)
+    }
+
     /// The single writer's turn and transaction. Another process (a second instance on the
     /// same file, an admin command) may hold the write lock for longer than the busy timeout,
     /// and a connection may be slow to come while readers hold them all: the turn then waits
@@ -703,6 +737,23 @@ fn parse_cursor(after: &str) -> Option<(i64, &str)> {
     let (t, id) = after.split_once('.')?;
     Some((t.parse().ok()?, id))
 }
+
+/// A table of keys that may be recorded once each (see [`SqlStore::claim_once`]).
+struct OnceTable {
+    table: &'static str,
+    key_column: &'static str,
+    stamp_column: &'static str,
+}
+
+/// Alerts fired, by subject, until their window passes.
+const ALERT_CLAIMS: OnceTable =
+    OnceTable { table: "alert_claims", key_column: "subject_hash", stamp_column: "fired_at" };
+/// Client assertions used, by client and `jti`, until they expire.
+const USED_ASSERTIONS: OnceTable = OnceTable {
+    table: "used_client_assertions",
+    key_column: "replay_key",
+    stamp_column: "expires_at",
+};
 
 /// Where a page of credentials starts: the `(created_at, client_id)` of the cursor `after`, or
 /// `start` (with an empty id) for the first page.
@@ -1557,27 +1608,8 @@ impl Store for SqlStore {
         at: UnixTime,
         window_secs: i64,
     ) -> Result<bool, StoreError> {
-        let (_turn, mut tx) = self.begin_unordered().await?;
-        sqlx::query("DELETE FROM alert_claims WHERE fired_at <= $1")
-            .bind(at.saturating_sub(window_secs.max(1)))
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-        // Of two transactions inserting the same key, PostgreSQL makes the second wait for the
-        // first and then do nothing; SQLite has one writer anyway.
-        let claimed = sqlx::query(
-            "INSERT INTO alert_claims (subject_hash, fired_at) VALUES ($1, $2) \
-             ON CONFLICT (subject_hash) DO NOTHING",
-        )
-        .bind(subject_hash)
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?
-        .rows_affected()
-            == 1;
-        tx.commit().await.map_err(backend_err)?;
-        Ok(claimed)
+        let purge_before = at.saturating_sub(window_secs.max(1));
+        self.claim_once(&ALERT_CLAIMS, subject_hash, at, purge_before).await
     }
 
     async fn use_client_assertion(
@@ -1586,27 +1618,7 @@ impl Store for SqlStore {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let (_turn, mut tx) = self.begin_unordered().await?;
-        sqlx::query("DELETE FROM used_client_assertions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-        // As for alert claims: of two transactions inserting the same key, PostgreSQL makes the
-        // second wait for the first and then do nothing; SQLite has one writer anyway.
-        let first = sqlx::query(
-            "INSERT INTO used_client_assertions (replay_key, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (replay_key) DO NOTHING",
-        )
-        .bind(replay_key)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?
-        .rows_affected()
-            == 1;
-        tx.commit().await.map_err(backend_err)?;
-        Ok(first)
+        self.claim_once(&USED_ASSERTIONS, replay_key, expires_at, now).await
     }
 
     async fn remember_network(

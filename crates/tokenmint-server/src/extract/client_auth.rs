@@ -239,10 +239,9 @@ fn check(
         }
         (Presented::Assertion(a), Some(cached)) => {
             let c = &cached.credential;
-            let audiences: Vec<&str> =
-                state.assertion_audiences.iter().map(String::as_str).collect();
+            let audiences = &state.assertion_audiences;
             let verified =
-                assertion::verify(a, c.client_id.as_str(), &c.public_keys, &audiences, now)
+                assertion::verify(a, c.client_id.as_str(), &c.public_keys, audiences, now)
                     .map_err(|e| (AuthFailure::InvalidAssertion, Some(e)))?;
             c.usable(now).map_err(|f| (f, None))?;
             Ok(Proven::Assertion(verified))
@@ -250,9 +249,7 @@ fn check(
         // Checked with no keys: the same header checks and one signature check against a
         // stand-in key, as a known client's assertion that no key verifies.
         (Presented::Assertion(a), None) => {
-            let audiences: Vec<&str> =
-                state.assertion_audiences.iter().map(String::as_str).collect();
-            let error = assertion::verify(a, "", &[], &audiences, now).err();
+            let error = assertion::verify(a, "", &[], &state.assertion_audiences, now).err();
             Err((AuthFailure::UnknownClient, error))
         }
     }

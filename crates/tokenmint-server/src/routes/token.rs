@@ -171,9 +171,10 @@ async fn issue(
     // tokenmint itself (admin API, introspection, the gateways' revocation feed), and a hook
     // that is down or refuses must not lock operators out or leave gateways without the feed.
     // A token with any other scope asks it, whatever else the credential holds.
-    let for_tokenmint_only = !grant.scope.is_empty()
-        && grant.scope.split(' ').all(|s| tokenmint_proto::system_scopes::ALL.contains(&s));
-    let hook = state.token_hook.as_ref().filter(|_| !for_tokenmint_only);
+    let hook = state.token_hook.as_ref().filter(|_| {
+        grant.scope.is_empty()
+            || !grant.scope.split(' ').all(|s| tokenmint_proto::system_scopes::ALL.contains(&s))
+    });
     let hook_answer = match hook {
         None => None,
         Some(hook) => {

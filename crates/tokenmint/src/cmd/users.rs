@@ -89,30 +89,33 @@ pub struct DeactivateArgs {
 /// The user named by id or email. By email, the one in the state the command acts on comes
 /// first: an address has at most one active user and may have deactivated ones who held it
 /// before, so `reactivate` looks among the deactivated and everything else at the active one.
-async fn find_user(client: &AdminClient, user: &str, reactivating: bool) -> Result<dto::User> {
+/// `None` for an id the listing does not show (it holds at most 10,000 users): the server
+/// judges that id itself.
+async fn find_user(
+    client: &AdminClient,
+    user: &str,
+    reactivating: bool,
+) -> Result<Option<dto::User>> {
     let users = all_users(client, None).await?;
     if !user.contains('@') {
-        return users.into_iter().find(|u| u.id == user).ok_or_else(|| {
-            anyhow::anyhow!("no user with the id {user} (see `tokenmint users list`)")
-        });
+        return Ok(users.into_iter().find(|u| u.id == user));
     }
     let mut matching: Vec<dto::User> =
         users.into_iter().filter(|u| u.email.eq_ignore_ascii_case(user)).collect();
     let wanted = |u: &dto::User| (u.status == "active") != reactivating;
     matching.sort_by_key(|u| !wanted(u));
-    let candidates = matching.iter().filter(|u| wanted(u)).count();
-    match (matching.first(), candidates) {
-        (None, _) => bail!("no user with the email {user}"),
-        (Some(only), 0 | 1) => Ok(only.clone()),
-        (Some(_), n) => bail!(
-            "{n} deactivated users had the email {user}; name one by its id ({})",
-            matching
-                .iter()
-                .filter(|u| wanted(u))
-                .map(|u| u.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+    let candidates: Vec<&str> =
+        matching.iter().filter(|u| wanted(u)).map(|u| u.id.as_str()).collect();
+    if candidates.len() > 1 {
+        bail!(
+            "{} deactivated users had the email {user}; name one by its id ({})",
+            candidates.len(),
+            candidates.join(", ")
+        );
+    }
+    match matching.into_iter().next() {
+        None => bail!("no user with the email {user}"),
+        found => Ok(found),
     }
 }
 
@@ -121,7 +124,7 @@ async fn user_id(client: &AdminClient, user: &str) -> Result<String> {
     if !user.contains('@') {
         return Ok(user.to_owned());
     }
-    Ok(find_user(client, user, false).await?.id)
+    Ok(find_user(client, user, false).await?.map(|u| u.id).unwrap_or_default())
 }
 
 fn role_dto(r: Role) -> dto::UserRole {
@@ -235,12 +238,14 @@ pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
         }
         UsersCommand::Reactivate(a) => {
             let client = AdminClient::connect(&a.admin).await?;
-            let found = find_user(&client, &a.user, true).await?;
-            if found.status == "active" && a.admin.output != OutputFormat::Json {
-                println!("{} ({}) is already active; nothing changed", found.email, found.id);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let id = found.id;
+            let id = match find_user(&client, &a.user, true).await? {
+                Some(u) if u.status == "active" && a.admin.output != OutputFormat::Json => {
+                    println!("{} ({}) is already active; nothing changed", u.email, u.id);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some(u) => u.id,
+                None => a.user.clone(),
+            };
             let user: dto::User = client
                 .post(&format!("/users/{}/reactivate", segment(&id)), &serde_json::json!({}))
                 .await?;
