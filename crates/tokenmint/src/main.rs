@@ -374,4 +374,21 @@ mod tests {
         walk(&command, "tokenmint", &mut missing);
         assert!(missing.is_empty(), "arguments without a description: {missing:#?}");
     }
+
+    /// A key thumbprint is base64url, so one in 32 starts with `-`: the flag that takes one must
+    /// accept it as a value, not read it as another flag.
+    #[test]
+    fn a_thumbprint_starting_with_a_dash_is_a_value() {
+        for thumbprint in ["-Sx0n3Yc", "--", "-h", "_abc"] {
+            let cli = Cli::try_parse_from([
+                "tokenmint",
+                "credentials",
+                "update",
+                "tmc_example",
+                "--remove-public-key",
+                thumbprint,
+            ]);
+            assert!(cli.is_ok(), "{thumbprint}: {:?}", cli.err());
+        }
+    }
 }

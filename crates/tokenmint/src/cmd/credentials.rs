@@ -178,7 +178,7 @@ pub struct UpdateArgs {
     /// Remove a registered public key, by its kid or thumbprint (see `credentials show`);
     /// repeatable. Tokens obtained with it before stay valid until they expire (revoke them
     /// with `revoke-tokens` if the key leaked).
-    #[arg(long = "remove-public-key", value_name = "KID")]
+    #[arg(long = "remove-public-key", value_name = "KID", allow_hyphen_values = true)]
     remove_public_keys: Vec<String>,
 }
 
@@ -221,12 +221,12 @@ fn lifetime(v: &Option<String>) -> Result<Option<u32>> {
     }
 }
 
-/// Claims as `name=json` pairs, one per line.
+/// Claims as `name=json` pairs, one per line (`output::fields` aligns the lines).
 pub fn claims_text(claims: &dto::Claims) -> String {
     if claims.is_empty() {
         return "(none)".into();
     }
-    claims.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n              ")
+    claims.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")
 }
 
 /// Registered keys, one per line: kid, type, algorithm and RFC 7638 thumbprint.
@@ -248,24 +248,21 @@ fn public_keys_text(keys: &[dto::PublicKeyInfo]) -> String {
             )
         })
         .collect::<Vec<_>>()
-        .join("\n              ")
+        .join("\n")
+}
+
+/// One secret: id, hint, creation and when it stops working (or stopped, once past `now`).
+fn secret_line(s: &dto::SecretInfo, now: time::OffsetDateTime) -> String {
+    let ends = match s.expires_at {
+        Some(at) if at <= now => format!("expired {}", output::when(Some(at), "")),
+        at => format!("expires {}", output::when(at, "never")),
+    };
+    format!("{} {} (created {}, {ends})", s.id, s.hint, output::when(Some(s.created_at), ""))
 }
 
 fn show(c: &dto::Credential) -> Result<()> {
-    let secrets = c
-        .secrets
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {} (created {}, expires {})",
-                s.id,
-                s.hint,
-                output::when(Some(s.created_at), ""),
-                output::when(s.expires_at, "never")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n              ");
+    let now = time::OffsetDateTime::now_utc();
+    let secrets = c.secrets.iter().map(|s| secret_line(s, now)).collect::<Vec<_>>().join("\n");
     output::fields(&[
         ("client_id", c.client_id.clone()),
         ("name", c.name.clone()),
@@ -522,4 +519,28 @@ async fn status(a: TargetArgs, action: &str) -> Result<ExitCode> {
         .post(&format!("/credentials/{}/{action}", segment(&a.client_id)), &serde_json::json!({}))
         .await?;
     print(a.admin.output, &c, || show(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_secret_says_whether_it_expires_or_has_expired() {
+        let secret = |expires_at| dto::SecretInfo {
+            id: "sec_1".into(),
+            hint: "tms_ab…".into(),
+            created_at: datetime!(2026-12-01 10:00 UTC),
+            expires_at,
+            last_used_at: None,
+        };
+        let now = datetime!(2026-12-07 12:00 UTC);
+        let line = secret_line(&secret(None), now);
+        assert!(line.ends_with("expires never)"), "{line}");
+        let line = secret_line(&secret(Some(datetime!(2026-12-08 12:00 UTC))), now);
+        assert!(line.contains(", expires 2026-12-08"), "{line}");
+        let line = secret_line(&secret(Some(datetime!(2026-12-06 12:00 UTC))), now);
+        assert!(line.contains(", expired 2026-12-06"), "{line}");
+    }
 }
