@@ -124,6 +124,26 @@ async fn a_viewer_can_read_the_credentials_but_cannot_change_anything() {
 }
 
 #[tokio::test]
+async fn a_rotated_away_secret_says_when_it_stops_and_then_that_it_stopped() {
+    let app = spawn_app().await;
+    let id = two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let rotated = b
+        .post(&format!("/portal/credentials/{id}/rotate"), &[("csrf", &csrf), ("overlap", "3600")])
+        .await;
+    assert_eq!(rotated.status, 303, "{}", rotated.body);
+    let page = format!("/portal/credentials/{id}");
+    let before = b.get(&page).await.body;
+    assert!(before.contains(", stops working "), "{before}");
+    assert!(!before.contains("stopped working"), "{before}");
+    app.clock.advance(3601);
+    let after = b.get(&page).await.body;
+    assert!(after.contains(", stopped working "), "{after}");
+    assert!(!after.contains(", stops working "), "{after}");
+}
+
+#[tokio::test]
 async fn users_of_one_organization_cannot_see_or_touch_another_organizations_credentials() {
     let app = spawn_app().await;
     let id = two_orgs(&app).await;

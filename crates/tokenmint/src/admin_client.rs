@@ -2,7 +2,7 @@
 //! client SDK (discovery, RFC 6749 §2.3.1 Basic credentials, retries, refresh on a 401), then
 //! calls `/admin/v1`, turning problem+json answers into readable errors.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -36,8 +36,9 @@ pub struct AdminArgs {
         global = true
     )]
     pub endpoint: String,
-    /// The admin credential JSON that `tokenmint init` printed (or set TOKENMINT_CLIENT_ID and
-    /// TOKENMINT_CLIENT_SECRET).
+    /// The admin credential JSON: the file `serve` wrote on its first start
+    /// (tokenmint-admin.json next to the database) or what `tokenmint init` printed (or set
+    /// TOKENMINT_CLIENT_ID and TOKENMINT_CLIENT_SECRET).
     #[arg(long, env = "TOKENMINT_ADMIN_CREDENTIALS", value_name = "FILE", global = true)]
     pub admin_credentials: Option<PathBuf>,
     /// Output format: `table`, `json`, or `env` (shell assignments such as `CLIENT_ID='tmc_…'`
@@ -51,6 +52,28 @@ pub struct AdminArgs {
         global = true
     )]
     pub output: OutputFormat,
+}
+
+/// The file `serve` writes the admin credential to on its first start, next to its default
+/// database in the working directory.
+const DEFAULT_ADMIN_FILE: &str = "tokenmint-admin.json";
+
+/// What to do when no admin credential was given, naming the file `serve` wrote when it is in
+/// the working directory.
+fn no_admin_credentials(default_file_here: bool) -> String {
+    let mut message = format!(
+        "no admin credentials: pass --admin-credentials FILE or set TOKENMINT_ADMIN_CREDENTIALS=FILE, \
+         where FILE is what the server wrote on its first start ({DEFAULT_ADMIN_FILE} next to the \
+         database, unless `tokenmint serve --admin-credential-file` named another) or the JSON \
+         `tokenmint init` printed; or set TOKENMINT_CLIENT_ID and TOKENMINT_CLIENT_SECRET."
+    );
+    if default_file_here {
+        message.push_str(&format!(
+            " {DEFAULT_ADMIN_FILE} is in this directory: export \
+             TOKENMINT_ADMIN_CREDENTIALS={DEFAULT_ADMIN_FILE}"
+        ));
+    }
+    message
 }
 
 #[derive(serde::Deserialize)]
@@ -101,10 +124,7 @@ impl AdminClient {
                 std::env::var("TOKENMINT_CLIENT_SECRET"),
             ) {
                 (Ok(id), Ok(secret)) => (id, SecretString::new(secret), None),
-                _ => bail!(
-                    "no admin credentials: pass --admin-credentials FILE (the JSON `tokenmint init` prints) or set \
-                     TOKENMINT_CLIENT_ID and TOKENMINT_CLIENT_SECRET"
-                ),
+                _ => bail!("{}", no_admin_credentials(Path::new(DEFAULT_ADMIN_FILE).is_file())),
             },
         };
         let http = reqwest::Client::builder()

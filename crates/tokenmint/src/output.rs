@@ -30,12 +30,20 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Prints `key: value` lines.
+/// Prints `key  value` lines, the values in one column; a value of several lines (a credential's
+/// secrets, claims or keys) continues in that column.
 pub fn fields(pairs: &[(&str, String)]) -> std::io::Result<()> {
+    write_fields(&mut std::io::stdout().lock(), pairs)
+}
+
+fn write_fields(out: &mut impl Write, pairs: &[(&str, String)]) -> std::io::Result<()> {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let mut out = std::io::stdout().lock();
     for (k, v) in pairs {
-        writeln!(out, "{k:<width$}  {v}")?;
+        let mut lines = v.lines();
+        writeln!(out, "{k:<width$}  {}", lines.next().unwrap_or(""))?;
+        for line in lines {
+            writeln!(out, "{:width$}  {line}", "")?;
+        }
     }
     Ok(())
 }
@@ -151,6 +159,24 @@ pub fn when(t: Option<time::OffsetDateTime>, none: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_line_of_a_field_starts_in_the_value_column() {
+        let mut out = Vec::new();
+        let pairs = [
+            ("name", "HR sync".to_owned()),
+            ("claims", "plan=\"gold\"\ntenant=\"t-42\"\nzone=1".to_owned()),
+            ("token lifetime", "3600s".to_owned()),
+        ];
+        write_fields(&mut out, &pairs).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let column = "token lifetime  ".len();
+        for line in text.lines() {
+            assert!(line.len() > column && line.as_bytes()[column] != b' ', "{line:?} in\n{text}");
+            assert!(line[..column].ends_with("  "), "{line:?} in\n{text}");
+        }
+        assert_eq!(text.lines().count(), 5, "{text}");
+    }
 
     #[test]
     fn env_names_are_upper_snake_case_shell_identifiers() {

@@ -405,3 +405,30 @@ printf '%s\n%s\n%s\n%s\n' "$CLIENT_ID" "$CLIENT_SECRET" "$CREDENTIAL_NAME" "$CRE
         assert!(!String::from_utf8_lossy(&out.stdout).contains("reached"), "{args}");
     }
 }
+
+#[test]
+fn without_admin_credentials_the_error_names_the_file_serve_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let attempt = || {
+        let out = Command::new(BIN)
+            .args(["credentials", "list"])
+            .current_dir(dir.path())
+            .env_remove("TOKENMINT_ADMIN_CREDENTIALS")
+            .env_remove("TOKENMINT_CLIENT_ID")
+            .env_remove("TOKENMINT_CLIENT_SECRET")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let elsewhere = attempt();
+    assert!(elsewhere.contains("TOKENMINT_ADMIN_CREDENTIALS=FILE"), "{elsewhere}");
+    assert!(elsewhere.contains("tokenmint-admin.json next to the"), "{elsewhere}");
+    assert!(!elsewhere.contains("is in this directory"), "{elsewhere}");
+    std::fs::write(dir.path().join("tokenmint-admin.json"), "{}").unwrap();
+    let here = attempt();
+    assert!(
+        here.contains("tokenmint-admin.json is in this directory: export TOKENMINT_ADMIN_CREDENTIALS=tokenmint-admin.json"),
+        "{here}"
+    );
+}

@@ -720,7 +720,12 @@ async fn render_credential(
                 "<li><code>{}</code> created {}{}</li>",
                 esc(&s.hint),
                 when(s.created_at),
-                s.expires_at.map(|e| format!(", stops working {}", when(e))).unwrap_or_default()
+                s.expires_at
+                    .map(|e| {
+                        let tense = if e <= now { "stopped" } else { "stops" };
+                        format!(", {tense} working {}", when(e))
+                    })
+                    .unwrap_or_default()
             )
         })
         .collect();
