@@ -95,7 +95,8 @@ impl PrivateKey {
         Ok(Self { signer, kid: None })
     }
 
-    /// Reads a private JWK: EC (P-256, P-384) or OKP (Ed25519). An RSA key is read from PEM.
+    /// Reads a private JWK: RSA (with its CRT members, as JOSE libraries write them), EC
+    /// (P-256, P-384) or OKP (Ed25519).
     pub fn from_jwk(text: &str) -> Result<Self, Error> {
         let jwk: Value = serde_json::from_str(text).map_err(|_| bad("the JWK is not JSON"))?;
         let member = |name: &str| -> Result<Vec<u8>, Error> {
@@ -130,11 +131,24 @@ impl PrivateKey {
                     .map_err(|_| bad("the Ed25519 JWK is not a valid key pair"))?
             }
             (Some("RSA"), _) => {
-                return Err(bad(
-                    "RSA private keys are read from PEM (openssl pkey -in key.pem); give the PEM file",
-                ));
+                if jwk.get("oth").is_some() {
+                    return Err(bad(
+                        "RSA keys with more than two primes (\"oth\") are not supported",
+                    ));
+                }
+                // RFC 7518 §6.3.2: the CRT members are what a signer needs; every JOSE library
+                // writes them. They become the PKCS #1 RSAPrivateKey that aws-lc-rs reads.
+                let mut fields = Vec::new();
+                for name in ["n", "e", "d", "p", "q", "dp", "dq", "qi"] {
+                    fields.push(member(name)?);
+                }
+                RsaKeyPair::from_der(&rsa_private_key_der(&fields))
+                    .map(Signer::Rsa)
+                    .map_err(|_| bad("the RSA JWK is not a valid key pair of at least 2048 bits"))?
             }
-            _ => return Err(bad("the JWK is not an EC (P-256, P-384) or Ed25519 private key")),
+            _ => {
+                return Err(bad("the JWK is not an RSA, EC (P-256, P-384) or Ed25519 private key"));
+            }
         };
         Ok(Self { signer, kid })
     }
@@ -226,6 +240,45 @@ impl PrivateKey {
     }
 }
 
+/// The DER of a PKCS #1 `RSAPrivateKey` (RFC 8017 §A.1.2, two primes): version 0, then
+/// `n, e, d, p, q, dp, dq, qi` as big-endian unsigned integers.
+fn rsa_private_key_der(fields: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = der_integer(&[0]);
+    for field in fields {
+        body.extend(der_integer(field));
+    }
+    der_tlv(0x30, &body)
+}
+
+/// A DER INTEGER holding the unsigned big-endian `value`: leading zeros dropped, one added back
+/// where the top bit would otherwise read as a sign.
+fn der_integer(value: &[u8]) -> Vec<u8> {
+    let start = value.iter().position(|&b| b != 0).unwrap_or(value.len().saturating_sub(1));
+    let digits = if value.is_empty() { &[0u8][..] } else { &value[start..] };
+    let mut content = Vec::with_capacity(digits.len() + 1);
+    if digits[0] & 0x80 != 0 {
+        content.push(0);
+    }
+    content.extend_from_slice(digits);
+    der_tlv(0x02, &content)
+}
+
+/// Tag, DER length (short form below 128, else long form), content.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
 fn ecdsa_der(der: &[u8]) -> Result<Signer, aws_lc_rs::error::KeyRejected> {
     EcdsaKeyPair::from_private_key_der(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
         .map(|key| Signer::Ecdsa { key, alg: "ES256" })
@@ -262,6 +315,29 @@ mod tests {
             serde_json::from_slice(&B64.decode(other.split('.').nth(1).unwrap()).unwrap()).unwrap();
         assert_ne!(claims["jti"], other_claims["jti"]);
         assert_eq!(key.public_jwk()["x"], jwk["x"]);
+    }
+
+    #[test]
+    fn der_integers_and_lengths_follow_the_encoding_rules() {
+        assert_eq!(der_integer(&[0]), [0x02, 0x01, 0x00]);
+        assert_eq!(der_integer(&[]), [0x02, 0x01, 0x00]);
+        assert_eq!(der_integer(&[0x01, 0x00, 0x01]), [0x02, 0x03, 0x01, 0x00, 0x01]);
+        assert_eq!(der_integer(&[0x00, 0x00, 0x7f]), [0x02, 0x01, 0x7f]);
+        assert_eq!(der_integer(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(der_tlv(0x30, &[7; 127])[..2], [0x30, 0x7f]);
+        assert_eq!(der_tlv(0x30, &[7; 128])[..3], [0x30, 0x81, 0x80]);
+        assert_eq!(der_tlv(0x30, &[7; 256])[..4], [0x30, 0x82, 0x01, 0x00]);
+        assert_eq!(der_tlv(0x30, &[7; 256]).len(), 260);
+    }
+
+    #[test]
+    fn an_rsa_jwk_without_its_crt_members_or_with_more_primes_is_refused_with_a_reason() {
+        let partial = json!({"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB"}).to_string();
+        let error = PrivateKey::parse(&partial).unwrap_err().to_string();
+        assert!(error.contains("\"p\""), "{error}");
+        let more = json!({"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB","oth":[]}).to_string();
+        let error = PrivateKey::parse(&more).unwrap_err().to_string();
+        assert!(error.contains("more than two primes"), "{error}");
     }
 
     #[test]

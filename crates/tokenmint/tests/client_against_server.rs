@@ -235,6 +235,63 @@ fn openssl_pair(dir: &std::path::Path, name: &str, args: &[&str]) -> Option<(Str
     made.then(|| (private.display().to_string(), public.display().to_string()))
 }
 
+/// An RSA private key as a JWK, the form JOSE libraries and identity providers export: made by
+/// Node's crypto from an `openssl` key. `None` when either is missing.
+fn rsa_jwk_pair(dir: &std::path::Path) -> Option<(String, String)> {
+    let (pem, public) =
+        openssl_pair(dir, "rsa", &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])?;
+    let jwk = dir.join("rsa.jwk");
+    let script = "const c=require('crypto'),fs=require('fs');\
+        fs.writeFileSync(process.argv[2],JSON.stringify(c.createPrivateKey(fs.readFileSync(process.argv[1])).export({format:'jwk'})))";
+    let made = Command::new("node").args(["-e", script, &pem]).arg(&jwk).status().ok()?.success();
+    made.then(|| (jwk.display().to_string(), public))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_private_jwk_signs_the_assertions_of_the_cli() {
+    let server = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((jwk, public)) = rsa_jwk_pair(dir.path()) else {
+        eprintln!("SKIPPED: no openssl and node to make an RSA JWK with");
+        return;
+    };
+    let admin = dir.path().join("admin.json");
+    let body = serde_json::json!({"client_id": server.client_id, "client_secret": server.client_secret,
+        "token_endpoint": format!("{}/oauth/token", server.issuer)});
+    std::fs::write(&admin, body.to_string()).unwrap();
+    let output = tokenmint(
+        &[
+            "credentials",
+            "create",
+            "--name",
+            "RSA partner",
+            "--org",
+            "acme",
+            "--environment",
+            "sandbox",
+            "--public-key",
+            &public,
+            "--no-secret",
+            "--endpoint",
+            &server.issuer,
+            "--admin-credentials",
+            admin.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let id = created["client_id"].as_str().unwrap();
+    let output = tokenmint(
+        &["token", "--issuer", &server.issuer, "--client-id", id, "--private-key", &jwk],
+        &[],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("eyJ"), "{output:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credential_with_keys_instead_of_a_secret_gets_tokens_from_the_cli_and_the_sdk() {
     let server = start().await;

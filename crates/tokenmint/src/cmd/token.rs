@@ -38,7 +38,7 @@ pub struct ClientArgs {
     #[arg(long, env = "TOKENMINT_CLIENT_SECRET_FILE", value_name = "FILE")]
     pub client_secret_file: Option<PathBuf>,
     /// Authenticate with a private_key_jwt assertion (RFC 7523) signed by this private key (PEM,
-    /// or a private JWK for EC and Ed25519 keys) instead of a secret: a fresh assertion, valid
+    /// or a private JWK of an RSA, EC or Ed25519 key) instead of a secret: a fresh assertion, valid
     /// 60 s, for every token request.
     #[arg(
         long,
