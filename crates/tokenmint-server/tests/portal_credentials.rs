@@ -9,7 +9,7 @@
 mod common;
 
 use common::browser::Browser;
-use common::{Options, TestApp, spawn_app, spawn_with};
+use common::{Options, TestApp, instances, spawn_app, spawn_with};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -407,35 +407,6 @@ async fn without_the_setting_claims_are_read_only_to_org_admins() {
     assert!(!page.body.contains("claim.tenant"));
 }
 
-/// A portal-only instance over a shared PostgreSQL database.
-async fn instance(
-    url: &str,
-    key: &MasterKey,
-    clock: Arc<ManualClock>,
-) -> (String, tokio::sync::oneshot::Sender<()>, Option<(String, String)>) {
-    let mut config = Config::new(url.to_owned(), key.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.product_areas = ProductAreas::parse(&["eligibility"]).unwrap();
-    config.signing_alg = tokenmint_core::keys::SigningAlgorithm::ES256;
-    config.issuer = Some("https://auth.example.test".to_owned());
-    let store = SqlStore::connect(url, true).await.unwrap();
-    let mut app = Application::build_with_clock(config, Arc::new(store), clock).await.unwrap();
-    let admin = match app.take_first_start() {
-        Some(FirstStart::Initialized(a)) => Some((a.client_id, a.client_secret)),
-        _ => None,
-    };
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (base, tx, admin)
-}
-
 fn shown_secret(body: &str) -> Option<String> {
     let at = body.find(r#"id="new-client-secret">"#)?;
     let rest = &body[at + r#"id="new-client-secret">"#.len()..];
@@ -447,9 +418,11 @@ async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_o
     let Some(db) = TestDatabase::create().await else { return };
     let key = MasterKey::generate();
     let clock = Arc::new(ManualClock::new(common::real_now()));
-    let (a, stop_a, admin) = instance(db.url(), &key, clock.clone()).await;
-    let (b, stop_b, _) = instance(db.url(), &key, clock.clone()).await;
-    let (admin_id, admin_secret) = admin.unwrap();
+    let (mut instance_a, first) = instances::start(db.url(), &key, clock.clone(), |_| {}).await;
+    let Some(FirstStart::Initialized(admin)) = first else { panic!("first start") };
+    let (mut instance_b, _) = instances::start(db.url(), &key, clock.clone(), |_| {}).await;
+    let (a, b) = (instance_a.base.clone(), instance_b.base.clone());
+    let (admin_id, admin_secret) = (admin.client_id, admin.client_secret);
     let http = reqwest::Client::new();
     let token: Value = http
         .post(format!("{a}/oauth/token"))
@@ -552,7 +525,7 @@ async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_o
     assert!(left.is_empty(), "deleted when shown");
     pool.close().await;
 
-    let _ = stop_a.send(());
-    let _ = stop_b.send(());
+    instance_a.stop().await;
+    instance_b.stop().await;
     db.drop_now().await;
 }

@@ -10,11 +10,10 @@
 
 mod common;
 
-use axum::routing::post;
 use common::instances::{self, Instance};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_core::MasterKey;
 use tokenmint_server::ManualClock;
@@ -43,27 +42,6 @@ async fn closed_port() -> String {
     let addr = l.local_addr().unwrap();
     drop(l);
     addr.to_string()
-}
-
-/// A webhook receiver that keeps the `kind` of every alert posted to it.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let kept = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |body: String| {
-            let kept = kept.clone();
-            async move {
-                let v: Value = serde_json::from_str(&body).unwrap();
-                kept.lock().unwrap().push(v["kind"].as_str().unwrap().to_owned());
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
 }
 
 struct Setup<'a> {
@@ -270,7 +248,7 @@ async fn with_redis_unreachable_each_instance_still_blocks_on_its_own() {
 /// The right secret of a deactivated credential, presented to both instances: each refuses it
 /// and would raise the alert, and it is delivered once.
 async fn one_alert_for_an_event_both_instances_see(shared: Shared<'_>) {
-    let (hook, got) = receiver().await;
+    let (hook, got) = instances::webhook_receiver().await;
     let Some(p) = pair(shared, (1000, 1000), Some(&hook)).await else { return };
     let created = p
         .admin(
