@@ -13,7 +13,7 @@
 mod common;
 
 use common::browser::Browser;
-use common::instances::{self, Bed, BedOptions, served_by};
+use common::instances::{self, Bed, BedOptions, served_by, token_request};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -47,12 +47,6 @@ async fn acme_admin(bed: &Bed) {
     let user = json!({"org": "acme", "email": "admin@acme.test", "role": "admin",
         "password": PASSWORD});
     assert_eq!(bed.admin(Method::POST, "/users", Some(user)).await.status(), 201);
-}
-
-fn shown_secret(body: &str) -> Option<String> {
-    let at = body.find(r#"id="new-client-secret">"#)?;
-    let rest = &body[at + r#"id="new-client-secret">"#.len()..];
-    Some(rest[..rest.find('<').unwrap()].to_owned())
 }
 
 #[tokio::test]
@@ -96,12 +90,12 @@ async fn the_portal_flow_through_the_balancer_needs_no_stickiness() {
     let shown = browser.get(&page).await;
     let shown_by = shown.headers[instances::SERVED_BY].to_str().unwrap().to_owned();
     assert_ne!(shown_by, created_by, "round robin sent the next request elsewhere");
-    let secret = shown_secret(&shown.body).expect("the secret is shown by another instance");
+    let secret = shown.shown_secret().expect("the secret is shown by another instance");
     let mut again_by = BTreeSet::new();
     for _ in 0..3 {
         let again = browser.get(&page).await;
         assert_eq!(again.status, 200);
-        assert!(shown_secret(&again.body).is_none() && !again.body.contains(&secret));
+        assert!(again.shown_secret().is_none() && !again.body.contains(&secret));
         again_by.insert(again.headers[instances::SERVED_BY].to_str().unwrap().to_owned());
     }
     assert_eq!(again_by.len(), 3, "every instance was asked again: {again_by:?}");
@@ -109,21 +103,15 @@ async fn the_portal_flow_through_the_balancer_needs_no_stickiness() {
     assert_eq!(works.status(), 200, "the secret shown is the credential's");
 
     // Rotated through one instance, the new secret shown by another, once.
-    let csrf = browser.get(&page).await.csrf();
-    let rotated = browser
-        .post(
-            &format!("/portal/credentials/{client_id}/rotate"),
-            &[("csrf", &csrf), ("overlap", "3600")],
-        )
-        .await;
+    let rotated = browser.rotate(&client_id).await;
     assert_eq!(rotated.status, StatusCode::SEE_OTHER, "{}", rotated.body);
     let rotated_by = rotated.headers[instances::SERVED_BY].to_str().unwrap().to_owned();
     let shown = browser.get(rotated.location()).await;
     assert_ne!(shown.headers[instances::SERVED_BY].to_str().unwrap(), rotated_by);
-    let new_secret = shown_secret(&shown.body).expect("the rotated secret is shown");
+    let new_secret = shown.shown_secret().expect("the rotated secret is shown");
     assert_ne!(new_secret, secret);
     let again = browser.get(rotated.location()).await;
-    assert!(shown_secret(&again.body).is_none());
+    assert!(again.shown_secret().is_none());
     for s in [&secret, &new_secret] {
         assert_eq!(bed.token_with(&bed.http, &client_id, s).await.status(), 200);
     }
@@ -195,17 +183,7 @@ async fn a_credential_created_through_one_instance_works_at_once_through_all() {
         created_on.insert(by.clone());
         // At once: the first request each instance gets for it succeeds, no waiting.
         for server in &bed.servers {
-            let res = bed
-                .http
-                .post(format!("{}/oauth/token", server.base))
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &id),
-                    ("client_secret", &secret),
-                ])
-                .send()
-                .await
-                .unwrap();
+            let res = token_request(&bed.http, &server.base, &id, &secret).send().await.unwrap();
             assert_eq!(res.status(), 200, "created on {by}, asked {}", server.name);
         }
         for _ in 0..3 {
@@ -248,21 +226,13 @@ async fn an_instance_killed_in_a_stream_of_token_requests_fails_none_and_rejoins
     let sent = Arc::new(Mutex::new(Vec::<Sent>::new()));
     let mut streams = tokio::task::JoinSet::new();
     for _ in 0..4 {
-        let (url, http) = (bed.url("/oauth/token"), reqwest::Client::new());
+        let (balancer, http) = (bed.balancer.clone(), reqwest::Client::new());
         let (id, secret) = (id.clone(), secret.clone());
         let (phase, stop, sent) = (phase.clone(), stop.clone(), sent.clone());
         streams.spawn(async move {
             while !stop.load(Ordering::SeqCst) {
                 let p = phase.load(Ordering::SeqCst);
-                let res = http
-                    .post(&url)
-                    .form(&[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", &id),
-                        ("client_secret", &secret),
-                    ])
-                    .send()
-                    .await;
+                let res = token_request(&http, &balancer, &id, &secret).send().await;
                 let outcome = match res {
                     Ok(r) => (p, r.status().as_u16(), served_by(&r)),
                     Err(_) => (p, 0, String::new()),
@@ -465,42 +435,40 @@ async fn a_new_network_seen_by_every_instance_fires_one_alert() {
         let (marker, marker_secret, _) = bed
             .credential(json!({"name": "marker", "org": "platform", "environment": "sandbox"}))
             .await;
-        let res = bed
-            .http
-            .post(format!("{}/oauth/token", server.base))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &marker),
-                ("client_secret", &marker_secret),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let res = token_request(&bed.http, &server.base, &marker, &marker_secret).send();
+        let res = res.await.unwrap();
         assert_eq!(res.status(), 200);
         until_networks(&pool, &marker, 1).await;
     }
     assert_eq!(networks(&pool, &id).await.len(), 2);
     pool.close().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while got.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "no alert delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    instances::until_delivered(&got).await;
     // Stopped, the instances have written their audit trails and finished their deliveries.
-    let db = bed.stop().await;
-    assert_eq!(got.lock().unwrap().clone(), ["new_network"], "webhook calls");
-    let store = tokenmint_store::SqlStore::connect(db.url(), false).await.unwrap();
-    let fired = tokenmint_store::Store::list_audit(
-        &store,
-        &tokenmint_store::AuditFilter {
-            kind: Some("alert.fired".into()),
-            limit: 100,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(fired.len(), 1, "alert.fired records");
-    store.close().await;
-    db.drop_now().await;
+    instances::assert_one_alert(bed.stop().await, &got, "new_network").await;
+}
+
+#[tokio::test]
+async fn a_credential_hitting_its_limit_on_every_instance_fires_one_alert() {
+    let (hook, got) = instances::webhook_receiver().await;
+    let options = BedOptions { webhook: Some(hook), ..BedOptions::default() };
+    let Some(bed) = Bed::start(options).await else { return };
+    let (id, secret, _) = bed
+        .credential(json!({"name": "eager", "org": "platform", "environment": "sandbox",
+            "rate_limit_per_minute": 2}))
+        .await;
+    // Two tokens, then refusals spread over the instances: more than the five hits within ten
+    // minutes that make the alert, on each instance. An instance decides about the alert
+    // before it answers the refusal.
+    let mut limited_on = BTreeSet::new();
+    for i in 0..14 {
+        let res = bed.token_with(&bed.http, &id, &secret).await;
+        let expected = if i < 2 { 200 } else { 429 };
+        assert_eq!(res.status(), expected, "request {}", i + 1);
+        if i >= 2 {
+            limited_on.insert(served_by(&res));
+        }
+    }
+    assert_eq!(limited_on.len(), 3, "{limited_on:?}");
+    instances::until_delivered(&got).await;
+    instances::assert_one_alert(bed.stop().await, &got, "rate_limited_repeatedly").await;
 }

@@ -15,10 +15,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokenmint_core::MasterKey;
-use tokenmint_core::scope::ProductAreas;
 use tokenmint_server::app::FirstStart;
-use tokenmint_server::{Application, Clock, Config, ManualClock};
-use tokenmint_store::SqlStore;
+use tokenmint_server::{Clock, ManualClock};
 use tokenmint_store::testing::TestDatabase;
 
 const ADMIN_PW: &str = "acme admin password";
@@ -407,12 +405,6 @@ async fn without_the_setting_claims_are_read_only_to_org_admins() {
     assert!(!page.body.contains("claim.tenant"));
 }
 
-fn shown_secret(body: &str) -> Option<String> {
-    let at = body.find(r#"id="new-client-secret">"#)?;
-    let rest = &body[at + r#"id="new-client-secret">"#.len()..];
-    Some(rest[..rest.find('<').unwrap()].to_owned())
-}
-
 #[tokio::test]
 async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_once() {
     let Some(db) = TestDatabase::create().await else { return };
@@ -480,7 +472,7 @@ async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_o
     browser.base = b.clone();
     let shown = browser.get(&page).await;
     assert_eq!(shown.status, 200);
-    let secret = shown_secret(&shown.body).expect("instance B shows the secret generated on A");
+    let secret = shown.shown_secret().expect("instance B shows the secret generated on A");
     let works = http
         .post(format!("{b}/oauth/token"))
         .form(&[
@@ -498,26 +490,20 @@ async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_o
         browser.base = base.clone();
         let again = browser.get(&page).await;
         assert_eq!(again.status, 200);
-        assert!(shown_secret(&again.body).is_none(), "shown again by {base}");
+        assert!(again.shown_secret().is_none(), "shown again by {base}");
         assert!(!again.body.contains(&secret));
     }
 
     // Rotated on B, shown on A, and sealed at rest: the database holds no clear secret.
     browser.base = b.clone();
-    let csrf = browser.get(&page).await.csrf();
-    let rotated = browser
-        .post(
-            &format!("/portal/credentials/{client_id}/rotate"),
-            &[("csrf", &csrf), ("overlap", "3600")],
-        )
-        .await;
+    let rotated = browser.rotate(&client_id).await;
     assert_eq!(rotated.status, StatusCode::SEE_OTHER);
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
     let rows: Vec<(Vec<u8>,)> =
         sqlx::query_as("SELECT sealed FROM portal_flashes").fetch_all(&pool).await.unwrap();
     assert_eq!(rows.len(), 1, "one flash waits");
     browser.base = a.clone();
-    let new_secret = shown_secret(&browser.get(rotated.location()).await.body).unwrap();
+    let new_secret = browser.get(rotated.location()).await.shown_secret().unwrap();
     assert_ne!(new_secret, secret);
     assert!(!rows[0].0.windows(new_secret.len()).any(|w| w == new_secret.as_bytes()));
     let left: Vec<(String,)> =

@@ -87,16 +87,7 @@ async fn cluster(limit: u32) -> Option<Cluster> {
 
 impl Cluster {
     async fn token(&self, base: &str, id: &str, secret: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .unwrap()
+        instances::token_request(&self.http, base, id, secret).send().await.unwrap()
     }
 
     async fn admin(

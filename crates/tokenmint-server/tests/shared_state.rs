@@ -20,7 +20,6 @@ use tokenmint_server::ManualClock;
 use tokenmint_server::alerts::{WebhookSecret, WebhookTarget};
 use tokenmint_server::app::FirstStart;
 use tokenmint_store::testing::TestDatabase;
-use tokenmint_store::{SqlStore, Store};
 
 /// Failed authentications one source may have before it is blocked, in these tests.
 const PER_IP: u32 = 4;
@@ -121,16 +120,7 @@ impl Pair {
     }
 
     async fn token(&self, i: usize, client_id: &str, secret: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/oauth/token", self.base(i)))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .unwrap()
+        instances::token_request(&self.http, self.base(i), client_id, secret).send().await.unwrap()
     }
 
     async fn wrong_secret(&self, i: usize, client_id: &str) -> StatusCode {
@@ -271,30 +261,9 @@ async fn one_alert_for_an_event_both_instances_see(shared: Shared<'_>) {
     assert_eq!(p.token(1, &id, &secret).await.status(), 401);
     // Both instances have decided by now (an alert is claimed before the answer goes out);
     // the delivery is on its way.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while got.lock().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no alert delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    instances::until_delivered(&got).await;
     // Stopped, the instances have written their audit trails and finished their deliveries.
-    let db = p.shutdown().await;
-    let calls = got.lock().unwrap().clone();
-    assert_eq!(calls, ["deactivated_credential_used"], "webhook calls");
-    let store = SqlStore::connect(db.url(), false).await.unwrap();
-    let deliveries = store.list_alert_deliveries(100).await.unwrap();
-    assert_eq!(deliveries.len(), 1, "delivery records");
-    assert!(deliveries[0].delivered);
-    let fired = store
-        .list_audit(&tokenmint_store::AuditFilter {
-            kind: Some("alert.fired".into()),
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(fired.len(), 1, "alert.fired records");
-    store.close().await;
-    db.drop_now().await;
+    instances::assert_one_alert(p.shutdown().await, &got, "deactivated_credential_used").await;
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokenmint_core::MasterKey;
 use tokenmint_server::app::FirstStart;
 use tokenmint_server::{AppState, Application, Config, ManualClock};
-use tokenmint_store::SqlStore;
 use tokenmint_store::testing::{TestDatabase, services_required};
+use tokenmint_store::{SqlStore, Store};
 
 /// The issuer every instance of a test deployment names.
 pub const ISSUER: &str = "https://auth.example.test";
@@ -61,6 +61,21 @@ pub async fn start(
         .unwrap();
     });
     (Instance { base, state, stop: Some(tx), task: Some(task) }, first)
+}
+
+/// A client-credentials token request to the server (or balancer) at `base`, the credentials
+/// in the body.
+pub fn token_request(
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    secret: &str,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/oauth/token")).form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", secret),
+    ])
 }
 
 /// Where the tests' Redis is: `TOKENMINT_TEST_REDIS`, else 127.0.0.1:6379.
@@ -431,15 +446,7 @@ impl Bed {
         client_id: &str,
         secret: &str,
     ) -> reqwest::Response {
-        http.post(self.url("/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .unwrap()
+        token_request(http, &self.balancer, client_id, secret).send().await.unwrap()
     }
 
     /// An access token for the admin API, through the balancer.
@@ -646,4 +653,36 @@ pub async fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<String>>>) 
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, got)
+}
+
+/// Waits until the webhook of [`webhook_receiver`] has been called.
+pub async fn until_delivered(got: &std::sync::Mutex<Vec<String>>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no alert delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Once the instances have stopped (audit trails written, deliveries finished): the webhook
+/// was called once, for `kind`, and the database holds one delivered delivery and one
+/// `alert.fired` record. Drops the database.
+pub async fn assert_one_alert(db: TestDatabase, got: &std::sync::Mutex<Vec<String>>, kind: &str) {
+    let calls = got.lock().unwrap().clone();
+    assert_eq!(calls, [kind], "webhook calls");
+    let store = SqlStore::connect(db.url(), false).await.unwrap();
+    let deliveries = store.list_alert_deliveries(100).await.unwrap();
+    assert_eq!(deliveries.len(), 1, "delivery records");
+    assert!(deliveries[0].delivered);
+    let fired = store
+        .list_audit(&tokenmint_store::AuditFilter {
+            kind: Some("alert.fired".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(fired.len(), 1, "alert.fired records");
+    store.close().await;
+    db.drop_now().await;
 }
