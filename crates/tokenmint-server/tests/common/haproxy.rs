@@ -55,13 +55,16 @@ impl Haproxy {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, config).unwrap();
+        // Its messages (a server going down and up again, as some tests make them) are read
+        // only when it fails to start.
+        let log = dir.path().join("haproxy.log");
         let child = Command::new("haproxy")
             .arg("-db")
             .arg("-f")
             .arg(&path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("haproxy starts");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -70,7 +73,10 @@ impl Haproxy {
         let deadline = Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             if let Some(status) = proxy.child.try_wait().unwrap() {
-                panic!("haproxy exited ({status}) instead of listening on {addr}:\n{config}");
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!(
+                    "haproxy exited ({status}) instead of listening on {addr}:\n{said}\n{config}"
+                );
             }
             assert!(Instant::now() < deadline, "haproxy did not start listening on {addr}");
             tokio::time::sleep(Duration::from_millis(20)).await;

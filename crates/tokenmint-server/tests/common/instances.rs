@@ -1,5 +1,7 @@
 //! Several `tokenmint serve` instances of one deployment (one database, maybe one Redis),
-//! each on its own random port, for the tests of what instances share.
+//! each on its own random port, for the tests of what instances share: in this process
+//! ([`start`]), or as processes of their own behind a real HAProxy, with gateways beside them
+//! ([`Bed`]).
 
 #![allow(clippy::print_stderr)]
 
