@@ -10,15 +10,13 @@
 mod common;
 
 use common::browser::Browser;
-use common::spawn_app;
+use common::{instances, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokenmint_core::MasterKey;
-use tokenmint_core::scope::ProductAreas;
+use tokenmint_server::ManualClock;
 use tokenmint_server::app::FirstStart;
-use tokenmint_server::{Application, Config, ManualClock};
-use tokenmint_store::SqlStore;
 use tokenmint_store::testing::TestDatabase;
 
 struct Api {
@@ -170,26 +168,11 @@ async fn instance(
     url: &str,
     key: &MasterKey,
     clock: Arc<ManualClock>,
-) -> (String, Option<FirstStart>, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let mut config = Config::new(url.to_owned(), key.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.product_areas = ProductAreas::parse(&["eligibility"]).unwrap();
-    config.signing_alg = tokenmint_core::keys::SigningAlgorithm::ES256;
-    config.issuer = Some("https://auth.example.test".to_owned());
-    config.sync_interval = std::time::Duration::from_millis(100);
-    let store = SqlStore::connect(url, true).await.unwrap();
-    let mut app = Application::build_with_clock(config, Arc::new(store), clock).await.unwrap();
-    let first = app.take_first_start();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (base, first, tx, task)
+) -> (instances::Instance, Option<FirstStart>) {
+    instances::start(url, key, clock, |config| {
+        config.sync_interval = std::time::Duration::from_millis(100);
+    })
+    .await
 }
 
 #[tokio::test]
@@ -198,14 +181,12 @@ async fn two_admins_ending_each_other_at_once_through_two_servers_over_postgres_
     let Some(db) = TestDatabase::create().await else { return };
     let key = MasterKey::generate();
     let clock = Arc::new(ManualClock::new(common::real_now()));
-    let (a, first, stop_a, task_a) = instance(db.url(), &key, clock.clone()).await;
+    let (mut a, first) = instance(db.url(), &key, clock.clone()).await;
     let Some(FirstStart::Initialized(admin)) = first else { panic!("first start") };
-    let (b, _, stop_b, task_b) = instance(db.url(), &key, clock.clone()).await;
-    mutual_endings(&a, &b, (admin.client_id, admin.client_secret), &clock).await;
-    for (stop, task) in [(stop_a, task_a), (stop_b, task_b)] {
-        let _ = stop.send(());
-        task.await.unwrap();
-    }
+    let (mut b, _) = instance(db.url(), &key, clock.clone()).await;
+    mutual_endings(&a.base, &b.base, (admin.client_id, admin.client_secret), &clock).await;
+    a.stop().await;
+    b.stop().await;
     db.drop_now().await;
 }
 

@@ -11,51 +11,15 @@
 
 mod common;
 
+use common::haproxy::{self, Haproxy};
 use common::{Options, TestApp, spawn_with};
 use serde_json::Value;
-use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::net::IpAddr;
 use std::time::Duration;
-
-/// HAProxy, killed when dropped.
-struct Haproxy {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn haproxy_installed() -> bool {
-    let found = Command::new("haproxy")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("TOKENMINT_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "haproxy is required (TOKENMINT_REQUIRE_SERVICES=1) but not installed: run .ci/setup-haproxy.sh"
-        );
-        eprintln!("skipped: haproxy is not installed (run .ci/setup-haproxy.sh)");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Starts HAProxy in front of `backend`, connecting to it from 127.0.0.1 (the trusted proxy).
 async fn start_haproxy(backend: &str) -> Haproxy {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = haproxy::free_port();
     let config = format!(
         "global\n  maxconn 200\n\
          defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
@@ -63,26 +27,7 @@ async fn start_haproxy(backend: &str) -> Haproxy {
          frontend edge\n  bind 127.0.0.1:{port}\n  default_backend tokenmint\n\
          backend tokenmint\n  server app {backend} source 127.0.0.1\n"
     );
-    let path = dir.path().join("haproxy.cfg");
-    std::fs::write(&path, config).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("haproxy starts");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let proxy = Haproxy { child, addr, _dir: dir };
-    // Wait until it listens (it starts in milliseconds; this bounds a broken start).
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return proxy;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("haproxy did not start listening on {addr}");
+    Haproxy::start(&config, port).await
 }
 
 /// An HTTP client whose connections come from `source`, a loopback address.
@@ -157,7 +102,7 @@ const FORGERIES: &[&[&str]] = &[
 
 #[tokio::test]
 async fn forged_forwarded_for_lines_do_not_choose_the_audited_address() {
-    if !haproxy_installed() {
+    if !haproxy::installed() {
         return;
     }
     let app = app_behind_proxy().await;
@@ -175,7 +120,7 @@ async fn forged_forwarded_for_lines_do_not_choose_the_audited_address() {
 
 #[tokio::test]
 async fn forged_forwarded_for_lines_neither_evade_the_block_nor_block_another_address() {
-    if !haproxy_installed() {
+    if !haproxy::installed() {
         return;
     }
     let app = app_behind_proxy().await;

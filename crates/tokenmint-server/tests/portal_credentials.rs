@@ -9,16 +9,14 @@
 mod common;
 
 use common::browser::Browser;
-use common::{Options, TestApp, spawn_app, spawn_with};
+use common::{Options, TestApp, instances, spawn_app, spawn_with};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokenmint_core::MasterKey;
-use tokenmint_core::scope::ProductAreas;
 use tokenmint_server::app::FirstStart;
-use tokenmint_server::{Application, Clock, Config, ManualClock};
-use tokenmint_store::SqlStore;
+use tokenmint_server::{Clock, ManualClock};
 use tokenmint_store::testing::TestDatabase;
 
 const ADMIN_PW: &str = "acme admin password";
@@ -407,49 +405,16 @@ async fn without_the_setting_claims_are_read_only_to_org_admins() {
     assert!(!page.body.contains("claim.tenant"));
 }
 
-/// A portal-only instance over a shared PostgreSQL database.
-async fn instance(
-    url: &str,
-    key: &MasterKey,
-    clock: Arc<ManualClock>,
-) -> (String, tokio::sync::oneshot::Sender<()>, Option<(String, String)>) {
-    let mut config = Config::new(url.to_owned(), key.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.product_areas = ProductAreas::parse(&["eligibility"]).unwrap();
-    config.signing_alg = tokenmint_core::keys::SigningAlgorithm::ES256;
-    config.issuer = Some("https://auth.example.test".to_owned());
-    let store = SqlStore::connect(url, true).await.unwrap();
-    let mut app = Application::build_with_clock(config, Arc::new(store), clock).await.unwrap();
-    let admin = match app.take_first_start() {
-        Some(FirstStart::Initialized(a)) => Some((a.client_id, a.client_secret)),
-        _ => None,
-    };
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (base, tx, admin)
-}
-
-fn shown_secret(body: &str) -> Option<String> {
-    let at = body.find(r#"id="new-client-secret">"#)?;
-    let rest = &body[at + r#"id="new-client-secret">"#.len()..];
-    Some(rest[..rest.find('<').unwrap()].to_owned())
-}
-
 #[tokio::test]
 async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_once() {
     let Some(db) = TestDatabase::create().await else { return };
     let key = MasterKey::generate();
     let clock = Arc::new(ManualClock::new(common::real_now()));
-    let (a, stop_a, admin) = instance(db.url(), &key, clock.clone()).await;
-    let (b, stop_b, _) = instance(db.url(), &key, clock.clone()).await;
-    let (admin_id, admin_secret) = admin.unwrap();
+    let (mut instance_a, first) = instances::start(db.url(), &key, clock.clone(), |_| {}).await;
+    let Some(FirstStart::Initialized(admin)) = first else { panic!("first start") };
+    let (mut instance_b, _) = instances::start(db.url(), &key, clock.clone(), |_| {}).await;
+    let (a, b) = (instance_a.base.clone(), instance_b.base.clone());
+    let (admin_id, admin_secret) = (admin.client_id, admin.client_secret);
     let http = reqwest::Client::new();
     let token: Value = http
         .post(format!("{a}/oauth/token"))
@@ -507,7 +472,7 @@ async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_o
     browser.base = b.clone();
     let shown = browser.get(&page).await;
     assert_eq!(shown.status, 200);
-    let secret = shown_secret(&shown.body).expect("instance B shows the secret generated on A");
+    let secret = shown.shown_secret().expect("instance B shows the secret generated on A");
     let works = http
         .post(format!("{b}/oauth/token"))
         .form(&[
@@ -525,26 +490,20 @@ async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_o
         browser.base = base.clone();
         let again = browser.get(&page).await;
         assert_eq!(again.status, 200);
-        assert!(shown_secret(&again.body).is_none(), "shown again by {base}");
+        assert!(again.shown_secret().is_none(), "shown again by {base}");
         assert!(!again.body.contains(&secret));
     }
 
     // Rotated on B, shown on A, and sealed at rest: the database holds no clear secret.
     browser.base = b.clone();
-    let csrf = browser.get(&page).await.csrf();
-    let rotated = browser
-        .post(
-            &format!("/portal/credentials/{client_id}/rotate"),
-            &[("csrf", &csrf), ("overlap", "3600")],
-        )
-        .await;
+    let rotated = browser.rotate(&client_id).await;
     assert_eq!(rotated.status, StatusCode::SEE_OTHER);
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
     let rows: Vec<(Vec<u8>,)> =
         sqlx::query_as("SELECT sealed FROM portal_flashes").fetch_all(&pool).await.unwrap();
     assert_eq!(rows.len(), 1, "one flash waits");
     browser.base = a.clone();
-    let new_secret = shown_secret(&browser.get(rotated.location()).await.body).unwrap();
+    let new_secret = browser.get(rotated.location()).await.shown_secret().unwrap();
     assert_ne!(new_secret, secret);
     assert!(!rows[0].0.windows(new_secret.len()).any(|w| w == new_secret.as_bytes()));
     let left: Vec<(String,)> =
@@ -552,7 +511,7 @@ async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_o
     assert!(left.is_empty(), "deleted when shown");
     pool.close().await;
 
-    let _ = stop_a.send(());
-    let _ = stop_b.send(());
+    instance_a.stop().await;
+    instance_b.stop().await;
     db.drop_now().await;
 }

@@ -9,35 +9,16 @@
 
 mod common;
 
+use common::instances::{self, Instance};
 use common::proxy::Proxy;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenmint_core::MasterKey;
-use tokenmint_core::scope::ProductAreas;
+use tokenmint_server::ManualClock;
 use tokenmint_server::app::FirstStart;
-use tokenmint_server::{AppState, Application, Config, ManualClock};
-use tokenmint_store::SqlStore;
-use tokenmint_store::testing::{TestDatabase, services_required};
-
-struct Instance {
-    base: String,
-    state: AppState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Instance {
-    async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap();
-        }
-    }
-}
+use tokenmint_store::testing::TestDatabase;
 
 struct Cluster {
     a: Instance,
@@ -50,26 +31,6 @@ struct Cluster {
     clock: Arc<ManualClock>,
 }
 
-fn redis_target() -> String {
-    std::env::var("TOKENMINT_TEST_REDIS").unwrap_or_else(|_| "127.0.0.1:6379".to_owned())
-}
-
-async fn redis_available() -> bool {
-    let ok = tokio::net::TcpStream::connect(redis_target()).await.is_ok();
-    if !ok {
-        assert!(
-            !services_required(),
-            "Redis is required (TOKENMINT_REQUIRE_SERVICES=1) but unreachable at {}",
-            redis_target()
-        );
-        eprintln!(
-            "skipping: Redis is not reachable at {}; set TOKENMINT_TEST_REDIS",
-            redis_target()
-        );
-    }
-    ok
-}
-
 async fn instance(
     db_url: &str,
     key: &MasterKey,
@@ -78,34 +39,17 @@ async fn instance(
     clock: Arc<ManualClock>,
     limit: u32,
 ) -> (Instance, Option<FirstStart>) {
-    let mut config = Config::new(db_url.to_owned(), key.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.product_areas = ProductAreas::parse(&["eligibility"]).unwrap();
-    config.signing_alg = tokenmint_core::keys::SigningAlgorithm::ES256;
-    config.token_rate_limit = limit;
-    config.redis_url = Some(format!("redis://{redis}/0"));
-    config.redis_prefix = prefix.to_owned();
-    config.sync_interval = Duration::from_millis(250);
-    // Both instances share one issuer, as they would behind a load balancer.
-    config.issuer = Some("https://auth.example.test".to_owned());
-    let store = SqlStore::connect(db_url, true).await.unwrap();
-    let mut app = Application::build_with_clock(config, Arc::new(store), clock).await.unwrap();
-    let first = app.take_first_start();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let state = app.state().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (Instance { base, state, stop: Some(tx), task: Some(task) }, first)
+    instances::start(db_url, key, clock, |config| {
+        config.token_rate_limit = limit;
+        config.redis_url = Some(format!("redis://{redis}/0"));
+        config.redis_prefix = prefix.to_owned();
+        config.sync_interval = Duration::from_millis(250);
+    })
+    .await
 }
 
 async fn cluster(limit: u32) -> Option<Cluster> {
-    if !redis_available().await {
+    if !instances::redis_available().await {
         return None;
     }
     let db = TestDatabase::create().await?;
@@ -120,7 +64,7 @@ async fn cluster(limit: u32) -> Option<Cluster> {
         .unwrap()
         .to_owned();
     let pg = Proxy::start(&pg_target).await;
-    let redis = Proxy::start(&redis_target()).await;
+    let redis = Proxy::start(&instances::redis_target()).await;
     let url = db.url().replacen(&pg_target, &pg.addr.to_string(), 1);
     let key = MasterKey::generate();
     let prefix = format!("tokenmint-test:{}:", tokenmint_core::ids::random_id("", 10));
@@ -143,16 +87,7 @@ async fn cluster(limit: u32) -> Option<Cluster> {
 
 impl Cluster {
     async fn token(&self, base: &str, id: &str, secret: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .unwrap()
+        instances::token_request(&self.http, base, id, secret).send().await.unwrap()
     }
 
     async fn admin(

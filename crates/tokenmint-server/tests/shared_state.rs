@@ -10,18 +10,16 @@
 
 mod common;
 
-use axum::routing::post;
 use common::instances::{self, Instance};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_core::MasterKey;
 use tokenmint_server::ManualClock;
 use tokenmint_server::alerts::{WebhookSecret, WebhookTarget};
 use tokenmint_server::app::FirstStart;
 use tokenmint_store::testing::TestDatabase;
-use tokenmint_store::{SqlStore, Store};
 
 /// Failed authentications one source may have before it is blocked, in these tests.
 const PER_IP: u32 = 4;
@@ -43,27 +41,6 @@ async fn closed_port() -> String {
     let addr = l.local_addr().unwrap();
     drop(l);
     addr.to_string()
-}
-
-/// A webhook receiver that keeps the `kind` of every alert posted to it.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let kept = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |body: String| {
-            let kept = kept.clone();
-            async move {
-                let v: Value = serde_json::from_str(&body).unwrap();
-                kept.lock().unwrap().push(v["kind"].as_str().unwrap().to_owned());
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
 }
 
 struct Setup<'a> {
@@ -143,16 +120,7 @@ impl Pair {
     }
 
     async fn token(&self, i: usize, client_id: &str, secret: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/oauth/token", self.base(i)))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .unwrap()
+        instances::token_request(&self.http, self.base(i), client_id, secret).send().await.unwrap()
     }
 
     async fn wrong_secret(&self, i: usize, client_id: &str) -> StatusCode {
@@ -270,7 +238,7 @@ async fn with_redis_unreachable_each_instance_still_blocks_on_its_own() {
 /// The right secret of a deactivated credential, presented to both instances: each refuses it
 /// and would raise the alert, and it is delivered once.
 async fn one_alert_for_an_event_both_instances_see(shared: Shared<'_>) {
-    let (hook, got) = receiver().await;
+    let (hook, got) = instances::webhook_receiver().await;
     let Some(p) = pair(shared, (1000, 1000), Some(&hook)).await else { return };
     let created = p
         .admin(
@@ -293,30 +261,9 @@ async fn one_alert_for_an_event_both_instances_see(shared: Shared<'_>) {
     assert_eq!(p.token(1, &id, &secret).await.status(), 401);
     // Both instances have decided by now (an alert is claimed before the answer goes out);
     // the delivery is on its way.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while got.lock().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no alert delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    instances::until_delivered(&got).await;
     // Stopped, the instances have written their audit trails and finished their deliveries.
-    let db = p.shutdown().await;
-    let calls = got.lock().unwrap().clone();
-    assert_eq!(calls, ["deactivated_credential_used"], "webhook calls");
-    let store = SqlStore::connect(db.url(), false).await.unwrap();
-    let deliveries = store.list_alert_deliveries(100).await.unwrap();
-    assert_eq!(deliveries.len(), 1, "delivery records");
-    assert!(deliveries[0].delivered);
-    let fired = store
-        .list_audit(&tokenmint_store::AuditFilter {
-            kind: Some("alert.fired".into()),
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(fired.len(), 1, "alert.fired records");
-    store.close().await;
-    db.drop_now().await;
+    instances::assert_one_alert(p.shutdown().await, &got, "deactivated_credential_used").await;
 }
 
 #[tokio::test]

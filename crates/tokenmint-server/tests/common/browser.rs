@@ -25,6 +25,13 @@ impl Answer {
         self.headers.get(header::LOCATION).map(|v| v.to_str().unwrap()).unwrap_or("")
     }
 
+    /// The one-time secret the page shows, if it shows one.
+    pub fn shown_secret(&self) -> Option<String> {
+        let at = self.body.find(r#"id="new-client-secret">"#)?;
+        let rest = &self.body[at + r#"id="new-client-secret">"#.len()..];
+        Some(rest[..rest.find('<').unwrap()].to_owned())
+    }
+
     /// The first form's CSRF token on the page.
     pub fn csrf(&self) -> String {
         let at = self.body.find(r#"name="csrf" value=""#).expect("a CSRF field");
@@ -84,6 +91,13 @@ impl Browser {
             .header(header::ORIGIN, origin)
             .form(form);
         self.send(req).await
+    }
+
+    /// Rotates a credential's secret from its page, the old one kept for an hour.
+    pub async fn rotate(&mut self, client_id: &str) -> Answer {
+        let csrf = self.get(&format!("/portal/credentials/{client_id}")).await.csrf();
+        let path = format!("/portal/credentials/{client_id}/rotate");
+        self.post(&path, &[("csrf", &csrf), ("overlap", "3600")]).await
     }
 
     pub async fn try_sign_in(&mut self, email: &str, password: &str) -> Answer {
