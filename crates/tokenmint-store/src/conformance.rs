@@ -666,6 +666,18 @@ async fn networks_are_remembered_once_per_credential(s: &dyn Store) {
     assert_eq!(s.remember_network("tmc_a", "192.0.2.0/24", 2).await.unwrap(), (false, 0));
     assert_eq!(s.remember_network("tmc_a", "198.51.100.0/24", 3).await.unwrap(), (true, 1));
     assert_eq!(s.remember_network("tmc_b", "192.0.2.0/24", 4).await.unwrap(), (true, 0));
+    // A credential's first two networks seen at the same moment (two instances, two
+    // connections): one of them is the first, the other is new beside it, never both first.
+    for round in 0..20 {
+        let client = format!("tmc_race{round}");
+        let (one, other) = tokio::join!(
+            s.remember_network(&client, "192.0.2.0/24", 5),
+            s.remember_network(&client, "198.51.100.0/24", 5)
+        );
+        let mut seen = [one.unwrap(), other.unwrap()];
+        seen.sort();
+        assert_eq!(seen, [(true, 0), (true, 1)], "round {round}");
+    }
 }
 
 async fn an_alert_is_claimed_once_per_window(s: &dyn Store) {

@@ -1628,6 +1628,16 @@ impl Store for SqlStore {
         at: UnixTime,
     ) -> Result<(bool, i64), StoreError> {
         let (_turn, mut tx) = self.begin_unordered().await?;
+        if self.dialect == Dialect::Postgres {
+            // Count and insert as one step per credential: two instances recording its first
+            // two networks at once would otherwise each count none and both take theirs for the
+            // first, and the new-network alert would never fire. (SQLite has one writer.)
+            sqlx::query("SELECT pg_advisory_xact_lock(7340022, hashtext($1))")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
         let known = sqlx::query("SELECT COUNT(*) FROM credential_networks WHERE client_id = $1")
             .bind(client_id)
             .fetch_one(&mut *tx)
