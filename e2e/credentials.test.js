@@ -11,6 +11,7 @@
 "use strict";
 
 const assert = require("node:assert/strict");
+const path = require("node:path");
 const { chromium } = require("playwright-core");
 
 const BASE = process.env.BASE;
@@ -19,6 +20,14 @@ const ADMIN = { email: "admin@acme.test", password: process.env.ADMIN_PASSWORD }
 const VIEWER = { email: "viewer@acme.test", password: process.env.VIEWER_PASSWORD };
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 800 };
+
+// As in portal.test.js: NAME.tmp.png (ignored by git) unless TOKENMINT_UPDATE_SCREENSHOTS=1.
+const SHOT_SUFFIX = process.env.TOKENMINT_UPDATE_SCREENSHOTS === "1" ? ".png" : ".tmp.png";
+
+async function shot(page, name) {
+  if (!process.env.SCREENSHOTS) return;
+  await page.screenshot({ path: path.join(process.env.SCREENSHOTS, `${name}${SHOT_SUFFIX}`), fullPage: true });
+}
 
 let step = "start";
 function log(s) {
@@ -34,13 +43,35 @@ async function signIn(page, who) {
   await page.waitForURL(/\/portal\/credentials$/);
 }
 
-/// Fails when the page scrolls sideways.
+/// The boxes whose content must fit inside them: the page's main column, its cards, the
+/// tables' scroll boxes and the navigation.
+const CONTAINERS = "main, .card, .table-card, .table-scroll, nav.sidenav, nav.sidenav ul, .kv, .actions";
+
+/// Fails when the page scrolls sideways, or when content sticks out of one of its containers
+/// (a list wider than its card, which its card then clips or scrolls).
 async function assertFits(page, what) {
   const over = await page.evaluate(() => {
     const s = document.scrollingElement;
     return s.scrollWidth - s.clientWidth;
   });
   assert.ok(over <= 0, `${what}: ${over}px of horizontal overflow`);
+  const inside = await page.evaluate((selector) => {
+    const name = (el) => `${el.tagName.toLowerCase()}${[...el.classList].map((c) => `.${c}`).join("")}`;
+    return [...document.querySelectorAll(selector)]
+      .filter((el) => el.scrollWidth > el.clientWidth)
+      .map((el) => `${name(el)} by ${el.scrollWidth - el.clientWidth}px`);
+  }, CONTAINERS);
+  assert.deepEqual(inside, [], `${what}: content overflows its container`);
+}
+
+/// How many lines the text of the element occupies: one rectangle per line box, so more than
+/// one top is text cut in two.
+async function lineCount(locator) {
+  return locator.evaluate((el) => {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+  });
 }
 
 /// The Client IDs in the list's table, in order.
@@ -143,23 +174,60 @@ async function everyPageFits(browser, size, label, where) {
   assert.ok(Math.abs(brand.y + brand.height / 2 - (signOut.y + signOut.height / 2)) < 8, `${label}: brand and sign-out on one line`);
   const nav = await page.locator("nav.sidenav").boundingBox();
   if (size === PHONE) {
-    assert.ok(nav.height <= 70, `${label}: the navigation is ${nav.height}px tall (an empty band)`);
+    // The navigation is as tall as its tabs, no taller.
+    const tabs = await page.locator("nav.sidenav ul").boundingBox();
+    const band = nav.y + nav.height - (tabs.y + tabs.height);
+    assert.ok(band <= 12, `${label}: ${band}px of empty band under the tabs`);
     const main = await page.locator("main").boundingBox();
     assert.ok(main.y - (nav.y + nav.height) < 2, `${label}: the page starts right under the navigation`);
+  }
+
+  log(`${label}: every navigation tab is in view, none hidden off the edge`);
+  // The first tab is the longest; as the current page its label is bold, so wider.
+  for (const path of ["/portal/credentials", "/portal/account"]) {
+    await page.goto(`${BASE}${path}`);
+    const links = page.locator("nav.sidenav a");
+    assert.equal(await links.count(), 4);
+    for (const link of await links.all()) {
+      const text = `${path}: "${(await link.textContent()).trim()}"`;
+      assert.ok(await link.isVisible(), `${label} ${text} is visible`);
+      const box = await link.boundingBox();
+      assert.ok(box.x >= 0 && box.x + box.width <= size.width, `${label} ${text} at x ${box.x}..${box.x + box.width} of ${size.width}`);
+      assert.ok(box.y >= 0 && box.y + box.height <= size.height, `${label} ${text} below the fold`);
+      assert.equal(await lineCount(link), 1, `${label} ${text} on one line`);
+    }
   }
 
   log(`${label}: Client IDs stay on one line in the list`);
   await page.goto(`${BASE}/portal/credentials`);
   const code = page.locator('td[data-label="Client ID"] code').first();
-  // One rectangle per line box the text occupies: more than one is a Client ID cut in two.
-  const lines = await code.evaluate((el) => {
-    const range = document.createRange();
-    range.selectNodeContents(el);
-    const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
-    return tops.size;
-  });
+  const lines = await lineCount(code);
   assert.equal(lines, 1, `${label}: the Client ID wraps onto ${lines} lines`);
   assert.equal(await code.evaluate((el) => getComputedStyle(el).whiteSpace), "nowrap");
+  await shot(page, `layout-credentials-${size.width}`);
+
+  log(`${label}: client IDs, IP addresses and emails in the audit log stay on one line`);
+  await page.goto(`${BASE}/portal/audit`);
+  const ids = await page.locator("table.audit code.id").all();
+  const ips = await page.locator('table.audit td[data-label="Source IP"]').all();
+  const emails = await page.locator('table.audit td[data-label="By"]', { hasText: "@" }).all();
+  let seenIps = 0;
+  assert.ok(ids.length > 0 && emails.length > 0, `${label}: the audit log lists credentials and users`);
+  for (const cell of [...ids, ...ips, ...emails]) {
+    const text = (await cell.textContent()).trim();
+    if (text === "") continue;
+    if (/^[0-9a-f.:]+$/i.test(text)) seenIps += 1;
+    const one = await cell.evaluate((el) => {
+      const range = document.createRange();
+      range.selectNodeContents(el);
+      const box = range.getBoundingClientRect();
+      return { height: box.height, line: parseFloat(getComputedStyle(el).lineHeight) };
+    });
+    assert.equal(await lineCount(cell), 1, `${label}: "${text}" is cut onto several lines`);
+    assert.ok(one.height < one.line * 1.5, `${label}: "${text}" is ${one.height}px high, a line is ${one.line}px`);
+  }
+  assert.ok(seenIps > 0, `${label}: the audit log shows source IP addresses`);
+  await shot(page, `layout-audit-${size.width}`);
   await context.close();
 }
 

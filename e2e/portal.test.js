@@ -212,9 +212,38 @@ async function main() {
   await page.getByText("User deactivated").first().waitFor();
   await page.getByRole("button", { name: "Reactivate user" }).click();
   await page.getByText("User reactivated").first().waitFor();
-  await page.getByRole("button", { name: "Generate reset code" }).click();
+
+  log("a reset code is shown once, on the page the form redirects to, and a reload issues none");
+  const [posted] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/reset-password") && r.request().method() === "POST"),
+    page.getByRole("button", { name: "Generate reset code" }).click(),
+  ]);
+  assert.equal(posted.status(), 303, "the POST redirects: a reload re-submits nothing");
+  await page.getByRole("heading", { name: "Password reset code" }).waitFor();
   const code = (await page.locator("#reset-code").textContent()).trim();
   assert.match(code, /^tmr_/);
+  assert.ok(!page.url().includes(code), "the code is not in the URL");
+  await shot(page, "reset-code");
+  const userPage = page.url();
+  await page.reload();
+  await page.getByRole("heading", { name: "Reset password" }).waitFor();
+  assert.equal(page.url(), userPage);
+  assert.equal(await page.locator("#reset-code").count(), 0, "a reload shows no code");
+  assert.ok(!(await page.content()).includes("tmr_"), "neither this code nor a new one");
+  // The code shown is still the valid one: the reload issued no newer code to replace it.
+  const resetCtx = await browser.newContext();
+  const resetPage = await resetCtx.newPage();
+  await resetPage.goto(`${BASE}/portal/reset-password`);
+  await resetPage.getByLabel("Reset code").fill(code);
+  await resetPage.getByLabel("New password", { exact: true }).fill("a new viewer password");
+  await resetPage.getByLabel("New password again").fill("a new viewer password");
+  await resetPage.getByRole("button", { name: "Set password" }).click();
+  await resetPage.waitForURL(/\/portal\/sign-in\?done=password-set$/);
+  await resetPage.getByLabel("Email").fill("new.viewer@acme.test");
+  await resetPage.getByLabel("Password").fill("a new viewer password");
+  await resetPage.getByRole("button", { name: "Sign in" }).click();
+  await resetPage.waitForURL(/\/portal\/credentials$/);
+  await resetCtx.close();
 
   log("the pages fit a phone");
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });

@@ -98,6 +98,8 @@ const PUBLIC: &[(&str, &str, u16)] = &[
     ("POST", "/portal/reset-password", 403),
     ("GET", "/portal/static/portal.css", 200),
     ("GET", "/portal/static/portal.js", 200),
+    ("GET", "/portal/static/favicon.svg", 200),
+    ("GET", "/favicon.ico", 200),
     ("GET", "/portal/{*rest}", 404),
     ("POST", "/portal/{*rest}", 404),
 ];

@@ -453,6 +453,30 @@ async fn every_portal_response_carries_the_security_headers() {
 }
 
 #[tokio::test]
+async fn the_favicon_answers_as_an_icon_that_caches_keep_and_every_page_links_it() {
+    let app = spawn_app().await;
+    for (path, content_type, magic) in [
+        ("/favicon.ico", "image/x-icon", &b"\0\0\x01\0"[..]),
+        ("/portal/static/favicon.svg", "image/svg+xml", &b"<svg "[..]),
+    ] {
+        let res = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.headers()[header::CONTENT_TYPE], content_type, "{path}");
+        let cache = res.headers()[header::CACHE_CONTROL].to_str().unwrap().to_owned();
+        assert!(cache.starts_with("public, max-age=") && !cache.ends_with("=0"), "{path}: {cache}");
+        let body = res.bytes().await.unwrap();
+        assert!(body.starts_with(magic), "{path}: {:?}", &body[..body.len().min(8)]);
+    }
+    // The signed-out pages and the signed-in layout link the SVG icon.
+    two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    let link = r#"<link rel="icon" href="/portal/static/favicon.svg" type="image/svg+xml">"#;
+    assert!(b.get("/portal/sign-in").await.body.contains(link));
+    b.sign_in("admin@acme.test", ADMIN_PW).await;
+    assert!(b.get("/portal/credentials").await.body.contains(link));
+}
+
+#[tokio::test]
 async fn a_generated_secret_is_shown_once_and_never_in_a_url() {
     let app = spawn_app().await;
     two_orgs(&app).await;

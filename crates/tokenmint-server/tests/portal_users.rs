@@ -83,18 +83,45 @@ async fn an_admin_resets_a_password_with_a_code_that_works_once_until_it_expires
 
     let page = admin.get(&format!("/portal/users/{viewer}")).await;
     assert!(page.body.contains("Generate reset code"), "{}", page.body);
-    let out =
+    // The POST answers with a redirect, so a reload of what the browser shows re-submits
+    // nothing; the code waits in the session's sealed one-time flash for the user's page.
+    let posted =
         admin.post(&format!("/portal/users/{viewer}/reset-password"), &[("csrf", &csrf)]).await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    assert_eq!(posted.location(), format!("/portal/users/{viewer}"));
+    assert!(!posted.body.contains("tmr_"), "the POST's answer holds no code");
+    // Another user's page does not take it.
+    let admin_id = app
+        .admin(Method::GET, "/users?org=acme", None)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "admin@acme.test")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!admin.get(&format!("/portal/users/{admin_id}")).await.body.contains("tmr_"));
+    let out = admin.get(posted.location()).await;
     assert_eq!(out.status, 200);
+    assert_eq!(out.headers["cache-control"], "no-store");
     let code = text_of(&out, "reset-code");
     assert!(code.starts_with("tmr_") && code.len() > 30, "{code}");
     assert!(out.body.contains("/portal/reset-password"));
-    // Shown in that answer only: the user's page does not show it again.
-    assert!(!admin.get(&format!("/portal/users/{viewer}")).await.body.contains(&code));
+    // Shown once: a reload of the page shows no code, neither this one nor a new one.
+    let reload = admin.get(posted.location()).await;
+    assert_eq!(reload.status, 200);
+    assert!(!reload.body.contains(&code) && !reload.body.contains("tmr_"), "{}", reload.body);
+    assert!(reload.body.contains("Generate reset code"));
     // The current password keeps working until the code is used.
     assert_eq!(victim.get("/portal/credentials").await.status, 200);
 
-    // Another instance (here: the same database after a restart) takes the code.
+    // Another instance (here: the same database after a restart) takes the code, which also
+    // shows that the reload issued no newer code (a newer one would have replaced it).
     let app = app.restart(Options::default()).await;
     let mismatch = redeem(&app, &code, "a brand new password", "another new password").await;
     assert_eq!(mismatch.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -378,7 +405,7 @@ async fn rotating_with_the_current_secret_stopped_at_once_asks_first_then_says_i
 /// Rows of the audit table on a page, by their source IP (unique per seeded event).
 fn audit_ips(page: &Answer) -> Vec<String> {
     page.body
-        .split(r#"<td data-label="Source IP">"#)
+        .split(r#"<td data-label="Source IP" class="ip">"#)
         .skip(1)
         .map(|rest| rest[..rest.find('<').unwrap()].to_owned())
         .collect()

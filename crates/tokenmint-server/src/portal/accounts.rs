@@ -6,8 +6,9 @@
 //! As on every page, the handlers call the same operations as the admin API
 //! ([`crate::users`]), which ask the one policy; a page asks it too, only to decide which
 //! forms to show. Every form ends on a page that says what happened: a redirect with a
-//! success-message id, or, for a reset code (a secret, shown once), the page itself as the
-//! answer to the POST, so the code is never kept anywhere to be fetched later.
+//! success-message id. A secret made by a form (a new user's password, a reset code) goes to the
+//! page that shows it in a sealed one-time flash ([`super::put_flash`]), as a credential's new
+//! secret does: a reload of that page neither shows it again nor makes another.
 
 use super::html::{self, Esc, Nav, copyable, esc, field_error, invalid_attrs, notice, when_or};
 use super::pages::{authorize, csrf_field, page, page_with, see_other};
@@ -202,17 +203,30 @@ fn target(u: &tokenmint_store::PortalUser) -> Target<'_> {
     Target::User { org: &u.org, id: Some(&u.id), role: u.role }
 }
 
-/// A user's page: their details and what the viewer may do to them. `extra` goes above the
-/// details (a reset code, an error).
-async fn render_user(
-    state: &AppState,
-    who: &SignedIn,
-    id: &str,
-    done: Option<&str>,
-    extra: &str,
-    status: StatusCode,
-) -> PageResult {
+/// The panel that shows a reset code, once.
+fn reset_code_panel(email: &str, code: &str, reset_url: &str, expires_at: i64) -> String {
+    format!(
+        r#"<section class="card reveal" aria-labelledby="reset-title"><h2 id="reset-title">Password reset code</h2>
+<div class="alert alert-warn" role="alert"><strong>Give this code to {email} securely.</strong> It will not be shown again. It works once, until {until}; a newer code replaces it.</div>
+<dl class="kv"><dt>Code</dt><dd>{code}</dd><dt>Where</dt><dd>{url}</dd></dl>
+<p class="hint">They open the address, enter the code and choose a new password. Every session of theirs then ends.</p></section>"#,
+        email = esc(email),
+        until = html::when(expires_at),
+        code = copyable("reset-code", code, "reset code"),
+        url = copyable("reset-url", reset_url, "address"),
+    )
+}
+
+/// A user's page: their details and what the viewer may do to them, and above the details the
+/// reset code this session just generated for them, taken from its one-time flash.
+async fn render_user(state: &AppState, who: &SignedIn, id: &str, done: Option<&str>) -> PageResult {
     let u = users::check_user(state, &who.actor, id, Action::ListUsers).await?;
+    let flash = super::take_flash(
+        state,
+        &who.session.id_hash,
+        super::FlashFor::ResetCode { user_id: u.id.as_str() },
+    )
+    .await?;
     let t = target(&u);
     let active = u.status == UserStatus::Active;
     let href = esc(&user_path(&u.id));
@@ -222,7 +236,9 @@ async fn render_user(
         badge = status_badge(active),
     );
     body.push_str(&notice(done));
-    body.push_str(extra);
+    if let Some(Flash::ResetCode { email, code, reset_url, expires_at, .. }) = &flash {
+        body.push_str(&reset_code_panel(email, code, reset_url, *expires_at));
+    }
     let _ = write!(
         body,
         r#"<section class="card"><h2>Details</h2><dl class="kv"><dt>Email</dt><dd>{email}</dd><dt>Role</dt><dd>{role}</dd><dt>Status</dt><dd>{status}</dd><dt>Added</dt><dd>{created}</dd><dt>Last sign-in</dt><dd>{last}</dd></dl></section>"#,
@@ -268,7 +284,7 @@ async fn render_user(
             csrf = csrf_field(who),
         );
     }
-    Ok(page_with(status, who, &u.email, Nav::Users, &body))
+    Ok(page(who, &u.email, Nav::Users, &body))
 }
 
 pub async fn show_user(
@@ -277,7 +293,7 @@ pub async fn show_user(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> PageResult {
-    render_user(&state, &who, &id, q.done.as_deref(), "", StatusCode::OK).await
+    render_user(&state, &who, &id, q.done.as_deref()).await
 }
 
 pub async fn confirm_deactivate_user(
@@ -336,7 +352,9 @@ pub async fn change_role(
     Ok(see_other(&format!("{}?done=role-changed", user_path(&u.id))))
 }
 
-/// Answers with the user's page showing the code: the code is in this one response only.
+/// Generates a reset code and redirects to the user's page, which shows it once: the code
+/// travels in the session's sealed one-time flash, so reloading that page neither shows it
+/// again nor issues another, and the POST's answer holds nothing to re-submit.
 pub async fn reset_password(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -344,17 +362,15 @@ pub async fn reset_password(
 ) -> PageResult {
     let who = posted.who;
     let reset = users::reset_password(&state, &who.actor, &id).await?;
-    let panel = format!(
-        r#"<section class="card reveal" aria-labelledby="reset-title"><h2 id="reset-title">Password reset code</h2>
-<div class="alert alert-warn" role="alert"><strong>Give this code to {email} securely.</strong> It will not be shown again. It works once, until {until}; a newer code replaces it.</div>
-<dl class="kv"><dt>Code</dt><dd>{code}</dd><dt>Where</dt><dd>{url}</dd></dl>
-<p class="hint">They open the address, enter the code and choose a new password. Every session of theirs then ends.</p></section>"#,
-        email = esc(&reset.user.email),
-        until = html::when(reset.expires_at.unix_timestamp()),
-        code = copyable("reset-code", &reset.code, "reset code"),
-        url = copyable("reset-url", &reset.reset_url, "address"),
-    );
-    render_user(&state, &who, &id, None, &panel, StatusCode::OK).await
+    let flash = Flash::ResetCode {
+        user_id: reset.user.id.clone(),
+        email: reset.user.email,
+        code: reset.code,
+        reset_url: reset.reset_url,
+        expires_at: reset.expires_at.unix_timestamp(),
+    };
+    super::put_flash(&state, &who.session.id_hash, &flash).await?;
+    Ok(see_other(&user_path(&reset.user.id)))
 }
 
 // ---------------------------------------------------------------------------------------------

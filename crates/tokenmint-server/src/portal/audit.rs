@@ -161,15 +161,16 @@ pub async fn audit_log(
     let users = crate::users::list_users(&state, &who.actor, Some(org.clone())).await?;
     let names: HashMap<String, String> =
         credentials.items.iter().map(|c| (c.client_id.clone(), c.name.clone())).collect();
-    let actor_name = |actor: &str| -> String {
+    // Who did it, as HTML: a client ID in a `code.id` that never breaks inside.
+    let actor_cell = |actor: &str| -> String {
         match actor.split_once(':') {
             Some(("credential", id)) => match names.get(id) {
-                Some(name) => format!("{name} (credential)"),
-                None => format!("Credential {id}"),
+                Some(name) => format!("{} (credential)", esc(name)),
+                None => format!(r#"<span>Credential <code class="id">{}</code></span>"#, esc(id)),
             },
-            Some(("user", email)) => email.to_owned(),
+            Some(("user", email)) => esc(email),
             _ if actor == "system" => "tokenmint".to_owned(),
-            _ => actor.to_owned(),
+            _ => esc(actor),
         }
     };
 
@@ -235,15 +236,23 @@ pub async fn audit_log(
         body.push_str(r#"<div class="card table-card"><table class="table responsive audit"><thead><tr><th scope="col">When</th><th scope="col">Event</th><th scope="col">By</th><th scope="col">Credential</th><th scope="col">Source IP</th><th scope="col">Reason</th></tr></thead><tbody>"#);
         for r in &records {
             let client = r.client_id.as_deref().map(|c| match names.get(c) {
-                Some(name) => format!(r#"{} <code class="id">{}</code>"#, esc(name), esc(c)),
+                Some(name) => {
+                    format!(r#"<span>{} <code class="id">{}</code></span>"#, esc(name), esc(c))
+                }
                 None => format!(r#"<code class="id">{}</code>"#, esc(c)),
             });
             let _ = write!(
                 body,
-                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="Credential">{client}</td><td data-label="Source IP">{ip}</td><td data-label="Reason">{reason}</td></tr>"#,
-                at = when(r.at),
+                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="Credential">{client}</td><td data-label="Source IP" class="ip">{ip}</td><td data-label="Reason" class="reason">{reason}</td></tr>"#,
+                // The date stays whole; the time goes under it when the column is narrow.
+                at = match when(r.at).split_once(' ') {
+                    Some((day, time)) => {
+                        format!(r#"<span><span class="nowrap">{day}</span> {time}</span>"#)
+                    }
+                    None => when(r.at),
+                },
                 kind = esc(&kind_label(&r.kind)),
-                actor = esc(&r.actor.as_deref().map(actor_name).unwrap_or_default()),
+                actor = r.actor.as_deref().map(actor_cell).unwrap_or_default(),
                 client = client.unwrap_or_default(),
                 ip = esc(r.source_ip.as_deref().unwrap_or("")),
                 reason = esc(&r.reason.as_deref().map(reason_label).unwrap_or_default()),

@@ -82,6 +82,7 @@ pub fn layout(title: &str, viewer: Option<Viewer<'_>>, nav: Nav, body: &str) -> 
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · tokenmint</title>
+<link rel="icon" href="/portal/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/portal/static/portal.css">
 <script src="/portal/static/portal.js" defer></script>
 </head>

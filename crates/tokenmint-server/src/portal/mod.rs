@@ -43,6 +43,11 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 const CSS: &str = include_str!("assets/portal.css");
 const JS: &str = include_str!("assets/portal.js");
+/// The portal's icon, linked from every page: the logo's diamond on the brand colour.
+const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
+/// The same icon as a 32×32 ICO, for `/favicon.ico`, which browsers and other clients ask for
+/// whatever a page links.
+const FAVICON_ICO: &[u8] = include_bytes!("assets/favicon.ico");
 
 /// How long a one-time secret waits for the page that shows it.
 const FLASH_TTL_SECS: i64 = 300;
@@ -54,6 +59,8 @@ pub enum Flash {
     Secret { client_id: String, secret: String, rotated: bool },
     /// A new user's generated password.
     Password { email: String, password: String },
+    /// A password-reset code an admin generated for a user.
+    ResetCode { user_id: String, email: String, code: String, reset_url: String, expires_at: i64 },
 }
 
 /// Secrets stay out of Debug output.
@@ -68,15 +75,20 @@ impl fmt::Debug for Flash {
             Self::Password { email, .. } => {
                 f.debug_struct("Password").field("email", email).finish_non_exhaustive()
             }
+            Self::ResetCode { user_id, .. } => {
+                f.debug_struct("ResetCode").field("user_id", user_id).finish_non_exhaustive()
+            }
         }
     }
 }
 
-/// Which page takes a flash: the credential's page its secret, the users page a password.
+/// Which page takes a flash: the credential's page its secret, the users page a password, the
+/// user's page their reset code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlashFor<'a> {
     Secret { client_id: &'a str },
     Password,
+    ResetCode { user_id: &'a str },
 }
 
 impl FlashFor<'_> {
@@ -84,6 +96,7 @@ impl FlashFor<'_> {
         match self {
             Self::Secret { client_id } => format!("secret:{client_id}"),
             Self::Password => "password".to_owned(),
+            Self::ResetCode { user_id } => format!("reset:{user_id}"),
         }
     }
 }
@@ -93,6 +106,7 @@ impl Flash {
         match self {
             Self::Secret { client_id, .. } => FlashFor::Secret { client_id },
             Self::Password { .. } => FlashFor::Password,
+            Self::ResetCode { user_id, .. } => FlashFor::ResetCode { user_id },
         }
     }
 }
@@ -283,6 +297,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     res
 }
 
+/// An icon: it changes with a release at most, so caches keep it for a day.
+fn icon(content_type: &'static str, body: &'static [u8]) -> Response {
+    let mut res = body.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    res
+}
+
 /// The security headers every portal response carries.
 fn security_headers(router: Router<AppState>) -> Router<AppState> {
     let set = |name: &'static str, value: &'static str| {
@@ -400,6 +423,14 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec(Method::GET, "/portal/static/portal.js", Public),
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        ),
+        (
+            spec(Method::GET, "/portal/static/favicon.svg", Public),
+            get(|| async { icon("image/svg+xml", FAVICON_SVG.as_bytes()) }),
+        ),
+        (
+            spec(Method::GET, "/favicon.ico", Public),
+            get(|| async { icon("image/x-icon", FAVICON_ICO) }),
         ),
         (spec(Method::GET, "/portal/{*rest}", Public), get(not_found)),
         (spec(Method::POST, "/portal/{*rest}", Public), post(not_found)),

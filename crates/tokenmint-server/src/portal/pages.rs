@@ -770,7 +770,7 @@ async fn render_credential(
         for f in &activity.recent_failures {
             let _ = write!(
                 failures,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r#"<tr><td>{}</td><td>{}</td><td class="ip">{}</td></tr>"#,
                 when(f.at.unix_timestamp()),
                 esc(&f.reason.as_deref().map(super::audit::reason_label).unwrap_or_default()),
                 esc(f.source_ip.as_deref().unwrap_or("")),
