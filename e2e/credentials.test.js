@@ -366,6 +366,31 @@ async function claims(browser) {
   await viewerCtx.close();
 }
 
+async function publicKeys(browser) {
+  for (const [viewport, size] of [[PHONE, "390x844"], [DESKTOP, "1280x800"]]) {
+    log(`${size}: a public key registered, shown with its thumbprint, removed after a confirmation`);
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    await signIn(page, ADMIN);
+    await page.goto(`${BASE}/portal/credentials?q=Claims+demo`);
+    await page.getByRole("link", { name: "Claims demo" }).click();
+    await page.getByRole("heading", { name: "Public keys" }).waitFor();
+    await page.locator("#public-key-input").fill(
+      '{"kty":"OKP","crv":"Ed25519","kid":"e2e-key","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}',
+    );
+    await page.getByRole("button", { name: "Register key" }).click();
+    await page.getByText("Public key registered").waitFor();
+    assert.match(await page.locator("#public-keys").textContent(), /kid e2e-key/);
+    await assertFits(page, `${size}: the credential page with a public key`);
+    await page.locator("#public-keys").getByRole("link", { name: "Remove" }).click();
+    await assertFits(page, `${size}: the removal's confirmation`);
+    await page.getByRole("button", { name: "Yes, remove the key" }).click();
+    await page.getByText("Public key removed").waitFor();
+    assert.match(await page.locator("#public-keys").textContent(), /No public keys registered/);
+    await context.close();
+  }
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.TOKENMINT_CHROMIUM || "/usr/bin/chromium",
@@ -381,6 +406,7 @@ async function main() {
   await searchFilterAndPages(browser);
   await editSettings(browser);
   await claims(browser);
+  await publicKeys(browser);
   await everyPageFits(browser, PHONE, "390x844", where);
   await everyPageFits(browser, DESKTOP, "1280x800", where);
   await darkScheme(browser);

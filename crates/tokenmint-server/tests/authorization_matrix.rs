@@ -72,6 +72,9 @@ RotateSecret           POST   /portal/credentials/{client_id}/rotate       | P o
 DeactivateCredential   GET    /portal/credentials/{client_id}/deactivate   | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 DeactivateCredential   POST   /portal/credentials/{client_id}/deactivate   | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 ActivateCredential     POST   /portal/credentials/{client_id}/activate     | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
+AddPublicKeys          POST   /portal/credentials/{client_id}/public-keys  | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
+RemovePublicKey        GET    /portal/credentials/{client_id}/public-keys/{key}/remove | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
+RemovePublicKey        POST   /portal/credentials/{client_id}/public-keys/{key}/remove | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 ListUsers              GET    /portal/users                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
 CreateUser             POST   /portal/users                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV 403 -   -   -   -   | XA ok  -   -   -   -
 ListUsers              GET    /portal/users/{id}                           | P ok  ok  ok  ok  404 | OA ok  404 ok  ok  404 | OV ok  404 ok  ok  404 | XA ok  404 ok  ok  404
@@ -488,8 +491,20 @@ impl World {
                         form.push(("overlap".into(), "0".into()));
                         form.push(("confirm".into(), "yes".into()));
                     }
+                    ("POST", "/public-keys") => {
+                        form.push(("public_key".into(), PUBLIC_JWK.to_string()));
+                    }
+                    (_, "/public-keys/{key}/remove") if col != "none" => {
+                        self.call(
+                            Method::POST,
+                            &format!("/credentials/{id}/public-keys"),
+                            Some(json!({"keys": [PUBLIC_JWK]})),
+                        )
+                        .await;
+                    }
                     _ => {}
                 }
+                let rest = rest.replace("{key}", "cell-key");
                 format!("/portal/credentials/{id}{rest}")
             }
             other => panic!("no cell for {other}: add it to the matrix"),

@@ -124,6 +124,61 @@ async fn a_viewer_can_read_the_credentials_but_cannot_change_anything() {
 }
 
 #[tokio::test]
+async fn an_admin_registers_and_removes_public_keys_in_the_portal_and_a_viewer_cannot() {
+    const JWK: &str = r#"{"kty":"OKP","crv":"Ed25519","kid":"partner-1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+    let app = spawn_app().await;
+    let id = two_orgs(&app).await;
+    let page = format!("/portal/credentials/{id}");
+    let add = format!("/portal/credentials/{id}/public-keys");
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let shown = b.get(&page).await.body;
+    assert!(shown.contains("No public keys registered") && shown.contains("Register key"));
+
+    // Refused with the reason, nothing stored: junk, a private key, nothing at all.
+    let private = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}"#;
+    for (text, says) in [("not a key", "key 1"), (private, "private"), ("  ", "Paste a public key")]
+    {
+        let refused = b.post(&add, &[("csrf", &csrf), ("public_key", text)]).await;
+        assert_eq!(refused.status, 422, "{text}: {}", refused.body);
+        assert!(refused.body.contains(says), "{text}: {}", refused.body);
+        assert!(!refused.body.contains("nWGxne_9"), "the private key is not echoed");
+    }
+    assert!(credential(&app, &id).await["public_keys"].as_array().unwrap().is_empty());
+
+    let added = b.post(&add, &[("csrf", &csrf), ("public_key", JWK)]).await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let shown = b.get(added.location()).await.body;
+    assert!(shown.contains("Public key registered"), "{shown}");
+    let keys = credential(&app, &id).await["public_keys"].clone();
+    let thumbprint = keys[0]["thumbprint"].as_str().unwrap().to_owned();
+    assert!(shown.contains(&thumbprint) && shown.contains("kid partner-1"), "{shown}");
+    let again = b.post(&add, &[("csrf", &csrf), ("public_key", JWK)]).await;
+    assert_eq!(again.status, 422, "the same key twice: {}", again.body);
+
+    // A viewer sees the key but gets neither the form nor the removal.
+    let mut viewer = Browser::new(&app);
+    let viewer_csrf = viewer.sign_in("viewer@acme.test", VIEWER_PW).await;
+    let seen = viewer.get(&page).await.body;
+    assert!(
+        seen.contains(&thumbprint) && !seen.contains("Register key") && !seen.contains("/remove")
+    );
+    let remove = format!("/portal/credentials/{id}/public-keys/{thumbprint}/remove");
+    assert_eq!(viewer.post(&remove, &[("csrf", &viewer_csrf)]).await.status, 403);
+
+    // Removal is asked first, then done by thumbprint.
+    let confirm = b.get(&remove).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("Yes, remove the key"), "{}", confirm.body);
+    assert!(credential(&app, &id).await["public_keys"].as_array().unwrap().len() == 1);
+    let removed = b.post(&remove, &[("csrf", &csrf)]).await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert!(b.get(removed.location()).await.body.contains("Public key removed"));
+    assert!(credential(&app, &id).await["public_keys"].as_array().unwrap().is_empty());
+    assert_eq!(b.get(&remove).await.status, 404, "gone");
+}
+
+#[tokio::test]
 async fn a_rotated_away_secret_says_when_it_stops_and_then_that_it_stopped() {
     let app = spawn_app().await;
     let id = two_orgs(&app).await;

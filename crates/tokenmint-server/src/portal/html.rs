@@ -163,6 +163,12 @@ pub const NOTICES: &[(&str, &str)] = &[
         "Credential deactivated: it obtains no more tokens, and its tokens stop working.",
     ),
     ("credential-activated", "Credential reactivated: it can obtain tokens again."),
+    ("key-added", "Public key registered: assertions signed with its private key are accepted."),
+    (
+        "key-removed",
+        "Public key removed: assertions signed with it are refused. Tokens obtained with it before \
+         stay valid until they expire.",
+    ),
     ("user-added", "User added."),
     ("user-deactivated", "User deactivated: their sessions have ended."),
     (

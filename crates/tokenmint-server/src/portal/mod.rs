@@ -385,6 +385,30 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             ),
             post(pages::activate_credential),
         ),
+        (
+            spec(
+                Method::POST,
+                "/portal/credentials/{client_id}/public-keys",
+                Policy(AddPublicKeys),
+            ),
+            post(pages::add_public_key),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/portal/credentials/{client_id}/public-keys/{key}/remove",
+                Policy(RemovePublicKey),
+            ),
+            get(pages::confirm_remove_public_key),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/portal/credentials/{client_id}/public-keys/{key}/remove",
+                Policy(RemovePublicKey),
+            ),
+            post(pages::remove_public_key),
+        ),
         (spec(Method::GET, "/portal/users", Policy(ListUsers)), get(accounts::list_users)),
         (spec(Method::POST, "/portal/users", Policy(CreateUser)), post(accounts::create_user)),
         (spec(Method::GET, "/portal/users/{id}", Policy(ListUsers)), get(accounts::show_user)),

@@ -842,6 +842,7 @@ async fn render_credential(
             exp_error = field_error("expiry", err("expiry")),
         );
     }
+    body.push_str(&public_keys_card(who, &c, &target, edit_error.as_ref()));
     if who.may(Action::RotateSecret, &target) {
         let _ = write!(
             body,
@@ -877,6 +878,144 @@ async fn render_credential(
     let status =
         if edit_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Ok(page_with(status, who, &c.name, Nav::Credentials, &body))
+}
+
+/// The credential's registered public keys (for `private_key_jwt`), each with a link to remove
+/// it, and a form to register another: what the admin API's public-keys routes do, for those the
+/// policy lets do it.
+fn public_keys_card(
+    who: &SignedIn,
+    c: &tokenmint_core::Credential,
+    target: &Target,
+    error: Option<&(&str, String)>,
+) -> String {
+    let may_add = who.may(Action::AddPublicKeys, target);
+    let may_remove = who.may(Action::RemovePublicKey, target);
+    if c.public_keys.is_empty() && !may_add {
+        return String::new();
+    }
+    let id = esc(c.client_id.as_str());
+    let mut card = String::from(
+        r#"<section class="card" id="public-keys"><h2>Public keys</h2><p class="muted">An integration holding the private key of a key registered here authenticates with a signed assertion (private_key_jwt) instead of a secret; the private key never leaves it.</p>"#,
+    );
+    if c.public_keys.is_empty() {
+        card.push_str(r#"<p class="muted">No public keys registered.</p>"#);
+    } else {
+        card.push_str(r#"<ul class="plain keys">"#);
+        for key in &c.public_keys {
+            let info = service::key_view(key);
+            let kind = match &info.crv {
+                Some(crv) => format!("{} {crv}", info.kty),
+                None => info.kty.clone(),
+            };
+            let remove = if may_remove {
+                format!(
+                    r#" <a class="btn btn-quiet" href="/portal/credentials/{id}/public-keys/{thumb}/remove">Remove</a>"#,
+                    thumb = esc(&info.thumbprint),
+                )
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                card,
+                r#"<li><span>{kind}{kid}</span> <span class="muted">thumbprint</span> <code>{thumb}</code>{remove}</li>"#,
+                kind = esc(&kind),
+                kid = info.kid.as_deref().map(|k| format!(", kid {}", esc(k))).unwrap_or_default(),
+                thumb = esc(&info.thumbprint),
+            );
+        }
+        card.push_str("</ul>");
+    }
+    if may_add {
+        let message = match error {
+            Some((field, m)) if *field == "public_key" => Some(m.as_str()),
+            _ => None,
+        };
+        let _ = write!(
+            card,
+            r#"<form method="post" action="/portal/credentials/{id}/public-keys" class="stack" novalidate>
+{csrf}
+<div class="field"><label for="public-key-input">Register a public key</label><textarea id="public-key-input" name="public_key" rows="5" spellcheck="false"{invalid}></textarea><p class="hint">A PEM public key (<code>openssl pkey -in key.pem -pubout</code>), a JWK or a JWK Set: RSA of 2048 bits or more, EC P-256 or P-384, or Ed25519. Never paste a private key.</p>{field_error}</div>
+<div class="actions"><button type="submit" class="btn">Register key</button></div>
+</form>"#,
+            csrf = csrf_field(who),
+            invalid = invalid_attrs("public_key", message),
+            field_error = field_error("public_key", message),
+        );
+    }
+    card.push_str("</section>");
+    card
+}
+
+pub async fn add_public_key(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    posted: Posted,
+) -> PageResult {
+    let Posted { who, fields } = posted;
+    let text = fields.text("public_key");
+    let refused = |message: String| ("public_key", message);
+    let error = if text.trim().is_empty() {
+        refused("Paste a public key: PEM, JWK or JWK Set.".to_owned())
+    } else {
+        let input = dto::AddPublicKeys { keys: vec![text] };
+        match service::add_public_keys(&state, &who.actor, &client_id, input).await {
+            Ok(_) => {
+                return Ok(see_other(&format!(
+                    "/portal/credentials/{client_id}?done=key-added#public-keys"
+                )));
+            }
+            Err(ApiError::Validation { message, .. } | ApiError::Conflict(message)) => {
+                refused(message)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    render_credential(&state, &who, &client_id, Some(error), None).await
+}
+
+/// Removing a key breaks every integration that signs with it: asked first.
+pub async fn confirm_remove_public_key(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path((client_id, key)): Path<(String, String)>,
+) -> PageResult {
+    let c =
+        service::check_credential(&state, &who.actor, &client_id, Action::RemovePublicKey).await?;
+    if !c.public_keys.iter().any(|k| k.is_named(&key)) {
+        return Err(ApiError::not_found("public key").into());
+    }
+    let body = format!(
+        r#"<section class="card narrow danger"><h1>Remove this public key from “{name}”?</h1>
+<p>Integrations signing with the key whose thumbprint is <code>{key}</code> will no longer obtain tokens. Tokens they obtained before stay valid until they expire.</p>
+<form method="post" action="/portal/credentials/{id}/public-keys/{key}/remove" class="actions">
+{csrf}
+<button type="submit" class="btn btn-danger">Yes, remove the key</button>
+<a class="btn btn-quiet" href="/portal/credentials/{id}#public-keys">Cancel</a>
+</form></section>"#,
+        name = esc(&c.name),
+        id = esc(c.client_id.as_str()),
+        key = esc(&key),
+        csrf = csrf_field(&who),
+    );
+    Ok(page(&who, "Remove public key", Nav::Credentials, &body))
+}
+
+pub async fn remove_public_key(
+    State(state): State<AppState>,
+    Path((client_id, key)): Path<(String, String)>,
+    posted: Posted,
+) -> PageResult {
+    let who = posted.who;
+    match service::remove_public_key(&state, &who.actor, &client_id, &key).await {
+        Ok(()) => {
+            Ok(see_other(&format!("/portal/credentials/{client_id}?done=key-removed#public-keys")))
+        }
+        Err(ApiError::Conflict(message)) => {
+            render_credential(&state, &who, &client_id, Some(("public_key", message)), None).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn show_credential(
