@@ -4,8 +4,10 @@
 //! The rules live here, once, for every way claims arrive (admin API, CLI, portal, token hook):
 //! a name must not be one of the registered or tokenmint claims (a token's `sub` or `scope` is
 //! tokenmint's statement, which a custom claim must never shadow), names and values are
-//! bounded so that a token stays well inside the size verifiers accept, and `null` is refused
-//! (remove the claim instead). A token's claims are the organization's, overridden by the
+//! bounded so that a token stays well inside the size verifiers accept, `null` is refused
+//! (remove the claim instead), no string of a value holds a control character (a CR or LF
+//! would break every header a gateway forwards the claim in), and no number is beyond what a
+//! JSON number carries exactly everywhere (±(2^53 − 1), RFC 7493 §2.2). A token's claims are the organization's, overridden by the
 //! credential's, then (at issuance) by the token hook's.
 
 use serde_json::{Map, Value};
@@ -22,6 +24,9 @@ pub const MAX_CLAIMS: usize = 20;
 pub const MAX_CLAIMS_BYTES: usize = 2048;
 /// Largest set of claims a token hook may add to one token, as compact JSON.
 pub const MAX_HOOK_CLAIMS_BYTES: usize = 1024;
+/// Largest magnitude of a number in a claim's value: 2^53 − 1, the largest integer every JSON
+/// reader carries exactly (JavaScript's `Number.MAX_SAFE_INTEGER`, RFC 7493 §2.2).
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// Names a custom claim may never take: the registered claims of RFC 7519 §4.1, the claims of
 /// RFC 9068 §2.2 and of the specifications tokenmint's tokens follow (RFC 8693 `act`, RFC 7800
@@ -85,6 +90,29 @@ pub enum ClaimError {
          {MAX_CLAIM_VALUE_BYTES}"
     )]
     ValueTooLarge { name: String, bytes: usize },
+    #[error(
+        "the value of the claim '{name}' holds the control character {shown}{at}: claim strings \
+         may hold any text but control characters (U+0000 to U+001F, such as NUL, tab, CR and \
+         LF, and U+007F to U+009F); use a JSON array for lines"
+    )]
+    ControlCharacter {
+        name: String,
+        /// The character, as `U+000D (CR)`.
+        shown: String,
+        /// Where in the value, as ` at /path` (a JSON pointer), or empty for a plain string.
+        at: String,
+    },
+    #[error(
+        "the value of the claim '{name}' holds the number {number}{at}, beyond ±{MAX_SAFE_INTEGER} \
+         (2^53 - 1): larger numbers are not read exactly by every verifier (JavaScript's among \
+         them); give it as a string instead, such as \"12345678901234567890\""
+    )]
+    UnsafeNumber { name: String, number: String, at: String },
+    #[error(
+        "the claim '{0}' is both set and removed in one update: set it to change its value, or \
+         remove it, not both"
+    )]
+    SetAndRemoved(String),
     #[error("{count} claims given; at most {MAX_CLAIMS} claims are allowed")]
     TooMany { count: usize },
     #[error("the claims are {bytes} bytes as JSON; the most is {max}")]
@@ -108,7 +136,22 @@ pub fn check_name(name: &str) -> Result<(), ClaimError> {
     Ok(())
 }
 
-fn check_value(name: &str, value: &Value) -> Result<usize, ClaimError> {
+/// Whether `value` may be the value of the claim `name`, wherever it comes from (the admin API,
+/// the CLI, the portal, the token hook): not `null`, at most [`MAX_CLAIM_VALUE_BYTES`] as
+/// compact JSON, no control character in any string (object keys included, at any depth) and
+/// no number beyond ±[`MAX_SAFE_INTEGER`]. Other Unicode text is welcome (a gateway forwards
+/// it percent-encoded). Answers the value's size.
+pub fn check_value(name: &str, value: &Value) -> Result<usize, ClaimError> {
+    let bytes = check_stored_value(name, value)?;
+    let mut at = String::new();
+    check_content(name, value, &mut at)?;
+    Ok(bytes)
+}
+
+/// The checks a stored value passes again when read: not `null` and bounded. Its content is
+/// not checked again, so that a value an older release accepted (a control character in a
+/// string) still loads, can be shown and removed; the gateway skips forwarding such a value.
+fn check_stored_value(name: &str, value: &Value) -> Result<usize, ClaimError> {
     if value.is_null() {
         return Err(ClaimError::Null(name.to_owned()));
     }
@@ -117,6 +160,103 @@ fn check_value(name: &str, value: &Value) -> Result<usize, ClaimError> {
         return Err(ClaimError::ValueTooLarge { name: name.to_owned(), bytes });
     }
     Ok(bytes)
+}
+
+/// Walks `value`, with `at` the JSON pointer of where it is in the claim's value.
+fn check_content(name: &str, value: &Value, at: &mut String) -> Result<(), ClaimError> {
+    match value {
+        Value::String(s) => check_text(name, s, at),
+        Value::Number(n) => {
+            let safe = match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => u <= MAX_SAFE_INTEGER,
+                (None, Some(i), _) => i.unsigned_abs() <= MAX_SAFE_INTEGER,
+                // A number beyond the 64-bit integers is read as a float and may be rounded
+                // already: never accepted as it is.
+                #[allow(clippy::cast_precision_loss)]
+                (None, None, Some(f)) => f.is_finite() && f.abs() <= MAX_SAFE_INTEGER as f64,
+                (None, None, None) => false,
+            };
+            if safe {
+                Ok(())
+            } else {
+                Err(ClaimError::UnsafeNumber {
+                    name: name.to_owned(),
+                    number: n.to_string(),
+                    at: pointer(at),
+                })
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&i.to_string());
+                check_content(name, item, at)?;
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Object(members) => {
+            for (key, item) in members {
+                check_text(name, key, at)?;
+                let len = at.len();
+                at.push('/');
+                at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                check_content(name, item, at)?;
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Null | Value::Bool(_) => Ok(()),
+    }
+}
+
+fn check_text(name: &str, text: &str, at: &str) -> Result<(), ClaimError> {
+    match text.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(ClaimError::ControlCharacter {
+            name: name.to_owned(),
+            shown: control_name(c),
+            at: pointer(at),
+        }),
+    }
+}
+
+/// ` at /a/0`, or nothing for the value itself. The pointer's keys are the value's own; any
+/// control character in them is left out (the key is refused for it).
+fn pointer(at: &str) -> String {
+    if at.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", at.chars().filter(|c| !c.is_control()).take(100).collect::<String>())
+    }
+}
+
+/// `U+000A (LF)`: a control character named where it has a usual name.
+fn control_name(c: char) -> String {
+    let usual = match c {
+        '\0' => " (NUL)",
+        '\t' => " (tab)",
+        '\n' => " (LF)",
+        '\r' => " (CR)",
+        '\u{1b}' => " (ESC)",
+        '\u{7f}' => " (DEL)",
+        '\u{85}' => " (NEL)",
+        _ => "",
+    };
+    format!("U+{:04X}{usual}", u32::from(c))
+}
+
+/// Whether an update may set `set` and remove `remove`: no name may be in both (which of the
+/// two was meant cannot be told).
+pub fn check_edit<'a>(
+    set: impl IntoIterator<Item = &'a String>,
+    remove: &[String],
+) -> Result<(), ClaimError> {
+    match set.into_iter().find(|name| remove.contains(name)) {
+        Some(name) => Err(ClaimError::SetAndRemoved(name.clone())),
+        None => Ok(()),
+    }
 }
 
 /// A validated set of custom claims, ordered by name.
@@ -148,8 +288,10 @@ impl CustomClaims {
         Ok(Self(out))
     }
 
-    /// Sets, then removes, the named claims of `self`, and checks the result's bounds.
+    /// Sets, then removes, the named claims of `self`, and checks the result's bounds. A name
+    /// both set and removed is refused ([`check_edit`]).
     pub fn edited(&self, set: &Self, remove: &[String]) -> Result<Self, ClaimError> {
+        check_edit(set.0.keys(), remove)?;
         let mut out = self.0.clone();
         for (k, v) in &set.0 {
             out.insert(k.clone(), v.clone());
@@ -174,12 +316,19 @@ impl CustomClaims {
     }
 
     /// Reads claims as [`Self::to_stored`] wrote them. Stored claims were validated when they
-    /// were set; they are validated again, so that a row edited by hand cannot shadow a
-    /// registered claim.
+    /// were set; their names are validated again, so that a row edited by hand cannot shadow
+    /// a registered claim. Their values' content is not ([`check_stored_value`]): a value an
+    /// older release accepted still loads.
     pub fn from_stored(text: &str) -> Result<Self, ClaimError> {
         let map: Map<String, Value> = serde_json::from_str(text)
             .map_err(|_| ClaimError::InvalidName("(stored claims are not a JSON object)".into()))?;
-        Self::parse_unbounded(map)
+        let mut out = BTreeMap::new();
+        for (name, value) in map {
+            check_name(&name)?;
+            check_stored_value(&name, &value)?;
+            out.insert(name, value);
+        }
+        Ok(Self(out))
     }
 
     /// The claims as one compact JSON object.
@@ -312,6 +461,102 @@ mod tests {
         assert_eq!(edited.to_stored(), r#"{"b":[1,2],"c":{"d":true}}"#);
         assert_eq!(CustomClaims::from_stored(&edited.to_stored()).unwrap(), edited);
         assert!(CustomClaims::from_stored(r#"{"sub":"x"}"#).is_err());
+    }
+
+    /// One of each class of control character: C0 (NUL, tab, LF, CR, ESC), DEL and C1 (NEL,
+    /// U+009F).
+    pub(crate) const CONTROLS: [char; 9] =
+        ['\0', '\t', '\n', '\r', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}'];
+
+    /// A value holding `c` at each place a string can be in a claim's value: the value itself,
+    /// an array's item, an object's member, an object's key, deep inside.
+    fn placements(c: char) -> Vec<(Value, &'static str)> {
+        let s = format!("a{c}b");
+        vec![
+            (json!(s), ""),
+            (json!(["ok", s]), " at /1"),
+            (json!({"k": s}), " at /k"),
+            (json!({ s.clone(): 1 }), ""),
+            (json!({"k": [{"l": s}]}), " at /k/0/l"),
+        ]
+    }
+
+    #[test]
+    fn a_control_character_anywhere_in_a_value_is_refused_by_every_way_claims_are_set() {
+        for c in CONTROLS {
+            for (value, at) in placements(c) {
+                let shown = format!("U+{:04X}", u32::from(c));
+                let expected = |e: &ClaimError| {
+                    matches!(e, ClaimError::ControlCharacter { name, shown: s, at: a }
+                        if name == "note" && s.starts_with(&shown) && a == at)
+                };
+                let e = check_value("note", &value).unwrap_err();
+                assert!(expected(&e), "{c:?} {value}: {e:?}");
+                let text = e.to_string();
+                assert!(text.contains("'note'") && text.contains("control characters"), "{text}");
+                let e = CustomClaims::parse(map(json!({ "note": value.clone() }))).unwrap_err();
+                assert!(expected(&e), "admin API, portal: {e:?}");
+                let e =
+                    CustomClaims::parse_hook(map(json!({ "note": value.clone() }))).unwrap_err();
+                assert!(expected(&e), "token hook: {e:?}");
+                // The CLI: the value as JSON, and (for a plain string) as the text itself.
+                let e = parse_assignment(&format!("note={value}")).unwrap_err();
+                assert!(e.contains("'note'") && e.contains(&shown), "CLI: {e}");
+                if let Value::String(s) = &value {
+                    let e = parse_assignment(&format!("note={s}")).unwrap_err();
+                    assert!(e.contains(&shown), "CLI: {e}");
+                }
+                // A value an older release stored still loads (the gateway skips forwarding it).
+                let stored = json!({ "note": value.clone() }).to_string();
+                assert_eq!(CustomClaims::from_stored(&stored).unwrap().get("note"), Some(&value));
+            }
+        }
+        assert!(check_value("n", &json!("U+000A as text, and Zürich, 東京, emoji 🙂")).is_ok());
+        let e = check_value("n", &json!("a\r\nb")).unwrap_err().to_string();
+        assert!(e.contains("U+000D (CR)"), "{e}");
+    }
+
+    #[test]
+    fn numbers_beyond_what_every_reader_carries_exactly_are_refused_never_rounded() {
+        for good in ["9007199254740991", "-9007199254740991", "0", "1.5", "-2.5e3", "1e15"] {
+            let value: Value = serde_json::from_str(good).unwrap();
+            assert!(check_value("n", &json!([value])).is_ok(), "{good}");
+            assert_eq!(parse_assignment(&format!("n={good}")).unwrap().1, value, "{good}");
+        }
+        for bad in [
+            "9007199254740992",
+            "-9007199254740993",
+            "18446744073709551615",
+            "18446744073709551617",
+            "-99999999999999999999",
+            "1e300",
+        ] {
+            let value: Value = serde_json::from_str(bad).unwrap();
+            for (placed, at) in [(value.clone(), ""), (json!({"a": [value.clone()]}), " at /a/0")] {
+                let e = CustomClaims::parse_hook(map(json!({ "n": placed }))).unwrap_err();
+                assert!(
+                    matches!(&e, ClaimError::UnsafeNumber { name, at: a, .. } if name == "n" && a == at),
+                    "{bad}: {e:?}"
+                );
+                assert!(e.to_string().contains("as a string"), "{e}");
+            }
+            let e = parse_assignment(&format!("n={bad}")).unwrap_err();
+            assert!(e.contains("2^53"), "{e}");
+            assert!(parse_assignment(&format!("n=\"{bad}\"")).is_ok(), "as a string, fine");
+        }
+    }
+
+    #[test]
+    fn an_edit_that_sets_and_removes_one_name_is_refused() {
+        let c = CustomClaims::parse(map(json!({"a": 1, "b": 2}))).unwrap();
+        let set = CustomClaims::parse(map(json!({"b": 3, "c": 4}))).unwrap();
+        let e = c.edited(&set, &["a".into(), "b".into()]).unwrap_err();
+        assert_eq!(e, ClaimError::SetAndRemoved("b".into()));
+        assert!(e.to_string().contains("both set and removed"), "{e}");
+        let names = ["b".to_owned()];
+        assert_eq!(check_edit(&names, &["b".into()]), Err(ClaimError::SetAndRemoved("b".into())));
+        assert_eq!(check_edit(&names, &["B".into()]), Ok(()), "names are case-sensitive");
+        assert!(c.edited(&set, &["a".into()]).is_ok());
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub(crate) async fn answer(
     let headers = response.headers_mut();
     set_identity_headers(headers, token, true)?;
     if let Some(route) = trace.route() {
-        set_claim_headers(headers, &route.forward_claims, token, true)?;
+        set_claim_headers(headers, &route.forward_claims, token, true);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)

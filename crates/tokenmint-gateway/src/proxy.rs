@@ -318,25 +318,67 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets the headers of the route's `forward_claims` from `token`: a string claim as it is,
-/// any other value as compact JSON. A claim the token lacks is left out, or sent empty with
-/// `empty_when_absent` (as for the identity headers).
+/// Sets the headers of the route's `forward_claims` from `token`. A claim the token lacks is
+/// left out, or sent empty with `empty_when_absent` (as for the identity headers).
+///
+/// The header's value is the claim's text ([`claim_header_value`]) percent-encoded so that it
+/// is visible ASCII: a claim with a control character in it (which tokenmint refuses to set,
+/// but an older release stored) is not forwarded, with a warning, as if the token lacked it;
+/// never an error.
 pub(crate) fn set_claim_headers(
     out: &mut HeaderMap,
     forward: &[(String, HeaderName)],
     token: &VerifiedToken,
     empty_when_absent: bool,
-) -> Result<(), Refusal> {
+) {
     for (claim, header) in forward {
-        let value = match token.claim(claim) {
-            Some(serde_json::Value::String(s)) => HeaderValue::from_str(s),
-            Some(other) => HeaderValue::from_str(&other.to_string()),
-            None if empty_when_absent => Ok(HeaderValue::from_static("")),
+        let value = match token.claim(claim).map(claim_header_value) {
+            Some(Some(value)) => value,
+            Some(None) => {
+                tracing::warn!(
+                    claim = %claim,
+                    client_id = %token.client_id,
+                    "a forwarded claim holds a control character: the claim is not forwarded; \
+                     remove or set it again on the credential or organization"
+                );
+                if !empty_when_absent {
+                    continue;
+                }
+                HeaderValue::from_static("")
+            }
+            None if empty_when_absent => HeaderValue::from_static(""),
             None => continue,
         };
-        out.insert(header.clone(), value.map_err(|_| Refusal::IdentityHeader)?);
+        out.insert(header.clone(), value);
     }
-    Ok(())
+}
+
+/// A claim as the value of a header: its text (a string as it is, any other value as compact
+/// JSON), percent-encoded as UTF-8 (RFC 3986 §2.1) where it is not visible ASCII: space, `%`
+/// and every byte of a non-ASCII character become `%XX`, all else stays as it is, so that
+/// percent-decoding the header gives the text back exactly. `None` for text with a control
+/// character (U+0000 to U+001F, U+007F to U+009F), which no upstream should be handed.
+pub(crate) fn claim_header_value(claim: &serde_json::Value) -> Option<HeaderValue> {
+    let json;
+    let text = match claim {
+        serde_json::Value::String(s) => s.as_str(),
+        other => {
+            json = other.to_string();
+            json.as_str()
+        }
+    };
+    if text.chars().any(char::is_control) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_graphic() && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    HeaderValue::from_str(&out).ok()
 }
 
 /// Sets the identity headers from `token`; a claim the token lacks is left out, or sent empty
@@ -461,7 +503,7 @@ fn upstream_headers(
     }
     out.remove(header::HOST);
     set_identity_headers(&mut out, token, false)?;
-    set_claim_headers(&mut out, &route.forward_claims, token, false)?;
+    set_claim_headers(&mut out, &route.forward_claims, token, false);
     // One buffer for the whole field, written in place: this runs for every request.
     let mut forwarded = String::with_capacity(96);
     if let Some(addr) = client_addr {
@@ -529,5 +571,58 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn claims_travel_as_visible_ascii_percent_encoded_and_control_characters_not_at_all() {
+        use serde_json::json;
+        let header =
+            |v: serde_json::Value| claim_header_value(&v).map(|h| h.to_str().unwrap().to_owned());
+        for (claim, forwarded) in [
+            (json!("t-42"), "t-42"),
+            (json!("https://example.com/a?b=c&d"), "https://example.com/a?b=c&d"),
+            (json!("Zürich"), "Z%C3%BCrich"),
+            (json!("東京"), "%E6%9D%B1%E4%BA%AC"),
+            (json!("50% off"), "50%25%20off"),
+            (json!(" padded "), "%20padded%20"),
+            (json!(""), ""),
+            (json!(40), "40"),
+            (json!(true), "true"),
+            (json!({"tier": "gold"}), r#"{"tier":"gold"}"#),
+            (json!({"city": "Zürich"}), r#"{"city":"Z%C3%BCrich"}"#),
+            // JSON escapes C0 characters inside a structure: what is forwarded is plain ASCII.
+            (json!(["a\nb"]), r#"["a\nb"]"#),
+        ] {
+            let got = header(claim.clone());
+            assert_eq!(got.as_deref(), Some(forwarded), "{claim}");
+            let decoded: Vec<u8> = {
+                let bytes = forwarded.as_bytes();
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < bytes.len() {
+                    if bytes[i] == b'%' {
+                        let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                        out.push(u8::from_str_radix(hex, 16).unwrap());
+                        i += 3;
+                    } else {
+                        out.push(bytes[i]);
+                        i += 1;
+                    }
+                }
+                out
+            };
+            let text = match &claim {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(String::from_utf8(decoded).unwrap(), text, "decoding gives it back");
+        }
+        for c in ['\0', '\t', '\n', '\r', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}'] {
+            assert_eq!(header(json!(format!("a{c}b"))), None, "{c:?}");
+            assert_eq!(header(json!(format!("{c}"))), None, "{c:?}");
+        }
+        for c in ['\u{7f}', '\u{85}', '\u{9f}'] {
+            assert_eq!(header(json!({"k": format!("a{c}b")})), None, "{c:?} in a structure");
+        }
     }
 }

@@ -185,14 +185,11 @@ impl Application {
             "1 while rate limits and brute-force counters are decided locally because Redis is unreachable",
             limits.fallback.clone(),
         );
-        let token_hook = config.token_hook.clone().map(|hook| {
-            if hook.secret.is_none() {
-                tracing::warn!(
-                    "the token hook is configured without a signing secret: it cannot authenticate tokenmint's calls"
-                );
-            }
-            crate::hook::TokenHook::new(hook, &mut metrics.registry)
-        });
+        // Signed unless --token-hook-unsigned said otherwise (checked above, at start-up).
+        let token_hook = config
+            .token_hook
+            .clone()
+            .map(|hook| crate::hook::TokenHook::new(hook, &mut metrics.registry));
         let inner = Inner {
             hasher: SecretHasher::new(&config.master_key),
             credentials: CredentialCache::new(200_000),

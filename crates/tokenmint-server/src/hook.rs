@@ -12,9 +12,17 @@
 //! Answers are cached per credential (its revision, so that any change of the credential or of
 //! its organization asks again), requested scope and audience, for `--token-hook-cache-ttl`,
 //! timed by the injected clock: the hot path calls the hook once per credential and TTL, not
-//! once per token. A hook that fails (times out, answers an error or something unreadable) is
-//! handled by `--token-hook-on-failure`: refuse the request (`temporarily_unavailable`), or
-//! issue the token without the hook's claims. Failures are never cached.
+//! once per token. Concurrent requests that miss the cache for the same key share one call:
+//! the first calls, the others wait for its answer (or its failure). A hook that fails (times
+//! out, answers an error or something unreadable) is handled by `--token-hook-on-failure`:
+//! refuse the request (`temporarily_unavailable`), or issue the token without the hook's
+//! claims. Failures are never cached.
+//!
+//! An answer is malformed, and handled as a failure, when its claims break the custom claim
+//! rules (a reserved name, a control character in a string, a number beyond ±(2^53 − 1), …)
+//! or its `scope` keeps none of the granted scopes (a hook that wants no token refuses it).
+//! A refusal's reason reaches the client as `error_description`, within the characters
+//! RFC 6749 §5.2 allows.
 
 use crate::alerts::{WebhookSecret, WebhookTarget, non_public_target, outbound_client, signature};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -25,8 +33,9 @@ use prometheus_client::registry::Registry;
 use quick_cache::Equivalent;
 use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokenmint_core::claims::{ClaimError, CustomClaims};
 use tokenmint_core::{Credential, Environment, UnixTime};
@@ -68,6 +77,10 @@ pub struct HookConfig {
     pub allow_private: bool,
     /// Signs every call; without it receivers cannot authenticate tokenmint.
     pub secret: Option<WebhookSecret>,
+    /// Call the hook without a signature, on purpose (`--token-hook-unsigned`): the hook
+    /// authenticates tokenmint some other way (a private network, mutual TLS at a proxy).
+    /// Without a secret and without this, the server does not start.
+    pub unsigned: bool,
     /// How long one call may take, connection included.
     pub timeout: Duration,
     pub on_failure: OnFailure,
@@ -81,6 +94,7 @@ impl HookConfig {
             target,
             allow_private: false,
             secret: None,
+            unsigned: false,
             timeout: Duration::from_secs(2),
             on_failure: OnFailure::Refuse,
             cache_ttl: Duration::from_secs(60),
@@ -97,10 +111,28 @@ pub enum HookConfigError {
          to be internal"
     )]
     Private { shown: String, addr: IpAddr, kind: &'static str },
+    #[error(
+        "the token hook {shown} has no signing secret, so it could not tell tokenmint's calls \
+         from anyone else's: give --token-hook-secret-file FILE (or TOKENMINT_TOKEN_HOOK_SECRET) \
+         and check the Tokenmint-Signature header in the hook, or give --token-hook-unsigned if \
+         the hook authenticates tokenmint another way (a private network, mutual TLS)"
+    )]
+    Unsigned { shown: String },
+    #[error(
+        "the token hook {shown} has a signing secret and --token-hook-unsigned: give one of them"
+    )]
+    SignedAndUnsigned { shown: String },
 }
 
-/// Checks the hook's destination at start-up (it is checked again at every connection).
+/// Checks the hook's signing and destination at start-up (the destination is checked again at
+/// every connection).
 pub async fn check_target(config: &HookConfig) -> Result<(), HookConfigError> {
+    let shown = || config.target.shown().to_owned();
+    match (&config.secret, config.unsigned) {
+        (None, false) => return Err(HookConfigError::Unsigned { shown: shown() }),
+        (Some(_), true) => return Err(HookConfigError::SignedAndUnsigned { shown: shown() }),
+        _ => {}
+    }
     if config.allow_private {
         return Ok(());
     }
@@ -238,13 +270,15 @@ pub struct CacheLabel {
 pub struct HookMetrics {
     /// Calls made, by outcome: `allow`, `deny`, `timeout`, `error`, `malformed`.
     pub calls: Family<OutcomeLabel, Counter>,
-    /// Lookups of the answer cache: `hit` or `miss`.
+    /// Lookups of the answer cache: `hit`, `miss` (this request calls the hook) or `shared`
+    /// (a miss that waits for the call another request for the same key is making).
     pub cache: Family<CacheLabel, Counter>,
     /// Failures handled by `--token-hook-on-failure`: `refused` or `issued`.
     pub failures: Family<OutcomeLabel, Counter>,
     pub call_seconds: Histogram,
     hits: Counter,
     misses: Counter,
+    shared: Counter,
 }
 
 impl HookMetrics {
@@ -252,6 +286,7 @@ impl HookMetrics {
         let cache = Family::<CacheLabel, Counter>::default();
         let hits = cache.get_or_create(&CacheLabel { result: "hit" }).clone();
         let misses = cache.get_or_create(&CacheLabel { result: "miss" }).clone();
+        let shared = cache.get_or_create(&CacheLabel { result: "shared" }).clone();
         let m = Self {
             calls: Family::default(),
             cache,
@@ -259,6 +294,7 @@ impl HookMetrics {
             call_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             hits,
             misses,
+            shared,
         };
         registry.register(
             "token_hook_calls",
@@ -284,12 +320,37 @@ impl HookMetrics {
     }
 }
 
-/// The hook client, its cache and its metrics.
+/// What one call gave, shared by the requests that waited for it.
+type Outcome = Result<Arc<Cached>, HookFailure>;
+
+/// A call being made: the requests that miss the cache for its key meanwhile wait for its
+/// outcome instead of calling too. The sender is dropped without an outcome only when the
+/// calling request was abandoned (its client went away); the waiters then try again.
+type Flight = Arc<tokio::sync::watch::Sender<Option<Outcome>>>;
+
+/// The hook client, its cache, the calls being made and its metrics.
 pub struct TokenHook {
     pub config: HookConfig,
     http: reqwest::Client,
     cache: Cache<Key, Arc<Cached>>,
+    in_flight: Mutex<HashMap<Key, Flight>>,
     pub metrics: HookMetrics,
+}
+
+/// The request making a call: whatever becomes of it, the call is no longer in flight after.
+struct Leading<'a> {
+    in_flight: &'a Mutex<HashMap<Key, Flight>>,
+    key: Key,
+    flight: Flight,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        if in_flight.get(&self.key).is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
+            in_flight.remove(&self.key);
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenHook {
@@ -318,11 +379,13 @@ impl TokenHook {
             config,
             http,
             cache: Cache::new(CACHE_CAPACITY),
+            in_flight: Mutex::new(HashMap::new()),
             metrics: HookMetrics::register(registry),
         }
     }
 
-    /// The hook's decision for this request: cached while fresh at `now`, else asked.
+    /// The hook's decision for this request: cached while fresh at `now`, else asked, once for
+    /// all the requests that miss the cache for the same key at the same time.
     pub async fn decide(
         &self,
         credential: &Credential,
@@ -340,6 +403,37 @@ impl TokenHook {
             self.metrics.hits.inc();
             return Ok(hit);
         }
+        let key = key.to_owned_key();
+        let leading = loop {
+            let joined = {
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+                match in_flight.get(&key) {
+                    Some(flight) => Err(flight.subscribe()),
+                    None => {
+                        let flight = Arc::new(tokio::sync::watch::channel(None).0);
+                        in_flight.insert(key.clone(), flight.clone());
+                        Ok(flight)
+                    }
+                }
+            };
+            let mut waiting = match joined {
+                Ok(flight) => break Leading { in_flight: &self.in_flight, key, flight },
+                Err(waiting) => waiting,
+            };
+            self.metrics.shared.inc();
+            // Ends with the outcome, or when the call left the flight (its outcome is there
+            // then, unless the calling request was abandoned).
+            let _ = waiting.wait_for(Option::is_some).await;
+            if let Some(outcome) = waiting.borrow().as_ref() {
+                return outcome.clone();
+            }
+            // The calling request was abandoned before the answer: the answer may be cached by
+            // now, else this request calls (or waits for another's call).
+            if let Some(hit) = self.cache.get(&key).filter(|c| now < c.expires_at) {
+                self.metrics.hits.inc();
+                return Ok(hit);
+            }
+        };
         self.metrics.misses.inc();
         let started = Instant::now();
         let result = self.call(credential, static_claims, asked, now).await;
@@ -351,11 +445,18 @@ impl TokenHook {
         };
         self.metrics.calls.get_or_create(&OutcomeLabel { outcome }).inc();
         let ttl = i64::try_from(self.config.cache_ttl.as_secs()).unwrap_or(i64::MAX);
-        let cached = Arc::new(Cached { decision: result?, expires_at: now.saturating_add(ttl) });
-        if ttl > 0 {
-            self.cache.insert(key.to_owned_key(), cached.clone());
+        let outcome = result
+            .map(|decision| Arc::new(Cached { decision, expires_at: now.saturating_add(ttl) }));
+        // Cached before the call leaves the flight, so that a request arriving in between finds
+        // either; a failure is handed to the waiters only.
+        if let Ok(cached) = &outcome
+            && ttl > 0
+        {
+            self.cache.insert(leading.key.clone(), cached.clone());
         }
-        Ok(cached)
+        leading.flight.send_replace(Some(outcome.clone()));
+        drop(leading);
+        outcome
     }
 
     async fn call(
@@ -418,27 +519,61 @@ fn decision(
     granted: &str,
 ) -> Result<Decision, HookFailure> {
     if !answer.allow {
-        let reason: String = answer
-            .reason
-            .unwrap_or_else(|| "the provider refused to issue this token".to_owned())
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_REASON_CHARS)
-            .collect();
-        return Ok(Decision::Deny { reason });
+        return Ok(Decision::Deny { reason: error_description(answer.reason.as_deref()) });
     }
     let added = CustomClaims::parse_hook(answer.claims.unwrap_or_default())
         .map_err(|e: ClaimError| HookFailure::Malformed(e.to_string()))?;
     let claims_json = CustomClaims::overlay(static_claims, &added).json_members();
-    let scope = answer.scope.map(|s| {
-        let wanted: Vec<&str> = s.split_whitespace().collect();
-        granted
-            .split(' ')
-            .filter(|g| !g.is_empty() && wanted.contains(g))
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
+    let scope = match answer.scope {
+        None => None,
+        Some(s) => {
+            let wanted: Vec<&str> = s.split_whitespace().collect();
+            let kept = granted
+                .split(' ')
+                .filter(|g| !g.is_empty() && wanted.contains(g))
+                .collect::<Vec<_>>()
+                .join(" ");
+            // A token without any of its scopes is no narrowing but a refusal the hook did not
+            // say: it is not issued, and not cached.
+            if kept.is_empty() && !granted.is_empty() {
+                let shown: String = s.chars().filter(|c| !c.is_control()).take(100).collect();
+                return Err(HookFailure::Malformed(format!(
+                    "its scope '{shown}' keeps none of the granted scopes '{granted}'; a hook \
+                     that wants no token answers {{\"allow\": false}}"
+                )));
+            }
+            Some(kept)
+        }
+    };
     Ok(Decision::Allow { claims_json, scope })
+}
+
+/// The hook's reason for a refusal as an `error_description`: RFC 6749 §5.2 allows only
+/// %x20-21 / %x23-5B / %x5D-7E. A quote becomes `'`, a backslash `/`, a run of white space or
+/// control characters one space, any other character `?`; at most [`MAX_REASON_CHARS`]
+/// characters, and a fixed sentence when nothing is left.
+fn error_description(reason: Option<&str>) -> String {
+    let mut out = String::new();
+    let mut gap = false;
+    for c in reason.unwrap_or_default().chars() {
+        if c.is_whitespace() || c.is_control() {
+            gap = !out.is_empty();
+            continue;
+        }
+        if out.len() + usize::from(gap) >= MAX_REASON_CHARS {
+            break;
+        }
+        if std::mem::take(&mut gap) {
+            out.push(' ');
+        }
+        out.push(match c {
+            '"' => '\'',
+            '\\' => '/',
+            '!'..='~' => c,
+            _ => '?',
+        });
+    }
+    if out.is_empty() { "the provider refused to issue this token".to_owned() } else { out }
 }
 
 /// An error's chain, without the URL (it may hold secrets in its query).
@@ -507,7 +642,82 @@ mod tests {
         let d =
             decision(answer(json!({"allow": false, "reason": "unpaid\r\ninvoice"})), &statics, "a")
                 .unwrap();
-        assert_eq!(d, Decision::Deny { reason: "unpaidinvoice".into() });
+        assert_eq!(d, Decision::Deny { reason: "unpaid invoice".into() });
+    }
+
+    /// RFC 6749 §5.2: `error_description` = 1*( %x20-21 / %x23-5B / %x5D-7E ).
+    fn rfc6749_description(s: &str) -> bool {
+        !s.is_empty() && s.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+    }
+
+    #[test]
+    fn a_refusals_reason_is_kept_within_the_characters_of_an_error_description() {
+        for (reason, described) in [
+            (Some("contract ended"), "contract ended"),
+            (Some("the partner's \"plan\" ended"), "the partner's 'plan' ended"),
+            (Some(r"C:\path"), "C:/path"),
+            (Some("Vertrag für Zürich beendet"), "Vertrag f?r Z?rich beendet"),
+            (Some("東京"), "??"),
+            (Some("line\r\nbreak\0nul\ttab\u{1b}[31m\u{7f}\u{85}x"), "line break nul tab [31m x"),
+            (Some("  \n padded \t "), "padded"),
+            (Some("\r\n\0"), "the provider refused to issue this token"),
+            (Some(""), "the provider refused to issue this token"),
+            (None, "the provider refused to issue this token"),
+        ] {
+            let got = error_description(reason);
+            assert_eq!(got, described, "{reason:?}");
+            assert!(rfc6749_description(&got), "{got:?}");
+        }
+        let long = "é".repeat(500);
+        let got = error_description(Some(&long));
+        assert_eq!(got.len(), MAX_REASON_CHARS);
+        assert!(rfc6749_description(&got));
+        let long = format!("{} {}", "a".repeat(MAX_REASON_CHARS - 1), "b".repeat(10));
+        assert_eq!(error_description(Some(&long)), "a".repeat(MAX_REASON_CHARS - 1));
+    }
+
+    #[test]
+    fn a_scope_that_keeps_none_of_the_granted_ones_is_a_malformed_answer() {
+        let statics = CustomClaims::default();
+        for scope in ["", " ", "x:write", "A:READ", "a:read:more"] {
+            let e =
+                decision(answer(json!({"allow": true, "scope": scope})), &statics, "a:read b:read");
+            assert!(
+                matches!(&e, Err(HookFailure::Malformed(m)) if m.contains("keeps none of the granted")),
+                "{scope:?}: {e:?}"
+            );
+        }
+        // Nothing was granted to narrow: the hook's scope cannot take anything away.
+        let d = decision(answer(json!({"allow": true, "scope": "a:read"})), &statics, "").unwrap();
+        assert_eq!(d, Decision::Allow { claims_json: String::new(), scope: Some(String::new()) });
+        let d = decision(
+            answer(json!({"allow": true, "scope": "x b:read"})),
+            &statics,
+            "a:read b:read",
+        )
+        .unwrap();
+        assert_eq!(d, Decision::Allow { claims_json: String::new(), scope: Some("b:read".into()) });
+    }
+
+    #[test]
+    fn claims_with_a_control_character_or_an_inexact_number_make_a_malformed_answer() {
+        let statics = CustomClaims::default();
+        for claims in [
+            json!({"note": "a\r\nb"}),
+            json!({"note": "nul\u{0}"}),
+            json!({"note": ["ok", "tab\t"]}),
+            json!({"note": {"k": "del\u{7f}"}}),
+            json!({"note": "nel\u{85}"}),
+            json!({"n": 9_007_199_254_740_993_u64}),
+        ] {
+            let e = decision(answer(json!({"allow": true, "claims": claims})), &statics, "a");
+            assert!(matches!(e, Err(HookFailure::Malformed(_))), "{claims}: {e:?}");
+            assert_eq!(e.unwrap_err().outcome(), "malformed");
+        }
+        // Beyond the 64-bit integers, serde_json reads a float: refused too, never rounded.
+        let raw = br#"{"allow": true, "claims": {"n": 123456789012345678901234567890}}"#;
+        let a: Answer = serde_json::from_slice(raw).unwrap();
+        assert!(matches!(decision(a, &statics, "a"), Err(HookFailure::Malformed(_))));
     }
 
     #[test]

@@ -258,6 +258,15 @@ pub fn claims_target<'a>(
     Target::Claims { credential, org_editable }
 }
 
+/// Refuses an edit that both sets and removes one claim.
+fn check_claims_edit(set: Option<&dto::Claims>, remove: Option<&[String]>) -> Result<(), ApiError> {
+    tokenmint_core::claims::check_edit(
+        set.into_iter().flat_map(|c| c.keys()),
+        remove.unwrap_or_default(),
+    )
+    .map_err(|e| ApiError::validation("remove_claims", e.to_string()))
+}
+
 /// Applies a claims edit (`set`, then `remove`) to `current`.
 fn edit_claims(
     current: &CustomClaims,
@@ -648,6 +657,7 @@ pub async fn update_credential(
                 .map_err(|e| ApiError::validation("remove_claims", e.to_string()))?;
         }
     }
+    check_claims_edit(input.claims.as_ref(), input.remove_claims.as_deref())?;
     // Checked on its own before the write, so that a refusal names the claims, not the edit.
     input.claims.as_ref().map(|c| parse_claims("claims", c)).transpose()?;
     let mut narrowed = false;
@@ -1023,6 +1033,7 @@ pub async fn update_organization(
                 .map_err(|e| ApiError::validation("remove_claims", e.to_string()))?;
         }
     }
+    check_claims_edit(input.claims.as_ref(), input.remove_claims.as_deref())?;
     let claims =
         edit_claims(&current.claims, input.claims.as_ref(), input.remove_claims.as_deref())?;
     let claims_changed = claims != current.claims;

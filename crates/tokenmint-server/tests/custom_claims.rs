@@ -251,3 +251,171 @@ async fn a_claim_change_on_a_credential_or_its_organization_revokes_the_tokens_i
         assert!(verify(&app, &verifier, &token).await.is_ok());
     }
 }
+
+/// One of each class of control character: C0 (NUL, tab, LF, CR, ESC, U+0001), DEL and C1.
+const CONTROLS: [char; 9] =
+    ['\0', '\t', '\n', '\r', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}'];
+
+/// A value holding `c` at every place a string can be in a claim's value.
+fn with_control(c: char) -> Vec<Value> {
+    let s = format!("a{c}b");
+    vec![
+        json!(s),
+        json!(["ok", s]),
+        json!({"k": s}),
+        json!({s.clone(): 1}),
+        json!({"k": [{"l": s}]}),
+    ]
+}
+
+/// Every way the admin API sets claims (a new credential, a credential's update, an
+/// organization's update) refuses a control character anywhere in a value, and a number beyond
+/// ±(2^53 - 1), with a problem that names the claim and says what is allowed; nothing is stored.
+#[tokio::test]
+async fn control_characters_and_inexact_numbers_are_refused_wherever_the_admin_api_sets_claims() {
+    let app = spawn_app().await;
+    let (id, _) = app.sandbox_reader().await;
+    let mut values: Vec<(Value, &str)> =
+        CONTROLS.iter().flat_map(|c| with_control(*c)).map(|v| (v, "control characters")).collect();
+    for n in ["9007199254740992", "-9007199254740993", "18446744073709551615", "1e300"] {
+        let n: Value = serde_json::from_str(n).unwrap();
+        values.push((n.clone(), "2^53"));
+        values.push((json!({"ids": [n]}), "2^53"));
+    }
+    for (value, says) in &values {
+        let attempts = [
+            (
+                Method::POST,
+                "/credentials".to_owned(),
+                json!({"name": "x", "org": "acme", "environment": "sandbox",
+                    "claims": {"note": value}}),
+            ),
+            (Method::PATCH, format!("/credentials/{id}"), json!({"claims": {"note": value}})),
+            (Method::PATCH, "/organizations/acme".to_owned(), json!({"claims": {"note": value}})),
+        ];
+        for (method, path, body) in attempts {
+            let res = app.admin(method.clone(), &path, Some(body)).await;
+            assert_eq!(res.status(), 422, "{method} {path} {value}");
+            let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+            assert!(content_type.starts_with("application/problem+json"), "{content_type}");
+            let problem: Value = res.json().await.unwrap();
+            let detail = problem.to_string();
+            assert!(detail.contains("'note'") && detail.contains(says), "{detail}");
+        }
+    }
+    let shown: Value =
+        app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
+    assert_eq!(shown["claims"], json!({}));
+    let org: Value =
+        app.admin(Method::GET, "/organizations/acme", None).await.json().await.unwrap();
+    assert_eq!(org["claims"], json!({}));
+    let list: Value = app.admin(Method::GET, "/credentials", None).await.json().await.unwrap();
+    assert!(!list.to_string().contains("\"x\""), "no credential was created: {list}");
+
+    // Other text is welcome, and reaches the tokens as it is.
+    let (id, secret) = app
+        .create_credential(json!({"name": "y", "org": "acme", "environment": "sandbox",
+            "permissions": ["eligibility:read"],
+            "claims": {"city": "Zürich", "team": "東京 ops", "max": 9_007_199_254_740_991_u64}}))
+        .await;
+    let c = claims(&access_token(&app.token(&id, &secret).await));
+    assert_eq!((c["city"].as_str(), c["team"].as_str()), (Some("Zürich"), Some("東京 ops")));
+    assert_eq!(c["max"].as_u64(), Some(9_007_199_254_740_991));
+}
+
+/// An update that sets and removes the same claim is refused, for a credential and for an
+/// organization, rather than one of the two being picked.
+#[tokio::test]
+async fn an_update_that_sets_and_removes_one_claim_is_refused() {
+    let app = spawn_app().await;
+    let (id, _) = app.sandbox_reader().await;
+    patch(&app, &format!("/credentials/{id}"), json!({"claims": {"plan": "basic"}})).await;
+    patch(&app, "/organizations/acme", json!({"claims": {"plan": "basic"}})).await;
+    for path in [format!("/credentials/{id}"), "/organizations/acme".to_owned()] {
+        let body = json!({"claims": {"plan": "gold", "seats": 3}, "remove_claims": ["plan"]});
+        let res = app.admin(Method::PATCH, &path, Some(body)).await;
+        assert_eq!(res.status(), 422, "{path}");
+        let detail = res.text().await.unwrap();
+        assert!(detail.contains("'plan' is both set and removed"), "{detail}");
+        let now: Value = app.admin(Method::GET, &path, None).await.json().await.unwrap();
+        assert_eq!(now["claims"], json!({"plan": "basic"}), "{path}: unchanged");
+    }
+}
+
+/// The portal's org-editable claims follow the same rule: refused with the reason shown on the
+/// form, nothing changed.
+#[tokio::test]
+async fn the_portal_refuses_control_characters_in_the_claims_org_admins_edit() {
+    use common::browser::Browser;
+    let app = spawn_with(Options {
+        tweak: |c| c.org_editable_claims = vec!["note".to_owned()],
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        app.admin(Method::POST, "/organizations", Some(json!({"slug": "acme"}))).await.status(),
+        201
+    );
+    let user = json!({"org": "acme", "email": "admin@acme.test", "role": "admin",
+        "password": "acme admin password"});
+    assert_eq!(app.admin(Method::POST, "/users", Some(user)).await.status(), 201);
+    let (id, _) = app
+        .create_credential(json!({"name": "HR sync", "org": "acme", "environment": "sandbox",
+            "permissions": ["eligibility:read"], "claims": {"note": "fine"}}))
+        .await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", "acme admin password").await;
+    let mut texts: Vec<String> = CONTROLS.iter().map(|c| format!("a{c}b")).collect();
+    // Typed as JSON, the escapes are control characters too.
+    texts.extend([r#""a\u0000b""#.to_owned(), r#"["x\u007f"]"#.to_owned()]);
+    for text in &texts {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("name", "HR sync"),
+            ("perm.eligibility", "read"),
+            ("claim.note", text.as_str()),
+        ];
+        let res = b.post(&format!("/portal/credentials/{id}"), &form).await;
+        assert_ne!(res.status, 303, "{text:?}");
+        assert!(res.body.contains("claims-error"), "{text:?}: the error by the claims");
+        assert!(res.body.contains("control characters"), "{text:?}");
+        let now: Value =
+            app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
+        assert_eq!(now["claims"], json!({"note": "fine"}), "{text:?}");
+    }
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "HR sync"),
+        ("perm.eligibility", "read"),
+        ("claim.note", "Zürich"),
+    ];
+    assert_eq!(b.post(&format!("/portal/credentials/{id}"), &form).await.status, 303);
+}
+
+/// A value an older release stored with a control character still loads: the credential is
+/// shown, its tokens are issued, and the claim can be removed.
+#[tokio::test]
+async fn a_control_character_stored_by_an_older_release_still_loads_and_can_be_removed() {
+    use tokenmint_store::Store;
+    let app = spawn_app().await;
+    let (id, secret) = app.sandbox_reader().await;
+    let url = format!("sqlite://{}", app.db_path.display());
+    let store = tokenmint_store::SqlStore::connect(&url, false).await.unwrap();
+    let mut c = store.get_credential(&id).await.unwrap().unwrap();
+    c.claims =
+        tokenmint_core::CustomClaims::from_stored(r#"{"note":"a\r\nb","tenant":"t-1"}"#).unwrap();
+    store
+        .update_credential(&c, None, &tokenmint_store::Guard::system(app.clock.now()))
+        .await
+        .unwrap();
+    let shown: Value =
+        app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
+    assert_eq!(shown["claims"]["note"], "a\r\nb");
+    let c = claims(&access_token(&app.token(&id, &secret).await));
+    assert_eq!(c["note"], "a\r\nb");
+    // Another claim can be set beside it; the stored one is not checked again.
+    patch(&app, &format!("/credentials/{id}"), json!({"claims": {"plan": "gold"}})).await;
+    let after =
+        patch(&app, &format!("/credentials/{id}"), json!({"remove_claims": ["note"]})).await;
+    assert_eq!(after["claims"], json!({"plan": "gold", "tenant": "t-1"}));
+}

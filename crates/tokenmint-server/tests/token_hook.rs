@@ -1,7 +1,11 @@
 //! The token hook over HTTP, against a local hook server: it adds claims, narrows the scope or
 //! refuses; its answer is cached per credential until the (manual) clock passes the TTL; a
 //! hook that does not answer in time is handled by the configured policy; calls are signed and
-//! carry no secret; a private target is refused unless allowed.
+//! carry no secret; a private target is refused unless allowed, and a hook without a signing
+//! secret unless unsigned calls are chosen. Concurrent requests that miss the cache share one
+//! call; an answer with claims that break the custom claim rules, or a scope that keeps none of
+//! the granted ones, is malformed; a refusal's reason reaches the client within RFC 6749's
+//! characters.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,7 +14,7 @@ mod common;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::{Options, TestApp, claims, spawn_with};
+use common::{LogCapture, Options, TestApp, claims, spawn_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -24,14 +28,20 @@ const SECRET: &str = "a hook signing secret";
 #[derive(Clone)]
 enum Behaviour {
     Answer(Value),
+    /// This text, as JSON.
+    Raw(&'static str),
     Hang,
     Fail,
+    /// What the inner behaviour answers, once the test released one call ([`Hook::release`]).
+    Held(Box<Behaviour>),
 }
 
 struct Hook {
     behaviour: Mutex<Behaviour>,
     /// Each call's body, as parsed and as sent, and its signature header.
     calls: Mutex<Vec<(Value, String, Option<String>)>>,
+    /// Permits for held calls to answer.
+    released: tokio::sync::Semaphore,
 }
 
 impl Hook {
@@ -51,6 +61,11 @@ impl Hook {
     fn last_raw(&self) -> String {
         self.calls.lock().unwrap().last().cloned().unwrap().1
     }
+
+    /// Lets `n` held calls answer.
+    fn release(&self, n: usize) {
+        self.released.add_permits(n);
+    }
 }
 
 async fn hook_endpoint(
@@ -60,10 +75,17 @@ async fn hook_endpoint(
 ) -> Response {
     let signature = headers.get("tokenmint-signature").map(|v| v.to_str().unwrap().to_owned());
     hook.calls.lock().unwrap().push((serde_json::from_str(&body).unwrap(), body, signature));
-    let behaviour = hook.behaviour.lock().unwrap().clone();
+    let mut behaviour = hook.behaviour.lock().unwrap().clone();
+    if let Behaviour::Held(then) = behaviour {
+        hook.released.acquire().await.unwrap().forget();
+        behaviour = *then;
+    }
     match behaviour {
         Behaviour::Answer(v) => axum::Json(v).into_response(),
-        Behaviour::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Behaviour::Raw(text) => {
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], text).into_response()
+        }
+        Behaviour::Fail | Behaviour::Held(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Behaviour::Hang => {
             std::future::pending::<()>().await;
             StatusCode::OK.into_response()
@@ -72,7 +94,11 @@ async fn hook_endpoint(
 }
 
 async fn hook_server(first: Behaviour) -> (String, Arc<Hook>) {
-    let hook = Arc::new(Hook { behaviour: Mutex::new(first), calls: Mutex::new(Vec::new()) });
+    let hook = Arc::new(Hook {
+        behaviour: Mutex::new(first),
+        calls: Mutex::new(Vec::new()),
+        released: tokio::sync::Semaphore::new(0),
+    });
     let router = axum::Router::new()
         .route("/hook", axum::routing::post(hook_endpoint))
         .with_state(hook.clone());
@@ -94,12 +120,12 @@ fn hook_config(url: &str, on_failure: OnFailure) -> HookConfig {
 }
 
 async fn app_with_hook(first: Behaviour, on_failure: OnFailure) -> (TestApp, Arc<Hook>) {
+    app_with(first, |url| hook_config(url, on_failure)).await
+}
+
+async fn app_with(first: Behaviour, config: impl Fn(&str) -> HookConfig) -> (TestApp, Arc<Hook>) {
     let (url, hook) = hook_server(first).await;
-    let app = spawn_with(Options {
-        token_hook: Some(hook_config(&url, on_failure)),
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_with(Options { token_hook: Some(config(&url)), ..Options::default() }).await;
     (app, hook)
 }
 
@@ -158,12 +184,23 @@ async fn the_hook_adds_claims_and_narrows_the_scope_told_who_asks_signed_and_wit
     assert!(!verifies(&hook.last().1.unwrap(), &hook.last_raw().replace("acme", "evil")));
 
     // A requested scope and audience are passed on, and make a separate cache entry.
+    // The hook keeps none of it: no token with an empty scope, but a malformed answer (the
+    // failure policy applies), not cached.
     let res = app.token_for(&id, &secret, &[("scope", "eligibility:read")]).await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 503);
     let (request, _) = hook.last();
     assert_eq!(request["requested_scope"], "eligibility:read");
+    let refused: Value = res.json().await.unwrap();
+    assert_eq!(refused["error"], "temporarily_unavailable");
+    let m = metrics(&app).await;
+    assert!(m.contains("tokenmint_token_hook_calls_total{outcome=\"malformed\"} 1"), "{m}");
+    hook.set(Behaviour::Answer(json!({"allow": true, "scope": "eligibility:read"})));
+    let calls = hook.calls();
+    let res = app.token_for(&id, &secret, &[("scope", "eligibility:read")]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(hook.calls(), calls + 1, "the malformed answer was not cached");
     let narrowed: Value = res.json().await.unwrap();
-    assert_eq!(narrowed["scope"], "", "the hook kept none of what was asked");
+    assert_eq!(narrowed["scope"], "eligibility:read");
     let m = metrics(&app).await;
     assert!(m.contains("tokenmint_token_hook_calls_total{outcome=\"allow\"}"), "{m}");
     assert!(!m.contains("url-secret"), "the hook URL's secret parts stay out of metrics");
@@ -351,4 +388,235 @@ async fn platform_credentials_never_ask_the_hook_so_it_cannot_lock_out_operators
         assert_eq!(hook.calls(), before + 2);
         assert_eq!(app.admin(Method::GET, "/credentials", None).await.status(), 200);
     }
+}
+
+/// One of each class of control character: C0 (NUL, tab, LF, CR, ESC, U+0001), DEL and C1.
+const CONTROLS: [char; 9] =
+    ['\0', '\t', '\n', '\r', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}'];
+
+/// Claims holding `c` at every place a string can be in a claim's value.
+fn with_control(c: char) -> Vec<Value> {
+    let s = format!("a{c}b");
+    vec![
+        json!({"note": s}),
+        json!({"note": ["ok", s]}),
+        json!({"note": {"k": s}}),
+        json!({"note": {s.clone(): 1}}),
+        json!({"plan": "gold", "note": {"k": [{"l": s}]}}),
+    ]
+}
+
+/// A hook answering claims with a control character anywhere, or a number no JSON reader
+/// carries exactly, gives a malformed answer: under `refuse`, the request is refused; under
+/// `issue`, the token is issued without the hook's claims; the failure is counted and logged as
+/// malformed (not as a hook that did not answer) and never cached.
+#[tokio::test]
+async fn claims_with_control_characters_or_inexact_numbers_are_a_malformed_answer() {
+    let logs = LogCapture::install();
+    let mut answers: Vec<Behaviour> = CONTROLS
+        .iter()
+        .flat_map(|c| with_control(*c))
+        .map(|claims| Behaviour::Answer(json!({"allow": true, "claims": claims})))
+        .collect();
+    for raw in [
+        r#"{"allow": true, "claims": {"account": 9007199254740993}}"#,
+        r#"{"allow": true, "claims": {"account": -18446744073709551615}}"#,
+        r#"{"allow": true, "claims": {"account": 123456789012345678901234567890}}"#,
+        r#"{"allow": true, "claims": {"ids": [1, 2, 36028797018963968]}}"#,
+    ] {
+        answers.push(Behaviour::Raw(raw));
+    }
+    for policy in [OnFailure::Refuse, OnFailure::Issue] {
+        let (app, hook) = app_with_hook(Behaviour::Answer(json!({"allow": true})), policy).await;
+        let (id, secret) = reader(&app).await;
+        for answer in &answers {
+            hook.set(answer.clone());
+            let calls = hook.calls();
+            let res = app.token_for(&id, &secret, &[]).await;
+            assert_eq!(hook.calls(), calls + 1, "asked again: no failure is cached");
+            match policy {
+                OnFailure::Refuse => {
+                    assert_eq!(res.status(), 503);
+                    let body: Value = res.json().await.unwrap();
+                    assert_eq!(body["error"], "temporarily_unavailable");
+                }
+                OnFailure::Issue => {
+                    assert_eq!(res.status(), 200);
+                    let body: Value = res.json().await.unwrap();
+                    let c = claims(body["access_token"].as_str().unwrap());
+                    assert_eq!(c["tenant_id"], "t-1", "the static claims stay");
+                    for hook_claim in ["note", "plan", "account", "ids"] {
+                        assert!(c.get(hook_claim).is_none(), "{c}");
+                    }
+                }
+            }
+        }
+        let m = metrics(&app).await;
+        let n = answers.len();
+        assert!(
+            m.contains(&format!("tokenmint_token_hook_calls_total{{outcome=\"malformed\"}} {n}")),
+            "{m}"
+        );
+        assert!(!m.contains("outcome=\"error\""), "{m}");
+        assert!(!m.contains("outcome=\"timeout\""), "{m}");
+        // Once the hook answers well again, its claims are back.
+        hook.set(Behaviour::Answer(json!({"allow": true, "claims": {"plan": "Zürich gold"}})));
+        let token = app.token(&id, &secret).await;
+        assert_eq!(claims(token["access_token"].as_str().unwrap())["plan"], "Zürich gold");
+    }
+    let text = logs.text();
+    assert!(text.contains("the token hook's answer is not understood"), "reported as malformed");
+    assert!(text.contains("control character U+000D (CR)"), "names the character");
+    assert!(text.contains("2^53"), "says why a number is refused");
+}
+
+/// A refusal's reason with characters RFC 6749 §5.2 does not allow in `error_description`
+/// reaches the client within them.
+#[tokio::test]
+async fn a_refusals_reason_reaches_the_client_as_a_valid_error_description() {
+    let (app, hook) =
+        app_with_hook(Behaviour::Answer(json!({"allow": true})), OnFailure::Refuse).await;
+    let (id, secret) = reader(&app).await;
+    let allowed = |s: &str| s.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E));
+    for (i, (reason, described)) in [
+        ("contract \"ended\"\r\nX-Injected: 1", "contract 'ended' X-Injected: 1"),
+        ("Vertrag für Zürich beendet", "Vertrag f?r Z?rich beendet"),
+        ("C:\\contracts\\ended\u{0}\u{7f}\u{85}", "C:/contracts/ended"),
+        ("\u{1b}[31m\t", "[31m"),
+        ("\r\n", "the provider refused to issue this token"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        hook.set(Behaviour::Answer(json!({"allow": false, "reason": reason})));
+        // A scope of its own each time: a refusal is cached like any answer.
+        let scope =
+            ["eligibility:read", "billing:read", "eligibility:read billing:read"].get(i).copied();
+        let res = match scope {
+            Some(scope) => app.token_for(&id, &secret, &[("scope", scope)]).await,
+            None => {
+                let (other, other_secret) = reader(&app).await;
+                app.token_for(&other, &other_secret, &[]).await
+            }
+        };
+        assert_eq!(res.status(), 403);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "access_denied");
+        let description = body["error_description"].as_str().unwrap();
+        assert_eq!(description, described, "{reason:?}");
+        assert!(allowed(description), "{description:?}");
+    }
+}
+
+/// Requests that waited for another's hook call, by the metrics.
+async fn shared(app: &TestApp) -> usize {
+    let m = metrics(app).await;
+    m.lines()
+        .find_map(|l| l.strip_prefix("tokenmint_token_hook_cache_total{result=\"shared\"} "))
+        .map_or(0, |n| n.parse::<usize>().unwrap())
+}
+
+/// N token requests for the same key on a cold cache make one hook call: the hook holds its
+/// answer until every request has missed the cache and waits, so the N are truly concurrent.
+/// A failure is shared by those who waited, and not cached.
+#[tokio::test]
+async fn concurrent_requests_on_a_cold_cache_share_one_hook_call_and_its_failure() {
+    const N: usize = 8;
+    let (app, hook) = app_with(Behaviour::Answer(json!({"allow": true})), |url| {
+        let mut c = hook_config(url, OnFailure::Refuse);
+        // Long enough for the N requests to arrive while the call is held.
+        c.timeout = Duration::from_secs(20);
+        c
+    })
+    .await;
+    let app = Arc::new(app);
+    let (id, secret) = reader(&app).await;
+
+    for (round, (then, status)) in [
+        (Behaviour::Answer(json!({"allow": true, "claims": {"plan": "gold"}})), 200),
+        (Behaviour::Fail, 503),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Each round asks for a scope of its own: a cold cache entry.
+        let scope = ["eligibility:read", "billing:read"][round];
+        hook.set(Behaviour::Held(Box::new(then)));
+        let calls = hook.calls();
+        let waiting_before = shared(&app).await;
+        let requests: Vec<_> = (0..N)
+            .map(|_| {
+                let (app, id, secret) = (app.clone(), id.clone(), secret.clone());
+                tokio::spawn(async move {
+                    let res = app.token_for(&id, &secret, &[("scope", scope)]).await;
+                    let status = res.status().as_u16();
+                    (status, res.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        // Every request but the one calling waits for that call (or, were calls not shared,
+        // each would be at the hook): released once all N are there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while shared(&app).await < waiting_before + N - 1 && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        hook.release(N);
+        for request in requests {
+            let (got, body) = request.await.unwrap();
+            assert_eq!(got, status, "{body}");
+            if status == 200 {
+                assert_eq!(claims(body["access_token"].as_str().unwrap())["plan"], "gold");
+            } else {
+                assert_eq!(body["error"], "temporarily_unavailable");
+            }
+        }
+        assert_eq!(hook.calls(), calls + 1, "round {round}: {N} requests, 1 hook call");
+        while let Ok(permit) = hook.released.try_acquire() {
+            permit.forget();
+        }
+        assert_eq!(shared(&app).await, waiting_before + N - 1);
+    }
+    // The shared failure was not cached: the next request asks again.
+    hook.set(Behaviour::Answer(json!({"allow": true, "claims": {"plan": "silver"}})));
+    let calls = hook.calls();
+    let res = app.token_for(&id, &secret, &[("scope", "billing:read")]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(hook.calls(), calls + 1);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["plan"], "silver");
+}
+
+/// A hook without a signing secret is refused at start unless unsigned calls are chosen; a
+/// hook with both is refused too; an unsigned hook's calls carry no signature.
+#[tokio::test]
+async fn a_hook_without_a_secret_needs_unsigned_chosen_and_then_its_calls_are_unsigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    for (secret, unsigned, says) in [
+        (None, false, "--token-hook-unsigned"),
+        (Some(WebhookSecret(SECRET.to_owned())), true, "give one of them"),
+    ] {
+        let mut config =
+            tokenmint_server::Config::new(url.clone(), tokenmint_core::MasterKey::generate());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let mut hook = hook_config("http://127.0.0.1:9/hook", OnFailure::Refuse);
+        hook.secret = secret;
+        hook.unsigned = unsigned;
+        config.token_hook = Some(hook);
+        let store = tokenmint_store::SqlStore::connect(&url, true).await.unwrap();
+        let err = tokenmint_server::Application::build(config, Arc::new(store)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(says), "{text}");
+        assert!(text.contains("--token-hook-secret-file") || unsigned, "{text}");
+    }
+    let (app, hook) = app_with(Behaviour::Answer(json!({"allow": true})), |url| {
+        let mut c = hook_config(url, OnFailure::Refuse);
+        c.secret = None;
+        c.unsigned = true;
+        c
+    })
+    .await;
+    let (id, secret) = reader(&app).await;
+    app.token(&id, &secret).await;
+    assert_eq!(hook.last().1, None, "no signature header");
 }

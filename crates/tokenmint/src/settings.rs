@@ -110,6 +110,11 @@ pub struct ServeArgs {
     /// File holding the secret that signs token hook calls (or set TOKENMINT_TOKEN_HOOK_SECRET).
     #[arg(long, env = "TOKENMINT_TOKEN_HOOK_SECRET_FILE", value_name = "FILE")]
     pub token_hook_secret_file: Option<PathBuf>,
+    /// Call the token hook without signing its calls, on purpose: the hook authenticates
+    /// tokenmint another way (a private network, mutual TLS). Without it, a token hook needs
+    /// a signing secret.
+    #[arg(long, env = "TOKENMINT_TOKEN_HOOK_UNSIGNED", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub token_hook_unsigned: Option<bool>,
     /// How long one token hook call may take. [default: 2s]
     #[arg(long, env = "TOKENMINT_TOKEN_HOOK_TIMEOUT", value_name = "DURATION")]
     pub token_hook_timeout: Option<String>,
@@ -236,6 +241,7 @@ pub struct FileSettings {
     pub alert_webhook_allow_private: Option<bool>,
     pub token_hook: Option<String>,
     pub token_hook_secret_file: Option<PathBuf>,
+    pub token_hook_unsigned: Option<bool>,
     pub token_hook_timeout: Option<String>,
     pub token_hook_on_failure: Option<String>,
     pub token_hook_cache_ttl: Option<String>,
@@ -621,6 +627,23 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
                 "TOKENMINT_TOKEN_HOOK_SECRET",
             )?;
             hook.secret = secret.map(tokenmint_server::alerts::WebhookSecret);
+            hook.unsigned = args.token_hook_unsigned.or(file.token_hook_unsigned).unwrap_or(false);
+            match (&hook.secret, hook.unsigned) {
+                (None, false) => bail!(
+                    "the token hook has no signing secret, so it could not tell tokenmint's calls \
+                     from anyone else's: give {} (or TOKENMINT_TOKEN_HOOK_SECRET) and check the \
+                     Tokenmint-Signature header in the hook, or give {} if the hook \
+                     authenticates tokenmint another way (a private network, mutual TLS)",
+                    setting("token-hook-secret-file"),
+                    setting("token-hook-unsigned")
+                ),
+                (Some(_), true) => bail!(
+                    "give either {} or {}, not both",
+                    setting("token-hook-secret-file"),
+                    setting("token-hook-unsigned")
+                ),
+                _ => {}
+            }
             Some(hook)
         }
     };

@@ -1,6 +1,8 @@
 //! `--claim` and `--remove-claim` on `credentials create/update` and `orgs update`, against the
 //! real binary and server: the claims reach the tokens, reserved names are refused before any
-//! request, and the token hook flags are checked at start-up.
+//! request (as are control characters and inexact numbers in values, and a claim both set and
+//! removed), and the token hook flags are checked at start-up (a hook needs a signing secret
+//! unless unsigned calls are chosen).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -147,6 +149,51 @@ fn claims_set_with_the_cli_on_credentials_and_organizations_reach_the_tokens() {
     let shown = run(&["orgs", "show", "acme"], &base, &creds);
     assert!(String::from_utf8_lossy(&shown.stdout).contains(r#"partner="acme-7""#));
 
+    // A control character anywhere in a value, typed as text or as a JSON escape, and a number
+    // beyond ±(2^53 - 1) are refused before any request, naming the claim and saying why; so is
+    // a claim both set and removed.
+    let commands: [&[&str]; 3] = [
+        &["credentials", "create", "--name", "x", "--org", "acme", "--environment", "sandbox"],
+        &["credentials", "update", &id],
+        &["orgs", "update", "acme"],
+    ];
+    let controls = ['\0', '\t', '\n', '\r', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}'];
+    for command in commands {
+        let mut claims: Vec<(String, &str)> = Vec::new();
+        for c in controls {
+            if c != '\0' {
+                // An argument cannot hold NUL; its JSON escape below can.
+                claims.push((format!("note=a{c}b"), "control character"));
+            }
+            let escaped = format!("\\u{:04x}", u32::from(c));
+            claims.push((format!("note=\"a{escaped}b\""), "control character"));
+            claims.push((format!("note={{\"k\":[\"{escaped}\"]}}"), "control character"));
+        }
+        claims.push(("note=9007199254740993".to_owned(), "2^53"));
+        claims.push(("note=[1,-18446744073709551615]".to_owned(), "2^53"));
+        for (claim, says) in &claims {
+            let mut args = command.to_vec();
+            args.extend(["--claim", claim.as_str()]);
+            let out = run(&args, &base, &creds);
+            assert!(!out.status.success(), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("'note'") && err.contains(says), "{args:?}: {err}");
+        }
+    }
+    for command in &commands[1..] {
+        let mut args = command.to_vec();
+        args.extend(["--claim", "plan=x", "--remove-claim", "plan"]);
+        let out = run(&args, &base, &creds);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("'plan' is both set and removed"), "{args:?}: {err}");
+    }
+    let shown = json_of(&run(&["credentials", "show", &id, "--output", "json"], &base, &creds));
+    assert_eq!(
+        shown["claims"],
+        json!({"tenant_id": "t-42", "plan": {"tier": "gold"}, "seats": 41})
+    );
+
     // Reserved names and malformed arguments are refused before any request, saying why.
     for (args, says) in [
         (vec!["credentials", "update", &id, "--claim", "sub=x"], "reserved"),
@@ -182,6 +229,38 @@ fn token_hook_settings_are_checked_at_start_with_the_setting_named() {
             .args(["serve", "--database", &db, "--listen", &format!("127.0.0.1:{}", free_port())])
             .args(&args)
             .env_remove("TOKENMINT_MASTER_KEY")
+            .env("TOKENMINT_TOKEN_HOOK_SECRET", "a hook signing secret")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // A hook without a signing secret is an error at start unless unsigned calls are chosen on
+    // purpose; a secret and --token-hook-unsigned together are one too many.
+    let secret_file = dir.path().join("hook-secret");
+    std::fs::write(&secret_file, "a hook signing secret\n").unwrap();
+    let secret_file = secret_file.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--token-hook", "https://hook.example"], "--token-hook-unsigned"),
+        (vec!["--token-hook", "https://hook.example"], "--token-hook-secret-file"),
+        (
+            vec![
+                "--token-hook",
+                "https://hook.example",
+                "--token-hook-unsigned",
+                "--token-hook-secret-file",
+                secret_file,
+            ],
+            "not both",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["serve", "--database", &db, "--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(&args)
+            .env_remove("TOKENMINT_MASTER_KEY")
+            .env_remove("TOKENMINT_TOKEN_HOOK_SECRET")
+            .env_remove("TOKENMINT_TOKEN_HOOK_UNSIGNED")
             .output()
             .unwrap();
         assert!(!out.status.success(), "{args:?}");

@@ -106,6 +106,17 @@ pub fn parse_claim_name(arg: &str) -> Result<String, String> {
     Ok(arg.to_owned())
 }
 
+/// The claims to set and the names to remove of `--claim` and `--remove-claim` flags, as the
+/// update's body takes them; a name given to both is refused before any request.
+pub fn claims_edit(
+    claims: Vec<(String, serde_json::Value)>,
+    remove: Vec<String>,
+) -> Result<(Option<dto::Claims>, Option<Vec<String>>)> {
+    tokenmint_core::claims::check_edit(claims.iter().map(|(name, _)| name), &remove)
+        .map_err(|e| anyhow::anyhow!("invalid --claim and --remove-claim: {e}"))?;
+    Ok((claims_body(claims), Some(remove).filter(|r| !r.is_empty())))
+}
+
 /// The claims of repeated `--claim` flags (a later one wins), or `None` for none.
 pub fn claims_body(claims: Vec<(String, serde_json::Value)>) -> Option<dto::Claims> {
     (!claims.is_empty()).then(|| claims.into_iter().collect())
@@ -413,6 +424,7 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
             print(a.admin.output, &c, || show(&c))
         }
         CredentialsCommand::Update(a) => {
+            let (claims, remove_claims) = claims_edit(a.claims, a.remove_claims)?;
             let client = AdminClient::connect(&a.admin).await?;
             let body = dto::UpdateCredential {
                 name: a.name,
@@ -431,8 +443,8 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
                 never_expires: a.never_expires.then_some(true),
                 rate_limit_per_minute: a.rate_limit,
                 clear_rate_limit: a.default_rate_limit.then_some(true),
-                claims: claims_body(a.claims),
-                remove_claims: Some(a.remove_claims).filter(|r| !r.is_empty()),
+                claims,
+                remove_claims,
             };
             let keys = read_public_keys(&a.public_keys)?;
             let edits_keys = !keys.is_empty() || !a.remove_public_keys.is_empty();

@@ -1,7 +1,7 @@
 //! `tokenmint orgs create/list/show/update`.
 
 use crate::admin_client::{AdminArgs, AdminClient, ApiRefusal, segment};
-use crate::cmd::credentials::{claims_body, claims_text, parse_claim, parse_claim_name, print};
+use crate::cmd::credentials::{claims_edit, claims_text, parse_claim, parse_claim_name, print};
 use crate::exit::{self, Failure};
 use crate::output;
 use anyhow::{Result, bail};
@@ -103,11 +103,8 @@ pub async fn run(cmd: OrgsCommand) -> Result<ExitCode> {
             print(a.admin.output, &org, || show(&org))
         }
         OrgsCommand::Update(a) => {
-            let body = dto::UpdateOrganization {
-                name: a.name,
-                claims: claims_body(a.claims),
-                remove_claims: Some(a.remove_claims).filter(|r| !r.is_empty()),
-            };
+            let (claims, remove_claims) = claims_edit(a.claims, a.remove_claims)?;
+            let body = dto::UpdateOrganization { name: a.name, claims, remove_claims };
             if body == dto::UpdateOrganization::default() {
                 bail!("nothing to update: give at least one of --name, --claim, --remove-claim");
             }
