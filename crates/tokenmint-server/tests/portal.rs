@@ -179,6 +179,30 @@ async fn an_admin_registers_and_removes_public_keys_in_the_portal_and_a_viewer_c
 }
 
 #[tokio::test]
+async fn a_refused_rotation_redirects_so_a_reload_cannot_repeat_it() {
+    let app = spawn_app().await;
+    let id = two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let rotate = format!("/portal/credentials/{id}/rotate");
+    let form = [("csrf", csrf.as_str()), ("overlap", "3600")];
+    let first = b.post(&rotate, &form).await;
+    assert_eq!(first.status, 303);
+    assert!(b.get(first.location()).await.shown_secret().is_some());
+    let secrets = credential(&app, &id).await["secrets"].as_array().unwrap().len();
+
+    // At once again: refused, and answered with a redirect to the page that says why, once.
+    let second = b.post(&rotate, &form).await;
+    assert_eq!(second.status, 303, "{}", second.body);
+    let page = b.get(second.location()).await;
+    assert!(page.body.contains("The secret was not rotated: "), "{}", page.body);
+    assert!(page.shown_secret().is_none());
+    let again = b.get(second.location()).await;
+    assert!(!again.body.contains("The secret was not rotated"), "shown once");
+    assert_eq!(credential(&app, &id).await["secrets"].as_array().unwrap().len(), secrets);
+}
+
+#[tokio::test]
 async fn a_rotated_away_secret_says_when_it_stops_and_then_that_it_stopped() {
     let app = spawn_app().await;
     let id = two_orgs(&app).await;

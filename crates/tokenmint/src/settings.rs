@@ -332,7 +332,24 @@ pub fn parse_duration(flag: &str, value: &str) -> Result<Duration> {
     if value.trim() == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(value.trim()).map_err(|_| {
+    // A year is 365 days and a month 30, as people (and the portal's expiry choices) count
+    // them, not humantime's 365.25 and 30.44 days, which would end a credential made at 05:42
+    // a year later at 11:42.
+    let trimmed = value.trim();
+    let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0 {
+        let days_per = match trimmed[digits..].trim() {
+            "y" | "yr" | "yrs" | "year" | "years" => Some(365),
+            "M" | "mo" | "month" | "months" => Some(30),
+            _ => None,
+        };
+        if let (Some(per), Ok(n)) = (days_per, trimmed[..digits].parse::<u64>()) {
+            if let Some(secs) = n.checked_mul(per * 86_400) {
+                return Ok(Duration::from_secs(secs));
+            }
+        }
+    }
+    humantime::parse_duration(trimmed).map_err(|_| {
         anyhow!("invalid {}: '{value}' is not a duration; use a number with a unit, like 90s, 15m, 1h or 30d", setting(flag))
     })
 }
@@ -852,6 +869,18 @@ pub fn resolve_init(args: &InitArgs) -> Result<InitSettings> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn years_and_months_are_calendar_days_not_averages() {
+        let days = |v: &str| parse_duration("expires-in", v).unwrap().as_secs() / 86_400;
+        assert_eq!(parse_duration("expires-in", "1y").unwrap().as_secs(), 365 * 86_400);
+        assert_eq!(days("2 years"), 730);
+        assert_eq!(days("3M"), 90);
+        assert_eq!(days("1month"), 30);
+        assert_eq!(days("90d"), 90);
+        assert_eq!(parse_duration("expires-in", "15m").unwrap().as_secs(), 900, "m is minutes");
+        assert!(parse_duration("expires-in", "1 fortnight").is_err());
+    }
 
     #[test]
     fn unknown_config_keys_are_refused_by_name() {

@@ -61,6 +61,9 @@ pub enum Flash {
     Password { email: String, password: String },
     /// A password-reset code an admin generated for a user.
     ResetCode { user_id: String, email: String, code: String, reset_url: String, expires_at: i64 },
+    /// Why an action on a credential was refused, shown once on its page after the redirect, so
+    /// that a reload neither repeats the action nor shows the refusal again.
+    Refused { client_id: String, message: String },
 }
 
 /// Secrets stay out of Debug output.
@@ -75,6 +78,11 @@ impl fmt::Debug for Flash {
             Self::Password { email, .. } => {
                 f.debug_struct("Password").field("email", email).finish_non_exhaustive()
             }
+            Self::Refused { client_id, message } => f
+                .debug_struct("Refused")
+                .field("client_id", client_id)
+                .field("message", message)
+                .finish(),
             Self::ResetCode { user_id, .. } => {
                 f.debug_struct("ResetCode").field("user_id", user_id).finish_non_exhaustive()
             }
@@ -104,7 +112,9 @@ impl FlashFor<'_> {
 impl Flash {
     fn for_page(&self) -> FlashFor<'_> {
         match self {
-            Self::Secret { client_id, .. } => FlashFor::Secret { client_id },
+            Self::Secret { client_id, .. } | Self::Refused { client_id, .. } => {
+                FlashFor::Secret { client_id }
+            }
             Self::Password { .. } => FlashFor::Password,
             Self::ResetCode { user_id, .. } => FlashFor::ResetCode { user_id },
         }

@@ -696,6 +696,23 @@ async fn render_credential(
         status = status_badge(c.status, c.expires_at, now),
     );
     body.push_str(&html::notice(done));
+    if let Some((field, message)) = &edit_error {
+        // The refused field may be far down the page (a phone shows it 2,000 px below): say
+        // so at the top, with a link to it.
+        let _ = write!(
+            body,
+            r##"<div class="alert alert-error" role="alert" id="form-error">Not saved: {message} <a href="#{field}-error">Go to the field</a></div>"##,
+            message = esc(message),
+            field = esc(field),
+        );
+    }
+    if let Some(Flash::Refused { message, .. }) = &flash {
+        let _ = write!(
+            body,
+            r#"<div class="alert alert-error" role="alert" id="refused">{}</div>"#,
+            esc(message)
+        );
+    }
     if let Some(Flash::Secret { client_id, secret, rotated }) = &flash {
         body.push_str(&secret_panel(client_id, secret, *rotated));
     }
@@ -1167,13 +1184,25 @@ pub async fn rotate_secret(
     if overlap == Some(0) && fields.get("confirm") != Some("yes") {
         return Ok(confirm_rotate_now(&who, &client_id));
     }
-    let rotated = service::rotate_secret(
+    let rotated = match service::rotate_secret(
         &state,
         &who.actor,
         &client_id,
         dto::RotateSecret { overlap_seconds: overlap },
     )
-    .await?;
+    .await
+    {
+        Ok(rotated) => rotated,
+        Err(ApiError::Conflict(why)) => {
+            // Answered with a redirect like a success, so a reload cannot send the rotation
+            // again once the refusal's reason has passed.
+            let message = format!("The secret was not rotated: {}", sentence(&why));
+            let flash = Flash::Refused { client_id: client_id.clone(), message };
+            super::put_flash(&state, &who.session.id_hash, &flash).await?;
+            return Ok(see_other(&format!("/portal/credentials/{client_id}#refused")));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let flash = Flash::Secret {
         client_id: client_id.clone(),
         secret: rotated.client_secret,
@@ -1181,6 +1210,17 @@ pub async fn rotate_secret(
     };
     super::put_flash(&state, &who.session.id_hash, &flash).await?;
     Ok(see_other(&format!("/portal/credentials/{client_id}?done=secret-rotated")))
+}
+
+/// The service's lower-case reason as a sentence; the CLI's command names it gives are kept.
+fn sentence(reason: &str) -> String {
+    let mut chars = reason.chars();
+    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 /// Ending the current secret at once breaks every integration still using it: asked first.
