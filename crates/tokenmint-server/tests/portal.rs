@@ -179,6 +179,36 @@ async fn an_admin_registers_and_removes_public_keys_in_the_portal_and_a_viewer_c
 }
 
 #[tokio::test]
+async fn failed_sign_ins_and_the_pause_they_cause_are_in_the_accounts_organization_audit_log() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let mut attacker = Browser::new(&app);
+    for _ in 0..=5 {
+        attacker.try_sign_in("viewer@acme.test", "a guess").await;
+    }
+    // In the organization's records (audit records are written in the background).
+    let blocked =
+        audit_once(&app, "source.blocked&org=acme", |a| a.contains("viewer@acme.test")).await;
+    assert!(blocked.contains("too_many_portal_sign_in_failures"), "{blocked}");
+    let failed = audit_once(&app, "portal.sign_in_failed&org=acme", |a| {
+        a.matches("\"bad_credentials\"").count() == 6
+    })
+    .await;
+    assert!(failed.contains("viewer@acme.test"));
+
+    let mut admin = Browser::new(&app);
+    admin.sign_in("admin@acme.test", ADMIN_PW).await;
+    let failed = admin.get("/portal/audit?kind=portal.sign_in_failed").await.body;
+    assert!(failed.contains("viewer@acme.test"), "{failed}");
+    let blocked = admin.get("/portal/audit?kind=source.blocked").await.body;
+    assert!(!blocked.contains("No events match"), "{blocked}");
+    let mut other = Browser::new(&app);
+    other.sign_in("admin@globex.test", GLOBEX_PW).await;
+    let theirs = other.get("/portal/audit?kind=portal.sign_in_failed").await.body;
+    assert!(!theirs.contains("viewer@acme.test"), "another organization does not see them");
+}
+
+#[tokio::test]
 async fn a_refused_rotation_redirects_so_a_reload_cannot_repeat_it() {
     let app = spawn_app().await;
     let id = two_orgs(&app).await;
@@ -380,9 +410,13 @@ async fn sign_in_is_throttled_per_account_and_per_source_with_a_clear_message() 
     let app = spawn_app().await;
     two_orgs(&app).await;
     let mut b = Browser::new(&app);
-    for _ in 0..6 {
+    for _ in 0..5 {
         assert_eq!(b.try_sign_in("admin@acme.test", "wrong password").await.status, 401);
     }
+    // The failure over the limit is told at once that signing in is paused.
+    let over = b.try_sign_in("admin@acme.test", "wrong password").await;
+    assert_eq!(over.status, 429);
+    assert!(over.body.contains("Too many sign-in attempts"), "{}", over.body);
     // Blocked now, even with the right password, and whatever the email's case.
     let blocked = b.try_sign_in("Admin@Acme.test", ADMIN_PW).await;
     assert_eq!(blocked.status, 429);
@@ -400,13 +434,14 @@ async fn sign_in_is_throttled_per_account_and_per_source_with_a_clear_message() 
     // Many failing accounts from one source block the source.
     let mut attacker = Browser::new(&app);
     let mut statuses = vec![];
-    // 6 failures so far from this source; 15 more make 21, past the limit of 20.
+    // 6 failures so far from this source; 14 more make 20, the limit; the 21st is over it.
     for i in 0..15 {
         statuses.push(
             attacker.try_sign_in(&format!("guess{i}@acme.test"), "wrong password").await.status,
         );
     }
-    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses[..14], [StatusCode::UNAUTHORIZED; 14], "{statuses:?}");
+    assert_eq!(statuses[14], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
     let res = attacker.try_sign_in("admin@globex.test", GLOBEX_PW).await;
     assert_eq!(res.status, 429, "the source is blocked after more than 20 failures");
     assert!(res.body.contains("Too many sign-in attempts"));

@@ -200,9 +200,11 @@ async fn failed_sign_ins_spread_over_two_instances_block_at_exactly_the_configur
     let redis = instances::redis_target();
     let Some(p) = pair(Shared::Redis(&redis), (PER_IP, 1000), None).await else { return };
     let allowed = tokenmint_server::portal::auth::FAILURES_PER_ACCOUNT as usize;
-    for i in 0..=allowed {
+    for i in 0..allowed {
         assert_eq!(p.wrong_password(i, "ada@acme.test").await, 401, "failure {}", i + 1);
     }
+    // The failure over the limit is refused as paused at once, on either instance.
+    assert_eq!(p.wrong_password(allowed, "ada@acme.test").await, 429, "failure {}", allowed + 1);
     for i in 0..2 {
         assert_eq!(p.wrong_password(i, "Ada@acme.test").await, 429, "after the block, on {i}");
     }
@@ -227,9 +229,10 @@ async fn with_redis_unreachable_each_instance_still_blocks_on_its_own() {
     assert_eq!(p.wrong_secret(1, "tmc_other").await, 429);
     // The portal's throttle too.
     let allowed = tokenmint_server::portal::auth::FAILURES_PER_ACCOUNT as usize;
-    for _ in 0..=allowed {
+    for _ in 0..allowed {
         assert_eq!(p.wrong_password(0, "ada@acme.test").await, 401);
     }
+    assert_eq!(p.wrong_password(0, "ada@acme.test").await, 429, "the failure over the limit");
     assert_eq!(p.wrong_password(0, "ada@acme.test").await, 429);
     assert_eq!(p.wrong_password(1, "ada@acme.test").await, 401);
     p.shutdown().await.drop_now().await;

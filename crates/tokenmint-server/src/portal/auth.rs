@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 use tokenmint_core::UnixTime;
 use tokenmint_http::Limits;
-use tokenmint_http::limits::FailureCount;
+use tokenmint_http::limits::{Counted, FailureCount};
 use tokenmint_store::{PortalSession, UserStatus};
 
 /// Failed sign-ins one account may have within [`WINDOW`] before it is blocked.
@@ -41,6 +41,24 @@ pub const BLOCK_SECS: i64 = 15 * 60;
 /// instance through Redis (with the same fallback to local counting as the token limits).
 #[derive(Debug, Default)]
 pub struct SignInThrottle;
+
+/// What counting a failed sign-in did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Blocked {
+    /// It blocked the account (the email tried) just now.
+    pub account: bool,
+    /// It blocked the source address just now.
+    pub source: bool,
+    /// It went over a limit, whichever instance set the block.
+    pub over_limit: bool,
+}
+
+impl Blocked {
+    /// Whether this failure set a block (on exactly one instance).
+    pub fn newly(self) -> bool {
+        self.account || self.source
+    }
+}
 
 /// The longest email counted as typed; longer input is counted by its first 254 characters
 /// (no address is longer), so an email cannot build an unbounded key.
@@ -75,13 +93,15 @@ impl SignInThrottle {
         Some(i64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(BLOCK_SECS).max(1))
     }
 
-    /// Counts a failure; returns whether it blocked the account or the source just now.
-    pub async fn record_failure(&self, limits: &Limits, email: &str, ip: Option<IpAddr>) -> bool {
-        let mut keys = vec![(account_key(email), FAILURES_PER_ACCOUNT)];
-        keys.extend(ip.map(|ip| (ip_key(ip), FAILURES_PER_IP)));
-        let mut blocked = false;
-        for (key, limit) in keys {
-            let counted = limits
+    /// Counts a failure; says whether it blocked the account or the source just now.
+    pub async fn record_failure(
+        &self,
+        limits: &Limits,
+        email: &str,
+        ip: Option<IpAddr>,
+    ) -> Blocked {
+        let count = |key: String, limit: u32| async move {
+            limits
                 .count_failure(FailureCount {
                     counter: &key,
                     limit,
@@ -90,10 +110,18 @@ impl SignInThrottle {
                     block_for: Duration::from_secs(BLOCK_SECS.unsigned_abs()),
                     reset: true,
                 })
-                .await;
-            blocked |= counted.newly_blocked;
+                .await
+        };
+        let account = count(account_key(email), FAILURES_PER_ACCOUNT).await;
+        let source = match ip {
+            Some(ip) => count(ip_key(ip), FAILURES_PER_IP).await,
+            None => Counted::default(),
+        };
+        Blocked {
+            account: account.newly_blocked,
+            source: source.newly_blocked,
+            over_limit: account.over_limit || source.over_limit,
         }
-        blocked
     }
 
     /// A successful sign-in clears the account's failures (not the source's).
@@ -179,23 +207,26 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     let now = state.now();
 
     if let Some(wait) = state.portal.throttle.blocked_for(&state.limits, &email, ip).await {
+        let org = if email.is_empty() {
+            None
+        } else {
+            state.store.find_user_by_email(&email).await?.map(|u| u.org)
+        };
         state.audit.record(
-            AuditEvent::new(AuditKind::PortalSignInFailed).ip(ip).reason("throttled").details(
-                serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
-            ),
+            with_org(AuditEvent::new(AuditKind::PortalSignInFailed), org)
+                .ip(ip)
+                .reason("throttled")
+                .details(
+                    serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
+                ),
             now,
         );
-        let minutes = (wait + 59) / 60;
-        let message = format!(
-            "Too many sign-in attempts. For your security, signing in is paused: try again in {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        );
-        let mut res = render_sign_in(&state, StatusCode::TOO_MANY_REQUESTS, &email, Some(&message));
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
-        return Ok(res);
+        return Ok(paused(&state, &email, wait));
     }
 
     let user = if email.is_empty() { None } else { state.store.find_user_by_email(&email).await? };
+    // The organization of the account tried, when there is one: its admins see the failures.
+    let org = user.as_ref().map(|u| u.org.clone());
     // The same verification whether or not the user exists.
     let hash =
         user.as_ref().map_or_else(|| state.portal.dummy_hash.clone(), |u| u.password_hash.clone());
@@ -204,11 +235,9 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     let user = user.filter(|u| password_ok && u.status == UserStatus::Active);
 
     let Some(user) = user else {
-        if state.portal.throttle.record_failure(&state.limits, &email, ip).await {
-            on_blocked(&state, ip, now).await;
-        }
+        let blocked = state.portal.throttle.record_failure(&state.limits, &email, ip).await;
         state.audit.record(
-            AuditEvent::new(AuditKind::PortalSignInFailed)
+            with_org(AuditEvent::new(AuditKind::PortalSignInFailed), org.clone())
                 .ip(ip)
                 .reason("bad_credentials")
                 .details(
@@ -218,6 +247,14 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         );
         let shown = ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         tracing::info!(ip = %shown, "portal sign-in refused");
+        if blocked.newly() {
+            on_blocked(&state, ip, &email, org, blocked, now).await;
+        }
+        if blocked.over_limit {
+            // The failure that reaches the limit already says so: the next attempt would be
+            // refused unchecked.
+            return Ok(paused(&state, &email, BLOCK_SECS));
+        }
         return Ok(render_sign_in(&state, StatusCode::UNAUTHORIZED, &email, Some(BAD_CREDENTIALS)));
     };
 
@@ -257,26 +294,61 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
 
 /// An account or source just crossed its threshold: audit it and raise an alert, as for
 /// client authentication.
-async fn on_blocked(state: &AppState, ip: Option<IpAddr>, now: UnixTime) {
+/// The sign-in page saying that signing in is paused, for `wait` seconds.
+fn paused(state: &AppState, email: &str, wait: i64) -> Response {
+    let minutes = (wait + 59) / 60;
+    let message = format!(
+        "Too many sign-in attempts. For your security, signing in is paused: try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    );
+    let mut res = render_sign_in(state, StatusCode::TOO_MANY_REQUESTS, email, Some(&message));
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+    res
+}
+
+fn with_org(event: AuditEvent, org: Option<String>) -> AuditEvent {
+    match org {
+        Some(org) => event.org(org),
+        None => event,
+    }
+}
+
+/// Audits and alerts a block, naming what is paused: the account tried (with its
+/// organization, whose admins then see it), the source address, or both.
+async fn on_blocked(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    email: &str,
+    org: Option<String>,
+    blocked: Blocked,
+    now: UnixTime,
+) {
     use crate::alerts::{Alert, AlertKind};
     state.metrics.sources_blocked.inc();
-    state.audit.record(
-        AuditEvent::new(AuditKind::SourceBlocked)
-            .actor("system")
-            .ip(ip)
-            .reason("too_many_portal_sign_in_failures"),
-        now,
-    );
-    let source = ip.map(|i| i.to_string());
+    let email = tokenmint_core::SafeText::bounded(email, 254);
+    let source = ip.map_or_else(|| "an unknown source".to_owned(), |i| i.to_string());
+    let what = match (blocked.account, blocked.source) {
+        (true, true) => format!("for {email} and for every account from {source}"),
+        (true, false) => format!("for {email} (the failures came from {source})"),
+        _ => format!("for every account from {source}"),
+    };
+    let mut event = with_org(AuditEvent::new(AuditKind::SourceBlocked), org.clone())
+        .actor("system")
+        .ip(ip)
+        .reason("too_many_portal_sign_in_failures");
+    if blocked.account {
+        event = event.details(serde_json::json!({"email": email.clone()}));
+    }
+    state.audit.record(event, now);
     let mut alert = Alert::new(
         AlertKind::SourceBlocked,
         now,
-        format!(
-            "portal sign-in paused after repeated failures from {}",
-            source.as_deref().unwrap_or("an unknown source")
-        ),
+        tokenmint_core::SafeText::composed(&format!(
+            "portal sign-in paused {what} after repeated failures"
+        )),
     );
     alert.source_ip = ip;
+    alert.org = org.map(Into::into);
     state.alerts.fire(alert, &state.audit).await;
 }
 
@@ -318,9 +390,10 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..FAILURES_PER_ACCOUNT {
             let email = if i % 2 == 0 { "a@x.test" } else { "A@X.test" };
-            assert!(!t.record_failure(&l, email, Some(ip)).await);
+            assert!(!t.record_failure(&l, email, Some(ip)).await.newly());
         }
-        assert!(t.record_failure(&l, "a@x.test", Some(ip)).await);
+        let blocked = t.record_failure(&l, "a@x.test", Some(ip)).await;
+        assert_eq!(blocked, Blocked { account: true, source: false, over_limit: true });
         assert_eq!(t.blocked_for(&l, "A@x.test", None).await, Some(BLOCK_SECS));
         assert_eq!(t.blocked_for(&l, "b@x.test", None).await, None);
         clock.advance(Duration::from_secs(BLOCK_SECS.unsigned_abs()));
@@ -335,7 +408,8 @@ mod tests {
         for i in 0..FAILURES_PER_IP {
             t.record_failure(&l, &format!("u{i}@x.test"), Some(ip)).await;
         }
-        assert!(t.record_failure(&l, "new@x.test", Some(ip)).await);
+        let blocked = t.record_failure(&l, "new@x.test", Some(ip)).await;
+        assert_eq!(blocked, Blocked { account: false, source: true, over_limit: true });
         assert!(t.blocked_for(&l, "other@x.test", Some(ip)).await.is_some());
         let elsewhere: IpAddr = "192.0.2.10".parse().unwrap();
         assert!(t.blocked_for(&l, "other@x.test", Some(elsewhere)).await.is_none());
@@ -350,8 +424,8 @@ mod tests {
         }
         t.record_success(&l, "C@x.test").await;
         for _ in 0..FAILURES_PER_ACCOUNT {
-            assert!(!t.record_failure(&l, "c@x.test", None).await);
+            assert!(!t.record_failure(&l, "c@x.test", None).await.newly());
         }
-        assert!(t.record_failure(&l, "c@x.test", None).await);
+        assert!(t.record_failure(&l, "c@x.test", None).await.account);
     }
 }
