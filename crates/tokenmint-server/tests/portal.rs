@@ -199,7 +199,7 @@ async fn failed_sign_ins_and_the_pause_they_cause_are_in_the_accounts_organizati
     let mut admin = Browser::new(&app);
     admin.sign_in("admin@acme.test", ADMIN_PW).await;
     let failed = admin.get("/portal/audit?kind=portal.sign_in_failed").await.body;
-    assert!(failed.contains("viewer@acme.test"), "{failed}");
+    assert!(failed.contains("viewer@acme.test</span> (user)"), "the user it is about: {failed}");
     let blocked = admin.get("/portal/audit?kind=source.blocked").await.body;
     assert!(!blocked.contains("No events match"), "{blocked}");
     let mut other = Browser::new(&app);

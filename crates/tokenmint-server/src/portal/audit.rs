@@ -43,6 +43,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("user.password_reset", "Password reset code issued"),
     ("user.password_changed", "Password changed"),
     ("organization.created", "Organization created"),
+    ("organization.updated", "Organization updated"),
     ("key.rotated", "Signing key rotated"),
     ("key.withdrawn", "Signing key withdrawn"),
     ("source.blocked", "Source blocked"),
@@ -233,7 +234,7 @@ pub async fn audit_log(
     if records.is_empty() {
         body.push_str(r#"<section class="card"><p class="muted">No events match.</p></section>"#);
     } else {
-        body.push_str(r#"<div class="card table-card"><table class="table responsive audit"><thead><tr><th scope="col">When</th><th scope="col">Event</th><th scope="col">By</th><th scope="col">Credential</th><th scope="col">Source IP</th><th scope="col">Reason</th></tr></thead><tbody>"#);
+        body.push_str(r#"<div class="card table-card"><table class="table responsive audit"><thead><tr><th scope="col">When</th><th scope="col">Event</th><th scope="col">By</th><th scope="col">About</th><th scope="col">Source IP</th><th scope="col">Reason</th></tr></thead><tbody>"#);
         for r in &records {
             let client = r.client_id.as_deref().map(|c| match names.get(c) {
                 Some(name) => {
@@ -241,9 +242,16 @@ pub async fn audit_log(
                 }
                 None => format!(r#"<code class="id">{}</code>"#, esc(c)),
             });
+            // Without a credential, the user the event is about (a user's lifecycle, a
+            // failed sign-in), as its record names them.
+            let about = client.or_else(|| {
+                r.details.get("email").and_then(serde_json::Value::as_str).map(|email| {
+                    format!(r#"<span><span class="nowrap">{}</span> (user)</span>"#, esc(email))
+                })
+            });
             let _ = write!(
                 body,
-                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="Credential">{client}</td><td data-label="Source IP" class="ip">{ip}</td><td data-label="Reason" class="reason">{reason}</td></tr>"#,
+                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="About">{about}</td><td data-label="Source IP" class="ip">{ip}</td><td data-label="Reason" class="reason">{reason}</td></tr>"#,
                 // The date stays whole; the time goes under it when the column is narrow.
                 at = match when(r.at).split_once(' ') {
                     Some((day, time)) => {
@@ -253,7 +261,7 @@ pub async fn audit_log(
                 },
                 kind = esc(&kind_label(&r.kind)),
                 actor = r.actor.as_deref().map(actor_cell).unwrap_or_default(),
-                client = client.unwrap_or_default(),
+                about = about.unwrap_or_default(),
                 ip = esc(r.source_ip.as_deref().unwrap_or("")),
                 reason = esc(&r.reason.as_deref().map(reason_label).unwrap_or_default()),
             );
@@ -288,6 +296,7 @@ mod tests {
     #[test]
     fn codes_read_as_words() {
         assert_eq!(kind_label("organization.created"), "Organization created");
+        assert_eq!(kind_label("organization.updated"), "Organization updated");
         assert_eq!(reason_label("wrong_secret"), "Wrong secret");
         assert_eq!(reason_label("dpop_proof_invalid"), "Dpop proof invalid");
         assert_eq!(kind_label("some.new_kind"), "Some new kind");
