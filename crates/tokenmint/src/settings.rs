@@ -343,10 +343,10 @@ pub fn parse_duration(flag: &str, value: &str) -> Result<Duration> {
             "M" | "mo" | "month" | "months" => Some(30),
             _ => None,
         };
-        if let (Some(per), Ok(n)) = (days_per, trimmed[..digits].parse::<u64>()) {
-            if let Some(secs) = n.checked_mul(per * 86_400) {
-                return Ok(Duration::from_secs(secs));
-            }
+        if let (Some(per), Ok(n)) = (days_per, trimmed[..digits].parse::<u64>())
+            && let Some(secs) = n.checked_mul(per * 86_400)
+        {
+            return Ok(Duration::from_secs(secs));
         }
     }
     humantime::parse_duration(trimmed).map_err(|_| {
