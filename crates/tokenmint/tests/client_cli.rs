@@ -220,6 +220,22 @@ async fn token_prints_the_access_token_alone() {
     );
 }
 
+/// The admin commands' TOKENMINT_OUTPUT (table, json, env) set in a shell does not break
+/// `token`, whose formats are other ones (TOKENMINT_TOKEN_OUTPUT).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_commands_output_setting_leaves_token_alone() {
+    let base = start(Shared::default()).await;
+    for admin_format in ["table", "json", "env"] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tokenmint"));
+        command.args(args(&base, &["token"])).env("TOKENMINT_CLIENT_SECRET", SECRET);
+        command.env("TOKENMINT_OUTPUT", admin_format).env_remove("TOKENMINT_TOKEN_OUTPUT");
+        let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+        assert!(output.status.success(), "{admin_format}: {output:?}");
+        let printed = stdout(&output);
+        assert!(printed.starts_with("tok-") && printed.lines().count() == 1, "{admin_format}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_output_json_prints_the_whole_response() {
     let base = start(Shared::default()).await;

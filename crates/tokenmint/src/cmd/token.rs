@@ -292,7 +292,7 @@ pub struct TokenArgs {
     /// `token` prints the access token alone; `json` prints the whole token response.
     #[arg(
         long,
-        env = "TOKENMINT_OUTPUT",
+        env = "TOKENMINT_TOKEN_OUTPUT",
         value_enum,
         value_name = "FORMAT",
         default_value = "token"
