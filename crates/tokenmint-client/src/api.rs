@@ -6,7 +6,7 @@
 //! only once, so a server that refuses every token cannot trap the client in a loop. The API
 //! refused the request on its credentials before acting on it, so this holds for every method.
 //!
-//! 429 and 503 (and, when the policy says so, every 5xx) are retried after `Retry-After` only
+//! 429 and 503 (and, when the policy says so, 500, 502 and 504) are retried after `Retry-After` only
 //! when sending the request twice is safe: its method is idempotent (RFC 9110 §9.2.2: GET,
 //! HEAD, OPTIONS, TRACE, PUT, DELETE), or it carries an `Idempotency-Key` header, with which the
 //! server recognises the repeat. A POST answered 503 may have been carried out before the
@@ -246,10 +246,7 @@ impl<'a> Retries<'a> {
             tracing::debug!(url = %response.url(), "API answered 401; retrying once with a new token");
             return Step::Retry(Duration::ZERO, Box::new(replay));
         }
-        let retryable = status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::SERVICE_UNAVAILABLE
-            || (self.policy.retry_server_errors && status.is_server_error());
-        if !retryable {
+        if !retryable(status, &self.policy) {
             return Step::Return(None);
         }
         if !self.safe_to_repeat {
@@ -279,5 +276,41 @@ impl<'a> Retries<'a> {
         self.client.metrics().record(MetricEvent::ApiRateLimitedRetry);
         tracing::debug!(url = %response.url(), %status, ?wait, "API asked to retry later");
         Step::Retry(wait, Box::new(replay))
+    }
+}
+
+/// Whether an answer with this status may succeed when sent again: 429 and 503 say so; 500, 502
+/// and 504 are transient failures, retried when the policy allows. Other 5xx answers (501 Not
+/// Implemented, 505 HTTP Version Not Supported, …) answer the same way every time.
+fn retryable(status: StatusCode, policy: &crate::ApiRetryPolicy) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::SERVICE_UNAVAILABLE
+        || (policy.retry_server_errors
+            && matches!(
+                status,
+                StatusCode::INTERNAL_SERVER_ERROR
+                    | StatusCode::BAD_GATEWAY
+                    | StatusCode::GATEWAY_TIMEOUT
+            ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_that_may_change_are_retried() {
+        let strict = crate::ApiRetryPolicy::default();
+        let lenient = crate::ApiRetryPolicy { retry_server_errors: true, ..strict };
+        for code in 100..600u16 {
+            let status = StatusCode::from_u16(code).unwrap();
+            let always = matches!(code, 429 | 503);
+            assert_eq!(retryable(status, &strict), always, "{code}");
+            assert_eq!(
+                retryable(status, &lenient),
+                always || matches!(code, 500 | 502 | 504),
+                "{code}"
+            );
+        }
     }
 }

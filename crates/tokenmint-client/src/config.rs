@@ -286,14 +286,14 @@ impl RetryPolicy {
 /// How authenticated API requests are retried.
 ///
 /// A 401 is retried exactly once with a new token, and only when the request body can be sent
-/// again. 429 and 503 (and, when `retry_server_errors` is set, every 5xx) are retried up to
+/// again. 429 and 503 (and, when `retry_server_errors` is set, 500, 502 and 504) are retried up to
 /// `max_retries` times after the server's `Retry-After` (or a jittered backoff when there is
 /// none), as long as the wait is at most `max_wait` and the request is safe to repeat: an
 /// idempotent method (RFC 9110 §9.2.2) or an `Idempotency-Key` header. Otherwise the response is
 /// returned as it is, with a [`NotRetried`](crate::NotRetried) in its extensions saying why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiRetryPolicy {
-    /// Retries after 429/503 (and 5xx when enabled); 0 turns them off.
+    /// Retries after 429/503 (and 500/502/504 when enabled); 0 turns them off.
     pub max_retries: u32,
     /// The longest wait before one retry.
     pub max_wait: Duration,

@@ -60,7 +60,7 @@ enum Command {
     /// Fetch an access token from any OAuth 2.0 token endpoint and print it.
     Token(cmd::token::TokenArgs),
     /// Send an authenticated request, curl-like: the token is fetched and cached, a 401 gets a new
-    /// token and one retry, 429 and 5xx are retried after their Retry-After when the request is
+    /// token and one retry, 429 and 500/502/503/504 are retried after their Retry-After when the request is
     /// safe to repeat (an idempotent method, or --idempotency-key), and the body streams to stdout.
     Call(Box<cmd::call::CallArgs>),
 }

@@ -508,7 +508,19 @@ async fn call_fetches_a_new_token_and_retries_once_on_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_answered_501_or_503_is_sent_exactly_once_and_the_reason_is_said() {
-    for status in [501, 503, 429, 500] {
+    // 501 answers the same every time: sent once whatever the method, and no key is suggested.
+    for method in ["POST", "PUT"] {
+        let mock = Shared::default();
+        mock.lock().unwrap().api_script.push_back(Reply::status(501).body("no such thing"));
+        let base = start(mock.clone()).await;
+        let url = format!("{base}/api/orders");
+        let extra = ["call", "-X", method, "-d", "{\"order\":1}", url.as_str()];
+        let output = tokenmint(args(&base, &extra), Some(SECRET)).await;
+        assert_eq!(output.status.code(), Some(22), "{method}: {output:?}");
+        assert_eq!(mock.lock().unwrap().api.len(), 1, "a {method} answered 501 was sent again");
+        assert!(!stderr(&output).contains("--idempotency-key"), "{}", stderr(&output));
+    }
+    for status in [503, 429, 500] {
         let mock = Shared::default();
         mock.lock()
             .unwrap()

@@ -1,6 +1,6 @@
 //! `tokenmint call`: a curl-like request with automatic token handling. The token is fetched (or
-//! taken from the cache), a 401 gets one new token and one retry, and 429 and 5xx answers are
-//! retried after their `Retry-After` when the request is safe to repeat. The body streams to
+//! taken from the cache), a 401 gets one new token and one retry, and 429, 500, 502, 503 and 504
+//! answers are retried after their `Retry-After` when the request is safe to repeat. The body streams to
 //! standard output as it arrives, so its size never becomes the program's memory.
 
 use std::io::{IsTerminal as _, Read, Write};
