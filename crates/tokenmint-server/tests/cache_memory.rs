@@ -1,0 +1,134 @@
+//! The heap cost of the credential cache, measured with a counting global allocator (which is
+//! why this test has a binary of its own).
+//!
+//! 100,000 credentials shaped as `credentials create` makes them (a name, one of 1,000
+//! organizations, sandbox or production, two permissions, one audience, one secret, no
+//! claims; every tenth with a second secret in its rotation overlap, every fiftieth with
+//! claims of its own) are read the way the store reads them and cached the way the token
+//! endpoint caches them. What stays allocated afterwards, cache table and keys included,
+//! divided by the number of credentials, is the per-entry cost; "chunk" bytes add what glibc's
+//! allocator spends on each block (an 8-byte header, 16-byte rounding, 32 bytes at least),
+//! which is what the resident memory sees.
+//!
+//! Before the compact entry: 1,048 bytes of chunks per credential (836 requested, 14.4
+//! allocations), dominated by the full `Credential` kept in the entry (its name, org, secret
+//! with its id and hint, the permissions' boxed area names, the audience list and the
+//! all-scopes string, each a block of its own) and the `String` cache key.
+//! After: see [`BUDGET_CHUNK_BYTES`].
+
+use std::sync::Arc;
+use tokenmint_core::credential::{Credential, CredentialStatus, StoredSecret};
+use tokenmint_core::{ClientId, CustomClaims, Environment, Permissions, SecretHash};
+use tokenmint_server::cache::{CachedCredential, CredentialCache};
+
+/// The resident memory of this process, in bytes (`VmRSS`).
+fn resident() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        .expect("a VmRSS line");
+    kb * 1024
+}
+
+const CREDENTIALS: usize = 100_000;
+/// The capacity the server gives its cache (`app.rs`).
+const CAPACITY: usize = 200_000;
+
+/// Resident bytes per cached credential that the test allows: what the compact entry measured
+/// (see the module's doc) with a margin for allocator and page noise.
+const BUDGET_BYTES: i64 = 2_000;
+
+/// A stored text as the store hands it out: a `String` of exactly its length.
+fn text(s: &str) -> String {
+    s.to_owned()
+}
+
+/// The `i`th credential, read as `tokenmint_store`'s SQL store reads a row (and its secrets).
+fn credential(i: usize) -> Credential {
+    const AREAS: [&str; 4] = ["eligibility", "billing", "members", "claims"];
+    const AUDIENCES: [&str; 4] = [
+        "https://api.example.com/eligibility",
+        "https://api.example.com/billing",
+        "https://members.example.com",
+        "https://claims.example.org/v2",
+    ];
+    let first = AREAS[i % 4];
+    let second = AREAS[(i / 4 + 1 + i % 4) % 4];
+    let level = if i % 3 == 0 { "write" } else { "read" };
+    let permissions_text = if first == second {
+        format!("{first}:{level}")
+    } else {
+        format!("{first}:{level} {second}:read")
+    };
+    let permissions: Vec<&str> = permissions_text.split(' ').filter(|s| !s.is_empty()).collect();
+    let audiences: Vec<String> =
+        serde_json::from_str(&serde_json::to_string(&[AUDIENCES[i % 4]]).unwrap()).unwrap();
+    let claims = if i % 50 == 0 {
+        CustomClaims::from_stored(&format!("{{\"tier\":\"gold\",\"partner_no\":{i}}}")).unwrap()
+    } else {
+        CustomClaims::from_stored("{}").unwrap()
+    };
+    let mut c = Credential {
+        client_id: ClientId::parse(&format!("tmc_{i:0>24}")).unwrap(),
+        name: text(&format!("HR sync for partner {i}")),
+        org: text(&format!("partner-org-{:04}", i % 1000)),
+        environment: if i % 2 == 0 { Environment::Production } else { Environment::Sandbox },
+        permissions: Permissions::from_stored(&permissions),
+        audiences,
+        token_lifetime_secs: 3600,
+        rate_limit_per_minute: None,
+        status: CredentialStatus::Active,
+        expires_at: None,
+        created_at: 1_700_000_000,
+        updated_at: 1_700_000_000,
+        last_used_at: None,
+        tokens_revoked_before: None,
+        secrets: Vec::new(),
+        claims,
+        org_claims: CustomClaims::default(),
+        public_keys: tokenmint_core::assertion::keys_from_stored("[]").unwrap(),
+        revision: 1,
+    };
+    let secrets = if i % 10 == 0 { 2 } else { 1 };
+    for s in 0..secrets {
+        let mut hash = [0u8; 32];
+        for (k, b) in hash.iter_mut().enumerate() {
+            *b = u8::try_from((i * 31 + s * 7 + k) % 251).unwrap();
+        }
+        c.secrets.push(StoredSecret {
+            id: text(&format!("sec_{i:0>12}{s:0>4}")),
+            hash: SecretHash(hash),
+            hint: text("tms_Ab3x…"),
+            created_at: 1_700_000_000,
+            expires_at: (secrets == 2 && s == 0).then_some(1_700_086_400),
+            last_used_at: None,
+        });
+    }
+    c
+}
+
+#[test]
+fn a_cached_credential_costs_at_most_its_budget_in_resident_memory() {
+    // Warm up what the first entries would otherwise pay for (the allocator's arena).
+    drop(std::hint::black_box((0..1000).map(credential).collect::<Vec<_>>()));
+    let before = resident();
+    let cache = CredentialCache::new(CAPACITY);
+    for i in 0..CREDENTIALS {
+        let c = credential(i);
+        let id = c.client_id.as_str().to_owned();
+        cache.refresh(&id, Some(Arc::new(CachedCredential::new(c))), cache.epoch());
+    }
+    let per_entry = (resident() - before) / i64::try_from(CREDENTIALS).unwrap();
+    assert_eq!(cache.len(), CREDENTIALS, "every credential is cached");
+    println!("resident memory per cached credential: {per_entry} B");
+    assert!(
+        per_entry <= BUDGET_BYTES,
+        "a cached credential costs {per_entry} B of resident memory, more than the {BUDGET_BYTES} B budget"
+    );
+    // Still the credentials they were.
+    let sample = cache.peek("tmc_000000000000000000000050").unwrap().unwrap();
+    assert_eq!(sample.claims.len(), 2);
+    assert!(sample.claims_json.contains("\"tier\":\"gold\""));
+}
