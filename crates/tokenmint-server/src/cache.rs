@@ -315,8 +315,21 @@ impl Shared {
 
 type Entry = Option<Arc<CachedCredential>>;
 
+/// What the cache holds under a client id's hash: the credential, or the id that was looked up
+/// and not found. Either names its client id, which a lookup compares with the one asked for.
+#[derive(Clone)]
+enum Slot {
+    Known(Arc<CachedCredential>),
+    Unknown(Arc<String>),
+}
+
+/// Entries are keyed by a hash of the client id under a key random to the process, not by the
+/// id: an entry holds its id already, and a second copy as the key would cost a heap block per
+/// entry. Two ids whose hashes collide (by chance only: the key is secret) take turns in one
+/// slot, each lookup of the other one a miss; never does one id get the other's entry.
 pub struct CredentialCache {
-    entries: Cache<Box<str>, Entry>,
+    entries: Cache<u64, Slot>,
+    hasher: std::hash::RandomState,
     epoch: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -332,6 +345,7 @@ impl CredentialCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: Cache::new(capacity.max(16)),
+            hasher: std::hash::RandomState::new(),
             epoch: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -340,7 +354,7 @@ impl CredentialCache {
 
     /// The credential with this id, from memory when possible.
     pub async fn get(&self, store: &dyn Store, client_id: &str) -> Result<Entry, StoreError> {
-        if let Some(e) = self.entries.get(client_id) {
+        if let Some(e) = self.lookup(client_id) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(e);
         }
@@ -349,14 +363,14 @@ impl CredentialCache {
         let loaded =
             store.get_credential(client_id).await?.map(|c| Arc::new(CachedCredential::new(c)));
         if self.epoch.load(Ordering::Acquire) == epoch {
-            self.entries.insert(client_id.into(), loaded.clone());
+            self.insert(client_id, loaded.clone());
         }
         Ok(loaded)
     }
 
     /// A cached entry, counted as a hit, or `None` (not counted) when the store must be asked.
     pub fn cached(&self, client_id: &str) -> Option<Entry> {
-        let e = self.entries.get(client_id)?;
+        let e = self.lookup(client_id)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(e)
     }
@@ -365,7 +379,7 @@ impl CredentialCache {
     /// the read (`epoch` is [`Self::epoch`] from before it).
     pub fn refresh(&self, client_id: &str, loaded: Entry, epoch: u64) {
         if self.epoch.load(Ordering::Acquire) == epoch {
-            self.entries.insert(client_id.into(), loaded);
+            self.insert(client_id, loaded);
         }
     }
 
@@ -376,12 +390,33 @@ impl CredentialCache {
 
     /// Returns a cached entry without touching the store.
     pub fn peek(&self, client_id: &str) -> Option<Entry> {
-        self.entries.get(client_id)
+        self.lookup(client_id)
+    }
+
+    fn key(&self, client_id: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, client_id)
+    }
+
+    /// The entry of exactly this id, if cached.
+    fn lookup(&self, client_id: &str) -> Option<Entry> {
+        match self.entries.get(&self.key(client_id))? {
+            Slot::Known(c) if c.client_id.as_str() == client_id => Some(Some(c)),
+            Slot::Unknown(id) if id.as_str() == client_id => Some(None),
+            _ => None,
+        }
+    }
+
+    fn insert(&self, client_id: &str, entry: Entry) {
+        let slot = match entry {
+            Some(c) => Slot::Known(c),
+            None => Slot::Unknown(Arc::new(client_id.to_owned())),
+        };
+        self.entries.insert(self.key(client_id), slot);
     }
 
     pub fn invalidate(&self, client_id: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entries.remove(client_id);
+        self.entries.remove(&self.key(client_id));
     }
 
     pub fn clear(&self) {
@@ -400,5 +435,95 @@ impl CredentialCache {
     /// (hits, misses) since start.
     pub fn stats(&self) -> (u64, u64) {
         (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenmint_core::StoredSecret;
+
+    fn credential(id: &str, org: &str) -> Credential {
+        Credential {
+            client_id: ClientId::parse(id).unwrap(),
+            name: "HR sync".into(),
+            org: org.into(),
+            environment: Environment::Sandbox,
+            permissions: Permissions::from_stored(&["billing:write"]),
+            audiences: vec!["https://api.example.com".into()],
+            token_lifetime_secs: 600,
+            rate_limit_per_minute: Some(5),
+            status: CredentialStatus::Active,
+            expires_at: Some(1000),
+            created_at: 1,
+            updated_at: 2,
+            last_used_at: None,
+            tokens_revoked_before: None,
+            secrets: vec![
+                StoredSecret {
+                    id: "sec_0123456789abcdef".into(),
+                    hash: SecretHash([1; 32]),
+                    hint: "tms_a…".into(),
+                    created_at: 1,
+                    expires_at: Some(500),
+                    last_used_at: None,
+                },
+                StoredSecret {
+                    id: "a-secret-id-longer-than-any-generated-one".into(),
+                    hash: SecretHash([2; 32]),
+                    hint: "tms_b…".into(),
+                    created_at: 1,
+                    expires_at: None,
+                    last_used_at: None,
+                },
+            ],
+            claims: tokenmint_core::CustomClaims::default(),
+            org_claims: tokenmint_core::CustomClaims::default(),
+            public_keys: Vec::new(),
+            revision: 3,
+        }
+    }
+
+    #[test]
+    fn an_entry_authenticates_and_grants_as_its_credential_does() {
+        let c = credential("tmc_a", "acme");
+        let e = CachedCredential::new(c.clone());
+        for (hash, now) in
+            [([1; 32], 499), ([1; 32], 500), ([2; 32], 999), ([3; 32], 1), ([2; 32], 1000)]
+        {
+            let h = SecretHash(hash);
+            assert_eq!(e.authenticate(&h, now), c.authenticate(&h, now).map(|s| s.id.as_str()));
+        }
+        assert_eq!(e.all_scopes(), "billing:read billing:write");
+        assert_eq!(e.permissions(), &c.permissions);
+        assert_eq!(e.audiences(), c.audiences.as_slice());
+        assert_eq!(e.revision, 3);
+        let view = e.to_credential();
+        assert_eq!((view.name.as_str(), view.org.as_str()), ("HR sync", "acme"));
+    }
+
+    #[test]
+    fn credentials_alike_share_their_org_and_grants() {
+        let a = CachedCredential::new(credential("tmc_a", "acme"));
+        let b = CachedCredential::new(credential("tmc_b", "acme"));
+        assert!(Arc::ptr_eq(&a.org, &b.org));
+        assert!(Arc::ptr_eq(&a.grants, &b.grants));
+        let mut other = credential("tmc_c", "acme");
+        other.audiences.push("https://other.example.com".into());
+        assert!(!Arc::ptr_eq(&a.grants, &CachedCredential::new(other).grants));
+    }
+
+    #[test]
+    fn a_lookup_answers_only_for_the_id_it_asks_for() {
+        let cache = CredentialCache::new(100);
+        let a = Arc::new(CachedCredential::new(credential("tmc_a", "acme")));
+        cache.refresh("tmc_a", Some(a), cache.epoch());
+        cache.refresh("tmc_unknown", None, cache.epoch());
+        assert_eq!(cache.peek("tmc_a").unwrap().unwrap().client_id.as_str(), "tmc_a");
+        assert!(cache.peek("tmc_unknown").unwrap().is_none(), "cached as unknown");
+        assert!(cache.peek("tmc_b").is_none(), "not cached at all");
+        cache.invalidate("tmc_a");
+        assert!(cache.peek("tmc_a").is_none());
+        assert_eq!(cache.len(), 1);
     }
 }
