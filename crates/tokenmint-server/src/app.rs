@@ -195,7 +195,11 @@ impl Application {
         });
         let inner = Inner {
             hasher: SecretHasher::new(&config.master_key),
-            credentials: CredentialCache::new(200_000),
+            credentials: if token_hook.is_some() {
+                CredentialCache::new(200_000)
+            } else {
+                CredentialCache::new(200_000).without_names()
+            },
             keys: KeyRing::new(keys),
             decrypted: tokio::sync::Mutex::new(decrypted),
             revocations: RevocationSet::new(),

@@ -49,8 +49,9 @@ pub struct CachedCredential {
     secrets: Box<[CachedSecret]>,
     /// Public keys whose `private_key_jwt` assertions authenticate the credential.
     pub public_keys: Box<[ClientKey]>,
-    /// For the token hook's request, which names the credential.
-    name: Box<str>,
+    /// For the token hook's request, which names the credential; kept only by a cache whose
+    /// server has a hook ([`CredentialCache::without_names`]).
+    name: Option<Box<str>>,
     /// The custom claims of its tokens: the organization's, overridden by its own.
     pub claims: tokenmint_core::CustomClaims,
     /// The same as JSON object members, serialised once here rather than per token.
@@ -114,6 +115,11 @@ impl CachedSecret {
 
 impl CachedCredential {
     pub fn new(credential: Credential) -> Self {
+        Self::compact(credential, true)
+    }
+
+    /// The entry of a credential, with its name or without.
+    pub fn compact(credential: Credential, keep_name: bool) -> Self {
         let claims = credential.token_claims();
         let claims_json = claims.json_members();
         let Credential {
@@ -155,7 +161,7 @@ impl CachedCredential {
             grants,
             secrets,
             public_keys: public_keys.into_boxed_slice(),
-            name: name.into(),
+            name: keep_name.then(|| name.into_boxed_str()),
             claims,
             claims_json,
         }
@@ -230,11 +236,12 @@ impl CachedCredential {
 
     /// The credential as code that takes a whole [`Credential`] (the token hook) reads it:
     /// everything the entry keeps; the organization's claims are folded into `claims`, and
-    /// what the entry does not keep (secrets, timestamps) is empty.
+    /// what the entry does not keep (secrets, timestamps, the name in a cache without names)
+    /// is empty.
     pub fn to_credential(&self) -> Credential {
         Credential {
             client_id: self.client_id.clone(),
-            name: self.name.to_string(),
+            name: self.name.as_deref().unwrap_or_default().to_owned(),
             org: self.org.to_string(),
             environment: self.environment,
             permissions: self.grants.permissions.clone(),
@@ -330,6 +337,7 @@ enum Slot {
 pub struct CredentialCache {
     entries: Cache<u64, Slot>,
     hasher: std::hash::RandomState,
+    keep_names: bool,
     epoch: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -346,10 +354,22 @@ impl CredentialCache {
         Self {
             entries: Cache::new(capacity.max(16)),
             hasher: std::hash::RandomState::new(),
+            keep_names: true,
             epoch: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// A cache whose entries leave out the credentials' names, which only the token hook's
+    /// request reads: for a server without a hook.
+    pub fn without_names(self) -> Self {
+        Self { keep_names: false, ..self }
+    }
+
+    /// The entry of a credential just read from the store, as this cache keeps them.
+    pub fn entry(&self, credential: Credential) -> Arc<CachedCredential> {
+        Arc::new(CachedCredential::compact(credential, self.keep_names))
     }
 
     /// The credential with this id, from memory when possible.
@@ -360,8 +380,7 @@ impl CredentialCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let epoch = self.epoch.load(Ordering::Acquire);
-        let loaded =
-            store.get_credential(client_id).await?.map(|c| Arc::new(CachedCredential::new(c)));
+        let loaded = store.get_credential(client_id).await?.map(|c| self.entry(c));
         if self.epoch.load(Ordering::Acquire) == epoch {
             self.insert(client_id, loaded.clone());
         }
@@ -500,6 +519,15 @@ mod tests {
         assert_eq!(e.revision, 3);
         let view = e.to_credential();
         assert_eq!((view.name.as_str(), view.org.as_str()), ("HR sync", "acme"));
+    }
+
+    #[test]
+    fn the_name_the_token_hook_is_told_is_kept_unless_the_cache_keeps_no_names() {
+        let c = credential("tmc_a", "acme");
+        let named = CredentialCache::new(16).entry(c.clone()).to_credential();
+        assert_eq!(named.name, "HR sync");
+        let unnamed = CredentialCache::new(16).without_names().entry(c).to_credential();
+        assert_eq!((unnamed.name.as_str(), unnamed.org.as_str()), ("", "acme"));
     }
 
     #[test]

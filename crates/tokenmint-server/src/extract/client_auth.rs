@@ -136,7 +136,7 @@ pub async fn authenticate_client(
         let reread = match with_timeout(state.store.credential_revision(id)).await {
             Ok(revision) if revision == cached_revision => Ok(()),
             Ok(_) => with_timeout(state.store.get_credential(id)).await.map(|fresh| {
-                let fresh = fresh.map(|c| Arc::new(CachedCredential::new(c)));
+                let fresh = fresh.map(|c| state.credentials.entry(c));
                 state.credentials.refresh(id, fresh.clone(), epoch);
                 entry = fresh;
                 result = check(state, entry.as_deref(), &presented, now);
