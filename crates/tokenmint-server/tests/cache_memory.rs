@@ -1,5 +1,6 @@
-//! The heap cost of the credential cache, measured with a counting global allocator (which is
-//! why this test has a binary of its own).
+//! The memory cost of the credential cache, measured as the growth of this process's resident
+//! memory: keep this the only test of its binary, so nothing else allocates meanwhile. (A
+//! counting allocator would need `unsafe`, which the workspace forbids.)
 //!
 //! 100,000 credentials shaped as `credentials create` makes them (a name, one of 1,000
 //! organizations, sandbox or production, two permissions, one audience, one secret, no
