@@ -6,10 +6,9 @@
 //! organizations, sandbox or production, two permissions, one audience, one secret, no
 //! claims; every tenth with a second secret in its rotation overlap, every fiftieth with
 //! claims of its own) are read the way the store reads them and cached the way the token
-//! endpoint caches them. What stays allocated afterwards, cache table and keys included,
-//! divided by the number of credentials, is the per-entry cost; "chunk" bytes add what glibc's
-//! allocator spends on each block (an 8-byte header, 16-byte rounding, 32 bytes at least),
-//! which is what the resident memory sees.
+//! endpoint caches them. The growth of resident memory, cache table, keys and the allocator's
+//! own overhead (a header per block, rounding, fragmentation) included, divided by the number
+//! of credentials, is the per-entry cost.
 //!
 //! Measured resident memory per cached credential, cache table and key included:
 //! - before the compact entry: 1,140 B, dominated by the whole `Credential` each entry kept
