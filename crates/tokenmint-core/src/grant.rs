@@ -2,6 +2,7 @@
 
 use crate::UnixTime;
 use crate::credential::Credential;
+use crate::scope::Permissions;
 use std::borrow::Cow;
 use thiserror::Error;
 use tokenmint_proto::OAuthErrorCode;
@@ -65,6 +66,48 @@ pub fn decide<'a>(
     max_lifetime: u32,
     now: UnixTime,
 ) -> Result<Grant<'a>, GrantError> {
+    decide_for(
+        Terms::of(credential),
+        scope,
+        audiences,
+        issuer,
+        cached_all_scopes,
+        max_lifetime,
+        now,
+    )
+}
+
+/// What of a credential a grant depends on: what [`decide_for`] reads, so that a compact copy
+/// of a credential (the server's cache entry) can be decided for without a whole one.
+#[derive(Debug, Clone, Copy)]
+pub struct Terms<'a> {
+    pub permissions: &'a Permissions,
+    pub audiences: &'a [String],
+    pub token_lifetime_secs: u32,
+    pub expires_at: Option<UnixTime>,
+}
+
+impl<'a> Terms<'a> {
+    pub fn of(credential: &'a Credential) -> Self {
+        Self {
+            permissions: &credential.permissions,
+            audiences: &credential.audiences,
+            token_lifetime_secs: credential.token_lifetime_secs,
+            expires_at: credential.expires_at,
+        }
+    }
+}
+
+/// [`decide`] for a credential's [`Terms`].
+pub fn decide_for<'a>(
+    credential: Terms<'a>,
+    scope: Option<&str>,
+    audiences: &[String],
+    issuer: &'a str,
+    cached_all_scopes: &'a str,
+    max_lifetime: u32,
+    now: UnixTime,
+) -> Result<Grant<'a>, GrantError> {
     let scope = match scope {
         None => Cow::Borrowed(cached_all_scopes),
         Some(requested) => {
@@ -90,7 +133,7 @@ pub fn decide<'a>(
         })
     };
     let audience = match audiences {
-        [] => match credential.audiences.as_slice() {
+        [] => match credential.audiences {
             [] => GrantedAudience::One(issuer),
             [one] => GrantedAudience::One(one.as_str()),
             many => GrantedAudience::Many(Cow::Borrowed(many)),

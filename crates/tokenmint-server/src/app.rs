@@ -192,7 +192,11 @@ impl Application {
             .map(|hook| crate::hook::TokenHook::new(hook, &mut metrics.registry));
         let inner = Inner {
             hasher: SecretHasher::new(&config.master_key),
-            credentials: CredentialCache::new(200_000),
+            credentials: if token_hook.is_some() {
+                CredentialCache::new(200_000)
+            } else {
+                CredentialCache::new(200_000).without_names()
+            },
             keys: KeyRing::new(keys),
             decrypted: tokio::sync::Mutex::new(decrypted),
             revocations: RevocationSet::new(),

@@ -52,7 +52,7 @@ pub async fn verify_own_token(
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| invalid("the access token's client no longer exists"))?;
-    let c = &cached.credential;
+    let c = &cached;
     if c.status != CredentialStatus::Active
         || c.is_expired(now)
         || c.revokes_token(claims.iat, &claims.jti)
@@ -104,8 +104,7 @@ pub async fn authenticate_bearer(
         .get(state.store.as_ref(), &claims.client_id)
         .await
         .map_err(ApiError::from)?;
-    let still_granted =
-        |s: &str| cached.as_ref().is_some_and(|c| c.credential.permissions.allows_scope(s));
+    let still_granted = |s: &str| cached.as_ref().is_some_and(|c| c.permissions().allows_scope(s));
     let scopes = SystemScopes::from_fn(|s| claims.has_scope(s) && still_granted(s));
     let actor = Actor::Credential {
         client_id: claims.client_id.clone(),

@@ -132,11 +132,11 @@ pub async fn authenticate_client(
         // entry is current, existing id or not; only a changed credential is read in full.
         state.metrics.client_auth_store_reads.inc();
         let epoch = state.credentials.epoch();
-        let cached_revision = entry.as_ref().map(|c| c.credential.revision);
+        let cached_revision = entry.as_ref().map(|c| c.revision);
         let reread = match with_timeout(state.store.credential_revision(id)).await {
             Ok(revision) if revision == cached_revision => Ok(()),
             Ok(_) => with_timeout(state.store.get_credential(id)).await.map(|fresh| {
-                let fresh = fresh.map(|c| Arc::new(CachedCredential::new(c)));
+                let fresh = fresh.map(|c| state.credentials.entry(c));
                 state.credentials.refresh(id, fresh.clone(), epoch);
                 entry = fresh;
                 result = check(state, entry.as_deref(), &presented, now);
@@ -161,7 +161,7 @@ pub async fn authenticate_client(
         (Ok(Proven::Assertion(verified)), Some(credential)) => {
             // Single use, checked last: only an assertion that passed every other check uses
             // up its jti, so a refused one cannot be made to spoil a good one's.
-            let id = credential.credential.client_id.as_str();
+            let id = credential.client_id.as_str();
             match use_once(state, id, &verified, now).await {
                 Ok(true) => Ok(AuthenticatedClient {
                     credential,
@@ -229,16 +229,15 @@ fn check(
     state.metrics.client_auth_secret_checks.inc();
     match (presented, entry) {
         (Presented::Secret(hash), Some(cached)) => cached
-            .credential
             .authenticate(hash, now)
-            .map(|s| Proven::Secret(s.id.clone()))
+            .map(|id| Proven::Secret(id.to_owned()))
             .map_err(|f| (f, None)),
         (Presented::Secret(hash), None) => {
             let _ = std::hint::black_box(hash.matches(&DUMMY_HASH));
             Err((AuthFailure::UnknownClient, None))
         }
         (Presented::Assertion(a), Some(cached)) => {
-            let c = &cached.credential;
+            let c = cached;
             let audiences = &state.assertion_audiences;
             let verified =
                 assertion::verify(a, c.client_id.as_str(), &c.public_keys, audiences, now)
@@ -265,7 +264,7 @@ async fn on_failure(
     now: tokenmint_core::UnixTime,
 ) {
     use crate::alerts::{Alert, AlertKind};
-    let org = entry.map(|c| c.credential.org.clone());
+    let org = entry.map(|c| c.org.clone());
     let client_id = &auth.client_id;
     let outcome = state.abuse.record_failure(&state.limits, ip, client_id).await;
     // The summaries interpolate the presented client_id, escaped already.

@@ -117,9 +117,7 @@ async fn introspect(
         return Ok(Introspection::inactive());
     };
     let target = Target::Token { client_id: &claims.client_id, org: &claims.org };
-    if policy::may(&client_actor(&caller.credential.credential), Action::IntrospectToken, &target)
-        .is_err()
-    {
+    if policy::may(&client_actor(&caller.credential), Action::IntrospectToken, &target).is_err() {
         return Ok(Introspection::inactive());
     }
     Ok(Introspection {
@@ -141,11 +139,11 @@ async fn introspect(
 
 /// A client authenticated with its secret, as the policy sees it: its system scopes are the
 /// ones its credential grants.
-pub fn client_actor(c: &tokenmint_core::Credential) -> Actor {
+pub fn client_actor(c: &crate::cache::CachedCredential) -> Actor {
     Actor::Credential {
         client_id: c.client_id.to_string(),
-        org: c.org.clone(),
-        scopes: SystemScopes::from_fn(|s| c.permissions.has_system(s)),
+        org: c.org.to_string(),
+        scopes: SystemScopes::from_fn(|s| c.permissions().has_system(s)),
         token: None,
     }
 }

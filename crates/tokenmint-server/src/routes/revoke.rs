@@ -67,7 +67,7 @@ async fn revoke(
     let Ok(claims) = verify_own_token(state, &token).await else {
         return Ok(());
     };
-    let caller_cred = &caller.credential.credential;
+    let caller_cred = &caller.credential;
     let target = Target::Token { client_id: &claims.client_id, org: &claims.org };
     if let Err(refusal) = policy::may(&client_actor(caller_cred), Action::RevokeToken, &target) {
         let description = match refusal {

@@ -72,7 +72,7 @@ pub fn audit_refusal(
         event = event.client(c.clone());
         if let Some(Some(cached)) = c.client_id().and_then(|id| state.credentials.peek(id.as_str()))
         {
-            event = event.org(cached.credential.org.clone());
+            event = event.org(&*cached.org);
         }
     }
     state.audit.record(event, state.now());
@@ -108,7 +108,7 @@ async fn issue(
         .await
         .map_err(|(reason, f)| Refusal::new(reason, Some(req.auth.client_id.clone()), f))?;
     let cached = &client.credential;
-    let credential = &cached.credential;
+    let credential = cached.as_ref();
 
     // The limit is checked before the expensive part: signing.
     let limit = credential.rate_limit_per_minute.unwrap_or(state.config.token_rate_limit);
@@ -150,12 +150,12 @@ async fn issue(
     // places it after a revocation cut-off made earlier in the same second).
     let now_micros = state.clock.now_micros();
     let now = now_micros.div_euclid(1_000_000);
-    let grant = grant::decide(
-        credential,
+    let grant = grant::decide_for(
+        credential.terms(),
         req.scope.as_deref(),
         &req.audiences,
         &state.issuer,
-        &cached.all_scopes,
+        cached.all_scopes(),
         state.config.max_token_lifetime,
         now,
     )
@@ -183,7 +183,7 @@ async fn issue(
                 audiences: &req.audiences,
                 granted_scope: &grant.scope,
             };
-            match hook.decide(credential, &cached.claims, asked, now).await {
+            match hook.decide(&credential.to_credential(), &cached.claims, asked, now).await {
                 Ok(answer) => Some(answer),
                 Err(failure) => {
                     let refuse = hook.config.on_failure == OnFailure::Refuse;
