@@ -184,64 +184,106 @@ impl AuthFailure {
     ];
 }
 
-impl Credential {
-    pub fn is_expired(&self, now: UnixTime) -> bool {
-        self.expires_at.is_some_and(|t| now >= t)
+/// The rules that decide whether a credential may act, written once for every form that holds
+/// one: the stored [`Credential`] and the token path's compact cache entry call these.
+pub mod standing {
+    use super::{AuthFailure, CredentialStatus, RevocationCutoff, SecretHash, UnixTime, token_id};
+
+    pub fn is_expired(expires_at: Option<UnixTime>, now: UnixTime) -> bool {
+        expires_at.is_some_and(|t| now >= t)
     }
 
-    /// Checks a presented secret's hash against every stored secret.
-    ///
-    /// All secrets are compared, matching or not, in constant time each, so the time taken
-    /// says nothing about which secret (if any) matched. The secret is checked before the
-    /// status, so a deactivated credential only reports "deactivated" (to the audit log)
-    /// to someone who holds its secret.
-    pub fn authenticate(
-        &self,
-        presented: &SecretHash,
+    /// Status, then expiry: what a client that proved it holds a secret or a key is told.
+    pub fn usable(
+        status: CredentialStatus,
+        expires_at: Option<UnixTime>,
         now: UnixTime,
-    ) -> Result<&StoredSecret, AuthFailure> {
-        let mut found: Option<&StoredSecret> = None;
-        for s in &self.secrets {
-            if s.hash.matches(presented) && found.is_none() {
-                found = Some(s);
-            }
-        }
-        let secret = found.ok_or(AuthFailure::WrongSecret)?;
-        if self.status == CredentialStatus::Deactivated {
+    ) -> Result<(), AuthFailure> {
+        if status == CredentialStatus::Deactivated {
             return Err(AuthFailure::Deactivated);
         }
-        if self.is_expired(now) {
-            return Err(AuthFailure::CredentialExpired);
-        }
-        if !secret.is_live(now) {
-            return Err(AuthFailure::SecretExpired);
-        }
-        Ok(secret)
-    }
-
-    /// The checks after a client proved it holds one of the credential's registered keys: as
-    /// for a secret, the status and expiry are told (to the audit log) only to the key holder.
-    pub fn usable(&self, now: UnixTime) -> Result<(), AuthFailure> {
-        if self.status == CredentialStatus::Deactivated {
-            return Err(AuthFailure::Deactivated);
-        }
-        if self.is_expired(now) {
+        if is_expired(expires_at, now) {
             return Err(AuthFailure::CredentialExpired);
         }
         Ok(())
     }
 
-    /// Whether a token of this credential with this `iat` and `jti` has been revoked wholesale.
-    pub fn revokes_token(&self, iat: UnixTime, jti: &str) -> bool {
-        self.tokens_revoked_before.is_some_and(|c| c.covers(iat, jti))
+    /// Of `secrets` (each its hash and its end), the one `presented` matches: every secret is
+    /// compared, matching or not, in constant time each, so the time taken says nothing about
+    /// which one (if any) matched. The secret is checked before the status, so a deactivated
+    /// credential only reports "deactivated" (to the audit log) to someone who holds its secret.
+    pub fn authenticate<'a, S>(
+        secrets: &'a [S],
+        parts: impl Fn(&S) -> (&SecretHash, Option<UnixTime>),
+        presented: &SecretHash,
+        status: CredentialStatus,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<&'a S, AuthFailure> {
+        let mut found: Option<&S> = None;
+        for s in secrets {
+            if parts(s).0.matches(presented) && found.is_none() {
+                found = Some(s);
+            }
+        }
+        let secret = found.ok_or(AuthFailure::WrongSecret)?;
+        usable(status, expires_at, now)?;
+        if parts(secret).1.is_some_and(|end| now >= end) {
+            return Err(AuthFailure::SecretExpired);
+        }
+        Ok(secret)
+    }
+
+    /// Whether a token with this `iat` and `jti` is revoked by the credential's cut-off.
+    pub fn revokes_token(cutoff: Option<RevocationCutoff>, iat: UnixTime, jti: &str) -> bool {
+        cutoff.is_some_and(|c| c.covers(iat, jti))
     }
 
     /// The id of a token issued now (`now_micros`): its issue instant, but never at or before
-    /// the credential's revocation cut-off, so that a token issued in the same microsecond as
-    /// a revocation, after it, is not revoked by it. Only the id moves; `iat` stays `now`.
-    pub fn new_token_id(&self, now_micros: i64) -> String {
-        let floor = self.tokens_revoked_before.map_or(i64::MIN, |c| c.micros().saturating_add(1));
+    /// the cut-off, so that a token issued in the same microsecond as a revocation, after it,
+    /// is not revoked by it. Only the id moves; `iat` stays `now`.
+    pub fn new_token_id(cutoff: Option<RevocationCutoff>, now_micros: i64) -> String {
+        let floor = cutoff.map_or(i64::MIN, |c| c.micros().saturating_add(1));
         token_id(now_micros.max(floor))
+    }
+}
+
+impl Credential {
+    pub fn is_expired(&self, now: UnixTime) -> bool {
+        standing::is_expired(self.expires_at, now)
+    }
+
+    /// Checks a presented secret's hash against every stored secret (see
+    /// [`standing::authenticate`]).
+    pub fn authenticate(
+        &self,
+        presented: &SecretHash,
+        now: UnixTime,
+    ) -> Result<&StoredSecret, AuthFailure> {
+        standing::authenticate(
+            &self.secrets,
+            |s| (&s.hash, s.expires_at),
+            presented,
+            self.status,
+            self.expires_at,
+            now,
+        )
+    }
+
+    /// The checks after a client proved it holds one of the credential's registered keys: as
+    /// for a secret, the status and expiry are told (to the audit log) only to the key holder.
+    pub fn usable(&self, now: UnixTime) -> Result<(), AuthFailure> {
+        standing::usable(self.status, self.expires_at, now)
+    }
+
+    /// Whether a token of this credential with this `iat` and `jti` has been revoked wholesale.
+    pub fn revokes_token(&self, iat: UnixTime, jti: &str) -> bool {
+        standing::revokes_token(self.tokens_revoked_before, iat, jti)
+    }
+
+    /// The id of a token issued now (see [`standing::new_token_id`]).
+    pub fn new_token_id(&self, now_micros: i64) -> String {
+        standing::new_token_id(self.tokens_revoked_before, now_micros)
     }
 
     /// Whether the credential gets tokens for `audience` when it asks for none: it lists no

@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokenmint_core::assertion::ClientKey;
-use tokenmint_core::credential::{AuthFailure, Credential, CredentialStatus, RevocationCutoff};
+use tokenmint_core::credential::{
+    AuthFailure, Credential, CredentialStatus, RevocationCutoff, standing,
+};
 use tokenmint_core::grant::Terms;
 use tokenmint_core::{ClientId, Environment, Permissions, SecretHash, UnixTime};
 use tokenmint_store::{Store, StoreError};
@@ -107,12 +109,6 @@ impl SecretId {
     }
 }
 
-impl CachedSecret {
-    fn is_live(&self, now: UnixTime) -> bool {
-        self.expires_at.is_none_or(|t| now < t)
-    }
-}
-
 impl CachedCredential {
     pub fn new(credential: Credential) -> Self {
         Self::compact(credential, true)
@@ -191,47 +187,36 @@ impl CachedCredential {
     }
 
     pub fn is_expired(&self, now: UnixTime) -> bool {
-        self.expires_at.is_some_and(|t| now >= t)
+        standing::is_expired(self.expires_at, now)
     }
 
-    /// [`Credential::authenticate`], on what is kept: every secret compared in constant time,
-    /// then the status, the expiry and the matching secret's end, in that order. The matching
-    /// secret's id is returned.
+    /// [`Credential::authenticate`], on what is kept, by the same rules; the matching secret's
+    /// id is returned.
     pub fn authenticate(&self, presented: &SecretHash, now: UnixTime) -> Result<&str, AuthFailure> {
-        let mut found: Option<&CachedSecret> = None;
-        for s in &self.secrets {
-            if s.hash.matches(presented) && found.is_none() {
-                found = Some(s);
-            }
-        }
-        let secret = found.ok_or(AuthFailure::WrongSecret)?;
-        self.usable(now)?;
-        if !secret.is_live(now) {
-            return Err(AuthFailure::SecretExpired);
-        }
-        Ok(secret.id.as_str())
+        standing::authenticate(
+            &self.secrets,
+            |s| (&s.hash, s.expires_at),
+            presented,
+            self.status,
+            self.expires_at,
+            now,
+        )
+        .map(|s| s.id.as_str())
     }
 
-    /// [`Credential::usable`]: the checks after a client proved it holds a registered key.
+    /// [`Credential::usable`].
     pub fn usable(&self, now: UnixTime) -> Result<(), AuthFailure> {
-        if self.status == CredentialStatus::Deactivated {
-            return Err(AuthFailure::Deactivated);
-        }
-        if self.is_expired(now) {
-            return Err(AuthFailure::CredentialExpired);
-        }
-        Ok(())
+        standing::usable(self.status, self.expires_at, now)
     }
 
     /// [`Credential::revokes_token`].
     pub fn revokes_token(&self, iat: UnixTime, jti: &str) -> bool {
-        self.tokens_revoked_before.is_some_and(|c| c.covers(iat, jti))
+        standing::revokes_token(self.tokens_revoked_before, iat, jti)
     }
 
     /// [`Credential::new_token_id`].
     pub fn new_token_id(&self, now_micros: i64) -> String {
-        let floor = self.tokens_revoked_before.map_or(i64::MIN, |c| c.micros().saturating_add(1));
-        tokenmint_core::credential::token_id(now_micros.max(floor))
+        standing::new_token_id(self.tokens_revoked_before, now_micros)
     }
 
     /// The credential as code that takes a whole [`Credential`] (the token hook) reads it:
