@@ -52,6 +52,13 @@ impl Haproxy {
     /// Starts HAProxy on `config`, whose first frontend binds 127.0.0.1:`port`, and waits until
     /// it listens there.
     pub async fn start(config: &str, port: u16) -> Haproxy {
+        Self::try_start(config, &[port]).await.unwrap_or_else(|said| panic!("{said}"))
+    }
+
+    /// Starts HAProxy on `config` and waits until it listens on every one of `ports` and is
+    /// still running then; `Err` with what it said when it exited instead (a port another
+    /// process took after it was chosen: the caller may choose others and try again).
+    pub async fn try_start(config: &str, ports: &[u16]) -> Result<Haproxy, String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, config).unwrap();
@@ -67,20 +74,30 @@ impl Haproxy {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("haproxy starts");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
         let mut proxy = Haproxy { child, addr, _dir: dir };
         // It starts in milliseconds; the deadline bounds a broken start.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if let Some(status) = proxy.child.try_wait().unwrap() {
-                let said = std::fs::read_to_string(&log).unwrap_or_default();
-                panic!(
-                    "haproxy exited ({status}) instead of listening on {addr}:\n{said}\n{config}"
-                );
+        let exited = |proxy: &mut Haproxy| -> Option<String> {
+            let status = proxy.child.try_wait().unwrap()?;
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            Some(format!("haproxy exited ({status}) instead of listening:\n{said}\n{config}"))
+        };
+        for port in ports {
+            let at: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            while tokio::net::TcpStream::connect(at).await.is_err() {
+                if let Some(said) = exited(&mut proxy) {
+                    return Err(said);
+                }
+                assert!(Instant::now() < deadline, "haproxy did not start listening on {at}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            assert!(Instant::now() < deadline, "haproxy did not start listening on {addr}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        proxy
+        // Listening everywhere and still running: what answered is HAProxy, not another
+        // process that held one of the ports while HAProxy gave up.
+        match exited(&mut proxy) {
+            Some(said) => Err(said),
+            None => Ok(proxy),
+        }
     }
 }

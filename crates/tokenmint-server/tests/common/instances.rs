@@ -349,16 +349,37 @@ impl Bed {
         let dir = tempfile::tempdir().unwrap();
         let http =
             reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        let port = super::haproxy::free_port();
-        let stats_port = super::haproxy::free_port();
+        // HAProxy starts first, on ports chosen now (the instances' too): if another process
+        // takes one of them in between, HAProxy exits and all are chosen again.
+        let mut attempt = 0;
+        let (haproxy, port, stats_port, listens) = loop {
+            attempt += 1;
+            let mut ports = std::collections::BTreeSet::new();
+            while ports.len() < options.instances + 2 {
+                ports.insert(super::haproxy::free_port());
+            }
+            let ports: Vec<u16> = ports.into_iter().collect();
+            let (port, stats_port) = (ports[0], ports[1]);
+            let listens: Vec<std::net::SocketAddr> =
+                ports[2..].iter().map(|p| format!("127.0.0.1:{p}").parse().unwrap()).collect();
+            let backends: String = listens
+                .iter()
+                .enumerate()
+                .map(|(i, listen)| format!("  server s{i} {listen} check\n"))
+                .collect();
+            let config = haproxy_config(port, stats_port, &backends);
+            match super::haproxy::Haproxy::try_start(&config, &[port, stats_port]).await {
+                Ok(haproxy) => break (haproxy, port, stats_port, listens),
+                Err(said) if attempt < 5 => eprintln!("haproxy did not start, again: {said}"),
+                Err(said) => panic!("{said}"),
+            }
+        };
         let balancer = format!("http://127.0.0.1:{port}");
         let redis_prefix = format!("tokenmint-test:{}:", tokenmint_core::ids::random_id("", 10));
         let master_key = MasterKey::generate().to_hex();
         let admin_file = dir.path().join("admin.json");
         let mut servers = Vec::new();
-        for i in 0..options.instances {
-            let listen: std::net::SocketAddr =
-                format!("127.0.0.1:{}", super::haproxy::free_port()).parse().unwrap();
+        for (i, listen) in listens.into_iter().enumerate() {
             let spec = ProcessSpec {
                 database_url: db.url().to_owned(),
                 master_key: master_key.clone(),
@@ -392,29 +413,6 @@ impl Bed {
         }
         let admin: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&admin_file).unwrap()).unwrap();
-        let backends: String = servers
-            .iter()
-            .map(|s| {
-                format!("  server {} {} check\n", s.name, s.base.trim_start_matches("http://"))
-            })
-            .collect();
-        // Token requests may be sent again: a second token for the same request does no harm.
-        // Other requests are retried only when no connection could be made (nothing was sent).
-        let config = format!(
-            "global\n  maxconn 500\n\
-             defaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n\
-             \x20 timeout check 1s\n  option forwardfor\n  retries 3\n  option redispatch 1\n\
-             frontend edge\n  bind 127.0.0.1:{port}\n  default_backend tokenmint\n\
-             listen stats\n  bind 127.0.0.1:{stats_port}\n  stats enable\n  stats uri /stats\n\
-             backend tokenmint\n  balance roundrobin\n\
-             \x20 option httpchk GET /readyz\n  http-check expect status 200\n\
-             \x20 retry-on conn-failure empty-response\n\
-             \x20 http-request disable-l7-retry unless {{ path /oauth/token }}\n\
-             \x20 http-response set-header {SERVED_BY} %[srv_name]\n\
-             \x20 default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 2 source 127.0.0.1\n\
-             {backends}"
-        );
-        let haproxy = super::haproxy::Haproxy::start(&config, port).await;
         let bed = Bed {
             balancer,
             servers,
@@ -687,4 +685,25 @@ pub async fn assert_one_alert(db: TestDatabase, got: &std::sync::Mutex<Vec<Strin
     assert_eq!(fired.len(), 1, "alert.fired records");
     store.close().await;
     db.drop_now().await;
+}
+
+/// The balancer in front of the instances: round robin with /readyz health checks every 100 ms,
+/// token requests (and only they) sent again to another instance when one drops them.
+fn haproxy_config(port: u16, stats_port: u16, backends: &str) -> String {
+    // Token requests may be sent again: a second token for the same request does no harm.
+    // Other requests are retried only when no connection could be made (nothing was sent).
+    format!(
+        "global\n  maxconn 500\n\
+         defaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n\
+         \x20 timeout check 1s\n  option forwardfor\n  retries 3\n  option redispatch 1\n\
+         frontend edge\n  bind 127.0.0.1:{port}\n  default_backend tokenmint\n\
+         listen stats\n  bind 127.0.0.1:{stats_port}\n  stats enable\n  stats uri /stats\n\
+         backend tokenmint\n  balance roundrobin\n\
+         \x20 option httpchk GET /readyz\n  http-check expect status 200\n\
+         \x20 retry-on conn-failure empty-response\n\
+         \x20 http-request disable-l7-retry unless {{ path /oauth/token }}\n\
+         \x20 http-response set-header {SERVED_BY} %[srv_name]\n\
+         \x20 default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 2 source 127.0.0.1\n\
+         {backends}"
+    )
 }
