@@ -367,6 +367,12 @@ pub(crate) fn claim_header_value(claim: &serde_json::Value) -> Option<HeaderValu
             json.as_str()
         }
     };
+    header_text(text)
+}
+
+/// `text` as a header value by the rule of [`claim_header_value`]: visible ASCII but `%` as it
+/// is, every other byte `%XX`; `None` when it holds a control character.
+fn header_text(text: &str) -> Option<HeaderValue> {
     if text.chars().any(char::is_control) {
         return None;
     }
@@ -389,7 +395,11 @@ pub(crate) fn set_identity_headers(
     token: &VerifiedToken,
     empty_when_absent: bool,
 ) -> Result<(), Refusal> {
-    let value = |v: &str| HeaderValue::from_str(v).map_err(|_| Refusal::IdentityHeader);
+    // Encoded as forwarded claims are: a tokenmint client id, slug or scope is visible ASCII
+    // and passes unchanged; another issuer's may hold any text (a line separator, a bidi
+    // control), which reaches the upstream percent-encoded, never raw. (The verifier refuses a
+    // control character in them.)
+    let value = |v: &str| header_text(v).ok_or(Refusal::IdentityHeader);
     let empty = HeaderValue::from_static("");
     out.insert(CLIENT_ID, value(&token.client_id)?);
     match (&token.org, empty_when_absent) {
@@ -402,7 +412,16 @@ pub(crate) fn set_identity_headers(
         (None, true) => _ = out.insert(ENV, empty),
         (None, false) => {}
     }
-    out.insert(SCOPE, value(&token.scope)?);
+    // Scopes one by one, so that the spaces between them stay spaces.
+    let mut scope = String::with_capacity(token.scope.len());
+    for one in token.scope.split(' ').filter(|s| !s.is_empty()) {
+        let encoded = value(one)?;
+        if !scope.is_empty() {
+            scope.push(' ');
+        }
+        scope.push_str(encoded.to_str().map_err(|_| Refusal::IdentityHeader)?);
+    }
+    out.insert(SCOPE, HeaderValue::from_str(&scope).map_err(|_| Refusal::IdentityHeader)?);
     Ok(())
 }
 

@@ -95,6 +95,36 @@ async fn a_foreign_issuers_tokens_are_proxied_with_its_client_and_scopes_and_no_
     setup.get("/files/x", Some(&other)).await.assert_problem(401);
 }
 
+/// Another issuer's client id may be any text: it reaches the upstream percent-encoded like a
+/// forwarded claim (a line separator or a bidi control never raw), and a control character in
+/// it refuses the token (401), never a 500.
+#[tokio::test]
+async fn a_foreign_client_id_is_forwarded_encoded_and_one_with_a_control_character_is_refused() {
+    let foreign = ForeignIssuer::start().await;
+    let setup = start(&foreign, "").await;
+    let signed = |client: &str, scopes: serde_json::Value| {
+        let claims = serde_json::json!({"iss": foreign.issuer, "aud": AUDIENCE,
+            "exp": real_now() + 60, "azp": client, "scp": scopes});
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": "foreign-1"});
+        foreign.sign(&header, &claims)
+    };
+    for (client, forwarded) in [
+        ("app\u{2028}1", "app%E2%80%A81"),
+        ("app\u{202e}1", "app%E2%80%AE1"),
+        ("50% app", "50%25%20app"),
+    ] {
+        let token = signed(client, serde_json::json!(["files:read", "x\u{e9}y"]));
+        let answer = setup.get("/files/x", Some(&token)).await;
+        assert_eq!(answer.status, 200, "{client:?}: {answer:?}");
+        assert_eq!(answer.forwarded("x-tokenmint-client-id"), Some(forwarded), "{client:?}");
+        assert_eq!(answer.forwarded("x-tokenmint-scope"), Some("files:read x%C3%A9y"));
+    }
+    for client in ["app\r\n1", "app\u{0}", "app\u{85}1"] {
+        let token = signed(client, serde_json::json!(["files:read"]));
+        setup.get("/files/x", Some(&token)).await.assert_problem(401);
+    }
+}
+
 #[tokio::test]
 async fn a_bound_path_segment_must_name_the_tokens_own_client() {
     let foreign = ForeignIssuer::start().await;

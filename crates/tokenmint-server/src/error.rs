@@ -88,13 +88,14 @@ impl OAuthFailure {
         )
     }
 
-    /// The token hook gave no answer and `--token-hook-on-failure refuse` is in force.
+    /// The token hook gave no usable answer (none in time, an error, or one that breaks the
+    /// rules) and `--token-hook-on-failure refuse` is in force.
     pub fn hook_unavailable() -> Self {
         Self {
             retry_after: Some(5),
             ..Self::new(
                 OAuthErrorCode::TemporarilyUnavailable,
-                "the provider's token hook did not answer; try again later",
+                "the provider's token hook gave no usable answer; try again later",
             )
         }
     }

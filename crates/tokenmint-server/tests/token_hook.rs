@@ -464,7 +464,36 @@ async fn claims_with_control_characters_or_inexact_numbers_are_a_malformed_answe
         let token = app.token(&id, &secret).await;
         assert_eq!(claims(token["access_token"].as_str().unwrap())["plan"], "Zürich gold");
     }
+    // A claim name from outside reaches the log escaped (a line separator, a bidi control),
+    // and the refusal is audited as a malformed answer, not as an unreachable hook.
+    let (app, hook) =
+        app_with_hook(Behaviour::Answer(json!({"allow": true})), OnFailure::Refuse).await;
+    let (id, secret) = reader(&app).await;
+    hook.set(Behaviour::Answer(json!({"allow": true, "claims": {"x\u{2028}forged\u{202e}": 1}})));
+    let res = app.token_for(&id, &secret, &[]).await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["error_description"],
+        "the provider's token hook gave no usable answer; try again later"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page: Value = app
+            .admin(Method::GET, &format!("/audit?client_id={id}&kind=token.refused"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if page["items"].as_array().unwrap().iter().any(|e| e["reason"] == "hook_malformed") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no hook_malformed audit record: {page}");
+        tokio::task::yield_now().await;
+    }
     let text = logs.text();
+    assert!(!text.contains('\u{2028}') && !text.contains('\u{202e}'), "raw in the log");
+    assert!(text.contains("\\u{2028}"), "escaped in the log");
     assert!(text.contains("the token hook's answer is not understood"), "reported as malformed");
     assert!(text.contains("control character U+000D (CR)"), "names the character");
     assert!(text.contains("2^53"), "says why a number is refused");

@@ -214,6 +214,12 @@ pub(crate) fn decode(payload: &str, mapping: &ClaimMapping) -> Result<Claims, Ve
     let nbf = date(object.remove("nbf"))?;
     let jti = string(object.remove("jti"))?;
     object.remove(&mapping.client_id_claim);
+    // The client, organization and scopes name who acts and are handed on (as headers, to
+    // logs): a control character in them is no identity anyone issued on purpose.
+    let controlled = |text: &str| text.chars().any(char::is_control);
+    if controlled(&client_id) || org.as_deref().is_some_and(controlled) || controlled(&scope) {
+        return Err(VerifyError::Malformed);
+    }
     Ok(Claims {
         scope,
         org,
@@ -250,6 +256,27 @@ mod tests {
 
     fn payload(claims: &Value) -> String {
         URL_SAFE_NO_PAD.encode(claims.to_string())
+    }
+
+    #[test]
+    fn a_control_character_in_the_client_the_organization_or_a_scope_is_refused() {
+        let base = json!({"iss": "https://a", "client_id": "c1", "exp": 2, "org": "acme",
+            "scope": "a:read"});
+        for (claim, value) in [
+            ("client_id", "c\r\n1"),
+            ("client_id", "c\u{0}"),
+            ("org", "o\nrg"),
+            ("org", "o\u{85}"),
+            ("scope", "a:read \u{1b}[31m"),
+        ] {
+            let mut claims = base.clone();
+            claims[claim] = json!(value);
+            let decoded = decode(&payload(&claims), &ClaimMapping::default());
+            assert_eq!(decoded.err(), Some(VerifyError::Malformed), "{claim} {value:?}");
+        }
+        let mut visible = base.clone();
+        visible["client_id"] = json!("c\u{2028}1");
+        assert!(decode(&payload(&visible), &ClaimMapping::default()).is_ok(), "not a control");
     }
 
     #[test]

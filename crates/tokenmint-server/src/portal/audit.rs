@@ -53,6 +53,9 @@ pub const KINDS: &[(&str, &str)] = &[
 /// Why requests were refused, in words.
 const REASONS: &[(&str, &str)] = &[
     ("wrong_secret", "Wrong secret"),
+    ("hook_denied", "Refused by the token hook"),
+    ("hook_unavailable", "Token hook unavailable"),
+    ("hook_malformed", "Token hook answer unusable"),
     ("unknown_client", "Unknown client ID"),
     ("deactivated", "Credential deactivated"),
     ("credential_expired", "Credential expired"),

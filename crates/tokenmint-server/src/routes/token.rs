@@ -189,10 +189,19 @@ async fn issue(
                     let refuse = hook.config.on_failure == OnFailure::Refuse;
                     let outcome = if refuse { "refused" } else { "issued" };
                     hook.metrics.failures.get_or_create(&OutcomeLabel { outcome }).inc();
-                    tracing::warn!(client_id = %credential.client_id, error = %failure, policy = outcome, "token hook failed");
+                    // The failure quotes the hook's answer (a claim name, say): escaped like
+                    // any other text from outside before it reaches the log.
+                    let error = tokenmint_core::SafeText::bounded(&failure.to_string(), 512);
+                    tracing::warn!(client_id = %credential.client_id, %error, policy = outcome, "token hook failed");
                     if refuse {
+                        // A hook that answered something unusable is a bug to fix on the
+                        // provider's side, not an outage: the audit trail tells them apart.
+                        let reason = match failure {
+                            crate::hook::HookFailure::Malformed(_) => "hook_malformed",
+                            _ => "hook_unavailable",
+                        };
                         return Err(Refusal::new(
-                            "hook_unavailable",
+                            reason,
                             Some(presented(&credential.client_id)),
                             OAuthFailure::hook_unavailable(),
                         ));
