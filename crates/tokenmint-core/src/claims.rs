@@ -383,10 +383,29 @@ pub fn parse_assignment(arg: &str) -> Result<(String, Value), String> {
         ));
     };
     check_name(name).map_err(|e| e.to_string())?;
-    let value =
-        serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    let value = match serde_json::from_str::<Value>(value) {
+        Ok(json) => json,
+        // A number serde cannot hold (1e400) is not text the user meant: refused, not stored
+        // as a string.
+        Err(e) if looks_numeric(value) => {
+            return Err(format!(
+                "the value of '{name}' looks like JSON but cannot be read as JSON ({e}); give \
+                 it as a string instead, such as '{name}=\"…\"'"
+            ));
+        }
+        Err(_) => Value::String(value.to_owned()),
+    };
     check_value(name, &value).map_err(|e| e.to_string())?;
     Ok((name.to_owned(), value))
+}
+
+/// Whether `text` is written as a JSON number (`-1.5e400`): read as one or refused, never kept
+/// as a string by accident.
+fn looks_numeric(text: &str) -> bool {
+    let t = text.trim();
+    let t = t.strip_prefix('-').unwrap_or(t);
+    t.starts_with(|c: char| c.is_ascii_digit())
+        && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
 }
 
 #[cfg(test)]
@@ -399,6 +418,21 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn a_number_serde_cannot_hold_is_refused_not_kept_as_text() {
+        for value in ["1e400", "-1e400", "2E+999"] {
+            let error = parse_assignment(&format!("x={value}")).unwrap_err();
+            assert!(error.contains("cannot be read as JSON"), "{value}: {error}");
+        }
+        assert_eq!(parse_assignment("x=t-42").unwrap().1, json!("t-42"));
+        assert_eq!(
+            parse_assignment("x={\"a\":1").unwrap().1,
+            json!("{\"a\":1"),
+            "a typo stays text"
+        );
+        assert_eq!(parse_assignment("x=12").unwrap().1, json!(12));
     }
 
     #[test]

@@ -237,7 +237,13 @@ pub fn claims_text(claims: &dto::Claims) -> String {
     if claims.is_empty() {
         return "(none)".into();
     }
-    claims.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")
+    // A claim may hold any text but control characters (an org admin sets some): line
+    // separators and bidi controls are shown escaped, so what the terminal shows is the value.
+    claims
+        .iter()
+        .map(|(k, v)| format!("{}={}", printable(k), printable(&v.to_string())))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Registered keys, one per line: kid, type, algorithm and RFC 7638 thumbprint.
@@ -537,6 +543,17 @@ async fn status(a: TargetArgs, action: &str) -> Result<ExitCode> {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn claims_show_line_separators_and_bidi_controls_escaped() {
+        let claims: dto::Claims =
+            [("file".to_owned(), serde_json::json!("\u{202e}gnp.exe\u{2028}x"))]
+                .into_iter()
+                .collect();
+        let text = claims_text(&claims);
+        assert!(!text.contains('\u{202e}') && !text.contains('\u{2028}'), "{text:?}");
+        assert!(text.contains("\\u{202e}gnp.exe"), "{text}");
+    }
 
     #[test]
     fn a_secret_says_whether_it_expires_or_has_expired() {
