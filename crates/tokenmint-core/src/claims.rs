@@ -24,6 +24,9 @@ pub const MAX_CLAIMS: usize = 20;
 pub const MAX_CLAIMS_BYTES: usize = 2048;
 /// Largest set of claims a token hook may add to one token, as compact JSON.
 pub const MAX_HOOK_CLAIMS_BYTES: usize = 1024;
+/// Most arrays and objects nested in one claim's value: far below what any verifier's JSON
+/// reader accepts (Ruby's stops at 100, serde_json at 128).
+pub const MAX_CLAIM_DEPTH: usize = 16;
 /// Largest magnitude of a number in a claim's value: 2^53 − 1, the largest integer every JSON
 /// reader carries exactly (JavaScript's `Number.MAX_SAFE_INTEGER`, RFC 7493 §2.2).
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
@@ -109,6 +112,11 @@ pub enum ClaimError {
     )]
     UnsafeNumber { name: String, number: String, at: String },
     #[error(
+        "the value of the claim '{name}' nests arrays and objects deeper than \
+         {MAX_CLAIM_DEPTH} levels{at}; flatten it"
+    )]
+    TooDeep { name: String, at: String },
+    #[error(
         "the claim '{0}' is both set and removed in one update: set it to change its value, or \
          remove it, not both"
     )]
@@ -185,6 +193,11 @@ fn check_content(name: &str, value: &Value, at: &mut String) -> Result<(), Claim
                     at: pointer(at),
                 })
             }
+        }
+        Value::Array(_) | Value::Object(_)
+            if at.bytes().filter(|&b| b == b'/').count() >= MAX_CLAIM_DEPTH =>
+        {
+            Err(ClaimError::TooDeep { name: name.to_owned(), at: pointer(at) })
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
@@ -417,6 +430,22 @@ mod tests {
         match v {
             Value::Object(m) => m,
             _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn values_nest_at_most_max_claim_depth_levels() {
+        let nested = |depth: usize, open: &str, close: &str, leaf: &str| {
+            format!("{}{leaf}{}", open.repeat(depth), close.repeat(depth))
+        };
+        for (open, close, leaf) in [("[", "]", "1"), ("{\"a\":", "}", "1")] {
+            let ok: Value =
+                serde_json::from_str(&nested(MAX_CLAIM_DEPTH, open, close, leaf)).unwrap();
+            assert!(check_value("deep", &ok).is_ok(), "{open} at the limit");
+            let deep: Value =
+                serde_json::from_str(&nested(MAX_CLAIM_DEPTH + 1, open, close, leaf)).unwrap();
+            let error = check_value("deep", &deep).unwrap_err().to_string();
+            assert!(error.contains("deeper than 16 levels"), "{error}");
         }
     }
 
