@@ -370,15 +370,24 @@ pub(crate) fn claim_header_value(claim: &serde_json::Value) -> Option<HeaderValu
     header_text(text)
 }
 
+fn needs_no_encoding(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b'%'
+}
+
 /// `text` as a header value by the rule of [`claim_header_value`]: visible ASCII but `%` as it
 /// is, every other byte `%XX`; `None` when it holds a control character.
 fn header_text(text: &str) -> Option<HeaderValue> {
+    // The common case on the hot path (a tokenmint client id, slug or scope): nothing to encode,
+    // so no new string.
+    if text.bytes().all(needs_no_encoding) {
+        return HeaderValue::from_str(text).ok();
+    }
     if text.chars().any(char::is_control) {
         return None;
     }
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
-        if b.is_ascii_graphic() && b != b'%' {
+        if needs_no_encoding(b) {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "%{b:02X}");
@@ -412,7 +421,15 @@ pub(crate) fn set_identity_headers(
         (None, true) => _ = out.insert(ENV, empty),
         (None, false) => {}
     }
-    // Scopes one by one, so that the spaces between them stay spaces.
+    // Scopes one by one, so that the spaces between them stay spaces; the verifier joined them
+    // with single spaces, so a scope string with nothing to encode is sent as it is.
+    if token.scope.bytes().all(|b| b == b' ' || needs_no_encoding(b)) {
+        out.insert(
+            SCOPE,
+            HeaderValue::from_str(&token.scope).map_err(|_| Refusal::IdentityHeader)?,
+        );
+        return Ok(());
+    }
     let mut scope = String::with_capacity(token.scope.len());
     for one in token.scope.split(' ').filter(|s| !s.is_empty()) {
         let encoded = value(one)?;

@@ -207,18 +207,12 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     let now = state.now();
 
     if let Some(wait) = state.portal.throttle.blocked_for(&state.limits, &email, ip).await {
-        let org = if email.is_empty() {
-            None
-        } else {
-            state.store.find_user_by_email(&email).await?.map(|u| u.org)
-        };
+        // Answered without touching the database: a blocked attacker's flood must stay cheap.
+        // (The failures that led here, and the block, are in the organization's trail.)
         state.audit.record(
-            with_org(AuditEvent::new(AuditKind::PortalSignInFailed), org)
-                .ip(ip)
-                .reason("throttled")
-                .details(
-                    serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
-                ),
+            AuditEvent::new(AuditKind::PortalSignInFailed).ip(ip).reason("throttled").details(
+                serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
+            ),
             now,
         );
         return Ok(paused(&state, &email, wait));
