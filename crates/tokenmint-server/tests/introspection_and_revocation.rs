@@ -184,6 +184,85 @@ async fn the_revocation_stream_delivers_backlog_and_new_entries_and_resumes_by_c
     assert!(chunk.contains(&jti2) && !chunk.contains(&jti1), "{chunk}");
 }
 
+/// An open stream asks for its caller again before each new entry: once the caller's
+/// credential is deactivated, loses `tokenmint:revocations` or has its tokens revoked, the
+/// stream ends and the next entries are not delivered (a poll with that token is refused too).
+#[tokio::test]
+async fn a_stream_ends_when_its_callers_credential_may_no_longer_follow_the_feed() {
+    use futures_util::StreamExt;
+    let app = spawn_app().await;
+    let (reader, reader_secret) = app.sandbox_reader().await;
+    let changes: [(&str, Option<Value>); 3] = [
+        ("deactivate", None),
+        ("revoke-tokens", None),
+        ("", Some(serde_json::json!({"permissions": ["eligibility:read"]}))),
+    ];
+    for (action, patch) in changes {
+        let (id, secret) = app
+            .create_credential(serde_json::json!({"name": "feed", "org": "platform",
+                "environment": "production",
+                "permissions": ["tokenmint:revocations", "eligibility:read"]}))
+            .await;
+        let res = app.token_for(&id, &secret, &[("audience", app.state.issuer.as_str())]).await;
+        let token: Value = res.json().await.unwrap();
+        let token = token["access_token"].as_str().unwrap().to_owned();
+        let res = app
+            .http
+            .get(app.url("/admin/v1/revocations/stream"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{action}");
+        let mut stream = res.bytes_stream();
+        // A first entry is delivered while the caller may follow the feed.
+        let t1 =
+            app.token(&reader, &reader_secret).await["access_token"].as_str().unwrap().to_owned();
+        let jti1 = common::claims(&t1)["jti"].as_str().unwrap().to_owned();
+        revoke(&app, &t1, &reader, &reader_secret).await;
+        let mut seen = String::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !seen.contains(&jti1) {
+            let chunk = tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .expect("the entry arrives")
+                .unwrap()
+                .unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        // The caller's credential changes; the next entry is not delivered and the stream ends.
+        let res = match &patch {
+            None => {
+                app.admin(reqwest::Method::POST, &format!("/credentials/{id}/{action}"), None).await
+            }
+            Some(body) => {
+                app.admin(reqwest::Method::PATCH, &format!("/credentials/{id}"), Some(body.clone()))
+                    .await
+            }
+        };
+        assert_eq!(res.status(), 200, "{action}");
+        let t2 =
+            app.token(&reader, &reader_secret).await["access_token"].as_str().unwrap().to_owned();
+        let jti2 = common::claims(&t2)["jti"].as_str().unwrap().to_owned();
+        revoke(&app, &t2, &reader, &reader_secret).await;
+        let mut rest = String::new();
+        while let Some(Ok(chunk)) =
+            tokio::time::timeout_at(deadline, stream.next()).await.expect("the stream ends")
+        {
+            rest.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(!rest.contains(&jti2), "{action:?} {patch:?}: delivered after the change: {rest}");
+        let polled = app
+            .http
+            .get(app.url("/admin/v1/revocations"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(polled.status().as_u16(), 401 | 403), "{action:?} {patch:?}");
+    }
+}
+
 #[tokio::test]
 async fn the_feed_refuses_clients_without_the_revocations_scope() {
     let app = spawn_app().await;

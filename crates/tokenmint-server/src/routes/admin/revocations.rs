@@ -4,6 +4,7 @@
 use super::Bearer;
 use crate::error::ApiError;
 use crate::extract::QueryParams;
+use crate::extract::authenticate_bearer;
 use crate::service::{self, Action, Target};
 use crate::state::AppState;
 use axum::Json;
@@ -50,6 +51,18 @@ pub async fn list_revocations(
     Ok(Json(RevocationPage { entries, next_cursor }))
 }
 
+/// Whether the caller of a stream (its request's `Authorization`) would still be let in: the
+/// same authentication and policy question the stream was opened with.
+async fn still_following(state: &AppState, headers: &HeaderMap) -> bool {
+    match authenticate_bearer(state, headers).await {
+        Ok(caller) => {
+            service::authorize(&caller.actor, Action::FollowRevocations, &Target::Platform, "feed")
+                .is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
 fn event(e: &RevocationEntry) -> Event {
     Event::default()
         .event(SSE_EVENT)
@@ -79,7 +92,8 @@ pub async fn stream_revocations(
     // Subscribe before reading the backlog, so nothing committed in between is missed; the
     // cursor filter below drops what both deliver.
     let live = BroadcastStream::new(state.revocations.subscribe());
-    let backlog = state.store.list_revocations(after, 10_000, state.now()).await?;
+    let now = state.now();
+    let backlog = state.store.list_revocations(after, 10_000, now).await?;
     let mut last = backlog.last().map_or(after, |e| e.cursor);
     let backlog_events: Vec<Result<Event, Infallible>> =
         backlog.iter().map(|e| Ok(event(e))).collect();
@@ -89,10 +103,22 @@ pub async fn stream_revocations(
         if fresh {
             last = e.cursor;
         }
-        std::future::ready(fresh.then(|| Ok(event(&e))))
+        std::future::ready(fresh.then_some(e))
     });
+    // The caller is asked for again before each new entry, as a poll would ask: a stream whose
+    // credential was deactivated, lost `tokenmint:revocations` or had its tokens revoked ends
+    // at the next entry instead of delivering the feed until its token expires. (Every such
+    // change is itself an entry, so none can pass unnoticed between two checks.)
+    let headers = std::sync::Arc::new(headers);
+    let live = live
+        .then(move |e| {
+            let (state, headers) = (state.clone(), headers.clone());
+            async move { still_following(&state, &headers).await.then_some(e) }
+        })
+        .take_while(|e| std::future::ready(e.is_some()))
+        .filter_map(|e| std::future::ready(e.map(|e| Ok(event(&e)))));
     // The stream ends when the caller's token expires; it reconnects with a fresh one.
-    let remaining = u64::try_from(caller.claims.exp - state.now()).unwrap_or(0);
+    let remaining = u64::try_from(caller.claims.exp - now).unwrap_or(0);
     let stream = futures_util::stream::iter(backlog_events)
         .chain(live)
         .take_until(tokio::time::sleep(Duration::from_secs(remaining)));
