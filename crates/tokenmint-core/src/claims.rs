@@ -29,7 +29,7 @@ pub const MAX_HOOK_CLAIMS_BYTES: usize = 1024;
 pub const MAX_CLAIM_DEPTH: usize = 16;
 /// Largest magnitude of a number in a claim's value: 2^53 − 1, the largest integer every JSON
 /// reader carries exactly (JavaScript's `Number.MAX_SAFE_INTEGER`, RFC 7493 §2.2).
-pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+pub use tokenmint_proto::claims::MAX_SAFE_INTEGER;
 
 /// Names a custom claim may never take: the registered claims of RFC 7519 §4.1, the claims of
 /// RFC 9068 §2.2 and of the specifications tokenmint's tokens follow (RFC 8693 `act`, RFC 7800
@@ -175,16 +175,7 @@ fn check_content(name: &str, value: &Value, at: &mut String) -> Result<(), Claim
     match value {
         Value::String(s) => check_text(name, s, at),
         Value::Number(n) => {
-            let safe = match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                (Some(u), _, _) => u <= MAX_SAFE_INTEGER,
-                (None, Some(i), _) => i.unsigned_abs() <= MAX_SAFE_INTEGER,
-                // A number beyond the 64-bit integers is read as a float and may be rounded
-                // already: never accepted as it is.
-                #[allow(clippy::cast_precision_loss)]
-                (None, None, Some(f)) => f.is_finite() && f.abs() <= MAX_SAFE_INTEGER as f64,
-                (None, None, None) => false,
-            };
-            if safe {
+            if tokenmint_proto::claims::is_exact_number(n) {
                 Ok(())
             } else {
                 Err(ClaimError::UnsafeNumber {
@@ -396,26 +387,48 @@ pub fn parse_assignment(arg: &str) -> Result<(String, Value), String> {
         ));
     };
     check_name(name).map_err(|e| e.to_string())?;
-    let value = match serde_json::from_str::<Value>(value) {
-        Ok(json) => json,
-        // A number serde cannot hold (1e400) is not text the user meant: refused, not stored
-        // as a string.
-        Err(e) if looks_numeric(value) => {
-            return Err(format!(
-                "the value of '{name}' looks like JSON but cannot be read as JSON ({e}); give \
-                 it as a string instead, such as '{name}=\"…\"'"
-            ));
-        }
-        Err(_) => Value::String(value.to_owned()),
-    };
-    check_value(name, &value).map_err(|e| e.to_string())?;
+    let value = parse_value_text(name, value)?;
     Ok((name.to_owned(), value))
 }
 
-/// Whether `text` is written as a JSON number (`-1.5e400`): read as one or refused, never kept
-/// as a string by accident.
-fn looks_numeric(text: &str) -> bool {
+/// A claim's value as a person types it (the CLI's `--claim NAME=VALUE`, a portal field):
+/// JSON when it is JSON, else the text as a string, checked by [`check_value`].
+///
+/// Text written as JSON (a number, or starting with `{`, `[` or `"`) that does not read as
+/// JSON is refused rather than kept as a string: a typo in `{"tier":gold}` or a number serde
+/// cannot hold (`1e400`) is not the text anyone meant. A key repeated inside an object is
+/// refused too ([`crate::json`]).
+pub fn parse_value_text(name: &str, text: &str) -> Result<Value, String> {
+    let value = match crate::json::from_str(text) {
+        Ok(json) => json,
+        Err(crate::json::StrictJsonError::TooDeep) => {
+            return Err(
+                ClaimError::TooDeep { name: name.to_owned(), at: String::new() }.to_string()
+            );
+        }
+        Err(e @ crate::json::StrictJsonError::DuplicateKey { .. }) => {
+            return Err(format!("the value of '{name}' is refused: {e}"));
+        }
+        Err(crate::json::StrictJsonError::Invalid(e)) if looks_like_json(text) => {
+            return Err(format!(
+                "the value of '{name}' looks like JSON but cannot be read as JSON ({e}); fix \
+                 it, or give it as a JSON string instead, such as '{name}=\"…\"'"
+            ));
+        }
+        Err(crate::json::StrictJsonError::Invalid(_)) => Value::String(text.to_owned()),
+    };
+    check_value(name, &value).map_err(|e| e.to_string())?;
+    Ok(value)
+}
+
+/// Whether `text` is written as JSON that is not a bare word: a number (`-1.5e400`), an object,
+/// an array or a quoted string. Such text is read as JSON or refused, never kept as a string by
+/// accident.
+fn looks_like_json(text: &str) -> bool {
     let t = text.trim();
+    if t.starts_with(['{', '[', '"']) {
+        return true;
+    }
     let t = t.strip_prefix('-').unwrap_or(t);
     t.starts_with(|c: char| c.is_ascii_digit())
         && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
@@ -456,12 +469,38 @@ mod tests {
             assert!(error.contains("cannot be read as JSON"), "{value}: {error}");
         }
         assert_eq!(parse_assignment("x=t-42").unwrap().1, json!("t-42"));
-        assert_eq!(
-            parse_assignment("x={\"a\":1").unwrap().1,
-            json!("{\"a\":1"),
-            "a typo stays text"
-        );
         assert_eq!(parse_assignment("x=12").unwrap().1, json!(12));
+    }
+
+    #[test]
+    fn text_written_as_json_is_read_as_json_or_refused_never_kept_as_a_string() {
+        // Typos, and nesting beyond what serde_json reads at all.
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        for (value, says) in [
+            ("{\"a\":1", "cannot be read as JSON"),
+            ("{\"tier\":gold}", "cannot be read as JSON"),
+            ("[1,2", "cannot be read as JSON"),
+            ("\"open", "cannot be read as JSON"),
+            ("[draft]", "as a JSON string"),
+            (deep.as_str(), "deeper than 16 levels"),
+        ] {
+            let error = parse_assignment(&format!("x={value}")).unwrap_err();
+            assert!(error.contains(says), "{value}: {error}");
+        }
+        assert_eq!(parse_assignment("x=\"[draft]\"").unwrap().1, json!("[draft]"));
+        // A bare word, or text that only contains JSON characters later, stays text.
+        assert_eq!(parse_assignment("x=gold {tier}").unwrap().1, json!("gold {tier}"));
+        assert_eq!(parse_assignment("x=true-ish").unwrap().1, json!("true-ish"));
+    }
+
+    #[test]
+    fn a_key_repeated_inside_a_value_is_refused_at_any_depth() {
+        for (value, at) in
+            [(r#"{"tier":"a","tier":"b"}"#, "/"), (r#"{"a":{"b":[{"c":1,"c":1}]}}"#, "/a/b/0")]
+        {
+            let error = parse_assignment(&format!("plan={value}")).unwrap_err();
+            assert!(error.contains("appears twice") && error.contains(at), "{value}: {error}");
+        }
     }
 
     #[test]

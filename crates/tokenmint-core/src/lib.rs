@@ -11,6 +11,7 @@ pub mod credential;
 pub mod crypto;
 pub mod grant;
 pub mod ids;
+pub mod json;
 pub mod jwt;
 pub mod keys;
 pub mod request;

@@ -332,14 +332,14 @@ pub(crate) fn set_claim_headers(
     empty_when_absent: bool,
 ) {
     for (claim, header) in forward {
-        let value = match token.claim(claim).map(claim_header_value) {
-            Some(Some(value)) => value,
-            Some(None) => {
+        let value = match token.claim(claim).map(forwardable) {
+            Some(Ok(value)) => value,
+            Some(Err(why)) => {
                 tracing::warn!(
                     claim = %claim,
                     client_id = %token.client_id,
-                    "a forwarded claim holds a control character: the claim is not forwarded; \
-                     remove or set it again on the credential or organization"
+                    "a forwarded claim holds {why}: the claim is not forwarded; remove or set it \
+                     again on the credential or organization (or at the issuer that set it)"
                 );
                 if !empty_when_absent {
                     continue;
@@ -351,6 +351,16 @@ pub(crate) fn set_claim_headers(
         };
         out.insert(header.clone(), value);
     }
+}
+
+/// A claim as the value of a header ([`claim_header_value`]), or what keeps it from being one:
+/// a control character in a string, or a number another issuer wrote beyond ±(2^53 − 1), which
+/// was read as a float and would be handed on as another number than the issuer signed.
+fn forwardable(claim: &serde_json::Value) -> Result<HeaderValue, &'static str> {
+    if tokenmint_proto::claims::has_inexact_number(claim) {
+        return Err("a number beyond ±(2^53 - 1) that cannot be handed on exactly");
+    }
+    claim_header_value(claim).ok_or("a control character")
 }
 
 /// A claim as the value of a header: its text (a string as it is, any other value as compact
@@ -660,5 +670,26 @@ mod tests {
         for c in ['\u{7f}', '\u{85}', '\u{9f}'] {
             assert_eq!(header(json!({"k": format!("a{c}b")})), None, "{c:?} in a structure");
         }
+    }
+
+    #[test]
+    fn another_issuers_number_beyond_what_json_readers_read_exactly_is_not_forwarded() {
+        let read = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        for inexact in [
+            "123456789012345678901234567890",
+            "9007199254740992",
+            "-9007199254740993",
+            "18446744073709551615",
+            "1e300",
+            r#"{"ids":[1,12345678901234567890]}"#,
+        ] {
+            let why = forwardable(&read(inexact)).unwrap_err();
+            assert!(why.contains("2^53"), "{inexact}: {why}");
+        }
+        for exact in ["9007199254740991", "-9007199254740991", "1.5", r#"{"ids":[1,2]}"#, "0"] {
+            let value = forwardable(&read(exact)).unwrap();
+            assert_eq!(value.to_str().unwrap(), read(exact).to_string(), "{exact}");
+        }
+        assert_eq!(forwardable(&read(r#""a\u0000""#)), Err("a control character"));
     }
 }

@@ -121,7 +121,21 @@ async fn a_foreign_client_id_is_forwarded_encoded_and_one_with_a_control_charact
     }
     for client in ["app\r\n1", "app\u{0}", "app\u{85}1"] {
         let token = signed(client, serde_json::json!(["files:read"]));
-        setup.get("/files/x", Some(&token)).await.assert_problem(401);
+        let answer = setup.get("/files/x", Some(&token)).await;
+        answer.assert_problem(401);
+        let detail = answer.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("holds a control character"), "{client:?}: {detail}");
+    }
+    // An environment claim the gateway cannot take is said to be one, not "not a well-formed
+    // JWT".
+    for env in ["production\r", "staging"] {
+        let claims = serde_json::json!({"iss": foreign.issuer, "aud": AUDIENCE,
+            "exp": real_now() + 60, "azp": "app-1", "scp": ["files:read"], "env": env});
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": "foreign-1"});
+        let answer = setup.get("/files/x", Some(&foreign.sign(&header, &claims))).await;
+        answer.assert_problem(401);
+        let detail = answer.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("neither sandbox nor production"), "{env:?}: {detail}");
     }
 }
 

@@ -4,6 +4,37 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// The largest integer every JSON reader carries exactly, 2^53 − 1 (JavaScript's
+/// `Number.MAX_SAFE_INTEGER`, RFC 7493 §2.2).
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Whether `n` is within ±[`MAX_SAFE_INTEGER`], where every JSON reader reads it exactly.
+pub fn is_exact_number(n: &serde_json::Number) -> bool {
+    match (n.as_u64(), n.as_i64(), n.as_f64()) {
+        (Some(u), _, _) => u <= MAX_SAFE_INTEGER,
+        (None, Some(i), _) => i.unsigned_abs() <= MAX_SAFE_INTEGER,
+        // A number beyond the 64-bit integers is read as a float and may be rounded already:
+        // never taken as it is.
+        #[allow(clippy::cast_precision_loss)]
+        (None, None, Some(f)) => f.is_finite() && f.abs() <= MAX_SAFE_INTEGER as f64,
+        (None, None, None) => false,
+    }
+}
+
+/// Whether `value` holds, at any depth, a number beyond ±[`MAX_SAFE_INTEGER`]. Such a number
+/// in another issuer's token was read as a float and may be rounded already
+/// (`123456789012345678901234567890` reads as `1.2345678901234568e29`): handed on, it would be
+/// another number than the issuer signed, so a gateway does not forward it.
+pub fn has_inexact_number(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => !is_exact_number(n),
+        Value::Array(items) => items.iter().any(has_inexact_number),
+        Value::Object(members) => members.values().any(has_inexact_number),
+        Value::Null | Value::Bool(_) | Value::String(_) => false,
+    }
+}
+
 /// Which data a credential reaches: the provider's sandbox or its production system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -96,6 +96,30 @@ fn keep_plain_request_id(mut req: Request) -> Request {
     req
 }
 
+/// What the trace layer logs of a 5xx answer. A 503 is a refusal the server chose (the token
+/// hook gave no usable answer, the database is away, the cache is too old to trust), logged
+/// where it was decided with its cause: here it is kept at debug, so that a hook outage is not
+/// also an ERROR line per token request. Every other server error is logged as an error.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass;
+    match class {
+        ServerErrorsFailureClass::StatusCode(code)
+            if code == axum::http::StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            tracing::debug!(latency_ms = latency.as_millis(), "answered 503 Service Unavailable");
+        }
+        class => tracing::error!(
+            classification = %class,
+            latency_ms = latency.as_millis(),
+            "response failed"
+        ),
+    }
+}
+
 impl Application {
     pub async fn build(config: Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
         Self::build_with_clock(config, store, Arc::new(SystemClock)).await
@@ -265,7 +289,8 @@ impl Application {
             let request_id = tokenmint_core::SafeText::bounded(request_id, 128);
             let request_id = request_id.as_str();
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
-        });
+        })
+        .on_failure(log_failure);
         let hsts = (state.config.tls.is_some() || state.issuer.starts_with("https://"))
             .then_some(HeaderValue::from_static("max-age=31536000"));
         let request_timeout = state.config.request_timeout;

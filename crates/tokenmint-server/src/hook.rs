@@ -505,10 +505,17 @@ impl TokenHook {
         if bytes.len() > MAX_ANSWER_BYTES {
             return Err(HookFailure::Malformed(format!("longer than {MAX_ANSWER_BYTES} bytes")));
         }
-        let answer: Answer = serde_json::from_slice(&bytes)
-            .map_err(|e| HookFailure::Malformed(format!("expected {{\"allow\": …}}: {e}")))?;
-        decision(answer, static_claims, asked.granted_scope)
+        decision(read_answer(&bytes)?, static_claims, asked.granted_scope)
     }
+}
+
+/// The hook's answer, read strictly: a key repeated anywhere (`"allow"` twice, or inside a
+/// claim's value) means different things to different readers, so it is no answer at all.
+fn read_answer(bytes: &[u8]) -> Result<Answer, HookFailure> {
+    tokenmint_core::json::from_slice(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+        .map_err(|e| HookFailure::Malformed(format!("expected {{\"allow\": …}}: {e}")))
 }
 
 /// Makes a decision of an answer: claims checked like any custom claim (a hook can no more set
@@ -716,8 +723,28 @@ mod tests {
         }
         // Beyond the 64-bit integers, serde_json reads a float: refused too, never rounded.
         let raw = br#"{"allow": true, "claims": {"n": 123456789012345678901234567890}}"#;
-        let a: Answer = serde_json::from_slice(raw).unwrap();
+        let a = read_answer(raw).unwrap();
         assert!(matches!(decision(a, &statics, "a"), Err(HookFailure::Malformed(_))));
+    }
+
+    #[test]
+    fn an_answer_with_a_key_given_twice_anywhere_is_malformed() {
+        for raw in [
+            &br#"{"allow": false, "allow": true}"#[..],
+            br#"{"allow": true, "claims": {"t": 1, "t": 2}}"#,
+            br#"{"allow": true, "claims": {"plan": {"tier": "a", "tier": "b"}}}"#,
+            br#"{"allow": true, "claims": {"p": [{"x": 1, "x": 1}]}}"#,
+        ] {
+            let e = read_answer(raw).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(&e, HookFailure::Malformed(m) if m.contains("appears twice")),
+                "{}: {e:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert!(
+            read_answer(br#"{"allow": true, "claims": {"a": {"x": 1}, "b": {"x": 1}}}"#).is_ok()
+        );
     }
 
     #[test]

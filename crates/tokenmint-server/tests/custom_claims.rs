@@ -342,6 +342,80 @@ async fn an_update_that_sets_and_removes_one_claim_is_refused() {
     }
 }
 
+/// A key given twice inside a claim's value (at any depth) and a body nested past what any JSON
+/// reader takes are refused with 422 and a problem that says which and where, wherever the admin
+/// API sets claims; nothing is stored. (serde keeps the last of two keys and calls deep nesting
+/// "not valid JSON": neither is what the sender meant to be told.)
+#[tokio::test]
+async fn repeated_keys_inside_claims_and_nesting_past_json_readers_limits_are_refused_by_name() {
+    let app = spawn_app().await;
+    let (id, _) = app.sandbox_reader().await;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let values = [
+        (
+            r#"{"tier":"gold","tier":"basic"}"#.to_owned(),
+            "appears twice in the object at /claims/plan",
+        ),
+        (r#"{"a":[{"x":1,"x":2}]}"#.to_owned(), "appears twice in the object at /claims/plan/a/0"),
+        (deep, "nested more than 127 levels deep; a claim's value may nest at most 16"),
+    ];
+    let token = app.admin_token().await;
+    for (value, says) in &values {
+        let attempts = [
+            (
+                Method::POST,
+                "/credentials".to_owned(),
+                format!(
+                    r#"{{"name":"x","org":"acme","environment":"sandbox","claims":{{"plan":{value}}}}}"#
+                ),
+            ),
+            (
+                Method::PATCH,
+                format!("/credentials/{id}"),
+                format!(r#"{{"claims":{{"plan":{value}}}}}"#),
+            ),
+            (
+                Method::PATCH,
+                "/organizations/acme".to_owned(),
+                format!(r#"{{"claims":{{"plan":{value}}}}}"#),
+            ),
+        ];
+        for (method, path, body) in attempts {
+            let res = app
+                .http
+                .request(method.clone(), app.url(&format!("/admin/v1{path}")))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 422, "{method} {path}");
+            let problem: Value = res.json().await.unwrap();
+            let detail = problem["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains(says), "{method} {path}: {detail}");
+        }
+    }
+    // A repeated top-level field is refused the same way.
+    let res = app
+        .http
+        .patch(app.url(&format!("/admin/v1/credentials/{id}")))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"name":"a","name":"b"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let shown: Value =
+        app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
+    assert_eq!(shown["claims"], json!({}));
+    assert_ne!(shown["name"], json!("b"));
+    let org: Value =
+        app.admin(Method::GET, "/organizations/acme", None).await.json().await.unwrap();
+    assert_eq!(org["claims"], json!({}));
+}
+
 /// The portal's org-editable claims follow the same rule: refused with the reason shown on the
 /// form, nothing changed.
 #[tokio::test]
@@ -382,6 +456,22 @@ async fn the_portal_refuses_control_characters_in_the_claims_org_admins_edit() {
         let now: Value =
             app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
         assert_eq!(now["claims"], json!({"note": "fine"}), "{text:?}");
+    }
+    // Typed as the CLI reads `--claim`: text written as JSON must read as JSON, with each key
+    // once.
+    for (text, says) in
+        [(r#"{"a":1,"a":2}"#, "appears twice"), (r#"{"tier":gold}"#, "cannot be read as JSON")]
+    {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("name", "HR sync"),
+            ("perm.eligibility", "read"),
+            ("claim.note", text),
+        ];
+        let res = b.post(&format!("/portal/credentials/{id}"), &form).await;
+        assert_ne!(res.status, 303, "{text:?}");
+        assert!(res.body.contains("claims-error"), "{text:?}: the error by the claims");
+        assert!(res.body.contains(says), "{text:?}");
     }
     let form = [
         ("csrf", csrf.as_str()),

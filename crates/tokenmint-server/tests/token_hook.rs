@@ -497,6 +497,13 @@ async fn claims_with_control_characters_or_inexact_numbers_are_a_malformed_answe
     assert!(text.contains("the token hook's answer is not understood"), "reported as malformed");
     assert!(text.contains("control character U+000D (CR)"), "names the character");
     assert!(text.contains("2^53"), "says why a number is refused");
+    // Each refusal is logged once, where it was decided, as a warning: the 503 it gives is not
+    // also an ERROR line of the request's trace.
+    assert!(
+        !text.lines().any(|l| l.contains("ERROR") && l.contains("Service Unavailable")),
+        "no ERROR line for a hook outage"
+    );
+    assert!(text.contains("answered 503 Service Unavailable"), "the trace keeps it at debug");
 }
 
 /// A refusal's reason with characters RFC 6749 §5.2 does not allow in `error_description`

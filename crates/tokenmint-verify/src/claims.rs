@@ -6,7 +6,7 @@
 //! a `roles` array; none of them has `env` or `org`. A [`ClaimMapping`] per issuer says which
 //! claim holds what, and [`Claims`] is the one shape every verified token comes out in.
 
-use crate::error::VerifyError;
+use crate::error::{ClaimProblem, VerifyError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -205,7 +205,10 @@ pub(crate) fn decode(payload: &str, mapping: &ClaimMapping) -> Result<Claims, Ve
     };
     let env = match string(object.remove(&mapping.env_claim))? {
         None => None,
-        Some(name) => Some(name.parse::<Environment>().map_err(|_| VerifyError::Malformed)?),
+        Some(name) => Some(
+            name.parse::<Environment>()
+                .map_err(|_| VerifyError::InvalidClaim(ClaimProblem::Environment))?,
+        ),
     };
     let scope = scopes(object.remove(&mapping.scope_claim))?;
     let org = string(object.remove(&mapping.org_claim))?;
@@ -218,7 +221,7 @@ pub(crate) fn decode(payload: &str, mapping: &ClaimMapping) -> Result<Claims, Ve
     // logs): a control character in them is no identity anyone issued on purpose.
     let controlled = |text: &str| text.chars().any(char::is_control);
     if controlled(&client_id) || org.as_deref().is_some_and(controlled) || controlled(&scope) {
-        return Err(VerifyError::Malformed);
+        return Err(VerifyError::InvalidClaim(ClaimProblem::ControlCharacter));
     }
     Ok(Claims {
         scope,
@@ -272,7 +275,13 @@ mod tests {
             let mut claims = base.clone();
             claims[claim] = json!(value);
             let decoded = decode(&payload(&claims), &ClaimMapping::default());
-            assert_eq!(decoded.err(), Some(VerifyError::Malformed), "{claim} {value:?}");
+            let e = decoded.err();
+            assert_eq!(
+                e,
+                Some(VerifyError::InvalidClaim(ClaimProblem::ControlCharacter)),
+                "{claim} {value:?}"
+            );
+            assert!(e.unwrap().to_string().contains("holds a control character"));
         }
         let mut visible = base.clone();
         visible["client_id"] = json!("c\u{2028}1");
@@ -336,10 +345,17 @@ mod tests {
             json!({"iss": "i", "exp": "1", "client_id": "a"}),
             json!({"iss": "i", "exp": 1, "client_id": "a", "scope": [1]}),
             json!({"iss": "i", "exp": 1, "client_id": "a", "scope": ["a b"]}),
-            json!({"iss": "i", "exp": 1, "client_id": "a", "env": "staging"}),
             json!({"iss": 1, "exp": 1, "client_id": "a"}),
         ] {
             assert_eq!(decode(&payload(&bad), &mapping), Err(VerifyError::Malformed), "{bad}");
+        }
+        // Well-formed, but a claim this verifier cannot take: said so, not "not a well-formed
+        // JWT".
+        for env in ["staging", "sandbox\r", "production\n", "", "Sandbox "] {
+            let bad = json!({"iss": "i", "exp": 1, "client_id": "a", "env": env});
+            let e = decode(&payload(&bad), &mapping).unwrap_err();
+            assert_eq!(e, VerifyError::InvalidClaim(ClaimProblem::Environment), "{env:?}");
+            assert!(e.to_string().contains("neither sandbox nor production"), "{e}");
         }
     }
 

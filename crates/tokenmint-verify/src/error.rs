@@ -39,10 +39,33 @@ pub enum VerifyError {
     /// The claim the issuer's mapping names for the client is missing or empty.
     #[error("the access token names no client")]
     NoClient,
+    /// A well-formed, well-signed token with a claim this verifier cannot take as it is.
+    #[error("the access token's {0}")]
+    InvalidClaim(ClaimProblem),
     /// The issuer's keys could not be fetched for longer than the configured staleness: not the
     /// token's fault, so it maps to 503 rather than 401.
     #[error("the issuer's signing keys are unavailable")]
     KeysUnavailable,
+}
+
+/// What is wrong with a claim of a well-formed token ([`VerifyError::InvalidClaim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClaimProblem {
+    /// The claim the mapping names for the environment is neither `sandbox` nor `production`.
+    Environment,
+    /// The client, organization or scope holds a control character: no identity anyone issued
+    /// on purpose, and one that would be handed on in headers and logs.
+    ControlCharacter,
+}
+
+impl std::fmt::Display for ClaimProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Environment => "environment claim is neither sandbox nor production",
+            Self::ControlCharacter => "client, organization or scope holds a control character",
+        })
+    }
 }
 
 /// Which revocation entry covered a refused token.
@@ -75,11 +98,12 @@ pub enum RejectReason {
     Revoked,
     KeysUnavailable,
     NoClient,
+    InvalidClaim,
 }
 
 impl RejectReason {
     /// Every reason, in the order [`MetricsSnapshot::rejected`](crate::MetricsSnapshot) uses.
-    pub const ALL: [RejectReason; 15] = [
+    pub const ALL: [RejectReason; 16] = [
         Self::TooLarge,
         Self::Malformed,
         Self::AlgorithmNotAllowed,
@@ -95,6 +119,7 @@ impl RejectReason {
         Self::Revoked,
         Self::KeysUnavailable,
         Self::NoClient,
+        Self::InvalidClaim,
     ];
 
     /// A stable snake_case name for metric labels.
@@ -115,6 +140,7 @@ impl RejectReason {
             Self::Revoked => "revoked",
             Self::KeysUnavailable => "keys_unavailable",
             Self::NoClient => "no_client",
+            Self::InvalidClaim => "invalid_claim",
         }
     }
 }
@@ -138,6 +164,7 @@ impl VerifyError {
             Self::Revoked(_) => RejectReason::Revoked,
             Self::KeysUnavailable => RejectReason::KeysUnavailable,
             Self::NoClient => RejectReason::NoClient,
+            Self::InvalidClaim(_) => RejectReason::InvalidClaim,
         }
     }
 
@@ -223,6 +250,8 @@ mod tests {
             VerifyError::Revoked(RevocationKind::Token),
             VerifyError::KeysUnavailable,
             VerifyError::NoClient,
+            VerifyError::InvalidClaim(ClaimProblem::Environment),
+            VerifyError::InvalidClaim(ClaimProblem::ControlCharacter),
         ];
         for error in errors {
             let text = error.to_string();

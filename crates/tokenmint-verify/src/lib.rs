@@ -70,7 +70,9 @@ mod verifier;
 pub use claims::{ClaimMapping, Claims};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FeedConfig, VerifierConfig};
-pub use error::{BuildError, FetchError, FollowError, RejectReason, RevocationKind, VerifyError};
+pub use error::{
+    BuildError, ClaimProblem, FetchError, FollowError, RejectReason, RevocationKind, VerifyError,
+};
 pub use follower::{FeedStart, RevocationFollower};
 pub use layer::{RequireScope, RequireScopeService, VerifyLayer, VerifyService, authenticate};
 pub use metrics::MetricsSnapshot;

@@ -1,5 +1,6 @@
 //! `Json` and `Query` extractors that refuse bad input with problem+json (axum's own answer
-//! with plain text).
+//! with plain text). JSON bodies are read strictly (`tokenmint_core::json`): a key repeated in
+//! any object is refused, as the token endpoint refuses a repeated parameter.
 
 use crate::error::ApiError;
 use axum::body::Bytes;
@@ -9,6 +10,7 @@ use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use tokenmint_core::json::StrictJsonError;
 
 /// A JSON request body that must be a JSON object. serde fills a struct from a JSON array too
 /// (its elements taken as the fields in order, so `["renamed"]` would rename), which no client
@@ -50,6 +52,25 @@ where
                           a string, a number or null"
                     .into(),
             });
+        }
+        // Read strictly first: a key given twice in one object, at any depth (a claim's value
+        // among them), is refused rather than left to serde's last-wins, and nesting past
+        // serde_json's limit is told as such rather than as "not valid JSON".
+        match tokenmint_core::json::from_slice(&bytes) {
+            Ok(_) | Err(StrictJsonError::Invalid(_)) => {}
+            Err(e @ StrictJsonError::DuplicateKey { .. }) => {
+                return Err(ApiError::Validation { field: "body".into(), message: e.to_string() });
+            }
+            Err(StrictJsonError::TooDeep) => {
+                return Err(ApiError::Validation {
+                    field: "body".into(),
+                    message: format!(
+                        "{}; a claim's value may nest at most {} levels",
+                        StrictJsonError::TooDeep,
+                        tokenmint_core::claims::MAX_CLAIM_DEPTH
+                    ),
+                });
+            }
         }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Self(v)),

@@ -558,12 +558,6 @@ fn claim_text(value: &serde_json::Value) -> String {
     }
 }
 
-/// A typed claim value, as the CLI reads `--claim NAME=VALUE`: JSON when it parses, else the
-/// text as a string.
-fn parse_claim_text(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
-}
-
 /// The custom claims the credential's tokens carry. The platform sets them; those it lets
 /// organization admins edit are marked.
 fn claims_list(c: &tokenmint_core::Credential, org_editable: &[String]) -> String {
@@ -1154,7 +1148,11 @@ fn edit_input(
                 remove.push(name.to_owned());
             }
         } else if now.map(claim_text).as_deref() != Some(text) {
-            set.insert(name.to_owned(), parse_claim_text(text));
+            // Read as the CLI reads `--claim NAME=VALUE`: JSON when it is JSON, else the
+            // text as a string; text written as JSON that does not read is refused.
+            let value = tokenmint_core::claims::parse_value_text(name, text)
+                .map_err(|e| ("claims", format!("{e}.")))?;
+            set.insert(name.to_owned(), value);
         }
     }
     if !set.is_empty() {
