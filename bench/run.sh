@@ -378,7 +378,7 @@ LB_REDIS_DB="${BENCH_REDIS_DB:-15}"
 lb_psql() { # SQL... : each one in the maintenance database, on a connection of its own
   local sql
   for sql in "$@"; do
-    PGCONNECT_TIMEOUT=5 psql -X -q -At -v ON_ERROR_STOP=1 -h "$LB_PG_HOST" -p "$LB_PG_PORT" \
+    PGCONNECT_TIMEOUT=5 PGOPTIONS='-c client_min_messages=warning' psql -X -q -At -v ON_ERROR_STOP=1 -h "$LB_PG_HOST" -p "$LB_PG_PORT" \
       -U "$LB_PG_USER" -d postgres -c "$sql"
   done
 }
