@@ -2,7 +2,7 @@
 # tokenmint's performance harness: one command, one run, every figure against a reference
 # measured in the same run on the same machine.
 #
-#   bench/run.sh                 # the full run (about 6 minutes after the release build)
+#   bench/run.sh                 # the full run (about 10 minutes after the release build)
 #   BENCH_SECONDS=5 BENCH_CREDENTIALS=10000 bench/run.sh     # a shorter run
 #   BENCH_ONLY="token gateway" BENCH_ALGS=ES256 bench/run.sh  # some sections, some algorithms
 #
