@@ -65,6 +65,70 @@ def verdict(ok):
     return "met" if ok else "**not met**"
 
 
+def per_thousand(count, requests):
+    return count / requests * 1000 if requests else float("nan")
+
+
+def balancer_section(r, args, p):
+    """The load-balanced deployment: each row against one instance behind HAProxy and against
+    one instance called directly, both measured in the same run."""
+    direct, one = r.get("balancer/direct"), r.get("balancer/lb1")
+    if not direct or not one:
+        return
+    p("**Several instances behind HAProxy** (ES256, PostgreSQL and Redis shared, HAProxy round "
+      "robin with `/readyz` health checks every second; every instance and HAProxy (one thread) "
+      "share core 0, so on this machine more instances cannot scale: the rows show what each "
+      "added instance and the balancer cost. CPU per token is the processes' own time from "
+      "`/proc`; each instance's is its CPU time over the tokens it served (a third of them with "
+      "three). PostgreSQL round trips are the Sync and Query messages the instances sent, "
+      "counted by a relay in front of PostgreSQL (`bench/pg_relay.py`), beside the bench "
+      "database's transactions from `pg_stat_database` (flushed by each backend up to seconds "
+      "late); Redis commands are the delta of `total_commands_processed` (commands a script "
+      "runs count too, the harness's own `INFO` not) and scripts the `EVALSHA` calls, both "
+      "server-wide. Each is per 1,000 tokens under load, beside its rate over an idle window of "
+      "the same length before the load (change-log polls and health checks go on without "
+      "tokens: \"beyond idle\" is what the load added):")
+    p("")
+    p("| path | tokens/s | vs 1 instance behind HAProxy | vs 1 instance direct | p50 | p99 | "
+      "CPU per token, all instances | vs 1 instance direct | CPU per token served, each "
+      "instance | HAProxy CPU per token |")
+    p("|---|---|---|---|---|---|---|---|---|---|")
+    rows = [("1 instance, called directly", direct)]
+    rows += [(f"{n} instance{'s' if n > 1 else ''} behind HAProxy", r[f"balancer/lb{n}"])
+             for n in (1, 2, 3) if f"balancer/lb{n}" in r]
+    direct_cpu = cpu_us_per_request(direct)
+    for name, row in rows:
+        req = row.get("requests") or float("nan")
+        served = req / int(row["instances"])
+        each = ", ".join(f"{float(t) / row['clk_tck'] / served * 1e6:.0f}"
+                         for t in str(row["instance_ticks"]).split(","))
+        haproxy = ("" if row is direct else
+                   f"{row['haproxy_ticks'] / row['clk_tck'] / req * 1e6:.0f} µs")
+        failed = f" ({int(row['failed'])} failed)" if row.get("failed") else ""
+        cpu = cpu_us_per_request(row)
+        p(f"| {name} | {row['rps']:,.0f}{failed} | {row['rps'] / one['rps']:.2f} | "
+          f"{row['rps'] / direct['rps']:.2f} | {row['p50_ms']:.2f} ms | {row['p99_ms']:.2f} ms | "
+          f"{cpu:.0f} µs | {cpu / direct_cpu:.2f} | {each} µs | {haproxy} |")
+    p("")
+    # The idle window is as long as the measured run: what the load added is the difference.
+    p("| path | PostgreSQL round trips per 1,000 tokens | beyond idle | idle, per s | PostgreSQL "
+      "transactions per 1,000 tokens | idle, per s | Redis commands per 1,000 tokens | vs 1 "
+      "instance direct | of them scripts | idle commands, per s |")
+    p("|---|---|---|---|---|---|---|---|---|---|")
+    seconds = args.seconds
+    direct_redis = per_thousand(direct["redis_commands"], direct.get("requests"))
+    for name, row in rows:
+        req = row.get("requests")
+        redis = per_thousand(row["redis_commands"], req)
+        beyond = per_thousand(row["pg_round_trips"] - row["idle_pg_round_trips"], req)
+        p(f"| {name} | {per_thousand(row['pg_round_trips'], req):.1f} | {beyond:.1f} | "
+          f"{row['idle_pg_round_trips'] / seconds:.1f} | {per_thousand(row['pg_xacts'], req):.1f} | "
+          f"{row['idle_pg_xacts'] / seconds:.1f} | {redis:,.0f} | {redis / direct_redis:.2f} | "
+          f"{per_thousand(row['redis_scripts'], req):,.0f} | "
+          f"{row['idle_redis_commands'] / seconds:.1f} |")
+    p("")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("results")
@@ -83,10 +147,13 @@ def main():
       f"Command: `bench/run.sh` (server on core 0, load on core 1, {args.connections} keep-alive "
       f"connections, {args.seconds} s per run after a warm-up).")
     p("")
-    p("**Token endpoint** (form-encoded `client_secret_post`, one JWT per request):")
-    p("")
-    p("| algorithm | server | requests/s | p50 | p99 | CPU per token | tokenmint / peer | of the signing limit |")
-    p("|---|---|---|---|---|---|---|---|")
+    # A run of some sections (BENCH_ONLY) reports those alone.
+    token_run = any(f"tokenmint/{alg}" in r for alg in ("RS256", "ES256", "EdDSA"))
+    if token_run:
+        p("**Token endpoint** (form-encoded `client_secret_post`, one JWT per request):")
+        p("")
+        p("| algorithm | server | requests/s | p50 | p99 | CPU per token | tokenmint / peer | of the signing limit |")
+        p("|---|---|---|---|---|---|---|---|")
     targets = []
     for alg in ("RS256", "ES256", "EdDSA"):
         tm, peer = r.get(f"tokenmint/{alg}"), r.get(f"peer/{alg}")
@@ -109,11 +176,13 @@ def main():
             targets.append((f"{alg} ≥ 8× node-oidc-provider", f"{ratio:.1f}×", ratio >= 8))
             targets.append((f"{alg} p99 < 2 ms at {args.connections} connections",
                             f"{tm['p99_ms']:.2f} ms", tm["p99_ms"] < 2))
-    p("")
     limits = [f"{alg} {r[f'signing/{alg}']['signatures_per_s']:,.0f}/s"
               for alg in ("RS256", "ES256", "EdDSA") if f"signing/{alg}" in r]
-    p(f"Signing limit on one core (aws-lc-rs through tokenmint's own signing code): {', '.join(limits)}.")
-    p("")
+    if token_run:
+        p("")
+    if limits:
+        p(f"Signing limit on one core (aws-lc-rs through tokenmint's own signing code): {', '.join(limits)}.")
+        p("")
 
     direct, proxy = r.get("gateway/direct"), r.get("gateway/proxy")
     hot, cold = r.get("gateway/hot"), r.get("gateway/cold")
@@ -206,12 +275,15 @@ def main():
         targets.append((f"RSS < 50 MB with {args.credentials:,} credentials", f"{worst:.1f} MB",
                         worst < 50))
 
-    p("**Targets**:")
-    p("")
-    p("| target | this run | |")
-    p("|---|---|---|")
-    for name, value, ok in targets:
-        p(f"| {name} | {value} | {verdict(ok)} |")
+    balancer_section(r, args, p)
+
+    if targets:
+        p("**Targets**:")
+        p("")
+        p("| target | this run | |")
+        p("|---|---|---|")
+        for name, value, ok in targets:
+            p(f"| {name} | {value} | {verdict(ok)} |")
     print("\n".join(out))
 
 

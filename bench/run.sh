@@ -2,7 +2,7 @@
 # tokenmint's performance harness: one command, one run, every figure against a reference
 # measured in the same run on the same machine.
 #
-#   bench/run.sh                 # the full run (about 6 minutes after the release build)
+#   bench/run.sh                 # the full run (about 10 minutes after the release build)
 #   BENCH_SECONDS=5 BENCH_CREDENTIALS=10000 bench/run.sh     # a shorter run
 #   BENCH_ONLY="token gateway" BENCH_ALGS=ES256 bench/run.sh  # some sections, some algorithms
 #
@@ -17,7 +17,12 @@
 #   3. the SDK: 1,000 concurrent callers of one cold client;
 #   4. memory (RSS) of an idle server, one holding BENCH_CREDENTIALS (100,000) credentials, and
 #      the same after every one of them has obtained a token;
-#   5. start-up time, empty and with those credentials.
+#   5. start-up time, empty and with those credentials;
+#   6. the load-balanced deployment: 1, 2 and 3 `tokenmint serve` instances over one PostgreSQL
+#      database and one Redis behind HAProxy (round robin, /readyz health checks), all on core
+#      0, against one instance called directly: tokens/s, CPU per token of the instances and of
+#      HAProxy, PostgreSQL round trips and Redis commands per 1,000 tokens (skipped, with a
+#      message, when PostgreSQL or Redis does not answer).
 # It prints a Markdown report and writes it to target/bench-report.md.
 set -euo pipefail
 
@@ -26,7 +31,7 @@ cd "$ROOT"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 WARMUP_SECONDS="${BENCH_WARMUP:-3}"
 CREDENTIALS="${BENCH_CREDENTIALS:-100000}"
-ONLY="${BENCH_ONLY:-token gateway sdk memory}"
+ONLY="${BENCH_ONLY:-token gateway sdk memory balancer}"
 ALGS="${BENCH_ALGS:-RS256 ES256 EdDSA}"
 CONNECTIONS=32
 SERVER_CPU=0
@@ -69,9 +74,13 @@ REPORT="$TARGET_DIR/bench-report.md"
 
 WORK="$(mktemp -d)"
 PIDS=()
+# Run at exit, after every process has stopped (the balancer section's database and Redis
+# keys); each entry is one command line.
+AT_EXIT=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for cmd in "${AT_EXIT[@]}"; do eval "$cmd" || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -350,6 +359,208 @@ sleep 2
 record "memory/used" "rss_mb=$(rss_mb "$PID") credentials=$CREDENTIALS"
 stop "$PID"
 startup "startup/stored"
+fi
+
+# --- 6. the load-balanced deployment ----------------------------------------------------------
+# N `tokenmint serve` instances over one PostgreSQL database and one Redis behind HAProxy, as
+# README's "several instances" describes and crates/tokenmint-server/tests/load_balanced.rs
+# runs it: round robin, every request on its own, /readyz health checks, token requests retried
+# on another instance when one drops them. Every instance and HAProxy share core 0 (wrk has core
+# 1), so on two cores more instances show what each one costs, not scaling. PostgreSQL and Redis
+# are the machine's own services and are not pinned.
+LB_PG_HOST="${BENCH_PG_HOST:-127.0.0.1}"
+LB_PG_PORT="${BENCH_PG_PORT:-5432}"
+LB_PG_USER="${BENCH_PG_USER:-postgres}"
+LB_DB="${BENCH_LB_DATABASE:-tokenmint_bench_lb}"
+LB_REDIS_HOST="${BENCH_REDIS_HOST:-127.0.0.1}"
+LB_REDIS_PORT="${BENCH_REDIS_PORT:-6379}"
+LB_REDIS_DB="${BENCH_REDIS_DB:-15}"
+lb_psql() { # SQL... : each one in the maintenance database, on a connection of its own
+  local sql
+  for sql in "$@"; do
+    PGCONNECT_TIMEOUT=5 PGOPTIONS='-c client_min_messages=warning' psql -X -q -At -v ON_ERROR_STOP=1 -h "$LB_PG_HOST" -p "$LB_PG_PORT" \
+      -U "$LB_PG_USER" -d postgres -c "$sql"
+  done
+}
+lb_redis() { timeout 5 redis-cli -h "$LB_REDIS_HOST" -p "$LB_REDIS_PORT" "$@"; }
+lb_unavailable() { # prints why the section cannot run, nothing when it can
+  command -v psql >/dev/null || { echo "psql (the PostgreSQL client) is not installed"; return; }
+  command -v redis-cli >/dev/null || { echo "redis-cli is not installed"; return; }
+  lb_psql "select 1" >/dev/null 2>&1 \
+    || { echo "PostgreSQL does not answer at $LB_PG_HOST:$LB_PG_PORT as $LB_PG_USER"; return; }
+  [ "$(lb_redis ping 2>/dev/null)" = PONG ] \
+    || { echo "Redis does not answer at $LB_REDIS_HOST:$LB_REDIS_PORT"; return; }
+}
+if section balancer; then
+lb_why="$(lb_unavailable)"
+if [ -n "$lb_why" ]; then
+  say "skipping the balancer section: $lb_why"
+else
+say "balancer: 1, 2 and 3 instances over PostgreSQL ($LB_DB) and Redis (db $LB_REDIS_DB)"
+AT_EXIT+=("lb_psql 'DROP DATABASE IF EXISTS $LB_DB WITH (FORCE)' >/dev/null 2>&1")
+AT_EXIT+=("lb_redis -n $LB_REDIS_DB flushdb >/dev/null 2>&1")
+# The instances reach PostgreSQL through a relay that counts round trips (see its docstring),
+# on the load generator's core like wrk.
+relay_port="$(free_port)"
+relay_count_port="$(free_port)"
+start_pinned "$LOAD_CPU" "$WORK/pg-relay.log" python3 bench/pg_relay.py "$relay_port" \
+  "$LB_PG_HOST" "$LB_PG_PORT" "$relay_count_port"
+relay_pid="$PID"
+for _ in $(seq 1 100); do (: </dev/tcp/127.0.0.1/"$relay_count_port") 2>/dev/null && break; sleep 0.1; done
+openssl rand -hex 32 >"$WORK/lb-master.key" 2>/dev/null \
+  || python3 -c 'import secrets; print(secrets.token_hex(32))' >"$WORK/lb-master.key"
+# lb_sample : PostgreSQL round trips through the relay, the bench database's transactions,
+# and Redis's commands and scripts run so far (server-wide: the INFO of each sample is one).
+lb_sample() {
+  local trips xacts
+  read -r trips </dev/tcp/127.0.0.1/"$relay_count_port"
+  xacts="$(lb_psql "select xact_commit + xact_rollback from pg_stat_database where datname = '$LB_DB'")"
+  echo "$trips" "$xacts" "$(lb_redis info all | tr -d '\r' | awk -F'[:=,]' '
+    /^total_commands_processed:/ { total = $2 }
+    /^cmdstat_eval(sha)?(_ro)?:/ { scripts += $3 }
+    END { print total + 0, scripts + 0 }')"
+}
+# The commands of one sample as Redis counts them: the least of a few back-to-back samples (more
+# only when another client of this Redis was busy in between).
+lb_own_commands() {
+  local least="" a b
+  for _ in 1 2 3 4 5; do
+    read -r _ _ a _ <<<"$(lb_sample)"
+    read -r _ _ b _ <<<"$(lb_sample)"
+    if [ -z "$least" ] || [ $((b - a)) -lt "$least" ]; then least=$((b - a)); fi
+  done
+  echo "$least"
+}
+LB_OWN="$(lb_own_commands)"
+lb_ticks() { local pid; for pid in "$@"; do cpu_ticks "$pid"; done | paste -sd' '; }
+lb_haproxy_config() { # PORT STATS_PORT SERVER_PORTS...
+  local port="$1" stats="$2" i=0 p; shift 2
+  cat <<CFG
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout check 1s
+    option forwardfor
+    retries 3
+    option redispatch 1
+frontend edge
+    bind 127.0.0.1:$port
+    default_backend tokenmint
+listen stats
+    bind 127.0.0.1:$stats
+    stats enable
+    stats uri /stats
+backend tokenmint
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+    retry-on conn-failure empty-response
+    http-request disable-l7-retry unless { path /oauth/token }
+    default-server inter 1s fastinter 100ms downinter 100ms fall 2 rise 2
+CFG
+  for p in "$@"; do echo "    server s$i 127.0.0.1:$p check"; i=$((i + 1)); done
+}
+# balancer_bed NAME N MODE : a fresh database and Redis db, N instances (MODE lb: behind
+# HAProxy; direct: the one instance called directly), one credential; then an idle window and
+# a measured run of the same length, recorded as NAME; then everything is stopped and dropped.
+balancer_bed() {
+  local name="$1" n="$2" mode="$3" dir="$WORK/$1"
+  mkdir -p "$dir"
+  lb_psql "DROP DATABASE IF EXISTS $LB_DB WITH (FORCE)" "CREATE DATABASE $LB_DB"
+  lb_redis -n "$LB_REDIS_DB" flushdb >/dev/null
+  local ports=() pids=() i entry lb_port stats_port haproxy_pid=""
+  for i in $(seq 1 "$n"); do ports+=("$(free_port)"); done
+  if [ "$mode" = lb ]; then
+    lb_port="$(free_port)"
+    stats_port="$(free_port)"
+    entry="http://127.0.0.1:$lb_port"
+  else
+    entry="http://127.0.0.1:${ports[0]}"
+  fi
+  local db_url="postgres://$LB_PG_USER@127.0.0.1:$relay_port/$LB_DB?sslmode=disable"
+  # Every instance names the balancer as its issuer and holds the same master key; init
+  # migrates and makes the first signing key and the admin credential once.
+  "$TM" init --database "$db_url" --master-key-file "$WORK/lb-master.key" --issuer "$entry" \
+    --signing-alg ES256 >"$dir/admin.json"
+  for i in "${!ports[@]}"; do
+    start_pinned "$SERVER_CPU" "$dir/s$i.log" "$TM" serve --database "$db_url" --no-migrate \
+      --master-key-file "$WORK/lb-master.key" --listen "127.0.0.1:${ports[$i]}" \
+      --issuer "$entry" --signing-alg ES256 --token-rate-limit 1000000000 \
+      --product-area eligibility --admin-credential-file "$dir/admin-s$i.json" \
+      --redis "redis://$LB_REDIS_HOST:$LB_REDIS_PORT/$LB_REDIS_DB" \
+      --redis-prefix "tokenmint-bench:" --behind-proxy 127.0.0.1
+    pids+=("$PID")
+  done
+  for i in "${!ports[@]}"; do wait_for "http://127.0.0.1:${ports[$i]}/readyz"; done
+  if [ "$mode" = lb ]; then
+    lb_haproxy_config "$lb_port" "$stats_port" "${ports[@]}" >"$dir/haproxy.cfg"
+    start_pinned "$SERVER_CPU" "$dir/haproxy.log" "$HAPROXY" -db -f "$dir/haproxy.cfg"
+    haproxy_pid="$PID"
+    # Until its health checks have every instance UP.
+    local up=0
+    for _ in $(seq 1 300); do
+      up="$(curl -fs "http://127.0.0.1:$stats_port/stats;csv" 2>/dev/null \
+        | awk -F, '$1 == "tokenmint" && $2 ~ /^s[0-9]+$/ && $18 == "UP"' | wc -l)" || up=0
+      [ "$up" -eq "$n" ] && break
+      sleep 0.1
+    done
+    [ "$up" -eq "$n" ] || die "HAProxy never had all $n instances UP (see $dir/haproxy.log)"
+  fi
+  "$TM" credentials create --endpoint "$entry" --admin-credentials "$dir/admin.json" \
+    --name bench --org bench --environment production --permission eligibility:read \
+    --output json >"$dir/credential.json"
+  local body url
+  body="grant_type=client_credentials&client_id=$(json_field "$dir/credential.json" client_id)"
+  body+="&client_secret=$(json_field "$dir/credential.json" client_secret)&scope=eligibility%3Aread"
+  url="$entry/oauth/token"
+  check_jwt "$url" "$body" ES256
+  # Idle: what the instances (change-log polls, health checks, batched writes) and other
+  # clients of this Redis do without a token request.
+  sleep 1
+  local idle0 idle1 load0 load1 ticks0 ticks1 hticks0=0 hticks1=0 result
+  idle0="$(lb_sample)"
+  sleep "$SECONDS_PER_RUN"
+  idle1="$(lb_sample)"
+  wrk_run "$WARMUP_SECONDS" "$url" "$body" >/dev/null
+  load0="$(lb_sample)"
+  ticks0="$(lb_ticks "${pids[@]}")"
+  [ -z "$haproxy_pid" ] || hticks0="$(cpu_ticks "$haproxy_pid")"
+  result="$(wrk_run "$SECONDS_PER_RUN" "$url" "$body")"
+  [ -z "$haproxy_pid" ] || hticks1="$(cpu_ticks "$haproxy_pid")"
+  ticks1="$(lb_ticks "${pids[@]}")"
+  load1="$(lb_sample)"
+  [ -n "$result" ] || die "no result from wrk for $name"
+  say "$name: $result"
+  python3 - "$name" "$n" "$result" "$idle0" "$idle1" "$load0" "$load1" "$ticks0" "$ticks1" \
+    "$((hticks1 - hticks0))" "$LB_OWN" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
+import sys
+name, n, result, i0, i1, l0, l1, t0, t1, hticks, own, clk = sys.argv[1:]
+def delta(a, b):
+    return [y - x for x, y in zip(map(int, a.split()), map(int, b.split()))]
+idle, load = delta(i0, i1), delta(l0, l1)
+ticks = delta(t0, t1)
+fields = [result, f"instances={n}", f"cpu_ticks={sum(ticks)}",
+          "instance_ticks=" + ",".join(map(str, ticks)), f"haproxy_ticks={hticks}", f"clk_tck={clk}"]
+for prefix, d in (("", load), ("idle_", idle)):
+    # The sample that opened the window is counted by Redis in it.
+    fields += [f"{prefix}pg_round_trips={d[0]}", f"{prefix}pg_xacts={d[1]}",
+               f"{prefix}redis_commands={d[2] - int(own)}", f"{prefix}redis_scripts={d[3]}"]
+print(f"{name}\t{' '.join(fields)}")
+PY
+  [ -z "$haproxy_pid" ] || stop "$haproxy_pid"
+  for i in "${pids[@]}"; do stop "$i"; done
+  lb_psql "DROP DATABASE IF EXISTS $LB_DB WITH (FORCE)"
+  lb_redis -n "$LB_REDIS_DB" flushdb >/dev/null
+}
+balancer_bed "balancer/direct" 1 direct
+for n in 1 2 3; do balancer_bed "balancer/lb$n" "$n" lb; done
+stop "$relay_pid"
+fi
 fi
 
 # --- report -----------------------------------------------------------------------------------
