@@ -212,8 +212,11 @@ pub mod standing {
     /// compared, matching or not, in constant time each, so the time taken says nothing about
     /// which one (if any) matched. The secret is checked before the status, so a deactivated
     /// credential only reports "deactivated" (to the audit log) to someone who holds its secret.
-    pub fn authenticate<'a, S>(
-        secrets: &'a [S],
+    ///
+    /// The secrets are any sequence, not a slice, so that a compact form may keep one in place
+    /// and the others elsewhere.
+    pub fn authenticate<'a, S: 'a>(
+        secrets: impl IntoIterator<Item = &'a S>,
         parts: impl Fn(&S) -> (&SecretHash, Option<UnixTime>),
         presented: &SecretHash,
         status: CredentialStatus,

@@ -23,10 +23,17 @@ pub enum Decision {
 /// Per-key GCRA state. It reads no clock: every check is given `now` (time since a fixed
 /// origin, in practice a [`crate::Clock`]'s reading), so its callers decide where time comes
 /// from and tests choose the instant.
+///
+/// The state is kept under a hash of the client's key, not the key: every client that has
+/// sent a request has an entry, and a copy of its key would cost a heap block each (the token
+/// endpoint keeps one per credential in use). The hash is keyed with a secret random to the
+/// process, so two keys share state only by a chance of about one in 2^64 per pair, which no
+/// client can arrange.
 #[derive(Debug)]
 pub struct RateLimiter {
     /// Theoretical arrival time per client, in nanoseconds since the clock's origin.
-    tats: Cache<String, Arc<AtomicU64>>,
+    tats: Cache<u64, Arc<AtomicU64>>,
+    hasher: std::hash::RandomState,
 }
 
 /// The instant a limiter is given by callers that keep time in whole Unix seconds.
@@ -40,7 +47,11 @@ fn nanos(d: Duration) -> u64 {
 
 impl RateLimiter {
     pub fn new(capacity: usize) -> Self {
-        Self { tats: Cache::new(capacity.max(16)) }
+        Self { tats: Cache::new(capacity.max(16)), hasher: std::hash::RandomState::new() }
+    }
+
+    fn slot(&self, key: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, key)
     }
 
     /// Checks and counts one request of `key` against `per_minute` (> 0) at `now`.
@@ -61,12 +72,13 @@ impl RateLimiter {
         let tolerance = interval.saturating_mul(limit - 1);
         // The latest theoretical arrival time that still admits a request now.
         let horizon = now.saturating_add(tolerance).saturating_add(interval);
-        let cell = match self.tats.get(key) {
+        let slot = self.slot(key);
+        let cell = match self.tats.get(&slot) {
             Some(c) => c,
             None => {
                 let c = Arc::new(AtomicU64::new(0));
-                self.tats.insert(key.to_owned(), c.clone());
-                self.tats.get(key).unwrap_or(c)
+                self.tats.insert(slot, c.clone());
+                self.tats.get(&slot).unwrap_or(c)
             }
         };
         let mut tat = cell.load(Ordering::Acquire);
@@ -94,7 +106,7 @@ impl RateLimiter {
 
     /// Forgets a client's state (its limit changed).
     pub fn reset(&self, key: &str) {
-        self.tats.remove(key);
+        self.tats.remove(&self.slot(key));
     }
 }
 

@@ -41,7 +41,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_core::ids::random_id;
-use tokenmint_core::{ClientId, PresentedClientId, SafeText, UnixTime};
+use tokenmint_core::{PresentedClientId, SafeText, UnixTime};
 use tokenmint_http::Limits;
 use tokenmint_http::limits::FailureCount;
 use tokenmint_store::{AlertDelivery, Store};
@@ -432,7 +432,7 @@ impl Alert {
 
 enum Msg {
     Deliver(Alert),
-    Network { client_id: ClientId, org: String, network: String, ip: IpAddr, at: UnixTime },
+    Network { client_id: PresentedClientId, org: String, network: String, ip: IpAddr, at: UnixTime },
 }
 
 /// How long an alert waits for its claim in the database before firing anyway.
@@ -574,7 +574,7 @@ impl Alerts {
     /// Called when a credential's request is refused by its rate limit.
     pub async fn on_rate_limited(
         &self,
-        client_id: &ClientId,
+        client_id: &str,
         org: &str,
         now: UnixTime,
         audit: &AuditLog,
@@ -598,7 +598,7 @@ impl Alerts {
                     "credential {client_id} keeps hitting its token-request limit; it may not be caching tokens, or its secret may be in the wrong hands"
                 )),
             );
-            a.client_id = Some(client_id.into());
+            a.client_id = Some(PresentedClientId::parse(client_id));
             a.org = Some(org.into());
             self.fire(a, audit).await;
         }
@@ -606,7 +606,7 @@ impl Alerts {
 
     /// Called after a successful authentication: checks the source network, at most once per
     /// (credential, network) pair per process.
-    pub fn on_use(&self, client_id: &ClientId, org: &str, ip: Option<IpAddr>, now: UnixTime) {
+    pub fn on_use(&self, client_id: &str, org: &str, ip: Option<IpAddr>, now: UnixTime) {
         let Some(ip) = ip else { return };
         let network = network_of(ip);
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -618,7 +618,7 @@ impl Alerts {
         }
         self.networks_seen.insert(key, ());
         let _ = self.tx.try_send(Msg::Network {
-            client_id: client_id.clone(),
+            client_id: PresentedClientId::parse(client_id),
             org: org.to_owned(),
             network,
             ip,
@@ -664,7 +664,7 @@ pub async fn run_deliveries(
                                 "credential {client_id} was used from {network}, a network it had not been used from"
                             )),
                         );
-                        a.client_id = Some(client_id.into());
+                        a.client_id = Some(client_id);
                         a.org = Some(org.into());
                         a.source_ip = Some(ip);
                         alerts.fire(a, &audit).await;

@@ -13,7 +13,7 @@
 //! most of the server's memory.
 
 use quick_cache::sync::Cache;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokenmint_core::assertion::ClientKey;
@@ -27,37 +27,122 @@ use tokenmint_store::{Store, StoreError};
 /// A credential as the token path wants it, and nothing more: one is kept for every credential
 /// in use, so every byte counts a hundred thousand times.
 ///
-/// What many credentials share (the organization, and the permissions with their scope string
-/// and audiences) is shared, not copied; lists are boxed slices without spare capacity; what
-/// the token path never reads (timestamps, secret hints, the organization's claims apart from
-/// their effect) is not kept. Admin and portal paths read credentials from the store, never
+/// The entry is one heap block (its `Arc`) for a credential as `credentials create` makes it:
+/// - what many credentials share (the organization; the permissions with their scope string
+///   and audiences; the token claims with their JSON) is shared, not copied;
+/// - the client id and the first secret (its hash, end and id) are held in place, which generated
+///   ids make possible: they have a fixed length ([`Fixed`]);
+/// - optional numbers are plain integers with a sentinel for "none" ([`NEVER`],
+///   [`NO_CUTOFF`], [`NO_LIMIT`]), half the size of an `Option`;
+/// - what few credentials have (further secrets in a rotation's overlap, public keys, ids not
+///   of the generated form, the name a token hook is told) is in one further block, [`Rare`],
+///   that most entries do without.
+///
+/// What the token path never reads (timestamps, secret hints, the organization's claims apart
+/// from their effect) is not kept. Admin and portal paths read credentials from the store, never
 /// from here.
-#[derive(Debug)]
 pub struct CachedCredential {
-    pub client_id: ClientId,
-    /// The owning organization's slug, shared by its credentials.
-    pub org: Arc<str>,
-    pub environment: Environment,
-    pub status: CredentialStatus,
-    pub token_lifetime_secs: u32,
-    pub rate_limit_per_minute: Option<u32>,
-    pub expires_at: Option<UnixTime>,
-    /// Tokens issued at or before this are revoked.
-    pub tokens_revoked_before: Option<RevocationCutoff>,
-    /// Storage revision: what the entry was read at.
-    pub revision: i64,
-    /// Permissions, scopes and audiences, shared by every credential that has the same.
+    /// The owning organization's slug.
+    org: Arc<str>,
+    /// Permissions, scopes and audiences.
     grants: Arc<Grants>,
-    secrets: Box<[CachedSecret]>,
+    /// The custom claims of its tokens: the organization's, overridden by its own.
+    claims: Arc<Claims>,
+    rare: Option<Box<Rare>>,
+    /// Storage revision: what the entry was read at.
+    revision: i64,
+    /// [`NEVER`] when it does not expire.
+    expires_at: UnixTime,
+    /// Tokens issued at or before this (microseconds) are revoked; [`NO_CUTOFF`] when none.
+    tokens_revoked_before: i64,
+    /// The first of `secrets` secrets; the others are in `rare`.
+    first_secret: CachedSecret,
+    /// The client id when it has the generated form, else in `rare`.
+    client_id: Fixed<CLIENT_ID_LEN>,
+    token_lifetime_secs: u32,
+    /// [`NO_LIMIT`] when the server's default applies.
+    rate_limit_per_minute: u32,
+    environment: Environment,
+    status: CredentialStatus,
+    /// How many secrets: 0 (only keys) or 1 to [`MAX_LIVE_SECRETS`].
+    ///
+    /// [`MAX_LIVE_SECRETS`]: tokenmint_core::credential::MAX_LIVE_SECRETS
+    secrets: u8,
+}
+
+/// "Does not expire", for a credential or a secret: the one instant an expiry could name that no
+/// clock reaches, so a credential stored as expiring then is the same as one that never does.
+const NEVER: UnixTime = UnixTime::MAX;
+/// "No cut-off": a cut-off this early revokes no token tokenmint signed and moves no token id.
+const NO_CUTOFF: i64 = i64::MIN;
+/// "The server's default limit": tokenmint stores limits of at most 1,000,000 per minute.
+const NO_LIMIT: u32 = u32::MAX;
+
+/// The length of generated client ids (`tmc_` and 24 characters).
+const CLIENT_ID_LEN: usize = 28;
+/// The length of generated secret ids (`sec_` and 16 characters).
+const SECRET_ID_LEN: usize = 20;
+
+fn or_never(t: Option<UnixTime>) -> UnixTime {
+    t.unwrap_or(NEVER)
+}
+
+fn unless_never(t: UnixTime) -> Option<UnixTime> {
+    (t != NEVER).then_some(t)
+}
+
+/// Text of exactly `N` bytes (an id of the generated form), held in place; all zero bytes is
+/// "not held here", which no id is (ids are visible ASCII).
+#[derive(Clone, Copy)]
+struct Fixed<const N: usize>([u8; N]);
+
+impl<const N: usize> Fixed<N> {
+    const NONE: Self = Self([0; N]);
+
+    fn new(text: &str) -> Option<Self> {
+        let bytes: [u8; N] = text.as_bytes().try_into().ok()?;
+        bytes.iter().any(|b| *b != 0).then_some(Self(bytes))
+    }
+
+    fn get(&self) -> Option<&str> {
+        if self.0.iter().all(|b| *b == 0) {
+            return None;
+        }
+        // Copied whole from a `str`, so a `str`: the fallback is never taken.
+        std::str::from_utf8(&self.0).ok()
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Fixed<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.get().unwrap_or_default(), f)
+    }
+}
+
+/// What few credentials have.
+#[derive(Debug, Default)]
+struct Rare {
+    /// The client id, when it does not have the generated form.
+    client_id: Option<Box<str>>,
+    /// The secrets after the first: a rotation's overlap.
+    more_secrets: Box<[CachedSecret]>,
+    /// The ids of secrets whose ids do not have the generated form, by [`CachedSecret::slot`].
+    secret_ids: Box<[Box<str>]>,
     /// Public keys whose `private_key_jwt` assertions authenticate the credential.
-    pub public_keys: Box<[ClientKey]>,
+    public_keys: Box<[ClientKey]>,
     /// For the token hook's request, which names the credential; kept only by a cache whose
     /// server has a hook ([`CredentialCache::without_names`]).
     name: Option<Box<str>>,
-    /// The custom claims of its tokens: the organization's, overridden by its own.
-    pub claims: tokenmint_core::CustomClaims,
-    /// The same as JSON object members, serialised once here rather than per token.
-    pub claims_json: String,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.client_id.is_none()
+            && self.more_secrets.is_empty()
+            && self.secret_ids.is_empty()
+            && self.public_keys.is_empty()
+            && self.name.is_none()
+    }
 }
 
 /// What credentials with the same permissions and audiences share.
@@ -69,43 +154,68 @@ struct Grants {
     audiences: Box<[String]>,
 }
 
+/// The custom claims of tokens, shared by every credential whose tokens carry the same (most
+/// carry their organization's, or none).
+#[derive(Debug, Default)]
+struct Claims {
+    claims: tokenmint_core::CustomClaims,
+    /// The same as JSON object members, serialised once here rather than per token.
+    json: Box<str>,
+}
+
+/// Shared claims, found by their JSON.
+struct ByJson(Arc<Claims>);
+
+impl std::borrow::Borrow<str> for ByJson {
+    fn borrow(&self) -> &str {
+        &self.0.json
+    }
+}
+
+impl PartialEq for ByJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.json == other.0.json
+    }
+}
+
+impl Eq for ByJson {}
+
+impl std::hash::Hash for ByJson {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.json.hash(state);
+    }
+}
+
 /// A secret as authentication needs it: its hash, its end, and the id that usage is noted
 /// under; never its hint or timestamps.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct CachedSecret {
     hash: SecretHash,
-    expires_at: Option<UnixTime>,
-    id: SecretId,
+    /// [`NEVER`] when it does not expire.
+    expires_at: UnixTime,
+    /// The id when it has the generated form, else `Rare::secret_ids[slot]`.
+    id: Fixed<SECRET_ID_LEN>,
+    slot: u8,
 }
 
-/// A secret's id: held in place when it is as short as generated ids are (`sec_` and 16
-/// characters), which spares a heap block per secret.
-#[derive(Debug)]
-enum SecretId {
-    Inline { len: u8, bytes: [u8; 22] },
-    Boxed(Box<str>),
+impl CachedSecret {
+    const NONE: Self =
+        Self { hash: SecretHash([0; 32]), expires_at: NEVER, id: Fixed::NONE, slot: 0 };
 }
 
-impl SecretId {
-    fn new(id: String) -> Self {
-        let mut bytes = [0u8; 22];
-        match (bytes.get_mut(..id.len()), u8::try_from(id.len())) {
-            (Some(slot), Ok(len)) => {
-                slot.copy_from_slice(id.as_bytes());
-                Self::Inline { len, bytes }
-            }
-            _ => Self::Boxed(id.into_boxed_str()),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Copied whole from a `str`, so a `str`: the fallback is never taken.
-            Self::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            Self::Boxed(b) => b,
-        }
+impl std::fmt::Debug for CachedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secrets' hashes are redacted by their own `Debug`; their ids and the rest are
+        // identifiers, not secrets.
+        f.debug_struct("CachedCredential")
+            .field("client_id", &self.client_id())
+            .field("org", &self.org)
+            .field("environment", &self.environment)
+            .field("status", &self.status)
+            .field("revision", &self.revision)
+            .field("grants", &self.grants)
+            .field("secrets", &self.secrets().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,7 +227,6 @@ impl CachedCredential {
     /// The entry of a credential, with its name or without.
     pub fn compact(credential: Credential, keep_name: bool) -> Self {
         let claims = credential.token_claims();
-        let claims_json = claims.json_members();
         let Credential {
             client_id,
             name,
@@ -135,32 +244,105 @@ impl CachedCredential {
             revision,
             ..
         } = credential;
-        let secrets = secrets
-            .into_iter()
-            .map(|s| CachedSecret {
-                hash: s.hash,
-                expires_at: s.expires_at,
-                id: SecretId::new(s.id),
-            })
-            .collect();
-        let (org, grants) = shared().intern(org, permissions, audiences);
-        Self {
-            client_id,
-            org,
-            environment,
-            status,
-            token_lifetime_secs,
-            rate_limit_per_minute,
-            expires_at,
-            tokens_revoked_before,
-            revision,
-            grants,
-            secrets,
+        let mut rare = Rare {
             public_keys: public_keys.into_boxed_slice(),
             name: keep_name.then(|| name.into_boxed_str()),
-            claims,
-            claims_json,
+            ..Rare::default()
+        };
+        let fixed_id = Fixed::new(client_id.as_str());
+        if fixed_id.is_none() {
+            rare.client_id = Some(client_id.into_string().into_boxed_str());
         }
+        let mut odd_ids = Vec::new();
+        let mut cached = secrets.into_iter().map(|s| {
+            let id = Fixed::new(&s.id).unwrap_or_else(|| {
+                odd_ids.push(s.id.into_boxed_str());
+                Fixed::NONE
+            });
+            // At most MAX_LIVE_SECRETS (5) secrets: the slot always fits.
+            let slot = u8::try_from(odd_ids.len().saturating_sub(1)).unwrap_or(u8::MAX);
+            CachedSecret { hash: s.hash, expires_at: or_never(s.expires_at), id, slot }
+        });
+        let first_secret = cached.next();
+        let more_secrets: Box<[CachedSecret]> = cached.collect();
+        let count = usize::from(first_secret.is_some()) + more_secrets.len();
+        rare.more_secrets = more_secrets;
+        rare.secret_ids = odd_ids.into_boxed_slice();
+        let (org, grants, claims) = shared().intern(org, permissions, audiences, claims);
+        Self {
+            org,
+            grants,
+            claims,
+            rare: (!rare.is_empty()).then(|| Box::new(rare)),
+            revision,
+            expires_at: or_never(expires_at),
+            tokens_revoked_before: tokens_revoked_before
+                .map_or(NO_CUTOFF, RevocationCutoff::micros),
+            first_secret: first_secret.unwrap_or(CachedSecret::NONE),
+            client_id: fixed_id.unwrap_or(Fixed::NONE),
+            token_lifetime_secs,
+            // A stored limit of u32::MAX (tokenmint writes at most 1,000,000) stays a limit
+            // of its own, as good as none.
+            rate_limit_per_minute: rate_limit_per_minute.map_or(NO_LIMIT, |r| r.min(NO_LIMIT - 1)),
+            environment,
+            status,
+            secrets: u8::try_from(count).unwrap_or(u8::MAX),
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        match self.client_id.get() {
+            Some(id) => id,
+            None => self.rare.as_ref().and_then(|r| r.client_id.as_deref()).unwrap_or_default(),
+        }
+    }
+
+    /// The owning organization's slug.
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
+    pub fn status(&self) -> CredentialStatus {
+        self.status
+    }
+
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+
+    /// Storage revision: what the entry was read at.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// Its own limit of token requests per minute, when it has one.
+    pub fn rate_limit_per_minute(&self) -> Option<u32> {
+        (self.rate_limit_per_minute != NO_LIMIT).then_some(self.rate_limit_per_minute)
+    }
+
+    pub fn expires_at(&self) -> Option<UnixTime> {
+        unless_never(self.expires_at)
+    }
+
+    /// Tokens issued at or before this are revoked.
+    pub fn tokens_revoked_before(&self) -> Option<RevocationCutoff> {
+        (self.tokens_revoked_before != NO_CUTOFF)
+            .then(|| RevocationCutoff::at_micros(self.tokens_revoked_before))
+    }
+
+    /// The custom claims of its tokens: the organization's, overridden by its own.
+    pub fn claims(&self) -> &tokenmint_core::CustomClaims {
+        &self.claims.claims
+    }
+
+    /// The same as JSON object members, serialised once when the entry was made.
+    pub fn claims_json(&self) -> &str {
+        &self.claims.json
+    }
+
+    /// Public keys whose `private_key_jwt` assertions authenticate the credential.
+    pub fn public_keys(&self) -> &[ClientKey] {
+        self.rare.as_ref().map_or(&[], |r| &r.public_keys)
     }
 
     pub fn permissions(&self) -> &Permissions {
@@ -182,41 +364,58 @@ impl CachedCredential {
             permissions: &self.grants.permissions,
             audiences: &self.grants.audiences,
             token_lifetime_secs: self.token_lifetime_secs,
-            expires_at: self.expires_at,
+            expires_at: self.expires_at(),
         }
     }
 
     pub fn is_expired(&self, now: UnixTime) -> bool {
-        standing::is_expired(self.expires_at, now)
+        standing::is_expired(self.expires_at(), now)
+    }
+
+    /// Its secrets, the one held in place first.
+    fn secrets(&self) -> impl Iterator<Item = &CachedSecret> {
+        let more = self.rare.as_ref().map_or(&[][..], |r| &r.more_secrets);
+        std::iter::once(&self.first_secret).take(usize::from(self.secrets.min(1))).chain(more)
+    }
+
+    fn secret_id<'a>(&'a self, secret: &'a CachedSecret) -> &'a str {
+        match secret.id.get() {
+            Some(id) => id,
+            None => self
+                .rare
+                .as_ref()
+                .and_then(|r| r.secret_ids.get(usize::from(secret.slot)))
+                .map_or("", |id| id),
+        }
     }
 
     /// [`Credential::authenticate`], on what is kept, by the same rules; the matching secret's
     /// id is returned.
     pub fn authenticate(&self, presented: &SecretHash, now: UnixTime) -> Result<&str, AuthFailure> {
         standing::authenticate(
-            &self.secrets,
-            |s| (&s.hash, s.expires_at),
+            self.secrets(),
+            |s| (&s.hash, unless_never(s.expires_at)),
             presented,
             self.status,
-            self.expires_at,
+            self.expires_at(),
             now,
         )
-        .map(|s| s.id.as_str())
+        .map(|s| self.secret_id(s))
     }
 
     /// [`Credential::usable`].
     pub fn usable(&self, now: UnixTime) -> Result<(), AuthFailure> {
-        standing::usable(self.status, self.expires_at, now)
+        standing::usable(self.status, self.expires_at(), now)
     }
 
     /// [`Credential::revokes_token`].
     pub fn revokes_token(&self, iat: UnixTime, jti: &str) -> bool {
-        standing::revokes_token(self.tokens_revoked_before, iat, jti)
+        standing::revokes_token(self.tokens_revoked_before(), iat, jti)
     }
 
     /// [`Credential::new_token_id`].
     pub fn new_token_id(&self, now_micros: i64) -> String {
-        standing::new_token_id(self.tokens_revoked_before, now_micros)
+        standing::new_token_id(self.tokens_revoked_before(), now_micros)
     }
 
     /// The credential as code that takes a whole [`Credential`] (the token hook) reads it:
@@ -225,36 +424,38 @@ impl CachedCredential {
     /// is empty.
     pub fn to_credential(&self) -> Credential {
         Credential {
-            client_id: self.client_id.clone(),
-            name: self.name.as_deref().unwrap_or_default().to_owned(),
+            // Read from a `ClientId` when the entry was made: it parses.
+            client_id: ClientId::parse(self.client_id()).unwrap_or_else(|_| ClientId::generate()),
+            name: self.rare.as_ref().and_then(|r| r.name.as_deref()).unwrap_or_default().to_owned(),
             org: self.org.to_string(),
             environment: self.environment,
             permissions: self.grants.permissions.clone(),
             audiences: self.grants.audiences.to_vec(),
             token_lifetime_secs: self.token_lifetime_secs,
-            rate_limit_per_minute: self.rate_limit_per_minute,
+            rate_limit_per_minute: self.rate_limit_per_minute(),
             status: self.status,
-            expires_at: self.expires_at,
+            expires_at: self.expires_at(),
             created_at: 0,
             updated_at: 0,
             last_used_at: None,
-            tokens_revoked_before: self.tokens_revoked_before,
+            tokens_revoked_before: self.tokens_revoked_before(),
             secrets: Vec::new(),
-            claims: self.claims.clone(),
+            claims: self.claims.claims.clone(),
             org_claims: tokenmint_core::CustomClaims::default(),
-            public_keys: self.public_keys.to_vec(),
+            public_keys: self.public_keys().to_vec(),
             revision: self.revision,
         }
     }
 }
 
-/// The values cached credentials share, one of each: organization slugs, and permissions with
-/// their audiences. Values no entry holds any more are dropped whenever the tables have
-/// doubled since the last sweep, so the tables stay within twice what is in use.
+/// The values cached credentials share, one of each: organization slugs, permissions with
+/// their audiences, and token claims. Values no entry holds any more are dropped whenever the
+/// tables have doubled since the last sweep, so the tables stay within twice what is in use.
 #[derive(Default)]
 struct Shared {
-    orgs: HashMap<Box<str>, Arc<str>>,
+    orgs: HashSet<Arc<str>>,
     grants: HashMap<GrantsKey, Arc<Grants>>,
+    claims: HashSet<ByJson>,
     swept_at: usize,
 }
 
@@ -267,22 +468,28 @@ fn shared() -> std::sync::MutexGuard<'static, Shared> {
 }
 
 impl Shared {
+    fn len(&self) -> usize {
+        self.orgs.len() + self.grants.len() + self.claims.len()
+    }
+
     fn intern(
         &mut self,
         org: String,
         permissions: Permissions,
         audiences: Vec<String>,
-    ) -> (Arc<str>, Arc<Grants>) {
-        if self.orgs.len() + self.grants.len() >= (self.swept_at * 2).max(1024) {
-            self.orgs.retain(|_, v| Arc::strong_count(v) > 1);
+        claims: tokenmint_core::CustomClaims,
+    ) -> (Arc<str>, Arc<Grants>, Arc<Claims>) {
+        if self.len() >= (self.swept_at * 2).max(1024) {
+            self.orgs.retain(|v| Arc::strong_count(v) > 1);
             self.grants.retain(|_, v| Arc::strong_count(v) > 1);
-            self.swept_at = self.orgs.len() + self.grants.len();
+            self.claims.retain(|v| Arc::strong_count(&v.0) > 1);
+            self.swept_at = self.len();
         }
         let org = match self.orgs.get(org.as_str()) {
             Some(o) => o.clone(),
             None => {
-                let o: Arc<str> = org.as_str().into();
-                self.orgs.insert(org.into_boxed_str(), o.clone());
+                let o: Arc<str> = org.into();
+                self.orgs.insert(o.clone());
                 o
             }
         };
@@ -301,7 +508,16 @@ impl Shared {
                 g
             }
         };
-        (org, grants)
+        let json = claims.json_members();
+        let claims = match self.claims.get(json.as_str()) {
+            Some(c) => c.0.clone(),
+            None => {
+                let c = Arc::new(Claims { claims, json: json.into_boxed_str() });
+                self.claims.insert(ByJson(c.clone()));
+                c
+            }
+        };
+        (org, grants, claims)
     }
 }
 
@@ -404,7 +620,7 @@ impl CredentialCache {
     /// The entry of exactly this id, if cached.
     fn lookup(&self, client_id: &str) -> Option<Entry> {
         match self.entries.get(&self.key(client_id))? {
-            Slot::Known(c) if c.client_id.as_str() == client_id => Some(Some(c)),
+            Slot::Known(c) if c.client_id() == client_id => Some(Some(c)),
             Slot::Unknown(id) if id.as_str() == client_id => Some(None),
             _ => None,
         }
@@ -501,9 +717,57 @@ mod tests {
         assert_eq!(e.all_scopes(), "billing:read billing:write");
         assert_eq!(e.permissions(), &c.permissions);
         assert_eq!(e.audiences(), c.audiences.as_slice());
-        assert_eq!(e.revision, 3);
+        assert_eq!(e.revision(), 3);
         let view = e.to_credential();
         assert_eq!((view.name.as_str(), view.org.as_str()), ("HR sync", "acme"));
+    }
+
+    #[test]
+    fn generated_ids_are_held_in_place_and_authenticate_as_the_credential_does() {
+        let mut c = credential("tmc_0123456789abcdefghijKLMN", "acme");
+        c.secrets.truncate(1);
+        c.rate_limit_per_minute = None;
+        c.expires_at = None;
+        let e = CachedCredential::new(c.clone());
+        assert_eq!(e.client_id(), "tmc_0123456789abcdefghijKLMN");
+        assert!(e.rare.as_ref().is_some_and(|r| r.client_id.is_none() && r.secret_ids.is_empty()));
+        for (hash, now) in [([1; 32], 499), ([1; 32], 500), ([2; 32], 1)] {
+            let h = SecretHash(hash);
+            assert_eq!(e.authenticate(&h, now), c.authenticate(&h, now).map(|s| s.id.as_str()));
+        }
+        assert_eq!(e.authenticate(&SecretHash([1; 32]), 1), Ok("sec_0123456789abcdef"));
+        assert_eq!((e.rate_limit_per_minute(), e.expires_at()), (None, None));
+        assert_eq!(e.tokens_revoked_before(), None);
+        let without_name = CredentialCache::new(16).without_names().entry(c);
+        assert!(without_name.rare.is_none(), "nothing rare: one block");
+    }
+
+    #[test]
+    fn what_an_entry_keeps_reads_back_as_the_credential_had_it() {
+        let mut c = credential("tmc_a", "acme");
+        c.tokens_revoked_before = Some(RevocationCutoff::at_micros(1_700_000_000_123_456));
+        c.rate_limit_per_minute = Some(0);
+        c.claims = tokenmint_core::CustomClaims::from_stored(r#"{"tier":"gold"}"#).unwrap();
+        c.public_keys = tokenmint_core::assertion::keys_from_stored("[]").unwrap();
+        let e = CachedCredential::new(c.clone());
+        assert_eq!(e.tokens_revoked_before(), c.tokens_revoked_before);
+        assert_eq!(e.rate_limit_per_minute(), Some(0), "a limit of 0 turns it off: kept");
+        assert_eq!((e.expires_at(), e.environment(), e.org()), (Some(1000), c.environment, "acme"));
+        assert_eq!((e.claims(), e.claims_json()), (&c.claims, r#""tier":"gold""#));
+        assert_eq!(e.revokes_token(1_700_000_000, "x"), c.revokes_token(1_700_000_000, "x"));
+        let view = e.to_credential();
+        assert_eq!(view.client_id, c.client_id);
+        assert_eq!(view.tokens_revoked_before, c.tokens_revoked_before);
+        assert_eq!(view.rate_limit_per_minute, Some(0));
+        c.rate_limit_per_minute = Some(u32::MAX);
+        assert!(CachedCredential::new(c).rate_limit_per_minute().is_some(), "never the default");
+    }
+
+    #[test]
+    fn an_entry_is_one_block_of_at_most_168_bytes() {
+        // 168 B and the `Arc`'s two counts make a 192-byte allocation; a field more would
+        // make it larger for every credential in use.
+        assert!(std::mem::size_of::<CachedCredential>() <= 168);
     }
 
     #[test]
@@ -532,7 +796,7 @@ mod tests {
         let a = Arc::new(CachedCredential::new(credential("tmc_a", "acme")));
         cache.refresh("tmc_a", Some(a), cache.epoch());
         cache.refresh("tmc_unknown", None, cache.epoch());
-        assert_eq!(cache.peek("tmc_a").unwrap().unwrap().client_id.as_str(), "tmc_a");
+        assert_eq!(cache.peek("tmc_a").unwrap().unwrap().client_id(), "tmc_a");
         assert!(cache.peek("tmc_unknown").unwrap().is_none(), "cached as unknown");
         assert!(cache.peek("tmc_b").is_none(), "not cached at all");
         cache.invalidate("tmc_a");

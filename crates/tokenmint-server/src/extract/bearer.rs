@@ -53,7 +53,7 @@ pub async fn verify_own_token(
         .map_err(ApiError::from)?
         .ok_or_else(|| invalid("the access token's client no longer exists"))?;
     let c = &cached;
-    if c.status != CredentialStatus::Active
+    if c.status() != CredentialStatus::Active
         || c.is_expired(now)
         || c.revokes_token(claims.iat, &claims.jti)
     {

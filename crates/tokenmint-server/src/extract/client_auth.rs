@@ -132,7 +132,7 @@ pub async fn authenticate_client(
         // entry is current, existing id or not; only a changed credential is read in full.
         state.metrics.client_auth_store_reads.inc();
         let epoch = state.credentials.epoch();
-        let cached_revision = entry.as_ref().map(|c| c.revision);
+        let cached_revision = entry.as_ref().map(|c| c.revision());
         let reread = match with_timeout(state.store.credential_revision(id)).await {
             Ok(revision) if revision == cached_revision => Ok(()),
             Ok(_) => with_timeout(state.store.get_credential(id)).await.map(|fresh| {
@@ -161,7 +161,7 @@ pub async fn authenticate_client(
         (Ok(Proven::Assertion(verified)), Some(credential)) => {
             // Single use, checked last: only an assertion that passed every other check uses
             // up its jti, so a refused one cannot be made to spoil a good one's.
-            let id = credential.client_id.as_str();
+            let id = credential.client_id();
             match use_once(state, id, &verified, now).await {
                 Ok(true) => Ok(AuthenticatedClient {
                     credential,
@@ -239,9 +239,8 @@ fn check(
         (Presented::Assertion(a), Some(cached)) => {
             let c = cached;
             let audiences = &state.assertion_audiences;
-            let verified =
-                assertion::verify(a, c.client_id.as_str(), &c.public_keys, audiences, now)
-                    .map_err(|e| (AuthFailure::InvalidAssertion, Some(e)))?;
+            let verified = assertion::verify(a, c.client_id(), c.public_keys(), audiences, now)
+                .map_err(|e| (AuthFailure::InvalidAssertion, Some(e)))?;
             c.usable(now).map_err(|f| (f, None))?;
             Ok(Proven::Assertion(verified))
         }
@@ -264,14 +263,14 @@ async fn on_failure(
     now: tokenmint_core::UnixTime,
 ) {
     use crate::alerts::{Alert, AlertKind};
-    let org = entry.map(|c| c.org.clone());
+    let org = entry.map(CachedCredential::org);
     let client_id = &auth.client_id;
     let outcome = state.abuse.record_failure(&state.limits, ip, client_id).await;
     // The summaries interpolate the presented client_id, escaped already.
     let alert = |kind, summary: String| {
         let mut a = Alert::new(kind, now, tokenmint_core::SafeText::composed(&summary));
         a.client_id = Some(client_id.clone());
-        a.org = org.as_deref().map(Into::into);
+        a.org = org.map(Into::into);
         a.source_ip = ip;
         a
     };

@@ -89,12 +89,12 @@ async fn revoke(
     if let Err(e) = sync_now(state).await {
         tracing::warn!(error = %e, "could not refresh caches after a revocation");
     }
-    tracing::info!(client_id = %claims.client_id, by = %caller_cred.client_id, "token revoked");
+    tracing::info!(client_id = %claims.client_id, by = %caller_cred.client_id(), "token revoked");
     state.audit.record(
         crate::audit::AuditEvent::new(crate::audit::AuditKind::TokenRevoked)
             .org(claims.org.clone())
             .client(tokenmint_core::PresentedClientId::parse(&claims.client_id))
-            .actor(format!("credential:{}", caller_cred.client_id))
+            .actor(format!("credential:{}", caller_cred.client_id()))
             .ip(ip)
             .details(serde_json::json!({"jti": claims.jti})),
         state.now(),

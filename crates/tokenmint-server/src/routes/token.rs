@@ -15,10 +15,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
+use tokenmint_core::PresentedClientId;
 use tokenmint_core::grant::{self, GrantedAudience};
 use tokenmint_core::jwt::{self, AudienceRef, ClaimsRef};
 use tokenmint_core::request;
-use tokenmint_core::{ClientId, PresentedClientId};
 use tokenmint_http::ratelimit::Decision;
 use tokenmint_proto::OAuthErrorCode;
 
@@ -72,7 +72,7 @@ pub fn audit_refusal(
         event = event.client(c.clone());
         if let Some(Some(cached)) = c.client_id().and_then(|id| state.credentials.peek(id.as_str()))
         {
-            event = event.org(&*cached.org);
+            event = event.org(cached.org());
         }
     }
     state.audit.record(event, state.now());
@@ -111,11 +111,11 @@ async fn issue(
     let credential = cached.as_ref();
 
     // The limit is checked before the expensive part: signing.
-    let limit = credential.rate_limit_per_minute.unwrap_or(state.config.token_rate_limit);
+    let limit = credential.rate_limit_per_minute().unwrap_or(state.config.token_rate_limit);
     let rate = if limit > 0 {
         match state
             .limits
-            .check(credential.client_id.as_str(), limit, std::time::Duration::from_secs(60))
+            .check(credential.client_id(), limit, std::time::Duration::from_secs(60))
             .await
         {
             Decision::Allowed { remaining, reset_secs } => Some((remaining, reset_secs)),
@@ -124,15 +124,15 @@ async fn issue(
                 state.metrics.refused("rate_limited");
                 let refusal = Refusal::new(
                     "rate_limited",
-                    Some(presented(&credential.client_id)),
+                    Some(presented(credential.client_id())),
                     OAuthFailure::rate_limited(retry_after_secs),
                 );
                 audit_refusal(state, "token", &refusal, ip);
                 state
                     .alerts
                     .on_rate_limited(
-                        &credential.client_id,
-                        &credential.org,
+                        credential.client_id(),
+                        credential.org(),
                         state.now(),
                         &state.audit,
                     )
@@ -164,7 +164,7 @@ async fn issue(
             grant::GrantError::InvalidScope(_) => "invalid_scope",
             grant::GrantError::InvalidTarget(_) => "invalid_target",
         };
-        Refusal::new(reason, Some(presented(&credential.client_id)), OAuthFailure::from(e))
+        Refusal::new(reason, Some(presented(credential.client_id())), OAuthFailure::from(e))
     })?;
     // The provider's hook, when configured: it may add claims, narrow the scope or refuse.
     // A token whose every scope is a tokenmint:* one never asks it: such a token is for
@@ -183,7 +183,7 @@ async fn issue(
                 audiences: &req.audiences,
                 granted_scope: &grant.scope,
             };
-            match hook.decide(&credential.to_credential(), &cached.claims, asked, now).await {
+            match hook.decide(&credential.to_credential(), cached.claims(), asked, now).await {
                 Ok(answer) => Some(answer),
                 Err(failure) => {
                     let refuse = hook.config.on_failure == OnFailure::Refuse;
@@ -192,7 +192,7 @@ async fn issue(
                     // The failure quotes the hook's answer (a claim name, say): escaped like
                     // any other text from outside before it reaches the log.
                     let error = tokenmint_core::SafeText::bounded(&failure.to_string(), 512);
-                    tracing::warn!(client_id = %credential.client_id, %error, policy = outcome, "token hook failed");
+                    tracing::warn!(client_id = credential.client_id(), %error, policy = outcome, "token hook failed");
                     if refuse {
                         // A hook that answered something unusable is a bug to fix on the
                         // provider's side, not an outage: the audit trail tells them apart.
@@ -202,7 +202,7 @@ async fn issue(
                         };
                         return Err(Refusal::new(
                             reason,
-                            Some(presented(&credential.client_id)),
+                            Some(presented(credential.client_id())),
                             OAuthFailure::hook_unavailable(),
                         ));
                     }
@@ -212,11 +212,11 @@ async fn issue(
         }
     };
     let (extra, scope): (&str, &str) = match hook_answer.as_deref().map(|a| &a.decision) {
-        None => (&cached.claims_json, &grant.scope),
+        None => (cached.claims_json(), &grant.scope),
         Some(HookDecision::Deny { reason }) => {
             return Err(Refusal::new(
                 "hook_denied",
-                Some(presented(&credential.client_id)),
+                Some(presented(credential.client_id())),
                 OAuthFailure::new(OAuthErrorCode::AccessDenied, reason.clone()),
             ));
         }
@@ -228,8 +228,8 @@ async fn issue(
     let jti = credential.new_token_id(now_micros);
     let claims = ClaimsRef {
         iss: &state.issuer,
-        sub: credential.client_id.as_str(),
-        client_id: credential.client_id.as_str(),
+        sub: credential.client_id(),
+        client_id: credential.client_id(),
         aud: match &grant.audience {
             GrantedAudience::One(a) => AudienceRef::One(a),
             GrantedAudience::Many(m) => AudienceRef::Many(m),
@@ -238,24 +238,24 @@ async fn issue(
         exp: grant.expires_at,
         jti: &jti,
         scope,
-        env: credential.environment,
-        org: &credential.org,
+        env: credential.environment(),
+        org: credential.org(),
         extra,
     };
     let token = jwt::encode(&keys.signing, &claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
         Refusal::new(
             "server_error",
-            Some(presented(&credential.client_id)),
+            Some(presented(credential.client_id())),
             OAuthFailure::server_error(),
         )
     })?;
     state.metrics.issued(keys.signing.alg());
     if state.config.metrics_per_org {
-        state.metrics.issued_for_org(&credential.org);
+        state.metrics.issued_for_org(credential.org());
     }
-    state.usage.record(credential.client_id.as_str(), &client.secret_id, now);
-    state.alerts.on_use(&credential.client_id, &credential.org, ip, now);
+    state.usage.record(credential.client_id(), &client.secret_id, now);
+    state.alerts.on_use(credential.client_id(), credential.org(), ip, now);
 
     let mut body = String::with_capacity(token.len() + scope.len() + 96);
     body.push_str("{\"access_token\":\"");
@@ -277,8 +277,9 @@ async fn issue(
     Ok(res)
 }
 
-fn presented(id: &ClientId) -> PresentedClientId {
-    PresentedClientId::from(id)
+/// The client id of an authenticated credential, as a refusal names it.
+fn presented(id: &str) -> PresentedClientId {
+    PresentedClientId::parse(id)
 }
 
 /// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
