@@ -113,6 +113,7 @@ async function main() {
 
   log("the Client ID and Secret are shown once");
   await page.getByRole("heading", { name: "Save your client secret" }).waitFor();
+  await page.getByText("Credential generated.").waitFor();
   await page.getByText("will not be shown again").waitFor();
   const clientId = (await page.locator("#new-client-id").textContent()).trim();
   const secret = (await page.locator("#new-client-secret").textContent()).trim();
@@ -130,6 +131,7 @@ async function main() {
   await page.reload();
   await page.getByRole("heading", { name: "Details" }).waitFor();
   assert.equal(await page.locator("#new-client-secret").count(), 0);
+  assert.equal(await page.getByText("Credential generated.").count(), 0, "nor the message with it");
   assert.ok(!(await page.content()).includes(secret), "the secret appears nowhere on the page");
   await page.getByRole("heading", { name: "Recent activity" }).waitFor();
   assert.equal(await page.locator("svg.chart rect").count(), 14, "one bar per day");
@@ -235,6 +237,11 @@ async function main() {
   const resetPage = await resetCtx.newPage();
   await resetPage.goto(`${BASE}/portal/reset-password`);
   await resetPage.getByLabel("Reset code").fill(code);
+  await resetPage.getByRole("button", { name: "Continue" }).click();
+  // The password step names the account, for password managers to save the new one under.
+  const username = resetPage.locator('input[autocomplete="username"]');
+  assert.equal(await username.inputValue(), "new.viewer@acme.test");
+  assert.equal(await username.getAttribute("readonly"), "");
   await resetPage.getByLabel("New password", { exact: true }).fill("a new viewer password");
   await resetPage.getByLabel("New password again").fill("a new viewer password");
   await resetPage.getByRole("button", { name: "Set password" }).click();
@@ -253,6 +260,14 @@ async function main() {
   await mobile.getByRole("heading", { name: "Details" }).waitFor();
   const overflow = await mobile.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `no horizontal scrolling on a phone (overflow ${overflow}px)`);
+  // The chart's day labels keep a readable size however far the drawing shrinks.
+  const labels = await mobile.locator(".chart-axis span").evaluateAll((spans) =>
+    spans.map((s) => ({ px: parseFloat(getComputedStyle(s).fontSize), height: s.getBoundingClientRect().height })),
+  );
+  assert.equal(labels.length, 2, "the first and the last day are labelled");
+  for (const l of labels) {
+    assert.ok(l.px >= 11 && l.height >= 11, `chart labels readable on a phone: ${JSON.stringify(l)}`);
+  }
   await shot(mobile, "credential-phone");
   await phone.close();
 

@@ -388,7 +388,7 @@ impl Inner {
             return Err(error);
         }
         self.metrics.record(MetricEvent::CacheMiss);
-        let (flight, _) = self.join_or_start(slot);
+        let (flight, _) = self.join_or_start(slot, Waiting::Caller);
         match tokio::time::timeout(deadline, flight).await {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Timeout(deadline)),
@@ -400,7 +400,7 @@ impl Inner {
         if slot.in_flight.load(Ordering::Acquire) || slot.recent_failure(now).is_some() {
             return;
         }
-        let (_, started) = self.join_or_start(slot);
+        let (_, started) = self.join_or_start(slot, Waiting::Nobody);
         if started {
             self.metrics.record(MetricEvent::RefreshStarted);
             tracing::debug!(client_id = %self.config.client_id, "token refresh started");
@@ -408,7 +408,8 @@ impl Inner {
     }
 
     /// The running fetch of `slot`, started now if there is none; `true` when started now.
-    fn join_or_start(self: &Arc<Self>, slot: &Arc<Slot>) -> (Flight, bool) {
+    /// `waiting` says whether the fetch started now has a caller waiting for its outcome.
+    fn join_or_start(self: &Arc<Self>, slot: &Arc<Slot>, waiting: Waiting) -> (Flight, bool) {
         let mut flight = slot.flight.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(running) = flight.as_ref() {
             return (running.clone(), false);
@@ -417,14 +418,18 @@ impl Inner {
         let task_slot = Arc::clone(slot);
         // Spawned rather than run by the first caller, so that the first caller timing out or
         // being dropped does not cancel the fetch the others are waiting for.
-        let task = tokio::spawn(async move { inner.fetch_and_store(&task_slot).await });
+        let task = tokio::spawn(async move { inner.fetch_and_store(&task_slot, waiting).await });
         let shared = async move { task.await.unwrap_or(Err(Error::Aborted)) }.boxed().shared();
         *flight = Some(shared.clone());
         slot.in_flight.store(true, Ordering::Release);
         (shared, true)
     }
 
-    async fn fetch_and_store(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<Token, Error> {
+    async fn fetch_and_store(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        waiting: Waiting,
+    ) -> Result<Token, Error> {
         let outcome = self.fetch(slot).await;
         match &outcome {
             Ok(token) => {
@@ -446,7 +451,18 @@ impl Inner {
                 let until = self.clock.now().checked_add(ttl).unwrap_or_else(|| self.clock.now());
                 slot.failure.store(Some(Arc::new(Failure { error: error.clone(), until })));
                 self.metrics.record(MetricEvent::TokenFetchFailed);
-                tracing::warn!(client_id = %self.config.client_id, error = %error, "token fetch failed");
+                // A background refresh has nobody to tell but the log. A fetch a caller waits
+                // for hands that caller the error, which reports it (a command-line tool prints
+                // it): a warning too would say the same failure twice. It stays in the debug
+                // log, and in the `TokenFetchFailed` metric, for whoever wants the trail.
+                match waiting {
+                    Waiting::Nobody => {
+                        tracing::warn!(client_id = %self.config.client_id, error = %error, "token refresh failed");
+                    }
+                    Waiting::Caller => {
+                        tracing::debug!(client_id = %self.config.client_id, error = %error, "token fetch failed");
+                    }
+                }
             }
         }
         // Cleared after the token is stored, so a caller who finds no fetch running finds the
@@ -495,6 +511,7 @@ impl Inner {
     /// One token fetch: requests with retries on 429, 5xx, timeouts and connection errors
     /// (RFC 6749 §5.2 errors are final), honouring `Retry-After`.
     async fn fetch(&self, slot: &Arc<Slot>) -> Result<Token, Error> {
+        let started = self.clock.now();
         let url = self.token_url().await?;
         let policy = self.config.retry;
         let client_id = self.config.client_id.as_str();
@@ -578,6 +595,12 @@ impl Inner {
                 Some(wait) => wait,
                 None => full_jitter(policy.base_delay, policy.max_delay, attempt - 1),
             };
+            if let Some(limit) = policy.give_up_after
+                && self.clock.now().saturating_duration_since(started).saturating_add(delay) > limit
+            {
+                tracing::debug!(token_url = %url, client_id, attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "the next attempt would come too late; giving up");
+                return Err(error);
+            }
             self.metrics.record(MetricEvent::TokenEndpointRetry);
             tracing::info!(token_url = %url, client_id, attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), error = %error, "token request failed; retrying");
             tokio::time::sleep(delay).await;
@@ -610,6 +633,14 @@ impl Inner {
             }),
         }
     }
+}
+
+/// Whether a fetch has a caller waiting for its outcome (a token request) or nobody (a refresh
+/// started in the background before the token expires).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    Caller,
+    Nobody,
 }
 
 fn transport(attempts: u32, source: reqwest::Error) -> Error {

@@ -252,7 +252,8 @@ impl TokenParams {
 /// Delays grow exponentially from `base_delay` up to `max_delay`, with full jitter (a uniformly
 /// random delay between zero and that bound) so that many clients failing together do not retry
 /// together. A `Retry-After` from the server replaces the computed delay; one longer than
-/// `max_retry_after` ends the retries at once rather than hammering the server early.
+/// `max_retry_after` ends the retries at once rather than hammering the server early, and so
+/// does a delay that would end after `give_up_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Requests sent in all, the first included; at least 1.
@@ -263,6 +264,11 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// The longest `Retry-After` the client will wait for.
     pub max_retry_after: Duration,
+    /// The longest one fetch may take, counted from its first request, waits included; `None`
+    /// (the default) for no bound but the others. A retry whose delay would end later is not
+    /// waited for: the fetch fails at once with the last error, which carries the server's
+    /// `Retry-After`, instead of its caller timing out while it waits without knowing why.
+    pub give_up_after: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -272,6 +278,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(60),
+            give_up_after: None,
         }
     }
 }

@@ -250,7 +250,8 @@ pub(crate) fn error_from_response(
     let masker = Masker::new(client_id, secret.expose_secret());
     if let Ok(error) = serde_json::from_slice::<tokenmint_proto::OAuthError>(body) {
         let description = error.error_description.as_deref().map(|d| relay(d, &masker, EXCERPT));
-        return Error::OAuth { status, error: relay(&error.error, &masker, 80), description };
+        let error = relay(&error.error, &masker, 80);
+        return Error::OAuth { status, error, description, retry_after };
     }
     let text = String::from_utf8_lossy(body);
     let text = relay(&text, &masker, EXCERPT);

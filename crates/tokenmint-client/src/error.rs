@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 pub enum Error {
     /// The token endpoint refused the request with an RFC 6749 §5.2 error body, for example
     /// `invalid_client`. Such errors are never retried.
-    #[error("token endpoint answered {status} {error}{}", describe(.description))]
+    #[error("token endpoint answered {status} {error}{}{}", asked(.retry_after), describe(.description))]
     OAuth {
         /// The HTTP status of the answer.
         status: StatusCode,
@@ -25,6 +25,9 @@ pub enum Error {
         error: String,
         /// The server's `error_description`, if it sent one.
         description: Option<String>,
+        /// The server's `Retry-After`, if it sent one (a 429 `slow_down` answer, say, which is
+        /// retried like any 429 until the retries run out or the pause is too long).
+        retry_after: Option<Duration>,
     },
 
     /// The token endpoint answered with an HTTP error status and no RFC 6749 error body, or
@@ -146,6 +149,15 @@ impl Error {
     pub fn oauth_error(&self) -> Option<&str> {
         match self {
             Self::OAuth { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// How long the token endpoint asked to wait (its `Retry-After`), when it answered with an
+    /// error and said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::OAuth { retry_after, .. } | Self::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

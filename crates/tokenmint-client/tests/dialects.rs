@@ -208,7 +208,7 @@ async fn wex_invalid_client_surfaces_the_servers_error_and_description() {
     .unwrap();
     let error = TokenClient::new(config).unwrap().token().await.unwrap_err();
     match &error {
-        tokenmint_client::Error::OAuth { status, error, description } => {
+        tokenmint_client::Error::OAuth { status, error, description, .. } => {
             assert_eq!(status.as_u16(), 401);
             assert_eq!(error, "invalid_client");
             assert_eq!(description.as_deref(), Some("Client authentication failed"));

@@ -141,6 +141,10 @@ pub struct IssuerConfig {
     /// `None`: follow the feed when the issuer advertises one (tokenmint issuers do).
     pub revocation_feed: Option<bool>,
     pub revocation_feed_url: Option<String>,
+    /// Written as the shorthand `issuer = "URL"`, whose feed the top-level
+    /// `follow_revocations` switches, rather than as an `[[issuer]]` table with
+    /// `revocation_feed`: messages name the key of the form in use.
+    pub shorthand: bool,
 }
 
 /// What the gateway does with a request that passes.
@@ -536,6 +540,7 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
                 claims: ClaimMapping::default(),
                 revocation_feed: Some(follow),
                 revocation_feed_url: None,
+                shorthand: true,
             }]
         }
         (None, Some(toml::Value::Array(tables))) => {
@@ -945,6 +950,7 @@ fn resolve_issuer(
         claims,
         revocation_feed: if follow { file.revocation_feed } else { Some(false) },
         revocation_feed_url: file.revocation_feed_url,
+        shorthand: false,
     })
 }
 

@@ -69,14 +69,12 @@ pub enum StartError {
     #[error("issuer {issuer}: {source}")]
     Verifier { issuer: String, source: tokenmint_verify::BuildError },
     #[error(
-        "issuer {0} publishes a revocation feed: set client_id (a credential with \
-         tokenmint:revocations) and its secret, or revocation_feed = false for this issuer"
+        "issuer {issuer} publishes a revocation feed: set client_id (a credential with \
+         tokenmint:revocations) and its secret, or {off}"
     )]
-    FeedCredentialsMissing(String),
-    #[error(
-        "issuer {0}: revocation_feed = true, but it advertises no feed; set revocation_feed_url"
-    )]
-    NoFeed(String),
+    FeedCredentialsMissing { issuer: String, off: &'static str },
+    #[error("issuer {issuer}: {why}")]
+    NoFeed { issuer: String, why: &'static str },
     #[error("the issuers: {0}")]
     Issuers(tokenmint_verify::BuildError),
     #[error("cannot follow the revocation feed: {0}")]
@@ -84,9 +82,9 @@ pub enum StartError {
     #[error(
         "issuer {issuer} refuses the revocation feed's credential ({reason}); give the gateway \
          a credential with tokenmint:revocations whose audiences are empty or include the \
-         issuer, or set revocation_feed = false for this issuer"
+         issuer, or set {off}"
     )]
-    FeedRefused { issuer: String, reason: String },
+    FeedRefused { issuer: String, reason: String, off: &'static str },
     #[error("invalid feed credentials: {0}")]
     FeedClient(#[from] tokenmint_client::Error),
     #[error("cannot connect to Redis: {0}")]
@@ -327,6 +325,17 @@ impl GatewayHandle {
 }
 
 /// Builds the verifier of one issuer and, when it is to be followed, its revocation feed.
+/// How the configuration turns this issuer's feed off, in the form it was written in: the
+/// shorthand `issuer = "URL"` has no table to hold `revocation_feed`, only the top-level
+/// `follow_revocations` (which an [[issuer]] table's `revocation_feed` would be refused beside).
+fn feed_off(issuer: &IssuerConfig) -> &'static str {
+    if issuer.shorthand {
+        "follow_revocations = false"
+    } else {
+        "revocation_feed = false in this [[issuer]] table"
+    }
+}
+
 async fn start_issuer(
     config: &StartupSettings,
     issuer: &IssuerConfig,
@@ -366,10 +375,20 @@ async fn start_issuer(
         return Ok((verifier, None));
     }
     if issuer.revocation_feed_url.is_none() && !verifier.has_revocation_feed() {
-        return Err(StartError::NoFeed(issuer.url.clone()));
+        let why = if issuer.shorthand {
+            "follow_revocations is on, but it advertises no revocation feed; set \
+             follow_revocations = false, or list it in an [[issuer]] table with \
+             revocation_feed_url"
+        } else {
+            "revocation_feed = true, but it advertises no feed; set revocation_feed_url"
+        };
+        return Err(StartError::NoFeed { issuer: issuer.url.clone(), why });
     }
     let FeedCredentials::Client { client_id, secret, token_url } = &config.feed else {
-        return Err(StartError::FeedCredentialsMissing(issuer.url.clone()));
+        return Err(StartError::FeedCredentialsMissing {
+            issuer: issuer.url.clone(),
+            off: feed_off(issuer),
+        });
     };
     // The feed is part of the admin API, which takes tokens for the issuer alone: asked for by
     // name, so a feed credential that also lists other audiences still gets one.
@@ -388,6 +407,7 @@ async fn start_issuer(
             return Err(StartError::FeedRefused {
                 issuer: issuer.url.clone(),
                 reason: error.to_string(),
+                off: feed_off(issuer),
             });
         }
         Ok(_) | Err(_) => {}
@@ -405,6 +425,7 @@ async fn start_issuer(
             return Err(StartError::FeedRefused {
                 issuer: issuer.url.clone(),
                 reason: "the feed answered 401 or 403 to the credential's token".to_owned(),
+                off: feed_off(issuer),
             });
         }
         _ => tracing::warn!(

@@ -349,6 +349,52 @@ write_scope = "eligibility:write"
 }
 
 #[tokio::test]
+async fn a_refused_feed_credential_names_the_switch_of_the_configuration_form_in_use() {
+    let setup = Setup::start().await;
+    let (id, _) = setup.server.credential("production", &["tokenmint:revocations"], &[]).await;
+    // An [[issuer]] table: its own revocation_feed.
+    match gateway_with_feed_credential(&setup, &id, "wrong", None).await {
+        Err(error) => {
+            let text = error.to_string();
+            assert!(text.contains("revocation_feed = false in this [[issuer]] table"), "{text}");
+        }
+        Ok(_) => panic!("started with a refused feed credential"),
+    }
+    // The shorthand issuer = "URL" has no table: its switch is follow_revocations.
+    let secret_file = setup.server.dir.path().join("feed-shorthand");
+    std::fs::write(&secret_file, "wrong\n").unwrap();
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+issuer = "{issuer}"
+audience = "{AUDIENCE}"
+client_id = "{id}"
+client_secret_file = "{file}"
+
+[[route]]
+path_prefix = "/eligibility"
+upstream = "{upstream}"
+read_scope = "eligibility:read"
+write_scope = "eligibility:write"
+"#,
+        issuer = setup.server.issuer,
+        file = secret_file.display(),
+        upstream = setup.production.url,
+    );
+    let path = setup.server.dir.path().join("gateway-shorthand.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = GatewayConfig::load(&path, &Overrides::default()).unwrap();
+    match tokenmint_gateway::Gateway::build(config, setup.clock.clone()).await {
+        Err(error) => {
+            let text = error.to_string();
+            assert!(text.contains("set follow_revocations = false"), "{text}");
+            assert!(!text.contains("revocation_feed ="), "a key this form cannot hold: {text}");
+        }
+        Ok(_) => panic!("started with a refused feed credential"),
+    }
+}
+
+#[tokio::test]
 async fn a_feed_credential_that_lists_other_audiences_still_reads_the_feed() {
     let setup = Setup::start().await;
     let issuer = setup.server.issuer.clone();

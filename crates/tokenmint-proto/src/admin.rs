@@ -499,6 +499,9 @@ pub struct CreatedUser {
     /// What the role allows in this organization, in words; it says so when a role in the
     /// organization of the platform-admin credentials is not a platform role.
     pub role_grants: String,
+    /// True when the user's organization did not exist and was created with them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub organization_created: bool,
 }
 
 /// Body of `PATCH /admin/v1/users/{id}`.

@@ -27,7 +27,7 @@ use tokenmint_proto::admin as dto;
 use tokenmint_proto::feed::Revocation;
 use tokenmint_store::{
     CredentialFilter, Guard, NewRevocation, Organization, OrganizationRevocation,
-    OrganizationUpdate, Rotation, StoreError,
+    OrganizationUpdate, Refusal, Rotation, StoreError,
 };
 
 /// Default overlap of a rotation: the old secret keeps working for a day.
@@ -813,6 +813,20 @@ pub async fn rotate_secret(
     client_id: &str,
     input: dto::RotateSecret,
 ) -> Result<dto::RotatedSecret, ApiError> {
+    rotate_secret_or_refusal(state, actor, client_id, input)
+        .await?
+        .map_err(|why| ApiError::from(StoreError::Refused(why)))
+}
+
+/// [`rotate_secret`], with the store's refusal (a rotation moments ago, too many live secrets)
+/// kept typed, for a caller that says in its own words what to do about it: the refusal's
+/// text names the CLI's commands, which the portal offers as buttons.
+pub async fn rotate_secret_or_refusal(
+    state: &AppState,
+    actor: &Actor,
+    client_id: &str,
+    input: dto::RotateSecret,
+) -> Result<Result<dto::RotatedSecret, Refusal>, ApiError> {
     let c = load_credential(state, actor, client_id, Action::RotateSecret).await?;
     let overlap = input.overlap_seconds.unwrap_or(DEFAULT_ROTATION_OVERLAP_SECS);
     if overlap > MAX_DURATION_SECS {
@@ -831,7 +845,13 @@ pub async fn rotate_secret(
         settle_secs: ROTATION_SETTLE_SECS,
     };
     let guard = guard(state, actor, c.permissions.is_platform_admin());
-    state.store.add_secret(client_id, &rotation, &guard).await?;
+    match state.store.add_secret(client_id, &rotation, &guard).await {
+        Ok(()) => {}
+        Err(StoreError::Refused(
+            why @ (Refusal::RotatedMomentsAgo { .. } | Refusal::TooManyLiveSecrets { .. }),
+        )) => return Ok(Err(why)),
+        Err(e) => return Err(e.into()),
+    }
     after_write(state).await;
     let principal = actor.principal();
     tracing::info!(
@@ -848,12 +868,12 @@ pub async fn rotate_secret(
         Some(client_id),
         serde_json::json!({"secret_id": stored.id, "hint": stored.hint, "previous_secrets_expire_at": old_expire}),
     );
-    Ok(dto::RotatedSecret {
+    Ok(Ok(dto::RotatedSecret {
         client_id: client_id.to_owned(),
         client_secret: secret.expose().to_owned(),
         secret: secret_view(&stored),
         previous_secrets_expire_at: instant(old_expire),
-    })
+    }))
 }
 
 pub async fn delete_secret(

@@ -206,8 +206,10 @@ pub async fn create_user(
     let now = state.now();
     let guard = service::guard(state, actor, false);
     let may_create_org = policy::may(actor, Action::CreateOrganization, &Target::Platform).is_ok();
+    let mut organization_created = false;
     if may_create_org && state.store.get_organization(slug.as_str()).await?.is_none() {
-        // The platform may name a new organization, as when it creates a credential.
+        // The platform may name a new organization, as when it creates a credential; the
+        // answer says so, since a mistyped slug would otherwise go unnoticed.
         let org = Organization {
             slug: slug.to_string(),
             name: slug.to_string(),
@@ -215,7 +217,9 @@ pub async fn create_user(
             claims: tokenmint_core::CustomClaims::default(),
         };
         match state.store.create_organization(&org, &guard).await {
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Ok(()) => organization_created = true,
+            // Created by someone else in between: it existed, as far as this request goes.
+            Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -255,7 +259,11 @@ pub async fn create_user(
         None,
         serde_json::json!({"user_id": user.id, "email": user.email, "role": user.role.as_str()}),
     );
-    Ok(dto::CreatedUser { role_grants: role_grants(user.role, &user.org), user: user_view(&user) })
+    Ok(dto::CreatedUser {
+        role_grants: role_grants(user.role, &user.org),
+        user: user_view(&user),
+        organization_created,
+    })
 }
 
 /// Loads a user and asks the policy whether `actor` may do `action` to them; a user the actor

@@ -75,6 +75,8 @@ ActivateCredential     POST   /portal/credentials/{client_id}/activate     | P o
 AddPublicKeys          POST   /portal/credentials/{client_id}/public-keys  | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 RemovePublicKey        GET    /portal/credentials/{client_id}/public-keys/{key}/remove | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 RemovePublicKey        POST   /portal/credentials/{client_id}/public-keys/{key}/remove | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
+DeleteSecret           GET    /portal/credentials/{client_id}/secrets/{secret_id}/delete | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
+DeleteSecret           POST   /portal/credentials/{client_id}/secrets/{secret_id}/delete | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 ListUsers              GET    /portal/users                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
 CreateUser             POST   /portal/users                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV 403 -   -   -   -   | XA ok  -   -   -   -
 ListUsers              GET    /portal/users/{id}                           | P ok  ok  ok  ok  404 | OA ok  404 ok  ok  404 | OV ok  404 ok  ok  404 | XA ok  404 ok  ok  404
@@ -275,6 +277,14 @@ impl World {
     async fn first_secret(&self, client_id: &str) -> String {
         let c = self.app.state.store.get_credential(client_id).await.unwrap().unwrap();
         c.secrets[0].id.clone()
+    }
+
+    /// A secret of the credential that a rotation gave an end (rotating it now).
+    async fn old_secret(&self, client_id: &str) -> String {
+        let path = format!("/credentials/{client_id}/secrets");
+        self.call(Method::POST, &path, Some(json!({"overlap_seconds": 3600}))).await;
+        let c = self.app.state.store.get_credential(client_id).await.unwrap().unwrap();
+        c.secrets.iter().find(|s| s.expires_at.is_some()).unwrap().id.clone()
     }
 
     async fn keys(&self) -> Vec<Value> {
@@ -505,6 +515,17 @@ impl World {
                     _ => {}
                 }
                 let rest = rest.replace("{key}", "cell-key");
+                let rest = if rest.contains("{secret_id}") {
+                    // The portal deletes only old secrets: one a rotation gave an end.
+                    let secret = if col == "none" {
+                        "sec_none".to_owned()
+                    } else {
+                        self.old_secret(&id).await
+                    };
+                    rest.replace("{secret_id}", &secret)
+                } else {
+                    rest
+                };
                 format!("/portal/credentials/{id}{rest}")
             }
             other => panic!("no cell for {other}: add it to the matrix"),

@@ -232,6 +232,93 @@ async fn a_refused_rotation_redirects_so_a_reload_cannot_repeat_it() {
     assert_eq!(credential(&app, &id).await["secrets"].as_array().unwrap().len(), secrets);
 }
 
+/// The secrets listed on a credential's page: (hint, delete link) per secret, in order.
+fn listed_secrets(body: &str) -> Vec<(String, Option<String>)> {
+    let start = body.find(r#"<ul class="plain" id="secrets">"#).expect("the secrets list");
+    let list = &body[start..start + body[start..].find("</ul>").unwrap()];
+    list.split("<li>")
+        .skip(1)
+        .map(|item| {
+            let hint = item["<code>".len()..item.find("</code>").unwrap()].to_owned();
+            let link = item.find(r#"href=""#).map(|at| {
+                let rest = &item[at + r#"href=""#.len()..];
+                rest[..rest.find('"').unwrap()].to_owned()
+            });
+            (hint, link)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn at_the_most_live_secrets_the_portal_says_to_delete_an_old_one_and_deletes_it_after_asking()
+{
+    let app = spawn_app().await;
+    let id = two_orgs(&app).await;
+    let page = format!("/portal/credentials/{id}");
+    let mut b = Browser::new(&app);
+    b.sign_in("admin@acme.test", ADMIN_PW).await;
+    // Four rotations keeping the old secrets for an hour: five live secrets, the most allowed.
+    for _ in 0..4 {
+        assert_eq!(b.rotate(&id).await.status, 303);
+        app.clock.advance(10);
+    }
+    let refused = b.rotate(&id).await;
+    assert_eq!(refused.status, 303, "{}", refused.body);
+    let shown = b.get(refused.location()).await.body;
+    assert!(shown.contains("already has 5 live secrets"), "{shown}");
+    assert!(shown.contains("Delete one it no longer needs"), "{shown}");
+    assert!(!shown.contains("delete-secret"), "no CLI command in the portal: {shown}");
+
+    // Every old secret has a Delete link; the current one has none.
+    let secrets = listed_secrets(&shown);
+    assert_eq!(secrets.len(), 5);
+    assert_eq!(secrets.iter().filter(|(_, link)| link.is_none()).count(), 1, "{secrets:?}");
+    let current = credential(&app, &id).await["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["expires_at"].is_null())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let delete = secrets[0].1.clone().expect("the oldest secret can be deleted");
+    assert!(delete.ends_with("/delete") && !delete.contains(&current), "{delete}");
+
+    // A viewer sees no link and is refused.
+    let mut viewer = Browser::new(&app);
+    let viewer_csrf = viewer.sign_in("viewer@acme.test", VIEWER_PW).await;
+    assert!(!viewer.get(&page).await.body.contains("/secrets/"), "no Delete for a viewer");
+    assert_eq!(viewer.post(&delete, &[("csrf", &viewer_csrf)]).await.status, 403);
+
+    // Asked first; then deleted, said, and a rotation works again.
+    let confirm = b.get(&delete).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("Yes, delete the secret"), "{}", confirm.body);
+    assert_eq!(credential(&app, &id).await["secrets"].as_array().unwrap().len(), 5);
+    let csrf = confirm.csrf();
+    let deleted = b.post(&delete, &[("csrf", &csrf)]).await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    assert!(b.get(deleted.location()).await.body.contains("Secret deleted"));
+    assert_eq!(credential(&app, &id).await["secrets"].as_array().unwrap().len(), 4);
+    assert_eq!(b.get(&delete).await.status, 404, "gone");
+    assert_eq!(b.rotate(&id).await.location(), page);
+
+    // The current secret is not deleted here: it is replaced by rotating.
+    let current = credential(&app, &id).await["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["expires_at"].is_null())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = b.post(&format!("{page}/secrets/{current}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.body.contains("rotate it to replace it"), "{}", refused.body);
+}
+
 #[tokio::test]
 async fn a_rotated_away_secret_says_when_it_stops_and_then_that_it_stopped() {
     let app = spawn_app().await;
@@ -607,8 +694,11 @@ async fn a_generated_secret_is_shown_once_and_never_in_a_url() {
     assert!(!location.contains(&secret));
     let token = app.token(client_id, &secret).await;
     assert_eq!(token["scope"], "eligibility:read");
+    assert!(first.body.contains("Credential generated."), "{}", first.body);
+    assert!(!location.contains("done="), "nothing in the URL brings the message back");
     let again = b.get(&location).await;
     assert!(!again.body.contains(&secret), "the secret is gone after its one view");
+    assert!(!again.body.contains("Credential generated."), "and so is the message with it");
 
     // The acting user is in the audit trail.
     let audit =
@@ -657,10 +747,12 @@ async fn the_users_api_creates_lists_and_deactivates_portal_users_and_is_documen
     assert!(doc["components"]["schemas"]["CreateUser"].is_object());
 }
 
-/// A server started without `--product-area` (the README's first command): the Generate form
-/// says why no credential can be made and how the operator changes that.
+/// A server started without `--product-area` (the README's first command): the Generate
+/// buttons are disabled, and the list and the form say why no credential can be made and how
+/// the operator changes that.
 #[tokio::test]
-async fn without_product_areas_the_generate_form_says_why_and_what_to_start_the_server_with() {
+async fn without_product_areas_generating_is_disabled_saying_why_and_what_to_start_the_server_with()
+{
     let app = spawn_with(Options {
         tweak: |c| {
             c.product_areas = tokenmint_core::scope::ProductAreas::parse::<&str>(&[]).unwrap()
@@ -673,9 +765,17 @@ async fn without_product_areas_the_generate_form_says_why_and_what_to_start_the_
     create_user(&app, "acme", "admin@acme.test", "admin", ADMIN_PW).await;
     let mut b = Browser::new(&app);
     let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let list = b.get("/portal/credentials").await;
+    assert_eq!(list.status, 200);
+    let disabled = r#"<button type="button" class="btn btn-primary" disabled aria-describedby="no-product-areas">Generate credential</button>"#;
+    assert!(list.body.contains(disabled), "{}", list.body);
+    assert!(!list.body.contains(r#"href="/portal/credentials/new""#), "{}", list.body);
+    assert!(list.body.contains(r#"id="no-product-areas""#) && list.body.contains("--product-area"));
     let form = b.get("/portal/credentials/new").await;
     assert_eq!(form.status, 200);
     assert!(form.body.contains("no-product-areas") && form.body.contains("--product-area"));
+    let submit = r#"<button type="submit" class="btn btn-primary" disabled aria-describedby="no-product-areas">Generate credential</button>"#;
+    assert!(form.body.contains(submit), "{}", form.body);
     let out = b
         .post(
             "/portal/credentials",

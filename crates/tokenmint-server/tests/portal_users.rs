@@ -384,12 +384,13 @@ async fn rotating_with_the_current_secret_stopped_at_once_asks_first_then_says_i
             &[("csrf", &csrf), ("overlap", "0"), ("confirm", "yes")],
         )
         .await;
-    assert_eq!(done.location(), format!("/portal/credentials/{id}?done=secret-rotated"));
+    assert_eq!(done.location(), format!("/portal/credentials/{id}"));
     let page = b.get(done.location()).await;
     assert!(page.body.contains("new-client-secret"), "the secret is shown once");
-    // On a reload the secret is gone and the message remains.
+    assert!(page.body.contains("Secret rotated."), "{}", page.body);
+    // On a reload the secret is gone, and so is the message that came with it.
     let reload = b.get(done.location()).await;
-    assert!(!reload.body.contains("new-client-secret") && reload.body.contains("Secret rotated."));
+    assert!(!reload.body.contains("new-client-secret") && !reload.body.contains("Secret rotated."));
     // A rotation with an overlap needs no confirmation; every edit says it was saved.
     app.clock.advance(600);
     let out = b
@@ -494,4 +495,120 @@ async fn the_audit_page_reaches_every_event_newest_first_with_filters_in_words()
     assert!(mine.body.contains(r#"data-label="Event">User added"#), "{}", mine.body);
     assert!(!mine.body.contains(r#"data-label="Event">Token request refused"#));
     assert!(mine.body.contains(r#"data-label="By">admin@acme.test<"#), "named by email");
+}
+
+/// The texts of the options of the select `id` on a page, in order, without its "any" option.
+fn option_texts(page: &Answer, id: &str) -> Vec<String> {
+    let start = page.body.find(&format!(r#"<select id="{id}""#)).unwrap();
+    let select = &page.body[start..start + page.body[start..].find("</select>").unwrap()];
+    select
+        .split("<option value=\"")
+        .skip(2)
+        .map(|rest| {
+            let text = &rest[rest.find('>').unwrap() + 1..];
+            text[..text.find('<').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audit_filters_list_credentials_and_actors_by_name_whatever_the_case() {
+    let app = spawn_app().await;
+    acme(&app).await;
+    for email in ["Zed@acme.test", "bea@acme.test"] {
+        create_user(&app, "acme", email, "viewer", USER_PW).await;
+    }
+    let mut ids = std::collections::HashMap::new();
+    for name in ["payroll", "Billing sync", "zeta feed", "Access review"] {
+        let (id, _) = app
+            .create_credential(json!({"name": name, "org": "acme", "environment": "sandbox",
+                "permissions": ["eligibility:read"]}))
+            .await;
+        ids.insert(name, id);
+    }
+    let mut b = Browser::new(&app);
+    b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let page = b.get("/portal/audit").await;
+    assert_eq!(page.status, 200);
+    let named = |name: &str| format!("{name} ({})", ids[name]);
+    assert_eq!(
+        option_texts(&page, "client"),
+        [named("Access review"), named("Billing sync"), named("payroll"), named("zeta feed")]
+    );
+    assert_eq!(
+        option_texts(&page, "actor"),
+        [
+            "Access review (credential)",
+            "admin@acme.test",
+            "bea@acme.test",
+            "Billing sync (credential)",
+            "payroll (credential)",
+            "viewer@acme.test",
+            "Zed@acme.test",
+            "zeta feed (credential)",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_reset_form_names_the_account_for_password_managers_once_the_code_is_entered() {
+    let app = spawn_app().await;
+    let viewer = acme(&app).await;
+    let reset: Value = app
+        .admin(Method::POST, &format!("/users/{viewer}/reset-password"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let code = reset["code"].as_str().unwrap();
+    let mut b = Browser::new(&app);
+    let first = b.get("/portal/reset-password").await;
+    assert!(first.body.contains(r#"name="code""#) && !first.body.contains("new_password"));
+
+    // A wrong code is refused on the first step, naming no account.
+    let wrong =
+        b.post("/portal/reset-password", &[("csrf", &first.csrf()), ("code", "tmr_no")]).await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.body.contains("This code is not valid") && !wrong.body.contains("viewer@"));
+
+    // The code alone: the password step, with the account's email as the username field.
+    let second = b.post("/portal/reset-password", &[("csrf", &wrong.csrf()), ("code", code)]).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    let username = r#"<input id="username" name="username" type="email" autocomplete="username" value="viewer@acme.test" readonly>"#;
+    assert!(second.body.contains(username), "{}", second.body);
+    assert!(second.body.contains(r#"autocomplete="new-password""#));
+    assert!(second.body.contains(&format!(r#"<input type="hidden" name="code" value="{code}">"#)));
+    // A refusal on that step keeps the account named.
+    let csrf = second.csrf();
+    let differ = b
+        .post(
+            "/portal/reset-password",
+            &[
+                ("csrf", &csrf),
+                ("code", code),
+                ("username", "viewer@acme.test"),
+                ("new_password", "a brand new password"),
+                ("confirm_password", "another one"),
+            ],
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        differ.body.contains("The two new passwords differ.") && differ.body.contains(username)
+    );
+    let csrf = differ.csrf();
+    let done = b
+        .post(
+            "/portal/reset-password",
+            &[
+                ("csrf", &csrf),
+                ("code", code),
+                ("username", "viewer@acme.test"),
+                ("new_password", "a brand new password"),
+                ("confirm_password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(done.location(), "/portal/sign-in?done=password-set", "{}", done.body);
+    Browser::new(&app).sign_in("viewer@acme.test", "a brand new password").await;
 }

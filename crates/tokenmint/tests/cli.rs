@@ -432,3 +432,74 @@ fn without_admin_credentials_the_error_names_the_file_serve_wrote() {
         "{here}"
     );
 }
+
+#[test]
+fn credentials_list_is_newest_first_and_tells_a_missing_organization_from_an_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let creds = dir.path().join("tokenmint-admin.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&creds)
+        .map_or(true, |t| serde_json::from_str::<Value>(&t).is_err())
+    {
+        assert!(Instant::now() < deadline, "serve wrote no admin credential");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let base = server.base.clone();
+    for name in ["first", "second", "third"] {
+        let args = [
+            "credentials",
+            "create",
+            "--name",
+            name,
+            "--org",
+            "acme",
+            "--environment",
+            "sandbox",
+            "--permission",
+            "eligibility:read",
+            "--output",
+            "json",
+        ];
+        json_of(&run(&args, &base, &creds));
+    }
+    // Newest first, as the portal lists them: by creation, then client_id, both descending.
+    let listed = json_of(&run(&["credentials", "list", "--output", "json"], &base, &creds));
+    let keys: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            // RFC 3339 in UTC, all of one form: ordered as text as in time.
+            let created = c["created_at"].as_str().unwrap().to_owned();
+            (created, c["client_id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(keys, sorted);
+    assert!(keys.len() >= 4, "the admin credential and the three: {keys:?}");
+    let help = run(&["credentials", "list", "--help"], &base, &creds);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("newest first"));
+
+    // An organization that does not exist is an error, said so.
+    let missing = run(&["credentials", "list", "--org", "nosuchorg"], &base, &creds);
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(said.contains("no organization 'nosuchorg' exists"), "{said}");
+    assert!(said.contains("hint: `tokenmint orgs list`"), "{said}");
+    // One without credentials says it has none.
+    assert!(run(&["orgs", "create", "empty"], &base, &creds).status.success());
+    let empty = run(&["credentials", "list", "--org", "empty"], &base, &creds);
+    assert!(empty.status.success(), "{empty:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&empty.stdout).trim(),
+        "The organization 'empty' has no credentials."
+    );
+    let json = json_of(&run(
+        &["credentials", "list", "--org", "empty", "--output", "json"],
+        &base,
+        &creds,
+    ));
+    assert_eq!(json, serde_json::json!([]));
+}

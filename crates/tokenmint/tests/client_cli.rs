@@ -952,3 +952,70 @@ async fn an_answer_that_is_not_valid_http_ends_the_call_with_exit_8() {
     assert_eq!(output.status.code(), Some(8), "{output:?}");
     assert!(stderr(&output).contains("not valid HTTP"), "{}", stderr(&output));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_longer_than_what_is_left_of_the_timeout_ends_at_once_saying_how_long_was_asked() {
+    // A first short pause is waited for; the second would end after --timeout: given up at
+    // once, with the server's wait in the message instead of a bare timeout.
+    let mock = Shared::default();
+    {
+        let mut m = mock.lock().unwrap();
+        m.token_script.push_back(Reply::status(503).header("retry-after", "1"));
+        m.token_script.push_back(Reply::status(429).header("retry-after", "4"));
+    }
+    let base = start(mock.clone()).await;
+    let started = std::time::Instant::now();
+    let output = tokenmint(args(&base, &["token", "--timeout", "4s"]), Some(SECRET)).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "it did not wait it out");
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    let stderr = stderr(&output);
+    assert!(stderr.contains("asked to wait 4 s"), "{stderr}");
+    assert!(stderr.contains("more than --timeout 4s allows"), "{stderr}");
+    assert_eq!(mock.lock().unwrap().tokens.len(), 2);
+
+    // The same from the first answer, when it is an RFC 6749 error (as tokenmint's own 429).
+    let slow_down = json!({"error": "slow_down", "error_description": "too many requests"});
+    mock.lock()
+        .unwrap()
+        .token_script
+        .push_back(Reply::status(429).header("retry-after", "60").body(slow_down.to_string()));
+    let output = tokenmint(args(&base, &["token", "--timeout", "30s"]), Some(SECRET)).await;
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    let stderr = self::stderr(&output);
+    assert!(stderr.contains("slow_down and asked to wait 60 s"), "{stderr}");
+    assert!(stderr.contains("more than --timeout 30s allows"), "{stderr}");
+    assert!(stderr.contains("hint: try again in 60 s"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_token_fetch_is_reported_once_not_also_as_a_log_warning() {
+    let mock = Shared::default();
+    let base = start(mock.clone()).await;
+    let refused = json!({"error": "invalid_scope", "error_description": "not for you"});
+    mock.lock().unwrap().token_script.push_back(Reply::status(400).body(refused.to_string()));
+    let output = tokenmint(args(&base, &["token"]), Some(SECRET)).await;
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = stderr(&output);
+    assert_eq!(stderr.matches("not for you").count(), 1, "{stderr}");
+    assert!(!stderr.contains("WARN") && !stderr.contains("token fetch failed"), "{stderr}");
+
+    // With retries, each retry is said as it happens, and the failure once at the end.
+    for _ in 0..4 {
+        mock.lock().unwrap().token_script.push_back(Reply::status(502).body("down"));
+    }
+    let output = tokenmint(args(&base, &["token"]), Some(SECRET)).await;
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    let stderr = self::stderr(&output);
+    assert_eq!(stderr.matches("retrying").count(), 3, "{stderr}");
+    assert_eq!(stderr.matches("after 4 attempt(s)").count(), 1, "{stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+
+    // Who wants the trail gets it at debug.
+    mock.lock().unwrap().token_script.push_back(Reply::status(400).body(refused.to_string()));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tokenmint"));
+    command.args(args(&base, &["token"])).env("TOKENMINT_LOG", "debug");
+    command.env("TOKENMINT_CLIENT_SECRET", SECRET).env_remove("TOKENMINT_CLIENT_SECRET_FILE");
+    command.env_remove("TOKENMINT_ISSUER").env_remove("TOKENMINT_TOKEN_URL");
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    assert!(self::stderr(&output).contains("token fetch failed"), "{}", self::stderr(&output));
+}

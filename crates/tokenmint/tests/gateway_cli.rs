@@ -103,7 +103,7 @@ fn admin_credential(dir: &Path) -> Value {
 
 #[cfg(unix)]
 #[test]
-fn the_gateway_reloads_its_routes_on_sighup_and_flags_beat_the_file() {
+fn the_gateway_reloads_its_routes_on_sighup_and_flags_beat_the_file_and_logs_its_own_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let server_port = free_port();
     let issuer = format!("http://127.0.0.1:{server_port}");
@@ -128,14 +128,17 @@ fn the_gateway_reloads_its_routes_on_sighup_and_flags_beat_the_file() {
     let config = dir.path().join("gateway.toml");
     let head = format!("listen = \"127.0.0.1:1\"\nissuer = \"{issuer}\"\nclient_id = \"{id}\"\n");
     std::fs::write(&config, format!("{head}{}", route("/old", &upstream))).unwrap();
-    let gateway = Process(
+    let log = dir.path().join("gateway.log");
+    let mut gateway = Process(
         Command::new(BIN)
             .args(["gateway", "--config"])
             .arg(&config)
             .env("TOKENMINT_LISTEN", format!("127.0.0.1:{gateway_port}"))
             .env("TOKENMINT_CLIENT_SECRET", secret)
+            .env_remove("TOKENMINT_LOG")
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -165,4 +168,14 @@ fn the_gateway_reloads_its_routes_on_sighup_and_flags_beat_the_file() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(get(gateway_port, "/old/x", &token), 502, "the old route is kept");
+
+    // Stopping is logged under the gateway command's target, not the server's.
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(gateway.0.wait().unwrap().success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    let shutdown =
+        log.lines().find(|l| l.contains("shutting down")).unwrap_or_else(|| panic!("{log}"));
+    assert!(shutdown.contains("tokenmint::cmd::gateway"), "{shutdown}");
+    assert!(!log.contains("cmd::serve"), "{log}");
+    assert!(log.contains("tokenmint gateway stopped"), "{log}");
 }

@@ -244,3 +244,26 @@ async fn users_are_reactivated_given_another_role_and_reset_with_a_one_time_code
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("already active"));
 }
+
+#[tokio::test]
+async fn creating_a_user_in_a_missing_organization_says_the_organization_was_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let create = |email: &'static str| {
+        let args = ["create", "--org", "newco", "--email", email, "--password-stdin"];
+        users(&server, dir.path(), &args, Some("a passphrase from stdin\n"))
+    };
+    let first = create("ada@newco.test");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        said.contains(
+            "Created the organization 'newco', which did not exist; `tokenmint orgs list` shows it."
+        ),
+        "{said}"
+    );
+    assert!(!String::from_utf8_lossy(&first.stdout).contains("Created the organization"));
+    let second = create("bob@newco.test");
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(!String::from_utf8_lossy(&second.stderr).contains("Created the organization"));
+}

@@ -463,32 +463,54 @@ fn capitalized(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Setting a password with a reset code (no session)
 
-fn reset_form(token: &str, code: &str, error: Option<(&str, &str)>) -> String {
+/// The reset form, in two steps. Without `email` it asks for the code only; once the code is
+/// known good, it asks for the new password, showing the account's email in a read-only
+/// `autocomplete="username"` field, so that password managers save the new password under the
+/// right account (a signed-out page knows the account only from its code). The code travels to
+/// the second step in the form, as it did in the first.
+fn reset_form(token: &str, code: &str, email: Option<&str>, error: Option<(&str, &str)>) -> String {
     let err = |f: &str| error.filter(|(field, _)| *field == f).map(|(_, m)| m);
+    let fields = match email {
+        None => format!(
+            r#"<p class="muted">Enter the reset code an administrator of your organization gave you.</p>
+  <form method="post" action="/portal/reset-password" class="stack">
+    <input type="hidden" name="csrf" value="{token}">
+    <div class="field"><label for="code">Reset code</label><input id="code" name="code" type="text" autocomplete="one-time-code" spellcheck="false" required value="{code}"{code_inv}>{code_err}</div>
+    <button type="submit" class="btn btn-primary btn-block">Continue</button>
+  </form>"#,
+            token = Esc(token),
+            code = Esc(code),
+            code_inv = invalid_attrs("code", err("code")),
+            code_err = field_error("code", err("code")),
+        ),
+        Some(email) => format!(
+            r#"<p class="muted">Choose the new password of your account.</p>
+  <form method="post" action="/portal/reset-password" class="stack">
+    <input type="hidden" name="csrf" value="{token}">
+    <input type="hidden" name="code" value="{code}">
+    <div class="field"><label for="username">Email</label><input id="username" name="username" type="email" autocomplete="username" value="{email}" readonly></div>
+    <div class="field"><label for="new_password">New password</label><input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="{min}" maxlength="{max}" required{new_inv}><p class="hint">{min} to {max} characters.</p>{new_err}</div>
+    <div class="field"><label for="confirm_password">New password again</label><input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" required{conf_inv}>{conf_err}</div>
+    <button type="submit" class="btn btn-primary btn-block">Set password</button>
+  </form>"#,
+            token = Esc(token),
+            code = Esc(code),
+            email = Esc(email),
+            min = users::MIN_PASSWORD_LEN,
+            max = users::MAX_PASSWORD_LEN,
+            new_inv = invalid_attrs("new_password", err("new_password")),
+            new_err = field_error("new_password", err("new_password")),
+            conf_inv = invalid_attrs("confirm_password", err("confirm_password")),
+            conf_err = field_error("confirm_password", err("confirm_password")),
+        ),
+    };
     let body = format!(
         r#"<section class="card narrow">
   <p class="brand big"><span class="logo" aria-hidden="true">◆</span> tokenmint</p>
   <h1>Set a new password</h1>
-  <p class="muted">Enter the reset code an administrator of your organization gave you.</p>
-  <form method="post" action="/portal/reset-password" class="stack">
-    <input type="hidden" name="csrf" value="{token}">
-    <div class="field"><label for="code">Reset code</label><input id="code" name="code" type="text" autocomplete="one-time-code" spellcheck="false" required value="{code}"{code_inv}>{code_err}</div>
-    <div class="field"><label for="new_password">New password</label><input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="{min}" maxlength="{max}" required{new_inv}><p class="hint">{min} to {max} characters.</p>{new_err}</div>
-    <div class="field"><label for="confirm_password">New password again</label><input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" required{conf_inv}>{conf_err}</div>
-    <button type="submit" class="btn btn-primary btn-block">Set password</button>
-  </form>
+  {fields}
   <p class="hint"><a href="/portal/sign-in">Back to sign in</a></p>
-</section>"#,
-        token = Esc(token),
-        code = Esc(code),
-        min = users::MIN_PASSWORD_LEN,
-        max = users::MAX_PASSWORD_LEN,
-        code_inv = invalid_attrs("code", err("code")),
-        code_err = field_error("code", err("code")),
-        new_inv = invalid_attrs("new_password", err("new_password")),
-        new_err = field_error("new_password", err("new_password")),
-        conf_inv = invalid_attrs("confirm_password", err("confirm_password")),
-        conf_err = field_error("confirm_password", err("confirm_password")),
+</section>"#
     );
     html::layout("Set a new password", None, Nav::None, &body)
 }
@@ -498,10 +520,11 @@ fn render_reset(
     state: &AppState,
     status: StatusCode,
     code: &str,
+    email: Option<&str>,
     error: Option<(&str, &str)>,
 ) -> Response {
     let token = random_token();
-    let mut res = html_response(status, reset_form(&token, code, error));
+    let mut res = html_response(status, reset_form(&token, code, email, error));
     if let Ok(v) = HeaderValue::from_str(&session::cookie(state, SIGN_IN_COOKIE, &token, 3600)) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -509,15 +532,29 @@ fn render_reset(
 }
 
 pub async fn reset_page(State(state): State<AppState>) -> Response {
-    render_reset(&state, StatusCode::OK, "", None)
+    render_reset(&state, StatusCode::OK, "", None, None)
 }
 
+/// Both steps of the reset form: the code alone (answered with the password step, naming the
+/// account), or the code with the new password (which sets it).
 pub async fn redeem_reset(State(state): State<AppState>, req: Request) -> PageResult {
     let fields = session::read_signed_out_form(req, &state).await?;
     let code: String = fields.text("code").trim().chars().take(64).collect();
-    let new = fields.text("new_password");
+    let code_refused = |message: &str| {
+        let error = Some(("code", message));
+        Ok(render_reset(&state, StatusCode::UNPROCESSABLE_ENTITY, &code, None, error))
+    };
+    let user = match users::check_reset_code(&state, &code).await {
+        Ok(user) => user,
+        Err(ApiError::Validation { message, .. }) => return code_refused(&capitalized(&message)),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(new) = fields.get("new_password").map(str::to_owned) else {
+        return Ok(render_reset(&state, StatusCode::OK, &code, Some(&user.email), None));
+    };
     let refuse = |field: &str, message: &str| {
-        Ok(render_reset(&state, StatusCode::UNPROCESSABLE_ENTITY, &code, Some((field, message))))
+        let error = Some((field, message));
+        Ok(render_reset(&state, StatusCode::UNPROCESSABLE_ENTITY, &code, Some(&user.email), error))
     };
     if new != fields.text("confirm_password") {
         return refuse("confirm_password", "The two new passwords differ.");
@@ -530,10 +567,11 @@ pub async fn redeem_reset(State(state): State<AppState>, req: Request) -> PageRe
             }
             Ok(res.into_response())
         }
-        Err(ApiError::Validation { field, message }) => {
-            let field = if field == "code" { "code" } else { "new_password" };
-            refuse(field, &capitalized(&message))
+        // Used or replaced since it was checked above.
+        Err(ApiError::Validation { field, message }) if field == "code" => {
+            code_refused(&capitalized(&message))
         }
+        Err(ApiError::Validation { message, .. }) => refuse("new_password", &capitalized(&message)),
         Err(e) => Err(e.into()),
     }
 }

@@ -138,6 +138,12 @@ fn query_string(q: &AuditQuery, before: Option<i64>) -> String {
     .join("&")
 }
 
+/// Sorts a filter's options as people look for them: by the text shown, ignoring case (then
+/// by value, so that two equal names keep one order).
+fn human_order(options: &mut [(String, String)]) {
+    options.sort_by_cached_key(|(value, text)| (text.to_lowercase(), value.clone()));
+}
+
 fn select(id: &str, label: &str, any: &str, current: &str, options: &[(String, String)]) -> String {
     let mut out = format!(
         r#"<div class="field"><label for="{id}">{label}</label><select id="{id}" name="{id}"><option value="">{any}</option>"#
@@ -207,7 +213,7 @@ pub async fn audit_log(
         .iter()
         .map(|c| (c.client_id.clone(), format!("{} ({})", c.name, c.client_id)))
         .collect();
-    creds.sort_by_key(|a| a.1.to_lowercase());
+    human_order(&mut creds);
     let mut actors: Vec<(String, String)> =
         users.iter().map(|u| (format!("user:{}", u.email), u.email.clone())).collect();
     actors.extend(
@@ -216,6 +222,7 @@ pub async fn audit_log(
             .iter()
             .map(|c| (format!("credential:{}", c.client_id), format!("{} (credential)", c.name))),
     );
+    human_order(&mut actors);
 
     let mut body = String::from(
         r#"<div class="page-head"><div><h1>Audit log</h1><p class="muted">Security events of your organization, newest first.</p></div></div>"#,
@@ -303,6 +310,30 @@ mod tests {
         assert_eq!(reason_label("wrong_secret"), "Wrong secret");
         assert_eq!(reason_label("dpop_proof_invalid"), "Dpop proof invalid");
         assert_eq!(kind_label("some.new_kind"), "Some new kind");
+    }
+
+    #[test]
+    fn filter_options_are_in_the_order_of_their_names_whatever_the_case() {
+        let mut options: Vec<(String, String)> = [
+            ("user:zoe@acme.test", "zoe@acme.test"),
+            ("credential:tmc_b", "billing sync (credential)"),
+            ("user:Adam@acme.test", "Adam@acme.test"),
+            ("credential:tmc_a", "Payroll (credential)"),
+        ]
+        .iter()
+        .map(|(v, t)| ((*v).to_owned(), (*t).to_owned()))
+        .collect();
+        human_order(&mut options);
+        let shown: Vec<&str> = options.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            shown,
+            [
+                "Adam@acme.test",
+                "billing sync (credential)",
+                "Payroll (credential)",
+                "zoe@acme.test"
+            ]
+        );
     }
 
     #[test]

@@ -153,11 +153,11 @@ pub fn layout(title: &str, viewer: Option<Viewer<'_>>, nav: Nav, body: &str) -> 
 /// The success messages a page shows after a form, named by a fixed id that the form's
 /// redirect puts in the `done` query parameter. Only these texts can appear (nothing of the
 /// URL reaches the page), and nothing is kept between the two requests, so the message shows
-/// whichever instance serves the page.
+/// whichever instance serves the page. A new secret's message is not here: it comes with the
+/// secret, in the one-time flash (see [`super::Flash`]), so that a reload shows neither.
 pub const NOTICES: &[(&str, &str)] = &[
-    ("credential-created", "Credential generated."),
     ("saved", "Changes saved."),
-    ("secret-rotated", "Secret rotated."),
+    ("secret-deleted", "Secret deleted: it no longer obtains tokens."),
     (
         "credential-deactivated",
         "Credential deactivated: it obtains no more tokens, and its tokens stop working.",
@@ -219,6 +219,9 @@ pub fn copyable(id: &str, value: &str, label: &str) -> String {
 }
 
 /// Tokens per day as a small bar chart, drawn as inline SVG (no script, no external image).
+/// The first and last days are labelled in HTML under the drawing, not as SVG text: the
+/// drawing scales with its width (to about half on a 390 px phone), and its text would shrink
+/// with it below reading size, while HTML text keeps the page's font size.
 pub fn bar_chart(days: &[(String, i64)]) -> String {
     let width = 560.0_f64;
     let height = 120.0_f64;
@@ -228,8 +231,7 @@ pub fn bar_chart(days: &[(String, i64)]) -> String {
     let bar = (slot * 0.7).max(2.0);
     let total: i64 = days.iter().map(|(_, c)| *c).sum();
     let mut out = format!(
-        r#"<svg class="chart" viewBox="0 0 {width} {h}" role="img" aria-labelledby="chart-title"><title id="chart-title">Tokens issued per day: {total} in the last {n} days</title>"#,
-        h = height + 18.0,
+        r#"<div class="chart-box"><svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-title"><title id="chart-title">Tokens issued per day: {total} in the last {n} days</title>"#,
         n = days.len(),
     );
     for (i, (day, count)) in days.iter().enumerate() {
@@ -243,16 +245,16 @@ pub fn bar_chart(days: &[(String, i64)]) -> String {
             day = esc(day),
         );
     }
+    out.push_str("</svg>");
     if let (Some((first, _)), Some((last, _))) = (days.first(), days.last()) {
         let _ = write!(
             out,
-            r#"<text class="axis" x="0" y="{y}">{first}</text><text class="axis" x="{width}" y="{y}" text-anchor="end">{last}</text>"#,
-            y = height + 15.0,
+            r#"<p class="chart-axis"><span>{first}</span><span>{last}</span></p>"#,
             first = esc(first),
             last = esc(last),
         );
     }
-    out.push_str("</svg>");
+    out.push_str("</div>");
     out
 }
 
@@ -282,6 +284,8 @@ mod tests {
         let svg = bar_chart(&[("2026-11-01".into(), 0), ("2026-11-02".into(), 7)]);
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(svg.contains("7 in the last 2 days"));
+        assert!(!svg.contains("<text"), "labels in HTML, at the page's font size");
+        assert!(svg.contains("<span>2026-11-01</span><span>2026-11-02</span>"));
         assert!(!svg.contains("style="), "inline styles would break the CSP");
     }
 }

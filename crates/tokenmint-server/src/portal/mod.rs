@@ -419,6 +419,22 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             ),
             post(pages::remove_public_key),
         ),
+        (
+            spec(
+                Method::GET,
+                "/portal/credentials/{client_id}/secrets/{secret_id}/delete",
+                Policy(DeleteSecret),
+            ),
+            get(pages::confirm_delete_secret),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/portal/credentials/{client_id}/secrets/{secret_id}/delete",
+                Policy(DeleteSecret),
+            ),
+            post(pages::delete_secret),
+        ),
         (spec(Method::GET, "/portal/users", Policy(ListUsers)), get(accounts::list_users)),
         (spec(Method::POST, "/portal/users", Policy(CreateUser)), post(accounts::create_user)),
         (spec(Method::GET, "/portal/users/{id}", Policy(ListUsers)), get(accounts::show_user)),

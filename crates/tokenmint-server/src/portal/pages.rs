@@ -23,6 +23,7 @@ use tokenmint_core::credential::CredentialStatus;
 use tokenmint_core::scope::AccessLevel;
 use tokenmint_proto::Environment;
 use tokenmint_proto::admin as dto;
+use tokenmint_store::Refusal;
 
 type PageResult = Result<Response, PortalError>;
 
@@ -217,10 +218,15 @@ pub async fn list_credentials(
     let now = state.now();
     let mut body = String::new();
     let may_generate = who.may(Action::CreateCredential, &new_credential_target(&who));
-    let generate = if may_generate {
-        r#"<a class="btn btn-primary" href="/portal/credentials/new">Generate credential</a>"#
-    } else {
-        ""
+    let generate = match (may_generate, no_product_areas(&state)) {
+        (false, _) => "",
+        (true, false) => {
+            r#"<a class="btn btn-primary" href="/portal/credentials/new">Generate credential</a>"#
+        }
+        // The form could not succeed: the button says so instead of leading to it.
+        (true, true) => {
+            r#"<button type="button" class="btn btn-primary" disabled aria-describedby="no-product-areas">Generate credential</button>"#
+        }
     };
     let _ = write!(
         body,
@@ -228,9 +234,12 @@ pub async fn list_credentials(
 <p class="muted">Client credentials your integrations use to request access tokens from <code>{token}</code>.</p></div>{generate}</div>"#,
         token = esc(&state.token_endpoint),
     );
+    if may_generate && no_product_areas(&state) {
+        body.push_str(NO_PRODUCT_AREAS);
+    }
     if list.items.is_empty() && !q.filtered() && q.after.is_empty() {
         let action = if may_generate {
-            r#"<a class="btn btn-primary" href="/portal/credentials/new">Generate credential</a>"#
+            generate
         } else {
             r#"<p class="muted">Ask an administrator of your organization to generate one.</p>"#
         };
@@ -318,18 +327,27 @@ const EXPIRATIONS: &[(&str, &str, Option<u64>)] = &[
     ("never", "Never expire", None),
 ];
 
+/// Whether the server was started without `--product-area`: then no credential can be given
+/// any access, and generating one cannot succeed.
+fn no_product_areas(state: &AppState) -> bool {
+    state.config.product_areas.names().is_empty()
+}
+
+/// Why no credential can be generated on a server without product areas, and what the operator
+/// does about it; the disabled Generate buttons point at it (`aria-describedby`).
+const NO_PRODUCT_AREAS: &str = r#"<p class="alert alert-warn" id="no-product-areas">This server offers no product areas yet, so no credential can be given access to any, and none can be generated. The platform operator adds them by starting the server with <code>--product-area NAME</code> (once per area, for example <code>tokenmint serve --product-area eligibility</code>).</p>"#;
+
 /// One select per product area, named after the area.
 fn permission_controls(
     state: &AppState,
     level_of: &dyn Fn(&str) -> String,
     error: Option<&str>,
 ) -> String {
-    if state.config.product_areas.names().is_empty() {
+    if no_product_areas(state) {
         // Nothing to choose from: say why the form cannot be used and who can change that,
         // rather than refusing a submission nobody could get right.
-        let mut out = String::from(
-            r#"<fieldset class="fieldset"><legend>Permissions</legend><p class="alert alert-warn" id="no-product-areas">This server offers no product areas yet, so a credential could be given no access. The platform operator adds them by starting the server with <code>--product-area NAME</code> (once per area, for example <code>tokenmint serve --product-area eligibility</code>).</p>"#,
-        );
+        let mut out = String::from(r#"<fieldset class="fieldset"><legend>Permissions</legend>"#);
+        out.push_str(NO_PRODUCT_AREAS);
         out.push_str(&field_error("permissions", error));
         out.push_str("</fieldset>");
         return out;
@@ -415,8 +433,13 @@ fn generate_form(state: &AppState, who: &SignedIn, f: &CredentialForm) -> String
   {exp_error}
 </fieldset>
 {perms}
-<div class="actions"><button type="submit" class="btn btn-primary">Generate credential</button><a class="btn btn-quiet" href="/portal/credentials">Cancel</a></div>
+<div class="actions"><button type="submit" class="btn btn-primary"{disabled}>Generate credential</button><a class="btn btn-quiet" href="/portal/credentials">Cancel</a></div>
 </form>"#,
+        disabled = if no_product_areas(state) {
+            r#" disabled aria-describedby="no-product-areas""#
+        } else {
+            ""
+        },
         csrf = csrf_field(who),
         name = esc(&f.name),
         name_invalid = invalid_attrs("name", f.error("name")),
@@ -462,7 +485,7 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
         form.errors.push(("name", "Enter a name for the credential.".into()));
     }
     if permissions.is_empty() {
-        let message = if state.config.product_areas.names().is_empty() {
+        let message = if no_product_areas(&state) {
             "This server offers no product areas: start it with --product-area NAME first."
         } else {
             "Give access to at least one product area."
@@ -498,10 +521,9 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
                 rotated: false,
             };
             super::put_flash(&state, &who.session.id_hash, &flash).await?;
-            Ok(see_other(&format!(
-                "/portal/credentials/{}?done=credential-created",
-                created.client_id
-            )))
+            // No `done` in the URL: the flash says "generated" with the secret, once, so a
+            // reload shows neither.
+            Ok(see_other(&format!("/portal/credentials/{}", created.client_id)))
         }
         Some(Err(ApiError::Validation { field, message })) => {
             let field = match field.as_ref() {
@@ -690,6 +712,12 @@ async fn render_credential(
         status = status_badge(c.status, c.expires_at, now),
     );
     body.push_str(&html::notice(done));
+    if let Some(Flash::Secret { rotated, .. }) = &flash {
+        // Said with the secret it comes with, from the same one-time flash: gone on reload.
+        let said = if *rotated { "Secret rotated." } else { "Credential generated." };
+        let _ =
+            write!(body, r#"<div class="alert alert-ok" role="status" id="notice">{said}</div>"#);
+    }
     if let Some((field, message)) = &edit_error {
         // The refused field may be far down the page (a phone shows it 2,000 px below): say
         // so at the top, with a link to it.
@@ -723,12 +751,24 @@ async fn render_credential(
             )
         })
         .collect();
+    let target = Target::Credential(service::credential_ref(&c));
+    let may_delete_secret = who.may(Action::DeleteSecret, &target);
     let secrets: Vec<String> = c
         .secrets
         .iter()
         .map(|s| {
+            // Only a secret a rotation gave an end may be deleted here: the current one is
+            // replaced by rotating, so the page never offers to leave a credential without one.
+            let delete = if may_delete_secret && !is_current_secret(s) {
+                format!(
+                    r#" <a class="btn btn-quiet btn-small" href="/portal/credentials/{id}/secrets/{sid}/delete">Delete</a>"#,
+                    sid = esc(&s.id),
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "<li><code>{}</code> created {}{}</li>",
+                "<li><code>{}</code> created {}{}{delete}</li>",
                 esc(&s.hint),
                 when(s.created_at),
                 s.expires_at
@@ -736,7 +776,7 @@ async fn render_credential(
                         let tense = if e <= now { "stopped" } else { "stops" };
                         format!(", {tense} working {}", when(e))
                     })
-                    .unwrap_or_default()
+                    .unwrap_or_else(|| " (current)".to_owned())
             )
         })
         .collect();
@@ -753,7 +793,7 @@ async fn render_credential(
 <dt>Created</dt><dd>{created}</dd>
 <dt>Expires</dt><dd id="expires">{expires}</dd>
 <dt>Last used</dt><dd>{used}</dd>
-<dt>Secrets</dt><dd><ul class="plain">{secrets}</ul></dd>
+<dt>Secrets</dt><dd><ul class="plain" id="secrets">{secrets}</ul></dd>
 <dt>Token claims</dt><dd>{claims}</dd>
 </dl></section>"#,
         cid = copyable("client-id", c.client_id.as_str(), "Client ID"),
@@ -795,7 +835,6 @@ async fn render_credential(
         chart = bar_chart(&days),
     );
 
-    let target = Target::Credential(service::credential_ref(&c));
     if who.may(Action::EditCredential, &target) {
         let err = |field: &str| match &edit_error {
             Some((f, m)) if *f == field => Some(m.as_str()),
@@ -1182,24 +1221,35 @@ pub async fn rotate_secret(
     if overlap == Some(0) && fields.get("confirm") != Some("yes") {
         return Ok(confirm_rotate_now(&who, &client_id));
     }
-    let rotated = match service::rotate_secret(
+    let outcome = service::rotate_secret_or_refusal(
         &state,
         &who.actor,
         &client_id,
         dto::RotateSecret { overlap_seconds: overlap },
     )
-    .await
-    {
+    .await;
+    let refused = match outcome {
+        Ok(Ok(rotated)) => Ok(rotated),
+        // The store's text names the CLI's command; the portal says what to do on this page.
+        Ok(Err(Refusal::TooManyLiveSecrets { live })) => Err(format!(
+            "This credential already has {live} live secrets, the most it may hold. Delete one \
+             it no longer needs (Delete, next to it under Secrets), or rotate with “Stop it now”, \
+             which ends the others at once."
+        )),
+        Ok(Err(other)) => Err(sentence(&other.to_string())),
+        Err(ApiError::Conflict(why)) => Err(sentence(&why)),
+        Err(e) => return Err(e.into()),
+    };
+    let rotated = match refused {
         Ok(rotated) => rotated,
-        Err(ApiError::Conflict(why)) => {
+        Err(why) => {
             // Answered with a redirect like a success, so a reload cannot send the rotation
             // again once the refusal's reason has passed.
-            let message = format!("The secret was not rotated: {}", sentence(&why));
+            let message = format!("The secret was not rotated: {why}");
             let flash = Flash::Refused { client_id: client_id.clone(), message };
             super::put_flash(&state, &who.session.id_hash, &flash).await?;
             return Ok(see_other(&format!("/portal/credentials/{client_id}#refused")));
         }
-        Err(e) => return Err(e.into()),
     };
     let flash = Flash::Secret {
         client_id: client_id.clone(),
@@ -1207,7 +1257,80 @@ pub async fn rotate_secret(
         rotated: true,
     };
     super::put_flash(&state, &who.session.id_hash, &flash).await?;
-    Ok(see_other(&format!("/portal/credentials/{client_id}?done=secret-rotated")))
+    Ok(see_other(&format!("/portal/credentials/{client_id}")))
+}
+
+/// Whether `secret` is the credential's current one: the one no rotation has given an end.
+fn is_current_secret(secret: &tokenmint_core::StoredSecret) -> bool {
+    secret.expires_at.is_none()
+}
+
+/// The credential's secret `secret_id` that the portal may delete: an old one, which a
+/// rotation gave an end. The current secret is refused with what to do instead.
+fn old_secret<'c>(
+    c: &'c tokenmint_core::Credential,
+    secret_id: &str,
+) -> Result<&'c tokenmint_core::StoredSecret, PortalError> {
+    let secret = c
+        .secrets
+        .iter()
+        .find(|s| s.id == secret_id)
+        .ok_or_else(|| PortalError::Api(ApiError::not_found("secret")))?;
+    if is_current_secret(secret) {
+        return Err(PortalError::Api(ApiError::Conflict(
+            "This is the credential's current secret: rotate it to replace it, or deactivate the \
+             credential to stop it obtaining tokens."
+                .to_owned(),
+        )));
+    }
+    Ok(secret)
+}
+
+/// Deleting an old secret ends it at once, before the end its rotation gave it: asked first.
+pub async fn confirm_delete_secret(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path((client_id, secret_id)): Path<(String, String)>,
+) -> PageResult {
+    let c = service::check_credential(&state, &who.actor, &client_id, Action::DeleteSecret).await?;
+    let secret = old_secret(&c, &secret_id)?;
+    let now = state.now();
+    let ends = match secret.expires_at {
+        Some(t) if t > now => format!(
+            " Integrations still using it stop obtaining tokens now instead of {}.",
+            when(t)
+        ),
+        _ => " It has already stopped working.".to_owned(),
+    };
+    let body = format!(
+        r#"<section class="card narrow danger"><h1>Delete the secret <code>{hint}</code> of “{name}”?</h1>
+<p>The secret created {created} is deleted.{ends} The current secret keeps working.</p>
+<form method="post" action="/portal/credentials/{id}/secrets/{sid}/delete" class="actions">
+{csrf}
+<button type="submit" class="btn btn-danger">Yes, delete the secret</button>
+<a class="btn btn-quiet" href="/portal/credentials/{id}#secrets">Cancel</a>
+</form></section>"#,
+        hint = esc(&secret.hint),
+        name = esc(&c.name),
+        created = when(secret.created_at),
+        ends = esc(&ends),
+        id = esc(c.client_id.as_str()),
+        sid = esc(&secret.id),
+        csrf = csrf_field(&who),
+    );
+    Ok(page(&who, "Delete secret", Nav::Credentials, &body))
+}
+
+pub async fn delete_secret(
+    State(state): State<AppState>,
+    Path((client_id, secret_id)): Path<(String, String)>,
+    posted: Posted,
+) -> PageResult {
+    let who = posted.who;
+    let c = service::check_credential(&state, &who.actor, &client_id, Action::DeleteSecret).await?;
+    old_secret(&c, &secret_id)?;
+    service::delete_secret(&state, &who.actor, &client_id, &secret_id).await?;
+    Ok(see_other(&format!("/portal/credentials/{client_id}?done=secret-deleted#secrets")))
 }
 
 /// The service's lower-case reason as a sentence; the CLI's command names it gives are kept.

@@ -1,6 +1,7 @@
 //! `tokenmint credentials create/list/show/update/deactivate/activate/rotate-secret/...`.
 
-use crate::admin_client::{AdminArgs, AdminClient, OutputFormat, segment};
+use crate::admin_client::{AdminArgs, AdminClient, ApiRefusal, OutputFormat, segment};
+use crate::exit::{self, Failure};
 use crate::output;
 use crate::settings::parse_duration;
 use anyhow::{Result, bail};
@@ -17,7 +18,7 @@ pub enum CredentialsCommand {
     /// with --public-key it also accepts private_key_jwt assertions, with --no-secret only
     /// those.
     Create(CreateArgs),
-    /// List credentials.
+    /// List credentials, newest first (as the portal lists them).
     List(ListArgs),
     /// Show one credential.
     Show(TargetArgs),
@@ -126,7 +127,7 @@ pub fn claims_body(claims: Vec<(String, serde_json::Value)>) -> Option<dto::Clai
 pub struct ListArgs {
     #[command(flatten)]
     admin: AdminArgs,
-    /// Only this organization's credentials.
+    /// Only this organization's credentials (an organization that does not exist is an error).
     #[arg(long)]
     org: Option<String>,
 }
@@ -309,6 +310,23 @@ fn show(c: &dto::Credential) -> Result<()> {
     Ok(())
 }
 
+/// Fails, naming the organization, when `org` does not exist: the credentials listing answers
+/// an unknown organization with an empty list, as it does one without credentials.
+async fn organization_exists(client: &AdminClient, org: &str) -> Result<()> {
+    match client.get::<dto::Organization>(&format!("/organizations/{}", segment(org))).await {
+        Ok(_) => Ok(()),
+        Err(e) => match e.downcast_ref::<ApiRefusal>() {
+            Some(refusal) if refusal.status == 404 => Err(anyhow::Error::new(
+                Failure::new(exit::FAILURE, format!("no organization '{}' exists", printable(org)))
+                    .hint("`tokenmint orgs list` shows the organizations and their slugs"),
+            )),
+            // Not allowed to read organizations: the empty listing is all there is to say.
+            Some(_) => Ok(()),
+            None => Err(e),
+        },
+    }
+}
+
 pub fn print<T: serde::Serialize>(
     format: OutputFormat,
     value: &T,
@@ -389,6 +407,24 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
                 match page.next_cursor {
                     Some(c) => cursor = Some(c),
                     None => break,
+                }
+            }
+            // The admin API pages oldest first (its cursor follows creation); every page is
+            // read before anything is printed, so the newest-first order of the portal costs
+            // only this sort (by creation, then client_id, as the portal's query orders).
+            items.sort_by(|x, y| (y.created_at, &y.client_id).cmp(&(x.created_at, &x.client_id)));
+            if items.is_empty() {
+                if let Some(org) = &a.org {
+                    organization_exists(&client, org).await?;
+                }
+                if a.admin.output == OutputFormat::Table {
+                    match &a.org {
+                        Some(org) => {
+                            println!("The organization '{}' has no credentials.", printable(org))
+                        }
+                        None => println!("There are no credentials."),
+                    }
+                    return Ok(ExitCode::SUCCESS);
                 }
             }
             print(a.admin.output, &items, || {

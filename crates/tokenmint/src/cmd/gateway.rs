@@ -94,7 +94,12 @@ pub async fn run(args: GatewayArgs) -> Result<ExitCode> {
         "tokenmint gateway listening"
     );
     reload_on_sighup(gateway.handle(), args.config.clone(), overrides);
-    gateway.run_until_stopped(crate::cmd::serve::shutdown_signal()).await?;
+    gateway
+        .run_until_stopped(async {
+            crate::cmd::serve::shutdown_signal().await;
+            tracing::info!("tokenmint gateway shutting down: finishing requests in flight");
+        })
+        .await?;
     tracing::info!("tokenmint gateway stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -52,7 +52,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         signing_alg = %state.keys.load().signing.alg(),
         "tokenmint listening"
     );
-    app.run_until_stopped(shutdown_signal()).await?;
+    app.run_until_stopped(async {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+    })
+    .await?;
     tracing::info!("tokenmint stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -107,7 +111,8 @@ fn reload_on_hangup(hangups: Hangups, reloader: tokenmint_server::app::Reloader)
 #[cfg(not(unix))]
 fn reload_on_hangup(_hangups: Hangups, _reloader: tokenmint_server::app::Reloader) {}
 
-/// Resolves on ctrl-c or SIGTERM.
+/// Resolves on ctrl-c or SIGTERM. The caller says it is shutting down, so that the line is
+/// logged under the target of the program stopping (the server's or the gateway's).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -127,5 +132,4 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

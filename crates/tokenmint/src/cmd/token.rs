@@ -29,6 +29,10 @@ pub struct ClientArgs {
     /// [`ClientArgs::note_sources`].
     #[arg(skip)]
     pub from_env: EndpointSources,
+    /// When the command started, for what is left of --timeout; see
+    /// [`ClientArgs::note_sources`].
+    #[arg(skip)]
+    pub started: Option<std::time::Instant>,
     /// The client id.
     #[arg(long, env = "TOKENMINT_CLIENT_ID", value_name = "ID")]
     pub client_id: String,
@@ -124,6 +128,7 @@ impl ClientArgs {
     /// server's and the verifier's setting, so it is often set in a shell where a token is
     /// fetched from an explicit `--token-url`: a flag beats the environment, as everywhere else.
     pub fn note_sources(&mut self, matches: &ArgMatches) {
+        self.started = Some(std::time::Instant::now());
         let from_env = |id: &str| {
             matches.try_get_raw(id).is_ok()
                 && matches.value_source(id) == Some(ValueSource::EnvVariable)
@@ -184,9 +189,14 @@ impl ClientArgs {
             .send_grant_type(!self.no_grant_type)
             .request_timeout(self.timeout)
             .wait_timeout(self.timeout)
-            // A pause longer than the whole fetch may take fails at once, saying how long the
-            // server asked for, instead of ending in a timeout that hides it.
-            .retry_policy(RetryPolicy { max_retry_after: self.timeout, ..RetryPolicy::default() });
+            // A pause longer than the whole fetch may take, or than what is left of it, fails at
+            // once, saying how long the server asked for, instead of ending in a timeout that
+            // hides it.
+            .retry_policy(RetryPolicy {
+                max_retry_after: self.timeout,
+                give_up_after: Some(self.timeout),
+                ..RetryPolicy::default()
+            });
         if let Some(audience) = &self.audience {
             config = config.audience(audience.clone());
         }
@@ -229,6 +239,26 @@ impl ClientArgs {
     /// hint that names this command's settings.
     pub fn token_failure(&self, error: tokenmint_client::Error) -> Failure {
         let code = exit::for_kind(error.kind());
+        if let (Some(wait), Some(status)) = (error.retry_after(), error.status())
+            && (status.as_u16() == 429 || status.is_server_error())
+            && self.started.map_or(Duration::ZERO, |t| t.elapsed()).saturating_add(wait)
+                > self.timeout
+        {
+            // The fetch stopped at once rather than wait past --timeout (see `config`): say how
+            // long the server asked for, which a timeout would hide.
+            return Failure::new(
+                code,
+                format!(
+                    "no access token: {}; that is more than --timeout {} allows",
+                    exit::with_causes(&error),
+                    exit::duration(self.timeout)
+                ),
+            )
+            .hint(format!(
+                "try again in {} s, or give a --timeout longer than the wait",
+                wait.as_secs()
+            ));
+        }
         let failure = Failure::new(code, format!("no access token: {}", exit::with_causes(&error)));
         let endpoint = self.endpoint_flag();
         let hint = match (error.kind(), error.oauth_error(), error.status().map(|s| s.as_u16())) {

@@ -49,7 +49,7 @@ pub enum Role {
 pub struct CreateArgs {
     #[command(flatten)]
     admin: AdminArgs,
-    /// The user's organization (its slug).
+    /// The user's organization (its slug; created if it does not exist, and said so).
     #[arg(long)]
     org: String,
     /// The email the user signs in with.
@@ -183,6 +183,14 @@ pub async fn run(cmd: UsersCommand) -> Result<ExitCode> {
                     },
                 )
                 .await?;
+            if created.organization_created {
+                // On stderr in both formats, worded as `credentials create` words it: stdout
+                // stays the user alone.
+                eprintln!(
+                    "Created the organization '{}', which did not exist; `tokenmint orgs list` shows it.",
+                    tokenmint_client::text::printable(&created.user.org)
+                );
+            }
             let shown = generated.then_some(password.as_str());
             let user = &created.user;
             print(a.admin.output, &Created { user: &created, password: shown }, || {
