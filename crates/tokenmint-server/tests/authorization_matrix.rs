@@ -59,13 +59,16 @@ FollowRevocations      GET    /revocations/stream                          | A o
 ";
 
 /// The portal. Actors: `P` a `platform` user, `OA` an organization's admin, `OV` its viewer,
-/// `XA` the admin of another organization. The portal always works in the user's own
-/// organization, so its lists and forms have only the `own` column. `ok` is a page (200) or a
-/// redirect after a form (303); 403, 404 and 409 are the portal's error pages.
+/// `XA` the admin of another organization. The lists, the Generate form and its POST work in the
+/// user's own organization, or in the one named by `?org=` (the hidden `org` field of a form):
+/// `other` names another organization, `none` one that does not exist; only the platform may
+/// name another. Adding a user always works in the user's own organization (no `org` field).
+/// `ok` is a page (200) or a redirect after a form (303); 403, 404 and 409 are the portal's
+/// error pages.
 const PORTAL: &str = "
-ListCredentials        GET    /portal/credentials                          | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
-CreateCredential       POST   /portal/credentials                          | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV 403 -   -   -   -   | XA ok  -   -   -   -
-CreateCredential       GET    /portal/credentials/new                      | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV 403 -   -   -   -   | XA ok  -   -   -   -
+ListCredentials        GET    /portal/credentials                          | P ok  ok  -   -   404 | OA ok  404 -   -   404 | OV ok  404 -   -   404 | XA ok  404 -   -   404
+CreateCredential       POST   /portal/credentials                          | P ok  ok  -   -   404 | OA ok  404 -   -   404 | OV 403 404 -   -   404 | XA ok  404 -   -   404
+CreateCredential       GET    /portal/credentials/new                      | P ok  ok  -   -   404 | OA ok  404 -   -   404 | OV 403 404 -   -   404 | XA ok  404 -   -   404
 ReadCredential         GET    /portal/credentials/{client_id}              | P ok  ok  ok  -   404 | OA ok  404 ok  -   404 | OV ok  404 ok  -   404 | XA ok  404 ok  -   404
 EditCredential         POST   /portal/credentials/{client_id}              | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 RotateSecret           POST   /portal/credentials/{client_id}/rotate       | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
@@ -77,7 +80,7 @@ RemovePublicKey        GET    /portal/credentials/{client_id}/public-keys/{key}/
 RemovePublicKey        POST   /portal/credentials/{client_id}/public-keys/{key}/remove | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 DeleteSecret           GET    /portal/credentials/{client_id}/secrets/{secret_id}/delete | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
 DeleteSecret           POST   /portal/credentials/{client_id}/secrets/{secret_id}/delete | P ok  ok  ok  -   404 | OA ok  404 403 -   404 | OV 403 404 403 -   404 | XA ok  404 403 -   404
-ListUsers              GET    /portal/users                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
+ListUsers              GET    /portal/users                                | P ok  ok  -   -   404 | OA ok  404 -   -   404 | OV ok  404 -   -   404 | XA ok  404 -   -   404
 CreateUser             POST   /portal/users                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV 403 -   -   -   -   | XA ok  -   -   -   -
 ListUsers              GET    /portal/users/{id}                           | P ok  ok  ok  ok  404 | OA ok  404 ok  ok  404 | OV ok  404 ok  ok  404 | XA ok  404 ok  ok  404
 DeactivateUser         GET    /portal/users/{id}/deactivate                | P ok  ok  ok  409 404 | OA ok  404 403 409 404 | OV 403 404 403 403 404 | XA ok  404 403 409 404
@@ -87,7 +90,7 @@ ChangeUserRole         POST   /portal/users/{id}/role                      | P o
 ResetUserPassword      POST   /portal/users/{id}/reset-password            | P ok  ok  ok  409 404 | OA ok  404 403 409 404 | OV 403 404 403 403 404 | XA ok  404 403 409 404
 ChangeOwnPassword      GET    /portal/account                              | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
 ChangeOwnPassword      POST   /portal/account                              | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
-ReadAudit              GET    /portal/audit                                | P ok  -   -   -   -   | OA ok  -   -   -   -   | OV ok  -   -   -   -   | XA ok  -   -   -   -
+ReadAudit              GET    /portal/audit                                | P ok  ok  -   -   404 | OA ok  404 -   -   404 | OV ok  404 -   -   404 | XA ok  404 -   -   404
 ";
 
 /// Routes anyone may call, and what they answer without a token or session.
@@ -456,7 +459,19 @@ impl World {
                     form.push(("email".into(), format!("{}@{own}.test", self.unique("added"))));
                     form.push(("role".into(), "viewer".into()));
                 }
-                path.to_owned()
+                let org = match col {
+                    "other" => Some(other.to_owned()),
+                    "none" => Some(self.unique("nowhere-")),
+                    _ => None,
+                };
+                match org {
+                    Some(org) if method == Method::GET => format!("{path}?org={org}"),
+                    Some(org) => {
+                        form.push(("org".into(), org));
+                        path.to_owned()
+                    }
+                    None => path.to_owned(),
+                }
             }
             "/portal/account" => {
                 if method == Method::POST {

@@ -89,15 +89,18 @@ pub(super) fn urlencoding(s: &str) -> String {
 async fn render_users(
     state: &AppState,
     who: &SignedIn,
+    org: &str,
     done: Option<&str>,
     flash: Option<Flash>,
     form_email: &str,
     error: Option<(&str, String)>,
 ) -> PageResult {
-    let list = users::list_users(state, &who.actor, Some(who.user.org.clone())).await?;
+    let org = super::pages::working_org(state, who, org).await?;
+    let list = users::list_users(state, &who.actor, Some(org.clone())).await?;
     let mut body = String::from(
         r#"<div class="page-head"><div><h1>Users</h1><p class="muted">People of your organization who sign in to this portal.</p></div></div>"#,
     );
+    body.push_str(&super::pages::org_picker(state, who, &org, "/portal/users").await?);
     body.push_str(&notice(done));
     if let Some(Flash::Password { email, password }) = &flash {
         let _ = write!(
@@ -121,8 +124,10 @@ async fn render_users(
         );
     }
     body.push_str("</tbody></table></div>");
-    let new_user = Target::User { org: &who.user.org, id: None, role: UserRole::Viewer };
-    if who.may(Action::CreateUser, &new_user) {
+    let new_user = Target::User { org: &org, id: None, role: UserRole::Viewer };
+    // Users are added to the signed-in user's own organization only (the platform adds them
+    // elsewhere with the CLI or the admin API), so the form is not offered in another.
+    if org == who.user.org && who.may(Action::CreateUser, &new_user) {
         let email_err = error.as_ref().map(|(_, m)| m.as_str());
         let _ = write!(
             body,
@@ -149,13 +154,22 @@ async fn render_users(
     Ok(page_with(status, who, "Users", Nav::Users, &body))
 }
 
+/// The users page's query: a notice to show, and the organization chosen in the picker (see
+/// [`super::pages::working_org`]).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct UsersQuery {
+    done: Option<String>,
+    org: String,
+}
+
 pub async fn list_users(
     State(state): State<AppState>,
     who: SignedIn,
-    Query(q): Query<Done>,
+    Query(q): Query<UsersQuery>,
 ) -> PageResult {
     let flash = super::take_flash(&state, &who.session.id_hash, super::FlashFor::Password).await?;
-    render_users(&state, &who, q.done.as_deref(), flash, "", None).await
+    render_users(&state, &who, &q.org, q.done.as_deref(), flash, "", None).await
 }
 
 pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageResult {
@@ -186,11 +200,11 @@ pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageR
             Ok(see_other("/portal/users?done=user-added"))
         }
         Err(ApiError::Validation { message, .. }) => {
-            render_users(&state, &who, None, None, &email, Some(("email", message))).await
+            render_users(&state, &who, "", None, None, &email, Some(("email", message))).await
         }
         // The email is taken; the operation's words say nothing about where.
         Err(ApiError::Conflict(message)) => {
-            render_users(&state, &who, None, None, &email, Some(("conflict", message))).await
+            render_users(&state, &who, "", None, None, &email, Some(("conflict", message))).await
         }
         Err(e) => Err(e.into()),
     }

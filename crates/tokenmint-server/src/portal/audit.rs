@@ -108,6 +108,9 @@ pub struct AuditQuery {
     to: String,
     /// Events before this sequence number (the next page).
     before: Option<i64>,
+    /// The organization chosen in the picker (see [`super::pages::working_org`]).
+    #[serde(default)]
+    org: String,
 }
 
 fn day_start(s: &str) -> Result<Option<i64>, PortalError> {
@@ -124,6 +127,7 @@ fn day_start(s: &str) -> Result<Option<i64>, PortalError> {
 fn query_string(q: &AuditQuery, before: Option<i64>) -> String {
     let before = before.map(|b| b.to_string()).unwrap_or_default();
     [
+        ("org", q.org.trim()),
         ("kind", q.kind.as_str()),
         ("client", &q.client),
         ("actor", &q.actor),
@@ -161,7 +165,7 @@ pub async fn audit_log(
     who: SignedIn,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, PortalError> {
-    let org = who.user.org.clone();
+    let org = super::pages::working_org(&state, &who, &q.org).await?;
     authorize(&who, Action::ReadAudit, &Target::Org(&org))?;
     let since = day_start(&q.from)?;
     let until = day_start(&q.to)?.map(|t| t + 86_399);
@@ -227,14 +231,17 @@ pub async fn audit_log(
     let mut body = String::from(
         r#"<div class="page-head"><div><h1>Audit log</h1><p class="muted">Security events of your organization, newest first.</p></div></div>"#,
     );
+    body.push_str(&super::pages::org_picker(&state, &who, &org, "/portal/audit").await?);
     let _ = write!(
         body,
         r#"<form method="get" action="/portal/audit" class="card filters" role="search" aria-label="Filter events">
-<div class="filter-grid">{kind}{cred}{actor}
+{org_field}<div class="filter-grid">{kind}{cred}{actor}
 <div class="field"><label for="from">From</label><input id="from" name="from" type="date" value="{from}"></div>
 <div class="field"><label for="to">To</label><input id="to" name="to" type="date" value="{to}"></div></div>
-<div class="actions"><button type="submit" class="btn btn-primary">Filter</button><a class="btn btn-quiet" href="/portal/audit">Clear</a></div>
+<div class="actions"><button type="submit" class="btn btn-primary">Filter</button><a class="btn btn-quiet" href="/portal/audit{clear}">Clear</a></div>
 </form>"#,
+        org_field = super::pages::org_field(&who, &org),
+        clear = esc(&super::pages::org_query(&who, &org)),
         kind = select("kind", "Event", "All events", &q.kind, &kinds),
         cred = select("client", "Credential", "All credentials", &q.client, &creds),
         actor = select("actor", "By", "Anyone", &q.actor, &actors),

@@ -45,11 +45,11 @@ pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-/// A new credential of the user's organization, of the kind the portal generates (no system
+/// A new credential of organization `org`, of the kind the portal generates (no system
 /// scopes: the form offers product areas only).
-fn new_credential_target(who: &SignedIn) -> Target<'_> {
+fn new_credential_target(org: &str) -> Target<'_> {
     Target::Credential(CredentialRef {
-        org: &who.user.org,
+        org,
         client_id: None,
         system_scopes: false,
         loses_admin: None,
@@ -63,6 +63,84 @@ pub(super) fn authorize(
     target: &Target<'_>,
 ) -> Result<(), PortalError> {
     Ok(service::authorize(&who.actor, action, target, "page")?)
+}
+
+/// The organization a page works in: the user's own, or the one chosen in the organization
+/// picker, carried as `?org=SLUG` on pages and a hidden `org` field on forms (stateless: any
+/// instance serves the next page, and a link names what it shows). Whether the user may work
+/// there is not decided here: reading the organization asks the policy, which lets `platform`
+/// users read every organization and answers "not found" to anyone else for any organization
+/// but their own, as for one that does not exist.
+pub(super) async fn working_org(
+    state: &AppState,
+    who: &SignedIn,
+    asked: &str,
+) -> Result<String, PortalError> {
+    let asked = asked.trim();
+    if asked.is_empty() || asked == who.user.org {
+        return Ok(who.user.org.clone());
+    }
+    Ok(service::get_organization(state, &who.actor, asked).await?.slug)
+}
+
+/// `?org=SLUG` for links that stay in the organization `org`: empty in the user's own.
+pub(super) fn org_query(who: &SignedIn, org: &str) -> String {
+    if org == who.user.org {
+        String::new()
+    } else {
+        format!("?org={}", super::accounts::urlencoding(org))
+    }
+}
+
+/// The hidden `org` field of a form acting in `org` (none in the user's own).
+pub(super) fn org_field(who: &SignedIn, org: &str) -> String {
+    if org == who.user.org {
+        String::new()
+    } else {
+        format!(r#"<input type="hidden" name="org" value="{}">"#, Esc(org))
+    }
+}
+
+/// The organization picker for users the policy lets list every organization (`platform`):
+/// every organization by name, choosing one shows the page `path` in it. Empty for others.
+pub(super) async fn org_picker(
+    state: &AppState,
+    who: &SignedIn,
+    org: &str,
+    path: &str,
+) -> Result<String, PortalError> {
+    if !who.may(Action::ListOrganizations, &Target::Platform) {
+        return Ok(String::new());
+    }
+    let mut orgs = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page =
+            service::list_organizations(state, &who.actor, cursor.as_deref(), Some(500)).await?;
+        orgs.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    orgs.sort_by_cached_key(|o| (o.name.to_lowercase(), o.slug.clone()));
+    let mut options = String::new();
+    for o in &orgs {
+        let sel = if o.slug == org { " selected" } else { "" };
+        let _ = write!(
+            options,
+            r#"<option value="{slug}"{sel}>{name} ({slug})</option>"#,
+            slug = esc(&o.slug),
+            name = esc(&o.name),
+        );
+    }
+    Ok(format!(
+        r#"<form method="get" action="{path}" class="card filters org-picker" aria-label="Organization">
+<div class="filter-grid"><div class="field grow"><label for="org-picker">Organization</label><select id="org-picker" name="org">{options}</select></div></div>
+<div class="actions"><button type="submit" class="btn">Show</button></div>
+</form>"#,
+        path = esc(path),
+    ))
 }
 
 pub(super) fn csrf_field(who: &SignedIn) -> String {
@@ -120,6 +198,8 @@ pub struct ListQuery {
     status: String,
     /// The cursor of the page to show.
     after: String,
+    /// The organization chosen in the picker (see [`working_org`]).
+    org: String,
 }
 
 impl ListQuery {
@@ -130,7 +210,12 @@ impl ListQuery {
     /// The query string of this search, at page `after` (the first page without one).
     fn link(&self, after: Option<&str>) -> String {
         let mut parts = Vec::new();
-        for (k, v) in [("q", self.q.trim()), ("env", &self.env), ("status", &self.status)] {
+        for (k, v) in [
+            ("org", self.org.trim()),
+            ("q", self.q.trim()),
+            ("env", &self.env),
+            ("status", &self.status),
+        ] {
             if !v.is_empty() {
                 parts.push(format!("{k}={}", super::accounts::urlencoding(v)));
             }
@@ -157,13 +242,19 @@ fn list_filters(q: &ListQuery) -> String {
     };
     format!(
         r#"<form method="get" action="/portal/credentials" class="card filters" role="search" aria-label="Search credentials">
-<div class="filter-grid">
+{org}<div class="filter-grid">
 <div class="field grow"><label for="q">Search</label><input id="q" name="q" type="search" maxlength="200" value="{q}" placeholder="Name or client ID"></div>
 <div class="field"><label for="env">Data access</label><select id="env" name="env">{env}</select></div>
 <div class="field"><label for="status">Status</label><select id="status" name="status">{status}</select></div>
 </div>
-<div class="actions"><button type="submit" class="btn btn-primary">Search</button><a class="btn btn-quiet" href="/portal/credentials">Clear</a></div>
+<div class="actions"><button type="submit" class="btn btn-primary">Search</button><a class="btn btn-quiet" href="{clear}">Clear</a></div>
 </form>"#,
+        org = if q.org.trim().is_empty() {
+            String::new()
+        } else {
+            format!(r#"<input type="hidden" name="org" value="{}">"#, esc(q.org.trim()))
+        },
+        clear = esc(&ListQuery { org: q.org.clone(), ..ListQuery::default() }.link(None)),
         q = esc(&q.q),
         env = options(&q.env, "All", &[("production", "Production"), ("sandbox", "Sandbox")]),
         status = options(
@@ -205,10 +296,9 @@ pub async fn list_credentials(
         after: Some(q.after.clone()).filter(|a| !a.is_empty()),
         limit: PAGE_SIZE,
     };
+    let org = working_org(&state, &who, &q.org).await?;
     let list =
-        match service::search_credentials(&state, &who.actor, Some(who.user.org.clone()), search)
-            .await
-        {
+        match service::search_credentials(&state, &who.actor, Some(org.clone()), search).await {
             Ok(list) => list,
             Err(ApiError::Validation { message, .. }) => {
                 return Err(PortalError::BadRequest(message));
@@ -217,15 +307,17 @@ pub async fn list_credentials(
         };
     let now = state.now();
     let mut body = String::new();
-    let may_generate = who.may(Action::CreateCredential, &new_credential_target(&who));
+    let may_generate = who.may(Action::CreateCredential, &new_credential_target(&org));
+    body.push_str(&org_picker(&state, &who, &org, "/portal/credentials").await?);
     let generate = match (may_generate, no_product_areas(&state)) {
-        (false, _) => "",
-        (true, false) => {
-            r#"<a class="btn btn-primary" href="/portal/credentials/new">Generate credential</a>"#
-        }
+        (false, _) => String::new(),
+        (true, false) => format!(
+            r#"<a class="btn btn-primary" href="/portal/credentials/new{}">Generate credential</a>"#,
+            esc(&org_query(&who, &org))
+        ),
         // The form could not succeed: the button says so instead of leading to it.
         (true, true) => {
-            r#"<button type="button" class="btn btn-primary" disabled aria-describedby="no-product-areas">Generate credential</button>"#
+            r#"<button type="button" class="btn btn-primary" disabled aria-describedby="no-product-areas">Generate credential</button>"#.to_owned()
         }
     };
     let _ = write!(
@@ -239,7 +331,7 @@ pub async fn list_credentials(
     }
     if list.items.is_empty() && !q.filtered() && q.after.is_empty() {
         let action = if may_generate {
-            generate
+            generate.as_str()
         } else {
             r#"<p class="muted">Ask an administrator of your organization to generate one.</p>"#
         };
@@ -256,8 +348,10 @@ pub async fn list_credentials(
     }
     body.push_str(&list_filters(&q));
     if list.items.is_empty() {
-        body.push_str(
-            r#"<section class="card" id="no-match"><p class="muted">No credentials match. Change the search or <a href="/portal/credentials">show them all</a>.</p></section>"#,
+        let _ = write!(
+            body,
+            r#"<section class="card" id="no-match"><p class="muted">No credentials match. Change the search or <a href="{all}">show them all</a>.</p></section>"#,
+            all = esc(&ListQuery { org: q.org.clone(), ..ListQuery::default() }.link(None)),
         );
     } else {
         body.push_str(
@@ -302,6 +396,8 @@ pub async fn list_credentials(
 /// What the generate form shows: the values typed so far and the errors by field.
 #[derive(Debug, Default)]
 struct CredentialForm {
+    /// The organization it is generated in.
+    org: String,
     name: String,
     environment: String,
     expiration: String,
@@ -414,7 +510,7 @@ fn generate_form(state: &AppState, who: &SignedIn, f: &CredentialForm) -> String
     format!(
         r#"<div class="page-head"><div><p class="crumbs"><a href="/portal/credentials">API OAuth credentials</a></p><h1>Generate credential</h1></div></div>
 <form method="post" action="/portal/credentials" class="card stack form-card" novalidate>
-{csrf}
+{csrf}{org}
 <div class="field">
   <label for="name">Credential name</label>
   <input id="name" name="name" type="text" maxlength="200" required value="{name}" placeholder="e.g. HR system sync"{name_invalid}>
@@ -441,6 +537,7 @@ fn generate_form(state: &AppState, who: &SignedIn, f: &CredentialForm) -> String
             ""
         },
         csrf = csrf_field(who),
+        org = org_field(who, &f.org),
         name = esc(&f.name),
         name_invalid = invalid_attrs("name", f.error("name")),
         name_error = field_error("name", f.error("name")),
@@ -452,17 +549,32 @@ fn generate_form(state: &AppState, who: &SignedIn, f: &CredentialForm) -> String
     )
 }
 
-pub async fn new_credential(State(state): State<AppState>, who: SignedIn) -> PageResult {
-    authorize(&who, Action::CreateCredential, &new_credential_target(&who))?;
-    let body = generate_form(&state, &who, &CredentialForm::default());
+/// The query of the Generate page: the organization chosen in the picker.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct OrgQuery {
+    org: String,
+}
+
+pub async fn new_credential(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<OrgQuery>,
+) -> PageResult {
+    let org = working_org(&state, &who, &q.org).await?;
+    authorize(&who, Action::CreateCredential, &new_credential_target(&org))?;
+    let form = CredentialForm { org, ..CredentialForm::default() };
+    let body = generate_form(&state, &who, &form);
     Ok(page(&who, "Generate credential", Nav::Credentials, &body))
 }
 
 pub async fn create_credential(State(state): State<AppState>, posted: Posted) -> PageResult {
     let Posted { who, fields } = posted;
-    authorize(&who, Action::CreateCredential, &new_credential_target(&who))?;
+    let org = working_org(&state, &who, &fields.text("org")).await?;
+    authorize(&who, Action::CreateCredential, &new_credential_target(&org))?;
     let (permissions, levels) = read_permissions(&state, &fields);
     let mut form = CredentialForm {
+        org,
         name: fields.text("name"),
         environment: fields.text("environment"),
         expiration: fields.text("expiration"),
@@ -499,7 +611,7 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
                 &who.actor,
                 dto::CreateCredential {
                     name: form.name.clone(),
-                    org: who.user.org.clone(),
+                    org: form.org.clone(),
                     environment,
                     permissions,
                     audiences: vec![],

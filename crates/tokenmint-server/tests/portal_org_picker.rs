@@ -1,0 +1,140 @@
+//! The organization picker of the portal: a `platform` user chooses any organization and works
+//! in it (its credentials, users and audit log, generating credentials there), while an
+//! organization's admin or viewer who names another organization is told it is not found and
+//! creates nothing there.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::browser::Browser;
+use common::{TestApp, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PW: &str = "a long enough portal password";
+
+async fn create_user(app: &TestApp, org: &str, email: &str, role: &str) {
+    let res = app
+        .admin(
+            Method::POST,
+            "/users",
+            Some(json!({"org": org, "email": email, "role": role, "password": PW})),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+}
+
+/// Two organizations whose names sort otherwise than their slugs, each with a credential, and
+/// a platform user, an admin and a viewer of `acme`.
+async fn two_orgs(app: &TestApp) {
+    for (slug, name) in [("acme", "Zenith Acme"), ("globex", "Alpha Globex")] {
+        let res = app
+            .admin(Method::POST, "/organizations", Some(json!({"slug": slug, "name": name})))
+            .await;
+        assert_eq!(res.status(), 201);
+        app.create_credential(json!({"name": format!("{slug} sync"), "org": slug,
+            "environment": "sandbox", "permissions": ["eligibility:read"]}))
+            .await;
+    }
+    create_user(app, "platform", "root@platform.test", "platform").await;
+    create_user(app, "acme", "admin@acme.test", "admin").await;
+    create_user(app, "acme", "viewer@acme.test", "viewer").await;
+    create_user(app, "globex", "admin@globex.test", "admin").await;
+}
+
+async fn credential_names(app: &TestApp, org: &str) -> Vec<String> {
+    let v: Value = app
+        .admin(Method::GET, &format!("/credentials?org={org}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    v["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
+}
+
+fn generate_form<'a>(csrf: &'a str, org: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("org", org),
+        ("name", "Chosen org sync"),
+        ("environment", "production"),
+        ("expiration", "90d"),
+        ("perm.eligibility", "read"),
+        ("perm.billing", "none"),
+    ]
+}
+
+#[tokio::test]
+async fn a_platform_user_picks_any_organization_and_generates_credentials_in_it() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in("root@platform.test", PW).await;
+
+    // The picker lists every organization by name: Alpha Globex before Zenith Acme.
+    let own = b.get("/portal/credentials").await;
+    assert_eq!(own.status, StatusCode::OK);
+    let picker = &own.body[own.body.find(r#"id="org-picker""#).expect("a picker")..];
+    let (globex, acme) =
+        (picker.find(r#"value="globex""#).unwrap(), picker.find(r#"value="acme""#).unwrap());
+    assert!(globex < acme, "sorted by name: {picker}");
+
+    let page = b.get("/portal/credentials?org=globex").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("globex sync") && !page.body.contains("acme sync"), "{}", page.body);
+    assert!(page.body.contains(r#"<option value="globex" selected>"#));
+    assert!(page.body.contains("/portal/credentials/new?org=globex"));
+    for path in ["/portal/users?org=globex", "/portal/audit?org=globex"] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(page.body.contains(r#"<option value="globex" selected>"#), "{path}");
+    }
+    let users = b.get("/portal/users?org=globex").await;
+    assert!(users.body.contains("admin@globex.test") && !users.body.contains("admin@acme.test"));
+
+    let form = b.get("/portal/credentials/new?org=globex").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains(r#"<input type="hidden" name="org" value="globex">"#));
+    let csrf = form.csrf();
+    let res = b.post("/portal/credentials", &generate_form(&csrf, "globex")).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert!(credential_names(&app, "globex").await.contains(&"Chosen org sync".to_owned()));
+    assert!(!credential_names(&app, "acme").await.contains(&"Chosen org sync".to_owned()));
+
+    // An organization that does not exist is not found, for pages and forms alike.
+    assert_eq!(b.get("/portal/credentials?org=nowhere").await.status, StatusCode::NOT_FOUND);
+    let res = b.post("/portal/credentials", &generate_form(&csrf, "nowhere")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_organizations_admin_or_viewer_naming_another_organization_finds_nothing_there() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    for email in ["admin@acme.test", "viewer@acme.test"] {
+        let mut b = Browser::new(&app);
+        b.sign_in(email, PW).await;
+        let own = b.get("/portal/credentials").await;
+        assert_eq!(own.status, StatusCode::OK);
+        assert!(!own.body.contains("org-picker"), "{email} sees no picker");
+        assert!(own.body.contains("acme sync") && !own.body.contains("globex sync"));
+        for path in [
+            "/portal/credentials?org=globex",
+            "/portal/credentials/new?org=globex",
+            "/portal/users?org=globex",
+            "/portal/audit?org=globex",
+        ] {
+            let page = b.get(path).await;
+            assert_eq!(page.status, StatusCode::NOT_FOUND, "{email} {path}");
+            assert!(!page.body.contains("globex sync") && !page.body.contains("@globex.test"));
+        }
+        let csrf = own.csrf();
+        let res = b.post("/portal/credentials", &generate_form(&csrf, "globex")).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{email}");
+        // Naming their own organization changes nothing.
+        assert_eq!(b.get("/portal/credentials?org=acme").await.status, StatusCode::OK);
+    }
+    assert_eq!(credential_names(&app, "globex").await, vec!["globex sync".to_owned()]);
+    assert!(!credential_names(&app, "acme").await.contains(&"Chosen org sync".to_owned()));
+}
