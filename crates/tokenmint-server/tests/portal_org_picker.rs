@@ -99,6 +99,10 @@ async fn a_platform_user_picks_any_organization_and_generates_credentials_in_it(
     let csrf = form.csrf();
     let res = b.post("/portal/credentials", &generate_form(&csrf, "globex")).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    // The new credential's page shows its secret once and leads back to the chosen organization.
+    let shown = b.get(res.location()).await;
+    assert!(shown.shown_secret().is_some());
+    assert!(shown.body.contains(r#"href="/portal/credentials?org=globex""#), "{}", shown.body);
     assert!(credential_names(&app, "globex").await.contains(&"Chosen org sync".to_owned()));
     assert!(!credential_names(&app, "acme").await.contains(&"Chosen org sync".to_owned()));
 

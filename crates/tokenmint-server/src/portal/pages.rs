@@ -308,7 +308,6 @@ pub async fn list_credentials(
     let now = state.now();
     let mut body = String::new();
     let may_generate = who.may(Action::CreateCredential, &new_credential_target(&org));
-    body.push_str(&org_picker(&state, &who, &org, "/portal/credentials").await?);
     let generate = match (may_generate, no_product_areas(&state)) {
         (false, _) => String::new(),
         (true, false) => format!(
@@ -326,6 +325,7 @@ pub async fn list_credentials(
 <p class="muted">Client credentials your integrations use to request access tokens from <code>{token}</code>.</p></div>{generate}</div>"#,
         token = esc(&state.token_endpoint),
     );
+    body.push_str(&org_picker(&state, &who, &org, "/portal/credentials").await?);
     if may_generate && no_product_areas(&state) {
         body.push_str(NO_PRODUCT_AREAS);
     }
@@ -508,7 +508,7 @@ fn generate_form(state: &AppState, who: &SignedIn, f: &CredentialForm) -> String
         expirations.push_str(&radio("expiration", value, label, exp));
     }
     format!(
-        r#"<div class="page-head"><div><p class="crumbs"><a href="/portal/credentials">API OAuth credentials</a></p><h1>Generate credential</h1></div></div>
+        r#"<div class="page-head"><div><p class="crumbs"><a href="{back}">API OAuth credentials</a></p><h1>Generate credential</h1></div></div>
 <form method="post" action="/portal/credentials" class="card stack form-card" novalidate>
 {csrf}{org}
 <div class="field">
@@ -529,8 +529,9 @@ fn generate_form(state: &AppState, who: &SignedIn, f: &CredentialForm) -> String
   {exp_error}
 </fieldset>
 {perms}
-<div class="actions"><button type="submit" class="btn btn-primary"{disabled}>Generate credential</button><a class="btn btn-quiet" href="/portal/credentials">Cancel</a></div>
+<div class="actions"><button type="submit" class="btn btn-primary"{disabled}>Generate credential</button><a class="btn btn-quiet" href="{back}">Cancel</a></div>
 </form>"#,
+        back = esc(&format!("/portal/credentials{}", org_query(who, &f.org))),
         disabled = if no_product_areas(state) {
             r#" disabled aria-describedby="no-product-areas""#
         } else {
@@ -819,7 +820,10 @@ async fn render_credential(
     let mut body = String::new();
     let _ = write!(
         body,
-        r#"<div class="page-head"><div><p class="crumbs"><a href="/portal/credentials">API OAuth credentials</a></p><h1>{name}</h1></div><div>{status}</div></div>"#,
+        r#"<div class="page-head"><div><p class="crumbs"><a href="{back}">API OAuth credentials</a></p><h1>{name}</h1></div><div>{status}</div></div>"#,
+        // Back to the list of the credential's organization, which a platform user may have
+        // chosen in the picker.
+        back = esc(&format!("/portal/credentials{}", org_query(who, &c.org))),
         name = esc(&c.name),
         status = status_badge(c.status, c.expires_at, now),
     );
