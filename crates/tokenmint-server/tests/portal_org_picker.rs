@@ -92,6 +92,13 @@ async fn a_platform_user_picks_any_organization_and_generates_credentials_in_it(
     }
     let users = b.get("/portal/users?org=globex").await;
     assert!(users.body.contains("admin@globex.test") && !users.body.contains("admin@acme.test"));
+    // Adding a user works in the platform user's own organization: no form in another.
+    assert!(!users.body.contains(r#"method="post" action="/portal/users""#), "{}", users.body);
+    let at = users.body.find("/portal/users/").unwrap();
+    let link = &users.body[at..];
+    let user = b.get(&link[..link.find('"').unwrap()]).await;
+    assert_eq!(user.status, StatusCode::OK);
+    assert!(user.body.contains(r#"href="/portal/users?org=globex""#), "{}", user.body);
 
     let form = b.get("/portal/credentials/new?org=globex").await;
     assert_eq!(form.status, StatusCode::OK);

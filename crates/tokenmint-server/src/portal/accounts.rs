@@ -245,7 +245,9 @@ async fn render_user(state: &AppState, who: &SignedIn, id: &str, done: Option<&s
     let active = u.status == UserStatus::Active;
     let href = esc(&user_path(&u.id));
     let mut body = format!(
-        r#"<div class="page-head"><div><p class="crumbs"><a href="/portal/users">Users</a></p><h1 class="wrap-anywhere">{email}</h1></div><div>{badge}</div></div>"#,
+        r#"<div class="page-head"><div><p class="crumbs"><a href="{back}">Users</a></p><h1 class="wrap-anywhere">{email}</h1></div><div>{badge}</div></div>"#,
+        // Back to the list of the user's organization, which a platform user may have chosen.
+        back = esc(&format!("/portal/users{}", super::pages::org_query(who, &u.org))),
         email = esc(&u.email),
         badge = status_badge(active),
     );
