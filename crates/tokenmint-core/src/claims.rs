@@ -421,17 +421,48 @@ pub fn parse_value_text(name: &str, text: &str) -> Result<Value, String> {
     Ok(value)
 }
 
-/// Whether `text` is written as JSON that is not a bare word: a number (`-1.5e400`), an object,
-/// an array or a quoted string. Such text is read as JSON or refused, never kept as a string by
-/// accident.
+/// Whether `text` is written as JSON that is not a bare word: a number by JSON's grammar
+/// (`-1.5e400`, but not `2024-01-01` or `00012`, which stay text), an object, an array or a
+/// quoted string. Such text is read as JSON or refused, never kept as a string by accident.
 fn looks_like_json(text: &str) -> bool {
     let t = text.trim();
-    if t.starts_with(['{', '[', '"']) {
-        return true;
+    t.starts_with(['{', '[', '"']) || is_json_number(t)
+}
+
+/// RFC 8259 §6: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_json_number(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits = |mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(c) if c.is_ascii_digit() => i = digits(i),
+        _ => return false,
     }
-    let t = t.strip_prefix('-').unwrap_or(t);
-    t.starts_with(|c: char| c.is_ascii_digit())
-        && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+    if b.get(i) == Some(&b'.') {
+        let end = digits(i + 1);
+        if end == i + 1 {
+            return false;
+        }
+        i = end;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let end = digits(i);
+        if end == i {
+            return false;
+        }
+        i = end;
+    }
+    i == b.len()
 }
 
 #[cfg(test)]
@@ -491,6 +522,14 @@ mod tests {
         // A bare word, or text that only contains JSON characters later, stays text.
         assert_eq!(parse_assignment("x=gold {tier}").unwrap().1, json!("gold {tier}"));
         assert_eq!(parse_assignment("x=true-ish").unwrap().1, json!("true-ish"));
+        // Only text that JSON's grammar reads as a number counts as one: dates, zero-padded
+        // codes and the like stay text.
+        for text in ["2024-01-01", "00012", "12abc", "+5", ".5", "1.", "1e", "-", "0x1F"] {
+            assert_eq!(parse_assignment(&format!("x={text}")).unwrap().1, json!(text), "{text}");
+        }
+        for number in ["0", "-0", "12", "-1.5", "1e3", "2E-2", "0.25"] {
+            assert!(parse_assignment(&format!("x={number}")).unwrap().1.is_number(), "{number}");
+        }
     }
 
     #[test]

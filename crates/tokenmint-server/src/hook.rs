@@ -534,7 +534,9 @@ fn decision(
     let scope = match answer.scope {
         None => None,
         Some(s) => {
-            let wanted: Vec<&str> = s.split_whitespace().collect();
+            // Only a space separates scopes (RFC 6749 §3.3): `a\tb` is one scope, which
+            // matches no granted one.
+            let wanted: Vec<&str> = s.split(' ').filter(|w| !w.is_empty()).collect();
             let kept = granted
                 .split(' ')
                 .filter(|g| !g.is_empty() && wanted.contains(g))
@@ -620,6 +622,23 @@ mod tests {
             d,
             Decision::Allow { claims_json: String::new(), scope: Some("a:read b:read".into()) }
         );
+        // Only a space separates the hook's scopes: other whitespace joins two into one, which
+        // matches none of the granted ones.
+        for joined in ["a:read\tb:read", "a:read\u{a0}b:read", "a:read\u{2028}b:read"] {
+            let d = decision(
+                answer(json!({"allow": true, "scope": joined})),
+                &statics,
+                "a:read b:read",
+            );
+            assert!(matches!(d, Err(HookFailure::Malformed(_))), "{joined:?}: {d:?}");
+        }
+        let d = decision(
+            answer(json!({"allow": true, "scope": "c:read\u{a0}a:read b:read"})),
+            &statics,
+            "a:read b:read",
+        )
+        .unwrap();
+        assert_eq!(d, Decision::Allow { claims_json: String::new(), scope: Some("b:read".into()) });
         for reserved in ["sub", "scope", "ORG", "client_id", "tokenmint_x"] {
             let e =
                 decision(answer(json!({"allow": true, "claims": {reserved: "x"}})), &statics, "a");

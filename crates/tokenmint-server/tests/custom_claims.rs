@@ -482,6 +482,60 @@ async fn the_portal_refuses_control_characters_in_the_claims_org_admins_edit() {
     assert_eq!(b.post(&format!("/portal/credentials/{id}"), &form).await.status, 303);
 }
 
+/// Saving the portal's credential form unchanged keeps every claim as it is: a string that
+/// would read back as something else (empty, `"123"`, `"[draft]"`, padded) is shown quoted, so
+/// the field reads back as the same string (an empty field would remove it).
+#[tokio::test]
+async fn saving_the_portal_form_unchanged_keeps_every_claim_value_exactly() {
+    use common::browser::Browser;
+    let app = spawn_with(Options {
+        tweak: |c| c.org_editable_claims = vec!["note".to_owned()],
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        app.admin(Method::POST, "/organizations", Some(json!({"slug": "acme"}))).await.status(),
+        201
+    );
+    let user = json!({"org": "acme", "email": "admin@acme.test", "role": "admin",
+        "password": "acme admin password"});
+    assert_eq!(app.admin(Method::POST, "/users", Some(user)).await.status(), 201);
+    let (id, _) = app
+        .create_credential(json!({"name": "HR sync", "org": "acme", "environment": "sandbox",
+            "permissions": ["eligibility:read"]}))
+        .await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", "acme admin password").await;
+    for value in [
+        json!(""),
+        json!("123"),
+        json!("[draft]"),
+        json!(" padded "),
+        json!("true"),
+        json!("t-42"),
+        json!(7),
+        json!({"a": [1]}),
+    ] {
+        patch(&app, &format!("/credentials/{id}"), json!({"claims": {"note": value}})).await;
+        let page = b.get(&format!("/portal/credentials/{id}")).await.body;
+        let field = page.split(r#"name="claim.note""#).nth(1).expect("the claim's field");
+        let shown = field.split(r#"value=""#).nth(1).and_then(|v| v.split('"').next()).unwrap();
+        let shown = shown.replace("&quot;", "\"").replace("&amp;", "&").replace("&#39;", "'");
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("name", "HR sync renamed"),
+            ("perm.eligibility", "read"),
+            ("claim.note", shown.as_str()),
+        ];
+        let res = b.post(&format!("/portal/credentials/{id}"), &form).await;
+        assert_eq!(res.status, 303, "{value}: {}", res.body);
+        let now: Value =
+            app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
+        assert_eq!(now["claims"], json!({"note": value}), "shown as {shown:?}");
+        patch(&app, &format!("/credentials/{id}"), json!({"name": "HR sync"})).await;
+    }
+}
+
 /// A value an older release stored with a control character still loads: the credential is
 /// shown, its tokens are issued, and the claim can be removed.
 #[tokio::test]

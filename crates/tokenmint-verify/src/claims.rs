@@ -164,15 +164,21 @@ fn date(value: Option<Value>) -> Result<Option<i64>, VerifyError> {
     }
 }
 
+/// The token's scopes as one string, separated by single spaces. Only a space (U+0020)
+/// separates scopes (RFC 6749 §3.3, RFC 9068 §2.2.3): any other whitespace (a tab, a
+/// no-break space, a line separator) is part of a scope, so `read\u{a0}write` is one scope that
+/// matches neither `read` nor `write`; a control character among them is refused afterwards.
 fn scopes(value: Option<Value>) -> Result<String, VerifyError> {
     match value {
         None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.split_whitespace().collect::<Vec<_>>().join(" ")),
+        Some(Value::String(s)) => {
+            Ok(s.split(' ').filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" "))
+        }
         Some(Value::Array(items)) => {
             let mut out = String::new();
             for item in items {
                 let Value::String(scope) = item else { return Err(VerifyError::Malformed) };
-                if scope.is_empty() || scope.contains(char::is_whitespace) {
+                if scope.is_empty() || scope.contains(' ') {
                     return Err(VerifyError::Malformed);
                 }
                 if !out.is_empty() {
@@ -259,6 +265,39 @@ mod tests {
 
     fn payload(claims: &Value) -> String {
         URL_SAFE_NO_PAD.encode(claims.to_string())
+    }
+
+    #[test]
+    fn only_a_space_separates_scopes_and_other_whitespace_is_part_of_one_or_refused() {
+        let mapping = ClaimMapping::default();
+        let decoded = |scope: Value| {
+            decode(
+                &payload(&json!({"iss": "i", "exp": 2, "client_id": "c", "scope": scope})),
+                &mapping,
+            )
+        };
+        assert_eq!(decoded(json!("  a:read   b:write ")).unwrap().scope, "a:read b:write");
+        for joined in ["a:read\u{a0}a:write", "a:read\u{2028}a:write", "a:read\u{3000}a:write"] {
+            let c = decoded(json!(joined)).unwrap();
+            assert_eq!(c.scope, joined, "one opaque scope");
+            assert!(!c.scope.split(' ').any(|s| s == "a:write"), "{joined:?}");
+            let c = decoded(json!([joined])).unwrap();
+            assert_eq!(c.scope, joined);
+        }
+        for controlled in [
+            "a:read\ta:write",
+            "a:read\u{b}a:write",
+            "a:read\u{c}a:write",
+            "a:read\u{85}a:write",
+            "a:read a:write\r\n",
+        ] {
+            assert_eq!(
+                decoded(json!(controlled)).err(),
+                Some(VerifyError::InvalidClaim(ClaimProblem::ControlCharacter)),
+                "{controlled:?}"
+            );
+        }
+        assert_eq!(decoded(json!(["a b"])).err(), Some(VerifyError::Malformed));
     }
 
     #[test]

@@ -685,10 +685,19 @@ fn secret_panel(client_id: &str, secret: &str, rotated: bool) -> String {
     )
 }
 
-/// A claim's value as the portal shows and reads it: a string as it is, anything else as JSON.
+/// A claim's value as the portal shows it in a field, such that reading the field back (by
+/// `claims::parse_value_text`, as the CLI reads `--claim`) gives the same value: a string as it
+/// is when it reads back as itself, else (the empty string, `"123"`, `"[draft]"`, any other
+/// value) as JSON. An empty field means "remove", so an empty string is shown as `""`.
 fn claim_text(value: &serde_json::Value) -> String {
     match value {
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s)
+            if !s.trim().is_empty()
+                && s.trim() == s
+                && tokenmint_core::claims::parse_value_text("claim", s).as_ref() == Ok(value) =>
+        {
+            s.clone()
+        }
         other => other.to_string(),
     }
 }
