@@ -139,6 +139,33 @@ async fn a_foreign_client_id_is_forwarded_encoded_and_one_with_a_control_charact
     }
 }
 
+/// Only a space separates another issuer's scopes: `files:read<NBSP>files:write` (or with a
+/// line separator, an ideographic space) is one scope, which grants neither the read nor the
+/// write route; with a tab, a vertical tab, NEL or CRLF the token is refused.
+#[tokio::test]
+async fn only_a_space_separates_a_foreign_tokens_scopes() {
+    let foreign = ForeignIssuer::start().await;
+    let setup = start(&foreign, "").await;
+    let signed = |scope: &str| {
+        let claims = serde_json::json!({"iss": foreign.issuer, "aud": AUDIENCE,
+            "exp": real_now() + 60, "azp": "app-1", "scp": scope});
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": "foreign-1"});
+        foreign.sign(&header, &claims)
+    };
+    let both = signed("files:read files:write");
+    assert_eq!(setup.send(Method::POST, "/files/x", Some(&both), &[]).await.status, 200);
+    for joiner in ['\u{a0}', '\u{2028}', '\u{3000}', '\u{202f}'] {
+        let token = signed(&format!("files:read{joiner}files:write"));
+        let answer = setup.send(Method::POST, "/files/x", Some(&token), &[]).await;
+        answer.assert_problem(403);
+        setup.get("/files/x", Some(&token)).await.assert_problem(403);
+    }
+    for joiner in ["\t", "\u{b}", "\u{c}", "\u{85}", "\r\n"] {
+        let token = signed(&format!("files:read{joiner}files:write"));
+        setup.send(Method::POST, "/files/x", Some(&token), &[]).await.assert_problem(401);
+    }
+}
+
 #[tokio::test]
 async fn a_bound_path_segment_must_name_the_tokens_own_client() {
     let foreign = ForeignIssuer::start().await;
