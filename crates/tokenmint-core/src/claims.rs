@@ -121,7 +121,10 @@ pub enum ClaimError {
          remove it, not both"
     )]
     SetAndRemoved(String),
-    #[error("{count} claims given; at most {MAX_CLAIMS} claims are allowed")]
+    #[error(
+        "the claims would number {count}; at most {MAX_CLAIMS} are allowed on one credential or \
+         organization: remove some first"
+    )]
     TooMany { count: usize },
     #[error("the claims are {bytes} bytes as JSON; the most is {max}")]
     TooLarge { bytes: usize, max: usize },

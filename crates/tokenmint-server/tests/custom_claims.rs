@@ -358,6 +358,8 @@ async fn repeated_keys_inside_claims_and_nesting_past_json_readers_limits_are_re
         ),
         (r#"{"a":[{"x":1,"x":2}]}"#.to_owned(), "appears twice in the object at /claims/plan/a/0"),
         (deep, "nested more than 127 levels deep; a claim's value may nest at most 16"),
+        ("1e400".to_owned(), "beyond what JSON readers hold"),
+        ("[1, -2e999]".to_owned(), "beyond what JSON readers hold"),
     ];
     let token = app.admin_token().await;
     for (value, says) in &values {
@@ -440,8 +442,14 @@ async fn the_portal_refuses_control_characters_in_the_claims_org_admins_edit() {
     let mut b = Browser::new(&app);
     let csrf = b.sign_in("admin@acme.test", "acme admin password").await;
     let mut texts: Vec<String> = CONTROLS.iter().map(|c| format!("a{c}b")).collect();
-    // Typed as JSON, the escapes are control characters too.
-    texts.extend([r#""a\u0000b""#.to_owned(), r#"["x\u007f"]"#.to_owned()]);
+    // Typed as JSON, the escapes are control characters too; a control character alone is a
+    // value (refused), not an empty field.
+    texts.extend([
+        r#""a\u0000b""#.to_owned(),
+        r#"["x\u007f"]"#.to_owned(),
+        "\u{85}".to_owned(),
+        " \u{9f} ".to_owned(),
+    ]);
     for text in &texts {
         let form = [
             ("csrf", csrf.as_str()),
@@ -457,6 +465,20 @@ async fn the_portal_refuses_control_characters_in_the_claims_org_admins_edit() {
             app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
         assert_eq!(now["claims"], json!({"note": "fine"}), "{text:?}");
     }
+    // A field given twice is refused, whichever copy a reader would take.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "HR sync"),
+        ("perm.eligibility", "read"),
+        ("claim.note", "one"),
+        ("claim.note", "two"),
+    ];
+    let res = b.post(&format!("/portal/credentials/{id}"), &form).await;
+    assert_eq!(res.status, 400);
+    assert!(res.body.contains("more than once"), "{}", res.body);
+    let now: Value =
+        app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
+    assert_eq!(now["claims"], json!({"note": "fine"}));
     // Typed as the CLI reads `--claim`: text written as JSON must read as JSON, with each key
     // once.
     for (text, says) in

@@ -57,7 +57,20 @@ where
         // among them), is refused rather than left to serde's last-wins, and nesting past
         // serde_json's limit is told as such rather than as "not valid JSON".
         match tokenmint_core::json::from_slice(&bytes) {
-            Ok(_) | Err(StrictJsonError::Invalid(_)) => {}
+            Ok(_) => {}
+            // Valid JSON by RFC 8259's grammar, which serde cannot hold: a problem with a value,
+            // not with the body's syntax.
+            Err(StrictJsonError::Invalid(e)) if e.starts_with("number out of range") => {
+                return Err(ApiError::Validation {
+                    field: "body".into(),
+                    message: format!(
+                        "a number in the body is beyond what JSON readers hold ({e}); claim \
+                         values hold numbers up to ±9007199254740991 (2^53 - 1): give larger \
+                         ones as strings"
+                    ),
+                });
+            }
+            Err(StrictJsonError::Invalid(_)) => {}
             Err(e @ StrictJsonError::DuplicateKey { .. }) => {
                 return Err(ApiError::Validation { field: "body".into(), message: e.to_string() });
             }

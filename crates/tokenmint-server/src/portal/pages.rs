@@ -1305,7 +1305,9 @@ fn edit_input(
     let mut remove = Vec::new();
     for (key, text) in &fields.0 {
         let Some(name) = key.strip_prefix("claim.") else { continue };
-        let text = text.trim();
+        // ASCII spaces only: a value of NEL or a no-break space alone is a value (refused as a
+        // control character, or kept), never an empty field that removes the claim.
+        let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
         let now = current.claims.get(name);
         if text.is_empty() {
             if now.is_some() {

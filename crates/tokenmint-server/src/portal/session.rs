@@ -201,6 +201,17 @@ pub async fn read_form(req: Request, state: &AppState) -> Result<Fields, PortalE
     let Form(pairs) = Form::<Vec<(String, String)>>::from_request(req, state)
         .await
         .map_err(|_| PortalError::BadRequest("the form could not be read".into()))?;
+    // No portal form repeats a field: one that is repeated means different things depending on
+    // which copy a reader takes (the first, the last), so it is refused, as the token endpoint
+    // and the admin API refuse a repeated parameter or key.
+    for (i, (name, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(earlier, _)| earlier == name) {
+            let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+            return Err(PortalError::BadRequest(format!(
+                "the form gives the field '{shown}' more than once; send each field once"
+            )));
+        }
+    }
     Ok(Fields(pairs))
 }
 
