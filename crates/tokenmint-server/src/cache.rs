@@ -21,7 +21,7 @@ use tokenmint_core::credential::{
     AuthFailure, Credential, CredentialStatus, RevocationCutoff, standing,
 };
 use tokenmint_core::grant::Terms;
-use tokenmint_core::{ClientId, Environment, Permissions, SecretHash, UnixTime};
+use tokenmint_core::{Environment, Permissions, SecretHash, UnixTime};
 use tokenmint_store::{Store, StoreError};
 
 /// A credential as the token path wants it, and nothing more: one is kept for every credential
@@ -302,6 +302,22 @@ impl CachedCredential {
         &self.org
     }
 
+    /// Its name, when the cache keeps names (a token hook is configured), else empty.
+    pub fn name(&self) -> &str {
+        self.rare.as_ref().and_then(|r| r.name.as_deref()).unwrap_or_default()
+    }
+
+    /// What a token hook is told of this credential.
+    pub fn hook_subject(&self) -> crate::hook::Subject<'_> {
+        crate::hook::Subject {
+            client_id: self.client_id(),
+            name: self.name(),
+            org: self.org(),
+            environment: self.environment,
+            revision: self.revision,
+        }
+    }
+
     pub fn status(&self) -> CredentialStatus {
         self.status
     }
@@ -418,15 +434,16 @@ impl CachedCredential {
         standing::new_token_id(self.tokens_revoked_before(), now_micros)
     }
 
-    /// The credential as code that takes a whole [`Credential`] (the token hook) reads it:
-    /// everything the entry keeps; the organization's claims are folded into `claims`, and
+    /// The credential as the entry holds it, for tests that compare the two: everything the
+    /// entry keeps; the organization's claims are folded into `claims`, and
     /// what the entry does not keep (secrets, timestamps, the name in a cache without names)
     /// is empty.
+    #[cfg(test)]
     pub fn to_credential(&self) -> Credential {
         Credential {
-            // Read from a `ClientId` when the entry was made: it parses.
-            client_id: ClientId::parse(self.client_id()).unwrap_or_else(|_| ClientId::generate()),
-            name: self.rare.as_ref().and_then(|r| r.name.as_deref()).unwrap_or_default().to_owned(),
+            client_id: tokenmint_core::ClientId::parse(self.client_id())
+                .expect("read from a ClientId"),
+            name: self.name().to_owned(),
             org: self.org.to_string(),
             environment: self.environment,
             permissions: self.grants.permissions.clone(),
@@ -661,6 +678,7 @@ impl CredentialCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokenmint_core::ClientId;
     use tokenmint_core::StoredSecret;
 
     fn credential(id: &str, org: &str) -> Credential {

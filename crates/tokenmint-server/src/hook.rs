@@ -38,7 +38,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokenmint_core::claims::{ClaimError, CustomClaims};
-use tokenmint_core::{Credential, Environment, UnixTime};
+use tokenmint_core::{Environment, UnixTime};
 
 /// Longest answer read from the hook.
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
@@ -160,6 +160,18 @@ pub struct HookRequest<'a> {
     pub requested_audiences: &'a [String],
     /// The custom claims the token carries already (organization's and credential's).
     pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What the hook is told of, and keys its answers by: the credential asking, borrowed from the
+/// cache entry the token endpoint already holds (nothing is copied on a cache hit).
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub client_id: &'a str,
+    pub name: &'a str,
+    pub org: &'a str,
+    pub environment: Environment,
+    /// Storage revision: a changed credential is asked about again.
+    pub revision: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,13 +400,13 @@ impl TokenHook {
     /// all the requests that miss the cache for the same key at the same time.
     pub async fn decide(
         &self,
-        credential: &Credential,
+        credential: &Subject<'_>,
         static_claims: &CustomClaims,
         asked: Asked<'_>,
         now: UnixTime,
     ) -> Result<Arc<Cached>, HookFailure> {
         let key = KeyRef {
-            client_id: credential.client_id.as_str(),
+            client_id: credential.client_id,
             revision: credential.revision,
             scope: asked.scope,
             audiences: asked.audiences,
@@ -461,15 +473,15 @@ impl TokenHook {
 
     async fn call(
         &self,
-        credential: &Credential,
+        credential: &Subject<'_>,
         static_claims: &CustomClaims,
         asked: Asked<'_>,
         now: UnixTime,
     ) -> Result<Decision, HookFailure> {
         let request = HookRequest {
-            client_id: credential.client_id.as_str(),
-            name: &credential.name,
-            org: &credential.org,
+            client_id: credential.client_id,
+            name: credential.name,
+            org: credential.org,
             environment: credential.environment,
             requested_scope: asked.scope,
             scope: asked.granted_scope,

@@ -183,7 +183,7 @@ async fn issue(
                 audiences: &req.audiences,
                 granted_scope: &grant.scope,
             };
-            match hook.decide(&credential.to_credential(), cached.claims(), asked, now).await {
+            match hook.decide(&credential.hook_subject(), cached.claims(), asked, now).await {
                 Ok(answer) => Some(answer),
                 Err(failure) => {
                     let refuse = hook.config.on_failure == OnFailure::Refuse;
