@@ -134,7 +134,9 @@ pub enum ClaimError {
 pub fn check_name(name: &str) -> Result<(), ClaimError> {
     let printable = name.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
     if name.is_empty() || name.len() > MAX_CLAIM_NAME_LEN || !printable {
-        let shown: String = name.chars().take(60).filter(|c| !c.is_control()).collect();
+        // Shown with its control characters escaped (`a\u{7}b`), not dropped: the name the
+        // sender sees must be the one they sent.
+        let shown: String = name.chars().take(60).flat_map(char::escape_debug).collect();
         return Err(ClaimError::InvalidName(shown));
     }
     let reserved = RESERVED_CLAIMS.iter().any(|r| r.eq_ignore_ascii_case(name))
@@ -181,11 +183,15 @@ fn check_content(name: &str, value: &Value, at: &mut String) -> Result<(), Claim
             if tokenmint_proto::claims::is_exact_number(n) {
                 Ok(())
             } else {
-                Err(ClaimError::UnsafeNumber {
-                    name: name.to_owned(),
-                    number: n.to_string(),
-                    at: pointer(at),
-                })
+                // A number beyond the 64-bit integers was read as a float, rounded already:
+                // shown as read, it would not be the number that was written.
+                // Shown to four figures: serde_json's reading of such a number may be off in
+                // its last digit, and the digits past the fourth say nothing more.
+                let number = match n.as_f64().filter(|_| n.is_f64()) {
+                    Some(f) => format!("near {f:.3e}"),
+                    None => n.to_string(),
+                };
+                Err(ClaimError::UnsafeNumber { name: name.to_owned(), number, at: pointer(at) })
             }
         }
         Value::Array(_) | Value::Object(_)
@@ -399,8 +405,8 @@ pub fn parse_assignment(arg: &str) -> Result<(String, Value), String> {
 ///
 /// Text written as JSON (a number, or starting with `{`, `[` or `"`) that does not read as
 /// JSON is refused rather than kept as a string: a typo in `{"tier":gold}` or a number serde
-/// cannot hold (`1e400`) is not the text anyone meant. A key repeated inside an object is
-/// refused too ([`crate::json`]).
+/// cannot hold (`1e400`, or `1e-400`, which would be read as 0) is not the text anyone
+/// meant. A key repeated inside an object is refused too ([`crate::json`]).
 pub fn parse_value_text(name: &str, text: &str) -> Result<Value, String> {
     let value = match crate::json::from_str(text) {
         Ok(json) => json,
@@ -409,7 +415,10 @@ pub fn parse_value_text(name: &str, text: &str) -> Result<Value, String> {
                 ClaimError::TooDeep { name: name.to_owned(), at: String::new() }.to_string()
             );
         }
-        Err(e @ crate::json::StrictJsonError::DuplicateKey { .. }) => {
+        Err(
+            e @ (crate::json::StrictJsonError::DuplicateKey { .. }
+            | crate::json::StrictJsonError::NumberOutOfRange { .. }),
+        ) => {
             return Err(format!("the value of '{name}' is refused: {e}"));
         }
         Err(crate::json::StrictJsonError::Invalid(e)) if looks_like_json(text) => {
@@ -498,9 +507,9 @@ mod tests {
 
     #[test]
     fn a_number_serde_cannot_hold_is_refused_not_kept_as_text() {
-        for value in ["1e400", "-1e400", "2E+999"] {
+        for value in ["1e400", "-1e400", "2E+999", "1e-400", "[1, -3E-999]"] {
             let error = parse_assignment(&format!("x={value}")).unwrap_err();
-            assert!(error.contains("cannot be read as JSON"), "{value}: {error}");
+            assert!(error.contains("cannot be held by JSON readers"), "{value}: {error}");
         }
         assert_eq!(parse_assignment("x=t-42").unwrap().1, json!("t-42"));
         assert_eq!(parse_assignment("x=12").unwrap().1, json!(12));
@@ -688,6 +697,11 @@ mod tests {
             assert!(e.contains("2^53"), "{e}");
             assert!(parse_assignment(&format!("n=\"{bad}\"")).is_ok(), "as a string, fine");
         }
+        // A float beyond 2^53 is already rounded when read: the refusal does not quote the
+        // rounded number back as if it were the one written.
+        let e = parse_assignment("n=9007199254740993.0").unwrap_err();
+        assert!(e.contains("the number near 9.007e15,"), "{e}");
+        assert!(!e.contains("9007199254740993") && !e.contains("9007199254740994"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,6 @@ pub mod credential;
 pub mod crypto;
 pub mod grant;
 pub mod ids;
-pub mod json;
 pub mod jwt;
 pub mod keys;
 pub mod request;
@@ -25,6 +24,9 @@ pub use ids::{ClientId, OrgSlug, PresentedClientId, SafeText};
 pub use scope::{Permissions, ProductAreas};
 pub use secret::{ClientSecret, SecretHash, SecretHasher};
 pub use tokenmint_proto::Environment;
+/// The strict JSON reader every document a provider sends is read with (it lives with the wire
+/// types, since the verifier reads token claims with it too).
+pub use tokenmint_proto::json;
 
 /// Unix time in whole seconds. Every rule that depends on time takes one of these.
 pub type UnixTime = i64;

@@ -335,12 +335,17 @@ pub(crate) fn set_claim_headers(
         let value = match token.claim(claim).map(forwardable) {
             Some(Ok(value)) => value,
             Some(Err(why)) => {
-                tracing::warn!(
-                    claim = %claim,
-                    client_id = %token.client_id,
-                    "a forwarded claim holds {why}: the claim is not forwarded; remove or set it \
-                     again on the credential or organization (or at the issuer that set it)"
-                );
+                if first_warning(claim, &token.client_id) {
+                    tracing::warn!(
+                        claim = %claim,
+                        client_id = %token.client_id,
+                        "a forwarded claim holds {why}: the claim is not forwarded; remove or set \
+                         it again on the credential or organization (or at the issuer that set \
+                         it); said once per claim and client, then at debug"
+                    );
+                } else {
+                    tracing::debug!(claim = %claim, client_id = %token.client_id, "a forwarded claim holds {why}: not forwarded");
+                }
                 if !empty_when_absent {
                     continue;
                 }
@@ -351,6 +356,26 @@ pub(crate) fn set_claim_headers(
         };
         out.insert(header.clone(), value);
     }
+}
+
+/// The (claim, client) pairs whose unforwardable claim was warned about. The problem is the
+/// same on every request of that client until someone fixes the claim, so it is a warning the
+/// first time and a debug line after, not a warning per request. At most
+/// [`WARNED_PAIRS`] are kept; past that the set starts again, so a new problem is never
+/// silenced for good (a pair warned about before may be warned about once more).
+static WARNED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+const WARNED_PAIRS: usize = 4096;
+
+/// Whether this is the first time `claim` of `client_id` could not be forwarded.
+fn first_warning(claim: &str, client_id: &str) -> bool {
+    let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if warned.len() >= WARNED_PAIRS {
+        warned.clear();
+    }
+    // A NUL is in neither a claim name nor a client id that reached here.
+    warned.insert(format!("{claim}\0{client_id}"))
 }
 
 /// A claim as the value of a header ([`claim_header_value`]), or what keeps it from being one:
@@ -691,5 +716,20 @@ mod tests {
             assert_eq!(value.to_str().unwrap(), read(exact).to_string(), "{exact}");
         }
         assert_eq!(forwardable(&read(r#""a\u0000""#)), Err("a control character"));
+    }
+
+    #[test]
+    fn a_claim_that_cannot_be_forwarded_is_warned_about_once_per_claim_and_client() {
+        assert!(first_warning("once-plan", "client-a"));
+        for _ in 0..3 {
+            assert!(!first_warning("once-plan", "client-a"), "said already");
+        }
+        assert!(first_warning("once-plan", "client-b"), "another client");
+        assert!(first_warning("once-tier", "client-a"), "another claim");
+        // The set is bounded: filling it starts it again, so nothing is silenced for good.
+        for i in 0..WARNED_PAIRS {
+            first_warning("once-fill", &i.to_string());
+        }
+        assert!(WARNED.lock().unwrap().len() <= WARNED_PAIRS);
     }
 }

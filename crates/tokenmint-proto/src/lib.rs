@@ -11,6 +11,7 @@ pub mod claims;
 pub mod clock;
 pub mod error;
 pub mod feed;
+pub mod json;
 pub mod jwks;
 pub mod metadata;
 pub mod problem;

@@ -175,6 +175,7 @@ pub struct Subject<'a> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object such as {\"allow\": true}")]
 struct Answer {
     allow: bool,
     #[serde(default)]

@@ -358,8 +358,10 @@ async fn repeated_keys_inside_claims_and_nesting_past_json_readers_limits_are_re
         ),
         (r#"{"a":[{"x":1,"x":2}]}"#.to_owned(), "appears twice in the object at /claims/plan/a/0"),
         (deep, "nested more than 127 levels deep; a claim's value may nest at most 16"),
-        ("1e400".to_owned(), "beyond what JSON readers hold"),
-        ("[1, -2e999]".to_owned(), "beyond what JSON readers hold"),
+        ("1e400".to_owned(), "the number 1e400 cannot be held by JSON readers"),
+        ("[1, -2e999]".to_owned(), "the number -2e999 cannot be held by JSON readers"),
+        ("1e-400".to_owned(), "the number 1e-400 cannot be held by JSON readers"),
+        (r#"{"a":[0.5, 7E-999]}"#.to_owned(), "the number 7E-999 cannot be held by JSON readers"),
     ];
     let token = app.admin_token().await;
     for (value, says) in &values {

@@ -230,7 +230,12 @@ async fn a_refusal_by_the_hook_is_access_denied_to_the_client_and_audited() {
             .await;
         let page: Value = res.json().await.unwrap();
         let items = page["items"].as_array().cloned().unwrap_or_default();
-        if items.iter().any(|e| e["reason"] == "hook_denied") {
+        if let Some(record) = items.iter().find(|e| e["reason"] == "hook_denied") {
+            // The hook's own reason is kept beside the refusal's.
+            assert_eq!(
+                record["details"]["provider_reason"], "the partner's contract has ended",
+                "{record}"
+            );
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no audit record of the refusal: {page}");
@@ -504,6 +509,27 @@ async fn claims_with_control_characters_or_inexact_numbers_are_a_malformed_answe
         "no ERROR line for a hook outage"
     );
     assert!(text.contains("answered 503 Service Unavailable"), "the trace keeps it at debug");
+
+    // A JSON reader's message quotes the answer escaped once, not twice, and says what a hook
+    // should send rather than naming a type of tokenmint's code.
+    hook.set(Behaviour::Raw(r#"{"allow": "yes\n"}"#));
+    assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 503);
+    hook.set(Behaviour::Raw(r#""ok""#));
+    assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 503);
+    // A refusal by the hook is logged with its reason (and audited, see above).
+    hook.set(Behaviour::Answer(json!({"allow": false, "reason": "contract ended"})));
+    assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 403);
+    let text = logs.text();
+    assert!(text.contains(r#"string "yes\n""#), "escaped once: {text}");
+    assert!(!text.contains(r#"yes\\n"#), "not escaped twice");
+    assert!(text.contains(r#"expected an object such as {"allow": true}"#), "{text}");
+    assert!(!text.contains("struct Answer"), "no type of tokenmint's code");
+    assert!(
+        text.lines().any(|l| l.contains("the token hook refused the token")
+            && l.contains("contract ended")
+            && l.contains(&id)),
+        "the refusal is logged with its reason and client"
+    );
 }
 
 /// A refusal's reason with characters RFC 6749 §5.2 does not allow in `error_description`

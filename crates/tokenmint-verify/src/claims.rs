@@ -6,13 +6,12 @@
 //! a `roles` array; none of them has `env` or `org`. A [`ClaimMapping`] per issuer says which
 //! claim holds what, and [`Claims`] is the one shape every verified token comes out in.
 
-use crate::error::{ClaimProblem, VerifyError};
+use crate::error::{ClaimProblem, TokenClaim, VerifyError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use tokenmint_proto::json::StrictJsonError;
 use tokenmint_proto::{Audience, Environment};
 
 /// Which claim of an issuer's tokens holds the client, the scopes, the environment and the
@@ -112,43 +111,17 @@ impl Claims {
     }
 }
 
-/// A JSON object read with duplicate members refused (RFC 7519 §4: a JWT with duplicate claim
-/// names must be rejected or its last member used; rejecting closes the door on parsers that
-/// disagree about which one wins).
-struct UniqueObject(HashMap<String, Value>);
-
-impl<'de> serde::Deserialize<'de> for UniqueObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = UniqueObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueObject, A::Error> {
-                let mut out = HashMap::with_capacity(map.size_hint().unwrap_or(12));
-                while let Some((key, value)) = map.next_entry::<String, Value>()? {
-                    if out.insert(key, value).is_some() {
-                        return Err(de::Error::custom("duplicate claim"));
-                    }
-                }
-                Ok(UniqueObject(out))
-            }
-        }
-        deserializer.deserialize_map(ObjectVisitor)
-    }
-}
-
-fn string(value: Option<Value>) -> Result<Option<String>, VerifyError> {
+fn string(value: Option<Value>, claim: TokenClaim) -> Result<Option<String>, VerifyError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(VerifyError::Malformed),
+        Some(_) => Err(VerifyError::InvalidClaim(ClaimProblem::WrongType(claim))),
     }
 }
 
 /// A NumericDate (RFC 7519 §2): integer or fractional seconds.
-fn date(value: Option<Value>) -> Result<Option<i64>, VerifyError> {
+fn date(value: Option<Value>, claim: TokenClaim) -> Result<Option<i64>, VerifyError> {
+    let wrong = VerifyError::InvalidClaim(ClaimProblem::WrongType(claim));
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
@@ -158,9 +131,9 @@ fn date(value: Option<Value>) -> Result<Option<i64>, VerifyError> {
                 reason = "a date far past i64 is refused by the range check"
             )]
             (None, Some(f)) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
-            _ => Err(VerifyError::Malformed),
+            _ => Err(wrong),
         },
-        Some(_) => Err(VerifyError::Malformed),
+        Some(_) => Err(wrong),
     }
 }
 
@@ -169,6 +142,7 @@ fn date(value: Option<Value>) -> Result<Option<i64>, VerifyError> {
 /// no-break space, a line separator) is part of a scope, so `read\u{a0}write` is one scope that
 /// matches neither `read` nor `write`; a control character among them is refused afterwards.
 fn scopes(value: Option<Value>) -> Result<String, VerifyError> {
+    let wrong = || VerifyError::InvalidClaim(ClaimProblem::WrongType(TokenClaim::Scope));
     match value {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => {
@@ -177,9 +151,9 @@ fn scopes(value: Option<Value>) -> Result<String, VerifyError> {
         Some(Value::Array(items)) => {
             let mut out = String::new();
             for item in items {
-                let Value::String(scope) = item else { return Err(VerifyError::Malformed) };
+                let Value::String(scope) = item else { return Err(wrong()) };
                 if scope.is_empty() || scope.contains(' ') {
-                    return Err(VerifyError::Malformed);
+                    return Err(wrong());
                 }
                 if !out.is_empty() {
                     out.push(' ');
@@ -188,28 +162,52 @@ fn scopes(value: Option<Value>) -> Result<String, VerifyError> {
             }
             Ok(out)
         }
-        Some(_) => Err(VerifyError::Malformed),
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// The claims as one JSON object, read strictly ([`tokenmint_proto::json`]): a member given
+/// twice, among the claims (RFC 7519 §4 allows refusing it) or inside a claim's value, is
+/// refused, so that no reader of the token takes another value than this one did; so is a
+/// number no reader holds, rather than `1e-400` read as 0.
+fn claims_object(json: &[u8]) -> Result<Map<String, Value>, VerifyError> {
+    match tokenmint_proto::json::from_slice(json) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(VerifyError::Malformed),
+        Err(StrictJsonError::DuplicateKey { .. }) => {
+            Err(VerifyError::InvalidClaim(ClaimProblem::RepeatedMember))
+        }
+        Err(StrictJsonError::NumberOutOfRange { .. }) => {
+            Err(VerifyError::InvalidClaim(ClaimProblem::NumberOutOfRange))
+        }
+        Err(_) => Err(VerifyError::Malformed),
     }
 }
 
 /// Decodes the payload of a token whose signature has been verified, through `mapping`.
 pub(crate) fn decode(payload: &str, mapping: &ClaimMapping) -> Result<Claims, VerifyError> {
     let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| VerifyError::Malformed)?;
-    let UniqueObject(mut object) =
-        serde_json::from_slice(&json).map_err(|_| VerifyError::Malformed)?;
-    let iss = string(object.remove("iss"))?.ok_or(VerifyError::Malformed)?;
-    let exp = date(object.remove("exp"))?.ok_or(VerifyError::Malformed)?;
+    let mut object = claims_object(&json)?;
+    let missing = |claim| VerifyError::InvalidClaim(ClaimProblem::Missing(claim));
+    let iss = string(object.remove("iss"), TokenClaim::Issuer)?
+        .ok_or_else(|| missing(TokenClaim::Issuer))?;
+    let exp = date(object.remove("exp"), TokenClaim::Expiry)?
+        .ok_or_else(|| missing(TokenClaim::Expiry))?;
     let aud = match object.remove("aud") {
         None | Some(Value::Null) => Audience::Many(Vec::new()),
-        Some(value) => serde_json::from_value(value).map_err(|_| VerifyError::Malformed)?,
+        Some(value) => serde_json::from_value(value).map_err(|_| {
+            VerifyError::InvalidClaim(ClaimProblem::WrongType(TokenClaim::Audience))
+        })?,
     };
     // Read before `sub` is taken, so that `client_id_claim = "sub"` works.
     let client_id = match object.get(&mapping.client_id_claim) {
         Some(Value::String(id)) if !id.is_empty() => id.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) => return Err(VerifyError::NoClient),
-        Some(_) => return Err(VerifyError::Malformed),
+        Some(_) => {
+            return Err(VerifyError::InvalidClaim(ClaimProblem::WrongType(TokenClaim::Client)));
+        }
     };
-    let env = match string(object.remove(&mapping.env_claim))? {
+    let env = match string(object.remove(&mapping.env_claim), TokenClaim::Environment)? {
         None => None,
         Some(name) => Some(
             name.parse::<Environment>()
@@ -217,11 +215,11 @@ pub(crate) fn decode(payload: &str, mapping: &ClaimMapping) -> Result<Claims, Ve
         ),
     };
     let scope = scopes(object.remove(&mapping.scope_claim))?;
-    let org = string(object.remove(&mapping.org_claim))?;
-    let sub = string(object.remove("sub"))?;
-    let iat = date(object.remove("iat"))?;
-    let nbf = date(object.remove("nbf"))?;
-    let jti = string(object.remove("jti"))?;
+    let org = string(object.remove(&mapping.org_claim), TokenClaim::Organization)?;
+    let sub = string(object.remove("sub"), TokenClaim::Subject)?;
+    let iat = date(object.remove("iat"), TokenClaim::IssuedAt)?;
+    let nbf = date(object.remove("nbf"), TokenClaim::NotBefore)?;
+    let jti = string(object.remove("jti"), TokenClaim::TokenId)?;
     object.remove(&mapping.client_id_claim);
     // The client, organization and scopes name who acts and are handed on (as headers, to
     // logs): a control character in them is no identity anyone issued on purpose.
@@ -297,7 +295,10 @@ mod tests {
                 "{controlled:?}"
             );
         }
-        assert_eq!(decoded(json!(["a b"])).err(), Some(VerifyError::Malformed));
+        assert_eq!(
+            decoded(json!(["a b"])).err(),
+            Some(VerifyError::InvalidClaim(ClaimProblem::WrongType(TokenClaim::Scope)))
+        );
     }
 
     #[test]
@@ -373,21 +374,81 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_client_a_duplicate_claim_or_a_mistyped_claim_is_refused() {
+    fn a_missing_client_a_repeated_member_or_a_mistyped_claim_is_refused_naming_which() {
         let mapping = ClaimMapping::default();
         let missing = payload(&json!({"iss": "i", "exp": 1}));
         assert_eq!(decode(&missing, &mapping), Err(VerifyError::NoClient));
         let duplicate =
             URL_SAFE_NO_PAD.encode(r#"{"iss":"i","exp":1,"client_id":"a","client_id":"b"}"#);
-        assert_eq!(decode(&duplicate, &mapping), Err(VerifyError::Malformed));
-        for bad in [
-            json!({"iss": "i", "exp": "1", "client_id": "a"}),
-            json!({"iss": "i", "exp": 1, "client_id": "a", "scope": [1]}),
-            json!({"iss": "i", "exp": 1, "client_id": "a", "scope": ["a b"]}),
-            json!({"iss": 1, "exp": 1, "client_id": "a"}),
+        let repeated = VerifyError::InvalidClaim(ClaimProblem::RepeatedMember);
+        assert_eq!(decode(&duplicate, &mapping), Err(repeated));
+        let wrong = |c| VerifyError::InvalidClaim(ClaimProblem::WrongType(c));
+        for (bad, error) in [
+            (json!({"iss": "i", "exp": "1", "client_id": "a"}), wrong(TokenClaim::Expiry)),
+            (
+                json!({"iss": "i", "exp": 1, "client_id": "a", "scope": [1]}),
+                wrong(TokenClaim::Scope),
+            ),
+            (
+                json!({"iss": "i", "exp": 1, "client_id": "a", "scope": ["a b"]}),
+                wrong(TokenClaim::Scope),
+            ),
+            (json!({"iss": 1, "exp": 1, "client_id": "a"}), wrong(TokenClaim::Issuer)),
+            (json!({"iss": "i", "exp": 1, "client_id": 7}), wrong(TokenClaim::Client)),
+            (
+                json!({"iss": "i", "exp": 1, "client_id": "a", "aud": [1]}),
+                wrong(TokenClaim::Audience),
+            ),
+            (
+                json!({"iss": "i", "exp": 1, "client_id": "a", "iat": "x"}),
+                wrong(TokenClaim::IssuedAt),
+            ),
+            (
+                json!({"iss": "i", "exp": 1, "client_id": "a", "nbf": {}}),
+                wrong(TokenClaim::NotBefore),
+            ),
+            (json!({"iss": "i", "exp": 1, "client_id": "a", "jti": 5}), wrong(TokenClaim::TokenId)),
+            (
+                json!({"iss": "i", "exp": 1, "client_id": "a", "sub": []}),
+                wrong(TokenClaim::Subject),
+            ),
+            (
+                json!({"iss": "i", "exp": 1, "client_id": "a", "org": 1}),
+                wrong(TokenClaim::Organization),
+            ),
+            (
+                json!({"iss": "i", "exp": 1, "client_id": "a", "env": true}),
+                wrong(TokenClaim::Environment),
+            ),
+            (
+                json!({"exp": 1, "client_id": "a"}),
+                VerifyError::InvalidClaim(ClaimProblem::Missing(TokenClaim::Issuer)),
+            ),
+            (
+                json!({"iss": "i", "client_id": "a"}),
+                VerifyError::InvalidClaim(ClaimProblem::Missing(TokenClaim::Expiry)),
+            ),
         ] {
-            assert_eq!(decode(&payload(&bad), &mapping), Err(VerifyError::Malformed), "{bad}");
+            let e = decode(&payload(&bad), &mapping).unwrap_err();
+            assert_eq!(e, error, "{bad}");
+            assert!(!e.to_string().contains("well-formed"), "{e}");
         }
+        // Inside a claim's value too, and a number no reader holds, wherever it is.
+        for text in [
+            r#"{"iss":"i","exp":1,"client_id":"a","plan":{"tier":"a","tier":"b"}}"#,
+            r#"{"iss":"i","exp":1,"client_id":"a","x":[{"k":1},{"k":1,"k":2}]}"#,
+        ] {
+            assert_eq!(decode(&URL_SAFE_NO_PAD.encode(text), &mapping), Err(repeated));
+        }
+        for text in [
+            r#"{"iss":"i","exp":1,"client_id":"a","n":1e400}"#,
+            r#"{"iss":"i","exp":1,"client_id":"a","n":{"m":[-1e-400]}}"#,
+        ] {
+            let e = decode(&URL_SAFE_NO_PAD.encode(text), &mapping).unwrap_err();
+            assert_eq!(e, VerifyError::InvalidClaim(ClaimProblem::NumberOutOfRange), "{text}");
+        }
+        assert_eq!(decode(&URL_SAFE_NO_PAD.encode("[1]"), &mapping), Err(VerifyError::Malformed));
+        assert_eq!(decode(&URL_SAFE_NO_PAD.encode("{"), &mapping), Err(VerifyError::Malformed));
         // Well-formed, but a claim this verifier cannot take: said so, not "not a well-formed
         // JWT".
         for env in ["staging", "sandbox\r", "production\n", "", "Sandbox "] {

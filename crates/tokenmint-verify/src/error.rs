@@ -57,14 +57,90 @@ pub enum ClaimProblem {
     /// The client, organization or scope holds a control character: no identity anyone issued
     /// on purpose, and one that would be handed on in headers and logs.
     ControlCharacter,
+    /// A member is given twice, among the claims or inside a claim's value: JSON readers
+    /// disagree on which one counts, so the token means different things to different readers.
+    RepeatedMember,
+    /// A number no JSON reader holds: beyond about 1.8e308, or not zero but read as 0.
+    NumberOutOfRange,
+    /// A claim of another JSON type than the claim takes.
+    WrongType(TokenClaim),
+    /// A claim every token must carry is missing.
+    Missing(TokenClaim),
 }
 
 impl std::fmt::Display for ClaimProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Environment => "environment claim is neither sandbox nor production",
-            Self::ControlCharacter => "client, organization or scope holds a control character",
-        })
+        match self {
+            Self::Environment => f.write_str("environment claim is neither sandbox nor production"),
+            Self::ControlCharacter => {
+                f.write_str("client, organization or scope holds a control character")
+            }
+            Self::RepeatedMember => f.write_str(
+                "claims give a member twice (among the claims or inside one), which JSON readers \
+                 read differently",
+            ),
+            Self::NumberOutOfRange => f.write_str(
+                "claims hold a number no JSON reader holds (beyond 1.8e308, or not zero but read \
+                 as 0)",
+            ),
+            Self::WrongType(claim) => {
+                write!(f, "{} claim is not {}", claim.described(), claim.expected())
+            }
+            Self::Missing(claim) => write!(f, "{} claim is missing", claim.described()),
+        }
+    }
+}
+
+/// A claim the verifier reads, to say which one is wrong ([`ClaimProblem`]). The client,
+/// scope, environment and organization are read from the claims the issuer's
+/// [`ClaimMapping`](crate::ClaimMapping) names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenClaim {
+    Issuer,
+    Expiry,
+    IssuedAt,
+    NotBefore,
+    Audience,
+    Subject,
+    TokenId,
+    Client,
+    Environment,
+    Scope,
+    Organization,
+}
+
+impl TokenClaim {
+    const fn described(self) -> &'static str {
+        match self {
+            Self::Issuer => "issuer (iss)",
+            Self::Expiry => "expiry (exp)",
+            Self::IssuedAt => "issued-at (iat)",
+            Self::NotBefore => "not-before (nbf)",
+            Self::Audience => "audience (aud)",
+            Self::Subject => "subject (sub)",
+            Self::TokenId => "token id (jti)",
+            Self::Client => "client",
+            Self::Environment => "environment",
+            Self::Scope => "scope",
+            Self::Organization => "organization",
+        }
+    }
+
+    const fn expected(self) -> &'static str {
+        match self {
+            Self::Expiry | Self::IssuedAt | Self::NotBefore => {
+                "a NumericDate (seconds since 1970 as a JSON number)"
+            }
+            Self::Audience => "a string or an array of strings",
+            Self::Scope => "a space-separated string or an array of scopes without spaces",
+            Self::Issuer
+            | Self::Subject
+            | Self::TokenId
+            | Self::Client
+            | Self::Environment
+            | Self::Organization => "a string",
+        }
     }
 }
 
@@ -233,6 +309,19 @@ mod tests {
 
     #[test]
     fn every_refusal_text_is_a_valid_rfc6750_error_description() {
+        const ALL_CLAIMS: [TokenClaim; 11] = [
+            TokenClaim::Issuer,
+            TokenClaim::Expiry,
+            TokenClaim::IssuedAt,
+            TokenClaim::NotBefore,
+            TokenClaim::Audience,
+            TokenClaim::Subject,
+            TokenClaim::TokenId,
+            TokenClaim::Client,
+            TokenClaim::Environment,
+            TokenClaim::Scope,
+            TokenClaim::Organization,
+        ];
         // RFC 6750 §3: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E )
         let errors = [
             VerifyError::TooLarge,
@@ -252,7 +341,16 @@ mod tests {
             VerifyError::NoClient,
             VerifyError::InvalidClaim(ClaimProblem::Environment),
             VerifyError::InvalidClaim(ClaimProblem::ControlCharacter),
-        ];
+            VerifyError::InvalidClaim(ClaimProblem::RepeatedMember),
+            VerifyError::InvalidClaim(ClaimProblem::NumberOutOfRange),
+        ]
+        .into_iter()
+        .chain(ALL_CLAIMS.into_iter().flat_map(|c| {
+            [
+                VerifyError::InvalidClaim(ClaimProblem::WrongType(c)),
+                VerifyError::InvalidClaim(ClaimProblem::Missing(c)),
+            ]
+        }));
         for error in errors {
             let text = error.to_string();
             assert!(

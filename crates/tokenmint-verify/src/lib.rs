@@ -71,7 +71,8 @@ pub use claims::{ClaimMapping, Claims};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FeedConfig, VerifierConfig};
 pub use error::{
-    BuildError, ClaimProblem, FetchError, FollowError, RejectReason, RevocationKind, VerifyError,
+    BuildError, ClaimProblem, FetchError, FollowError, RejectReason, RevocationKind, TokenClaim,
+    VerifyError,
 };
 pub use follower::{FeedStart, RevocationFollower};
 pub use layer::{RequireScope, RequireScopeService, VerifyLayer, VerifyService, authenticate};

@@ -58,15 +58,14 @@ where
         // serde_json's limit is told as such rather than as "not valid JSON".
         match tokenmint_core::json::from_slice(&bytes) {
             Ok(_) => {}
-            // Valid JSON by RFC 8259's grammar, which serde cannot hold: a problem with a value,
-            // not with the body's syntax.
-            Err(StrictJsonError::Invalid(e)) if e.starts_with("number out of range") => {
+            // Valid JSON by RFC 8259's grammar, which no reader can hold (`1e400`, or `1e-400`
+            // read as 0): a problem with a value, not with the body's syntax.
+            Err(e @ StrictJsonError::NumberOutOfRange { .. }) => {
                 return Err(ApiError::Validation {
                     field: "body".into(),
                     message: format!(
-                        "a number in the body is beyond what JSON readers hold ({e}); claim \
-                         values hold numbers up to ±9007199254740991 (2^53 - 1): give larger \
-                         ones as strings"
+                        "{e}; claim values hold numbers up to ±9007199254740991 (2^53 - 1): give \
+                         larger ones as strings"
                     ),
                 });
             }

@@ -50,11 +50,7 @@ async fn revoke(
     let auth = request::client_authentication(&mut params, basic, format)?;
     let caller = authenticate_client(state, &auth, ip).await.map_err(|(reason, f)| {
         state.metrics.refused(reason);
-        let refusal = crate::routes::token::Refusal {
-            reason,
-            client_id: Some(auth.client_id.clone()),
-            failure: f,
-        };
+        let refusal = crate::routes::token::Refusal::new(reason, Some(auth.client_id.clone()), f);
         crate::routes::token::audit_refusal(state, "revoke", &refusal, ip);
         refusal.failure
     })?;

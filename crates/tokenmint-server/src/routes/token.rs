@@ -44,15 +44,19 @@ pub struct Refusal {
     pub reason: &'static str,
     pub client_id: Option<PresentedClientId>,
     pub failure: OAuthFailure,
+    /// Said by the provider (the token hook's reason for a refusal), kept in the audit record
+    /// beside the refusal's own reason. Already reduced to RFC 6749's error_description
+    /// characters, so it needs no escaping.
+    pub provider_reason: Option<String>,
 }
 
 impl Refusal {
-    fn new(
+    pub fn new(
         reason: &'static str,
         client_id: Option<PresentedClientId>,
         failure: OAuthFailure,
     ) -> Self {
-        Self { reason, client_id, failure }
+        Self { reason, client_id, failure, provider_reason: None }
     }
 }
 
@@ -64,10 +68,16 @@ pub fn audit_refusal(
     r: &Refusal,
     ip: Option<std::net::IpAddr>,
 ) {
-    let mut event = AuditEvent::new(AuditKind::TokenRefused)
-        .reason(r.reason)
-        .ip(ip)
-        .details(serde_json::json!({"endpoint": endpoint, "error": r.failure.code.as_str()}));
+    let mut event = AuditEvent::new(AuditKind::TokenRefused).reason(r.reason).ip(ip).details(
+        match &r.provider_reason {
+            None => serde_json::json!({"endpoint": endpoint, "error": r.failure.code.as_str()}),
+            Some(said) => serde_json::json!({
+                "endpoint": endpoint,
+                "error": r.failure.code.as_str(),
+                "provider_reason": said,
+            }),
+        },
+    );
     if let Some(c) = &r.client_id {
         event = event.client(c.clone());
         if let Some(Some(cached)) = c.client_id().and_then(|id| state.credentials.peek(id.as_str()))
@@ -189,9 +199,11 @@ async fn issue(
                     let refuse = hook.config.on_failure == OnFailure::Refuse;
                     let outcome = if refuse { "refused" } else { "issued" };
                     hook.metrics.failures.get_or_create(&OutcomeLabel { outcome }).inc();
-                    // The failure quotes the hook's answer (a claim name, say): escaped like
-                    // any other text from outside before it reaches the log.
-                    let error = tokenmint_core::SafeText::bounded(&failure.to_string(), 512);
+                    // The failure quotes the hook's answer (a claim name, a JSON reader's
+                    // message): escaped before it reaches the log. The parts serde and the
+                    // strict reader quote are escaped already (`"a\n"`), so they are not
+                    // escaped a second time; anything else that must be is.
+                    let error = tokenmint_core::SafeText::composed(&failure.to_string());
                     tracing::warn!(client_id = credential.client_id(), %error, policy = outcome, "token hook failed");
                     if refuse {
                         // A hook that answered something unusable is a bug to fix on the
@@ -214,11 +226,16 @@ async fn issue(
     let (extra, scope): (&str, &str) = match hook_answer.as_deref().map(|a| &a.decision) {
         None => (cached.claims_json(), &grant.scope),
         Some(HookDecision::Deny { reason }) => {
-            return Err(Refusal::new(
+            // The reason holds only RFC 6749 error_description characters (no control
+            // character, quote or backslash): logged and audited as it is.
+            tracing::info!(client_id = credential.client_id(), reason = %reason, "the token hook refused the token");
+            let mut refusal = Refusal::new(
                 "hook_denied",
                 Some(presented(credential.client_id())),
                 OAuthFailure::new(OAuthErrorCode::AccessDenied, reason.clone()),
-            ));
+            );
+            refusal.provider_reason = Some(reason.clone());
+            return Err(refusal);
         }
         Some(HookDecision::Allow { claims_json, scope }) => {
             (claims_json, scope.as_deref().unwrap_or(&grant.scope))
