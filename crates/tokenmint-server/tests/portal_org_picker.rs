@@ -1,7 +1,7 @@
 //! The organization picker of the portal: a `platform` user chooses any organization and works
-//! in it (its credentials, users and audit log, generating credentials there), while an
-//! organization's admin or viewer who names another organization is told it is not found and
-//! creates nothing there.
+//! in it (its credentials, users and audit log, generating credentials and adding users there),
+//! while an organization's admin or viewer who names another organization is told it is not
+//! found and creates nothing there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -41,6 +41,17 @@ async fn two_orgs(app: &TestApp) {
     create_user(app, "acme", "admin@acme.test", "admin").await;
     create_user(app, "acme", "viewer@acme.test", "viewer").await;
     create_user(app, "globex", "admin@globex.test", "admin").await;
+}
+
+/// The organization and role of every user with `email`.
+async fn user_orgs(app: &TestApp, email: &str) -> Vec<(String, String)> {
+    let v: Value = app.admin(Method::GET, "/users", None).await.json().await.unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["email"] == email)
+        .map(|u| (u["org"].as_str().unwrap().to_owned(), u["role"].as_str().unwrap().to_owned()))
+        .collect()
 }
 
 async fn credential_names(app: &TestApp, org: &str) -> Vec<String> {
@@ -92,8 +103,59 @@ async fn a_platform_user_picks_any_organization_and_generates_credentials_in_it(
     }
     let users = b.get("/portal/users?org=globex").await;
     assert!(users.body.contains("admin@globex.test") && !users.body.contains("admin@acme.test"));
-    // Adding a user works in the platform user's own organization: no form in another.
-    assert!(!users.body.contains(r#"method="post" action="/portal/users""#), "{}", users.body);
+    // The Add-a-user form adds to the organization shown, named in a hidden field.
+    assert!(users.body.contains("Add a user to globex"), "{}", users.body);
+    assert!(users.body.contains(r#"<input type="hidden" name="org" value="globex">"#));
+    let csrf = users.csrf();
+    let added = b
+        .post(
+            "/portal/users",
+            &[
+                ("csrf", csrf.as_str()),
+                ("org", "globex"),
+                ("email", "new@globex.test"),
+                ("role", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    assert_eq!(added.location(), "/portal/users?org=globex&done=user-added");
+    let shown = b.get(added.location()).await;
+    assert!(shown.body.contains("Give this password to new@globex.test"), "{}", shown.body);
+    assert!(shown.body.contains(r#"<option value="globex" selected>"#), "stays in globex");
+    assert_eq!(
+        user_orgs(&app, "new@globex.test").await,
+        vec![("globex".to_owned(), "admin".to_owned())]
+    );
+    // A taken email is told on the same organization's page.
+    let again = b
+        .post(
+            "/portal/users",
+            &[
+                ("csrf", csrf.as_str()),
+                ("org", "globex"),
+                ("email", "new@globex.test"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert!(again.body.contains(r#"<option value="globex" selected>"#), "{}", again.body);
+    // In an organization that does not exist, nothing is added.
+    let nowhere = b
+        .post(
+            "/portal/users",
+            &[
+                ("csrf", csrf.as_str()),
+                ("org", "nowhere"),
+                ("email", "x@nowhere.test"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+    assert!(user_orgs(&app, "x@nowhere.test").await.is_empty());
+    let users = b.get("/portal/users?org=globex").await;
     let at = users.body.find("/portal/users/").unwrap();
     let link = &users.body[at..];
     let user = b.get(&link[..link.find('"').unwrap()]).await;
@@ -143,6 +205,19 @@ async fn an_organizations_admin_or_viewer_naming_another_organization_finds_noth
         let csrf = own.csrf();
         let res = b.post("/portal/credentials", &generate_form(&csrf, "globex")).await;
         assert_eq!(res.status, StatusCode::NOT_FOUND, "{email}");
+        let res = b
+            .post(
+                "/portal/users",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("org", "globex"),
+                    ("email", "in@globex.test"),
+                    ("role", "admin"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{email}");
+        assert!(user_orgs(&app, "in@globex.test").await.is_empty(), "{email} added no one");
         // Naming their own organization changes nothing.
         assert_eq!(b.get("/portal/credentials?org=acme").await.status, StatusCode::OK);
     }

@@ -125,21 +125,23 @@ async fn render_users(
     }
     body.push_str("</tbody></table></div>");
     let new_user = Target::User { org: &org, id: None, role: UserRole::Viewer };
-    // Users are added to the signed-in user's own organization only (the platform adds them
-    // elsewhere with the CLI or the admin API), so the form is not offered in another.
-    if org == who.user.org && who.may(Action::CreateUser, &new_user) {
+    // The form adds to the organization shown: the user's own, or the one a platform user
+    // chose in the picker (a hidden field names it; the policy decides again on submit).
+    if who.may(Action::CreateUser, &new_user) {
         let email_err = error.as_ref().map(|(_, m)| m.as_str());
+        let into = if org == who.user.org { String::new() } else { format!(" to {}", esc(&org)) };
         let _ = write!(
             body,
-            r#"<section class="card"><h2>Add a user</h2>
+            r#"<section class="card"><h2>Add a user{into}</h2>
 <form method="post" action="/portal/users" class="stack">
-{csrf}
+{csrf}{org_field}
 <div class="field"><label for="email">Email</label><input id="email" name="email" type="email" required value="{email}"{inv}>{err}</div>
 <div class="field"><label for="role">Role</label><select id="role" name="role">{roles}</select></div>
 <p class="hint">A password is generated and shown once.</p>
 <div class="actions"><button type="submit" class="btn btn-primary">Add user</button></div>
 </form></section>"#,
             csrf = csrf_field(who),
+            org_field = super::pages::org_field(who, &org),
             email = esc(form_email),
             inv = invalid_attrs("email", email_err),
             err = field_error("email", email_err),
@@ -180,7 +182,10 @@ pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageR
         Some("viewer") | None => UserRole::Viewer,
         Some(_) => return Err(PortalError::BadRequest("choose Admin or Viewer".into())),
     };
-    authorize(&who, Action::CreateUser, &Target::User { org: &who.user.org, id: None, role })?;
+    // The organization the form was shown for: the user's own unless a platform user chose
+    // another (an org the policy does not let them read is a 404, as on the page).
+    let org = super::pages::working_org(&state, &who, &fields.text("org")).await?;
+    authorize(&who, Action::CreateUser, &Target::User { org: &org, id: None, role })?;
     let email = fields.text("email");
     let role = match role {
         UserRole::Admin => dto::UserRole::Admin,
@@ -188,7 +193,7 @@ pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageR
     };
     let password = tokenmint_core::ids::random_id("", 20);
     let input = dto::CreateUser {
-        org: who.user.org.clone(),
+        org: org.clone(),
         email: email.clone(),
         role: Some(role),
         password: password.clone(),
@@ -197,14 +202,16 @@ pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageR
         Ok(created) => {
             let flash = Flash::Password { email: created.user.email, password };
             super::put_flash(&state, &who.session.id_hash, &flash).await?;
-            Ok(see_other("/portal/users?done=user-added"))
+            let back = super::pages::org_query(&who, &org);
+            let sep = if back.is_empty() { '?' } else { '&' };
+            Ok(see_other(&format!("/portal/users{back}{sep}done=user-added")))
         }
         Err(ApiError::Validation { message, .. }) => {
-            render_users(&state, &who, "", None, None, &email, Some(("email", message))).await
+            render_users(&state, &who, &org, None, None, &email, Some(("email", message))).await
         }
         // The email is taken; the operation's words say nothing about where.
         Err(ApiError::Conflict(message)) => {
-            render_users(&state, &who, "", None, None, &email, Some(("conflict", message))).await
+            render_users(&state, &who, &org, None, None, &email, Some(("conflict", message))).await
         }
         Err(e) => Err(e.into()),
     }
