@@ -66,7 +66,9 @@ async fn flush(store: &dyn Store, pending: &mut Pending) {
             })
             .collect();
         match store.add_token_counts(&counts).await {
-            Ok(()) => pending.counts.clear(),
+            // Emptied and given back: a burst of 100,000 credentials would otherwise keep its
+            // table (several MB) for the life of the process.
+            Ok(()) => pending.counts = HashMap::new(),
             Err(e) => tracing::warn!(error = %e, "could not record token counts; will retry"),
         }
     }
@@ -77,8 +79,8 @@ async fn flush_last_used(store: &dyn Store, pending: &mut HashMap<(String, Strin
     if pending.is_empty() {
         return;
     }
-    let batch: Vec<Usage> = pending
-        .drain()
+    let batch: Vec<Usage> = std::mem::take(pending)
+        .into_iter()
         .map(|((client_id, secret_id), at)| Usage { client_id, secret_id, at })
         .collect();
     if let Err(e) = store.record_usage(&batch).await {
