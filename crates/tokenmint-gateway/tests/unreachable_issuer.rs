@@ -225,3 +225,31 @@ write_scope = "eligibility:write"
     assert_eq!(setup.get("/eligibility/7", Some(&token)).await.status, 200);
     assert_eq!(setup.get("/eligibility/7", Some(&foreign_token)).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_feed_credential_refused_once_the_issuer_answers_keeps_its_tokens_at_503() {
+    // At start nothing could judge the credential; when the issuer comes back and refuses it,
+    // the gateway must not begin accepting tokens it cannot check for revocation.
+    let server = Server::start_unreachable().await;
+    let setup = Setup::over(server, |server, production, sandbox, secret_file| {
+        std::fs::write(secret_file, "not-the-secret\n").unwrap();
+        common::config_text(server, &production.url, &sandbox.url, secret_file, FAST_RETRY, "")
+    })
+    .await;
+    let token = setup.token("production", &["eligibility:read"]).await;
+    assert_not_ready_answer(&setup.get("/eligibility/7", Some(&token)).await);
+
+    setup.server.open_issuer().await;
+    let refused = eventually(WITHIN, async || {
+        readiness(&setup).await.1["issuers"][0]["state"] == "revocation_feed_refused"
+    })
+    .await;
+    assert!(refused, "{:?}", readiness(&setup).await);
+    let (status, body) = readiness(&setup).await;
+    assert_eq!(status, 503, "{body}");
+    let detail = body["issuers"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("tokenmint:revocations"), "says what to do: {detail}");
+    assert!(!detail.contains("not-the-secret"), "{detail}");
+    assert_not_ready_answer(&setup.get("/eligibility/7", Some(&token)).await);
+    assert!(metrics(&setup).await.contains("tokenmint_gateway_revocation_feed_up 0"));
+}
