@@ -597,6 +597,80 @@ mod tests {
         assert!(backoff(u32::MAX, Duration::from_millis(100)) <= Duration::from_millis(100));
     }
 
+    /// Counts the events at each level, for the log-once checks.
+    #[derive(Default)]
+    struct Levels(Mutex<Vec<tracing::Level>>);
+
+    impl tracing::Subscriber for Levels {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            self.0.lock().unwrap().push(*event.metadata().level());
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    fn slot() -> IssuerSlot {
+        IssuerSlot::new(&IssuerConfig {
+            url: "http://127.0.0.1:1".to_owned(),
+            audience: None,
+            jwks_uri: None,
+            token_types: vec!["at+jwt".to_owned()],
+            algorithms: None,
+            claims: ClaimMapping::default(),
+            revocation_feed: None,
+            revocation_feed_url: None,
+            shorthand: true,
+        })
+    }
+
+    #[test]
+    fn an_issuer_that_stays_down_is_warned_about_once_per_state_change_not_per_attempt() {
+        let levels = Arc::new(Levels::default());
+        let slot = slot();
+        tracing::subscriber::with_default(Arc::clone(&levels), || {
+            for attempt in 0..5 {
+                slot.set_state(State::Unreachable(format!("connection refused ({attempt})")));
+            }
+            slot.set_state(State::FeedRefused("invalid_client".to_owned()));
+            slot.set_state(State::FeedRefused("invalid_client".to_owned()));
+            slot.set_state(State::Ready);
+        });
+        let levels = levels.0.lock().unwrap().clone();
+        use tracing::Level;
+        assert_eq!(
+            levels,
+            [
+                Level::WARN,  // down
+                Level::DEBUG, // still down: attempts 2 to 5
+                Level::DEBUG,
+                Level::DEBUG,
+                Level::DEBUG,
+                Level::WARN, // down for another reason
+                Level::DEBUG,
+                Level::INFO, // up
+            ]
+        );
+        assert_eq!(slot.state(), State::Ready);
+    }
+
+    #[test]
+    fn retry_after_counts_whole_seconds_to_the_next_attempt_at_least_one() {
+        let clock = tokenmint_http::ManualClock::new(Duration::from_secs(1_000));
+        let slot = slot();
+        slot.retry_at_ms.store(1_000_000 + 2_500, Ordering::Relaxed);
+        assert_eq!(slot.retry_after_secs(&clock), 3);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(slot.retry_after_secs(&clock), 1, "an attempt due now: come back soon");
+    }
+
     #[test]
     fn the_pauses_are_jittered() {
         let pauses: std::collections::HashSet<Duration> =
