@@ -1081,6 +1081,30 @@ mod tests {
     }
 
     #[test]
+    fn the_issuer_retry_pause_defaults_to_30s_and_is_bounded() {
+        let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
+        assert_eq!(config.startup.issuer_retry_max, Duration::from_secs(30));
+        let with = |value: &str| {
+            MINIMAL.replace(
+                "follow_revocations = false",
+                &format!("follow_revocations = false\nissuer_retry_max = \"{value}\""),
+            )
+        };
+        let config = GatewayConfig::from_toml(&with("200ms"), &Overrides::default()).unwrap();
+        assert_eq!(config.startup.issuer_retry_max, Duration::from_millis(200));
+        for bad in ["10ms", "1h", "soon"] {
+            let e = error_of(&with(bad));
+            assert!(e.contains("`issuer_retry_max`"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_route_cannot_claim_the_readiness_path() {
+        let e = error_of(&MINIMAL.replace("\"/eligibility/admin/\"", "\"/readyz\""));
+        assert!(e.contains("path_prefix") && e.contains("gateway's own /readyz"), "{e}");
+    }
+
+    #[test]
     fn prefixes_match_whole_segments() {
         let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
         let route = &config.routes[1];
