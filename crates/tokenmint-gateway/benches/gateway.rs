@@ -50,8 +50,8 @@ fn gateway(c: &mut Criterion) {
     });
     group.finish();
 
-    let hits = hot.handle.issuers().iter().next().unwrap().metrics();
-    let misses = cold.handle.issuers().iter().next().unwrap().metrics();
+    let hits = hot.handle.issuers().first().unwrap().metrics();
+    let misses = cold.handle.issuers().first().unwrap().metrics();
     // Under `cargo test` each benchmark runs once, so the first request has nothing cached yet.
     assert!(hits.accepted < 2 || hits.cache_hits > 0, "{hits:?}");
     assert_eq!(misses.cache_hits, 0, "{misses:?}");

@@ -20,7 +20,7 @@ use tokenmint_verify::{Algorithm, ClaimMapping, PrefixTable, ScopeRule};
 /// The environment variable holding the feed credential's secret when no file is named.
 pub const SECRET_ENV: &str = "TOKENMINT_CLIENT_SECRET";
 /// Paths the gateway answers itself; no route may claim them.
-pub const RESERVED_PATHS: [&str; 2] = ["/healthz", "/metrics"];
+pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
 const DEFAULT_REDIS_PREFIX: &str = "tokenmint:gateway:";
@@ -29,6 +29,7 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 const DEFAULT_VERIFIED_CACHE: usize = 10_000;
 const DEFAULT_JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
+const DEFAULT_ISSUER_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// A configuration that cannot be used, with the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +81,7 @@ struct FileConfig {
     request_timeout: Option<String>,
     leeway: Option<String>,
     jwks_refetch_cooldown: Option<String>,
+    issuer_retry_max: Option<String>,
     verified_cache: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -388,6 +390,9 @@ pub struct StartupSettings {
     /// Shortest time between two JWKS fetches, so that tokens naming unknown keys cannot make
     /// the gateway hammer the issuer.
     pub jwks_refetch_cooldown: Duration,
+    /// The longest pause between two attempts to load an issuer that could not be reached
+    /// (its keys, or its revocation feed's first read); the pauses double up to it, jittered.
+    pub issuer_retry_max: Duration,
     /// Entries of the verified-token cache; 0 turns it off (every request checks a signature).
     pub verified_cache: usize,
     /// Serve HTTPS with these PEM files (re-read when they change); plain HTTP without.
@@ -413,6 +418,7 @@ impl StartupSettings {
             connect_timeout,
             leeway,
             jwks_refetch_cooldown,
+            issuer_retry_max,
             verified_cache,
             tls,
             header_timeout,
@@ -455,6 +461,7 @@ impl StartupSettings {
             ("connect_timeout", *connect_timeout != new.connect_timeout),
             ("leeway", *leeway != new.leeway),
             ("jwks_refetch_cooldown", *jwks_refetch_cooldown != new.jwks_refetch_cooldown),
+            ("issuer_retry_max", *issuer_retry_max != new.issuer_retry_max),
             ("verified_cache", *verified_cache != new.verified_cache),
             (tls_key, *tls != new.tls),
             ("header_timeout", *header_timeout != new.header_timeout),
@@ -682,6 +689,16 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
             "at least 1s, so that made-up key ids cannot turn the gateway against the issuer",
         ));
     }
+    let issuer_retry_max =
+        duration("issuer_retry_max", file.issuer_retry_max.as_deref(), DEFAULT_ISSUER_RETRY_MAX)?;
+    if issuer_retry_max < Duration::from_millis(100) || issuer_retry_max > Duration::from_secs(600)
+    {
+        return Err(invalid(
+            "issuer_retry_max",
+            "between 100ms and 10m: shorter would hammer an issuer that is down, longer leaves \
+             the gateway refusing tokens long after the issuer is back",
+        ));
+    }
     if leeway > Duration::from_secs(600) {
         return Err(invalid("leeway", "at most 10m: a larger clock skew is a broken clock"));
     }
@@ -728,6 +745,7 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
         connect_timeout,
         leeway,
         jwks_refetch_cooldown,
+        issuer_retry_max,
         verified_cache: file.verified_cache.unwrap_or(DEFAULT_VERIFIED_CACHE),
         tls,
         header_timeout,
@@ -1063,6 +1081,30 @@ mod tests {
     }
 
     #[test]
+    fn the_issuer_retry_pause_defaults_to_30s_and_is_bounded() {
+        let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
+        assert_eq!(config.startup.issuer_retry_max, Duration::from_secs(30));
+        let with = |value: &str| {
+            MINIMAL.replace(
+                "follow_revocations = false",
+                &format!("follow_revocations = false\nissuer_retry_max = \"{value}\""),
+            )
+        };
+        let config = GatewayConfig::from_toml(&with("200ms"), &Overrides::default()).unwrap();
+        assert_eq!(config.startup.issuer_retry_max, Duration::from_millis(200));
+        for bad in ["10ms", "1h", "soon"] {
+            let e = error_of(&with(bad));
+            assert!(e.contains("`issuer_retry_max`"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_route_cannot_claim_the_readiness_path() {
+        let e = error_of(&MINIMAL.replace("\"/eligibility/admin/\"", "\"/readyz\""));
+        assert!(e.contains("path_prefix") && e.contains("gateway's own /readyz"), "{e}");
+    }
+
+    #[test]
     fn prefixes_match_whole_segments() {
         let config = GatewayConfig::from_toml(MINIMAL, &Overrides::default()).unwrap();
         let route = &config.routes[1];
@@ -1108,6 +1150,7 @@ mod tests {
         request_timeout = "30s"
         leeway = "60s"
         jwks_refetch_cooldown = "10s"
+        issuer_retry_max = "30s"
         verified_cache = 100
         tls_cert = "/etc/gw/cert.pem"
         tls_key = "/etc/gw/key.pem"
@@ -1167,6 +1210,8 @@ mod tests {
             "leeway", "leeway = \"60s\"" => "leeway = \"30s\"";
         another_jwks_refetch_cooldown_needs_a_restart:
             "jwks_refetch_cooldown", "\"10s\"" => "\"20s\"";
+        another_issuer_retry_max_needs_a_restart:
+            "issuer_retry_max", "issuer_retry_max = \"30s\"" => "issuer_retry_max = \"5s\"";
         another_verified_cache_needs_a_restart:
             "verified_cache", "verified_cache = 100" => "verified_cache = 0";
         another_tls_certificate_needs_a_restart:

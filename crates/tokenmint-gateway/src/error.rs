@@ -11,6 +11,10 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use tokenmint_proto::{Environment, PROBLEM_JSON, Problem};
 use tokenmint_verify::{PathError, Rejection};
 
+/// `Retry-After` of a 503 for keys the verifier no longer trusts (each such request waits for
+/// a JWKS fetch at most once per refetch cooldown, 10 s by default).
+const KEYS_UNAVAILABLE_RETRY_AFTER: &str = "10";
+
 /// Why the gateway did not forward a request, or could not get an answer for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -45,6 +49,10 @@ pub enum Refusal {
     AuthzRequest(&'static str),
     /// The request's `Host` is repeated or not a host and port (RFC 9112 §3.2).
     BadHost(&'static str),
+    /// The issuer the token names has not loaded yet (its keys, or its revocation feed's first
+    /// read): the token cannot be judged, which is not the caller's fault, so 503 with
+    /// `Retry-After` rather than 401.
+    IssuerNotReady { retry_after_secs: u64 },
 }
 
 impl From<Rejection> for Refusal {
@@ -67,6 +75,7 @@ impl Refusal {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::IssuerNotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::IdentityHeader => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +86,9 @@ impl Refusal {
             Self::Auth(Rejection::MissingToken) => "missing_token",
             Self::Auth(Rejection::InsufficientScope(_)) => "insufficient_scope",
             Self::Auth(Rejection::InvalidRequest(_)) => "invalid_request",
+            Self::Auth(Rejection::InvalidToken(tokenmint_verify::VerifyError::KeysUnavailable)) => {
+                "keys_unavailable"
+            }
             Self::Auth(_) => "invalid_token",
             Self::NoRoute => "no_route",
             Self::UnsafePath(_) => "unsafe_path",
@@ -91,6 +103,7 @@ impl Refusal {
             Self::NoUpstream => "no_upstream",
             Self::AuthzRequest(_) => "authz_request",
             Self::BadHost(_) => "bad_host",
+            Self::IssuerNotReady { .. } => "issuer_not_ready",
         }
     }
 
@@ -117,6 +130,10 @@ impl Refusal {
             }
             Self::NoUpstream => "this API does not serve tokens without an environment".to_owned(),
             Self::AuthzRequest(reason) | Self::BadHost(reason) => (*reason).to_owned(),
+            Self::IssuerNotReady { retry_after_secs } => format!(
+                "the gateway cannot check this token yet: its issuer's keys or revocations \
+                 have not been loaded; retry in {retry_after_secs} s"
+            ),
         }
     }
 }
@@ -125,7 +142,17 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut problem = match &self {
-            Self::Auth(rejection) => return rejection.clone().into_response(),
+            Self::Auth(rejection) => {
+                let mut response = rejection.clone().into_response();
+                // Keys too stale to trust: as for an issuer not loaded, a time to come back.
+                if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        HeaderValue::from_static(KEYS_UNAVAILABLE_RETRY_AFTER),
+                    );
+                }
+                return response;
+            }
             _ => Problem::new(status.as_u16(), status.canonical_reason().unwrap_or(""))
                 .with_detail(self.detail()),
         };
@@ -168,7 +195,7 @@ impl IntoResponse for Refusal {
                     headers.insert(header::WWW_AUTHENTICATE, value);
                 }
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::IssuerNotReady { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after_secs).max(1)));
             }
             _ => {}
@@ -212,5 +239,27 @@ mod tests {
         let response = Refusal::Auth(Rejection::MissingToken).into_response();
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[tokio::test]
+    async fn an_issuer_not_ready_is_a_503_problem_with_retry_after_and_no_token_challenge() {
+        let response = Refusal::IssuerNotReady { retry_after_secs: 3 }.into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert!(
+            response.headers().get(header::WWW_AUTHENTICATE).is_none(),
+            "not the token's fault"
+        );
+        let problem = body(response).await;
+        assert_eq!(problem["status"], 503);
+        assert!(problem.get("error").is_none(), "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("retry in 3 s"), "{problem}");
+
+        let stale =
+            Refusal::Auth(Rejection::InvalidToken(tokenmint_verify::VerifyError::KeysUnavailable))
+                .into_response();
+        assert_eq!(stale.status(), 503);
+        assert_eq!(stale.headers()[header::RETRY_AFTER], KEYS_UNAVAILABLE_RETRY_AFTER);
     }
 }

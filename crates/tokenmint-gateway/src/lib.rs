@@ -19,11 +19,16 @@
 //! [`Refusal`]. Routes are held in an [`ArcSwap`]: [`GatewayHandle::reload`] swaps them between
 //! two requests, so a reload (SIGHUP in the binary) drops no connection, and a configuration
 //! that does not validate is refused while the old one stays in force.
+//!
+//! An issuer that cannot be reached at start does not stop the gateway: it listens, answers 503
+//! with `Retry-After` for that issuer's tokens, says so on `/readyz` and in the metrics, and
+//! keeps trying in the background until the issuer answers (see the `issuers` module).
 
 mod authz;
 mod config;
 mod error;
 mod feed;
+mod issuers;
 mod metrics;
 mod proxy;
 
@@ -35,7 +40,7 @@ pub use error::Refusal;
 /// The clock [`Gateway::build`] takes (tokenmint's one clock trait, shared with the verifier).
 pub use tokenmint_http::{Clock, ManualClock, SystemClock};
 
-use crate::feed::ClientTokenSource;
+use crate::issuers::IssuerSet;
 use crate::metrics::{Metrics, ResultLabel};
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -48,16 +53,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokenmint_client::{ClientConfig, TokenClient};
 use tokenmint_http::Limits;
-use tokenmint_verify::{
-    ClaimMapping, FeedConfig, FeedStart, Issuers, PrefixTable, RevocationFollower, Verifier,
-    VerifierConfig,
-};
+use tokenmint_verify::{PrefixTable, Verifier};
 use tokio::net::TcpListener;
-
-/// How long start-up waits for the first read of the revocation feed before serving anyway.
-const FEED_SYNC_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +64,9 @@ pub enum StartError {
     // The OS error is the source, not part of this text: printed as a chain it would appear twice.
     #[error("cannot listen on {addr}")]
     Listen { addr: SocketAddr, source: std::io::Error },
-    #[error("issuer {issuer}: {source}")]
+    // Each cause is the source, never part of the text: printed as a chain (`{:#}`), a cause
+    // written into its parent's text too would appear once per level.
+    #[error("issuer {issuer}")]
     Verifier { issuer: String, source: tokenmint_verify::BuildError },
     #[error(
         "issuer {issuer} publishes a revocation feed: set client_id (a credential with \
@@ -75,9 +75,9 @@ pub enum StartError {
     FeedCredentialsMissing { issuer: String, off: &'static str },
     #[error("issuer {issuer}: {why}")]
     NoFeed { issuer: String, why: &'static str },
-    #[error("the issuers: {0}")]
-    Issuers(tokenmint_verify::BuildError),
-    #[error("cannot follow the revocation feed: {0}")]
+    #[error("the issuers")]
+    Issuers(#[source] tokenmint_verify::BuildError),
+    #[error("cannot follow the revocation feed")]
     Feed(#[from] tokenmint_verify::FollowError),
     #[error(
         "issuer {issuer} refuses the revocation feed's credential ({reason}); give the gateway \
@@ -85,7 +85,7 @@ pub enum StartError {
          issuer, or set {off}"
     )]
     FeedRefused { issuer: String, reason: String, off: &'static str },
-    #[error("invalid feed credentials: {0}")]
+    #[error("invalid feed credentials")]
     FeedClient(#[from] tokenmint_client::Error),
     #[error("cannot connect to Redis: {0}")]
     Redis(String),
@@ -113,7 +113,7 @@ pub enum ReloadError {
 pub(crate) struct Shared {
     pub(crate) routes: ArcSwap<PrefixTable<Arc<RouteConfig>>>,
     config: ArcSwap<GatewayConfig>,
-    pub(crate) issuers: Issuers,
+    pub(crate) issuers: IssuerSet,
     pub(crate) mode: Mode,
     /// `https` when the gateway serves TLS: the `x-forwarded-proto` it sends upstream.
     pub(crate) scheme: &'static str,
@@ -159,8 +159,6 @@ pub struct Gateway {
     listener: TcpListener,
     tls: Option<tokenmint_http::Tls>,
     handle: GatewayHandle,
-    /// The followers run as long as the verifiers; kept to show what runs.
-    _followers: Vec<RevocationFollower>,
 }
 
 /// Cheap to clone: reloads the routes of a running gateway and reads its state.
@@ -172,32 +170,28 @@ pub struct GatewayHandle {
 impl std::fmt::Debug for GatewayHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayHandle")
-            .field("issuers", &self.shared.issuers)
+            .field("issuers", &self.shared.issuers.slots())
             .field("routes", &self.shared.routes.load().len())
             .finish_non_exhaustive()
     }
 }
 
 impl Gateway {
-    /// Discovers the issuer, loads its keys, starts following its revocation feed and binds the
-    /// listener. Fails when the issuer cannot be reached: a gateway that cannot judge tokens
-    /// should not start accepting connections.
+    /// Discovers the issuers, loads their keys, starts following their revocation feeds and
+    /// binds the listener. An issuer that cannot be reached now is loaded in the background
+    /// (its tokens answered 503 meanwhile, see `/readyz`); what no retry mends fails the start:
+    /// a configuration error, a feed credential the issuer refuses (the gateway would accept
+    /// revoked tokens), an issuer whose metadata is unusable.
     ///
     /// Every decision that depends on time (token validity, JWKS freshness and cooldowns,
-    /// revocation lifetimes, rate limits) reads `clock`: [`tokenmint_http::SystemClock`] in
-    /// production, a [`tokenmint_http::ManualClock`] in tests that move time.
+    /// revocation lifetimes, rate limits, `Retry-After`) reads `clock`:
+    /// [`tokenmint_http::SystemClock`] in production, a [`tokenmint_http::ManualClock`] in
+    /// tests that move time.
     pub async fn build(config: GatewayConfig, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         // A certificate that cannot be loaded stops the start, before anything else is set up.
         let settings = &config.startup;
         let tls = settings.tls.as_ref().map(tokenmint_http::Tls::new).transpose()?;
-        let mut verifiers = Vec::with_capacity(settings.issuers.len());
-        let mut followers = Vec::new();
-        for issuer in &settings.issuers {
-            let (verifier, follower) = start_issuer(settings, issuer, clock.clone()).await?;
-            verifiers.push(verifier);
-            followers.extend(follower);
-        }
-        let issuers = Issuers::new(verifiers).map_err(StartError::Issuers)?;
+        let issuers = IssuerSet::start(settings, clock.clone()).await?;
 
         let limits = match &settings.redis {
             Some(url) => Limits::redis(url, &settings.redis_prefix, clock.clone())
@@ -210,7 +204,7 @@ impl Gateway {
             .await
             .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
 
-        let metrics = Metrics::new(issuers.clone(), limits.fallback.clone());
+        let metrics = Metrics::new(Arc::clone(issuers.slots()), limits.fallback.clone());
         let routes = config.route_table()?;
         metrics.routes.set(i64::try_from(routes.len()).unwrap_or(i64::MAX));
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -225,7 +219,7 @@ impl Gateway {
             http,
             metrics,
         });
-        Ok(Self { listener, tls, handle: GatewayHandle { shared }, _followers: followers })
+        Ok(Self { listener, tls, handle: GatewayHandle { shared } })
     }
 
     /// The address the gateway listens on (useful with port 0).
@@ -269,10 +263,12 @@ impl Gateway {
 }
 
 impl GatewayHandle {
-    /// The gateway's HTTP service: `/healthz`, `/metrics` and every other path proxied.
+    /// The gateway's HTTP service: `/healthz`, `/readyz`, `/metrics` and every other path
+    /// proxied (or judged, in authz mode).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .fallback(proxy::handle)
             .with_state(Arc::clone(&self.shared))
@@ -318,127 +314,49 @@ impl GatewayHandle {
         self.shared.config.load_full()
     }
 
-    /// The verifiers of the trusted issuers, for their metrics.
-    pub fn issuers(&self) -> &Issuers {
-        &self.shared.issuers
+    /// The verifiers of the trusted issuers whose keys have loaded, in the configured order,
+    /// for their metrics.
+    pub fn issuers(&self) -> Vec<Verifier> {
+        self.shared.issuers.slots().iter().filter_map(|s| s.loaded().cloned()).collect()
     }
-}
 
-/// Builds the verifier of one issuer and, when it is to be followed, its revocation feed.
-/// How the configuration turns this issuer's feed off, in the form it was written in: the
-/// shorthand `issuer = "URL"` has no table to hold `revocation_feed`, only the top-level
-/// `follow_revocations` (which an [[issuer]] table's `revocation_feed` would be refused beside).
-fn feed_off(issuer: &IssuerConfig) -> &'static str {
-    if issuer.shorthand {
-        "follow_revocations = false"
-    } else {
-        "revocation_feed = false in this [[issuer]] table"
+    /// Whether every issuer is ready: its keys loaded and, when its revocation feed is
+    /// followed, the feed read once. What `/readyz` answers 200 to.
+    pub fn is_ready(&self) -> bool {
+        self.shared.issuers.all_ready()
     }
-}
-
-async fn start_issuer(
-    config: &StartupSettings,
-    issuer: &IssuerConfig,
-    clock: Arc<dyn Clock>,
-) -> Result<(Verifier, Option<RevocationFollower>), StartError> {
-    let mut verifier_config = VerifierConfig::new(issuer.url.clone())
-        .with_leeway(config.leeway)
-        .with_jwks_refetch_cooldown(config.jwks_refetch_cooldown)
-        .with_verified_cache_capacity(config.verified_cache)
-        .with_token_types(issuer.token_types.iter().cloned())
-        .with_claims(ClaimMapping::clone(&issuer.claims));
-    if let Some(audience) = &issuer.audience {
-        verifier_config = verifier_config.with_audience(audience.clone());
-    }
-    if let Some(uri) = &issuer.jwks_uri {
-        verifier_config = verifier_config.with_jwks_uri(uri.clone());
-    }
-    if let Some(algorithms) = &issuer.algorithms {
-        verifier_config = verifier_config.with_algorithms(algorithms.iter().copied());
-    }
-    let verifier = Verifier::builder(verifier_config)
-        .clock(clock)
-        .build()
-        .await
-        .map_err(|source| StartError::Verifier { issuer: issuer.url.clone(), source })?;
-
-    // tokenmint issuers advertise their feed; for the others it is off unless asked for.
-    let follow = issuer.revocation_feed.unwrap_or_else(|| verifier.has_revocation_feed());
-    if !follow {
-        if issuer.revocation_feed == Some(false) && verifier.has_revocation_feed() {
-            tracing::warn!(
-                issuer = issuer.url,
-                "revocation feed not followed: revoked tokens and deactivated credentials \
-                 stay accepted until their tokens expire"
-            );
-        }
-        return Ok((verifier, None));
-    }
-    if issuer.revocation_feed_url.is_none() && !verifier.has_revocation_feed() {
-        let why = if issuer.shorthand {
-            "follow_revocations is on, but it advertises no revocation feed; set \
-             follow_revocations = false, or list it in an [[issuer]] table with \
-             revocation_feed_url"
-        } else {
-            "revocation_feed = true, but it advertises no feed; set revocation_feed_url"
-        };
-        return Err(StartError::NoFeed { issuer: issuer.url.clone(), why });
-    }
-    let FeedCredentials::Client { client_id, secret, token_url } = &config.feed else {
-        return Err(StartError::FeedCredentialsMissing {
-            issuer: issuer.url.clone(),
-            off: feed_off(issuer),
-        });
-    };
-    // The feed is part of the admin API, which takes tokens for the issuer alone: asked for by
-    // name, so a feed credential that also lists other audiences still gets one.
-    let client_config = match token_url {
-        Some(url) => ClientConfig::new(url, client_id.clone(), secret.clone())?,
-        None => ClientConfig::discover(&issuer.url, client_id.clone(), secret.clone())?,
-    }
-    .scope(tokenmint_proto::system_scopes::REVOCATIONS)
-    .audience(issuer.url.clone());
-    let client = TokenClient::new(client_config)?;
-    // A refused feed credential is a configuration fault no retry mends; starting anyway would
-    // accept revoked tokens until someone reads the logs. An unreachable or slow token endpoint
-    // is retried by the follower, within the start-up wait below.
-    match tokio::time::timeout(FEED_SYNC_WAIT, client.token()).await {
-        Ok(Err(error)) if error.kind() == tokenmint_client::ErrorKind::Refused => {
-            return Err(StartError::FeedRefused {
-                issuer: issuer.url.clone(),
-                reason: error.to_string(),
-                off: feed_off(issuer),
-            });
-        }
-        Ok(_) | Err(_) => {}
-    }
-    let source = ClientTokenSource::new(client);
-    let mut feed_config = FeedConfig::default();
-    if let Some(url) = &issuer.revocation_feed_url {
-        feed_config = feed_config.with_endpoint(url.clone());
-    }
-    let follower = verifier.follow_revocations(source, feed_config)?;
-    match follower.wait_started(FEED_SYNC_WAIT).await {
-        FeedStart::Synced => {}
-        FeedStart::Refused => {
-            follower.stop();
-            return Err(StartError::FeedRefused {
-                issuer: issuer.url.clone(),
-                reason: "the feed answered 401 or 403 to the credential's token".to_owned(),
-                off: feed_off(issuer),
-            });
-        }
-        _ => tracing::warn!(
-            issuer = issuer.url,
-            "the revocation feed could not be read yet; serving anyway and retrying in the \
-             background (see tokenmint_gateway_revocation_feed_up)"
-        ),
-    }
-    Ok((verifier, Some(follower)))
 }
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Readiness: 200 once every issuer is ready, else 503 naming the issuers that are not and
+/// why, in the shape of the server's own `/readyz`.
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let ready = shared.issuers.all_ready();
+    let issuers: Vec<serde_json::Value> = shared
+        .issuers
+        .slots()
+        .iter()
+        .map(|slot| {
+            let state = slot.state();
+            let mut entry = serde_json::json!({ "issuer": slot.url, "state": state.label() });
+            if let Some(detail) = state.detail() {
+                entry["detail"] = detail.into();
+            }
+            entry
+        })
+        .collect();
+    let (status, label) = if ready {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    };
+    let body = serde_json::json!({ "status": label, "issuers": issuers });
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
@@ -454,5 +372,35 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             response
         }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_issuers_error_names_each_cause_once() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let issuer = format!("http://{addr}");
+        let config = tokenmint_verify::VerifierConfig::new(issuer.clone());
+        let source = Verifier::builder(config).build().await.unwrap_err();
+        let error = StartError::Verifier { issuer, source };
+
+        // What the binary prints (anyhow's `{:#}`) and the log lines show: the chain, joined.
+        let text = tokenmint_verify::ErrorChain(&error).to_string();
+        let causes: Vec<String> =
+            std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .map(ToString::to_string)
+            .collect();
+        assert!(causes.len() >= 3, "issuer, discovery and the connection: {causes:?}");
+        for cause in &causes {
+            assert_eq!(text.matches(cause.as_str()).count(), 1, "{cause:?} in {text:?}");
+        }
+        assert!(text.starts_with(&format!("issuer http://{addr}: discovery at ")), "{text}");
+        assert_eq!(text.matches(&addr.to_string()).count(), 2, "the issuer and the URL: {text}");
     }
 }

@@ -4,6 +4,7 @@
 //! one process do not mix counts). The verifier keeps its own atomic counters; a collector reads
 //! them at scrape time instead of mirroring every increment on the hot path.
 
+use crate::issuers::IssuerSlot;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -11,7 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokenmint_verify::{Issuers, MetricsSnapshot, RejectReason};
+use std::sync::Arc;
+use tokenmint_verify::{MetricsSnapshot, RejectReason};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -32,6 +34,11 @@ pub struct RefusalLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerLabel {
+    pub issuer: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
 }
@@ -49,7 +56,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(issuers: Issuers, limits_fallback: Gauge) -> Self {
+    pub fn new(issuers: Arc<[Arc<IssuerSlot>]>, limits_fallback: Gauge) -> Self {
         let mut registry = Registry::with_prefix("tokenmint_gateway");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("requests", "Requests answered, by route and status", requests.clone());
@@ -88,14 +95,15 @@ impl Metrics {
     }
 }
 
-/// Reads the verifiers' counters at scrape time, summed over the issuers.
+/// Reads the verifiers' counters at scrape time, summed over the issuers whose keys have
+/// loaded.
 #[derive(Debug)]
-struct VerifierCollector(Issuers);
+struct VerifierCollector(Arc<[Arc<IssuerSlot>]>);
 
 impl VerifierCollector {
     fn snapshot(&self) -> MetricsSnapshot {
         let mut total = MetricsSnapshot::default();
-        for verifier in self.0.iter() {
+        for verifier in self.0.iter().filter_map(|slot| slot.loaded()) {
             let m = verifier.metrics();
             total.accepted += m.accepted;
             total.cache_hits += m.cache_hits;
@@ -110,9 +118,12 @@ impl VerifierCollector {
             total.revocations_applied += m.revocations_applied;
             total.revocations_live += m.revocations_live;
             total.revocation_feed_failures += m.revocation_feed_failures;
-            total.revocation_feed_up = total.revocation_feed_up.max(m.revocation_feed_up);
             total.revocation_last_sync = total.revocation_last_sync.max(m.revocation_last_sync);
         }
+        // Up only when every feed that is (or, for an issuer not loaded yet, may be) followed
+        // is up: one issuer's feed being down is what an alert on 0 is for. 0 without feeds.
+        let feeds: Vec<bool> = self.0.iter().filter_map(|slot| slot.feed_up()).collect();
+        total.revocation_feed_up = u64::from(!feeds.is_empty() && feeds.iter().all(|up| *up));
         total
     }
 }
@@ -177,7 +188,8 @@ impl Collector for VerifierCollector {
         gauge(
             e,
             "revocation_feed_up",
-            "1 when the last revocation feed request succeeded",
+            "1 when the last request to every followed revocation feed succeeded; 0 while one \
+             fails or has not been reached yet",
             i64::from(m.revocation_feed_up == 1),
         )?;
         gauge(
@@ -186,6 +198,22 @@ impl Collector for VerifierCollector {
             "Unix time of the last successful revocation feed read",
             m.revocation_last_sync,
         )?;
+        {
+            let family = Family::<IssuerLabel, Gauge>::default();
+            for slot in self.0.iter() {
+                let ready = slot.state() == crate::issuers::State::Ready;
+                family
+                    .get_or_create(&IssuerLabel { issuer: slot.url.clone() })
+                    .set(i64::from(ready));
+            }
+            family.encode(e.encode_descriptor(
+                "issuer_ready",
+                "1 once the issuer's keys are loaded and its revocation feed (when followed) has \
+                 been read; its tokens are answered 503 before",
+                None,
+                family.metric_type(),
+            )?)?;
+        }
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 use crate::Shared;
 use crate::config::{Mode, RouteConfig};
 use crate::error::Refusal;
+use crate::issuers::Judgement;
 use crate::metrics::{RefusalLabels, RequestLabels, RouteLabel};
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
@@ -177,7 +178,12 @@ pub(crate) async fn authorize(
 
     // Kept in the trace for the access log, and borrowed from there: no copy per request.
     let token = bearer_token(headers)?.ok_or(Rejection::MissingToken)?;
-    let verified = shared.issuers.verify(token).await.map_err(Rejection::InvalidToken)?;
+    let verified = shared.issuers.verify(token).await.map_err(|judgement| match judgement {
+        Judgement::Refused(error) => Refusal::Auth(Rejection::InvalidToken(error)),
+        Judgement::IssuerNotReady { retry_after_secs } => {
+            Refusal::IssuerNotReady { retry_after_secs }
+        }
+    })?;
     let token = &*trace.token.insert(verified);
     match token.env {
         None if route.require_env => return Err(Refusal::ClaimRequired("env")),

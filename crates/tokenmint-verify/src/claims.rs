@@ -245,7 +245,8 @@ pub(crate) fn decode(payload: &str, mapping: &ClaimMapping) -> Result<Claims, Ve
 
 /// The `iss` of a token, read without verifying anything: only to pick which issuer's keys
 /// to verify it with. The verified claims are checked against that issuer exactly afterwards.
-pub(crate) fn peek_issuer(token: &str) -> Option<String> {
+/// Never act on it otherwise: anyone can write any `iss` into a token.
+pub fn peek_issuer(token: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Iss {
         iss: String,

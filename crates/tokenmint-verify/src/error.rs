@@ -255,19 +255,30 @@ impl VerifyError {
 }
 
 /// Why a remote document (metadata, JWKS, feed page) could not be read.
+///
+/// Each variant's text says only its own part; the cause (the HTTP client's error, the JSON
+/// parser's) is its [`source`](std::error::Error::source). Printed as a chain (anyhow's `{:#}`,
+/// [`ErrorChain`]), every cause then appears once rather than once per level that embeds it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    /// Its text is the HTTP client's, without the URL, which the error wrapping this one names.
+    #[error(transparent)]
+    Http(reqwest::Error),
     #[error("request timed out")]
     Timeout,
     #[error("unexpected HTTP status {0}")]
     Status(StatusCode),
     #[error("response body larger than {limit} bytes")]
     TooLarge { limit: usize },
-    #[error("response body is not the expected JSON: {0}")]
+    #[error("response body is not the expected JSON")]
     Json(#[from] serde_json::Error),
+}
+
+impl From<reqwest::Error> for FetchError {
+    fn from(error: reqwest::Error) -> Self {
+        Self::Http(error.without_url())
+    }
 }
 
 /// Why [`VerifierBuilder::build`](crate::VerifierBuilder::build) failed.
@@ -276,17 +287,17 @@ pub enum FetchError {
 pub enum BuildError {
     #[error("issuer URL {issuer:?} is invalid: {reason}")]
     InvalidIssuer { issuer: String, reason: &'static str },
-    #[error("discovery at {url} failed: {source}")]
+    #[error("discovery at {url} failed")]
     Discovery { url: String, source: FetchError },
     /// RFC 8414 §3.3: the metadata must name exactly the issuer it was fetched for.
     #[error("the metadata names issuer {found:?}, expected {expected:?}")]
     IssuerMismatch { expected: String, found: String },
     #[error("the issuer advertises no signing algorithm this verifier accepts: {advertised:?}")]
     NoUsableAlgorithm { advertised: Vec<String> },
-    #[error("fetching the JWKS at {url} failed: {source}")]
+    #[error("fetching the JWKS at {url} failed")]
     Jwks { url: String, source: FetchError },
-    #[error("could not build the HTTP client: {0}")]
-    HttpClient(reqwest::Error),
+    #[error("could not build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
     #[error("jwks_uri {url:?} is invalid: {reason}")]
     InvalidJwksUri { url: String, reason: &'static str },
     #[error("two issuers are configured with the same URL {0:?}")]
@@ -301,6 +312,23 @@ pub enum FollowError {
     NoFeedEndpoint,
     #[error("revocation feed URL {url:?} is invalid")]
     InvalidEndpoint { url: String },
+}
+
+/// An error followed by each of its causes, `: ` between them, as anyhow's `{:#}` prints
+/// one: for log lines, where `%error` alone would show the outermost text only.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

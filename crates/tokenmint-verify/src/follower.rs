@@ -213,7 +213,10 @@ impl<T: TokenSource> Follower<T> {
             if self.config.stream && Instant::now() >= next_stream_attempt {
                 match self.follow_stream().await {
                     StreamEnd::NotOpened(error) => {
-                        tracing::info!(%error, "revocation stream unavailable; polling instead");
+                        tracing::info!(
+                            error = %crate::ErrorChain(&error),
+                            "revocation stream unavailable; polling instead"
+                        );
                         next_stream_attempt = Instant::now() + self.config.stream_retry_interval;
                     }
                     StreamEnd::Ended { lasted, error, retry } => {
@@ -394,7 +397,7 @@ impl<T: TokenSource> Follower<T> {
             self.last_warning = Some(now);
             tracing::warn!(
                 request = what,
-                %error,
+                error = %crate::ErrorChain(error),
                 unauthorized = error.unauthorized(),
                 down_secs = now.duration_since(since).as_secs(),
                 revocations_held = self.parts.list.len(),

@@ -432,7 +432,7 @@ impl KeyStore {
                 let age = now.saturating_sub(self.current.load().fetched_at);
                 tracing::warn!(
                     jwks_uri = %self.jwks_uri,
-                    %error,
+                    error = %crate::ErrorChain(&error),
                     keys_age_secs = age.as_secs(),
                     max_staleness_secs = self.settings.max_staleness.as_secs(),
                     "JWKS refresh failed; still using the last good keys"

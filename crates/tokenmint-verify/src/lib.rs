@@ -67,12 +67,13 @@ mod sse;
 mod token_source;
 mod verifier;
 
+pub use claims::peek_issuer;
 pub use claims::{ClaimMapping, Claims};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FeedConfig, VerifierConfig};
 pub use error::{
-    BuildError, ClaimProblem, FetchError, FollowError, RejectReason, RevocationKind, TokenClaim,
-    VerifyError,
+    BuildError, ClaimProblem, ErrorChain, FetchError, FollowError, RejectReason, RevocationKind,
+    TokenClaim, VerifyError,
 };
 pub use follower::{FeedStart, RevocationFollower};
 pub use layer::{RequireScope, RequireScopeService, VerifyLayer, VerifyService, authenticate};

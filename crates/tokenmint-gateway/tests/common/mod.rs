@@ -99,6 +99,8 @@ pub struct Server {
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     master_key: MasterKey,
+    /// The counting proxy at the issuer URL, to open it later ([`Server::start_unreachable`]).
+    proxy: Arc<ProxyState>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -128,22 +130,47 @@ fn run_app(app: Application) -> tokio::task::JoinHandle<()> {
     })
 }
 
+fn serve_proxy(listener: TcpListener, proxy: &Arc<ProxyState>) -> tokio::task::JoinHandle<()> {
+    let app = Router::new().fallback(count_and_forward).with_state(Arc::clone(proxy));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
+}
+
 impl Server {
     pub async fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        Self::start_with_issuer(addr, Some(listener)).await
+    }
+
+    /// A server whose issuer URL refuses connections until [`open_issuer`](Self::open_issuer):
+    /// the server itself runs (credentials can be made and tokens issued at `direct`), but
+    /// discovery, keys, the token endpoint and the feed at the issuer URL cannot be reached.
+    pub async fn start_unreachable() -> Server {
+        let addr = closed_port().await;
+        Self::start_with_issuer(addr, None).await
+    }
+
+    /// Starts answering at the issuer URL.
+    pub async fn open_issuer(&self) {
+        let addr = self.issuer.trim_start_matches("http://");
+        let listener = TcpListener::bind(addr).await.unwrap();
+        self.tasks.lock().unwrap().push(serve_proxy(listener, &self.proxy));
+    }
+
+    async fn start_with_issuer(addr: SocketAddr, listener: Option<TcpListener>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let master_key = MasterKey::generate();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let issuer = format!("http://{addr}");
         let counter = Counter { counts: Arc::default() };
         let proxy = Arc::new(ProxyState {
             target: OnceLock::new(),
             counter: counter.clone(),
             http: reqwest::Client::new(),
         });
-        let proxy_task = {
-            let app = Router::new().fallback(count_and_forward).with_state(Arc::clone(&proxy));
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
-        };
+        let mut tasks = Vec::new();
+        if let Some(listener) = listener {
+            tasks.push(serve_proxy(listener, &proxy));
+        }
 
         let config = server_config(dir.path(), &master_key, &issuer);
         let store = SqlStore::connect(&config.database_url, true).await.unwrap();
@@ -155,7 +182,7 @@ impl Server {
         };
         let direct = format!("http://{}", app.local_addr().unwrap());
         proxy.target.set(direct.clone()).ok().unwrap();
-        let server_task = run_app(app);
+        tasks.push(run_app(app));
         Server {
             issuer,
             direct,
@@ -166,7 +193,8 @@ impl Server {
             http: reqwest::Client::new(),
             dir,
             master_key,
-            tasks: Mutex::new(vec![proxy_task, server_task]),
+            proxy,
+            tasks: Mutex::new(tasks),
         }
     }
 
@@ -343,6 +371,16 @@ impl Upstream {
     }
 }
 
+/// Forwards every request arriving at `addr` to `target` (a base URL), from now on.
+pub async fn forward_on(addr: &str, target: &str) -> tokio::task::JoinHandle<()> {
+    let proxy = Arc::new(ProxyState {
+        target: OnceLock::from(target.to_owned()),
+        counter: Counter { counts: Arc::default() },
+        http: reqwest::Client::new(),
+    });
+    serve_proxy(TcpListener::bind(addr).await.unwrap(), &proxy)
+}
+
 /// An address nothing listens on.
 pub async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -442,12 +480,29 @@ impl Setup {
         Self::launch(server, production, sandbox, text).await
     }
 
+    /// Over a server whose issuer URL refuses connections until `server.open_issuer()`, with
+    /// `top` (top-level keys) added to the configuration.
+    pub async fn start_unreachable(top: &str) -> Setup {
+        let server = Server::start_unreachable().await;
+        Self::over(server, |server, production, sandbox, secret_file| {
+            config_text(server, &production.url, &sandbox.url, secret_file, top, "")
+        })
+        .await
+    }
+
     /// With the whole configuration from `text`, given the server, the two upstreams and the
     /// file holding the feed credential's secret.
     pub async fn start_text(
         text: impl FnOnce(&Server, &Upstream, &Upstream, &std::path::Path) -> String,
     ) -> Setup {
-        let server = Server::start().await;
+        Self::over(Server::start().await, text).await
+    }
+
+    /// Over `server`, with the whole configuration from `text` (as [`Setup::start_text`]).
+    pub async fn over(
+        server: Server,
+        text: impl FnOnce(&Server, &Upstream, &Upstream, &std::path::Path) -> String,
+    ) -> Setup {
         let production = Upstream::start("production").await;
         let sandbox = Upstream::start("sandbox").await;
         let secret_file = server.dir.path().join("gateway-secret");
