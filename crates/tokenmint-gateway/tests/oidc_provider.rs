@@ -78,13 +78,9 @@ listen = "127.0.0.1:0"
 url = "{issuer}"
 audience = "{AUDIENCE}"
 
-[[route]]
-path_prefix = "/eligibility"
-upstream = "{upstream}"
-read_scope = "eligibility:read"
-write_scope = "eligibility:write"
+{route}
 "#,
-            upstream = production.url,
+            route = common::eligibility_route(&production.url),
         )
     })
     .await

@@ -331,15 +331,11 @@ url = "{issuer}"
 audience = "{AUDIENCE}"
 {feed}
 
-[[route]]
-path_prefix = "/eligibility"
-upstream = "{upstream}"
-read_scope = "eligibility:read"
-write_scope = "eligibility:write"
+{route}
 "#,
         issuer = setup.server.issuer,
         file = secret_file.display(),
-        upstream = setup.production.url,
+        route = common::eligibility_route(&setup.production.url),
         feed = feed_url.map(|u| format!("revocation_feed_url = \"{u}\"")).unwrap_or_default(),
     );
     let path = setup.server.dir.path().join(format!("gateway-{client_id}.toml"));
@@ -371,15 +367,11 @@ audience = "{AUDIENCE}"
 client_id = "{id}"
 client_secret_file = "{file}"
 
-[[route]]
-path_prefix = "/eligibility"
-upstream = "{upstream}"
-read_scope = "eligibility:read"
-write_scope = "eligibility:write"
+{route}
 "#,
         issuer = setup.server.issuer,
         file = secret_file.display(),
-        upstream = setup.production.url,
+        route = common::eligibility_route(&setup.production.url),
     );
     let path = setup.server.dir.path().join("gateway-shorthand.toml");
     std::fs::write(&path, text).unwrap();

@@ -138,17 +138,13 @@ url = "{issuer}"
 audience = "{audience}"
 revocation_feed_url = "http://{feed_addr}/admin/v1/revocations"
 
-[[route]]
-path_prefix = "/eligibility"
-upstream = "{upstream}"
-read_scope = "eligibility:read"
-write_scope = "eligibility:write"
+{route}
 "#,
             client_id = server.admin_id,
             file = secret_file.display(),
             issuer = server.issuer,
             audience = common::AUDIENCE,
-            upstream = production.url,
+            route = common::eligibility_route(&production.url),
         )
     })
     .await;
@@ -189,17 +185,13 @@ url = "{issuer}"
 audience = "{audience}"
 {table}
 
-[[route]]
-path_prefix = "/eligibility"
-upstream = "{upstream}"
-read_scope = "eligibility:read"
-write_scope = "eligibility:write"
+{route}
 "#,
             client_id = server.admin_id,
             file = secret_file.display(),
             issuer = server.issuer,
             audience = common::AUDIENCE,
-            upstream = production.url,
+            route = common::eligibility_route(&production.url),
         )
     })
     .await;

@@ -26,6 +26,18 @@ use tokio::net::TcpListener;
 
 pub const AUDIENCE: &str = "https://api.example.com";
 
+/// The `[[route]]` most tests guard: `/eligibility` to `upstream`, reads with
+/// `eligibility:read`, writes with `eligibility:write`.
+pub fn eligibility_route(upstream: &str) -> String {
+    format!(
+        r#"[[route]]
+path_prefix = "/eligibility"
+upstream = "{upstream}"
+read_scope = "eligibility:read"
+write_scope = "eligibility:write""#
+    )
+}
+
 pub fn real_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
