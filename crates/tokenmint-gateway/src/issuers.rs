@@ -273,9 +273,7 @@ impl IssuerSet {
         } else {
             // As `Issuers::verify` picks: by the `iss` the token names, compared exactly; the
             // chosen verifier checks it in full.
-            let Some(iss) = tokenmint_verify::peek_issuer(token) else {
-                return Err(Judgement::Refused(VerifyError::Malformed));
-            };
+            let iss = tokenmint_verify::read_issuer(token).map_err(Judgement::Refused)?;
             match self.slots.iter().find(|s| s.url == iss) {
                 Some(slot) => slot,
                 None => return Err(Judgement::Refused(VerifyError::WrongIssuer)),

@@ -331,4 +331,24 @@ mod tests {
             assert!(from_str(text).is_ok(), "{text}");
         }
     }
+
+    #[test]
+    fn a_decimal_reads_as_the_nearest_binary64_as_rusts_own_parser_reads_it() {
+        // serde_json's fast reading may be one step off (9007199254740991.0 read as
+        // 9007199254740990.0); with its float_roundtrip feature it is not.
+        for text in [
+            "9007199254740991.0",
+            "199839420177143.06",
+            "90071992547409910e-1",
+            "0.1",
+            "2.2250738585072014e-308",
+            "5e-324",
+            "1.7976931348623157e308",
+            "123456.789012345678",
+            "-0.30000000000000004",
+        ] {
+            let read = from_str(text).unwrap();
+            assert_eq!(read.as_f64(), text.parse::<f64>().ok(), "{text}");
+        }
+    }
 }

@@ -192,8 +192,17 @@ pub enum Decision {
     /// Issue, with these claims (the static ones overlaid with the hook's, as JSON object
     /// members) and, when the hook narrowed it, this scope.
     Allow { claims_json: String, scope: Option<String> },
-    /// Refuse with `access_denied` and this reason.
-    Deny { reason: String },
+    /// Refuse with `access_denied` and this reason (an `error_description`), keeping what the
+    /// hook said for the audit trail.
+    Deny {
+        reason: String,
+        /// The hook's `reason` as it was given (control characters escaped, at most
+        /// [`MAX_REASON_CHARS`] characters), when it gave one as a string.
+        said: Option<String>,
+        /// What else was wrong with an answer that refused: a refusal stands however the rest
+        /// of the answer is written (see [`refuses`]).
+        malformed: Option<String>,
+    },
 }
 
 /// Why the hook gave no usable answer.
@@ -518,8 +527,95 @@ impl TokenHook {
         if bytes.len() > MAX_ANSWER_BYTES {
             return Err(HookFailure::Malformed(format!("longer than {MAX_ANSWER_BYTES} bytes")));
         }
-        decision(read_answer(&bytes)?, static_claims, asked.granted_scope)
+        match read_answer(&bytes) {
+            Ok(answer) => decision(answer, static_claims, asked.granted_scope),
+            // An answer that says `"allow": false` refuses, whatever else is wrong with it: a
+            // mistyped reason must not turn into a token under `--token-hook-on-failure issue`.
+            Err(HookFailure::Malformed(why)) if refuses(&bytes) => Ok(Decision::Deny {
+                reason: error_description(None),
+                said: None,
+                malformed: Some(why),
+            }),
+            Err(failure) => Err(failure),
+        }
     }
+}
+
+/// Whether an answer refuses: a JSON object whose `allow` members (at its top level) are all
+/// `false`, read leniently (any other member may be anything, repeated or malformed, as long as
+/// the document is JSON). An `allow` given both `true` and `false` is not a refusal but a
+/// malformed answer.
+fn refuses(bytes: &[u8]) -> bool {
+    use serde::de::{IgnoredAny, MapAccess, Visitor};
+    struct AllowVisitor;
+    impl<'de> Visitor<'de> for AllowVisitor {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let (mut refused, mut allowed) = (false, false);
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "allow" {
+                    match map.next_value::<IgnoredOr>()? {
+                        IgnoredOr::False => refused = true,
+                        IgnoredOr::Other => allowed = true,
+                    }
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(refused && !allowed)
+        }
+    }
+    /// `false`, or anything else (read without holding it).
+    enum IgnoredOr {
+        False,
+        Other,
+    }
+    impl<'de> Deserialize<'de> for IgnoredOr {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = IgnoredOr;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a value")
+                }
+                fn visit_bool<E>(self, v: bool) -> Result<IgnoredOr, E> {
+                    Ok(if v { IgnoredOr::Other } else { IgnoredOr::False })
+                }
+                fn visit_i64<E>(self, _: i64) -> Result<IgnoredOr, E> {
+                    Ok(IgnoredOr::Other)
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<IgnoredOr, E> {
+                    Ok(IgnoredOr::Other)
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<IgnoredOr, E> {
+                    Ok(IgnoredOr::Other)
+                }
+                fn visit_str<E>(self, _: &str) -> Result<IgnoredOr, E> {
+                    Ok(IgnoredOr::Other)
+                }
+                fn visit_unit<E>(self) -> Result<IgnoredOr, E> {
+                    Ok(IgnoredOr::Other)
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<IgnoredOr, A::Error> {
+                    while a.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(IgnoredOr::Other)
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<IgnoredOr, A::Error> {
+                    while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                    Ok(IgnoredOr::Other)
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde::Deserializer::deserialize_map(&mut de, AllowVisitor).is_ok_and(|r| r) && de.end().is_ok()
 }
 
 /// The hook's answer, read strictly: a key repeated anywhere (`"allow"` twice, or inside a
@@ -539,7 +635,11 @@ fn decision(
     granted: &str,
 ) -> Result<Decision, HookFailure> {
     if !answer.allow {
-        return Ok(Decision::Deny { reason: error_description(answer.reason.as_deref()) });
+        return Ok(Decision::Deny {
+            reason: error_description(answer.reason.as_deref()),
+            said: answer.reason.as_deref().map(said),
+            malformed: None,
+        });
     }
     let added = CustomClaims::parse_hook(answer.claims.unwrap_or_default())
         .map_err(|e: ClaimError| HookFailure::Malformed(e.to_string()))?;
@@ -568,6 +668,12 @@ fn decision(
         }
     };
     Ok(Decision::Allow { claims_json, scope })
+}
+
+/// The hook's reason as it was given, for the audit trail and the log: any text, control
+/// characters escaped (`\u{7}`), at most [`MAX_REASON_CHARS`] characters.
+fn said(reason: &str) -> String {
+    tokenmint_core::SafeText::bounded(reason, MAX_REASON_CHARS).to_string()
 }
 
 /// The hook's reason for a refusal as an `error_description`: RFC 6749 §5.2 allows only
@@ -681,7 +787,14 @@ mod tests {
         let d =
             decision(answer(json!({"allow": false, "reason": "unpaid\r\ninvoice"})), &statics, "a")
                 .unwrap();
-        assert_eq!(d, Decision::Deny { reason: "unpaid invoice".into() });
+        assert_eq!(
+            d,
+            Decision::Deny {
+                reason: "unpaid invoice".into(),
+                said: Some("unpaid\\u{d}\\u{a}invoice".into()),
+                malformed: None
+            }
+        );
     }
 
     /// RFC 6749 §5.2: `error_description` = 1*( %x20-21 / %x23-5B / %x5D-7E ).
@@ -757,6 +870,42 @@ mod tests {
         let raw = br#"{"allow": true, "claims": {"n": 123456789012345678901234567890}}"#;
         let a = read_answer(raw).unwrap();
         assert!(matches!(decision(a, &statics, "a"), Err(HookFailure::Malformed(_))));
+    }
+
+    #[test]
+    fn an_answer_refuses_when_its_every_allow_is_false_whatever_else_it_holds() {
+        for refusing in [
+            r#"{"allow": false}"#,
+            r#"{"allow": false, "reason": 42}"#,
+            r#"{"reason": {"a": 1, "a": 2}, "allow": false}"#,
+            r#"{"allow": false, "allow": false, "x": [1e400, "\u0000"]}"#,
+            r#" {"allow":false} "#,
+        ] {
+            assert!(refuses(refusing.as_bytes()), "{refusing}");
+        }
+        for not_refusing in [
+            r#"{"allow": true}"#,
+            r#"{"allow": false, "allow": true}"#,
+            r#"{"allow": "false"}"#,
+            r#"{"allow": 0}"#,
+            r#"{"nested": {"allow": false}}"#,
+            r#"[false]"#,
+            r#"{"allow": false} trailing"#,
+            r#"{"allow": false"#,
+            "",
+        ] {
+            assert!(!refuses(not_refusing.as_bytes()), "{not_refusing}");
+        }
+    }
+
+    #[test]
+    fn a_refusals_reason_is_kept_as_said_for_the_audit_trail() {
+        let answer = read_answer(r#"{"allow": false, "reason": "日本語の理由\u0007"}"#.as_bytes());
+        let d = decision(answer.unwrap(), &CustomClaims::default(), "a").unwrap();
+        let Decision::Deny { reason, said, malformed } = d else { panic!("{d:?}") };
+        assert_eq!(said.as_deref(), Some("日本語の理由\\u{7}"));
+        assert!(reason.is_ascii(), "{reason}");
+        assert_eq!(malformed, None);
     }
 
     #[test]

@@ -246,6 +246,39 @@ async fn a_refusal_by_the_hook_is_access_denied_to_the_client_and_audited() {
     assert!(m.contains("tokenmint_token_requests_refused_total{reason=\"hook_denied\"} 1"), "{m}");
 }
 
+/// An answer that says `"allow": false` refuses however the rest of it is written (a reason of
+/// another type, a member given twice, a number no reader holds), also under
+/// `--token-hook-on-failure issue`: a malformed refusal never becomes a token. An `allow` given
+/// both ways is no refusal but a malformed answer, which that policy issues without claims.
+#[tokio::test]
+async fn an_answer_that_refuses_refuses_however_the_rest_of_it_is_written() {
+    let (app, hook) =
+        app_with_hook(Behaviour::Answer(json!({"allow": true})), OnFailure::Issue).await;
+    let (id, secret) = reader(&app).await;
+    // One scope per answer: a refusal is cached per requested scope.
+    let scopes = ["eligibility:read", "billing:read", "eligibility:read billing:read"];
+    let refusals = [
+        r#"{"allow": false, "reason": 42}"#,
+        r#"{"reason": ["suspended"], "allow": false}"#,
+        r#"{"allow": false, "reason": "a", "reason": "b", "debug": {"t": 1e400}}"#,
+    ];
+    for (scope, answer) in scopes.iter().zip(refusals) {
+        hook.set(Behaviour::Raw(answer));
+        let res = app.token_for(&id, &secret, &[("scope", scope)]).await;
+        assert_eq!(res.status(), 403, "{answer}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "access_denied", "{answer}");
+    }
+    let m = metrics(&app).await;
+    assert!(m.contains("tokenmint_token_hook_calls_total{outcome=\"deny\"} 3"), "{m}");
+    // Both ways at once is no refusal: under `issue`, a token without the hook's claims.
+    hook.set(Behaviour::Raw(r#"{"allow": false, "allow": true, "claims": {"plan": "x"}}"#));
+    let res = app.token_for(&id, &secret, &[]).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert!(claims(body["access_token"].as_str().unwrap()).get("plan").is_none());
+}
+
 #[tokio::test]
 async fn the_answer_is_cached_n_tokens_one_call_until_the_ttl_passes_or_the_credential_changes() {
     let (app, hook) = app_with_hook(

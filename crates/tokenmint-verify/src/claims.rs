@@ -246,14 +246,16 @@ pub(crate) fn decode(payload: &str, mapping: &ClaimMapping) -> Result<Claims, Ve
 /// The `iss` of a token, read without verifying anything: only to pick which issuer's keys
 /// to verify it with. The verified claims are checked against that issuer exactly afterwards.
 /// Never act on it otherwise: anyone can write any `iss` into a token.
-pub fn peek_issuer(token: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Iss {
-        iss: String,
-    }
-    let payload = token.split('.').nth(1)?;
-    let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice::<Iss>(&json).ok().map(|i| i.iss)
+///
+/// A token whose `iss` cannot be read is refused as a verifier of one issuer would refuse it
+/// (the claims are read with the same strict reader): a repeated member, a number no reader
+/// holds, `iss` missing or not a string are named, not told as "not a well-formed JWT".
+pub fn read_issuer(token: &str) -> Result<String, VerifyError> {
+    let payload = token.split('.').nth(1).ok_or(VerifyError::Malformed)?;
+    let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| VerifyError::Malformed)?;
+    let mut object = claims_object(&json)?;
+    string(object.remove("iss"), TokenClaim::Issuer)?
+        .ok_or(VerifyError::InvalidClaim(ClaimProblem::Missing(TokenClaim::Issuer)))
 }
 
 #[cfg(test)]
@@ -463,7 +465,22 @@ mod tests {
     #[test]
     fn the_issuer_is_peeked_without_verification() {
         let token = format!("e30.{}.sig", payload(&json!({"iss": "https://a/"})));
-        assert_eq!(peek_issuer(&token).as_deref(), Some("https://a/"));
-        assert_eq!(peek_issuer("garbage"), None);
+        assert_eq!(read_issuer(&token).ok().as_deref(), Some("https://a/"));
+        assert_eq!(read_issuer("garbage"), Err(VerifyError::Malformed));
+        // Why an issuer cannot be read is said as a verifier of one issuer says it.
+        let token = |claims: &str| format!("e30.{}.sig", URL_SAFE_NO_PAD.encode(claims));
+        let claim = VerifyError::InvalidClaim;
+        for (claims, error) in [
+            (r#"{"sub":"x"}"#, claim(ClaimProblem::Missing(TokenClaim::Issuer))),
+            (r#"{"iss":null}"#, claim(ClaimProblem::Missing(TokenClaim::Issuer))),
+            (r#"{"iss":5}"#, claim(ClaimProblem::WrongType(TokenClaim::Issuer))),
+            (r#"{"iss":"a","iss":"b"}"#, claim(ClaimProblem::RepeatedMember)),
+            (r#"{"iss":"a","x":{"k":1,"k":2}}"#, claim(ClaimProblem::RepeatedMember)),
+            (r#"{"iss":"a","n":1e-400}"#, claim(ClaimProblem::NumberOutOfRange)),
+            ("[]", VerifyError::Malformed),
+        ] {
+            assert_eq!(read_issuer(&token(claims)), Err(error), "{claims}");
+        }
+        assert_eq!(read_issuer("only-one-part"), Err(VerifyError::Malformed));
     }
 }

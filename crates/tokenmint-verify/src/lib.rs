@@ -67,7 +67,7 @@ mod sse;
 mod token_source;
 mod verifier;
 
-pub use claims::peek_issuer;
+pub use claims::read_issuer;
 pub use claims::{ClaimMapping, Claims};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FeedConfig, VerifierConfig};

@@ -1,6 +1,6 @@
 //! The verifier: from a bearer string to typed, trusted claims.
 
-use crate::claims::{Claims, peek_issuer};
+use crate::claims::{Claims, read_issuer};
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::config::{FeedConfig, VerifierConfig};
 use crate::discovery::discover;
@@ -495,9 +495,12 @@ impl Issuers {
             first.count_rejection(VerifyError::TooLarge);
             return Err(VerifyError::TooLarge);
         }
-        let Some(iss) = peek_issuer(token) else {
-            first.count_rejection(VerifyError::Malformed);
-            return Err(VerifyError::Malformed);
+        let iss = match read_issuer(token) {
+            Ok(iss) => iss,
+            Err(e) => {
+                first.count_rejection(e);
+                return Err(e);
+            }
         };
         match self.verifiers.iter().find(|v| v.config().issuer == iss) {
             Some(verifier) => verifier.verify(token).await,

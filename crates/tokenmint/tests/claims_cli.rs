@@ -188,6 +188,15 @@ fn claims_set_with_the_cli_on_credentials_and_organizations_reach_the_tokens() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("'plan' is both set and removed"), "{args:?}: {err}");
     }
+    // A name given twice is refused, not the later value taken.
+    for command in commands {
+        let mut args = command.to_vec();
+        args.extend(["--claim", "plan=1", "--claim", "seats=2", "--claim", "plan=2"]);
+        let out = run(&args, &base, &creds);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("'plan' is given twice"), "{args:?}: {err}");
+    }
     let shown = json_of(&run(&["credentials", "show", &id, "--output", "json"], &base, &creds));
     assert_eq!(
         shown["claims"],

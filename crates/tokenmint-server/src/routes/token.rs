@@ -44,9 +44,8 @@ pub struct Refusal {
     pub reason: &'static str,
     pub client_id: Option<PresentedClientId>,
     pub failure: OAuthFailure,
-    /// Said by the provider (the token hook's reason for a refusal), kept in the audit record
-    /// beside the refusal's own reason. Already reduced to RFC 6749's error_description
-    /// characters, so it needs no escaping.
+    /// Said by the provider (the token hook's reason for a refusal, as it gave it, control
+    /// characters escaped), kept in the audit record beside the refusal's own reason.
     pub provider_reason: Option<String>,
 }
 
@@ -225,16 +224,24 @@ async fn issue(
     };
     let (extra, scope): (&str, &str) = match hook_answer.as_deref().map(|a| &a.decision) {
         None => (cached.claims_json(), &grant.scope),
-        Some(HookDecision::Deny { reason }) => {
-            // The reason holds only RFC 6749 error_description characters (no control
-            // character, quote or backslash): logged and audited as it is.
-            tracing::info!(client_id = credential.client_id(), reason = %reason, "the token hook refused the token");
+        Some(HookDecision::Deny { reason, said, malformed }) => {
+            // What the hook said is escaped already (`hook::said`); quoted in the log so that no
+            // text of the hook's reads as another field of the line.
+            match malformed {
+                None => {
+                    tracing::info!(client_id = credential.client_id(), reason = ?said.as_deref().unwrap_or(""), "the token hook refused the token")
+                }
+                Some(why) => {
+                    let why = tokenmint_core::SafeText::composed(why);
+                    tracing::warn!(client_id = credential.client_id(), answer = ?why.as_str(), "the token hook refused the token with an answer that is otherwise malformed; refused as it says");
+                }
+            }
             let mut refusal = Refusal::new(
                 "hook_denied",
                 Some(presented(credential.client_id())),
                 OAuthFailure::new(OAuthErrorCode::AccessDenied, reason.clone()),
             );
-            refusal.provider_reason = Some(reason.clone());
+            refusal.provider_reason.clone_from(said);
             return Err(refusal);
         }
         Some(HookDecision::Allow { claims_json, scope }) => {

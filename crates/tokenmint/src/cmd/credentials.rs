@@ -115,12 +115,21 @@ pub fn claims_edit(
 ) -> Result<(Option<dto::Claims>, Option<Vec<String>>)> {
     tokenmint_core::claims::check_edit(claims.iter().map(|(name, _)| name), &remove)
         .map_err(|e| anyhow::anyhow!("invalid --claim and --remove-claim: {e}"))?;
-    Ok((claims_body(claims), Some(remove).filter(|r| !r.is_empty())))
+    Ok((claims_body(claims)?, Some(remove).filter(|r| !r.is_empty())))
 }
 
-/// The claims of repeated `--claim` flags (a later one wins), or `None` for none.
-pub fn claims_body(claims: Vec<(String, serde_json::Value)>) -> Option<dto::Claims> {
-    (!claims.is_empty()).then(|| claims.into_iter().collect())
+/// The claims of repeated `--claim` flags, or `None` for none. A name given twice is refused
+/// before any request, as the admin API refuses a key given twice: which of the two was meant
+/// is not for the CLI to pick.
+pub fn claims_body(claims: Vec<(String, serde_json::Value)>) -> Result<Option<dto::Claims>> {
+    let mut body = dto::Claims::new();
+    for (name, value) in claims {
+        if body.contains_key(&name) {
+            anyhow::bail!("invalid --claim: '{name}' is given twice; give each claim once");
+        }
+        body.insert(name, value);
+    }
+    Ok((!body.is_empty()).then_some(body))
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +352,7 @@ pub fn print<T: serde::Serialize>(
 pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
     match cmd {
         CredentialsCommand::Create(a) => {
+            let claims = claims_body(a.claims)?;
             let client = AdminClient::connect(&a.admin).await?;
             let body = dto::NewCredential {
                 credential: dto::CreateCredential {
@@ -354,7 +364,7 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
                     expires_in_seconds: secs("expires-in", &a.expires_in)?,
                     token_lifetime_seconds: lifetime(&a.token_lifetime)?,
                     rate_limit_per_minute: a.rate_limit,
-                    claims: claims_body(a.claims),
+                    claims,
                 },
                 public_keys: read_public_keys(&a.public_keys)?,
                 no_secret: a.no_secret,
