@@ -75,6 +75,25 @@ return {1, 0}
 "
 );
 
+/// One event of KEYS[1] given back (ARGV: limit, period in microseconds): its theoretical
+/// arrival time moves back one interval, never before now. Returns 1 when there was one to give.
+const REFUND: &str = r"
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = math.floor(period / limit)
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat <= now then return 0 end
+local back = tat - interval
+if back <= now then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+redis.call('SET', KEYS[1], back, 'PX', math.floor((back - now) / 1000) + 1000)
+return 1
+";
+
 /// The longest time any of KEYS still lives, in milliseconds (negative: none exists).
 const LONGEST_PTTL: &str = r"
 local longest = -2
@@ -98,6 +117,7 @@ pub struct RedisLimits {
     conn: ArcSwapOption<ConnectionManager>,
     gcra: redis::Script,
     fail: redis::Script,
+    refund: redis::Script,
     pttl: redis::Script,
     prefix: String,
     degraded: AtomicBool,
@@ -162,6 +182,7 @@ impl Limits {
                 conn: ArcSwapOption::empty(),
                 gcra: redis::Script::new(GCRA),
                 fail: redis::Script::new(FAIL),
+                refund: redis::Script::new(REFUND),
                 pttl: redis::Script::new(LONGEST_PTTL),
                 prefix: prefix.to_owned(),
                 degraded: AtomicBool::new(false),
@@ -246,6 +267,25 @@ impl Limits {
             self.blocks.insert(block, now_nanos.saturating_add(nanos(failure.block_for)));
         }
         Counted { over_limit: true, newly_blocked: fresh }
+    }
+
+    /// Gives back one failure counted for `counter` against `limit` per `window`: an attempt
+    /// counted before it was checked (so that concurrent attempts cannot all pass a check made
+    /// before any of them was counted) that turned out to succeed.
+    pub async fn refund_failure(&self, counter: &str, limit: u32, window: Duration) {
+        let counter = bounded_key("f", counter);
+        let shared = self
+            .in_redis(|r, mut conn| {
+                let mut invocation = r.refund.key(format!("{}{counter}", r.prefix));
+                invocation
+                    .arg(limit.max(1))
+                    .arg(u64::try_from(window.as_micros()).unwrap_or(u64::MAX));
+                async move { invocation.invoke_async::<i64>(&mut conn).await }
+            })
+            .await;
+        if shared.is_none() {
+            self.local.refund(&counter, limit, window, self.clock.now());
+        }
     }
 
     /// How long the longest of `blocks` still holds, if any does: blocks set by any instance
@@ -502,6 +542,28 @@ mod tests {
         assert!(limits.count_failure(failure).await.over_limit);
         // Without Redis there is nothing to claim one-shot keys in: the caller decides.
         assert_eq!(limits.claim_once("alert", Duration::from_secs(1)).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_refunded_failure_is_not_counted() {
+        let clock =
+            Arc::new(tokenmint_proto::clock::ManualClock::new(Duration::from_secs(1_765_000_000)));
+        let limits = Limits::local(clock);
+        let failure = FailureCount {
+            counter: "ip:192.0.2.9",
+            limit: 2,
+            window: Duration::from_secs(900),
+            block: None,
+            block_for: Duration::ZERO,
+            reset: false,
+        };
+        for _ in 0..5 {
+            assert!(!limits.count_failure(failure).await.over_limit);
+            limits.refund_failure("ip:192.0.2.9", 2, failure.window).await;
+        }
+        assert!(!limits.count_failure(failure).await.over_limit);
+        assert!(!limits.count_failure(failure).await.over_limit);
+        assert!(limits.count_failure(failure).await.over_limit);
     }
 
     #[test]

@@ -104,6 +104,23 @@ impl RateLimiter {
         }
     }
 
+    /// Gives back one event of `key` counted against `limit` per `period` (an attempt counted
+    /// before it was known to be a success): the next one is admitted as if it had not been
+    /// counted. Nothing to give back is no error.
+    pub fn refund(&self, key: &str, limit: u32, period: Duration, now: Duration) {
+        let interval = (nanos(period).max(1) / u64::from(limit.max(1))).max(1);
+        let now = nanos(now);
+        let Some(cell) = self.tats.get(&self.slot(key)) else { return };
+        let mut tat = cell.load(Ordering::Acquire);
+        while tat > now {
+            let back = tat.saturating_sub(interval).max(now);
+            match cell.compare_exchange_weak(tat, back, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(current) => tat = current,
+            }
+        }
+    }
+
     /// Forgets a client's state (its limit changed).
     pub fn reset(&self, key: &str) {
         self.tats.remove(&self.slot(key));
@@ -131,6 +148,31 @@ mod tests {
         assert_eq!(retry_after_secs, 1);
         // Another client is unaffected.
         assert!(matches!(l.check("b", 100, at(0)), Decision::Allowed { remaining: 99, .. }));
+    }
+
+    #[test]
+    fn a_refunded_event_is_admitted_again_and_a_refund_never_goes_below_nothing() {
+        let l = RateLimiter::new(100);
+        let hour = Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert!(matches!(l.check_quota("a", 3, hour, at(0)), Decision::Allowed { .. }));
+        }
+        assert!(matches!(l.check_quota("a", 3, hour, at(0)), Decision::Limited { .. }));
+        l.refund("a", 3, hour, at(0));
+        assert!(matches!(l.check_quota("a", 3, hour, at(0)), Decision::Allowed { .. }));
+        assert!(matches!(l.check_quota("a", 3, hour, at(0)), Decision::Limited { .. }));
+        // Refunds beyond what was counted give nothing extra.
+        for _ in 0..10 {
+            l.refund("b", 3, hour, at(0));
+        }
+        l.check_quota("b", 3, hour, at(0));
+        for _ in 0..10 {
+            l.refund("b", 3, hour, at(0));
+        }
+        for _ in 0..3 {
+            assert!(matches!(l.check_quota("b", 3, hour, at(0)), Decision::Allowed { .. }));
+        }
+        assert!(matches!(l.check_quota("b", 3, hour, at(0)), Decision::Limited { .. }));
     }
 
     #[test]

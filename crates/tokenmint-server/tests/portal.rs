@@ -190,8 +190,9 @@ async fn failed_sign_ins_and_the_pause_they_cause_are_in_the_accounts_organizati
     let blocked =
         audit_once(&app, "source.blocked&org=acme", |a| a.contains("viewer@acme.test")).await;
     assert!(blocked.contains("too_many_portal_sign_in_failures"), "{blocked}");
+    // Five passwords checked and refused; the sixth attempt, over the limit, is refused unchecked.
     let failed = audit_once(&app, "portal.sign_in_failed&org=acme", |a| {
-        a.matches("\"bad_credentials\"").count() == 6
+        a.matches("\"bad_credentials\"").count() == 5 && a.matches("\"throttled\"").count() == 1
     })
     .await;
     assert!(failed.contains("viewer@acme.test"));
@@ -532,6 +533,49 @@ async fn sign_in_is_throttled_per_account_and_per_source_with_a_clear_message() 
     let res = attacker.try_sign_in("admin@globex.test", GLOBEX_PW).await;
     assert_eq!(res.status, 429, "the source is blocked after more than 20 failures");
     assert!(res.body.contains("Too many sign-in attempts"));
+}
+
+/// Attempts sent at once are each counted before their password is checked: however many
+/// arrive together, no more than the account's limit of passwords is checked (a check made
+/// before counting let 33 of 40 concurrent guesses through); the rest are told to wait.
+#[tokio::test]
+async fn concurrent_sign_in_attempts_check_no_more_passwords_than_the_limit() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let checks = async || {
+        let m = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        m.lines()
+            .find(|l| l.starts_with("tokenmint_portal_password_checks_total "))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = checks().await;
+    let mut browsers = Vec::new();
+    for _ in 0..30 {
+        let mut b = Browser::new(&app);
+        let csrf = b.get("/portal/sign-in").await.csrf();
+        browsers.push((b, csrf));
+    }
+    let attempts = browsers.iter_mut().map(|(b, csrf)| {
+        let csrf = csrf.clone();
+        async move {
+            b.post(
+                "/portal/sign-in",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("email", "admin@acme.test"),
+                    ("password", "wrong password"),
+                ],
+            )
+            .await
+            .status
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let checked = checks().await - before;
+    assert!(checked <= 5, "{checked} passwords checked: {statuses:?}");
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert!(refused >= 25, "{statuses:?}");
 }
 
 #[tokio::test]

@@ -142,9 +142,14 @@ impl Pair {
         res.json().await.unwrap_or(Value::Null)
     }
 
-    /// One sign-in attempt with a wrong password on the instance of request `i`: the form is
-    /// fetched from that instance and posted back to it.
+    /// One sign-in attempt with a wrong password on the instance of request `i`.
     async fn wrong_password(&self, i: usize, email: &str) -> StatusCode {
+        self.sign_in(i, email, "not-the-password").await
+    }
+
+    /// One sign-in attempt on the instance of request `i`: the form is fetched from that
+    /// instance and posted back to it.
+    async fn sign_in(&self, i: usize, email: &str, password: &str) -> StatusCode {
         let page = self.http.get(format!("{}/portal/sign-in", self.base(i))).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::OK);
         let cookies: Vec<String> = page
@@ -159,7 +164,7 @@ impl Pair {
         self.http
             .post(format!("{}/portal/sign-in", self.base(i)))
             .header(reqwest::header::COOKIE, cookies.join("; "))
-            .form(&[("csrf", csrf), ("email", email), ("password", "not-the-password")])
+            .form(&[("csrf", csrf), ("email", email), ("password", password)])
             .send()
             .await
             .unwrap()
@@ -210,6 +215,36 @@ async fn failed_sign_ins_spread_over_two_instances_block_at_exactly_the_configur
     }
     // Another account from the same source is not blocked yet.
     assert_eq!(p.wrong_password(0, "bob@acme.test").await, 401);
+    p.shutdown().await.drop_now().await;
+}
+
+/// Every attempt is counted before its password is checked, and a success gives its count
+/// back through Redis: sign-ins that succeed, on either instance, use none of the source's
+/// budget of failures.
+#[tokio::test]
+async fn successful_sign_ins_spread_over_two_instances_use_none_of_the_sources_failure_budget() {
+    if !instances::redis_available().await {
+        return;
+    }
+    let redis = instances::redis_target();
+    let Some(p) = pair(Shared::Redis(&redis), (PER_IP, 1000), None).await else { return };
+    let password = "a long enough portal password";
+    p.admin(
+        reqwest::Method::POST,
+        "/users",
+        Some(json!({"org": "acme", "email": "eve@acme.test", "role": "viewer",
+            "password": password})),
+    )
+    .await;
+    let per_source = tokenmint_server::portal::auth::FAILURES_PER_IP as usize;
+    for i in 0..per_source + 5 {
+        assert_eq!(p.sign_in(i, "eve@acme.test", password).await, 303, "sign-in {}", i + 1);
+    }
+    for i in 0..per_source {
+        let email = format!("guess{i}@acme.test");
+        assert_eq!(p.wrong_password(i, &email).await, 401, "failure {}", i + 1);
+    }
+    assert_eq!(p.wrong_password(per_source, "last@acme.test").await, 429, "over the limit");
     p.shutdown().await.drop_now().await;
 }
 

@@ -93,8 +93,11 @@ impl SignInThrottle {
         Some(i64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(BLOCK_SECS).max(1))
     }
 
-    /// Counts a failure; says whether it blocked the account or the source just now.
-    pub async fn record_failure(
+    /// Counts an attempt as a failure before its password is checked, so that attempts sent
+    /// at once cannot all pass a check made before any of them was counted; says whether it
+    /// went over a limit and blocked the account or the source just now. A success gives the
+    /// count back ([`SignInThrottle::record_success`]).
+    pub async fn record_attempt(
         &self,
         limits: &Limits,
         email: &str,
@@ -124,9 +127,13 @@ impl SignInThrottle {
         }
     }
 
-    /// A successful sign-in clears the account's failures (not the source's).
-    pub async fn record_success(&self, limits: &Limits, email: &str) {
+    /// A successful sign-in clears the account's failures and gives back the source's count of
+    /// this attempt (the source's earlier failures stay counted).
+    pub async fn record_success(&self, limits: &Limits, email: &str, ip: Option<IpAddr>) {
         limits.forget(&account_key(email)).await;
+        if let Some(ip) = ip {
+            limits.refund_failure(&ip_key(ip), FAILURES_PER_IP, WINDOW).await;
+        }
     }
 }
 
@@ -218,9 +225,27 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         return Ok(paused(&state, &email, wait));
     }
 
+    // Counted before the password is checked (a success gives it back): attempts sent at once
+    // each take their place in the count, so no more than the limit are ever checked.
+    let counted = state.portal.throttle.record_attempt(&state.limits, &email, ip).await;
     let user = if email.is_empty() { None } else { state.store.find_user_by_email(&email).await? };
     // The organization of the account tried, when there is one: its admins see the failures.
     let org = user.as_ref().map(|u| u.org.clone());
+    if counted.over_limit {
+        state.audit.record(
+            with_org(AuditEvent::new(AuditKind::PortalSignInFailed), org.clone())
+                .ip(ip)
+                .reason("throttled")
+                .details(
+                    serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
+                ),
+            now,
+        );
+        if counted.newly() {
+            on_blocked(&state, ip, &email, org, counted, now).await;
+        }
+        return Ok(paused(&state, &email, BLOCK_SECS));
+    }
     // The same verification whether or not the user exists.
     let hash =
         user.as_ref().map_or_else(|| state.portal.dummy_hash.clone(), |u| u.password_hash.clone());
@@ -229,7 +254,6 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     let user = user.filter(|u| password_ok && u.status == UserStatus::Active);
 
     let Some(user) = user else {
-        let blocked = state.portal.throttle.record_failure(&state.limits, &email, ip).await;
         state.audit.record(
             with_org(AuditEvent::new(AuditKind::PortalSignInFailed), org.clone())
                 .ip(ip)
@@ -241,18 +265,10 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         );
         let shown = ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         tracing::info!(ip = %shown, "portal sign-in refused");
-        if blocked.newly() {
-            on_blocked(&state, ip, &email, org, blocked, now).await;
-        }
-        if blocked.over_limit {
-            // The failure that reaches the limit already says so: the next attempt would be
-            // refused unchecked.
-            return Ok(paused(&state, &email, BLOCK_SECS));
-        }
         return Ok(render_sign_in(&state, StatusCode::UNAUTHORIZED, &email, Some(BAD_CREDENTIALS)));
     };
 
-    state.portal.throttle.record_success(&state.limits, &email).await;
+    state.portal.throttle.record_success(&state.limits, &email, ip).await;
     let id = random_token();
     let session = PortalSession {
         id_hash: hash_session_id(&id),
@@ -384,9 +400,9 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..FAILURES_PER_ACCOUNT {
             let email = if i % 2 == 0 { "a@x.test" } else { "A@X.test" };
-            assert!(!t.record_failure(&l, email, Some(ip)).await.newly());
+            assert!(!t.record_attempt(&l, email, Some(ip)).await.newly());
         }
-        let blocked = t.record_failure(&l, "a@x.test", Some(ip)).await;
+        let blocked = t.record_attempt(&l, "a@x.test", Some(ip)).await;
         assert_eq!(blocked, Blocked { account: true, source: false, over_limit: true });
         assert_eq!(t.blocked_for(&l, "A@x.test", None).await, Some(BLOCK_SECS));
         assert_eq!(t.blocked_for(&l, "b@x.test", None).await, None);
@@ -400,9 +416,9 @@ mod tests {
         let (l, _) = limits();
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         for i in 0..FAILURES_PER_IP {
-            t.record_failure(&l, &format!("u{i}@x.test"), Some(ip)).await;
+            t.record_attempt(&l, &format!("u{i}@x.test"), Some(ip)).await;
         }
-        let blocked = t.record_failure(&l, "new@x.test", Some(ip)).await;
+        let blocked = t.record_attempt(&l, "new@x.test", Some(ip)).await;
         assert_eq!(blocked, Blocked { account: false, source: true, over_limit: true });
         assert!(t.blocked_for(&l, "other@x.test", Some(ip)).await.is_some());
         let elsewhere: IpAddr = "192.0.2.10".parse().unwrap();
@@ -414,12 +430,12 @@ mod tests {
         let t = SignInThrottle::new();
         let (l, _) = limits();
         for _ in 0..FAILURES_PER_ACCOUNT {
-            t.record_failure(&l, "c@x.test", None).await;
+            t.record_attempt(&l, "c@x.test", None).await;
         }
-        t.record_success(&l, "C@x.test").await;
+        t.record_success(&l, "C@x.test", None).await;
         for _ in 0..FAILURES_PER_ACCOUNT {
-            assert!(!t.record_failure(&l, "c@x.test", None).await.newly());
+            assert!(!t.record_attempt(&l, "c@x.test", None).await.newly());
         }
-        assert!(t.record_failure(&l, "c@x.test", None).await.account);
+        assert!(t.record_attempt(&l, "c@x.test", None).await.account);
     }
 }
