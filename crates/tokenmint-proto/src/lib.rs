@@ -12,7 +12,10 @@ pub mod clock;
 pub mod error;
 pub mod feed;
 pub mod jwks;
+pub mod limits;
 pub mod metadata;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod problem;
 pub mod token;
 
