@@ -12,8 +12,8 @@
 # With every check, one is left out: positive_data_acceptance (every request the document
 # allows is accepted). The document states each bound JSON Schema can state (lengths, patterns,
 # ranges, counts, values, members that exclude each other), and the server refuses exactly what
-# it refuses; but three rules of the admin API cannot be written in JSON Schema, so a request
-# the document allows can still be refused (422) for a rule its descriptions state in words:
+# it refuses; but these rules of the admin API cannot be written in JSON Schema, so a request
+# the document allows can still be refused (400 or 422) for a rule stated in words or implied:
 #   - a public key (`public_keys`, `keys`) must be a PEM public key, a JWK or a JWK Set of a
 #     supported key type: its structure and mathematics are no pattern, and generated text is
 #     never one;
@@ -21,7 +21,10 @@
 #     or organization's together) and in nesting depth, and a PATCH counts the claims it adds
 #     with those already stored;
 #   - a claim may not be both set (`claims`) and removed (`remove_claims`) in one request: a
-#     comparison of one member's keys with another's items.
+#     comparison of one member's keys with another's items;
+#   - a `cursor` must be one a listing returned (an opaque token, the empty string included);
+#   - an integer must be written as one: JSON Schema's `integer` is a value, so it admits
+#     `86400.0`, which the server's JSON reader (serde) refuses for an integer member.
 # negative_data_rejection, its counterpart, runs: whatever the document refuses, the server
 # refuses.
 #
