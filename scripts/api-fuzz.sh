@@ -9,6 +9,25 @@
 #   API_FUZZ_CHECKS=all scripts/api-fuzz.sh             every schemathesis check (e.g. that a
 #                                                      schema-violating request is refused)
 #
+# With every check, one is left out: positive_data_acceptance (every request the document
+# allows is accepted). The document states each bound JSON Schema can state (lengths, patterns,
+# ranges, counts, values, members that exclude each other), and the server refuses exactly what
+# it refuses; but these rules of the admin API cannot be written in JSON Schema, so a request
+# the document allows can still be refused (400 or 422) for a rule stated in words or implied:
+#   - a public key (`public_keys`, `keys`) must be a PEM public key, a JWK or a JWK Set of a
+#     supported key type: its structure and mathematics are no pattern, and generated text is
+#     never one;
+#   - custom claims are bounded in bytes as compact JSON (each value, and all of a credential's
+#     or organization's together) and in nesting depth, and a PATCH counts the claims it adds
+#     with those already stored;
+#   - a claim may not be both set (`claims`) and removed (`remove_claims`) in one request: a
+#     comparison of one member's keys with another's items;
+#   - a `cursor` must be one a listing returned (an opaque token, the empty string included);
+#   - an integer must be written as one: JSON Schema's `integer` is a value, so it admits
+#     `86400.0`, which the server's JSON reader (serde) refuses for an integer member.
+# negative_data_rejection, its counterpart, runs: whatever the document refuses, the server
+# refuses.
+#
 # schemathesis is installed with pip into a venv under .tools/ (gitignored) when missing.
 # CARGO_TARGET_DIR is honoured for the build (TOKENMINT_BIN=PATH runs that binary instead);
 # the report is kept in .tools/api-fuzz/.
@@ -63,8 +82,11 @@ report=.tools/api-fuzz
 mkdir -p "$report"
 echo "== schemathesis: no 5xx, and status, content type, headers and body as documented"
 status=0
+exclude=()
+if [ "${API_FUZZ_CHECKS:-}" = all ]; then exclude=(--exclude-checks positive_data_acceptance); fi
 "$venv/bin/schemathesis" run "$base/admin/v1/openapi.json" \
   --checks "${API_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
+  "${exclude[@]}" \
   --report junit --report-dir "$report" \
   --max-examples 30 \
   "$@" || status=$?

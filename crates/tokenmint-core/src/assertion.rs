@@ -35,7 +35,7 @@ pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
 pub const CLOCK_SKEW_SECS: i64 = 30;
 
 /// Most keys one credential may register.
-pub const MAX_KEYS: usize = 10;
+pub const MAX_KEYS: usize = tokenmint_proto::limits::PUBLIC_KEYS_MAX;
 
 /// Longest `jti` accepted.
 pub const MAX_JTI_LEN: usize = 256;

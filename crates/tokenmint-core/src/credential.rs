@@ -8,17 +8,18 @@ use crate::secret::SecretHash;
 use crate::{ClientId, Environment, UnixTime};
 pub use tokenmint_proto::admin::CredentialStatus;
 use tokenmint_proto::feed::{TIMED_JTI_LEN, TIMED_JTI_TIME_LEN, cutoff_covers};
+use tokenmint_proto::limits;
 
 /// Default token lifetime: one hour, as in the Wellhub and Wealthyhood guides.
 pub const DEFAULT_TOKEN_LIFETIME_SECS: u32 = 3600;
 /// Shortest token lifetime an admin may set.
-pub const MIN_TOKEN_LIFETIME_SECS: u32 = 60;
-/// Longest name accepted for a credential.
-pub const MAX_NAME_LEN: usize = 200;
+pub const MIN_TOKEN_LIFETIME_SECS: u32 = limits::TOKEN_LIFETIME_MIN_SECS;
+/// Longest name accepted for a credential, in characters as given.
+pub const MAX_NAME_LEN: usize = limits::NAME_MAX_LEN;
 /// Most audiences one credential may list.
-pub const MAX_AUDIENCES: usize = 20;
-/// Longest audience accepted.
-pub const MAX_AUDIENCE_LEN: usize = 512;
+pub const MAX_AUDIENCES: usize = limits::AUDIENCES_MAX;
+/// Longest audience accepted, in characters as given.
+pub const MAX_AUDIENCE_LEN: usize = limits::AUDIENCE_MAX_LEN;
 /// Most secrets one credential may hold live at once (rotations with an overlap add one each).
 pub const MAX_LIVE_SECRETS: usize = 5;
 

@@ -321,7 +321,7 @@ impl OrgSlug {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let b = s.as_bytes();
         let valid = !b.is_empty()
-            && b.len() <= 63
+            && b.len() <= tokenmint_proto::limits::SLUG_MAX_LEN
             && b[0].is_ascii_alphanumeric()
             && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
         if valid { Ok(Self(s.to_owned())) } else { Err(IdError::OrgSlug) }

@@ -60,8 +60,9 @@ pub type Claims = serde_json::Map<String, serde_json::Value>;
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganization {
-    /// Display name, 1 to 200 characters.
+    /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_name))]
     pub name: Option<String>,
     /// Claims to set (added, or replacing the claim of the same name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,9 +79,11 @@ pub struct UpdateOrganization {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganization {
     /// 1 to 63 characters: lower-case letters, digits and `-`, starting with a letter or digit.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::slug))]
     pub slug: String,
     /// Display name; defaults to the slug.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_name))]
     pub name: Option<String>,
 }
 
@@ -126,6 +129,7 @@ pub struct PublicKeyInfo {
 #[serde(deny_unknown_fields)]
 pub struct AddPublicKeys {
     /// Each a PEM public key, a JWK or a JWK Set, as text. Private keys are refused.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::public_keys))]
     pub keys: Vec<String>,
 }
 
@@ -172,21 +176,27 @@ pub struct Credential {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateCredential {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name))]
     pub name: String,
     /// The organization's slug; the organization is created if it does not exist yet.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::slug))]
     pub org: String,
     pub environment: Environment,
     #[serde(default)]
     pub permissions: Vec<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::audiences))]
     pub audiences: Vec<String>,
     /// Seconds until the credential expires; absent or null: it never expires.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::expires_in_seconds))]
     pub expires_in_seconds: Option<u64>,
     /// Lifetime of the tokens it obtains; default 3600.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::token_lifetime_seconds))]
     pub token_lifetime_seconds: Option<u32>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::rate_limit_per_minute))]
     pub rate_limit_per_minute: Option<u32>,
     /// Custom claims its tokens carry (see the `Claims` limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +214,7 @@ pub struct NewCredential {
     /// Public keys for `private_key_jwt` client authentication (RFC 7523): each a PEM public
     /// key, a JWK or a JWK Set, as text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_public_keys))]
     pub public_keys: Vec<String>,
     /// `true`: no client secret is generated; the credential authenticates only with its
     /// public keys (which it must then have).
@@ -275,21 +286,26 @@ impl std::fmt::Debug for CreatedCredential {
 #[serde(deny_unknown_fields)]
 pub struct UpdateCredential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_name))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_audiences))]
     pub audiences: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::token_lifetime_seconds))]
     pub token_lifetime_seconds: Option<u32>,
     /// Seconds from now until the credential expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::expires_in_seconds))]
     pub expires_in_seconds: Option<u64>,
     /// `true` removes the expiry. Cannot be combined with `expires_in_seconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub never_expires: Option<bool>,
     /// Token requests per minute; `0` turns the limit off for this credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::rate_limit_per_minute))]
     pub rate_limit_per_minute: Option<u32>,
     /// `true` goes back to the server's default limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,6 +328,7 @@ pub struct RotateSecret {
     /// How long the existing secrets keep working, in seconds; default 86400 (24 h); 0 ends
     /// them at once.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::overlap_seconds))]
     pub overlap_seconds: Option<u64>,
 }
 
@@ -390,6 +407,7 @@ pub struct RotateKey {
     /// Seconds the new key is published before it signs; default: the server's propagation
     /// delay. 0 makes it sign at once (verifiers with a cached JWKS refetch on the unknown kid).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::propagation_seconds))]
     pub propagation_seconds: Option<u64>,
 }
 
@@ -546,12 +564,15 @@ impl std::fmt::Debug for PasswordReset {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::slug))]
     pub org: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::email))]
     pub email: String,
     /// Default `admin`.
     #[serde(default)]
     pub role: Option<UserRole>,
     /// 12 to 256 characters.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::password))]
     pub password: String,
 }
 

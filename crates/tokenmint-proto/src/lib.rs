@@ -13,7 +13,10 @@ pub mod error;
 pub mod feed;
 pub mod json;
 pub mod jwks;
+pub mod limits;
 pub mod metadata;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod problem;
 pub mod token;
 

@@ -33,7 +33,7 @@ use tokenmint_store::{
 /// Default overlap of a rotation: the old secret keeps working for a day.
 pub const DEFAULT_ROTATION_OVERLAP_SECS: u64 = 86_400;
 /// Longest overlap or expiry accepted (ten years).
-pub const MAX_DURATION_SECS: u64 = 10 * 366 * 86_400;
+pub const MAX_DURATION_SECS: u64 = tokenmint_proto::limits::DURATION_MAX_SECS;
 
 /// Rotations of one credential less than this far apart are refused: a concurrent second
 /// rotation would end (or cut short) the secret the first one just handed out.
@@ -198,10 +198,13 @@ pub fn org_view(o: &Organization) -> dto::Organization {
     }
 }
 
+/// A name is judged as given (its length, its characters), then trimmed: the bound the
+/// OpenAPI document states (`maxLength`, `pattern`) is this one exactly.
 fn validate_name(name: &str) -> Result<String, ApiError> {
+    let too_long = name.chars().count() > MAX_NAME_LEN;
+    let control = name.chars().any(char::is_control);
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control)
-    {
+    if name.is_empty() || too_long || control {
         return Err(ApiError::validation(
             "name",
             format!("the name must be 1 to {MAX_NAME_LEN} characters, without control characters"),
@@ -219,11 +222,10 @@ fn validate_audiences(list: &[String]) -> Result<Vec<String>, ApiError> {
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for a in list {
+        // Judged as given for the length, then trimmed (as the document's pattern says).
+        let too_long = a.chars().count() > MAX_AUDIENCE_LEN;
         let a = a.trim();
-        if a.is_empty()
-            || a.len() > MAX_AUDIENCE_LEN
-            || a.chars().any(|c| c.is_control() || c == ' ')
-        {
+        if a.is_empty() || too_long || a.chars().any(|c| c.is_control() || c == ' ') {
             return Err(ApiError::validation(
                 "audiences",
                 format!(
@@ -303,10 +305,11 @@ fn validate_expiry(now: UnixTime, secs: u64, field: &'static str) -> Result<Unix
 }
 
 fn validate_rate_limit(n: u32) -> Result<u32, ApiError> {
-    if n > 1_000_000 {
+    use tokenmint_proto::limits::RATE_LIMIT_MAX_PER_MINUTE;
+    if n > RATE_LIMIT_MAX_PER_MINUTE {
         return Err(ApiError::validation(
             "rate_limit_per_minute",
-            "at most 1000000 per minute (0 turns the limit off)",
+            format!("at most {RATE_LIMIT_MAX_PER_MINUTE} per minute (0 turns the limit off)"),
         ));
     }
     Ok(n)
@@ -530,6 +533,23 @@ pub async fn get_credential(
     load_credential(state, actor, client_id, Action::ReadCredential).await
 }
 
+/// The page size asked for (`field`), or the default: one beyond the list's maximum, or 0, is
+/// refused rather than cut down, as the OpenAPI document's `minimum` and `maximum` say.
+pub fn page_size(
+    field: &'static str,
+    asked: Option<u32>,
+    size: tokenmint_proto::limits::PageSize,
+) -> Result<u32, ApiError> {
+    match asked {
+        None => Ok(size.default),
+        Some(n) if (1..=size.max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::validation(
+            field,
+            format!("{field} must be 1 to {} (default {}), not {n}", size.max, size.default),
+        )),
+    }
+}
+
 pub async fn list_credentials(
     state: &AppState,
     actor: &Actor,
@@ -538,7 +558,8 @@ pub async fn list_credentials(
     limit: Option<u32>,
 ) -> Result<dto::Page<dto::Credential>, ApiError> {
     let org = list_scope(actor, Action::ListCredentials, org)?;
-    let filter = CredentialFilter { org, after: cursor, limit: limit.unwrap_or(100).clamp(1, 500) };
+    let limit = page_size("limit", limit, tokenmint_proto::limits::CREDENTIALS_PAGE)?;
+    let filter = CredentialFilter { org, after: cursor, limit };
     let page = state.store.list_credentials(&filter).await.map_err(|e| match e {
         StoreError::Conflict(_) => {
             ApiError::validation("cursor", "the cursor is invalid; start again without it")
@@ -1009,7 +1030,8 @@ pub async fn list_organizations(
     limit: Option<u32>,
 ) -> Result<dto::Page<dto::Organization>, ApiError> {
     authorize(actor, Action::ListOrganizations, &Target::Platform, "organization")?;
-    let page = state.store.list_organizations(cursor, limit.unwrap_or(100).clamp(1, 500)).await?;
+    let limit = page_size("limit", limit, tokenmint_proto::limits::ORGANIZATIONS_PAGE)?;
+    let page = state.store.list_organizations(cursor, limit).await?;
     Ok(dto::Page { items: page.items.iter().map(org_view).collect(), next_cursor: page.next })
 }
 

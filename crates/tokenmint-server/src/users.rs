@@ -31,9 +31,10 @@ use tokenmint_core::{OrgSlug, crypto};
 use tokenmint_proto::admin as dto;
 use tokenmint_store::{Organization, PasswordReset, PortalUser, StoreError, UserRole, UserStatus};
 
-pub const MIN_PASSWORD_LEN: usize = 12;
-pub const MAX_PASSWORD_LEN: usize = 256;
-pub const MAX_EMAIL_LEN: usize = 254;
+pub const MIN_PASSWORD_LEN: usize = tokenmint_proto::limits::PASSWORD_MIN_LEN;
+pub const MAX_PASSWORD_LEN: usize = tokenmint_proto::limits::PASSWORD_MAX_LEN;
+/// In characters as given (surrounding white space included).
+pub const MAX_EMAIL_LEN: usize = tokenmint_proto::limits::EMAIL_MAX_LEN;
 /// The one answer an organization's admin gets when an email cannot be given to a new user.
 pub const EMAIL_NOT_ADDED: &str =
     "this email address cannot be added; check it, or use another address";
@@ -99,8 +100,9 @@ pub async fn verify_password(hash: String, password: Password) -> bool {
 
 /// Checks the shape of an email address: what a person can type, not full RFC 5322.
 pub fn validate_email(email: &str) -> Result<String, ApiError> {
+    let too_long = email.chars().count() > MAX_EMAIL_LEN;
     let email = email.trim();
-    let ok = email.len() <= MAX_EMAIL_LEN
+    let ok = !too_long
         && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')

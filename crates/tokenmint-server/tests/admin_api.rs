@@ -8,6 +8,12 @@ mod common;
 use common::spawn_app;
 use reqwest::Method;
 use serde_json::{Value, json};
+use tokenmint_proto::limits::{
+    ACTIVITY_DAYS, AUDIENCE_MAX_LEN, AUDIENCES_MAX, AUDIT_PAGE, CREDENTIALS_PAGE,
+    DURATION_MAX_SECS, EMAIL_MAX_LEN, KEY_PROPAGATION_MAX_SECS, NAME_MAX_LEN, ORGANIZATIONS_PAGE,
+    PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, PUBLIC_KEYS_MAX, RATE_LIMIT_MAX_PER_MINUTE,
+    REVOCATIONS_PAGE, SLUG_MAX_LEN,
+};
 
 #[tokio::test]
 async fn the_admin_api_needs_a_bearer_token_and_says_so_in_problem_json() {
@@ -281,4 +287,347 @@ async fn the_admin_credential_cannot_lock_itself_out() {
     let res = app.admin(Method::GET, "/credentials", None).await;
     assert_eq!(res.status(), 200);
     app.stop().await;
+}
+
+/// Every list of the admin API serves pages up to its maximum and refuses a larger page, 0 and
+/// a negative number with the 422 problem of any other bad query, rather than cutting the page
+/// down to size (a client would take the short page for the end of the list).
+#[tokio::test]
+async fn every_list_endpoint_refuses_a_page_size_beyond_its_maximum_or_below_one() {
+    let app = spawn_app().await;
+    let (id, _) = app.sandbox_reader().await;
+    let activity = format!("/credentials/{id}/activity");
+    let lists = [
+        ("/audit", "limit", AUDIT_PAGE),
+        ("/credentials", "limit", CREDENTIALS_PAGE),
+        ("/organizations", "limit", ORGANIZATIONS_PAGE),
+        ("/revocations", "limit", REVOCATIONS_PAGE),
+        ("/revocations/stream", "limit", REVOCATIONS_PAGE),
+        (activity.as_str(), "days", ACTIVITY_DAYS),
+    ];
+    for (path, param, size) in lists {
+        for ok in [1, size.max] {
+            let res = app.admin(Method::GET, &format!("{path}?{param}={ok}"), None).await;
+            assert_eq!(res.status(), 200, "{path}?{param}={ok}");
+        }
+        for bad in [i64::from(size.max) + 1, 0, -1, i64::from(u32::MAX) + 1] {
+            let res = app.admin(Method::GET, &format!("{path}?{param}={bad}"), None).await;
+            assert_eq!(res.status(), 422, "{path}?{param}={bad}");
+            assert_eq!(res.headers()["content-type"], "application/problem+json");
+            let p: Value = res.json().await.unwrap();
+            // A number a page size cannot be at all is a malformed query; one it can be but
+            // out of range names the parameter and its bounds.
+            if (0..=i64::from(u32::MAX)).contains(&bad) {
+                assert_eq!(p["field"], param, "{path}?{param}={bad}: {p}");
+                assert!(
+                    p["detail"].as_str().unwrap().contains(&format!("1 to {}", size.max)),
+                    "{p}"
+                );
+            } else {
+                assert_eq!(p["field"], "query", "{path}?{param}={bad}: {p}");
+            }
+        }
+    }
+    let res = app.admin(Method::GET, "/revocations?after=-1", None).await;
+    assert_eq!(res.status(), 422);
+}
+
+/// The schema of a request body's member: in the schema's own properties or in one of those
+/// it combines (`allOf`, as a flattened body is documented), `$ref`s followed.
+fn member<'a>(doc: &'a Value, schema: &'a Value, name: &str) -> Option<&'a Value> {
+    let schema = resolve(doc, schema);
+    schema["properties"]
+        .get(name)
+        .map(|m| resolve(doc, m))
+        .or_else(|| schema["allOf"].as_array()?.iter().find_map(|part| member(doc, part, name)))
+}
+
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+        None => schema,
+    }
+}
+
+/// Every member of a schema, with the schemas it combines.
+fn members<'a>(doc: &'a Value, schema: &'a Value) -> Vec<(String, &'a Value)> {
+    let schema = resolve(doc, schema);
+    let mut out: Vec<(String, &Value)> = schema["properties"]
+        .as_object()
+        .map(|p| p.iter().map(|(k, v)| (k.clone(), resolve(doc, v))).collect())
+        .unwrap_or_default();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        out.extend(members(doc, part));
+    }
+    out
+}
+
+fn has_type(schema: &Value, ty: &str) -> bool {
+    schema["type"] == ty || schema["type"].as_array().is_some_and(|t| t.iter().any(|t| t == ty))
+}
+
+async fn openapi(app: &common::TestApp) -> Value {
+    app.http.get(app.url("/admin/v1/openapi.json")).send().await.unwrap().json().await.unwrap()
+}
+
+/// The document states each bound the server enforces, from the constants it enforces them
+/// with: every page size its minimum and maximum, every number of a request body its range,
+/// and every bounded string and list of a body its length, pattern, values or count.
+#[tokio::test]
+async fn the_openapi_document_states_every_bound_the_server_enforces() {
+    let app = spawn_app().await;
+    let doc = openapi(&app).await;
+    let pages = [
+        ("/admin/v1/audit", "limit", AUDIT_PAGE),
+        ("/admin/v1/credentials", "limit", CREDENTIALS_PAGE),
+        ("/admin/v1/organizations", "limit", ORGANIZATIONS_PAGE),
+        ("/admin/v1/revocations", "limit", REVOCATIONS_PAGE),
+        ("/admin/v1/revocations/stream", "limit", REVOCATIONS_PAGE),
+        ("/admin/v1/credentials/{client_id}/activity", "days", ACTIVITY_DAYS),
+    ];
+    let mut pages_seen = 0;
+    let mut bodies = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                // A path parameter is one the path names; everything else is in the query.
+                assert_eq!(
+                    p["in"] == "path",
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path} {name}: {p}"
+                );
+                if p["in"] != "query" || !has_type(&p["schema"], "integer") {
+                    continue;
+                }
+                // Every number a query takes has a lower bound; page sizes an upper one.
+                assert!(p["schema"]["minimum"].is_number(), "{method} {path} {name}: {p}");
+                if let Some((.., size)) = pages.iter().find(|(pp, n, _)| pp == path && *n == name) {
+                    assert_eq!(p["schema"]["minimum"], 1, "{path} {name}");
+                    assert_eq!(p["schema"]["maximum"], size.max, "{path} {name}");
+                    pages_seen += 1;
+                } else {
+                    assert!(!["limit", "days"].contains(&name), "{path} {name} is not known here");
+                }
+            }
+            if let Some(body) = op.pointer("/requestBody/content/application~1json/schema") {
+                bodies.push((format!("{method} {path}"), body));
+            }
+        }
+    }
+    assert_eq!(pages_seen, pages.len());
+    // Every number of every body: a range.
+    assert!(bodies.len() >= 8, "{}", bodies.len());
+    for (op, body) in &bodies {
+        for (name, m) in members(&doc, body) {
+            if has_type(m, "integer") {
+                assert!(m["minimum"].is_number() && m["maximum"].is_number(), "{op} {name}: {m}");
+            }
+        }
+    }
+    let schemas = &doc["components"]["schemas"];
+    let get = |schema: &str, name: &str| {
+        member(&doc, &schemas[schema], name).unwrap_or_else(|| panic!("{schema}.{name}")).clone()
+    };
+    let slug_pattern = format!("[a-z0-9][a-z0-9-]{{0,{}}}", SLUG_MAX_LEN - 1);
+    for (schema, name) in
+        [("CreateOrganization", "slug"), ("CreateCredential", "org"), ("CreateUser", "org")]
+    {
+        assert!(
+            get(schema, name)["pattern"].as_str().unwrap().contains(&slug_pattern),
+            "{schema}.{name}"
+        );
+    }
+    for (schema, name) in [
+        ("CreateOrganization", "name"),
+        ("UpdateOrganization", "name"),
+        ("CreateCredential", "name"),
+        ("UpdateCredential", "name"),
+    ] {
+        let m = get(schema, name);
+        assert_eq!(
+            (m["minLength"].as_u64(), m["maxLength"].as_u64()),
+            (Some(1), Some(NAME_MAX_LEN as u64)),
+            "{schema}.{name}"
+        );
+        assert!(m["pattern"].is_string(), "{schema}.{name}");
+    }
+    for schema in ["CreateCredential", "UpdateCredential"] {
+        let a = get(schema, "audiences");
+        assert_eq!(a["maxItems"], AUDIENCES_MAX, "{schema}");
+        assert_eq!(a["items"]["maxLength"], AUDIENCE_MAX_LEN, "{schema}");
+        assert!(a["items"]["pattern"].is_string(), "{schema}");
+        let p = get(schema, "permissions");
+        let pattern = p["items"]["pattern"].as_str().unwrap();
+        for known in ["eligibility:read", "billing:write", "tokenmint:admin"] {
+            assert!(pattern.contains(known), "{schema}: {pattern}");
+        }
+        assert_eq!(
+            get(schema, "token_lifetime_seconds")["maximum"],
+            app.state.config.max_token_lifetime
+        );
+    }
+    assert_eq!(get("NewCredential", "public_keys")["maxItems"], PUBLIC_KEYS_MAX);
+    let keys = get("AddPublicKeys", "keys");
+    assert_eq!(
+        (keys["minItems"].as_u64(), keys["maxItems"].as_u64()),
+        (Some(1), Some(PUBLIC_KEYS_MAX as u64))
+    );
+    assert_eq!(get("CreateUser", "email")["maxLength"], EMAIL_MAX_LEN);
+    let password = get("CreateUser", "password");
+    assert_eq!(
+        (password["minLength"].as_u64(), password["maxLength"].as_u64()),
+        (Some(PASSWORD_MIN_LEN as u64), Some(PASSWORD_MAX_LEN as u64))
+    );
+    assert_eq!(get("RotateKey", "alg")["enum"], json!(["RS256", "ES256", "EdDSA", null]));
+    assert_eq!(get("RotateKey", "propagation_seconds")["maximum"], KEY_PROPAGATION_MAX_SECS);
+    assert_eq!(get("RotateSecret", "overlap_seconds")["maximum"], DURATION_MAX_SECS);
+    assert_eq!(
+        get("CreateCredential", "rate_limit_per_minute")["maximum"],
+        RATE_LIMIT_MAX_PER_MINUTE
+    );
+    for (schema, edits) in
+        [("CreateCredential", false), ("UpdateCredential", true), ("UpdateOrganization", true)]
+    {
+        let claims = get(schema, "claims");
+        assert_eq!(claims["maxProperties"], tokenmint_core::claims::MAX_CLAIMS, "{schema}");
+        let names = claims["propertyNames"]["pattern"].as_str().unwrap();
+        assert!(names.contains(&tokenmint_core::claims::MAX_CLAIM_NAME_LEN.to_string()), "{names}");
+        assert!(
+            claims["propertyNames"]["not"]["pattern"].as_str().unwrap().contains("[sS][uU][bB]")
+        );
+        if edits {
+            assert_eq!(get(schema, "remove_claims")["items"], claims["propertyNames"], "{schema}");
+        }
+    }
+}
+
+/// What a string member's `pattern` and lengths allow is what the server takes, value for
+/// value, white space it trims and characters it refuses included: the document neither
+/// refuses what the server takes nor promises what it refuses.
+#[tokio::test]
+async fn string_bounds_in_the_document_accept_exactly_what_the_server_accepts() {
+    let app = spawn_app().await;
+    let doc = openapi(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let allows = |schema: &str, name: &str, value: &str| {
+        let m = member(&doc, &schemas[schema], name).unwrap();
+        let m = if m["items"].is_object() { &m["items"] } else { m };
+        let n = value.chars().count() as u64;
+        m["pattern"].as_str().is_none_or(|p| regex::Regex::new(p).unwrap().is_match(value))
+            && m["maxLength"].as_u64().is_none_or(|max| n <= max)
+            && m["minLength"].as_u64().is_none_or(|min| n >= min)
+    };
+    let long_name = "n".repeat(NAME_MAX_LEN);
+    let too_long_name = format!(" {long_name}");
+    let names = [
+        "ok",
+        " padded\u{3000}",
+        "",
+        " ",
+        "\u{3000}\u{a0}",
+        "tab\there",
+        "\u{85}",
+        "line\u{2028}sep",
+        "émoji 🦀",
+        long_name.as_str(),
+        too_long_name.as_str(),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let slug = format!("org-{i}");
+        let res = app
+            .admin(Method::POST, "/organizations", Some(json!({"slug": slug, "name": name})))
+            .await;
+        let documented = allows("CreateOrganization", "name", name);
+        assert_eq!(res.status() == 201, documented, "name {name:?}: {}", res.status());
+    }
+    let long_slug = "s".repeat(SLUG_MAX_LEN);
+    let too_long_slug = format!("{long_slug}x");
+    let slugs = [
+        "acme",
+        " spaced\t",
+        "-dash",
+        "UPPER",
+        "a_b",
+        "",
+        long_slug.as_str(),
+        too_long_slug.as_str(),
+        "\u{3000}wide",
+        "x\u{1c}",
+    ];
+    for slug in slugs {
+        let res = app.admin(Method::POST, "/organizations", Some(json!({"slug": slug}))).await;
+        let documented = allows("CreateOrganization", "slug", slug);
+        assert_eq!(res.status() == 201, documented, "slug {slug:?}: {}", res.status());
+    }
+    let long_audience = "a".repeat(AUDIENCE_MAX_LEN);
+    let too_long_audience = format!("{long_audience}x");
+    let audiences = [
+        "https://api",
+        " https://api ",
+        "a b",
+        "",
+        " ",
+        "\u{3000}",
+        "tab\tin",
+        "nbsp\u{a0}in",
+        long_audience.as_str(),
+        too_long_audience.as_str(),
+    ];
+    for aud in audiences {
+        let res = app
+            .admin(
+                Method::POST,
+                "/credentials",
+                Some(json!({"name": "aud", "org": "acme", "environment": "sandbox", "audiences": [aud]})),
+            )
+            .await;
+        let documented = allows("CreateCredential", "audiences", aud);
+        assert_eq!(res.status() == 201, documented, "audience {aud:?}: {}", res.status());
+    }
+    // "@example.com" is 12 characters: the first long address is exactly the most.
+    let longest_email = format!("{}@example.com", "l".repeat(EMAIL_MAX_LEN - 12));
+    let too_long_email = format!("l{longest_email}");
+    let emails = [
+        "ada@example.com",
+        " pad@example.com ",
+        "a@b@c",
+        "@b",
+        "a@",
+        "a b@c",
+        "<a>@b",
+        "a\u{3000}@b",
+        longest_email.as_str(),
+        too_long_email.as_str(),
+    ];
+    for (i, email) in emails.iter().enumerate() {
+        let res = app
+            .admin(
+                Method::POST,
+                "/users",
+                Some(json!({"org": "acme", "email": email, "password": format!("long enough password {i}")})),
+            )
+            .await;
+        let documented = allows("CreateUser", "email", email);
+        assert_eq!(res.status() == 201, documented, "email {email:?}: {}", res.status());
+    }
+    for perm in [
+        "eligibility:read",
+        " billing:write ",
+        "payroll:read",
+        "eligibility:admin",
+        "tokenmint:admin",
+        "tokenmint:nope",
+        "",
+    ] {
+        let res = app
+            .admin(
+                Method::POST,
+                "/credentials",
+                Some(json!({"name": "perm", "org": "acme", "environment": "sandbox", "permissions": [perm]})),
+            )
+            .await;
+        let documented = allows("CreateCredential", "permissions", perm);
+        assert_eq!(res.status() == 201, documented, "permission {perm:?}: {}", res.status());
+    }
 }

@@ -166,7 +166,8 @@ pub struct FeedConfig {
     pub poll_interval: Duration,
     /// While polling, how often opening the stream is tried again. Default 30 s.
     pub stream_retry_interval: Duration,
-    /// Entries asked for per poll request. Default 500.
+    /// Entries asked for per poll request. Default 500; at most the feed's page size
+    /// ([`tokenmint_proto::limits::REVOCATIONS_PAGE`], which the server refuses to exceed).
     pub page_limit: u32,
     /// A stream that sends nothing (not even a keep-alive comment) for this long is taken as
     /// dead and reopened. Default 60 s.

@@ -274,7 +274,8 @@ impl<T: TokenSource> Follower<T> {
 
     /// Polls pages until the feed has nothing more.
     async fn catch_up(&mut self) -> Result<(), FeedError> {
-        let limit = self.config.page_limit.max(1);
+        // The server refuses a page size beyond its maximum rather than cutting it down.
+        let limit = self.config.page_limit.clamp(1, tokenmint_proto::limits::REVOCATIONS_PAGE.max);
         for _ in 0..MAX_PAGES_PER_CATCH_UP {
             let after = self.parts.list.cursor();
             let response = self

@@ -48,7 +48,8 @@ fn instant(flag: &str, value: &str) -> Result<String> {
 pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
     let AuditCommand::Export(a) = cmd;
     let client = AdminClient::connect(&a.admin).await?;
-    let mut query = String::from("limit=1000");
+    // The largest page the server serves: it refuses a larger one.
+    let mut query = format!("limit={}", tokenmint_proto::limits::AUDIT_PAGE.max);
     for (key, value) in
         [("org", a.org.clone()), ("client_id", a.client_id.clone()), ("kind", a.kind.clone())]
     {

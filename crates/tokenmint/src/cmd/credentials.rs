@@ -405,7 +405,8 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
             let mut items = Vec::new();
             let mut cursor: Option<String> = None;
             loop {
-                let mut path = String::from("/credentials?limit=500");
+                let mut path =
+                    format!("/credentials?limit={}", tokenmint_proto::limits::CREDENTIALS_PAGE.max);
                 if let Some(o) = &a.org {
                     path.push_str(&format!("&org={}", segment(o)));
                 }

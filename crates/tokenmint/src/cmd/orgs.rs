@@ -118,9 +118,10 @@ pub async fn run(cmd: OrgsCommand) -> Result<ExitCode> {
             let mut items = Vec::new();
             let mut cursor: Option<String> = None;
             loop {
+                let max = tokenmint_proto::limits::ORGANIZATIONS_PAGE.max;
                 let path = match &cursor {
-                    Some(c) => format!("/organizations?limit=500&cursor={}", segment(c)),
-                    None => "/organizations?limit=500".to_owned(),
+                    Some(c) => format!("/organizations?limit={max}&cursor={}", segment(c)),
+                    None => format!("/organizations?limit={max}"),
                 };
                 let page: dto::Page<dto::Organization> = client.get(&path).await?;
                 items.extend(page.items);

@@ -11,11 +11,13 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tokenmint_proto::Problem;
 use tokenmint_proto::admin as dto;
+use tokenmint_proto::limits::{ACTIVITY_DAYS, AUDIT_PAGE};
 use tokenmint_store::{AuditFilter, AuditRecord};
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub org: Option<String>,
     pub client_id: Option<String>,
@@ -31,8 +33,12 @@ pub struct AuditQuery {
     pub until: Option<OffsetDateTime>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// Page size, 1 to 1000 (default 100).
+    #[param(schema_with = audit_limit)]
     pub limit: Option<u32>,
+}
+
+fn audit_limit() -> utoipa::openapi::Object {
+    tokenmint_proto::openapi::page_size(AUDIT_PAGE, "Page size")
 }
 
 pub fn event_view(r: &AuditRecord) -> dto::AuditEvent {
@@ -67,8 +73,8 @@ pub async fn list_audit(
         })?),
         None => None,
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let org = service::list_scope(&caller.actor, Action::ReadAudit, q.org)?;
+    let limit = service::page_size("limit", q.limit, AUDIT_PAGE)?;
     let filter = AuditFilter {
         org,
         client_id: q.client_id,
@@ -119,9 +125,14 @@ pub async fn list_alerts(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
-    /// Days of history, 1 to 90 (default 14).
+    #[param(schema_with = activity_days)]
     pub days: Option<u32>,
+}
+
+fn activity_days() -> utoipa::openapi::Object {
+    tokenmint_proto::openapi::page_size(ACTIVITY_DAYS, "Days of history")
 }
 
 /// A credential's tokens per day and recent failures (used by the portal, too).
@@ -131,7 +142,9 @@ pub async fn activity(
     days: u32,
     now: i64,
 ) -> Result<dto::CredentialActivity, ApiError> {
-    let days = i64::from(days.clamp(1, 90));
+    // Callers pass a checked number (`service::page_size`); the clamp only keeps the
+    // arithmetic below in bounds.
+    let days = i64::from(days.clamp(1, ACTIVITY_DAYS.max));
     let today = now - now.rem_euclid(86_400);
     let start = today - (days - 1) * 86_400;
     let counts = state.store.token_counts(client_id, start).await?;
@@ -176,6 +189,7 @@ pub async fn activity(
         (status = 200, description = "Tokens per day and recent refused requests", body = dto::CredentialActivity),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such credential", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query: days out of range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn show_activity(
@@ -185,5 +199,6 @@ pub async fn show_activity(
     QueryParams(q): QueryParams<ActivityQuery>,
 ) -> Result<Json<dto::CredentialActivity>, ApiError> {
     service::get_credential(&state, &caller.actor, &client_id).await?;
-    Ok(Json(activity(&state, &client_id, q.days.unwrap_or(14), state.now()).await?))
+    let days = service::page_size("days", q.days, ACTIVITY_DAYS)?;
+    Ok(Json(activity(&state, &client_id, days, state.now()).await?))
 }

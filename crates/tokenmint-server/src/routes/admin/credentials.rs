@@ -18,13 +18,18 @@ use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only credentials of this organization.
     pub org: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// Page size, 1 to 500 (default 100).
+    #[param(schema_with = credentials_limit)]
     pub limit: Option<u32>,
+}
+
+fn credentials_limit() -> utoipa::openapi::Object {
+    tokenmint_proto::openapi::page_size(tokenmint_proto::limits::CREDENTIALS_PAGE, "Page size")
 }
 
 #[utoipa::path(post, path = "/admin/v1/credentials", tag = "credentials",
@@ -49,8 +54,9 @@ pub async fn create_credential(
 #[utoipa::path(get, path = "/admin/v1/credentials", tag = "credentials", params(ListQuery),
     responses(
         (status = 200, description = "A page of credentials", body = dto::Page<dto::Credential>),
+        (status = 400, description = "A cursor no listing returned: start again without one", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query: an unknown parameter, a limit out of range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list_credentials(
@@ -145,6 +151,7 @@ pub async fn activate_credential(
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such credential", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Rotated moments ago, or as many secrets live as a credential may hold: delete one first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

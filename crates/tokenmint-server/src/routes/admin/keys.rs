@@ -15,6 +15,7 @@ use tokenmint_core::keys::{self, SigningAlgorithm, UNPUBLISH_GRACE_SECS};
 use tokenmint_proto::Problem;
 use tokenmint_proto::admin::{self as dto, KeyState};
 use tokenmint_proto::feed::Revocation;
+use tokenmint_proto::limits::KEY_PROPAGATION_MAX_SECS;
 use tokenmint_store::NewRevocation;
 
 /// The keys that are still published (or pending), with their lifecycle.
@@ -116,10 +117,10 @@ pub async fn rotate_key(
         None => state.config.signing_alg,
     };
     let propagation = input.propagation_seconds.unwrap_or(state.config.key_propagation.as_secs());
-    if propagation > 30 * 86_400 {
+    if propagation > KEY_PROPAGATION_MAX_SECS {
         return Err(ApiError::validation(
             "propagation_seconds",
-            "at most 2592000 seconds (30 days)",
+            format!("at most {KEY_PROPAGATION_MAX_SECS} seconds (30 days)"),
         ));
     }
     if schedule_new_key(&state, alg, propagation, Some(&caller.actor)).await?.is_none() {

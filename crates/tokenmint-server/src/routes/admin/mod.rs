@@ -183,5 +183,5 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn openapi_document(State(state): State<AppState>) -> Response {
-    axum::Json(crate::openapi::document(&state.issuer)).into_response()
+    axum::Json(crate::openapi::document(&state.issuer, &state.config)).into_response()
 }

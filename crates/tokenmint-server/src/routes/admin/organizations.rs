@@ -16,11 +16,16 @@ use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// Page size, 1 to 500 (default 100).
+    #[param(schema_with = organizations_limit)]
     pub limit: Option<u32>,
+}
+
+fn organizations_limit() -> utoipa::openapi::Object {
+    tokenmint_proto::openapi::page_size(tokenmint_proto::limits::ORGANIZATIONS_PAGE, "Page size")
 }
 
 #[utoipa::path(post, path = "/admin/v1/organizations", tag = "organizations",
@@ -45,8 +50,9 @@ pub async fn create_organization(
 #[utoipa::path(get, path = "/admin/v1/organizations", tag = "organizations", params(ListQuery),
     responses(
         (status = 200, description = "A page of organizations", body = dto::Page<dto::Organization>),
+        (status = 400, description = "A cursor no listing returned: start again without one", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query: an unknown parameter, a limit out of range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list_organizations(

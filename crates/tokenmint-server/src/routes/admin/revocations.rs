@@ -17,16 +17,39 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tokenmint_proto::Problem;
 use tokenmint_proto::feed::{RevocationEntry, RevocationEvent, RevocationPage, SSE_EVENT};
+use tokenmint_proto::limits::REVOCATIONS_PAGE;
 use tokio_stream::wrappers::BroadcastStream;
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// Return entries after this cursor (0: every live entry).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
-    /// Page size, 1 to 10000 (default 1000).
+    #[param(schema_with = revocations_limit)]
     pub limit: Option<u32>,
+}
+
+fn revocations_limit() -> utoipa::openapi::Object {
+    tokenmint_proto::openapi::page_size(REVOCATIONS_PAGE, "Page size")
+}
+
+impl FeedQuery {
+    /// The cursor (0 when none) and the page size, each refused when out of range, as the
+    /// document's `minimum` and `maximum` say, rather than cut down.
+    fn checked(&self) -> Result<(Option<i64>, u32), ApiError> {
+        if let Some(after) = self.after
+            && after < 0
+        {
+            return Err(ApiError::validation(
+                "after",
+                format!("after is a cursor, 0 or more, not {after}"),
+            ));
+        }
+        Ok((self.after, service::page_size("limit", self.limit, REVOCATIONS_PAGE)?))
+    }
 }
 
 #[utoipa::path(get, path = "/admin/v1/revocations", tag = "revocations", params(FeedQuery),
@@ -34,6 +57,7 @@ pub struct FeedQuery {
         (status = 200, description = "Live entries after the cursor", body = RevocationPage),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs tokenmint:revocations", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query: after below 0, limit out of range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list_revocations(
@@ -42,11 +66,9 @@ pub async fn list_revocations(
     QueryParams(q): QueryParams<FeedQuery>,
 ) -> Result<Json<RevocationPage>, ApiError> {
     service::authorize(&caller.actor, Action::FollowRevocations, &Target::Platform, "feed")?;
-    let after = q.after.unwrap_or(0).max(0);
-    let entries = state
-        .store
-        .list_revocations(after, q.limit.unwrap_or(1000).clamp(1, 10_000), state.now())
-        .await?;
+    let (after, limit) = q.checked()?;
+    let after = after.unwrap_or(0);
+    let entries = state.store.list_revocations(after, limit, state.now()).await?;
     let next_cursor = entries.last().map_or(after, |e| e.cursor);
     Ok(Json(RevocationPage { entries, next_cursor }))
 }
@@ -75,6 +97,7 @@ fn event(e: &RevocationEntry) -> Event {
         (status = 200, description = "A text/event-stream of entries; resume with Last-Event-ID", content_type = "text/event-stream", body = RevocationEvent),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs tokenmint:revocations", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query: after below 0, limit out of range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn stream_revocations(
@@ -84,16 +107,19 @@ pub async fn stream_revocations(
     QueryParams(q): QueryParams<FeedQuery>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     service::authorize(&caller.actor, Action::FollowRevocations, &Target::Platform, "feed")?;
+    // The stream's backlog is read in one page of the largest size; `limit` is checked all
+    // the same, so that a value the document refuses is refused here too.
+    let (after, _) = q.checked()?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
-    let after = resume.or(q.after).unwrap_or(0).max(0);
+    let after = resume.or(after).unwrap_or(0).max(0);
     // Subscribe before reading the backlog, so nothing committed in between is missed; the
     // cursor filter below drops what both deliver.
     let live = BroadcastStream::new(state.revocations.subscribe());
     let now = state.now();
-    let backlog = state.store.list_revocations(after, 10_000, now).await?;
+    let backlog = state.store.list_revocations(after, REVOCATIONS_PAGE.max, now).await?;
     let mut last = backlog.last().map_or(after, |e| e.cursor);
     let backlog_events: Vec<Result<Event, Infallible>> =
         backlog.iter().map(|e| Ok(event(e))).collect();

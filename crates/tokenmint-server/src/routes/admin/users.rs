@@ -17,6 +17,7 @@ use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only users of this organization.
     pub org: Option<String>,
@@ -46,6 +47,7 @@ pub async fn create_user(
     responses(
         (status = 200, description = "Users ordered by organization and email", body = Vec<dto::User>),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query: an unknown parameter", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list_users(
@@ -102,6 +104,7 @@ pub async fn reactivate_user(
         (status = 403, description = "Not allowed for this user's role or the role given", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The caller's own user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field: a body that is not an object, an unknown member, a role that is not one", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn update_user(
