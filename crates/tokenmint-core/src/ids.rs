@@ -233,9 +233,23 @@ impl fmt::Display for SafeText {
     }
 }
 
+/// Quoted, so that a log field holding outside text cannot read as further `key=value` fields,
+/// and escaped only where it is not already: a `"` becomes `\"`, and the escapes the text
+/// carries (`\u{7}`) stay as they are rather than becoming `\\u{7}`.
 impl fmt::Debug for SafeText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        use fmt::Write as _;
+        f.write_char('"')?;
+        for part in self.0.split_inclusive('"') {
+            match part.strip_suffix('"') {
+                Some(head) => {
+                    f.write_str(head)?;
+                    f.write_str("\\\"")?;
+                }
+                None => f.write_str(part)?,
+            }
+        }
+        f.write_char('"')
     }
 }
 
@@ -345,6 +359,13 @@ impl fmt::Display for OrgSlug {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safe_text_is_quoted_in_debug_output_and_its_escapes_are_not_escaped_again() {
+        let text = SafeText::new("say \"hi\"\u{7} key=value\\");
+        assert_eq!(format!("{text:?}"), r#""say \"hi\"\u{7} key=value\u{5c}""#);
+        assert_eq!(format!("{:?}", SafeText::new("")), r#""""#);
+    }
 
     #[test]
     fn generated_client_ids_have_the_prefix_and_parse_back() {

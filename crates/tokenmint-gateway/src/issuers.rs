@@ -273,7 +273,7 @@ impl IssuerSet {
         } else {
             // As `Issuers::verify` picks: by the `iss` the token names, compared exactly; the
             // chosen verifier checks it in full.
-            let iss = tokenmint_verify::read_issuer(token).map_err(Judgement::Refused)?;
+            let iss = tokenmint_verify::pick_issuer(token).map_err(Judgement::Refused)?;
             match self.slots.iter().find(|s| s.url == iss) {
                 Some(slot) => slot,
                 None => return Err(Judgement::Refused(VerifyError::WrongIssuer)),

@@ -60,12 +60,13 @@ pub fn from_str(text: &str) -> Result<Value, StrictJsonError> {
 /// Reads `bytes` as one JSON document, refusing repeated keys at any depth and numbers no
 /// reader can hold.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, StrictJsonError> {
-    let mut walk = Walk { duplicate: None };
+    let mut walk = Walk { duplicate: None, float_zero: false };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let read = Strict(&mut walk).deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     match (read, walk.duplicate) {
-        (Ok(value), _) => match unholdable_number(bytes) {
-            // Read, but a non-zero number came out as 0.
+        // Only a document that read a float as 0 may hold a non-zero number read as 0: the
+        // text is scanned again only then.
+        (Ok(value), _) => match walk.float_zero.then(|| unholdable_number(bytes)).flatten() {
             Some(literal) => Err(StrictJsonError::NumberOutOfRange { literal }),
             None => Ok(value),
         },
@@ -153,9 +154,11 @@ impl Duplicate {
     }
 }
 
-/// The refusal the reader met, if any.
+/// The refusal the reader met, if any, and whether it read a float as 0 (`0.0`, or a number
+/// too small for a binary64).
 struct Walk {
     duplicate: Option<Duplicate>,
+    float_zero: bool,
 }
 
 impl Walk {
@@ -197,6 +200,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        self.0.float_zero |= v == 0.0;
         // serde_json hands only finite numbers to a visitor.
         Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
     }

@@ -198,7 +198,7 @@ pub enum Decision {
         reason: String,
         /// The hook's `reason` as it was given (control characters escaped, at most
         /// [`MAX_REASON_CHARS`] characters), when it gave one as a string.
-        said: Option<String>,
+        said: Option<tokenmint_core::SafeText>,
         /// What else was wrong with an answer that refused: a refusal stands however the rest
         /// of the answer is written (see [`refuses`]).
         malformed: Option<String>,
@@ -557,61 +557,16 @@ fn refuses(bytes: &[u8]) -> bool {
             let (mut refused, mut allowed) = (false, false);
             while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                 if key == "allow" {
-                    match map.next_value::<IgnoredOr>()? {
-                        IgnoredOr::False => refused = true,
-                        IgnoredOr::Other => allowed = true,
+                    // Anything but `false` (`true`, "false", 0) is no refusal.
+                    match map.next_value::<serde_json::Value>()? {
+                        serde_json::Value::Bool(false) => refused = true,
+                        _ => allowed = true,
                     }
                 } else {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
             Ok(refused && !allowed)
-        }
-    }
-    /// `false`, or anything else (read without holding it).
-    enum IgnoredOr {
-        False,
-        Other,
-    }
-    impl<'de> Deserialize<'de> for IgnoredOr {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = IgnoredOr;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a value")
-                }
-                fn visit_bool<E>(self, v: bool) -> Result<IgnoredOr, E> {
-                    Ok(if v { IgnoredOr::Other } else { IgnoredOr::False })
-                }
-                fn visit_i64<E>(self, _: i64) -> Result<IgnoredOr, E> {
-                    Ok(IgnoredOr::Other)
-                }
-                fn visit_u64<E>(self, _: u64) -> Result<IgnoredOr, E> {
-                    Ok(IgnoredOr::Other)
-                }
-                fn visit_f64<E>(self, _: f64) -> Result<IgnoredOr, E> {
-                    Ok(IgnoredOr::Other)
-                }
-                fn visit_str<E>(self, _: &str) -> Result<IgnoredOr, E> {
-                    Ok(IgnoredOr::Other)
-                }
-                fn visit_unit<E>(self) -> Result<IgnoredOr, E> {
-                    Ok(IgnoredOr::Other)
-                }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                    self,
-                    mut a: A,
-                ) -> Result<IgnoredOr, A::Error> {
-                    while a.next_element::<IgnoredAny>()?.is_some() {}
-                    Ok(IgnoredOr::Other)
-                }
-                fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<IgnoredOr, A::Error> {
-                    while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                    Ok(IgnoredOr::Other)
-                }
-            }
-            d.deserialize_any(V)
         }
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -672,8 +627,8 @@ fn decision(
 
 /// The hook's reason as it was given, for the audit trail and the log: any text, control
 /// characters escaped (`\u{7}`), at most [`MAX_REASON_CHARS`] characters.
-fn said(reason: &str) -> String {
-    tokenmint_core::SafeText::bounded(reason, MAX_REASON_CHARS).to_string()
+fn said(reason: &str) -> tokenmint_core::SafeText {
+    tokenmint_core::SafeText::bounded(reason, MAX_REASON_CHARS)
 }
 
 /// The hook's reason for a refusal as an `error_description`: RFC 6749 §5.2 allows only
@@ -787,14 +742,10 @@ mod tests {
         let d =
             decision(answer(json!({"allow": false, "reason": "unpaid\r\ninvoice"})), &statics, "a")
                 .unwrap();
-        assert_eq!(
-            d,
-            Decision::Deny {
-                reason: "unpaid invoice".into(),
-                said: Some("unpaid\\u{d}\\u{a}invoice".into()),
-                malformed: None
-            }
-        );
+        let Decision::Deny { reason, said, malformed } = d else { panic!("{d:?}") };
+        assert_eq!(reason, "unpaid invoice");
+        assert_eq!(said.as_ref().map(|s| s.as_str()), Some("unpaid\\u{d}\\u{a}invoice"));
+        assert_eq!(malformed, None);
     }
 
     /// RFC 6749 §5.2: `error_description` = 1*( %x20-21 / %x23-5B / %x5D-7E ).
@@ -903,7 +854,7 @@ mod tests {
         let answer = read_answer(r#"{"allow": false, "reason": "日本語の理由\u0007"}"#.as_bytes());
         let d = decision(answer.unwrap(), &CustomClaims::default(), "a").unwrap();
         let Decision::Deny { reason, said, malformed } = d else { panic!("{d:?}") };
-        assert_eq!(said.as_deref(), Some("日本語の理由\\u{7}"));
+        assert_eq!(said.as_ref().map(|s| s.as_str()), Some("日本語の理由\\u{7}"));
         assert!(reason.is_ascii(), "{reason}");
         assert_eq!(malformed, None);
     }

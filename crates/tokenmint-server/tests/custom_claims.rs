@@ -420,11 +420,10 @@ async fn repeated_keys_inside_claims_and_nesting_past_json_readers_limits_are_re
     assert_eq!(org["claims"], json!({}));
 }
 
-/// The portal's org-editable claims follow the same rule: refused with the reason shown on the
-/// form, nothing changed.
-#[tokio::test]
-async fn the_portal_refuses_control_characters_in_the_claims_org_admins_edit() {
-    use common::browser::Browser;
+/// A server whose organization admins may edit the claim `note`; the organization `acme` with
+/// its admin signed in to the portal (the browser and its CSRF token), and its credential
+/// "HR sync" (the id) holding `claims`.
+async fn portal_editing_note(claims: Value) -> (TestApp, String, common::browser::Browser, String) {
     let app = spawn_with(Options {
         tweak: |c| c.org_editable_claims = vec!["note".to_owned()],
         ..Options::default()
@@ -439,10 +438,18 @@ async fn the_portal_refuses_control_characters_in_the_claims_org_admins_edit() {
     assert_eq!(app.admin(Method::POST, "/users", Some(user)).await.status(), 201);
     let (id, _) = app
         .create_credential(json!({"name": "HR sync", "org": "acme", "environment": "sandbox",
-            "permissions": ["eligibility:read"], "claims": {"note": "fine"}}))
+            "permissions": ["eligibility:read"], "claims": claims}))
         .await;
-    let mut b = Browser::new(&app);
+    let mut b = common::browser::Browser::new(&app);
     let csrf = b.sign_in("admin@acme.test", "acme admin password").await;
+    (app, id, b, csrf)
+}
+
+/// The portal's org-editable claims follow the same rule: refused with the reason shown on the
+/// form, nothing changed.
+#[tokio::test]
+async fn the_portal_refuses_control_characters_in_the_claims_org_admins_edit() {
+    let (app, id, mut b, csrf) = portal_editing_note(json!({"note": "fine"})).await;
     let mut texts: Vec<String> = CONTROLS.iter().map(|c| format!("a{c}b")).collect();
     // Typed as JSON, the escapes are control characters too; a control character alone is a
     // value (refused), not an empty field.
@@ -511,25 +518,7 @@ async fn the_portal_refuses_control_characters_in_the_claims_org_admins_edit() {
 /// the field reads back as the same string (an empty field would remove it).
 #[tokio::test]
 async fn saving_the_portal_form_unchanged_keeps_every_claim_value_exactly() {
-    use common::browser::Browser;
-    let app = spawn_with(Options {
-        tweak: |c| c.org_editable_claims = vec!["note".to_owned()],
-        ..Options::default()
-    })
-    .await;
-    assert_eq!(
-        app.admin(Method::POST, "/organizations", Some(json!({"slug": "acme"}))).await.status(),
-        201
-    );
-    let user = json!({"org": "acme", "email": "admin@acme.test", "role": "admin",
-        "password": "acme admin password"});
-    assert_eq!(app.admin(Method::POST, "/users", Some(user)).await.status(), 201);
-    let (id, _) = app
-        .create_credential(json!({"name": "HR sync", "org": "acme", "environment": "sandbox",
-            "permissions": ["eligibility:read"]}))
-        .await;
-    let mut b = Browser::new(&app);
-    let csrf = b.sign_in("admin@acme.test", "acme admin password").await;
+    let (app, id, mut b, csrf) = portal_editing_note(json!({})).await;
     for value in [
         json!(""),
         json!("123"),

@@ -67,8 +67,8 @@ mod sse;
 mod token_source;
 mod verifier;
 
-pub use claims::read_issuer;
 pub use claims::{ClaimMapping, Claims};
+pub use claims::{pick_issuer, read_issuer};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FeedConfig, VerifierConfig};
 pub use error::{

@@ -1,6 +1,6 @@
 //! The verifier: from a bearer string to typed, trusted claims.
 
-use crate::claims::{Claims, read_issuer};
+use crate::claims::{Claims, pick_issuer};
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::config::{FeedConfig, VerifierConfig};
 use crate::discovery::discover;
@@ -495,7 +495,7 @@ impl Issuers {
             first.count_rejection(VerifyError::TooLarge);
             return Err(VerifyError::TooLarge);
         }
-        let iss = match read_issuer(token) {
+        let iss = match pick_issuer(token) {
             Ok(iss) => iss,
             Err(e) => {
                 first.count_rejection(e);

@@ -225,15 +225,19 @@ async fn issue(
     let (extra, scope): (&str, &str) = match hook_answer.as_deref().map(|a| &a.decision) {
         None => (cached.claims_json(), &grant.scope),
         Some(HookDecision::Deny { reason, said, malformed }) => {
-            // What the hook said is escaped already (`hook::said`); quoted in the log so that no
-            // text of the hook's reads as another field of the line.
-            match malformed {
-                None => {
-                    tracing::info!(client_id = credential.client_id(), reason = ?said.as_deref().unwrap_or(""), "the token hook refused the token")
+            // What the hook said is escaped already (`hook::said`), and quoted in the log
+            // (`SafeText`'s Debug) so that none of it reads as another field of the line.
+            match (malformed, said) {
+                (None, Some(said)) => {
+                    tracing::info!(client_id = credential.client_id(), reason = ?said, "the token hook refused the token")
                 }
-                Some(why) => {
+                (None, None) => tracing::info!(
+                    client_id = credential.client_id(),
+                    "the token hook refused the token, giving no reason"
+                ),
+                (Some(why), _) => {
                     let why = tokenmint_core::SafeText::composed(why);
-                    tracing::warn!(client_id = credential.client_id(), answer = ?why.as_str(), "the token hook refused the token with an answer that is otherwise malformed; refused as it says");
+                    tracing::warn!(client_id = credential.client_id(), answer = ?why, "the token hook refused the token with an answer that is otherwise malformed; refused as it says");
                 }
             }
             let mut refusal = Refusal::new(
@@ -241,7 +245,7 @@ async fn issue(
                 Some(presented(credential.client_id())),
                 OAuthFailure::new(OAuthErrorCode::AccessDenied, reason.clone()),
             );
-            refusal.provider_reason.clone_from(said);
+            refusal.provider_reason = said.as_ref().map(|s| s.as_str().to_owned());
             return Err(refusal);
         }
         Some(HookDecision::Allow { claims_json, scope }) => {
