@@ -4,9 +4,15 @@
 //! a liveness probe (restart the process when it fails): it answers 200 as long as the process
 //! serves HTTP, even while the database is away and tokens are served from the cache, because a
 //! restart would only throw that cache away. `/readyz` is for a load balancer or a readiness
-//! probe (send traffic here or not): it answers 503 when the instance cannot serve every
-//! request right now: the database does not answer, or the cache has gone unsynced for longer
-//! than `--max-cache-staleness`.
+//! probe (send traffic here or not): it answers 503 when the instance cannot serve token
+//! requests: its cache has gone unsynced for longer than `--max-cache-staleness`.
+//!
+//! A database that does not answer makes the instance `degraded`, not unready: while its cache
+//! is fresh it still serves every token request, and the database is shared by all instances,
+//! so taking this one out would not send admin writes anywhere better. Answering 503 then made
+//! a balancer take every instance out at once and refuse the token requests the caches could
+//! serve. A balancer that must route only to fully working instances checks for `"ready"` in
+//! the body (HAProxy `http-check expect string "ready"`).
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,7 +37,8 @@ pub async fn healthz(State(_state): State<AppState>) -> Response {
     no_store((StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response())
 }
 
-/// Readiness: the database answers and the cache is fresh enough to trust.
+/// Readiness: the cache is fresh enough to trust (200 `ready`, or `degraded` while the database
+/// does not answer), else 503 `not_ready`.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = match tokio::time::timeout(READINESS_DB_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => true,
@@ -45,13 +52,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     let cache = state.cache_is_fresh();
-    let ready = database && cache;
     let body = serde_json::json!({
-        "status": if ready { "ready" } else { "not_ready" },
+        "status": match (cache, database) {
+            (false, _) => "not_ready",
+            (true, false) => "degraded",
+            (true, true) => "ready",
+        },
         "database": if database { state.store.backend() } else { "unavailable" },
         "cache": if cache { "fresh" } else { "stale" },
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if cache { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     no_store((status, axum::Json(body)).into_response())
 }
 
