@@ -252,7 +252,12 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(Cow::Borrowed(what)),
             StoreError::Conflict(msg) => Self::Conflict(msg),
-            StoreError::InvalidCursor => Self::BadRequest(StoreError::InvalidCursor.to_string()),
+            // Invalid input like any other query parameter (422 naming it), as the audit
+            // listing's cursor and the search's page link are.
+            StoreError::InvalidCursor => Self::Validation {
+                field: Cow::Borrowed("cursor"),
+                message: StoreError::InvalidCursor.to_string(),
+            },
             // A guard's refusal says what happened and what to do; it is a conflict with the
             // state the request met at commit time.
             StoreError::Refused(why) => Self::Conflict(why.to_string()),

@@ -170,11 +170,15 @@ async fn credentials_are_created_listed_shown_updated_and_paged() {
         .unwrap();
     assert_eq!(rest["items"].as_array().unwrap().len(), 1);
     assert_eq!(rest["next_cursor"], Value::Null);
-    // A cursor no listing returned is the caller's mistake: 400, saying what to do.
-    let forged = app.admin(Method::GET, "/credentials?org=paged&cursor=not-a-cursor", None).await;
-    assert_eq!(forged.status(), 400);
-    let problem: Value = forged.json().await.unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("start again without"), "{problem}");
+    // A cursor no listing returned is invalid input, answered as every listing answers it:
+    // 422 naming the parameter, saying what to do.
+    for path in ["/credentials?org=paged&cursor=not-a-cursor", "/audit?cursor=not-a-cursor"] {
+        let forged = app.admin(Method::GET, path, None).await;
+        assert_eq!(forged.status(), 422, "{path}");
+        let problem: Value = forged.json().await.unwrap();
+        assert_eq!(problem["field"], "cursor", "{path}: {problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("start again without"), "{problem}");
+    }
     let missing = app.admin(Method::GET, "/credentials/tmc_nothing", None).await;
     assert_eq!(missing.status(), 404);
 }

@@ -54,9 +54,8 @@ pub async fn create_credential(
 #[utoipa::path(get, path = "/admin/v1/credentials", tag = "credentials", params(ListQuery),
     responses(
         (status = 200, description = "A page of credentials", body = dto::Page<dto::Credential>),
-        (status = 400, description = "A cursor no listing returned: start again without one", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid query: an unknown parameter, a limit out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query: an unknown parameter, a limit out of range, a cursor no listing returned", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list_credentials(

@@ -50,9 +50,8 @@ pub async fn create_organization(
 #[utoipa::path(get, path = "/admin/v1/organizations", tag = "organizations", params(ListQuery),
     responses(
         (status = 200, description = "A page of organizations", body = dto::Page<dto::Organization>),
-        (status = 400, description = "A cursor no listing returned: start again without one", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid query: an unknown parameter, a limit out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query: an unknown parameter, a limit out of range, a cursor no listing returned", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list_organizations(
