@@ -50,6 +50,39 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
+    /// Every kind, for checking a filter and listing what can be asked for.
+    pub const ALL: [Self; 24] = [
+        Self::OrganizationCreated,
+        Self::OrganizationUpdated,
+        Self::CredentialCreated,
+        Self::CredentialUpdated,
+        Self::CredentialDeactivated,
+        Self::CredentialActivated,
+        Self::SecretRotated,
+        Self::SecretDeleted,
+        Self::TokensRevoked,
+        Self::TokenRevoked,
+        Self::TokenRefused,
+        Self::KeyRotated,
+        Self::KeyWithdrawn,
+        Self::SourceBlocked,
+        Self::AlertFired,
+        Self::PortalSignIn,
+        Self::PortalSignInFailed,
+        Self::PortalSignOut,
+        Self::UserCreated,
+        Self::UserDeactivated,
+        Self::UserReactivated,
+        Self::UserRoleChanged,
+        Self::UserPasswordReset,
+        Self::UserPasswordChanged,
+    ];
+
+    /// The kind named `name` (its [`Self::as_str`]), if there is one.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::OrganizationCreated => "organization.created",

@@ -633,11 +633,21 @@ async fn without_a_token_or_a_session_every_route_is_refused_before_the_policy_i
         }
     }
     for row in parse(PORTAL) {
-        let req = http.request(row.method.clone(), app.url(&concrete(&row.path)));
+        let url = reqwest::Url::parse(&app.url(&concrete(&row.path))).unwrap();
+        // The path as sent (reqwest encodes what a URL path cannot hold, such as `{`).
+        let sent = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let req = http.request(row.method.clone(), url);
         let res = req.form(&[("csrf", "x")]).send().await.unwrap();
-        // A page sends the visitor to sign in; a form without a session is refused as forged.
-        let (want, location) =
-            if row.method == Method::GET { (303, "/portal/sign-in") } else { (403, "") };
+        // A page sends the visitor to sign in, and back to it after; a form without a session
+        // is refused as forged.
+        let (want, location) = if row.method == Method::GET {
+            (303, format!("/portal/sign-in?next={}", percent_encoded(&sent)))
+        } else {
+            (403, String::new())
+        };
         let at = res.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
         if res.status() != want || at.as_deref().unwrap_or("") != location {
             wrong.push(format!("{} {}: {} {at:?}", row.method, row.path, res.status()));
@@ -722,4 +732,16 @@ async fn every_route_of_the_admin_api_and_the_portal_is_in_the_matrix_with_its_a
         .map(|(m, p, _)| (m.clone(), p.clone()))
         .collect();
     assert_eq!(documented, routed, "the OpenAPI document and the admin router differ");
+}
+
+/// `s` with every byte but ASCII letters, digits, `-`, `.` and `_` percent-encoded.
+fn percent_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -617,14 +617,20 @@ async fn the_session_cookie_is_http_only_strict_and_ends_at_sign_out_and_expiry(
     let mut replay = Browser::new(&app);
     replay.cookies.push(("tm_session".into(), value));
     let res = replay.get("/portal/credentials").await;
-    assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, "/portal/sign-in"));
+    assert_eq!(
+        (res.status, res.location()),
+        (StatusCode::SEE_OTHER, "/portal/sign-in?next=%2Fportal%2Fcredentials")
+    );
 
     // Sessions expire.
     b.sign_in("admin@acme.test", ADMIN_PW).await;
     assert_eq!(b.get("/portal/credentials").await.status, 200);
     app.clock.advance(8 * 3600 + 1);
     let res = b.get("/portal/credentials").await;
-    assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, "/portal/sign-in"));
+    assert_eq!(
+        (res.status, res.location()),
+        (StatusCode::SEE_OTHER, "/portal/sign-in?next=%2Fportal%2Fcredentials")
+    );
 }
 
 #[tokio::test]

@@ -281,6 +281,36 @@ async fn an_org_admin_edits_audiences_lifetime_rate_limit_and_expiry_as_the_admi
             .map(|k| c[k].clone())
     };
     assert_eq!(settings(&credential(&app, &id).await), settings(&c), "nothing changed");
+
+    // A refused field comes back with every field as it was typed, not as stored: correcting
+    // the one loses nothing written in the others.
+    let typed = [
+        ("csrf", csrf.as_str()),
+        ("name", "Renamed sync"),
+        ("perm.eligibility", "write"),
+        ("perm.billing", "read"),
+        ("audiences", "https://a.acme.test\nhttps://b.acme.test"),
+        ("token_lifetime", "5"),
+        ("rate_limit", "42"),
+        ("expiry", "30d"),
+    ];
+    let res = b.post(&format!("/portal/credentials/{id}"), &typed).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let form = &res.body[res.body.find("<h2>Edit</h2>").expect("the edit form")..];
+    for shown in [
+        r#"name="name" type="text" maxlength="200" required value="Renamed sync""#,
+        ">https://a.acme.test\nhttps://b.acme.test</textarea>",
+        r#"name="token_lifetime" type="number""#,
+        r#"required value="5""#,
+        r#"name="rate_limit" type="number" inputmode="numeric" min="0" max="1000000" value="42""#,
+        r#"<option value="30d" selected>"#,
+        r#"name="perm.eligibility"><option value="none">No access</option><option value="read">Read</option><option value="write" selected>"#,
+        r#"name="perm.billing"><option value="none">No access</option><option value="read" selected>"#,
+    ] {
+        assert!(form.contains(shown), "{shown}: {form}");
+    }
+    assert!(!form.contains(r#"<option value="keep" selected>"#));
+    assert_eq!(settings(&credential(&app, &id).await), settings(&c), "nothing saved");
 }
 
 /// What the edit of a claim through the portal answers: `ok` (303 and changed) or `403`.

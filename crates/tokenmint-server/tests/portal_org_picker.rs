@@ -224,3 +224,148 @@ async fn an_organizations_admin_or_viewer_naming_another_organization_finds_noth
     assert_eq!(credential_names(&app, "globex").await, vec!["globex sync".to_owned()]);
     assert!(!credential_names(&app, "acme").await.contains(&"Chosen org sync".to_owned()));
 }
+
+/// The `href`s of the page's side navigation, in order.
+fn nav_links(body: &str) -> Vec<String> {
+    let nav = &body[body.find(r#"<nav class="sidenav""#).expect("a side navigation")..];
+    let nav = &nav[..nav.find("</nav>").unwrap()];
+    nav.split(r#"href=""#).skip(1).map(|s| s[..s.find('"').unwrap()].to_owned()).collect()
+}
+
+/// The organization the page's header names.
+fn header_org(body: &str) -> String {
+    let at = body.find(r#"<span class="org">"#).expect("a header") + r#"<span class="org">"#.len();
+    body[at..at + body[at..].find('<').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn a_platform_user_working_in_an_organization_stays_in_it_through_the_navigation() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in("root@platform.test", PW).await;
+    let globex_credential = {
+        let v: Value =
+            app.admin(Method::GET, "/credentials?org=globex", None).await.json().await.unwrap();
+        v["items"][0]["client_id"].as_str().unwrap().to_owned()
+    };
+    let in_globex = [
+        "/portal/credentials?org=globex".to_owned(),
+        "/portal/credentials/new?org=globex".to_owned(),
+        "/portal/users?org=globex".to_owned(),
+        "/portal/audit?org=globex".to_owned(),
+        format!("/portal/credentials/{globex_credential}"),
+        format!("/portal/credentials/{globex_credential}/deactivate"),
+    ];
+    for path in &in_globex {
+        let page = b.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert_eq!(header_org(&page.body), "globex", "{path}: the header names the organization");
+        assert_eq!(
+            nav_links(&page.body),
+            [
+                "/portal/credentials?org=globex",
+                "/portal/users?org=globex",
+                "/portal/audit?org=globex",
+                // One's own account belongs to no other organization.
+                "/portal/account",
+            ],
+            "{path}"
+        );
+    }
+    // In their own organization the links name none.
+    let own = b.get("/portal/credentials").await;
+    assert_eq!(header_org(&own.body), "platform");
+    assert_eq!(
+        nav_links(&own.body),
+        ["/portal/credentials", "/portal/users", "/portal/audit", "/portal/account"]
+    );
+}
+
+#[tokio::test]
+async fn a_page_asked_for_while_signed_out_is_where_signing_in_goes_on_to() {
+    let app = spawn_app().await;
+    two_orgs(&app).await;
+    let mut b = Browser::new(&app);
+    let asked = b.get("/portal/audit?org=globex&kind=token.refused").await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        asked.location(),
+        "/portal/sign-in?next=%2Fportal%2Faudit%3Forg%3Dglobex%26kind%3Dtoken.refused"
+    );
+    let form = b.get(asked.location()).await;
+    assert!(
+        form.body.contains(
+            r#"<input type="hidden" name="next" value="/portal/audit?org=globex&amp;kind=token.refused">"#
+        ),
+        "{}",
+        form.body
+    );
+    // A wrong password keeps the page to go on to.
+    let csrf = form.csrf();
+    let wrong = b
+        .post(
+            "/portal/sign-in",
+            &[
+                ("csrf", csrf.as_str()),
+                ("email", "root@platform.test"),
+                ("password", "not the password"),
+                ("next", "/portal/audit?org=globex&kind=token.refused"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains(r#"name="next" value="/portal/audit?org=globex&amp;kind"#));
+    let csrf = wrong.csrf();
+    let signed_in = b
+        .post(
+            "/portal/sign-in",
+            &[
+                ("csrf", csrf.as_str()),
+                ("email", "root@platform.test"),
+                ("password", PW),
+                ("next", "/portal/audit?org=globex&kind=token.refused"),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+    assert_eq!(signed_in.location(), "/portal/audit?org=globex&kind=token.refused");
+
+    // Another site is never where a sign-in goes on to, however it is spelt.
+    for elsewhere in
+        ["https://evil.example/", "//evil.example/x", "/portal//evil.example", "/\\evil.example"]
+    {
+        let mut b = Browser::new(&app);
+        let form = b.get(&format!("/portal/sign-in?next={}", urlencode(elsewhere))).await;
+        assert!(!form.body.contains(r#"name="next""#), "{elsewhere}");
+        let csrf = form.csrf();
+        let res = b
+            .post(
+                "/portal/sign-in",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("email", "root@platform.test"),
+                    ("password", PW),
+                    ("next", elsewhere),
+                ],
+            )
+            .await;
+        assert_eq!(res.location(), "/portal/credentials", "{elsewhere}");
+    }
+
+    // Signing out says so.
+    let page = b.get("/portal/credentials").await;
+    let csrf = page.csrf();
+    let out = b.post("/portal/sign-out", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(out.location(), "/portal/sign-in?done=signed-out");
+    assert!(b.get(out.location()).await.body.contains("You are signed out."));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -136,13 +136,43 @@ fn sqlite_url(url: &str) -> String {
     format!("{url}{sep}mode=rwc")
 }
 
+/// The file a SQLite URL names, if it names one (not `:memory:`).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| path.into())
+}
+
+/// Creates a database file that does not exist yet readable by its owner alone (mode 0600 on
+/// Unix): it holds secret hashes, encrypted signing keys and the audit trail, and SQLite gives
+/// its journal files the database file's permissions. An existing file is left as it is.
+fn create_private_file(path: &std::path::Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Backend(format!("cannot create {}: {e}", path.display()))),
+    }
+}
+
 impl SqlStore {
     /// Connects, applies pending migrations when `migrate` is set, and checks the schema.
     pub async fn connect(url: &str, migrate: bool) -> Result<Self, StoreError> {
         let dialect = Dialect::from_url(url)?;
         sqlx::any::install_default_drivers();
         let url = match dialect {
-            Dialect::Sqlite => sqlite_url(url),
+            Dialect::Sqlite => {
+                let url = sqlite_url(url);
+                if url.contains("mode=rwc")
+                    && let Some(file) = sqlite_file(&url)
+                {
+                    create_private_file(&file)?;
+                }
+                url
+            }
             Dialect::Postgres => url.to_owned(),
         };
         let options = AnyPoolOptions::new()
@@ -2101,6 +2131,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use sqlx::Connection;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_sqlite_database_is_readable_by_its_owner_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let store = SqlStore::connect(&format!("sqlite://{}", path.display()), true).await.unwrap();
+        store.close().await;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        // An existing file keeps the permissions its owner gave it.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let store = SqlStore::connect(&format!("sqlite:{}", path.display()), true).await.unwrap();
+        store.close().await;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://a/b.db?mode=rwc"), Some("a/b.db".into()));
+    }
 
     /// The error a writer gets when another holds the write lock past its busy timeout is the
     /// one [`SqlStore::begin_sqlite`] waits out; other errors are not.

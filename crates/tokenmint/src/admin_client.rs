@@ -27,15 +27,10 @@ pub enum OutputFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
-    /// Base URL of the tokenmint server.
-    #[arg(
-        long,
-        env = "TOKENMINT_ENDPOINT",
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    pub endpoint: String,
+    /// Base URL of the tokenmint server. [default: the server named in the admin credential
+    /// file that `serve` wrote, else http://127.0.0.1:8080]
+    #[arg(long, env = "TOKENMINT_ENDPOINT", value_name = "URL", global = true)]
+    pub endpoint: Option<String>,
     /// The admin credential JSON: the file `serve` wrote on its first start
     /// (tokenmint-admin.json next to the database) or what `tokenmint init` printed (or set
     /// TOKENMINT_CLIENT_ID and TOKENMINT_CLIENT_SECRET).
@@ -76,12 +71,42 @@ fn no_admin_credentials(default_file_here: bool) -> String {
     message
 }
 
+/// The server asked when neither `--endpoint` nor the credential file names one.
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8080";
+
 #[derive(serde::Deserialize)]
 struct CredentialFile {
     client_id: String,
     client_secret: String,
+    /// The server's base URL (its issuer), written by `serve` since the file names it.
+    #[serde(default)]
+    endpoint: Option<String>,
     #[serde(default)]
     token_endpoint: Option<String>,
+}
+
+impl CredentialFile {
+    /// The server the file's credential belongs to: its `endpoint`, or for a file written
+    /// before it was recorded, the origin of its token endpoint (a server started with
+    /// `--listen 127.0.0.1:9000` is asked there, not at the default port).
+    fn server(&self) -> Option<String> {
+        if let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
+            return Some(endpoint.to_owned());
+        }
+        let url = reqwest::Url::parse(self.token_endpoint.as_deref()?).ok()?;
+        let origin = url.origin();
+        origin.is_tuple().then(|| origin.ascii_serialization())
+    }
+}
+
+/// The server to ask: `--endpoint` (or TOKENMINT_ENDPOINT) when given, else the one the
+/// credential file names, else the default.
+fn choose_endpoint(given: Option<&str>, file: Option<&CredentialFile>) -> String {
+    let chosen = match given.map(str::trim).filter(|g| !g.is_empty()) {
+        Some(given) => given.to_owned(),
+        None => file.and_then(CredentialFile::server).unwrap_or_else(|| DEFAULT_ENDPOINT.into()),
+    };
+    chosen.trim_end_matches('/').to_owned()
 }
 
 /// An admin operation waits this long for a connection.
@@ -105,8 +130,7 @@ impl AdminClient {
     /// Reads the admin credential and obtains a token with it, so that a refused or unreachable
     /// server is reported before any work is done.
     pub async fn connect(args: &AdminArgs) -> Result<Self> {
-        let base = args.endpoint.trim_end_matches('/').to_owned();
-        let (client_id, client_secret, token_endpoint) = match &args.admin_credentials {
+        let (client_id, client_secret, token_endpoint, base) = match &args.admin_credentials {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| {
                     format!("cannot read the admin credentials {}", path.display())
@@ -117,13 +141,17 @@ impl AdminClient {
                         path.display()
                     )
                 })?;
-                (f.client_id, SecretString::new(f.client_secret), f.token_endpoint)
+                let base = choose_endpoint(args.endpoint.as_deref(), Some(&f));
+                (f.client_id, SecretString::new(f.client_secret), f.token_endpoint, base)
             }
             None => match (
                 std::env::var("TOKENMINT_CLIENT_ID"),
                 std::env::var("TOKENMINT_CLIENT_SECRET"),
             ) {
-                (Ok(id), Ok(secret)) => (id, SecretString::new(secret), None),
+                (Ok(id), Ok(secret)) => {
+                    let base = choose_endpoint(args.endpoint.as_deref(), None);
+                    (id, SecretString::new(secret), None, base)
+                }
                 _ => bail!("{}", no_admin_credentials(Path::new(DEFAULT_ADMIN_FILE).is_file())),
             },
         };
@@ -194,7 +222,7 @@ impl AdminClient {
         }
     }
 
-    async fn finish<T: DeserializeOwned>(res: reqwest::Response) -> Result<T> {
+    async fn finish<T: DeserializeOwned>(res: reqwest::Response, path: &str) -> Result<T> {
         let status = res.status();
         if status.is_success() {
             let text = res.text().await?;
@@ -216,18 +244,19 @@ impl AdminClient {
         Err(ApiRefusal {
             status: status.as_u16(),
             message: format!("{} {}{detail}{field}", status.as_u16(), printable(&problem.title)),
+            hint: (status == reqwest::StatusCode::NOT_FOUND).then(|| not_found_hint(path)),
         }
         .into())
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let res = self.send(self.http.get(self.url(path))).await?;
-        Self::finish(res).await
+        Self::finish(res, path).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let res = self.send(self.http.post(self.url(path)).json(body)).await?;
-        Self::finish(res).await
+        Self::finish(res, path).await
     }
 
     pub async fn patch<B: Serialize, T: DeserializeOwned>(
@@ -236,12 +265,12 @@ impl AdminClient {
         body: &B,
     ) -> Result<T> {
         let res = self.send(self.http.patch(self.url(path)).json(body)).await?;
-        Self::finish(res).await
+        Self::finish(res, path).await
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
         let res = self.send(self.http.delete(self.url(path))).await?;
-        Self::finish::<serde_json::Value>(res).await.map(|_| ())
+        Self::finish::<serde_json::Value>(res, path).await.map(|_| ())
     }
 }
 
@@ -251,6 +280,27 @@ impl AdminClient {
 pub struct ApiRefusal {
     pub status: u16,
     pub message: String,
+    /// What to do about it, when the answer alone does not say (see [`crate::exit::hint_of`]).
+    pub hint: Option<String>,
+}
+
+/// What to run to find the right name after a 404 from the admin API at `path`: the listing of
+/// what the path names.
+fn not_found_hint(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or("");
+    let mut segments = path.trim_start_matches('/').split('/');
+    let (kind, named) = (segments.next().unwrap_or(""), segments.next().is_some());
+    let listing = match kind {
+        "credentials" if named => {
+            "`tokenmint credentials list` shows the client ids you can manage"
+        }
+        "users" if named => "`tokenmint users list` shows the users and their ids",
+        "keys" if named => "`tokenmint keys list` shows the signing keys and their ids",
+        // An organization named in the path, or the organization filter of a listing (the
+        // only thing a listing can fail to find).
+        _ => "`tokenmint orgs list` shows the organizations and their slugs",
+    };
+    format!("{listing}; ids and slugs are matched exactly")
 }
 
 impl std::fmt::Display for ApiRefusal {
@@ -292,4 +342,49 @@ pub fn segment(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(endpoint: Option<&str>, token_endpoint: Option<&str>) -> CredentialFile {
+        CredentialFile {
+            client_id: "tmc_x".into(),
+            client_secret: "s".into(),
+            endpoint: endpoint.map(str::to_owned),
+            token_endpoint: token_endpoint.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_not_found_answer_names_the_listing_of_what_was_not_found() {
+        assert!(not_found_hint("/credentials/tmc_x/rotate").contains("credentials list"));
+        assert!(not_found_hint("/users/usr_1").contains("users list"));
+        assert!(not_found_hint("/keys/k1/withdraw").contains("keys list"));
+        assert!(not_found_hint("/organizations/acme").contains("orgs list"));
+        // A listing finds nothing only when its organization filter names none.
+        assert!(not_found_hint("/users?org=acme").contains("orgs list"));
+        assert!(not_found_hint("/audit?limit=10&org=acme").contains("orgs list"));
+    }
+
+    #[test]
+    fn the_admin_commands_ask_the_server_the_credential_file_names_unless_told_another() {
+        let written =
+            file(Some("http://127.0.0.1:9000/"), Some("http://127.0.0.1:9000/oauth/token"));
+        assert_eq!(choose_endpoint(None, Some(&written)), "http://127.0.0.1:9000");
+        assert_eq!(
+            choose_endpoint(Some("https://auth.example.com/"), Some(&written)),
+            "https://auth.example.com",
+            "--endpoint wins"
+        );
+        // A file written before `endpoint` was recorded: its token endpoint's origin, whatever
+        // the token path.
+        let older = file(None, Some("http://127.0.0.1:9100/connect/token"));
+        assert_eq!(choose_endpoint(None, Some(&older)), "http://127.0.0.1:9100");
+        assert_eq!(choose_endpoint(None, Some(&file(None, None))), DEFAULT_ENDPOINT);
+        assert_eq!(choose_endpoint(None, Some(&file(None, Some("not a url")))), DEFAULT_ENDPOINT);
+        assert_eq!(choose_endpoint(Some("  "), None), DEFAULT_ENDPOINT);
+        assert_eq!(choose_endpoint(None, None), DEFAULT_ENDPOINT);
+    }
 }

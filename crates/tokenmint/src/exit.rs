@@ -100,9 +100,14 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
     FAILURE
 }
 
-/// The hint of the [`Failure`] in `error`'s chain, if it has one.
+/// The hint of the [`Failure`] (or admin API refusal) in `error`'s chain, if it has one.
 pub fn hint_of(error: &anyhow::Error) -> Option<&str> {
-    error.chain().find_map(|c| c.downcast_ref::<Failure>()).and_then(|f| f.hint.as_deref())
+    error.chain().find_map(|c| {
+        if let Some(failure) = c.downcast_ref::<Failure>() {
+            return failure.hint.as_deref();
+        }
+        c.downcast_ref::<crate::admin_client::ApiRefusal>().and_then(|r| r.hint.as_deref())
+    })
 }
 
 /// `error` followed by each of its causes that says something new ("connection refused"), for

@@ -49,6 +49,19 @@ fn run(args: &[&str], endpoint: &str, creds: &Path) -> Output {
         .unwrap()
 }
 
+/// The admin credential file `serve` writes into `dir` on its first start, once it is whole.
+fn admin_file(dir: &Path) -> std::path::PathBuf {
+    let creds = dir.join("tokenmint-admin.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&creds)
+        .map_or(true, |t| serde_json::from_str::<Value>(&t).is_err())
+    {
+        assert!(Instant::now() < deadline, "serve wrote no admin credential");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    creds
+}
+
 fn json_of(out: &Output) -> Value {
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -437,14 +450,7 @@ fn without_admin_credentials_the_error_names_the_file_serve_wrote() {
 fn credentials_list_is_newest_first_and_tells_a_missing_organization_from_an_empty_one() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &[]);
-    let creds = dir.path().join("tokenmint-admin.json");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&creds)
-        .map_or(true, |t| serde_json::from_str::<Value>(&t).is_err())
-    {
-        assert!(Instant::now() < deadline, "serve wrote no admin credential");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let creds = admin_file(dir.path());
     let base = server.base.clone();
     for name in ["first", "second", "third"] {
         let args = [
@@ -502,4 +508,48 @@ fn credentials_list_is_newest_first_and_tells_a_missing_organization_from_an_emp
         &creds,
     ));
     assert_eq!(json, serde_json::json!([]));
+}
+
+/// The admin commands ask the server that wrote the credential file, on whatever port it
+/// listens, without `--endpoint`; a name that matches nothing is an error with a hint, never an
+/// empty answer that reads as "nothing there".
+#[test]
+fn the_credential_file_names_its_server_and_a_misspelt_name_is_told_with_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let creds = admin_file(dir.path());
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    assert_eq!(written["endpoint"], server.base.as_str());
+    let admin = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--admin-credentials")
+            .arg(&creds)
+            .env_remove("TOKENMINT_ENDPOINT")
+            .env_remove("TOKENMINT_ADMIN_CREDENTIALS")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    // Not the default port: the file's server is asked.
+    assert!(!server.base.ends_with(":8080"));
+    let keys = admin(&["keys", "list", "--output", "json"]);
+    assert!(keys.status.success(), "{}", String::from_utf8_lossy(&keys.stderr));
+
+    let missing = admin(&["credentials", "show", "tmc_nothing"]);
+    assert!(!missing.status.success());
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(said.contains("404"), "{said}");
+    assert!(said.contains("hint: `tokenmint credentials list`"), "{said}");
+
+    let kind = admin(&["audit", "export", "--kind", "token.refusd"]);
+    assert!(!kind.status.success());
+    let said = String::from_utf8_lossy(&kind.stderr);
+    assert!(said.contains("there is no event kind 'token.refusd'"), "{said}");
+    assert!(said.contains("token.refused"), "the known kinds are listed: {said}");
+
+    let org = admin(&["audit", "export", "--org", "nosuchorg"]);
+    assert!(!org.status.success());
+    let said = String::from_utf8_lossy(&org.stderr);
+    assert!(said.contains("no organization 'nosuchorg' exists"), "{said}");
 }

@@ -120,7 +120,7 @@ async fn render_users(
             email = esc(&u.email),
             role = role_label(role_from_dto(u.role)),
             status = status_badge(u.status == "active"),
-            last = when_or(u.last_sign_in_at.map(|t| t.unix_timestamp()), "Never"),
+            last = html::when_cell(u.last_sign_in_at.map(|t| t.unix_timestamp()), "Never"),
         );
     }
     body.push_str("</tbody></table></div>");
@@ -153,7 +153,7 @@ async fn render_users(
         Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
         None => StatusCode::OK,
     };
-    Ok(page_with(status, who, "Users", Nav::Users, &body))
+    Ok(page_with(status, who, &org, "Users", Nav::Users, &body))
 }
 
 /// The users page's query: a notice to show, and the organization chosen in the picker (see
@@ -252,10 +252,10 @@ async fn render_user(state: &AppState, who: &SignedIn, id: &str, done: Option<&s
     let active = u.status == UserStatus::Active;
     let href = esc(&user_path(&u.id));
     let mut body = format!(
-        r#"<div class="page-head"><div><p class="crumbs"><a href="{back}">Users</a></p><h1 class="wrap-anywhere">{email}</h1></div><div>{badge}</div></div>"#,
+        r#"<div class="page-head"><div><p class="crumbs"><a href="{back}">Users</a></p><h1 class="wrap-anywhere">{heading}</h1></div><div>{badge}</div></div>"#,
         // Back to the list of the user's organization, which a platform user may have chosen.
         back = esc(&format!("/portal/users{}", super::pages::org_query(who, &u.org))),
-        email = esc(&u.email),
+        heading = html::email_html(&u.email),
         badge = status_badge(active),
     );
     body.push_str(&notice(done));
@@ -307,7 +307,7 @@ async fn render_user(state: &AppState, who: &SignedIn, id: &str, done: Option<&s
             csrf = csrf_field(who),
         );
     }
-    Ok(page(who, &u.email, Nav::Users, &body))
+    Ok(page(who, &u.org, &u.email, Nav::Users, &body))
 }
 
 pub async fn show_user(
@@ -333,11 +333,11 @@ pub async fn confirm_deactivate_user(
 <button type="submit" class="btn btn-danger">Yes, deactivate</button>
 <a class="btn btn-quiet" href="{href}">Cancel</a>
 </form></section>"#,
-        email = esc(&u.email),
+        email = html::email_html(&u.email),
         href = esc(&user_path(&u.id)),
         csrf = csrf_field(&who),
     );
-    Ok(page(&who, "Deactivate user", Nav::Users, &body))
+    Ok(page(&who, &u.org, "Deactivate user", Nav::Users, &body))
 }
 
 pub async fn deactivate_user(
@@ -437,7 +437,8 @@ fn account_body(who: &SignedIn, done: Option<&str>, error: Option<(&str, &str)>)
 
 pub async fn account(who: SignedIn, Query(q): Query<Done>) -> PageResult {
     authorize(&who, Action::ChangeOwnPassword, &own_target(&who))?;
-    Ok(page(&who, "Your account", Nav::Account, &account_body(&who, q.done.as_deref(), None)))
+    let body = account_body(&who, q.done.as_deref(), None);
+    Ok(page(&who, &who.user.org, "Your account", Nav::Account, &body))
 }
 
 pub async fn change_password(State(state): State<AppState>, posted: Posted) -> PageResult {
@@ -448,6 +449,7 @@ pub async fn change_password(State(state): State<AppState>, posted: Posted) -> P
         Ok(page_with(
             StatusCode::UNPROCESSABLE_ENTITY,
             &who,
+            &who.user.org,
             "Your account",
             Nav::Account,
             &account_body(&who, None, Some((field, message))),

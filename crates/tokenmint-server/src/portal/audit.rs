@@ -7,7 +7,7 @@
 //! credential's name or the user's email. The filter form is a plain GET form (no script).
 
 use super::PortalError;
-use super::html::{Esc, Nav, esc, when};
+use super::html::{self, Esc, Nav, esc};
 use super::pages::{authorize, page};
 use super::session::SignedIn;
 use crate::service::{self, Action, Target};
@@ -178,8 +178,11 @@ pub async fn audit_log(
     // Who did it, as HTML: a client ID in a `code.id` that never breaks inside.
     let actor_cell = |actor: &str| -> String {
         match actor.split_once(':') {
+            // Named with its id: two credentials may share a name.
             Some(("credential", id)) => match names.get(id) {
-                Some(name) => format!("{} (credential)", esc(name)),
+                Some(name) => {
+                    format!(r#"<span>{} <code class="id">{}</code></span>"#, esc(name), esc(id))
+                }
                 None => format!(r#"<span>Credential <code class="id">{}</code></span>"#, esc(id)),
             },
             Some(("user", email)) => esc(email),
@@ -220,12 +223,10 @@ pub async fn audit_log(
     human_order(&mut creds);
     let mut actors: Vec<(String, String)> =
         users.iter().map(|u| (format!("user:{}", u.email), u.email.clone())).collect();
-    actors.extend(
-        credentials
-            .items
-            .iter()
-            .map(|c| (format!("credential:{}", c.client_id), format!("{} (credential)", c.name))),
-    );
+    actors.extend(credentials.items.iter().map(|c| {
+        let label = format!("{} ({}, credential)", c.name, c.client_id);
+        (format!("credential:{}", c.client_id), label)
+    }));
     human_order(&mut actors);
 
     let mut body = String::from(
@@ -268,14 +269,9 @@ pub async fn audit_log(
             });
             let _ = write!(
                 body,
-                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="About">{about}</td><td data-label="Source IP" class="ip">{ip}</td><td data-label="Reason" class="reason">{reason}</td></tr>"#,
+                r#"<tr><td data-label="When"><span>{at}</span></td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="About">{about}</td><td data-label="Source IP" class="ip">{ip}</td><td data-label="Reason" class="reason">{reason}</td></tr>"#,
                 // The date stays whole; the time goes under it when the column is narrow.
-                at = match when(r.at).split_once(' ') {
-                    Some((day, time)) => {
-                        format!(r#"<span><span class="nowrap">{day}</span> {time}</span>"#)
-                    }
-                    None => when(r.at),
-                },
+                at = html::when_cell(Some(r.at), ""),
                 kind = esc(&kind_label(&r.kind)),
                 actor = r.actor.as_deref().map(actor_cell).unwrap_or_default(),
                 about = about.unwrap_or_default(),
@@ -303,7 +299,7 @@ pub async fn audit_log(
     if !nav.is_empty() {
         let _ = write!(body, r#"<nav class="actions pager" aria-label="Pages">{nav}</nav>"#);
     }
-    Ok(page(&who, "Audit log", Nav::Audit, &body))
+    Ok(page(&who, &org, "Audit log", Nav::Audit, &body))
 }
 
 #[cfg(test)]

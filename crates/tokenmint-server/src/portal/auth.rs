@@ -139,7 +139,35 @@ impl SignInThrottle {
 
 const BAD_CREDENTIALS: &str = "The email or password is incorrect.";
 
-fn sign_in_form(token: &str, email: &str, error: Option<&str>, done: Option<&str>) -> String {
+/// The page of the portal a sign-in goes on to: `next` when it is a page of the portal's own
+/// (a path under `/portal/` of printable ASCII, with no `//` or `\\` that a browser could read
+/// as another site, and not the sign-in or sign-out itself), else none and the credentials list.
+pub(super) fn return_path(next: Option<&str>) -> Option<&str> {
+    let next = next?;
+    let own = next.starts_with("/portal/")
+        && next.len() <= 1024
+        && next.bytes().all(|b| b.is_ascii_graphic())
+        && !next.contains("//")
+        && !next.contains('\\')
+        && !next.starts_with("/portal/sign-in")
+        && !next.starts_with("/portal/sign-out");
+    own.then_some(next)
+}
+
+/// The sign-in page's query: a notice to show, and the page to go on to.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct SignInQuery {
+    pub done: Option<String>,
+    pub next: Option<String>,
+}
+
+fn sign_in_form(
+    token: &str,
+    email: &str,
+    error: Option<&str>,
+    done: Option<&str>,
+    next: Option<&str>,
+) -> String {
     let alert = match error {
         Some(e) => format!(r#"<div class="alert alert-error" role="alert">{}</div>"#, esc(e)),
         None => html::notice(done),
@@ -151,7 +179,7 @@ fn sign_in_form(token: &str, email: &str, error: Option<&str>, done: Option<&str
   <p class="muted">Manage your organization's API OAuth credentials.</p>
   {alert}
   <form method="post" action="/portal/sign-in" class="stack">
-    <input type="hidden" name="csrf" value="{token}">
+    <input type="hidden" name="csrf" value="{token}">{next}
     <div class="field">
       <label for="email">Email</label>
       <input id="email" name="email" type="email" autocomplete="username" required value="{email}" autofocus>
@@ -166,18 +194,22 @@ fn sign_in_form(token: &str, email: &str, error: Option<&str>, done: Option<&str
 </section>"#,
         token = Esc(token),
         email = Esc(email),
+        next = return_path(next)
+            .map(|n| format!(r#"<input type="hidden" name="next" value="{}">"#, Esc(n)))
+            .unwrap_or_default(),
     );
     html::layout("Sign in", None, Nav::None, &body)
 }
 
-/// Renders the sign-in form with a fresh double-submit token.
+/// Renders the sign-in form with a fresh double-submit token, keeping the page to go on to.
 fn render_sign_in(
     state: &AppState,
     status: StatusCode,
     email: &str,
     error: Option<&str>,
+    next: Option<&str>,
 ) -> Response {
-    render_sign_in_with(state, status, email, error, None)
+    render_sign_in_with(state, status, email, error, None, next)
 }
 
 fn render_sign_in_with(
@@ -186,9 +218,10 @@ fn render_sign_in_with(
     email: &str,
     error: Option<&str>,
     done: Option<&str>,
+    next: Option<&str>,
 ) -> Response {
     let token = random_token();
-    let mut res = html_response(status, sign_in_form(&token, email, error, done));
+    let mut res = html_response(status, sign_in_form(&token, email, error, done, next));
     if let Ok(v) = HeaderValue::from_str(&session::cookie(state, SIGN_IN_COOKIE, &token, 3600)) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -198,12 +231,13 @@ fn render_sign_in_with(
 pub async fn sign_in_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<super::Done>,
+    Query(q): Query<SignInQuery>,
 ) -> Result<Response, PortalError> {
+    let next = return_path(q.next.as_deref());
     if session::current(&state, &headers).await?.is_some() {
-        return Ok(Redirect::to("/portal/credentials").into_response());
+        return Ok(Redirect::to(next.unwrap_or("/portal/credentials")).into_response());
     }
-    Ok(render_sign_in_with(&state, StatusCode::OK, "", None, q.done.as_deref()))
+    Ok(render_sign_in_with(&state, StatusCode::OK, "", None, q.done.as_deref(), next))
 }
 
 pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, PortalError> {
@@ -211,6 +245,8 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     let fields = session::read_signed_out_form(req, &state).await?;
     let email: String = fields.text("email").trim().chars().take(254).collect();
     let password = Password::new(fields.text("password"));
+    let next = fields.get("next").map(str::to_owned);
+    let next = return_path(next.as_deref());
     let now = state.now();
 
     if let Some(wait) = state.portal.throttle.blocked_for(&state.limits, &email, ip).await {
@@ -222,7 +258,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
             ),
             now,
         );
-        return Ok(paused(&state, &email, wait));
+        return Ok(paused(&state, &email, wait, next));
     }
 
     // Counted before the password is checked (a success gives it back): attempts sent at once
@@ -244,7 +280,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         if counted.newly() {
             on_blocked(&state, ip, &email, org, counted, now).await;
         }
-        return Ok(paused(&state, &email, BLOCK_SECS));
+        return Ok(paused(&state, &email, BLOCK_SECS, next));
     }
     // The same verification whether or not the user exists.
     let hash =
@@ -265,7 +301,8 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         );
         let shown = ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         tracing::info!(ip = %shown, "portal sign-in refused");
-        return Ok(render_sign_in(&state, StatusCode::UNAUTHORIZED, &email, Some(BAD_CREDENTIALS)));
+        let refused = Some(BAD_CREDENTIALS);
+        return Ok(render_sign_in(&state, StatusCode::UNAUTHORIZED, &email, refused, next));
     };
 
     state.portal.throttle.record_success(&state.limits, &email, ip).await;
@@ -289,7 +326,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     state.audit.record(event, now);
     tracing::info!(user_id = %user.id, "portal sign-in");
 
-    let mut res = Redirect::to("/portal/credentials").into_response();
+    let mut res = Redirect::to(next.unwrap_or("/portal/credentials")).into_response();
     let h = res.headers_mut();
     if let Ok(v) =
         HeaderValue::from_str(&session::cookie(&state, SESSION_COOKIE, &id, SESSION_LIFETIME_SECS))
@@ -305,13 +342,13 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
 /// An account or source just crossed its threshold: audit it and raise an alert, as for
 /// client authentication.
 /// The sign-in page saying that signing in is paused, for `wait` seconds.
-fn paused(state: &AppState, email: &str, wait: i64) -> Response {
+fn paused(state: &AppState, email: &str, wait: i64, next: Option<&str>) -> Response {
     let minutes = (wait + 59) / 60;
     let message = format!(
         "Too many sign-in attempts. For your security, signing in is paused: try again in {minutes} minute{}.",
         if minutes == 1 { "" } else { "s" }
     );
-    let mut res = render_sign_in(state, StatusCode::TOO_MANY_REQUESTS, email, Some(&message));
+    let mut res = render_sign_in(state, StatusCode::TOO_MANY_REQUESTS, email, Some(&message), next);
     res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
     res
 }
@@ -375,7 +412,7 @@ pub async fn sign_out(
             .org(who.user.org.clone()),
         state.now(),
     );
-    let mut res = Redirect::to("/portal/sign-in").into_response();
+    let mut res = Redirect::to("/portal/sign-in?done=signed-out").into_response();
     if let Ok(v) = HeaderValue::from_str(&session::cookie(&state, SESSION_COOKIE, "", 0)) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -385,6 +422,38 @@ pub async fn sign_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sign_in_goes_on_only_to_a_page_of_the_portals_own() {
+        for own in [
+            "/portal/users",
+            "/portal/audit?org=acme&kind=token.refused",
+            "/portal/credentials/tmc_1?org=a%20b",
+        ] {
+            assert_eq!(return_path(Some(own)), Some(own));
+        }
+        for elsewhere in [
+            "https://evil.example/portal/",
+            "//evil.example/portal/",
+            "/portal//evil.example",
+            "/portal/\\evil.example",
+            "/\\evil.example/portal/",
+            "/portal/sign-in",
+            "/portal/sign-in?next=/portal/users",
+            "/portal/sign-out",
+            "/admin/v1/credentials",
+            "/portal",
+            "/portal/a b",
+            "/portal/x\r\nSet-Cookie: a=b",
+            "/portal/é",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(return_path(Some(elsewhere)), None, "{elsewhere:?}");
+        }
+        assert_eq!(return_path(Some(&format!("/portal/{}", "a".repeat(1100)))), None);
+        assert_eq!(return_path(None), None);
+    }
     use std::sync::Arc;
     use tokenmint_http::ManualClock;
 

@@ -52,11 +52,43 @@ pub fn when_or(t: Option<UnixTime>, none: &str) -> String {
     t.map_or_else(|| none.to_owned(), when)
 }
 
+/// An instant for a table cell, as HTML: the day never broken, the time beside it or under it
+/// when the column is narrow, so that a long name in the same row cannot squeeze a date into
+/// three lines. `none` when there is no instant.
+pub fn when_cell(t: Option<UnixTime>, none: &str) -> String {
+    match t.map(when) {
+        Some(text) => match text.split_once(' ') {
+            Some((day, time)) => format!(r#"<span class="nowrap">{day}</span> {}"#, esc(time)),
+            None => esc(&text),
+        },
+        None => esc(none),
+    }
+}
+
+/// An email address as HTML that a narrow heading breaks before its `@` or after a dot, never
+/// in the middle of a name (unless a single name is wider than the page).
+pub fn email_html(email: &str) -> String {
+    let mut out = String::with_capacity(email.len() + 16);
+    for c in email.chars() {
+        match c {
+            '@' => out.push_str("<wbr>@"),
+            '.' => out.push_str(".<wbr>"),
+            c => out.push_str(&esc(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    out
+}
+
 /// Who is looking at the page, for the header and the navigation.
 #[derive(Debug, Clone, Copy)]
 pub struct Viewer<'a> {
     pub email: &'a str,
+    /// The organization the page works in: the user's own, or the one a platform user chose
+    /// in the organization picker. The header names it, and the navigation stays in it.
     pub org: &'a str,
+    /// `?org=SLUG` when [`Self::org`] is not the user's own (empty otherwise), added to the
+    /// navigation's links so that they stay in the organization being looked at.
+    pub org_query: &'a str,
     pub role: &'a str,
     pub csrf: &'a str,
 }
@@ -94,7 +126,12 @@ pub fn layout(title: &str, viewer: Option<Viewer<'_>>, nav: Nav, body: &str) -> 
         Some(v) => {
             let item = |n: Nav, href: &str, label: &str| {
                 let current = if n == nav { r#" aria-current="page""# } else { "" };
-                format!(r#"<li><a href="{href}"{current}>{label}</a></li>"#)
+                // Your account is the user's own, in no organization but theirs.
+                let query = if n == Nav::Account { "" } else { v.org_query };
+                format!(
+                    r#"<li><a href="{href}{query}"{current}>{label}</a></li>"#,
+                    query = Esc(query)
+                )
             };
             let _ = write!(
                 out,
@@ -178,6 +215,7 @@ pub const NOTICES: &[(&str, &str)] = &[
     ("role-changed", "Role changed."),
     ("password-changed", "Your password was changed. Your other sessions were signed out."),
     ("password-set", "Your new password is set. Sign in with it."),
+    ("signed-out", "You are signed out."),
 ];
 
 /// The success message named by `done`, or nothing for no or an unknown id.
@@ -270,6 +308,21 @@ mod tests {
         );
         assert_eq!(esc("a & b's"), "a &amp; b&#39;s");
         assert_eq!(esc("plain é"), "plain é");
+    }
+
+    #[test]
+    fn an_email_breaks_only_at_its_at_sign_and_dots_and_stays_escaped() {
+        assert_eq!(email_html("a.b@acme.test"), "a.<wbr>b<wbr>@acme.<wbr>test");
+        assert_eq!(email_html("<x>@y"), "&lt;x&gt;<wbr>@y");
+    }
+
+    #[test]
+    fn a_dates_day_is_never_broken() {
+        assert_eq!(
+            when_cell(Some(1_700_000_000), "Never"),
+            r#"<span class="nowrap">2023-11-14</span> 22:13 UTC"#
+        );
+        assert_eq!(when_cell(None, "Never"), "Never");
     }
 
     #[test]

@@ -222,8 +222,10 @@ pub struct Done {
 /// Every way a portal request can fail, and the page each one gets.
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
+    /// Not signed in: to the sign-in page, which goes on to `next` (the page asked for, when it
+    /// was a page the user can come back to) once signed in.
     #[error("not signed in")]
-    SignedOut,
+    SignedOut { next: Option<String> },
     #[error("the form could not be verified")]
     Csrf,
     #[error("{0}")]
@@ -250,7 +252,15 @@ fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
 impl IntoResponse for PortalError {
     fn into_response(self) -> Response {
         match self {
-            Self::SignedOut => Redirect::to("/portal/sign-in").into_response(),
+            Self::SignedOut { next } => {
+                match next.as_deref().and_then(|n| auth::return_path(Some(n))) {
+                    Some(n) => {
+                        Redirect::to(&format!("/portal/sign-in?next={}", accounts::urlencoding(n)))
+                            .into_response()
+                    }
+                    None => Redirect::to("/portal/sign-in").into_response(),
+                }
+            }
             Self::Csrf => error_page(
                 StatusCode::FORBIDDEN,
                 "Request refused",

@@ -27,18 +27,22 @@ use tokenmint_store::Refusal;
 
 type PageResult = Result<Response, PortalError>;
 
-pub(super) fn page(who: &SignedIn, title: &str, nav: Nav, body: &str) -> Response {
-    html_response(StatusCode::OK, html::layout(title, Some(who.viewer()), nav, body))
+/// A page of organization `org` (the user's own, or the one a platform user works in: the
+/// header names it and the navigation stays in it).
+pub(super) fn page(who: &SignedIn, org: &str, title: &str, nav: Nav, body: &str) -> Response {
+    page_with(StatusCode::OK, who, org, title, nav, body)
 }
 
 pub(super) fn page_with(
     status: StatusCode,
     who: &SignedIn,
+    org: &str,
     title: &str,
     nav: Nav,
     body: &str,
 ) -> Response {
-    html_response(status, html::layout(title, Some(who.viewer()), nav, body))
+    let query = org_query(who, org);
+    html_response(status, html::layout(title, Some(who.viewer(org, &query)), nav, body))
 }
 
 pub(super) fn see_other(to: &str) -> Response {
@@ -344,7 +348,7 @@ pub async fn list_credentials(
 {action}
 </section>"#
         );
-        return Ok(page(&who, "API OAuth credentials", Nav::Credentials, &body));
+        return Ok(page(&who, &org, "API OAuth credentials", Nav::Credentials, &body));
     }
     body.push_str(&list_filters(&q));
     if list.items.is_empty() {
@@ -369,9 +373,9 @@ pub async fn list_credentials(
                 name = esc(&c.name),
                 env = env_label(c.environment),
                 status = status_badge(c.status, expires_at, now),
-                created = when(c.created_at.unix_timestamp()),
-                expires = when_or(expires_at, "Never"),
-                used = when_or(ts(c.last_used_at), "Never"),
+                created = html::when_cell(Some(c.created_at.unix_timestamp()), ""),
+                expires = html::when_cell(expires_at, "Never"),
+                used = html::when_cell(ts(c.last_used_at), "Never"),
             );
         }
         body.push_str("</tbody></table></div></div>");
@@ -390,7 +394,7 @@ pub async fn list_credentials(
     if !pager.is_empty() {
         let _ = write!(body, r#"<nav class="actions pager" aria-label="Pages">{pager}</nav>"#);
     }
-    Ok(page(&who, "API OAuth credentials", Nav::Credentials, &body))
+    Ok(page(&who, &org, "API OAuth credentials", Nav::Credentials, &body))
 }
 
 /// What the generate form shows: the values typed so far and the errors by field.
@@ -566,7 +570,7 @@ pub async fn new_credential(
     authorize(&who, Action::CreateCredential, &new_credential_target(&org))?;
     let form = CredentialForm { org, ..CredentialForm::default() };
     let body = generate_form(&state, &who, &form);
-    Ok(page(&who, "Generate credential", Nav::Credentials, &body))
+    Ok(page(&who, &form.org, "Generate credential", Nav::Credentials, &body))
 }
 
 pub async fn create_credential(State(state): State<AppState>, posted: Posted) -> PageResult {
@@ -650,6 +654,7 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
             Ok(page_with(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &who,
+                &form.org,
                 "Generate credential",
                 Nav::Credentials,
                 &body,
@@ -661,6 +666,7 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
             Ok(page_with(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &who,
+                &form.org,
                 "Generate credential",
                 Nav::Credentials,
                 &body,
@@ -739,6 +745,7 @@ fn claims_list(c: &tokenmint_core::Credential, org_editable: &[String]) -> Strin
 fn claim_inputs(
     c: &tokenmint_core::Credential,
     org_editable: &[String],
+    posted: Option<&super::session::Fields>,
     error: Option<&str>,
 ) -> String {
     if org_editable.is_empty() {
@@ -748,7 +755,10 @@ fn claim_inputs(
         r#"<fieldset class="fieldset"><legend>Token claims</legend><p class="hint">Values are JSON when they parse as JSON, else text. Leave a value empty to remove the claim. A change revokes the tokens issued before it.</p>"#,
     );
     for (i, name) in org_editable.iter().enumerate() {
-        let value = c.claims.get(name).map(claim_text).unwrap_or_default();
+        let value = match posted.and_then(|p| p.get(&format!("claim.{name}"))) {
+            Some(sent) => sent.to_owned(),
+            None => c.claims.get(name).map(claim_text).unwrap_or_default(),
+        };
         let _ = write!(
             out,
             r#"<div class="field"><label for="claim-{i}"><code>{name}</code></label><input id="claim-{i}" name="claim.{name}" type="text" spellcheck="false" value="{value}"></div>"#,
@@ -794,26 +804,38 @@ fn rate_limit_label(own: Option<u32>, server_default: u32) -> String {
     }
 }
 
-/// The expiry choices of the edit form: keep the current one, or set a new one from now.
-fn expiry_options(current: Option<i64>) -> String {
+/// The expiry choices of the edit form: keep the current one, or set a new one from now;
+/// `chosen` is the one selected (keep when it is none of them).
+fn expiry_options(current: Option<i64>, chosen: Option<&str>) -> String {
     let keep = match current {
         Some(t) => format!("Keep: expires {}", when(t)),
         None => "Keep: never expires".to_owned(),
     };
-    let mut out = format!(r#"<option value="keep" selected>{}</option>"#, esc(&keep));
+    let chosen = chosen.filter(|c| EXPIRATIONS.iter().any(|(value, _, _)| value == c));
+    let selected = |value: &str| if chosen == Some(value) { " selected" } else { "" };
+    let mut out = format!(
+        r#"<option value="keep"{sel}>{}</option>"#,
+        esc(&keep),
+        sel = if chosen.is_none() { " selected" } else { "" }
+    );
     for (value, label, _) in EXPIRATIONS {
         let label =
             if *value == "never" { "Never expire".to_owned() } else { format!("{label} from now") };
-        let _ = write!(out, r#"<option value="{value}">{label}</option>"#);
+        let _ =
+            write!(out, r#"<option value="{value}"{sel}>{label}</option>"#, sel = selected(value));
     }
     out
 }
 
+/// The credential's page. After a refused edit, `edit_error` names the field and says why,
+/// and `posted` holds the edit form as it was sent: the form shows it again as typed (not the
+/// stored values), so that correcting one field loses nothing written in the others.
 async fn render_credential(
     state: &AppState,
     who: &SignedIn,
     client_id: &str,
     edit_error: Option<(&str, String)>,
+    posted: Option<&super::session::Fields>,
     done: Option<&str>,
 ) -> PageResult {
     let c = service::get_credential(state, &who.actor, client_id).await?;
@@ -965,10 +987,12 @@ async fn render_credential(
             Some((f, m)) if *f == field => Some(m.as_str()),
             _ => None,
         };
+        // What was sent, where the form was sent; else the credential as stored.
+        let sent = |field: &str| posted.and_then(|p| p.get(field));
         let claims_target =
             Target::Claims { credential: service::credential_ref(&c), org_editable: true };
         let claim_fields = if who.may(Action::EditClaims, &claims_target) {
-            claim_inputs(&c, &state.config.org_editable_claims, err("claims"))
+            claim_inputs(&c, &state.config.org_editable_claims, posted, err("claims"))
         } else {
             String::new()
         };
@@ -989,30 +1013,38 @@ async fn render_credential(
 <div class="actions"><button type="submit" class="btn btn-primary">Save changes</button></div>
 </form></section>"#,
             csrf = csrf_field(who),
-            name = esc(&c.name),
+            name = esc(sent("name").unwrap_or(&c.name)),
             name_invalid = invalid_attrs("name", err("name")),
             name_error = field_error("name", err("name")),
             perms = permission_controls(
                 state,
-                &|a| c.permissions.level(a).map_or("none", AccessLevel::as_str).to_owned(),
+                &|a| match sent(&format!("perm.{a}")) {
+                    Some(level) => level.to_owned(),
+                    None => c.permissions.level(a).map_or("none", AccessLevel::as_str).to_owned(),
+                },
                 err("permissions")
             ),
-            audiences = esc(&c.audiences.join("\n")),
+            audiences =
+                esc(&sent("audiences").map_or_else(|| c.audiences.join("\n"), str::to_owned)),
             aud_invalid = invalid_attrs("audiences", err("audiences")),
             aud_error = field_error("audiences", err("audiences")),
             min_life = tokenmint_core::credential::MIN_TOKEN_LIFETIME_SECS,
             max_life = state.config.max_token_lifetime,
-            lifetime = c.token_lifetime_secs,
+            lifetime = esc(&sent("token_lifetime")
+                .map_or_else(|| c.token_lifetime_secs.to_string(), str::to_owned)),
             life_invalid = invalid_attrs("token_lifetime", err("token_lifetime")),
             life_error = field_error("token_lifetime", err("token_lifetime")),
-            rate = c.rate_limit_per_minute.map(|r| r.to_string()).unwrap_or_default(),
+            rate = esc(&sent("rate_limit").map_or_else(
+                || c.rate_limit_per_minute.map(|r| r.to_string()).unwrap_or_default(),
+                str::to_owned
+            )),
             default_rate = match state.config.token_rate_limit {
                 0 => "no limit".to_owned(),
                 n => format!("{n} tokens per minute"),
             },
             rate_invalid = invalid_attrs("rate_limit", err("rate_limit")),
             rate_error = field_error("rate_limit", err("rate_limit")),
-            expiry = expiry_options(c.expires_at),
+            expiry = expiry_options(c.expires_at, sent("expiry")),
             exp_invalid = invalid_attrs("expiry", err("expiry")),
             exp_error = field_error("expiry", err("expiry")),
         );
@@ -1052,7 +1084,7 @@ async fn render_credential(
     }
     let status =
         if edit_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    Ok(page_with(status, who, &c.name, Nav::Credentials, &body))
+    Ok(page_with(status, who, &c.org, &c.name, Nav::Credentials, &body))
 }
 
 /// The credential's registered public keys (for `private_key_jwt`), each with a link to remove
@@ -1146,7 +1178,7 @@ pub async fn add_public_key(
             Err(e) => return Err(e.into()),
         }
     };
-    render_credential(&state, &who, &client_id, Some(error), None).await
+    render_credential(&state, &who, &client_id, Some(error), None, None).await
 }
 
 /// Removing a key breaks every integration that signs with it: asked first.
@@ -1173,7 +1205,7 @@ pub async fn confirm_remove_public_key(
         key = esc(&key),
         csrf = csrf_field(&who),
     );
-    Ok(page(&who, "Remove public key", Nav::Credentials, &body))
+    Ok(page(&who, &c.org, "Remove public key", Nav::Credentials, &body))
 }
 
 pub async fn remove_public_key(
@@ -1187,7 +1219,8 @@ pub async fn remove_public_key(
             Ok(see_other(&format!("/portal/credentials/{client_id}?done=key-removed#public-keys")))
         }
         Err(ApiError::Conflict(message)) => {
-            render_credential(&state, &who, &client_id, Some(("public_key", message)), None).await
+            render_credential(&state, &who, &client_id, Some(("public_key", message)), None, None)
+                .await
         }
         Err(e) => Err(e.into()),
     }
@@ -1199,7 +1232,7 @@ pub async fn show_credential(
     Path(client_id): Path<String>,
     Query(q): Query<super::Done>,
 ) -> PageResult {
-    render_credential(&state, &who, &client_id, None, q.done.as_deref()).await
+    render_credential(&state, &who, &client_id, None, None, q.done.as_deref()).await
 }
 
 pub async fn update_credential(
@@ -1213,7 +1246,8 @@ pub async fn update_credential(
     let input = match edit_input(&state, &current, &fields) {
         Ok(input) => input,
         Err((field, message)) => {
-            return render_credential(&state, &who, &client_id, Some((field, message)), None).await;
+            let error = Some((field, message));
+            return render_credential(&state, &who, &client_id, error, Some(&fields), None).await;
         }
     };
     match service::update_credential(&state, &who.actor, &client_id, input).await {
@@ -1228,7 +1262,8 @@ pub async fn update_credential(
                 "claims" | "remove_claims" => "claims",
                 _ => "name",
             };
-            render_credential(&state, &who, &client_id, Some((field, message)), None).await
+            let error = Some((field, message));
+            render_credential(&state, &who, &client_id, error, Some(&fields), None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -1336,7 +1371,7 @@ pub async fn rotate_secret(
     posted: Posted,
 ) -> PageResult {
     let Posted { who, fields } = posted;
-    service::check_credential(&state, &who.actor, &client_id, Action::RotateSecret).await?;
+    let c = service::check_credential(&state, &who.actor, &client_id, Action::RotateSecret).await?;
     let overlap = match fields.get("overlap") {
         Some(v @ ("0" | "3600" | "86400" | "604800")) => v.parse::<u64>().ok(),
         _ => {
@@ -1346,7 +1381,7 @@ pub async fn rotate_secret(
         }
     };
     if overlap == Some(0) && fields.get("confirm") != Some("yes") {
-        return Ok(confirm_rotate_now(&who, &client_id));
+        return Ok(confirm_rotate_now(&who, &c.org, &client_id));
     }
     let outcome = service::rotate_secret_or_refusal(
         &state,
@@ -1445,7 +1480,7 @@ pub async fn confirm_delete_secret(
         sid = esc(&secret.id),
         csrf = csrf_field(&who),
     );
-    Ok(page(&who, "Delete secret", Nav::Credentials, &body))
+    Ok(page(&who, &c.org, "Delete secret", Nav::Credentials, &body))
 }
 
 pub async fn delete_secret(
@@ -1472,7 +1507,7 @@ fn sentence(reason: &str) -> String {
 }
 
 /// Ending the current secret at once breaks every integration still using it: asked first.
-fn confirm_rotate_now(who: &SignedIn, client_id: &str) -> Response {
+fn confirm_rotate_now(who: &SignedIn, org: &str, client_id: &str) -> Response {
     let body = format!(
         r#"<section class="card narrow danger"><h1>Stop the current secret now?</h1>
 <p>A new secret is generated and shown once, and the current secret stops working at once: integrations still using it fail to obtain tokens until they have the new one.</p>
@@ -1486,7 +1521,7 @@ fn confirm_rotate_now(who: &SignedIn, client_id: &str) -> Response {
         id = esc(client_id),
         csrf = csrf_field(who),
     );
-    page(who, "Rotate secret", Nav::Credentials, &body)
+    page(who, org, "Rotate secret", Nav::Credentials, &body)
 }
 
 pub async fn confirm_deactivate(
@@ -1508,7 +1543,7 @@ pub async fn confirm_deactivate(
         id = esc(c.client_id.as_str()),
         csrf = csrf_field(&who),
     );
-    Ok(page(&who, "Deactivate credential", Nav::Credentials, &body))
+    Ok(page(&who, &c.org, "Deactivate credential", Nav::Credentials, &body))
 }
 
 pub async fn deactivate_credential(

@@ -126,10 +126,13 @@ impl SignedIn {
         crate::service::policy::may(&self.actor, action, target).is_ok()
     }
 
-    pub fn viewer(&self) -> super::html::Viewer<'_> {
+    /// The page's viewer working in `org` with `org_query` its `?org=` suffix (see
+    /// [`super::pages::org_query`]).
+    pub fn viewer<'a>(&'a self, org: &'a str, org_query: &'a str) -> super::html::Viewer<'a> {
         super::html::Viewer {
             email: &self.user.email,
-            org: &self.user.org,
+            org,
+            org_query,
             role: self.user.role.as_str(),
             csrf: &self.session.csrf_secret,
         }
@@ -164,7 +167,12 @@ impl FromRequestParts<AppState> for SignedIn {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        current(state, &parts.headers).await?.ok_or(PortalError::SignedOut)
+        // A page asked for while signed out is where the sign-in goes on to; a form (any other
+        // method) is not sent again, so its page is not remembered.
+        let next = (parts.method == axum::http::Method::GET)
+            .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+            .flatten();
+        current(state, &parts.headers).await?.ok_or(PortalError::SignedOut { next })
     }
 }
 

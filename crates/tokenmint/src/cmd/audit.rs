@@ -48,6 +48,10 @@ fn instant(flag: &str, value: &str) -> Result<String> {
 pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
     let AuditCommand::Export(a) = cmd;
     let client = AdminClient::connect(&a.admin).await?;
+    // A misspelt organization would export nothing, read as "nothing happened": named instead.
+    if let Some(org) = &a.org {
+        super::credentials::organization_exists(&client, org).await?;
+    }
     // The largest page the server serves: it refuses a larger one.
     let mut query = format!("limit={}", tokenmint_proto::limits::AUDIT_PAGE.max);
     for (key, value) in

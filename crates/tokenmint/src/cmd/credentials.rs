@@ -319,9 +319,9 @@ fn show(c: &dto::Credential) -> Result<()> {
     Ok(())
 }
 
-/// Fails, naming the organization, when `org` does not exist: the credentials listing answers
-/// an unknown organization with an empty list, as it does one without credentials.
-async fn organization_exists(client: &AdminClient, org: &str) -> Result<()> {
+/// Fails, naming the organization, when `org` does not exist: the listings (credentials, users,
+/// audit) answer an unknown organization with an empty list, as they do one without entries.
+pub(crate) async fn organization_exists(client: &AdminClient, org: &str) -> Result<()> {
     match client.get::<dto::Organization>(&format!("/organizations/{}", segment(org))).await {
         Ok(_) => Ok(()),
         Err(e) => match e.downcast_ref::<ApiRefusal>() {

@@ -32,6 +32,7 @@ pub async fn run(args: InitArgs) -> Result<ExitCode> {
     let out = serde_json::json!({
         "client_id": created.client_id,
         "client_secret": created.client_secret,
+        "endpoint": s.issuer,
         "token_endpoint": created.token_endpoint,
     });
     let mut stdout = std::io::stdout().lock();

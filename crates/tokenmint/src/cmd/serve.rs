@@ -26,10 +26,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         )),
         other => other.into(),
     })?;
+    let issuer = app.state().issuer.clone();
     if let Some(FirstStart::Initialized(created)) = app.take_first_start() {
+        // `endpoint` is the server the admin commands ask when given this file and no
+        // --endpoint: the one that wrote it, on whatever port it listens.
         let body = serde_json::json!({
             "client_id": created.client_id,
             "client_secret": created.client_secret,
+            "endpoint": issuer,
             "token_endpoint": created.token_endpoint,
         });
         let path = admin_file.unwrap_or_else(|| "tokenmint-admin.json".into());

@@ -73,6 +73,21 @@ pub async fn list_audit(
         })?),
         None => None,
     };
+    // A filter that can match nothing because it is misspelt is refused, rather than answered
+    // with an empty trail that reads as "nothing happened".
+    if let Some(kind) = q.kind.as_deref()
+        && crate::audit::AuditKind::named(kind).is_none()
+    {
+        let known: Vec<&str> = crate::audit::AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+        return Err(ApiError::validation(
+            "kind",
+            format!(
+                "there is no event kind '{}': use one of {}",
+                tokenmint_core::SafeText::new(kind),
+                known.join(", ")
+            ),
+        ));
+    }
     let org = service::list_scope(&caller.actor, Action::ReadAudit, q.org)?;
     let limit = service::page_size("limit", q.limit, AUDIT_PAGE)?;
     let filter = AuditFilter {
