@@ -11,6 +11,10 @@
 //! separators, bidirectional and zero-width format characters become `\u{…}`, and the text is
 //! cut to a bounded length. So a value can never start a new log line, move a terminal's
 //! cursor or reorder what a reader sees.
+//!
+//! How a log line writes a value is here too ([`write_log_value`], [`write_quoted`],
+//! [`escape_unsafe_in_json`]), so that the text and JSON log formats escape what a value holds
+//! once, in the same terms as [`SafeText`].
 
 use crate::crypto;
 use std::fmt;
