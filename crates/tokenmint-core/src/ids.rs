@@ -11,6 +11,10 @@
 //! separators, bidirectional and zero-width format characters become `\u{…}`, and the text is
 //! cut to a bounded length. So a value can never start a new log line, move a terminal's
 //! cursor or reorder what a reader sees.
+//!
+//! How a log line writes a value is here too ([`write_log_value`], [`write_quoted`],
+//! [`escape_unsafe_in_json`]), so that the text and JSON log formats escape what a value holds
+//! once, in the same terms as [`SafeText`].
 
 use crate::crypto;
 use std::fmt;
@@ -146,11 +150,17 @@ pub struct SafeText(String);
 /// sent `\u{a}` (six visible characters) reads `\u{5c}u{a}` and never looks like an escaped
 /// newline.
 fn must_escape(c: char) -> bool {
+    c == '\\' || is_unsafe_char(c)
+}
+
+/// Whether `c` must never be written raw where a person or a line-oriented reader looks:
+/// control characters (C0 and C1, line breaks among them), Unicode line and paragraph
+/// separators, bidirectional and zero-width format characters, the byte order mark.
+pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\\'                             // the escape character itself
-            | '\u{2028}' | '\u{2029}'        // line and paragraph separators
+            '\u{2028}' | '\u{2029}'        // line and paragraph separators
             | '\u{200B}'..='\u{200F}'        // zero-width characters, LRM, RLM
             | '\u{202A}'..='\u{202E}'        // bidirectional embeddings and overrides
             | '\u{2060}'..='\u{2069}'        // word joiner, invisible operators, isolates
@@ -234,23 +244,102 @@ impl fmt::Display for SafeText {
 }
 
 /// Quoted, so that a log field holding outside text cannot read as further `key=value` fields,
-/// and escaped only where it is not already: a `"` becomes `\"`, and the escapes the text
-/// carries (`\u{7}`) stay as they are rather than becoming `\\u{7}`.
+/// and escaped only where it is not already (see [`write_quoted`]): a `"` becomes `\"`, and the
+/// escapes the text carries (`\u{7}`) stay as they are rather than becoming `\\u{7}`. A log
+/// line takes a `SafeText` by its `Display` (`%text`): the log's own format quotes it (text) or
+/// makes it a JSON string, so that it is escaped once in either.
 impl fmt::Debug for SafeText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use fmt::Write as _;
-        f.write_char('"')?;
-        for part in self.0.split_inclusive('"') {
-            match part.strip_suffix('"') {
-                Some(head) => {
-                    f.write_str(head)?;
-                    f.write_str("\\\"")?;
-                }
-                None => f.write_str(part)?,
-            }
-        }
-        f.write_char('"')
+        write_quoted(f, &self.0)
     }
+}
+
+/// Writes `text` as the value of a `key=value` log field: as it is when it is one plain word
+/// (no white space, quote, backslash, `=` or [unsafe character](is_unsafe_char)), otherwise
+/// quoted by [`write_quoted`], so that no value can end its field early, add another field or
+/// start a new line.
+pub fn write_log_value(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
+    let plain = !text.is_empty()
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\\' | '=') || is_unsafe_char(c));
+    if plain { out.write_str(text) } else { write_quoted(out, text) }
+}
+
+/// Writes `text` between double quotes, escaped so that the quotes hold it whole and nothing
+/// in it is raw: a `"` becomes `\"`, an [unsafe character](is_unsafe_char) `\u{hex}`, and a
+/// backslash that starts no escape `\\`. Escapes the text already carries (`\u{hex}` as
+/// [`SafeText`] writes them; `\n`, `\r`, `\t`, `\0`, `\\`, `\"`, `\'` as Rust's and serde's
+/// quoting writes them) are kept as they are, not escaped a second time: read left to right,
+/// every `"` inside is escaped, so the text cannot close the quotes early.
+pub fn write_quoted(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let len = match c {
+            '\\' => match escape_len(rest) {
+                Some(n) => {
+                    out.write_str(&rest[..n])?;
+                    n
+                }
+                None => {
+                    out.write_str("\\\\")?;
+                    1
+                }
+            },
+            '"' => {
+                out.write_str("\\\"")?;
+                1
+            }
+            c if is_unsafe_char(c) => {
+                write!(out, "\\u{{{:x}}}", u32::from(c))?;
+                c.len_utf8()
+            }
+            c => {
+                out.write_char(c)?;
+                c.len_utf8()
+            }
+        };
+        rest = &rest[len..];
+    }
+    out.write_char('"')
+}
+
+/// The length in bytes of the escape `text` starts with (`text` starts with a backslash):
+/// `\u{` one to six hex digits `}`, or a backslash and one of `nrt0\"'`.
+fn escape_len(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    match b.get(1)? {
+        b'n' | b'r' | b't' | b'0' | b'\\' | b'"' | b'\'' => Some(2),
+        b'u' if b.get(2) == Some(&b'{') => {
+            let digits = b[3..].iter().take_while(|d| d.is_ascii_hexdigit()).count();
+            let end = 3 + digits;
+            ((1..=6).contains(&digits) && b.get(end) == Some(&b'}')).then_some(end + 1)
+        }
+        _ => None,
+    }
+}
+
+/// `json` (a JSON text) with each non-ASCII [unsafe character](is_unsafe_char) written as a
+/// JSON escape (`\u2028`): what a reader parses is the same, while the text itself carries no
+/// character a line-oriented reader takes for a line break (U+0085, U+2028) or a terminal shows
+/// reordered. JSON writers escape the ASCII control characters themselves, and every
+/// non-ASCII character of a JSON text is inside a string, where an escape is allowed.
+pub fn escape_unsafe_in_json(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.chars().any(|c| !c.is_ascii() && is_unsafe_char(c)) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if !c.is_ascii() && is_unsafe_char(c) {
+            use std::fmt::Write as _;
+            // Every unsafe character is in the Basic Multilingual Plane: one escape each.
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl serde::Serialize for SafeText {
@@ -365,6 +454,67 @@ mod tests {
         let text = SafeText::new("say \"hi\"\u{7} key=value\\");
         assert_eq!(format!("{text:?}"), r#""say \"hi\"\u{7} key=value\u{5c}""#);
         assert_eq!(format!("{:?}", SafeText::new("")), r#""""#);
+    }
+
+    fn log_value(text: &str) -> String {
+        let mut out = String::new();
+        write_log_value(&mut out, text).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_log_value_is_bare_when_it_is_one_word_and_quoted_once_otherwise() {
+        assert_eq!(log_value("tmc_abc"), "tmc_abc");
+        assert_eq!(log_value(""), r#""""#);
+        assert_eq!(log_value("a b=c"), r#""a b=c""#);
+        assert_eq!(log_value("x\n2026 INFO forged"), r#""x\u{a}2026 INFO forged""#);
+        // Raw characters are escaped; escapes already made are kept.
+        assert_eq!(log_value("a\nb\u{2028}c"), r#""a\u{a}b\u{2028}c""#);
+        let said = SafeText::new("no \"x\"\u{7} y=1\\");
+        assert_eq!(log_value(said.as_str()), r#""no \"x\"\u{7} y=1\u{5c}""#);
+        assert_eq!(log_value(said.as_str()), format!("{said:?}"));
+        // serde's quoting (`string "yes\n"`) is escaped once, not twice.
+        assert_eq!(log_value(r#"string "yes\n""#), r#""string \"yes\n\"""#);
+        // A backslash that starts no escape is one itself; one at the end cannot swallow the
+        // closing quote.
+        assert_eq!(log_value(r"C:\dir\x y"), r#""C:\\dir\\x y""#);
+        assert_eq!(log_value("a \\"), r#""a \\""#);
+        assert_eq!(log_value(r"a \u{110000000}"), r#""a \\u{110000000}""#);
+    }
+
+    proptest::proptest! {
+        /// Whatever the value, a reader of the quoted form finds the closing quote where it
+        /// was written: every `"` inside is escaped, no raw unsafe character is left.
+        #[test]
+        fn a_quoted_log_value_cannot_end_early_or_carry_unsafe_characters(raw in "[\\\\\"u{}0-9a \\x00-\\x1f\\u{85}\\u{2028}\\u{202e}]{0,40}") {
+            let out = log_value(&raw);
+            proptest::prop_assert!(!out.chars().any(is_unsafe_char), "{:?}", out);
+            if let Some(inner) = out.strip_prefix('"') {
+                let mut chars = inner.chars();
+                let mut closed_at_end = false;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => { chars.next(); }
+                        '"' => { closed_at_end = chars.next().is_none(); break; }
+                        _ => {}
+                    }
+                }
+                proptest::prop_assert!(closed_at_end, "{:?} ends early or never", out);
+            } else {
+                proptest::prop_assert!(!out.contains([' ', '"', '=']), "{:?}", out);
+            }
+        }
+    }
+
+    #[test]
+    fn unsafe_characters_in_a_json_text_become_json_escapes_that_parse_back() {
+        let value = serde_json::json!({"reason": "a\u{85}b\u{2028}c\u{202e}d\u{7}é"});
+        let text = serde_json::to_string(&value).unwrap();
+        let escaped = escape_unsafe_in_json(&text);
+        assert_eq!(escaped, r#"{"reason":"a\u0085b\u2028c\u202ed\u0007é"}"#);
+        let back: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(back, value);
+        assert!(matches!(escape_unsafe_in_json("{\"a\":\"é\"}"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -342,17 +342,17 @@ pub(crate) fn set_claim_headers(
             Some(Ok(value)) => value,
             Some(Err(why)) => {
                 if first_warning(claim, &token.client_id) {
-                    // Quoted: another issuer's client id is any text, and must not read as
-                    // another field of the line.
+                    // Another issuer's client id is any text: the log's format quotes and
+                    // escapes it, so it cannot read as another field of the line.
                     tracing::warn!(
                         claim = %claim,
-                        client_id = ?token.client_id,
+                        client_id = token.client_id.as_str(),
                         "a forwarded claim holds {why}: the claim is not forwarded; remove or set \
                          it again on the credential or organization (or at the issuer that set \
                          it); said once per claim and client, then at debug"
                     );
                 } else {
-                    tracing::debug!(claim = %claim, client_id = ?token.client_id, "a forwarded claim holds {why}: not forwarded");
+                    tracing::debug!(claim = %claim, client_id = token.client_id.as_str(), "a forwarded claim holds {why}: not forwarded");
                 }
                 if !empty_when_absent {
                     continue;

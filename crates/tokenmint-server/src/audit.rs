@@ -8,7 +8,9 @@
 //!
 //! An event's text fields are typed: the client_id as a [`PresentedClientId`], the organization
 //! and the actor as [`SafeText`]. Whatever a request brought, a record can hold no control
-//! character and no unbounded text.
+//! character and no unbounded text. The one text kept as it was said is a token hook's reason
+//! for a refusal (`details.provider_reason`, at most 200 characters): an export shows what the
+//! provider said, and JSON, the only form a record's details take, escapes what must be.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -196,9 +196,10 @@ pub enum Decision {
     /// hook said for the audit trail.
     Deny {
         reason: String,
-        /// The hook's `reason` as it was given (control characters escaped, at most
-        /// [`MAX_REASON_CHARS`] characters), when it gave one as a string.
-        said: Option<tokenmint_core::SafeText>,
+        /// The hook's `reason` exactly as it was given (at most [`MAX_REASON_CHARS`]
+        /// characters), when it gave one as a string. Any text: what writes it escapes it
+        /// (the audit record as JSON; the log line through `SafeText`).
+        said: Option<String>,
         /// What else was wrong with an answer that refused: a refusal stands however the rest
         /// of the answer is written (see [`refuses`]).
         malformed: Option<String>,
@@ -625,10 +626,15 @@ fn decision(
     Ok(Decision::Allow { claims_json, scope })
 }
 
-/// The hook's reason as it was given, for the audit trail and the log: any text, control
-/// characters escaped (`\u{7}`), at most [`MAX_REASON_CHARS`] characters.
-fn said(reason: &str) -> tokenmint_core::SafeText {
-    tokenmint_core::SafeText::bounded(reason, MAX_REASON_CHARS)
+/// The hook's reason as it was given, for the audit trail: any text, unescaped, at most
+/// [`MAX_REASON_CHARS`] characters (a longer one keeps its first 199 and ends with `…`).
+fn said(reason: &str) -> String {
+    if reason.chars().nth(MAX_REASON_CHARS).is_none() {
+        return reason.to_owned();
+    }
+    let mut kept: String = reason.chars().take(MAX_REASON_CHARS - 1).collect();
+    kept.push('…');
+    kept
 }
 
 /// The hook's reason for a refusal as an `error_description`: RFC 6749 §5.2 allows only
@@ -744,7 +750,7 @@ mod tests {
                 .unwrap();
         let Decision::Deny { reason, said, malformed } = d else { panic!("{d:?}") };
         assert_eq!(reason, "unpaid invoice");
-        assert_eq!(said.as_ref().map(|s| s.as_str()), Some("unpaid\\u{d}\\u{a}invoice"));
+        assert_eq!(said.as_deref(), Some("unpaid\r\ninvoice"));
         assert_eq!(malformed, None);
     }
 
@@ -854,9 +860,21 @@ mod tests {
         let answer = read_answer(r#"{"allow": false, "reason": "日本語の理由\u0007"}"#.as_bytes());
         let d = decision(answer.unwrap(), &CustomClaims::default(), "a").unwrap();
         let Decision::Deny { reason, said, malformed } = d else { panic!("{d:?}") };
-        assert_eq!(said.as_ref().map(|s| s.as_str()), Some("日本語の理由\\u{7}"));
+        assert_eq!(said.as_deref(), Some("日本語の理由\u{7}"));
         assert!(reason.is_ascii(), "{reason}");
         assert_eq!(malformed, None);
+        // Cut to 200 characters, the cut marked.
+        let long = format!("{}\\tail", "é".repeat(MAX_REASON_CHARS));
+        let refusal = self::answer(json!({"allow": false, "reason": long}));
+        let d = decision(refusal, &CustomClaims::default(), "a").unwrap();
+        let Decision::Deny { said: Some(said), .. } = d else { panic!("{d:?}") };
+        assert_eq!(said.chars().count(), MAX_REASON_CHARS);
+        assert_eq!(said, format!("{}…", "é".repeat(MAX_REASON_CHARS - 1)));
+        let exact = "\\".repeat(MAX_REASON_CHARS);
+        let refusal = self::answer(json!({"allow": false, "reason": exact}));
+        let d = decision(refusal, &CustomClaims::default(), "a").unwrap();
+        let Decision::Deny { said: Some(said), .. } = d else { panic!("{d:?}") };
+        assert_eq!(said, exact, "200 characters are kept whole, unescaped");
     }
 
     #[test]

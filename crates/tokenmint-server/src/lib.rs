@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod hook;
 pub mod keyring;
+pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod portal;

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokenmint_core::PresentedClientId;
 use tokenmint_server::alerts::WebhookTarget;
+use tokenmint_server::logging::{LogFormat, layer};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -60,6 +61,23 @@ fn forbidden(c: char) -> bool {
         || matches!(c, '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
+/// The keys of a text log line's `key=value` fields: each `=` outside quotes, read the way a
+/// logfmt reader does (a `\` inside quotes escapes the next character).
+fn keys(line: &str) -> Vec<&str> {
+    let (mut keys, mut quoted, mut escaped, mut start) = (Vec::new(), false, false, 0);
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ' ' if !quoted => start = i + 1,
+            '=' if !quoted => keys.push(&line[start..i]),
+            _ => {}
+        }
+    }
+    keys
+}
+
 /// The classic attacks, then generated ids mixing control characters, separators, escapes and
 /// printable text.
 fn client_ids() -> Vec<String> {
@@ -70,6 +88,9 @@ fn client_ids() -> Vec<String> {
         "tmc_\u{202e}txt.exe",
         "a\u{2028}b\u{2029}c\u{85}d",
         "\"},{\"kind\":\"forged\"",
+        "tmc_x forged=1",
+        "x\" forged=\"1",
+        "x\\\" forged=1",
         "",
         "\\u{a}",
     ]
@@ -100,8 +121,9 @@ async fn no_client_id_forges_a_log_line_or_carries_control_characters_anywhere()
         .with_target("tower_http", tracing::Level::TRACE);
     tracing_subscriber::registry()
         .with(ours)
-        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || t.clone()))
-        .with(tracing_subscriber::fmt::layer().json().with_writer(move || j.clone()))
+        // The two formats as `serve --log-format` writes them.
+        .with(layer(LogFormat::Text, move || t.clone(), false))
+        .with(layer(LogFormat::Json, move || j.clone(), false))
         .with(CountEvents(Arc::clone(&events)))
         .init();
 
@@ -238,6 +260,7 @@ async fn no_client_id_forges_a_log_line_or_carries_control_characters_anywhere()
     assert!(n_text == n && n_json == n, "text lines {n_text}, JSON lines {n_json}, events {n}");
     for line in text.lines() {
         assert!(!line.chars().any(forbidden), "a text log line carries a raw character: {line:?}");
+        assert!(!keys(line).contains(&"forged"), "a client_id added a field: {line:?}");
         assert!(
             line.len() > 20 && line.as_bytes()[4] == b'-' && line.as_bytes()[10] == b'T',
             "a text log line that is not an event's: {line:?}"

@@ -61,7 +61,7 @@ async fn a_full_session_at_trace_level_logs_no_secret_and_no_token() {
     app.token_for(&id, &secret, &[]).await;
     app.stop().await;
 
-    let logs = capture.text();
+    let logs = capture.text() + &capture.json();
     assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "trace logging was captured");
     assert!(logs.contains("credential created"));
     for s in &secrets {

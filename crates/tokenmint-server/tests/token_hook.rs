@@ -549,20 +549,87 @@ async fn claims_with_control_characters_or_inexact_numbers_are_a_malformed_answe
     assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 503);
     hook.set(Behaviour::Raw(r#""ok""#));
     assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 503);
-    // A refusal by the hook is logged with its reason (and audited, see above).
-    hook.set(Behaviour::Answer(json!({"allow": false, "reason": "contract ended"})));
+    // A refusal by the hook is logged with its reason (and audited, see above): a value of the
+    // text format, quoted and escaped once, that no `key=value` in it can add a field to; a
+    // plain JSON string in the JSON format.
+    let said = "contract \"ended\"\u{7} policy=issued\\";
+    hook.set(Behaviour::Answer(json!({"allow": false, "reason": said})));
     assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 403);
     let text = logs.text();
-    assert!(text.contains(r#"string "yes\n""#), "escaped once: {text}");
+    // The failure's message quotes the answer as serde does; the text format quotes the
+    // whole, and neither escapes what the other did.
+    assert!(text.contains(r#"error="the token hook's answer is not understood"#), "{text}");
+    assert!(text.contains(r#"string \"yes\n\""#), "escaped once: {text}");
     assert!(!text.contains(r#"yes\\n"#), "not escaped twice");
-    assert!(text.contains(r#"expected an object such as {"allow": true}"#), "{text}");
+    assert!(text.contains(r#"expected an object such as {\"allow\": true}"#), "{text}");
     assert!(!text.contains("struct Answer"), "no type of tokenmint's code");
+    // (Other tests of this binary log too: this one's client is the one to look for.)
+    let refusal = text
+        .lines()
+        .find(|l| {
+            l.contains("the token hook refused the token") && l.contains(&format!("client_id={id}"))
+        })
+        .unwrap_or_else(|| panic!("the refusal is logged with its client: {text}"));
     assert!(
-        text.lines().any(|l| l.contains("the token hook refused the token")
-            && l.contains("contract ended")
-            && l.contains(&id)),
-        "the refusal is logged with its reason and client"
+        refusal.ends_with(r#"reason="contract \"ended\"\u{7} policy=issued\u{5c}""#),
+        "quoted and escaped once: {refusal}"
     );
+    let json = logs.json();
+    let lines: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let refusal = lines
+        .iter()
+        .find(|v| {
+            v["message"] == "the token hook refused the token" && v["client_id"] == id.as_str()
+        })
+        .unwrap_or_else(|| panic!("the refusal is logged as JSON: {json}"));
+    assert_eq!(refusal["reason"], "contract \"ended\"\\u{7} policy=issued\\u{5c}", "{refusal}");
+    let failure = lines
+        .iter()
+        .find_map(|v| v["error"].as_str().filter(|e| e.contains("yes")))
+        .unwrap_or_else(|| panic!("the malformed answer is logged as JSON: {json}"));
+    assert!(failure.contains(r#"string "yes\n""#), "a plain JSON string: {failure:?}");
+    assert!(
+        lines.iter().any(|v| v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(r#"expected an object such as {"allow": true}"#))),
+        "{json}"
+    );
+}
+
+/// The hook's reason for a refusal is audited exactly as the hook gave it (quotes, backslashes,
+/// control characters and separators included), cut to 200 characters: the audit record is
+/// JSON, which escapes what must be.
+#[tokio::test]
+async fn the_hooks_reason_is_audited_exactly_as_it_was_given() {
+    let (app, hook) =
+        app_with_hook(Behaviour::Answer(json!({"allow": true})), OnFailure::Refuse).await;
+    let long = format!("{}tail", "é".repeat(200));
+    let cut = format!("{}…", "é".repeat(199));
+    for (reason, audited) in [
+        ("no \"x\"\u{7} C:\\dir\u{2028}next\u{202e}", "no \"x\"\u{7} C:\\dir\u{2028}next\u{202e}"),
+        (long.as_str(), cut.as_str()),
+    ] {
+        let (id, secret) = reader(&app).await;
+        hook.set(Behaviour::Answer(json!({"allow": false, "reason": reason})));
+        assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 403);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let res = app
+                .admin(Method::GET, &format!("/audit?client_id={id}&kind=token.refused"), None)
+                .await;
+            let page: Value = res.json().await.unwrap();
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            if let Some(record) = items.iter().find(|e| e["reason"] == "hook_denied") {
+                assert_eq!(record["details"]["provider_reason"], audited, "{record}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no audit record: {page}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// A refusal's reason with characters RFC 6749 §5.2 does not allow in `error_description`

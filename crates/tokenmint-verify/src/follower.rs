@@ -360,7 +360,7 @@ impl<T: TokenSource> Follower<T> {
                     Err(error) => {
                         // Later entries move the cursor past this one, so it is lost to
                         // this verifier; only a server bug can produce it: report it loudly.
-                        tracing::error!(%error, id = ?event.id, "unreadable revocation event");
+                        tracing::error!(%error, id = event.id.as_deref().unwrap_or(""), "unreadable revocation event");
                         None
                     }
                 })

@@ -164,23 +164,20 @@ fn init_logging(
     cli: &Cli,
     runtime: &tokio::runtime::Handle,
 ) -> anyhow::Result<Option<tokenmint::telemetry::Telemetry>> {
+    use tracing_subscriber::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_env("TOKENMINT_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal: a log file or a collector gets plain text.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
-    let fmt = match cli.log_format.as_deref().unwrap_or("text") {
-        "text" => fmt.boxed(),
-        "json" => fmt.json().flatten_event(true).boxed(),
-        other => {
-            anyhow::bail!("invalid --log-format (TOKENMINT_LOG_FORMAT) '{other}': use text or json")
-        }
+    let name = cli.log_format.as_deref().unwrap_or("text");
+    let Some(format) = tokenmint_server::logging::LogFormat::parse(name) else {
+        anyhow::bail!("invalid --log-format (TOKENMINT_LOG_FORMAT) '{name}': use text or json")
     };
+    let fmt = tokenmint_server::logging::layer(format, std::io::stderr, colour);
     let endpoint = match &cli.command {
         Command::Serve(args) => settings::serve_otlp_endpoint(args)?,
         _ => None,

@@ -553,3 +553,116 @@ fn the_credential_file_names_its_server_and_a_misspelt_name_is_told_with_what_to
     let said = String::from_utf8_lossy(&org.stderr);
     assert!(said.contains("no organization 'nosuchorg' exists"), "{said}");
 }
+
+/// A token hook on 127.0.0.1 that refuses every token with `reason`; its URL.
+fn refusing_hook(reason: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let answer = serde_json::json!({"allow": false, "reason": reason}).to_string();
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    url
+}
+
+/// `serve --log-format json` logs a token hook's refusal reason as its plain text (JSON's
+/// escaping only, not quoted a second time), and `audit export` prints it as the hook gave it,
+/// one event a line (a line separator in it written as a JSON escape).
+#[test]
+fn a_hooks_reason_is_plain_text_in_the_json_log_and_exported_as_it_was_said() {
+    use std::io::Read;
+    let reason = "no \"x\"\u{7} y=1\u{2028}z";
+    let hook = refusing_hook(reason);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(
+        dir.path(),
+        &[
+            "--log-format",
+            "json",
+            "--token-hook",
+            &hook,
+            "--token-hook-unsigned",
+            "--token-hook-allow-private",
+        ],
+    );
+    let creds = admin_file(dir.path());
+    let created = json_of(&run(
+        &[
+            "credentials",
+            "create",
+            "--name",
+            "hooked",
+            "--org",
+            "acme",
+            "--environment",
+            "sandbox",
+            "--permission",
+            "eligibility:read",
+            "--output",
+            "json",
+        ],
+        &server.base,
+        &creds,
+    ));
+    let id = created["client_id"].as_str().unwrap();
+    let token = Command::new(BIN)
+        .args(["token", "--token-url", &format!("{}/oauth/token", server.base)])
+        .args(["--client-id", id])
+        .env("TOKENMINT_CLIENT_SECRET", created["client_secret"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(!token.status.success(), "the hook refuses");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = run(
+            &["audit", "export", "--client-id", id, "--kind", "token.refused", "--since", "1h"],
+            &server.base,
+            &creds,
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        if let Some(line) = text.lines().next() {
+            assert!(!text.contains('\u{2028}'), "one event a line: {text:?}");
+            assert!(text.contains(r"\u2028"), "{text:?}");
+            let event: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(event["details"]["provider_reason"], reason, "{event}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refusal exported");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let _ = server.child.kill();
+    let mut log = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    let refusal = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "the token hook refused the token")
+        .unwrap_or_else(|| panic!("no refusal in the JSON log: {log}"));
+    // The log's escaped form of outside text (`\u{7}`), as a plain JSON string.
+    assert_eq!(refusal["reason"], r#"no "x"\u{7} y=1\u{2028}z"#, "{refusal}");
+    assert_eq!(refusal["client_id"], id, "{refusal}");
+}

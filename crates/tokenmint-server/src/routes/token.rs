@@ -44,8 +44,9 @@ pub struct Refusal {
     pub reason: &'static str,
     pub client_id: Option<PresentedClientId>,
     pub failure: OAuthFailure,
-    /// Said by the provider (the token hook's reason for a refusal, as it gave it, control
-    /// characters escaped), kept in the audit record beside the refusal's own reason.
+    /// Said by the provider (the token hook's reason for a refusal, exactly as it gave it, cut
+    /// to 200 characters), kept in the audit record beside the refusal's own reason: a JSON
+    /// string there, JSON escaping what must be.
     pub provider_reason: Option<String>,
 }
 
@@ -225,11 +226,12 @@ async fn issue(
     let (extra, scope): (&str, &str) = match hook_answer.as_deref().map(|a| &a.decision) {
         None => (cached.claims_json(), &grant.scope),
         Some(HookDecision::Deny { reason, said, malformed }) => {
-            // What the hook said is escaped already (`hook::said`), and quoted in the log
-            // (`SafeText`'s Debug) so that none of it reads as another field of the line.
+            // What the hook said is any text: escaped for the log (`SafeText`), which quotes it
+            // (text) or makes it a JSON string, so that none of it reads as another field.
             match (malformed, said) {
                 (None, Some(said)) => {
-                    tracing::info!(client_id = credential.client_id(), reason = ?said, "the token hook refused the token")
+                    let said = tokenmint_core::SafeText::new(said);
+                    tracing::info!(client_id = credential.client_id(), reason = %said, "the token hook refused the token")
                 }
                 (None, None) => tracing::info!(
                     client_id = credential.client_id(),
@@ -237,7 +239,7 @@ async fn issue(
                 ),
                 (Some(why), _) => {
                     let why = tokenmint_core::SafeText::composed(why);
-                    tracing::warn!(client_id = credential.client_id(), answer = ?why, "the token hook refused the token with an answer that is otherwise malformed; refused as it says");
+                    tracing::warn!(client_id = credential.client_id(), answer = %why, "the token hook refused the token with an answer that is otherwise malformed; refused as it says");
                 }
             }
             let mut refusal = Refusal::new(
@@ -245,7 +247,7 @@ async fn issue(
                 Some(presented(credential.client_id())),
                 OAuthFailure::new(OAuthErrorCode::AccessDenied, reason.clone()),
             );
-            refusal.provider_reason = said.as_ref().map(|s| s.as_str().to_owned());
+            refusal.provider_reason.clone_from(said);
             return Err(refusal);
         }
         Some(HookDecision::Allow { claims_json, scope }) => {

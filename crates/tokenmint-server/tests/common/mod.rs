@@ -247,29 +247,46 @@ pub fn header(token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// Every log line of the test process at TRACE level, for tests that look for leaks in them.
-/// Installs the global subscriber, so one such test per test binary.
+/// Every log line of the test process at TRACE level, in the text format and in the JSON
+/// format as `serve --log-format` writes them, for tests that look at them. Installs the global
+/// subscriber, so one such test per test binary.
 #[derive(Clone, Default)]
-pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+pub struct LogCapture {
+    text: LogBuffer,
+    json: LogBuffer,
+}
+
+/// One format's lines.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl LogCapture {
     pub fn install() -> Self {
+        use tokenmint_server::logging::{LogFormat, layer};
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
         let capture = Self::default();
-        let writer = capture.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
+        let (text, json) = (capture.text.clone(), capture.json.clone());
+        tracing_subscriber::registry()
+            .with(layer(LogFormat::Text, move || text.clone(), false))
+            .with(layer(LogFormat::Json, move || json.clone(), false))
+            .with(tracing_subscriber::filter::LevelFilter::TRACE)
             .init();
         capture
     }
 
+    /// The text format's lines.
     pub fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        String::from_utf8(self.text.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The JSON format's lines.
+    pub fn json(&self) -> String {
+        String::from_utf8(self.json.0.lock().unwrap().clone()).unwrap()
     }
 }
 
-impl std::io::Write for LogCapture {
+impl std::io::Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())

@@ -76,8 +76,10 @@ pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
         };
         let page: dto::Page<dto::AuditEvent> = client.get(&path).await?;
         for event in &page.items {
-            serde_json::to_writer(&mut out, event)?;
-            writeln!(out)?;
+            // One event a line, whatever its text holds: the characters a line-oriented
+            // reader takes for a line break (U+2028, U+0085) are written as JSON escapes.
+            let line = serde_json::to_string(event)?;
+            writeln!(out, "{}", tokenmint_core::ids::escape_unsafe_in_json(&line))?;
         }
         match page.next_cursor {
             Some(c) => cursor = Some(c),

@@ -88,7 +88,7 @@ pub async fn run(args: GatewayArgs) -> Result<ExitCode> {
     })?;
     tracing::info!(
         addr = %gateway.local_addr()?,
-        issuers = ?issuers,
+        issuers = %issuers.join(" "),
         mode,
         routes,
         "tokenmint gateway listening"
