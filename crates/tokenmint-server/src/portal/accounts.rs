@@ -53,10 +53,13 @@ fn status_badge(active: bool) -> &'static str {
 
 /// The roles a user may be given from the portal: a platform user is made by the platform
 /// through the admin API or the CLI.
-const ROLE_CHOICES: &[(&str, &str, UserRole)] = &[
-    ("viewer", "Viewer (read only)", UserRole::Viewer),
-    ("admin", "Admin (manages credentials and users)", UserRole::Admin),
-];
+/// Short labels, so that a phone's select shows its whole choice; [`ROLES_HINT`] says what each
+/// may do.
+const ROLE_CHOICES: &[(&str, &str, UserRole)] =
+    &[("viewer", "Viewer", UserRole::Viewer), ("admin", "Admin", UserRole::Admin)];
+
+/// What the roles offered may do, under the role select.
+const ROLES_HINT: &str = r#"<p class="hint" id="role-hint">Viewers see credentials, users and the audit log; admins also generate and change credentials and manage users.</p>"#;
 
 fn role_options(current: UserRole) -> String {
     ROLE_CHOICES
@@ -136,7 +139,7 @@ async fn render_users(
 <form method="post" action="/portal/users" class="stack">
 {csrf}{org_field}
 <div class="field"><label for="email">Email</label><input id="email" name="email" type="email" required value="{email}"{inv}>{err}</div>
-<div class="field"><label for="role">Role</label><select id="role" name="role">{roles}</select></div>
+<div class="field"><label for="role">Role</label><select id="role" name="role" aria-describedby="role-hint">{roles}</select>{ROLES_HINT}</div>
 <p class="hint">A password is generated and shown once.</p>
 <div class="actions"><button type="submit" class="btn btn-primary">Add user</button></div>
 </form></section>"#,
@@ -275,7 +278,7 @@ async fn render_user(state: &AppState, who: &SignedIn, id: &str, done: Option<&s
         let _ = write!(
             body,
             r#"<section class="card"><h2>Role</h2><form method="post" action="{href}/role" class="stack">{csrf}
-<div class="field"><label for="role">Role</label><select id="role" name="role">{roles}</select></div>
+<div class="field"><label for="role">Role</label><select id="role" name="role" aria-describedby="role-hint">{roles}</select>{ROLES_HINT}</div>
 <div class="actions"><button type="submit" class="btn btn-primary">Change role</button></div></form></section>"#,
             csrf = csrf_field(who),
             roles = role_options(u.role),
