@@ -420,13 +420,22 @@ impl Alert {
         }
     }
 
+    /// What the cooldown is kept for: what the alert is about. A credential's alerts are about
+    /// the credential, from whichever source (an attack from 60 addresses is one alert, not
+    /// 60); a blocked source is about the source, whichever client ids it tried; a new network
+    /// is about the credential and the address seen.
     fn subject(&self) -> String {
-        format!(
-            "{}|{}|{}",
-            self.kind.as_str(),
-            self.client_id.as_ref().map_or("", PresentedClientId::as_str),
-            self.source_ip.map(|i| i.to_string()).unwrap_or_default()
-        )
+        let client = self.client_id.as_ref().map_or("", PresentedClientId::as_str);
+        let source = self.source_ip.map(|i| i.to_string()).unwrap_or_default();
+        let (client, source) = match self.kind {
+            AlertKind::AuthFailures
+            | AlertKind::DeactivatedCredentialUsed
+            | AlertKind::ExpiredSecretUsed
+            | AlertKind::RateLimitedRepeatedly => (client, String::new()),
+            AlertKind::SourceBlocked => ("", source),
+            AlertKind::NewNetwork => (client, source),
+        };
+        format!("{}|{client}|{source}", self.kind.as_str())
     }
 }
 
@@ -844,6 +853,34 @@ mod tests {
         ] {
             assert!(kind(internal).is_some(), "{internal}");
         }
+    }
+
+    #[test]
+    fn a_credentials_alert_is_one_whatever_the_source_and_a_sources_one_whatever_the_client() {
+        let alert = |kind, client: &str, ip: &str| {
+            let mut a = Alert::new(kind, 0, SafeText::new("s"));
+            a.client_id = Some(PresentedClientId::parse(client));
+            a.source_ip = Some(ip.parse().unwrap());
+            a.subject()
+        };
+        for kind in [
+            AlertKind::AuthFailures,
+            AlertKind::DeactivatedCredentialUsed,
+            AlertKind::ExpiredSecretUsed,
+            AlertKind::RateLimitedRepeatedly,
+        ] {
+            assert_eq!(alert(kind, "tmc_a", "198.51.100.1"), alert(kind, "tmc_a", "203.0.113.9"));
+            assert_ne!(alert(kind, "tmc_a", "198.51.100.1"), alert(kind, "tmc_b", "198.51.100.1"));
+        }
+        let blocked = AlertKind::SourceBlocked;
+        assert_eq!(
+            alert(blocked, "tmc_a", "198.51.100.1"),
+            alert(blocked, "tmc_b", "198.51.100.1")
+        );
+        assert_ne!(alert(blocked, "tmc_a", "198.51.100.1"), alert(blocked, "tmc_a", "203.0.113.9"));
+        let new = AlertKind::NewNetwork;
+        assert_ne!(alert(new, "tmc_a", "198.51.100.1"), alert(new, "tmc_a", "203.0.113.9"));
+        assert_ne!(alert(blocked, "tmc_a", "198.51.100.1"), alert(new, "tmc_a", "198.51.100.1"));
     }
 
     #[test]
