@@ -98,6 +98,14 @@ fn is_busy(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A database error as the store reports it, so that `?` converts every sqlx error in one way:
+/// unavailable (worth retrying), a conflict, a missing reference, or a real failure.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        backend_err(e)
+    }
+}
+
 fn backend_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::PoolTimedOut
@@ -212,7 +220,7 @@ impl SqlStore {
         })?;
         if dialect == Dialect::Sqlite {
             // WAL lets readers proceed while a write commits; it is a property of the file.
-            pool.execute("PRAGMA journal_mode = WAL").await.map_err(backend_err)?;
+            pool.execute("PRAGMA journal_mode = WAL").await?;
         }
         let store = Self { pool, dialect, url, writer: Arc::new(tokio::sync::Mutex::new(())) };
         if migrate {
@@ -262,11 +270,8 @@ impl SqlStore {
     async fn begin(&self) -> Result<(WriterTurn, Transaction<'static, Any>), StoreError> {
         match self.dialect {
             Dialect::Postgres => {
-                let mut tx = self.pool.begin().await.map_err(backend_err)?;
-                sqlx::query("SELECT pg_advisory_xact_lock(7340021)")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?;
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7340021)").execute(&mut *tx).await?;
                 Ok((None, tx))
             }
             Dialect::Sqlite => self.begin_sqlite().await,
@@ -298,7 +303,7 @@ impl SqlStore {
         for id in ids {
             q = q.bind(id);
         }
-        let rows = q.fetch_all(&self.pool).await.map_err(backend_err)?;
+        let rows = q.fetch_all(&self.pool).await?;
         let items = fold_credentials(&rows)?;
         let next = if has_more {
             items.last().map(|c| format!("{}.{}", c.created_at, c.client_id))
@@ -313,7 +318,7 @@ impl SqlStore {
     /// writer as [`SqlStore::begin`], since SQLite has no other kind.
     async fn begin_unordered(&self) -> Result<(WriterTurn, Transaction<'static, Any>), StoreError> {
         match self.dialect {
-            Dialect::Postgres => Ok((None, self.pool.begin().await.map_err(backend_err)?)),
+            Dialect::Postgres => Ok((None, self.pool.begin().await?)),
             Dialect::Sqlite => self.begin_sqlite().await,
         }
     }
@@ -324,8 +329,8 @@ impl SqlStore {
         query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     ) -> Result<sqlx::any::AnyQueryResult, StoreError> {
         let (_turn, mut tx) = self.begin_unordered().await?;
-        let done = query.execute(&mut *tx).await.map_err(backend_err)?;
-        tx.commit().await.map_err(backend_err)?;
+        let done = query.execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(done)
     }
 
@@ -346,8 +351,7 @@ impl SqlStore {
         sqlx::query(&format!("DELETE FROM {table} WHERE {stamp_column} <= $1"))
             .bind(purge_before)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         let claimed = sqlx::query(&format!(
             "INSERT INTO {table} ({key_column}, {stamp_column}) VALUES ($1, $2) \
              ON CONFLICT ({key_column}) DO NOTHING"
@@ -355,11 +359,10 @@ impl SqlStore {
         .bind(key)
         .bind(stamp)
         .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?
+        .await?
         .rows_affected()
             == 1;
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok(claimed)
     }
 
@@ -399,11 +402,7 @@ async fn check_actor(tx: &mut Transaction<'static, Any>, guard: &Guard) -> Resul
             let sql = format!(
                 "SELECT {CREDENTIAL_COLUMNS} FROM {CREDENTIAL_FROM} WHERE c.client_id = $1"
             );
-            let row = sqlx::query(&sql)
-                .bind(client_id)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(backend_err)?;
+            let row = sqlx::query(&sql).bind(client_id).fetch_optional(&mut **tx).await?;
             let still = match row {
                 Some(row) => {
                     let c = credential_from_row(&row)?;
@@ -420,12 +419,11 @@ async fn check_actor(tx: &mut Transaction<'static, Any>, guard: &Guard) -> Resul
             let row = sqlx::query("SELECT email, role, status FROM portal_users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut **tx)
-                .await
-                .map_err(backend_err)?;
+                .await?;
             let Some(row) = row else { return refused(format!("user {id}")) };
-            let email: String = row.try_get("email").map_err(backend_err)?;
-            let current: String = row.try_get("role").map_err(backend_err)?;
-            let status: String = row.try_get("status").map_err(backend_err)?;
+            let email: String = row.try_get("email")?;
+            let current: String = row.try_get("role")?;
+            let status: String = row.try_get("status")?;
             if status == UserStatus::Active.as_str() && current == role.as_str() {
                 Ok(())
             } else {
@@ -449,7 +447,7 @@ async fn admin_horizon(
          WHERE c.status = 'active' AND c.permissions LIKE '%tokenmint:admin%' \
          ORDER BY c.client_id, s.created_at, s.id"
     );
-    let rows = sqlx::query(&sql).fetch_all(&mut **tx).await.map_err(backend_err)?;
+    let rows = sqlx::query(&sql).fetch_all(&mut **tx).await?;
     Ok(fold_credentials(&rows)?
         .iter()
         .map(|c| c.admin_horizon(now, admin_audience))
@@ -498,12 +496,11 @@ async fn log_change(
         .bind(key)
         .bind(at)
         .execute(&mut **tx)
-        .await
-        .map_err(backend_err)?;
+        .await?;
     if tx.backend_name() == "PostgreSQL" {
         // Delivered to every listening instance when (and only if) the transaction commits;
         // PostgreSQL folds repeats within one transaction into one notification.
-        (&mut **tx).execute(NOTIFY_CHANGES).await.map_err(backend_err)?;
+        (&mut **tx).execute(NOTIFY_CHANGES).await?;
     }
     Ok(())
 }
@@ -535,9 +532,8 @@ async fn append_revocation(
     .bind(r.expires_at)
     .bind(now)
     .fetch_one(&mut **tx)
-    .await
-    .map_err(backend_err)?;
-    let seq: i64 = row.try_get(0).map_err(backend_err)?;
+    .await?;
+    let seq: i64 = row.try_get(0)?;
     log_change(tx, Entity::Revocation, &seq.to_string(), now).await?;
     Ok(seq)
 }
@@ -596,7 +592,7 @@ fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
         },
         secrets: Vec::new(),
         claims: CustomClaims::from_stored(&get_s("claims")?).map_err(|_| corrupt("claims"))?,
-        org_claims: match row.try_get::<Option<String>, _>("org_claims").map_err(backend_err)? {
+        org_claims: match row.try_get::<Option<String>, _>("org_claims")? {
             Some(text) => CustomClaims::from_stored(&text).map_err(|_| corrupt("org claims"))?,
             None => CustomClaims::default(),
         },
@@ -608,17 +604,17 @@ fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
 }
 
 fn secret_from_row(row: &AnyRow) -> Result<Option<StoredSecret>, StoreError> {
-    let Some(id) = row.try_get::<Option<String>, _>("s_id").map_err(backend_err)? else {
+    let Some(id) = row.try_get::<Option<String>, _>("s_id")? else {
         return Ok(None);
     };
-    let hash: Vec<u8> = row.try_get("s_hash").map_err(backend_err)?;
+    let hash: Vec<u8> = row.try_get("s_hash")?;
     Ok(Some(StoredSecret {
         id,
         hash: SecretHash::from_slice(&hash).ok_or_else(|| corrupt("secret hash"))?,
-        hint: row.try_get("s_hint").map_err(backend_err)?,
-        created_at: row.try_get("s_created_at").map_err(backend_err)?,
-        expires_at: row.try_get("s_expires_at").map_err(backend_err)?,
-        last_used_at: row.try_get("s_last_used_at").map_err(backend_err)?,
+        hint: row.try_get("s_hint")?,
+        created_at: row.try_get("s_created_at")?,
+        expires_at: row.try_get("s_expires_at")?,
+        last_used_at: row.try_get("s_last_used_at")?,
     }))
 }
 
@@ -626,7 +622,7 @@ fn secret_from_row(row: &AnyRow) -> Result<Option<StoredSecret>, StoreError> {
 fn fold_credentials(rows: &[AnyRow]) -> Result<Vec<Credential>, StoreError> {
     let mut out: Vec<Credential> = Vec::new();
     for row in rows {
-        let id: String = row.try_get("client_id").map_err(backend_err)?;
+        let id: String = row.try_get("client_id")?;
         let same = out.last().is_some_and(|c| c.client_id.as_str() == id);
         if !same {
             out.push(credential_from_row(row)?);
@@ -639,26 +635,24 @@ fn fold_credentials(rows: &[AnyRow]) -> Result<Vec<Credential>, StoreError> {
 }
 
 fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
-    let alg: String = row.try_get("alg").map_err(backend_err)?;
+    let alg: String = row.try_get("alg")?;
     Ok(KeyRecord {
-        kid: row.try_get("kid").map_err(backend_err)?,
+        kid: row.try_get("kid")?,
         alg: alg.parse::<SigningAlgorithm>().map_err(|_| corrupt("key algorithm"))?,
-        sealed_private: row.try_get("sealed_private").map_err(backend_err)?,
-        created_at: row.try_get("created_at").map_err(backend_err)?,
-        activates_at: row.try_get("activates_at").map_err(backend_err)?,
-        withdrawn_at: row.try_get("withdrawn_at").map_err(backend_err)?,
+        sealed_private: row.try_get("sealed_private")?,
+        created_at: row.try_get("created_at")?,
+        activates_at: row.try_get("activates_at")?,
+        withdrawn_at: row.try_get("withdrawn_at")?,
     })
 }
 
 fn org_from_row(row: &AnyRow) -> Result<Organization, StoreError> {
     Ok(Organization {
-        slug: row.try_get("slug").map_err(backend_err)?,
-        name: row.try_get("name").map_err(backend_err)?,
-        created_at: row.try_get("created_at").map_err(backend_err)?,
-        claims: CustomClaims::from_stored(
-            &row.try_get::<String, _>("claims").map_err(backend_err)?,
-        )
-        .map_err(|_| corrupt("organization claims"))?,
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        claims: CustomClaims::from_stored(&row.try_get::<String, _>("claims")?)
+            .map_err(|_| corrupt("organization claims"))?,
     })
 }
 
@@ -698,7 +692,7 @@ async fn insert_secret(
     .bind(s.last_used_at)
     .execute(&mut **tx)
     .await
-    .map_err(backend_err)?;
+    ?;
     Ok(())
 }
 
@@ -706,18 +700,18 @@ const USER_COLUMNS: &str =
     "id, org, email, role, password_hash, status, created_at, updated_at, last_sign_in_at";
 
 fn user_from_row(row: &AnyRow) -> Result<PortalUser, StoreError> {
-    let role: String = row.try_get("role").map_err(backend_err)?;
-    let status: String = row.try_get("status").map_err(backend_err)?;
+    let role: String = row.try_get("role")?;
+    let status: String = row.try_get("status")?;
     Ok(PortalUser {
-        id: row.try_get("id").map_err(backend_err)?,
-        org: row.try_get("org").map_err(backend_err)?,
-        email: row.try_get("email").map_err(backend_err)?,
+        id: row.try_get("id")?,
+        org: row.try_get("org")?,
+        email: row.try_get("email")?,
         role: UserRole::parse(&role).ok_or_else(|| corrupt("user role"))?,
-        password_hash: row.try_get("password_hash").map_err(backend_err)?,
+        password_hash: row.try_get("password_hash")?,
         status: UserStatus::parse(&status).ok_or_else(|| corrupt("user status"))?,
-        created_at: row.try_get("created_at").map_err(backend_err)?,
-        updated_at: row.try_get("updated_at").map_err(backend_err)?,
-        last_sign_in_at: row.try_get("last_sign_in_at").map_err(backend_err)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_sign_in_at: row.try_get("last_sign_in_at")?,
     })
 }
 
@@ -731,8 +725,7 @@ async fn release_email(tx: &mut Transaction<'static, Any>, key: &str) -> Result<
     )
     .bind(key)
     .execute(&mut **tx)
-    .await
-    .map_err(backend_err)?;
+    .await?;
     Ok(())
 }
 
@@ -746,8 +739,7 @@ async fn end_sessions(
         .bind(user_id)
         .bind(keep.unwrap_or(""))
         .execute(&mut **tx)
-        .await
-        .map_err(backend_err)?;
+        .await?;
     drop_password_resets(tx, user_id).await
 }
 
@@ -759,8 +751,7 @@ async fn drop_password_resets(
     sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut **tx)
-        .await
-        .map_err(backend_err)?;
+        .await?;
     Ok(())
 }
 
@@ -814,8 +805,7 @@ impl Store for SqlStore {
         let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         row.map(|r| r.try_get::<String, _>(0).map_err(backend_err)).transpose()
     }
 
@@ -859,7 +849,7 @@ impl Store for SqlStore {
         })?;
         log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
         guard_after(&mut tx, guard, horizon_before).await?;
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn get_organization(&self, slug: &str) -> Result<Option<Organization>, StoreError> {
@@ -867,8 +857,7 @@ impl Store for SqlStore {
             sqlx::query("SELECT slug, name, created_at, claims FROM organizations WHERE slug = $1")
                 .bind(slug)
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(backend_err)?;
+                .await?;
         row.as_ref().map(org_from_row).transpose()
     }
 
@@ -885,7 +874,7 @@ impl Store for SqlStore {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await
-        .map_err(backend_err)?;
+        ?;
         let mut items = rows.iter().map(org_from_row).collect::<Result<Vec<_>, _>>()?;
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
@@ -908,14 +897,13 @@ impl Store for SqlStore {
             .bind(u.claims.to_stored())
             .bind(&u.slug)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         if done.rows_affected() != 1 {
             return Err(StoreError::NotFound("organization"));
         }
         log_change(&mut tx, Entity::Organization, &u.slug, u.at).await?;
         let Some(revoke) = u.revoke else {
-            tx.commit().await.map_err(backend_err)?;
+            tx.commit().await?;
             return Ok(0);
         };
         let rows = sqlx::query(
@@ -924,13 +912,11 @@ impl Store for SqlStore {
         )
         .bind(&u.slug)
         .fetch_all(&mut *tx)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         for row in &rows {
-            let client_id: String = row.try_get("client_id").map_err(backend_err)?;
-            let through: Option<i64> =
-                row.try_get("tokens_revoked_through_us").map_err(backend_err)?;
-            let before: Option<i64> = row.try_get("tokens_revoked_before").map_err(backend_err)?;
+            let client_id: String = row.try_get("client_id")?;
+            let through: Option<i64> = row.try_get("tokens_revoked_through_us")?;
+            let before: Option<i64> = row.try_get("tokens_revoked_before")?;
             let previous = match through {
                 Some(us) => Some(RevocationCutoff::at_micros(us)),
                 None => before.map(RevocationCutoff::before_second),
@@ -947,7 +933,7 @@ impl Store for SqlStore {
             .bind(&client_id)
             .execute(&mut *tx)
             .await
-            .map_err(backend_err)?;
+            ?;
             let entry = NewRevocation {
                 revocation: Revocation::Credential {
                     client_id: client_id.clone(),
@@ -959,7 +945,7 @@ impl Store for SqlStore {
             append_revocation(&mut tx, &entry, u.at).await?;
             log_change(&mut tx, Entity::Credential, &client_id, u.at).await?;
         }
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok(rows.len() as u64)
     }
 
@@ -983,7 +969,7 @@ impl Store for SqlStore {
             .bind(org.claims.to_stored())
             .execute(&mut *tx)
             .await
-            .map_err(backend_err)?;
+            ?;
             if inserted.rows_affected() == 1 {
                 org_created = true;
                 log_change(&mut tx, Entity::Organization, &org.slug, org.created_at).await?;
@@ -1024,7 +1010,7 @@ impl Store for SqlStore {
             insert_secret(&mut tx, c.client_id.as_str(), s).await?;
         }
         log_change(&mut tx, Entity::Credential, c.client_id.as_str(), c.updated_at).await?;
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok(org_created)
     }
 
@@ -1034,8 +1020,7 @@ impl Store for SqlStore {
              LEFT JOIN credential_secrets s ON s.client_id = c.client_id \
              WHERE c.client_id = $1 ORDER BY s.created_at, s.id"
         );
-        let rows =
-            sqlx::query(&sql).bind(client_id).fetch_all(&self.pool).await.map_err(backend_err)?;
+        let rows = sqlx::query(&sql).bind(client_id).fetch_all(&self.pool).await?;
         Ok(fold_credentials(&rows)?.into_iter().next())
     }
 
@@ -1043,8 +1028,7 @@ impl Store for SqlStore {
         let row = sqlx::query("SELECT revision FROM credentials WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         row.map(|r| r.try_get::<i64, _>(0).map_err(backend_err)).transpose()
     }
 
@@ -1065,8 +1049,7 @@ impl Store for SqlStore {
             .bind(after_t)
             .bind(&after_id)
             .fetch_all(&self.pool)
-            .await
-            .map_err(backend_err)?
+            .await?
             .iter()
             .map(|r| r.try_get::<String, _>(0).map_err(backend_err))
             .collect::<Result<_, _>>()?;
@@ -1104,14 +1087,12 @@ impl Store for SqlStore {
         .bind(c.client_id.as_str())
         .bind(c.revision)
         .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         if done.rows_affected() != 1 {
             let exists = sqlx::query("SELECT 1 FROM credentials WHERE client_id = $1")
                 .bind(c.client_id.as_str())
                 .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend_err)?;
+                .await?;
             return Err(match exists {
                 Some(_) => {
                     StoreError::Conflict("the credential was changed concurrently; retry".into())
@@ -1124,7 +1105,7 @@ impl Store for SqlStore {
         }
         log_change(&mut tx, Entity::Credential, c.client_id.as_str(), c.updated_at).await?;
         guard_after(&mut tx, guard, horizon_before).await?;
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn add_secret(
@@ -1142,8 +1123,7 @@ impl Store for SqlStore {
         .bind(now)
         .bind(client_id)
         .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         if touched.rows_affected() != 1 {
             return Err(StoreError::NotFound("credential"));
         }
@@ -1154,12 +1134,11 @@ impl Store for SqlStore {
         )
         .bind(client_id)
         .fetch_all(&mut *tx)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         let mut secrets = Vec::with_capacity(rows.len());
         for r in &rows {
-            let created: i64 = r.try_get("created_at").map_err(backend_err)?;
-            let expires: Option<i64> = r.try_get("expires_at").map_err(backend_err)?;
+            let created: i64 = r.try_get("created_at")?;
+            let expires: Option<i64> = r.try_get("expires_at")?;
             secrets.push((created, expires));
         }
         if secrets.len() > 1
@@ -1192,13 +1171,12 @@ impl Store for SqlStore {
             .bind(t)
             .bind(client_id)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         }
         insert_secret(&mut tx, client_id, &rotation.secret).await?;
         log_change(&mut tx, Entity::Credential, client_id, now).await?;
         guard_after(&mut tx, guard, horizon_before).await?;
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn delete_secret(
@@ -1214,8 +1192,7 @@ impl Store for SqlStore {
             .bind(client_id)
             .bind(secret_id)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         if done.rows_affected() != 1 {
             return Err(StoreError::NotFound("secret"));
         }
@@ -1225,11 +1202,10 @@ impl Store for SqlStore {
         .bind(now)
         .bind(client_id)
         .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         log_change(&mut tx, Entity::Credential, client_id, now).await?;
         guard_after(&mut tx, guard, horizon_before).await?;
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
@@ -1246,8 +1222,7 @@ impl Store for SqlStore {
             .bind(u.at)
             .bind(&u.client_id)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
             sqlx::query(
                 "UPDATE credential_secrets SET last_used_at = $1 WHERE id = $2 AND client_id = $3 \
                  AND (last_used_at IS NULL OR last_used_at < $1)",
@@ -1256,10 +1231,9 @@ impl Store for SqlStore {
             .bind(&u.secret_id)
             .bind(&u.client_id)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         }
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn insert_key(
@@ -1284,12 +1258,12 @@ impl Store for SqlStore {
         .bind(unless_pending_after.unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await
-        .map_err(backend_err)?;
+        ?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
         log_change(&mut tx, Entity::Key, &key.kid, key.created_at).await?;
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -1300,7 +1274,7 @@ impl Store for SqlStore {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(backend_err)?;
+        ?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -1319,14 +1293,13 @@ impl Store for SqlStore {
         .bind(now)
         .bind(kid)
         .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         if done.rows_affected() != 1 {
             return Err(StoreError::NotFound("signing key"));
         }
         append_revocation(&mut tx, revocation, now).await?;
         log_change(&mut tx, Entity::Key, kid, now).await?;
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn delete_keys(&self, kids: &[String]) -> Result<(), StoreError> {
@@ -1335,10 +1308,9 @@ impl Store for SqlStore {
             sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
                 .bind(kid)
                 .execute(&mut *tx)
-                .await
-                .map_err(backend_err)?;
+                .await?;
         }
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn add_revocation(
@@ -1348,7 +1320,7 @@ impl Store for SqlStore {
     ) -> Result<i64, StoreError> {
         let (_turn, mut tx) = self.begin().await?;
         let seq = append_revocation(&mut tx, revocation, now).await?;
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok(seq)
     }
 
@@ -1367,30 +1339,27 @@ impl Store for SqlStore {
         .bind(i64::from(limit.clamp(1, 10_000)))
         .fetch_all(&self.pool)
         .await
-        .map_err(backend_err)?;
+        ?;
         rows.iter()
             .map(|r| {
-                let kind: String = r.try_get("kind").map_err(backend_err)?;
-                let subject: String = r.try_get("subject").map_err(backend_err)?;
+                let kind: String = r.try_get("kind")?;
+                let subject: String = r.try_get("subject")?;
                 let revocation = match kind.as_str() {
                     "token" => Revocation::Token { jti: subject },
                     "credential" => Revocation::Credential {
                         client_id: subject,
                         issued_before: r
-                            .try_get::<Option<i64>, _>("issued_before")
-                            .map_err(backend_err)?
+                            .try_get::<Option<i64>, _>("issued_before")?
                             .ok_or_else(|| corrupt("issued_before"))?,
-                        issued_before_jti: r
-                            .try_get::<Option<String>, _>("issued_before_jti")
-                            .map_err(backend_err)?,
+                        issued_before_jti: r.try_get::<Option<String>, _>("issued_before_jti")?,
                     },
                     "key" => Revocation::Key { kid: subject },
                     _ => return Err(corrupt("revocation kind")),
                 };
                 Ok(RevocationEntry {
-                    cursor: r.try_get("seq").map_err(backend_err)?,
+                    cursor: r.try_get("seq")?,
                     revocation,
-                    expires_at: r.try_get("expires_at").map_err(backend_err)?,
+                    expires_at: r.try_get("expires_at")?,
                 })
             })
             .collect()
@@ -1399,8 +1368,7 @@ impl Store for SqlStore {
     async fn latest_revocation(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM revocations")
             .fetch_one(&self.pool)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         row.try_get::<i64, _>(0).map_err(backend_err)
     }
 
@@ -1411,25 +1379,22 @@ impl Store for SqlStore {
         .bind(seq)
         .bind(i64::from(limit.clamp(1, 10_000)))
         .fetch_all(&self.pool)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         rows.iter()
             .map(|r| {
-                let entity: String = r.try_get("entity").map_err(backend_err)?;
+                let entity: String = r.try_get("entity")?;
                 Ok(Change {
-                    seq: r.try_get("seq").map_err(backend_err)?,
+                    seq: r.try_get("seq")?,
                     entity: Entity::parse(&entity).ok_or_else(|| corrupt("change entity"))?,
-                    key: r.try_get("key").map_err(backend_err)?,
+                    key: r.try_get("key")?,
                 })
             })
             .collect()
     }
 
     async fn latest_change(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM changes")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend_err)?;
+        let row =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM changes").fetch_one(&self.pool).await?;
         row.try_get::<i64, _>(0).map_err(backend_err)
     }
 
@@ -1444,14 +1409,9 @@ impl Store for SqlStore {
                 keep_until,
             ),
         ] {
-            n += sqlx::query(sql)
-                .bind(t)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend_err)?
-                .rows_affected();
+            n += sqlx::query(sql).bind(t).execute(&mut *tx).await?.rows_affected();
         }
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok(n)
     }
 
@@ -1477,9 +1437,9 @@ impl Store for SqlStore {
             .bind(r.details.to_string())
             .execute(&mut *tx)
             .await
-            .map_err(backend_err)?;
+            ?;
         }
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
@@ -1505,20 +1465,19 @@ impl Store for SqlStore {
             .bind(f.actor.as_deref().unwrap_or(""))
             .bind(i64::from(f.limit.clamp(1, 10_000)))
             .fetch_all(&self.pool)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         rows.iter()
             .map(|r| {
-                let details: String = r.try_get("details").map_err(backend_err)?;
+                let details: String = r.try_get("details")?;
                 Ok(AuditRecord {
-                    seq: r.try_get("seq").map_err(backend_err)?,
-                    at: r.try_get("at").map_err(backend_err)?,
-                    kind: r.try_get("kind").map_err(backend_err)?,
-                    org: r.try_get("org").map_err(backend_err)?,
-                    client_id: r.try_get("client_id").map_err(backend_err)?,
-                    actor: r.try_get("actor").map_err(backend_err)?,
-                    source_ip: r.try_get("source_ip").map_err(backend_err)?,
-                    reason: r.try_get("reason").map_err(backend_err)?,
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    org: r.try_get("org")?,
+                    client_id: r.try_get("client_id")?,
+                    actor: r.try_get("actor")?,
+                    source_ip: r.try_get("source_ip")?,
+                    reason: r.try_get("reason")?,
                     details: serde_json::from_str(&details)
                         .map_err(|_| corrupt("audit details"))?,
                 })
@@ -1531,22 +1490,19 @@ impl Store for SqlStore {
         let mut n = sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(before)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?
+            .await?
             .rows_affected();
         n += sqlx::query("DELETE FROM token_counts WHERE minute < $1")
             .bind(before)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?
+            .await?
             .rows_affected();
         n += sqlx::query("DELETE FROM alert_deliveries WHERE at < $1")
             .bind(before)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?
+            .await?
             .rows_affected();
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok(n)
     }
 
@@ -1565,9 +1521,9 @@ impl Store for SqlStore {
             .bind(c.count)
             .execute(&mut *tx)
             .await
-            .map_err(backend_err)?;
+            ?;
         }
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn token_counts(
@@ -1582,15 +1538,8 @@ impl Store for SqlStore {
         .bind(since)
         .fetch_all(&self.pool)
         .await
-        .map_err(backend_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("minute").map_err(backend_err)?,
-                    r.try_get("count").map_err(backend_err)?,
-                ))
-            })
-            .collect()
+        ?;
+        rows.iter().map(|r| Ok((r.try_get("minute")?, r.try_get("count")?))).collect()
     }
 
     async fn record_alert_delivery(&self, d: &AlertDelivery) -> Result<(), StoreError> {
@@ -1620,19 +1569,19 @@ impl Store for SqlStore {
         .bind(i64::from(limit.clamp(1, 1000)))
         .fetch_all(&self.pool)
         .await
-        .map_err(backend_err)?;
+        ?;
         rows.iter()
             .map(|r| {
-                let status: String = r.try_get("status").map_err(backend_err)?;
+                let status: String = r.try_get("status")?;
                 Ok(AlertDelivery {
-                    id: r.try_get("id").map_err(backend_err)?,
-                    at: r.try_get("at").map_err(backend_err)?,
-                    kind: r.try_get("kind").map_err(backend_err)?,
-                    target: r.try_get("target").map_err(backend_err)?,
-                    payload: r.try_get("payload").map_err(backend_err)?,
-                    attempts: r.try_get("attempts").map_err(backend_err)?,
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    target: r.try_get("target")?,
+                    payload: r.try_get("payload")?,
+                    attempts: r.try_get("attempts")?,
                     delivered: status == "delivered",
-                    last_error: r.try_get("last_error").map_err(backend_err)?,
+                    last_error: r.try_get("last_error")?,
                 })
             })
             .collect()
@@ -1671,16 +1620,13 @@ impl Store for SqlStore {
             sqlx::query("SELECT pg_advisory_xact_lock(7340022, hashtext($1))")
                 .bind(client_id)
                 .execute(&mut *tx)
-                .await
-                .map_err(backend_err)?;
+                .await?;
         }
         let known = sqlx::query("SELECT COUNT(*) FROM credential_networks WHERE client_id = $1")
             .bind(client_id)
             .fetch_one(&mut *tx)
-            .await
-            .map_err(backend_err)?
-            .try_get::<i64, _>(0)
-            .map_err(backend_err)?;
+            .await?
+            .try_get::<i64, _>(0)?;
         let inserted = sqlx::query(
             "INSERT INTO credential_networks (client_id, network, first_seen) VALUES ($1, $2, $3) \
              ON CONFLICT (client_id, network) DO NOTHING",
@@ -1689,11 +1635,10 @@ impl Store for SqlStore {
         .bind(network)
         .bind(at)
         .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?
+        .await?
         .rows_affected()
             == 1;
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok((inserted, if inserted { known } else { known - 1 }))
     }
 
@@ -1724,15 +1669,14 @@ impl Store for SqlStore {
             StoreError::NotFound(_) => StoreError::NotFound("organization"),
             other => other,
         })?;
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn get_user(&self, id: &str) -> Result<Option<PortalUser>, StoreError> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM portal_users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -1741,8 +1685,7 @@ impl Store for SqlStore {
             sqlx::query(&format!("SELECT {USER_COLUMNS} FROM portal_users WHERE email_key = $1"))
                 .bind(email_key(email))
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(backend_err)?;
+                .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -1753,8 +1696,7 @@ impl Store for SqlStore {
         ))
         .bind(org.unwrap_or(""))
         .fetch_all(&self.pool)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -1770,11 +1712,10 @@ impl Store for SqlStore {
         let row = sqlx::query("SELECT email, status FROM portal_users WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend_err)?
+            .await?
             .ok_or(StoreError::NotFound("user"))?;
-        let email: String = row.try_get("email").map_err(backend_err)?;
-        let was: String = row.try_get("status").map_err(backend_err)?;
+        let email: String = row.try_get("email")?;
+        let was: String = row.try_get("status")?;
         if status == UserStatus::Active && was != UserStatus::Active.as_str() {
             // Claims the email back; another deactivated holder releases it, an active one
             // keeps it (the unique key refuses the update).
@@ -1798,12 +1739,11 @@ impl Store for SqlStore {
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         if status == UserStatus::Deactivated {
             end_sessions(&mut tx, id, None).await?;
         }
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn set_user_role(
@@ -1819,8 +1759,7 @@ impl Store for SqlStore {
             .bind(guard.now)
             .bind(id)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?
+            .await?
             .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound("user"));
@@ -1828,7 +1767,7 @@ impl Store for SqlStore {
         // A reset code was issued by someone allowed to reset the user *as they were*: once
         // the role changes (say to `platform`, which its issuer may not touch) it is void.
         drop_password_resets(&mut tx, id).await?;
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn set_user_password(
@@ -1847,14 +1786,13 @@ impl Store for SqlStore {
         .bind(guard.now)
         .bind(id)
         .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?
+        .await?
         .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound("user"));
         }
         end_sessions(&mut tx, id, keep_session).await?;
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn create_password_reset(
@@ -1880,7 +1818,7 @@ impl Store for SqlStore {
             StoreError::NotFound(_) => StoreError::NotFound("user"),
             other => other,
         })?;
-        tx.commit().await.map_err(backend_err)
+        Ok(tx.commit().await?)
     }
 
     async fn find_password_reset(
@@ -1897,8 +1835,7 @@ impl Store for SqlStore {
         .bind(code_hash)
         .bind(now)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -1916,25 +1853,22 @@ impl Store for SqlStore {
         .bind(code_hash)
         .bind(now)
         .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend_err)?
+        .await?
         .ok_or(StoreError::NotFound("password reset"))?;
-        let user_id: String = row.try_get("user_id").map_err(backend_err)?;
+        let user_id: String = row.try_get("user_id")?;
         sqlx::query("UPDATE portal_users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(password_hash)
             .bind(now)
             .bind(&user_id)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         end_sessions(&mut tx, &user_id, None).await?;
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM portal_users WHERE id = $1"))
             .bind(&user_id)
             .fetch_one(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         let user = user_from_row(&row)?;
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok(user)
     }
 
@@ -1980,15 +1914,14 @@ impl Store for SqlStore {
         .bind(id_hash)
         .bind(now)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(backend_err)?;
+        .await?;
         row.map(|r| {
             Ok(PortalSession {
-                id_hash: r.try_get("id_hash").map_err(backend_err)?,
-                user_id: r.try_get("user_id").map_err(backend_err)?,
-                csrf_secret: r.try_get("csrf_secret").map_err(backend_err)?,
-                created_at: r.try_get("created_at").map_err(backend_err)?,
-                expires_at: r.try_get("expires_at").map_err(backend_err)?,
+                id_hash: r.try_get("id_hash")?,
+                user_id: r.try_get("user_id")?,
+                csrf_secret: r.try_get("csrf_secret")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
             })
         })
         .transpose()
@@ -2008,7 +1941,7 @@ impl Store for SqlStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend_err)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
@@ -2016,9 +1949,8 @@ impl Store for SqlStore {
         if self.dialect != Dialect::Postgres {
             return Ok(None);
         }
-        let mut listener =
-            sqlx::postgres::PgListener::connect(&self.url).await.map_err(backend_err)?;
-        listener.listen(CHANGES_CHANNEL).await.map_err(backend_err)?;
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
         Ok(Some(ChangeListener { listener }))
     }
 
@@ -2059,8 +1991,7 @@ impl Store for SqlStore {
             .bind(format!("%{}%", like_literal(&text.to_ascii_lowercase())))
             .bind(format!("{}%", like_literal(text)))
             .fetch_all(&self.pool)
-            .await
-            .map_err(backend_err)?
+            .await?
             .iter()
             .map(|r| r.try_get::<String, _>(0).map_err(backend_err))
             .collect::<Result<_, _>>()?;
@@ -2073,8 +2004,7 @@ impl Store for SqlStore {
             .bind(&flash.session_hash)
             .bind(now)
             .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            .await?;
         sqlx::query(
             "INSERT INTO portal_flashes (session_hash, purpose, sealed, expires_at) \
              VALUES ($1, $2, $3, $4)",
@@ -2089,7 +2019,7 @@ impl Store for SqlStore {
             StoreError::NotFound(_) => StoreError::NotFound("session"),
             other => other,
         })?;
-        tx.commit().await.map_err(backend_err)?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -2109,9 +2039,8 @@ impl Store for SqlStore {
         .bind(purpose)
         .bind(now)
         .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend_err)?;
-        tx.commit().await.map_err(backend_err)?;
+        .await?;
+        tx.commit().await?;
         row.map(|r| r.try_get::<Vec<u8>, _>(0).map_err(backend_err)).transpose()
     }
 }
