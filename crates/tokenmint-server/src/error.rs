@@ -137,9 +137,9 @@ impl From<GrantError> for OAuthFailure {
 
 impl IntoResponse for OAuthFailure {
     fn into_response(self) -> Response {
-        let body =
-            serde_json::json!({"error": self.code.as_str(), "error_description": self.description});
-        let mut res = (self.status(), axum::Json(body)).into_response();
+        let status = self.status();
+        let body = tokenmint_proto::OAuthError::new(self.code, self.description);
+        let mut res = (status, axum::Json(body)).into_response();
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

@@ -287,15 +287,22 @@ async fn issue(
     state.usage.record(credential.client_id(), &client.secret_id, now);
     state.alerts.on_use(credential.client_id(), credential.org(), ip, now);
 
-    let mut body = String::with_capacity(token.len() + scope.len() + 96);
-    body.push_str("{\"access_token\":\"");
-    body.push_str(&token);
-    body.push_str("\",\"token_type\":\"Bearer\",\"expires_in\":");
-    body.push_str(&grant.expires_in().to_string());
-    body.push_str(",\"scope\":");
-    // Scopes are validated names, but escape anyway: correctness over cleverness.
-    body.push_str(&serde_json::to_string(scope).unwrap_or_else(|_| "\"\"".into()));
-    body.push('}');
+    // The body as the protocol crate defines it (RFC 6749 §5.1), the one the SDK and the tests
+    // read: the token is moved in, not copied.
+    let body = tokenmint_proto::TokenResponse {
+        access_token: token,
+        token_type: "Bearer".to_owned(),
+        expires_in: grant.expires_in(),
+        scope: Some(scope.to_owned()),
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| {
+        tracing::error!(error = %e, "the token response could not be written");
+        Refusal::new(
+            "server_error",
+            Some(presented(credential.client_id())),
+            OAuthFailure::server_error(),
+        )
+    })?;
     let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
