@@ -169,10 +169,18 @@ async fn an_admin_resets_a_password_with_a_code_that_works_once_until_it_expires
     let new = second["code"].as_str().unwrap();
     assert_eq!(redeem(&app, new, "yet another password", "yet another password").await.status, 303);
     // The audit trail says who issued codes and that the password changed, never the code.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let audit: Value = app.admin(Method::GET, "/audit?org=acme", None).await.json().await.unwrap();
-    let text = audit.to_string();
-    assert!(text.contains("user.password_reset") && text.contains("user.password_changed"));
+    // The trail is written behind the answers: read until both events are in it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let audit: Value =
+            app.admin(Method::GET, "/audit?org=acme", None).await.json().await.unwrap();
+        let text = audit.to_string();
+        if text.contains("user.password_reset") && text.contains("user.password_changed") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "events missing from the trail: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert!(!text.contains(&code) && !text.contains(new));
 }
 
@@ -490,9 +498,16 @@ async fn the_audit_page_reaches_every_event_newest_first_with_filters_in_words()
     // Actors by name: the user's email, not a raw code.
     let csrf = b.get("/portal/users").await.csrf();
     b.post("/portal/users", &[("csrf", &csrf), ("email", "x@acme.test"), ("role", "viewer")]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let mine = b.get("/portal/audit?actor=user%3Aadmin%40acme.test").await;
-    assert!(mine.body.contains(r#"data-label="Event">User added"#), "{}", mine.body);
+    // The trail is written behind the answers: read until the event is in it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mine = loop {
+        let mine = b.get("/portal/audit?actor=user%3Aadmin%40acme.test").await;
+        if mine.body.contains(r#"data-label="Event">User added"#) {
+            break mine;
+        }
+        assert!(std::time::Instant::now() < deadline, "no User added: {}", mine.body);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert!(!mine.body.contains(r#"data-label="Event">Token request refused"#));
     assert!(mine.body.contains(r#"data-label="By">admin@acme.test<"#), "named by email");
 }
