@@ -223,6 +223,64 @@ async fn a_user_changes_their_own_password_only_with_the_current_one_and_their_o
     c.sign_in("viewer@acme.test", "a new password!").await;
 }
 
+/// The current password of the change-password form is a guess like a sign-in's: whoever holds
+/// a session (left open, or stolen) gets the account's five failures, then nothing for the
+/// block's length, not even with the right password, and no sign-in either; every failure is in
+/// the organization's audit trail.
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled_with_the_accounts_sign_ins_and_audited() {
+    let app = spawn_app().await;
+    acme(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in("viewer@acme.test", USER_PW).await;
+    let csrf = b.get("/portal/account").await.csrf();
+    // A right current password with a refused new one gives its count back: not a guess.
+    for _ in 0..6 {
+        let short = change(&mut b, &csrf, USER_PW, "short", "short").await;
+        assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    for i in 0..5 {
+        let wrong =
+            change(&mut b, &csrf, &format!("guess {i}"), "a new password!", "a new password!")
+                .await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "guess {i}");
+        assert!(wrong.body.contains("The current password is not right."));
+    }
+    let paused = change(&mut b, &csrf, USER_PW, "a new password!", "a new password!").await;
+    assert_eq!(paused.status, StatusCode::TOO_MANY_REQUESTS, "{}", paused.body);
+    assert!(paused.body.contains("try again in 15 minutes"), "{}", paused.body);
+    assert!(paused.headers.contains_key("retry-after"));
+    let mut other = Browser::new(&app);
+    assert_eq!(other.try_sign_in("viewer@acme.test", USER_PW).await.status, 429);
+    // The password did not change, and the block ends.
+    app.clock.advance(15 * 60 + 1);
+    let ok = change(&mut b, &csrf, USER_PW, "a new password!", "a new password!").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let audit: Value = app
+            .admin(Method::GET, "/audit?org=acme&kind=portal.sign_in_failed", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let events = audit["items"].as_array().unwrap();
+        let during = |reason: &str| {
+            events
+                .iter()
+                .filter(|e| e["reason"] == reason && e["details"]["during"] == "password_change")
+                .count()
+        };
+        if during("bad_current_password") == 5 && during("throttled") == 1 {
+            assert!(!audit.to_string().contains("guess 0"), "no password in the trail");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "failures not audited: {audit}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn deactivating_asks_first_and_every_user_action_ends_with_a_message() {
     let app = spawn_app().await;
@@ -494,6 +552,18 @@ async fn the_audit_page_reaches_every_event_newest_first_with_filters_in_words()
     });
     assert_eq!(audit_ips(&ranged), want);
     assert_eq!(b.get("/portal/audit?from=yesterday").await.status, StatusCode::BAD_REQUEST);
+    // A filter that can match nothing is said so on a page of the portal, not answered with
+    // "No events match" or a bare error.
+    for (query, says) in [
+        ("before=abc", "page link is damaged"),
+        ("kind=nonsense", "there is no event kind &#39;nonsense&#39;"),
+        ("from=2026-12-10&to=2026-12-01", "swap the two dates"),
+    ] {
+        let page = b.get(&format!("/portal/audit?{query}")).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(page.body.contains(says), "{query}: {}", page.body);
+        assert!(page.body.contains("Back to the portal"), "{query}");
+    }
 
     // Actors by name: the user's email, not a raw code.
     let csrf = b.get("/portal/users").await.csrf();

@@ -87,8 +87,8 @@ struct CredentialFile {
 
 impl CredentialFile {
     /// The server the file's credential belongs to: its `endpoint`, or for a file written
-    /// before it was recorded, the origin of its token endpoint (a server started with
-    /// `--listen 127.0.0.1:9000` is asked there, not at the default port).
+    /// before it was recorded, the origin of its token endpoint (a server listening on another
+    /// port is asked there, not at the default one).
     fn server(&self) -> Option<String> {
         if let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
             return Some(endpoint.to_owned());

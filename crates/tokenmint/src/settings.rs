@@ -328,7 +328,19 @@ fn setting(flag: &str) -> String {
     format!("--{flag} ({env}, `{key}` in the config file)")
 }
 
+/// A command-line flag's duration (as `credentials create` takes them): an error names the
+/// flag alone, since the admin and client commands take these from the command line only.
 pub fn parse_duration(flag: &str, value: &str) -> Result<Duration> {
+    read_duration(&format!("--{flag}"), value)
+}
+
+/// A setting's duration (flag, environment variable or config key): an error names all three.
+fn parse_setting_duration(flag: &str, value: &str) -> Result<Duration> {
+    read_duration(&setting(flag), value)
+}
+
+/// `value` as a duration; an error says what is wrong with the setting named `named`.
+fn read_duration(named: &str, value: &str) -> Result<Duration> {
     if value.trim() == "0" {
         return Ok(Duration::ZERO);
     }
@@ -350,7 +362,7 @@ pub fn parse_duration(flag: &str, value: &str) -> Result<Duration> {
         }
     }
     humantime::parse_duration(trimmed).map_err(|_| {
-        anyhow!("invalid {}: '{value}' is not a duration; use a number with a unit, like 90s, 15m, 1h or 30d", setting(flag))
+        anyhow!("invalid {named}: '{value}' is not a duration; use a number with a unit, like 90s, 15m, 1h or 30d")
     })
 }
 
@@ -532,7 +544,7 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
                     default: Duration|
      -> Result<Duration> {
         match cli.as_ref().or(file.as_ref()) {
-            Some(v) => parse_duration(flag, v),
+            Some(v) => parse_setting_duration(flag, v),
             None => Ok(default),
         }
     };
@@ -918,7 +930,11 @@ mod tests {
     #[test]
     fn durations_name_the_setting_when_wrong() {
         assert_eq!(parse_duration("key-propagation", "15m").unwrap(), Duration::from_secs(900));
-        let e = parse_duration("key-propagation", "soon").unwrap_err().to_string();
+        // A command's flag is named alone: it has no variable or config key.
+        let e = parse_duration("max-token-lifetime", "9x").unwrap_err().to_string();
+        assert!(e.contains("invalid --max-token-lifetime: '9x'"), "{e}");
+        assert!(!e.contains("TOKENMINT_") && !e.contains("config file"), "{e}");
+        let e = parse_setting_duration("key-propagation", "soon").unwrap_err().to_string();
         assert!(
             e.contains("--key-propagation")
                 && e.contains("TOKENMINT_KEY_PROPAGATION")

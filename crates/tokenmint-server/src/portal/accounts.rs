@@ -100,8 +100,9 @@ async fn render_users(
 ) -> PageResult {
     let org = super::pages::working_org(state, who, org).await?;
     let list = users::list_users(state, &who.actor, Some(org.clone())).await?;
-    let mut body = String::from(
-        r#"<div class="page-head"><div><h1>Users</h1><p class="muted">People of your organization who sign in to this portal.</p></div></div>"#,
+    let mut body = format!(
+        r#"<div class="page-head"><div><h1>Users</h1><p class="muted">People of {whose} who sign in to this portal.</p></div></div>"#,
+        whose = super::pages::whose(who, &org),
     );
     body.push_str(&super::pages::org_picker(state, who, &org, "/portal/users").await?);
     body.push_str(&notice(done));
@@ -178,7 +179,7 @@ pub async fn list_users(
 }
 
 pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageResult {
-    let Posted { who, fields } = posted;
+    let Posted { who, fields, .. } = posted;
     // A role the form does not offer is a bad request, never quietly another role.
     let role = match fields.get("role") {
         Some("admin") => UserRole::Admin,
@@ -366,7 +367,7 @@ pub async fn change_role(
     Path(id): Path<String>,
     posted: Posted,
 ) -> PageResult {
-    let Posted { who, fields } = posted;
+    let Posted { who, fields, .. } = posted;
     users::check_user(&state, &who.actor, &id, Action::ChangeUserRole).await?;
     let role = match fields.get("role") {
         Some("admin") => dto::UserRole::Admin,
@@ -445,12 +446,12 @@ pub async fn account(who: SignedIn, Query(q): Query<Done>) -> PageResult {
 }
 
 pub async fn change_password(State(state): State<AppState>, posted: Posted) -> PageResult {
-    let Posted { who, fields } = posted;
+    let Posted { who, fields, ip } = posted;
     authorize(&who, Action::ChangeOwnPassword, &own_target(&who))?;
     let new = fields.text("new_password");
-    let refuse = |field: &str, message: &str| {
+    let answer = |status: StatusCode, field: &str, message: &str| {
         Ok(page_with(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            status,
             &who,
             &who.user.org,
             "Your account",
@@ -458,8 +459,32 @@ pub async fn change_password(State(state): State<AppState>, posted: Posted) -> P
             &account_body(&who, None, Some((field, message))),
         ))
     };
+    let refuse =
+        |field: &str, message: &str| answer(StatusCode::UNPROCESSABLE_ENTITY, field, message);
     if new != fields.text("confirm_password") {
         return refuse("confirm_password", "The two new passwords differ.");
+    }
+    // The current password is a guess like a sign-in's, by whoever holds the session: counted
+    // and blocked with the account's sign-in failures, before it is checked, so that a session
+    // left open or stolen cannot try passwords without limit.
+    let throttle = &state.portal.throttle;
+    let paused = |wait: i64| {
+        let minutes = (wait + 59) / 60;
+        let message = format!(
+            "Too many wrong passwords. For your security, password changes and sign-ins to this \
+             account are paused: try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        );
+        let mut res = answer(StatusCode::TOO_MANY_REQUESTS, "current_password", &message)?;
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+        Ok(res)
+    };
+    if let Some(wait) = throttle.blocked_for(&state.limits, &who.user.email, ip).await {
+        return paused(wait);
+    }
+    if throttle.record_attempt(&state.limits, &who.user.email, ip).await.over_limit {
+        super::auth::audit_wrong_password(&state, &who, ip, "throttled");
+        return paused(super::auth::BLOCK_SECS);
     }
     let result = users::change_own_password(
         &state,
@@ -470,11 +495,19 @@ pub async fn change_password(State(state): State<AppState>, posted: Posted) -> P
     )
     .await;
     match result {
-        Ok(()) => Ok(see_other("/portal/account?done=password-changed")),
+        Ok(()) => {
+            throttle.record_success(&state.limits, &who.user.email, ip).await;
+            Ok(see_other("/portal/account?done=password-changed"))
+        }
         Err(ApiError::Validation { field, message }) => {
-            let field =
-                if field == "current_password" { "current_password" } else { "new_password" };
-            refuse(field, &capitalized(&message))
+            if field == "current_password" {
+                super::auth::audit_wrong_password(&state, &who, ip, "bad_current_password");
+                refuse("current_password", &capitalized(&message))
+            } else {
+                // The current password was right: the guess is given back.
+                throttle.record_success(&state.limits, &who.user.email, ip).await;
+                refuse("new_password", &capitalized(&message))
+            }
         }
         Err(e) => Err(e.into()),
     }

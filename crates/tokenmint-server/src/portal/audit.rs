@@ -53,6 +53,7 @@ pub const KINDS: &[(&str, &str)] = &[
 /// Why requests were refused, in words.
 const REASONS: &[(&str, &str)] = &[
     ("wrong_secret", "Wrong secret"),
+    ("bad_current_password", "Wrong current password"),
     ("hook_denied", "Refused by the token hook"),
     ("hook_unavailable", "Token hook unavailable"),
     ("hook_malformed", "Token hook answer unusable"),
@@ -106,8 +107,10 @@ pub struct AuditQuery {
     /// `YYYY-MM-DD`, to the end of that day (UTC).
     #[serde(default)]
     to: String,
-    /// Events before this sequence number (the next page).
-    before: Option<i64>,
+    /// Events before this sequence number (the next page), as the page's link wrote it: read
+    /// by the page, so that a damaged link is told on a page of the portal.
+    #[serde(default)]
+    before: String,
     /// The organization chosen in the picker (see [`super::pages::working_org`]).
     #[serde(default)]
     org: String,
@@ -169,6 +172,29 @@ pub async fn audit_log(
     authorize(&who, Action::ReadAudit, &Target::Org(&org))?;
     let since = day_start(&q.from)?;
     let until = day_start(&q.to)?.map(|t| t + 86_399);
+    if let (Some(from), Some(to)) = (since, until)
+        && from > to
+    {
+        return Err(PortalError::BadRequest(format!(
+            "From ({}) is after To ({}): swap the two dates",
+            q.from, q.to
+        )));
+    }
+    let before = match q.before.trim() {
+        "" => None,
+        b => Some(b.parse::<i64>().map_err(|_| {
+            PortalError::BadRequest(
+                "the page link is damaged: start again from the newest events".into(),
+            )
+        })?),
+    };
+    // A kind the list does not offer matches nothing: said, rather than "No events match".
+    if !q.kind.is_empty() && !KINDS.iter().any(|(k, _)| *k == q.kind) {
+        return Err(PortalError::BadRequest(format!(
+            "there is no event kind '{}': choose one from the Event list",
+            q.kind.chars().filter(|c| !c.is_control()).take(64).collect::<String>()
+        )));
+    }
     // Names for the organization's credentials and users, for the filters and the table.
     let credentials =
         service::list_credentials(&state, &who.actor, Some(org.clone()), None, Some(500)).await?;
@@ -200,7 +226,7 @@ pub async fn audit_log(
             actor: Some(q.actor.clone()).filter(|a| !a.is_empty()),
             since,
             until,
-            before: q.before,
+            before,
             newest_first: true,
             limit: PAGE + 1,
             ..Default::default()
@@ -229,8 +255,9 @@ pub async fn audit_log(
     }));
     human_order(&mut actors);
 
-    let mut body = String::from(
-        r#"<div class="page-head"><div><h1>Audit log</h1><p class="muted">Security events of your organization, newest first.</p></div></div>"#,
+    let mut body = format!(
+        r#"<div class="page-head"><div><h1>Audit log</h1><p class="muted">Security events of {whose}, newest first.</p></div></div>"#,
+        whose = super::pages::whose(&who, &org),
     );
     body.push_str(&super::pages::org_picker(&state, &who, &org, "/portal/audit").await?);
     let _ = write!(
@@ -269,7 +296,7 @@ pub async fn audit_log(
             });
             let _ = write!(
                 body,
-                r#"<tr><td data-label="When"><span>{at}</span></td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="About">{about}</td><td data-label="Source IP" class="ip">{ip}</td><td data-label="Reason" class="reason">{reason}</td></tr>"#,
+                r#"<tr><td data-label="When">{at}</td><td data-label="Event">{kind}</td><td data-label="By">{actor}</td><td data-label="About">{about}</td><td data-label="Source IP" class="ip">{ip}</td><td data-label="Reason" class="reason">{reason}</td></tr>"#,
                 // The date stays whole; the time goes under it when the column is narrow.
                 at = html::when_cell(Some(r.at), ""),
                 kind = esc(&kind_label(&r.kind)),
@@ -282,7 +309,7 @@ pub async fn audit_log(
         body.push_str("</tbody></table></div>");
     }
     let mut nav = String::new();
-    if q.before.is_some() {
+    if before.is_some() {
         let _ = write!(
             nav,
             r#"<a class="btn" href="/portal/audit?{}">Newest events</a>"#,
@@ -337,6 +364,16 @@ mod tests {
                 "zoe@acme.test"
             ]
         );
+    }
+
+    #[test]
+    fn the_page_names_every_kind_the_trail_records_and_no_other() {
+        let mut listed: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+        let mut recorded: Vec<&str> =
+            crate::audit::AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+        listed.sort_unstable();
+        recorded.sort_unstable();
+        assert_eq!(listed, recorded);
     }
 
     #[test]

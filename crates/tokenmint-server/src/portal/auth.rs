@@ -339,6 +339,27 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     Ok(res)
 }
 
+/// A wrong current password given to change one's own password (or one refused unchecked,
+/// `throttled`): audited as a failed sign-in of that account, which is what it guesses.
+pub(super) fn audit_wrong_password(
+    state: &AppState,
+    who: &super::session::SignedIn,
+    ip: Option<IpAddr>,
+    reason: &'static str,
+) {
+    let email = tokenmint_core::SafeText::bounded(&who.user.email, 254);
+    state.audit.record(
+        AuditEvent::new(AuditKind::PortalSignInFailed)
+            .actor(who.actor.principal())
+            .org(who.user.org.clone())
+            .ip(ip)
+            .reason(reason)
+            .details(serde_json::json!({"email": email, "during": "password_change"})),
+        state.now(),
+    );
+    tracing::info!(user_id = %who.user.id, reason, "portal password change refused");
+}
+
 /// An account or source just crossed its threshold: audit it and raise an alert, as for
 /// client authentication.
 /// The sign-in page saying that signing in is paused, for `wait` seconds.

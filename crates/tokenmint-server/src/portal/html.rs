@@ -58,7 +58,10 @@ pub fn when_or(t: Option<UnixTime>, none: &str) -> String {
 pub fn when_cell(t: Option<UnixTime>, none: &str) -> String {
     match t.map(when) {
         Some(text) => match text.split_once(' ') {
-            Some((day, time)) => format!(r#"<span class="nowrap">{day}</span> {}"#, esc(time)),
+            // One element: a phone's card row (a flex box) keeps day and time together.
+            Some((day, time)) => {
+                format!(r#"<span><span class="nowrap">{day}</span> {}</span>"#, esc(time))
+            }
             None => esc(&text),
         },
         None => esc(none),
@@ -320,7 +323,7 @@ mod tests {
     fn a_dates_day_is_never_broken() {
         assert_eq!(
             when_cell(Some(1_700_000_000), "Never"),
-            r#"<span class="nowrap">2023-11-14</span> 22:13 UTC"#
+            r#"<span><span class="nowrap">2023-11-14</span> 22:13 UTC</span>"#
         );
         assert_eq!(when_cell(None, "Never"), "Never");
     }

@@ -96,6 +96,15 @@ pub(super) fn org_query(who: &SignedIn, org: &str) -> String {
     }
 }
 
+/// Whose page it is, as HTML: "your organization", or the one a platform user works in.
+pub(super) fn whose(who: &SignedIn, org: &str) -> String {
+    if org == who.user.org {
+        "your organization".to_owned()
+    } else {
+        format!("the organization <strong>{}</strong>", Esc(org))
+    }
+}
+
 /// The hidden `org` field of a form acting in `org` (none in the user's own).
 pub(super) fn org_field(who: &SignedIn, org: &str) -> String {
     if org == who.user.org {
@@ -574,7 +583,7 @@ pub async fn new_credential(
 }
 
 pub async fn create_credential(State(state): State<AppState>, posted: Posted) -> PageResult {
-    let Posted { who, fields } = posted;
+    let Posted { who, fields, .. } = posted;
     let org = working_org(&state, &who, &fields.text("org")).await?;
     authorize(&who, Action::CreateCredential, &new_credential_target(&org))?;
     let (permissions, levels) = read_permissions(&state, &fields);
@@ -1159,7 +1168,7 @@ pub async fn add_public_key(
     Path(client_id): Path<String>,
     posted: Posted,
 ) -> PageResult {
-    let Posted { who, fields } = posted;
+    let Posted { who, fields, .. } = posted;
     let text = fields.text("public_key");
     let refused = |message: String| ("public_key", message);
     let error = if text.trim().is_empty() {
@@ -1240,7 +1249,7 @@ pub async fn update_credential(
     Path(client_id): Path<String>,
     posted: Posted,
 ) -> PageResult {
-    let Posted { who, fields } = posted;
+    let Posted { who, fields, .. } = posted;
     let current =
         service::check_credential(&state, &who.actor, &client_id, Action::EditCredential).await?;
     let input = match edit_input(&state, &current, &fields) {
@@ -1370,7 +1379,7 @@ pub async fn rotate_secret(
     Path(client_id): Path<String>,
     posted: Posted,
 ) -> PageResult {
-    let Posted { who, fields } = posted;
+    let Posted { who, fields, .. } = posted;
     let c = service::check_credential(&state, &who.actor, &client_id, Action::RotateSecret).await?;
     let overlap = match fields.get("overlap") {
         Some(v @ ("0" | "3600" | "86400" | "604800")) => v.parse::<u64>().ok(),

@@ -181,6 +181,8 @@ impl FromRequestParts<AppState> for SignedIn {
 pub struct Posted {
     pub who: SignedIn,
     pub fields: Fields,
+    /// The address the form came from, for throttling what guesses a secret.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// The fields of a submitted form, in order.
@@ -245,13 +247,14 @@ impl FromRequest<AppState> for Posted {
             return Err(PortalError::Csrf);
         }
         let who = current(state, req.headers()).await?;
+        let ip = crate::extract::client_auth::peer_ip(req.extensions());
         let fields = read_form(req, state).await?;
         // A forged post without a session is refused as forged, not sent to sign-in.
         let who = who.ok_or(PortalError::Csrf)?;
         if !tokens_match(&who.session.csrf_secret, fields.get("csrf").unwrap_or("")) {
             return Err(PortalError::Csrf);
         }
-        Ok(Self { who, fields })
+        Ok(Self { who, fields, ip })
     }
 }
 
