@@ -475,6 +475,29 @@ async fn call_sends_method_headers_and_body_and_prints_the_response() {
     assert_eq!(api[0].header("authorization").as_deref(), Some("Bearer tok-1"));
     assert_eq!(api[0].header("x-user-id").as_deref(), Some("user-12345"));
     assert_eq!(api[0].body, "{\"amount\":1000}");
+    // A JSON body without a Content-Type goes as JSON; a form as a form; one given stays.
+    assert_eq!(api[0].header("content-type").as_deref(), Some("application/json"));
+    for (data, header, sent) in [
+        ("a=1&b=2", None, "application/x-www-form-urlencoded"),
+        (
+            "{\"a\":1}",
+            Some("Content-Type: application/merge-patch+json"),
+            "application/merge-patch+json",
+        ),
+    ] {
+        let mock = Shared::default();
+        let base = start(mock.clone()).await;
+        let mut extra = vec!["call", "-X", "PUT", "-d", data];
+        if let Some(h) = header {
+            extra.extend(["-H", h]);
+        }
+        let url = format!("{base}/api/orders");
+        extra.push(url.as_str());
+        let output = tokenmint(args(&base, &extra), Some(SECRET)).await;
+        assert!(output.status.success(), "{output:?}");
+        let api = mock.lock().unwrap().api.clone();
+        assert_eq!(api[0].header("content-type").as_deref(), Some(sent), "{data}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,9 @@ pub struct CallArgs {
     /// A request header, `Name: value`; repeatable.
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
-    /// The request body; `@FILE` reads it from a file, `@-` from standard input.
+    /// The request body; `@FILE` reads it from a file, `@-` from standard input. Without a
+    /// `Content-Type` header it is sent as `application/json` when it is JSON, else as
+    /// `application/x-www-form-urlencoded` (curl's `-d`).
     #[arg(short = 'd', long = "data", value_name = "BODY")]
     pub data: Option<String>,
     /// Print the status line and the response headers before the body.
@@ -51,6 +53,16 @@ fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue)> {
     let value = HeaderValue::from_str(value.trim())
         .with_context(|| format!("invalid header value in '{raw}'"))?;
     Ok((name, value))
+}
+
+/// The type of a body sent without a `Content-Type`: JSON when it reads as JSON (an API's
+/// usual body, as the README's examples send it), else a form, as curl's `-d` says.
+fn content_type(body: &[u8]) -> &'static str {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        "application/json"
+    } else {
+        "application/x-www-form-urlencoded"
+    }
 }
 
 fn read_body(data: &str) -> Result<Vec<u8>> {
@@ -151,6 +163,11 @@ pub async fn run(args: CallArgs) -> Result<ExitCode> {
     }
     if !is_safe_to_repeat(&method, &headers) {
         tracing::debug!(%method, "not idempotent and no Idempotency-Key: 429 and 5xx will not be retried");
+    }
+    if let Some(body) = &body
+        && !headers.contains_key(reqwest::header::CONTENT_TYPE)
+    {
+        headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type(body)));
     }
     request = request.headers(headers);
     if let Some(body) = body {
@@ -261,4 +278,19 @@ fn body_failure(error: reqwest::Error, args: &CallArgs) -> anyhow::Error {
         )
     };
     anyhow::Error::new(failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_without_a_content_type_is_sent_as_json_when_it_is_json_else_as_a_form() {
+        for json in [&b"{\"member\": \"m-1\"}"[..], b"[1, 2]", b" \"text\" ", b"42"] {
+            assert_eq!(content_type(json), "application/json");
+        }
+        for form in [&b"a=1&b=2"[..], b"{not json", b"", b"hello"] {
+            assert_eq!(content_type(form), "application/x-www-form-urlencoded");
+        }
+    }
 }
