@@ -510,7 +510,6 @@ pub struct ServeSettings {
 
 pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
     let file = load_file(args.db.config.as_deref())?;
-    let db = resolve_database(&args.db, &file)?;
     let listen_text = args
         .listen
         .clone()
@@ -578,15 +577,6 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
     if propagation > Duration::from_secs(30 * 86_400) {
         bail!("invalid {}: at most 30d", setting("key-propagation"));
     }
-    let admin_credential_file =
-        args.admin_credential_file.clone().or_else(|| file.admin_credential_file.clone()).or_else(
-            || {
-                Some(sqlite_path(&db.url).map_or_else(
-                    || PathBuf::from("tokenmint-admin.json"),
-                    |p| sibling(&p, "tokenmint-admin.json"),
-                ))
-            },
-        );
     let audit_retention = duration(
         "audit-retention",
         &args.audit_retention,
@@ -754,6 +744,18 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeSettings> {
                 })
         })
         .collect::<Result<Vec<_>>>()?;
+    // Last, once every other setting is known to be right: on a first start this creates the
+    // master key file, which a start refused for another setting would leave behind.
+    let db = resolve_database(&args.db, &file)?;
+    let admin_credential_file =
+        args.admin_credential_file.clone().or_else(|| file.admin_credential_file.clone()).or_else(
+            || {
+                Some(sqlite_path(&db.url).map_or_else(
+                    || PathBuf::from("tokenmint-admin.json"),
+                    |p| sibling(&p, "tokenmint-admin.json"),
+                ))
+            },
+        );
     let mut config = Config::new(db.url, db.master_key);
     config.tls = tls;
     config.insecure_http = args.insecure_http.or(file.insecure_http).unwrap_or(false);

@@ -233,6 +233,10 @@ fn configuration_errors_name_the_setting_and_what_is_allowed() {
             && err.contains("RS256, ES256, EdDSA"),
         "{err}"
     );
+    // A start refused for a setting leaves nothing behind: no master key, no database.
+    assert!(!err.contains("master key"), "{err}");
+    assert!(!dir.path().join("t.master-key").exists());
+    assert!(!dir.path().join("t.db").exists());
 
     let cfg = dir.path().join("tokenmint.toml");
     std::fs::write(&cfg, "listen = \"127.0.0.1:1\"\nproduct_area = [\"Bad Name\"]\n").unwrap();
