@@ -200,7 +200,7 @@ pub fn org_view(o: &Organization) -> dto::Organization {
 
 /// A name is judged as given (its length, its characters), then trimmed: the bound the
 /// OpenAPI document states (`maxLength`, `pattern`) is this one exactly.
-fn validate_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
     let too_long = name.chars().count() > MAX_NAME_LEN;
     let control = name.chars().any(char::is_control);
     let name = name.trim();
@@ -213,7 +213,7 @@ fn validate_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn validate_audiences(list: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn validate_audiences(list: &[String]) -> Result<Vec<String>, ApiError> {
     if list.len() > MAX_AUDIENCES {
         return Err(ApiError::validation(
             "audiences",
@@ -281,7 +281,7 @@ fn edit_claims(
         .map_err(|e| ApiError::validation("claims", e.to_string()))
 }
 
-fn validate_lifetime(state: &AppState, secs: u32) -> Result<u32, ApiError> {
+pub(crate) fn validate_lifetime(state: &AppState, secs: u32) -> Result<u32, ApiError> {
     let max = state.config.max_token_lifetime;
     if !(MIN_TOKEN_LIFETIME_SECS..=max).contains(&secs) {
         return Err(ApiError::validation(

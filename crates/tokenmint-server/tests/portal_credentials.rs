@@ -311,6 +311,23 @@ async fn an_org_admin_edits_audiences_lifetime_rate_limit_and_expiry_as_the_admi
     }
     assert!(!form.contains(r#"<option value="keep" selected>"#));
     assert_eq!(settings(&credential(&app, &id).await), settings(&c), "nothing saved");
+
+    // Every refused field is said at once, each under its field.
+    let several = [
+        ("csrf", csrf.as_str()),
+        ("name", "HR sync"),
+        ("perm.eligibility", "read"),
+        ("audiences", "not a url\nhttps://ok.acme.test"),
+        ("token_lifetime", "5"),
+        ("rate_limit", "abc"),
+    ];
+    let res = b.post(&format!("/portal/credentials/{id}"), &several).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["audiences", "token_lifetime", "rate_limit"] {
+        assert!(res.body.contains(&format!(r#"id="{field}-error""#)), "{field}: {}", res.body);
+    }
+    assert!(res.body.contains("3 fields need correcting"), "{}", res.body);
+    assert_eq!(settings(&credential(&app, &id).await), settings(&c), "nothing saved");
 }
 
 /// What the edit of a claim through the portal answers: `ok` (303 and changed) or `403`.

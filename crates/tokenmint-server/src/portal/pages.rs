@@ -836,14 +836,14 @@ fn expiry_options(current: Option<i64>, chosen: Option<&str>) -> String {
     out
 }
 
-/// The credential's page. After a refused edit, `edit_error` names the field and says why,
+/// The credential's page. After a refused edit, `edit_errors` name each field and say why,
 /// and `posted` holds the edit form as it was sent: the form shows it again as typed (not the
 /// stored values), so that correcting one field loses nothing written in the others.
 async fn render_credential(
     state: &AppState,
     who: &SignedIn,
     client_id: &str,
-    edit_error: Option<(&str, String)>,
+    edit_errors: Vec<(&str, String)>,
     posted: Option<&super::session::Fields>,
     done: Option<&str>,
 ) -> PageResult {
@@ -874,13 +874,17 @@ async fn render_credential(
         let _ =
             write!(body, r#"<div class="alert alert-ok" role="status" id="notice">{said}</div>"#);
     }
-    if let Some((field, message)) = &edit_error {
+    if let Some((field, message)) = edit_errors.first() {
         // The refused field may be far down the page (a phone shows it 2,000 px below): say
-        // so at the top, with a link to it.
+        // so at the top, with a link to the first; each field says its own under it.
+        let message = match edit_errors.len() {
+            1 => message.clone(),
+            n => format!("{n} fields need correcting, each said under it. The first: {message}"),
+        };
         let _ = write!(
             body,
             r##"<div class="alert alert-error" role="alert" id="form-error">Not saved: {message} <a href="#{field}-error">Go to the field</a></div>"##,
-            message = esc(message),
+            message = esc(&message),
             field = esc(field),
         );
     }
@@ -992,10 +996,8 @@ async fn render_credential(
     );
 
     if who.may(Action::EditCredential, &target) {
-        let err = |field: &str| match &edit_error {
-            Some((f, m)) if *f == field => Some(m.as_str()),
-            _ => None,
-        };
+        let err =
+            |field: &str| edit_errors.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_str());
         // What was sent, where the form was sent; else the credential as stored.
         let sent = |field: &str| posted.and_then(|p| p.get(field));
         let claims_target =
@@ -1058,7 +1060,8 @@ async fn render_credential(
             exp_error = field_error("expiry", err("expiry")),
         );
     }
-    body.push_str(&public_keys_card(who, &c, &target, edit_error.as_ref()));
+    let key_error = edit_errors.iter().find(|(f, _)| *f == "public_key");
+    body.push_str(&public_keys_card(who, &c, &target, key_error));
     if who.may(Action::RotateSecret, &target) {
         let _ = write!(
             body,
@@ -1092,7 +1095,7 @@ async fn render_credential(
         );
     }
     let status =
-        if edit_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+        if edit_errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok(page_with(status, who, &c.org, &c.name, Nav::Credentials, &body))
 }
 
@@ -1187,7 +1190,7 @@ pub async fn add_public_key(
             Err(e) => return Err(e.into()),
         }
     };
-    render_credential(&state, &who, &client_id, Some(error), None, None).await
+    render_credential(&state, &who, &client_id, vec![error], None, None).await
 }
 
 /// Removing a key breaks every integration that signs with it: asked first.
@@ -1228,7 +1231,7 @@ pub async fn remove_public_key(
             Ok(see_other(&format!("/portal/credentials/{client_id}?done=key-removed#public-keys")))
         }
         Err(ApiError::Conflict(message)) => {
-            render_credential(&state, &who, &client_id, Some(("public_key", message)), None, None)
+            render_credential(&state, &who, &client_id, vec![("public_key", message)], None, None)
                 .await
         }
         Err(e) => Err(e.into()),
@@ -1241,7 +1244,7 @@ pub async fn show_credential(
     Path(client_id): Path<String>,
     Query(q): Query<super::Done>,
 ) -> PageResult {
-    render_credential(&state, &who, &client_id, None, None, q.done.as_deref()).await
+    render_credential(&state, &who, &client_id, vec![], None, q.done.as_deref()).await
 }
 
 pub async fn update_credential(
@@ -1254,9 +1257,8 @@ pub async fn update_credential(
         service::check_credential(&state, &who.actor, &client_id, Action::EditCredential).await?;
     let input = match edit_input(&state, &current, &fields) {
         Ok(input) => input,
-        Err((field, message)) => {
-            let error = Some((field, message));
-            return render_credential(&state, &who, &client_id, error, Some(&fields), None).await;
+        Err(errors) => {
+            return render_credential(&state, &who, &client_id, errors, Some(&fields), None).await;
         }
     };
     match service::update_credential(&state, &who.actor, &client_id, input).await {
@@ -1271,7 +1273,7 @@ pub async fn update_credential(
                 "claims" | "remove_claims" => "claims",
                 _ => "name",
             };
-            let error = Some((field, message));
+            let error = vec![(field, message)];
             render_credential(&state, &who, &client_id, error, Some(&fields), None).await
         }
         Err(e) => Err(e.into()),
@@ -1280,20 +1282,30 @@ pub async fn update_credential(
 
 /// Reads the edit form into the admin API's update, with only what differs from the credential
 /// as it is: an unchanged field is not sent, so it neither revokes nor asks the policy anything.
-/// A field the form could not read is answered with its field and a message.
+/// Every field the form or the credential's rules refuse is answered at once, each with its
+/// field and a message, so that one submission shows everything to correct.
 fn edit_input(
     state: &AppState,
     current: &tokenmint_core::Credential,
     fields: &super::session::Fields,
-) -> Result<dto::UpdateCredential, (&'static str, String)> {
+) -> Result<dto::UpdateCredential, Vec<(&'static str, String)>> {
+    let mut errors: Vec<(&'static str, String)> = Vec::new();
+    let mut refused = |field: &'static str, e: ApiError| match e {
+        ApiError::Validation { message, .. } => errors.push((field, message)),
+        other => errors.push((field, other.to_string())),
+    };
     let (mut permissions, _) = read_permissions(state, fields);
     // The form offers the product areas only: a credential's tokenmint:* scopes (which only the
     // platform may edit) are kept as they are, not dropped because no select showed them.
     permissions.extend(
         current.permissions.to_strings().into_iter().filter(|p| p.starts_with("tokenmint:")),
     );
+    let name = fields.text("name");
+    if let Err(e) = service::validate_name(&name) {
+        refused("name", e);
+    }
     let mut input = dto::UpdateCredential {
-        name: Some(fields.text("name")),
+        name: Some(name),
         permissions: Some(permissions),
         ..Default::default()
     };
@@ -1301,34 +1313,45 @@ fn edit_input(
         let audiences: Vec<String> =
             text.lines().map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
         if audiences != current.audiences {
+            if let Err(e) = service::validate_audiences(&audiences) {
+                refused("audiences", e);
+            }
             input.audiences = Some(audiences);
         }
     }
     if let Some(text) = fields.get("token_lifetime") {
-        let secs: u32 = text.trim().parse().map_err(|_| {
-            ("token_lifetime", "Enter the token lifetime as a whole number of seconds.".to_owned())
-        })?;
-        if secs != current.token_lifetime_secs {
-            input.token_lifetime_seconds = Some(secs);
+        match text.trim().parse::<u32>() {
+            Ok(secs) => {
+                if let Err(e) = service::validate_lifetime(state, secs) {
+                    refused("token_lifetime", e);
+                }
+                if secs != current.token_lifetime_secs {
+                    input.token_lifetime_seconds = Some(secs);
+                }
+            }
+            Err(_) => errors.push((
+                "token_lifetime",
+                "Enter the token lifetime as a whole number of seconds.".to_owned(),
+            )),
         }
     }
     if let Some(text) = fields.get("rate_limit") {
         let wanted = match text.trim() {
-            "" => None,
-            t => Some(t.parse::<u32>().map_err(|_| {
-                (
-                    "rate_limit",
-                    "Enter the rate limit as a whole number of tokens per minute (0: no limit), \
-                     or leave it empty for the server's default."
-                        .to_owned(),
-                )
-            })?),
+            "" => Ok(None),
+            t => t.parse::<u32>().map(Some),
         };
-        if wanted != current.rate_limit_per_minute {
-            match wanted {
+        match wanted {
+            Ok(wanted) if wanted != current.rate_limit_per_minute => match wanted {
                 Some(n) => input.rate_limit_per_minute = Some(n),
                 None => input.clear_rate_limit = Some(true),
-            }
+            },
+            Ok(_) => {}
+            Err(_) => errors.push((
+                "rate_limit",
+                "Enter the rate limit as a whole number of tokens per minute (0: no limit), or \
+                 leave it empty for the server's default."
+                    .to_owned(),
+            )),
         }
     }
     match fields.get("expiry") {
@@ -1340,13 +1363,14 @@ fn edit_input(
         }
         Some(v) => match EXPIRATIONS.iter().find(|(value, _, _)| *value == v) {
             Some((_, _, Some(secs))) => input.expires_in_seconds = Some(*secs),
-            _ => return Err(("expiry", "Choose one of the offered expiries.".to_owned())),
+            _ => errors.push(("expiry", "Choose one of the offered expiries.".to_owned())),
         },
     }
     // Every claim field is read, not only those the form shows: whether the user may edit
     // that claim is the policy's decision (asked by the update), never the form's.
     let mut set = dto::Claims::new();
     let mut remove = Vec::new();
+    let mut claim_error = None;
     for (key, text) in &fields.0 {
         let Some(name) = key.strip_prefix("claim.") else { continue };
         // ASCII spaces only: a value of NEL or a no-break space alone is a value (refused as a
@@ -1360,10 +1384,18 @@ fn edit_input(
         } else if now.map(claim_text).as_deref() != Some(text) {
             // Read as the CLI reads `--claim NAME=VALUE`: JSON when it is JSON, else the
             // text as a string; text written as JSON that does not read is refused.
-            let value = tokenmint_core::claims::parse_value_text(name, text)
-                .map_err(|e| ("claims", format!("{e}.")))?;
-            set.insert(name.to_owned(), value);
+            match tokenmint_core::claims::parse_value_text(name, text) {
+                Ok(value) => {
+                    set.insert(name.to_owned(), value);
+                }
+                Err(e) => {
+                    claim_error.get_or_insert_with(|| format!("{e}."));
+                }
+            }
         }
+    }
+    if let Some(message) = claim_error {
+        errors.push(("claims", message));
     }
     if !set.is_empty() {
         input.claims = Some(set);
@@ -1371,7 +1403,7 @@ fn edit_input(
     if !remove.is_empty() {
         input.remove_claims = Some(remove);
     }
-    Ok(input)
+    if errors.is_empty() { Ok(input) } else { Err(errors) }
 }
 
 pub async fn rotate_secret(
