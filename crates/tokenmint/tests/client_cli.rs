@@ -500,6 +500,37 @@ async fn call_sends_method_headers_and_body_and_prints_the_response() {
     }
 }
 
+/// A redirect is printed as answered and named on stderr, as curl does without `-L`; with `-L`
+/// it is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_follows_a_redirect_only_when_told_to() {
+    let mock = Shared::default();
+    let base = start(mock.clone()).await;
+    let moved = format!("{base}/api/moved");
+    mock.lock().unwrap().api_script.push_back(Reply::status(302).header("location", moved.clone()));
+    let url = format!("{base}/api/orders");
+    let output = tokenmint(args(&base, &["call", url.as_str()]), Some(SECRET)).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stderr(&output)
+            .contains(&format!("not following the redirect (302 Found) to {moved}: add -L")),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(mock.lock().unwrap().api.len(), 1, "not followed");
+
+    let mock = Shared::default();
+    let base = start(mock.clone()).await;
+    let moved = format!("{base}/api/moved");
+    mock.lock().unwrap().api_script.push_back(Reply::status(302).header("location", moved.clone()));
+    let url = format!("{base}/api/orders");
+    let output = tokenmint(args(&base, &["call", "-L", url.as_str()]), Some(SECRET)).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "{\"balance\":42}");
+    let api = mock.lock().unwrap().api.clone();
+    assert_eq!(api.len(), 2, "followed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_fetches_a_new_token_and_retries_once_on_401() {
     let mock = Shared::default();

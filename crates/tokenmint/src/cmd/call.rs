@@ -35,6 +35,11 @@ pub struct CallArgs {
     /// Print the status line and the response headers before the body.
     #[arg(short = 'i', long = "include")]
     pub include: bool,
+    /// Follow redirects (up to 10), as curl's `-L`: the access token is not sent to another
+    /// origin, but the body of a 307 or 308 is. Without it a redirect is printed as answered
+    /// and `call` says where it points.
+    #[arg(short = 'L', long = "location")]
+    pub location: bool,
     /// Send an `Idempotency-Key` header, so that a POST or PATCH may be retried after 429 or
     /// 5xx without being carried out twice: `auto` makes a random one, anything else is sent as
     /// given. Without it, only idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) are retried.
@@ -136,7 +141,13 @@ pub async fn run(args: CallArgs) -> Result<ExitCode> {
 
     // The API request waits at most --timeout for the answer and then for each piece of the
     // body, so a stalled server ends the call while a long body that keeps coming is not cut.
+    let redirects = if args.location {
+        reqwest::redirect::Policy::limited(10)
+    } else {
+        reqwest::redirect::Policy::none()
+    };
     let api = reqwest::Client::builder()
+        .redirect(redirects)
         .connect_timeout(args.client.connect_timeout)
         .read_timeout(args.client.timeout)
         .user_agent(concat!("tokenmint/", env!("CARGO_PKG_VERSION")))
@@ -180,6 +191,14 @@ pub async fn run(args: CallArgs) -> Result<ExitCode> {
     let status = response.status();
     if let Some(note) = response.extensions().get::<NotRetried>() {
         eprintln!("tokenmint call: {}", explain(*note, &method, status));
+    }
+    if status.is_redirection()
+        && let Some(to) = response.headers().get(reqwest::header::LOCATION)
+    {
+        eprintln!(
+            "tokenmint call: not following the redirect ({status}) to {}: add -L to follow it",
+            header_value(to.as_bytes())
+        );
     }
 
     let stdout = std::io::stdout();
