@@ -5,33 +5,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::LogBuffer;
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
 use tokenmint_core::SafeText;
 use tokenmint_server::logging::{LogFormat, layer};
 use tracing_subscriber::layer::SubscriberExt;
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The lines `events` logs in `format`.
 fn logged(format: LogFormat, events: impl FnOnce()) -> String {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let writer = buffer.clone();
     let subscriber =
         tracing_subscriber::registry().with(layer(format, move || writer.clone(), false));
     tracing::subscriber::with_default(subscriber, events);
-    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    buffer.text()
 }
 
 /// What a token hook said, as the token endpoint logs it.

@@ -12,7 +12,7 @@ mod common;
 use axum::Router;
 use axum::routing::post;
 use base64::Engine;
-use common::{Options, spawn_with};
+use common::{LogBuffer, Options, spawn_with};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use serde_json::Value;
@@ -25,25 +25,6 @@ use tokenmint_server::alerts::WebhookTarget;
 use tokenmint_server::logging::{LogFormat, layer};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 /// Counts events, to compare with the number of lines each format wrote.
 struct CountEvents(Arc<AtomicUsize>);
@@ -111,7 +92,7 @@ static HOOKS: OnceLock<(String, String)> = OnceLock::new();
 
 #[tokio::test]
 async fn no_client_id_forges_a_log_line_or_carries_control_characters_anywhere() {
-    let (text_log, json_log, events) = (Buffer::default(), Buffer::default(), Arc::default());
+    let (text_log, json_log, events) = (LogBuffer::default(), LogBuffer::default(), Arc::default());
     let (t, j) = (text_log.clone(), json_log.clone());
     // Every event of tokenmint's own code and of the request layer, at every level. (Other
     // crates' events, such as a database driver's multi-line SQL, carry no request text.)

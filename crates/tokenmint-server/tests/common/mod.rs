@@ -277,12 +277,19 @@ impl LogCapture {
 
     /// The text format's lines.
     pub fn text(&self) -> String {
-        String::from_utf8(self.text.0.lock().unwrap().clone()).unwrap()
+        self.text.text()
     }
 
     /// The JSON format's lines.
     pub fn json(&self) -> String {
-        String::from_utf8(self.json.0.lock().unwrap().clone()).unwrap()
+        self.json.text()
+    }
+}
+
+impl LogBuffer {
+    /// What was written, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
 
