@@ -33,6 +33,7 @@
 //! behind "rate-limited repeatedly" is shared the same way as the brute-force counters.
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog};
+use crate::cache::CachedCredential;
 use quick_cache::sync::Cache;
 use serde::Serialize;
 use std::fmt;
@@ -449,7 +450,10 @@ pub struct Alerts {
     shared: Arc<Limits>,
     /// Where claims go without Redis.
     store: Arc<dyn Store>,
-    /// Hashes of (client_id, network) pairs already checked, so the database is asked once.
+    /// Hashes of (client_id, network) pairs already checked, so the database is asked once,
+    /// for credentials used from more than one network: the network a credential was last used
+    /// from is in its cache entry ([`CachedCredential::swap_network`]), which is all most
+    /// credentials need.
     networks_seen: Cache<u64, ()>,
 }
 
@@ -504,6 +508,21 @@ pub fn network_of(ip: IpAddr) -> String {
         IpAddr::V6(v6) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+/// [`network_of`] as a number, never 0: the /24 of an IPv4 address or the /48 of an IPv6
+/// one, tagged with the family.
+pub fn network_key(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            (1 << 62) | u64::from(o[0]) << 16 | u64::from(o[1]) << 8 | u64::from(o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            (2 << 62) | u64::from(s[0]) << 32 | u64::from(s[1]) << 16 | u64::from(s[2])
         }
     }
 }
@@ -605,22 +624,34 @@ impl Alerts {
     }
 
     /// Called after a successful authentication: checks the source network, at most once per
-    /// (credential, network) pair per process.
-    pub fn on_use(&self, client_id: &str, org: &str, ip: Option<IpAddr>, now: UnixTime) {
+    /// (credential, network) pair per process (and once more after the credential changed).
+    pub fn on_use(&self, credential: &CachedCredential, ip: Option<IpAddr>, now: UnixTime) {
         let Some(ip) = ip else { return };
-        let network = network_of(ip);
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        client_id.hash(&mut h);
-        network.hash(&mut h);
-        let key = h.finish();
-        if self.networks_seen.get(&key).is_some() {
+        let network = network_key(ip);
+        let before = credential.swap_network(network);
+        if before == network {
             return;
         }
-        self.networks_seen.insert(key, ());
+        let client_id = credential.client_id();
+        let seen = |network: u64| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            client_id.hash(&mut h);
+            network.hash(&mut h);
+            h.finish()
+        };
+        if before != 0 {
+            // A second network: from now on the pairs are remembered here.
+            self.networks_seen.insert(seen(before), ());
+            let key = seen(network);
+            if self.networks_seen.get(&key).is_some() {
+                return;
+            }
+            self.networks_seen.insert(key, ());
+        }
         let _ = self.tx.try_send(Msg::Network {
             client_id: PresentedClientId::parse(client_id),
-            org: org.to_owned(),
-            network,
+            org: credential.org().to_owned(),
+            network: network_of(ip),
             ip,
             at: now,
         });

@@ -510,6 +510,7 @@ async fn maintenance_loop(state: AppState, mut stop: tokio::sync::watch::Receive
 /// that left the JWKS, forget expired revocations, and (with `purge`) delete expired history.
 pub async fn maintain(state: &AppState, purge: bool) -> Result<(), StoreError> {
     let now = state.now();
+    state.credentials.sweep_idle_limits(state.limits.now());
     let interval = state.config.key_rotation_interval.as_secs();
     if interval > 0 {
         let records = state.store.list_keys().await?;

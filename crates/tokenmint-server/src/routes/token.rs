@@ -124,7 +124,12 @@ async fn issue(
     let rate = if limit > 0 {
         match state
             .limits
-            .check(credential.client_id(), limit, std::time::Duration::from_secs(60))
+            .check_in(
+                credential.client_id(),
+                credential.limit_cell(),
+                limit,
+                std::time::Duration::from_secs(60),
+            )
             .await
         {
             Decision::Allowed { remaining, reset_secs } => Some((remaining, reset_secs)),
@@ -282,8 +287,8 @@ async fn issue(
     if state.config.metrics_per_org {
         state.metrics.issued_for_org(credential.org());
     }
-    state.usage.record(credential.client_id(), &client.secret_id, now);
-    state.alerts.on_use(credential.client_id(), credential.org(), ip, now);
+    state.usage.record(cached, &client.secret_id, now);
+    state.alerts.on_use(credential, ip, now);
 
     let mut body = String::with_capacity(token.len() + scope.len() + 96);
     body.push_str("{\"access_token\":\"");
