@@ -877,6 +877,74 @@ mod tests {
         }
     }
 
+    /// A credential as the cache holds it.
+    fn entry(cache: &crate::cache::CredentialCache, id: &str) -> Arc<CachedCredential> {
+        use tokenmint_core::credential::{Credential, CredentialStatus};
+        cache.entry(Credential {
+            client_id: tokenmint_core::ClientId::parse(id).unwrap(),
+            name: "HR sync".into(),
+            org: "acme".into(),
+            environment: tokenmint_core::Environment::Sandbox,
+            permissions: tokenmint_core::Permissions::from_stored(&["billing:read"]),
+            audiences: Vec::new(),
+            token_lifetime_secs: 600,
+            rate_limit_per_minute: None,
+            status: CredentialStatus::Active,
+            expires_at: None,
+            created_at: 1,
+            updated_at: 1,
+            last_used_at: None,
+            tokens_revoked_before: None,
+            secrets: Vec::new(),
+            claims: tokenmint_core::CustomClaims::default(),
+            org_claims: tokenmint_core::CustomClaims::default(),
+            public_keys: Vec::new(),
+            revision: 1,
+        })
+    }
+
+    #[tokio::test]
+    async fn each_network_of_a_credential_is_checked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(tokenmint_store::SqlStore::connect(&url, true).await.unwrap());
+        let clock = Arc::new(tokenmint_http::ManualClock::new(Duration::from_secs(1_765_000_000)));
+        let (alerts, mut queue) =
+            channel(AlertConfig::default(), Arc::new(Limits::local(clock)), store);
+        let mut checked = || {
+            let mut networks = Vec::new();
+            while let Ok(Msg::Network { client_id, network, .. }) = queue.rx.try_recv() {
+                networks.push(format!("{} {network}", client_id.as_str()));
+            }
+            networks
+        };
+        let cache = crate::cache::CredentialCache::new(16);
+        let a = entry(&cache, "tmc_a");
+        cache.refresh("tmc_a", Some(a.clone()), cache.epoch());
+        let home: IpAddr = "192.0.2.7".parse().unwrap();
+        let away: IpAddr = "2001:db8:1:2::9".parse().unwrap();
+        alerts.on_use(&a, Some("192.0.2.200".parse().unwrap()), 1);
+        alerts.on_use(&a, Some(home), 2);
+        assert_eq!(checked(), ["tmc_a 192.0.2.0/24"]);
+        alerts.on_use(&a, Some(away), 3);
+        alerts.on_use(&a, Some(home), 4);
+        alerts.on_use(&a, Some(away), 5);
+        assert_eq!(checked(), ["tmc_a 2001:db8:1::/48"], "each pair once");
+        // A change of the credential keeps what was seen.
+        cache.invalidate("tmc_a");
+        let changed = entry(&cache, "tmc_a");
+        alerts.on_use(&changed, Some(away), 6);
+        alerts.on_use(&changed, Some(home), 7);
+        alerts.on_use(&a, None, 8);
+        assert_eq!(checked(), Vec::<String>::new());
+        let b = entry(&cache, "tmc_b");
+        alerts.on_use(&b, Some(home), 9);
+        assert_eq!(checked(), ["tmc_b 192.0.2.0/24"], "another credential is checked on its own");
+        assert_ne!(network_key(home), network_key("192.0.3.7".parse().unwrap()));
+        assert_ne!(network_key("0.0.0.1".parse().unwrap()), network_key("::1".parse().unwrap()));
+    }
+
     #[test]
     fn networks_are_the_site_an_address_belongs_to() {
         assert_eq!(network_of("192.0.2.77".parse().unwrap()), "192.0.2.0/24");

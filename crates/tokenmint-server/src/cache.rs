@@ -15,11 +15,14 @@
 //! An entry also holds what the token path changes on every token, so that no table keyed by
 //! client id is kept beside the cache for it:
 //! - the state of the credential's token-request limit (a GCRA cell, see
-//!   [`tokenmint_http::ratelimit::check_cell`]), which outlives the entry: an entry that
-//!   replaces another for the same client takes over its cell, and an entry dropped by an
-//!   invalidation leaves its cell with the cache until the next entry of that client takes it
-//!   ([`CredentialCache::sweep_idle_limits`] forgets the cells that are as good as new), so that
-//!   editing a credential never hands its client a fresh burst;
+//!   [`tokenmint_http::ratelimit::check_cell`]), which outlives the entry: the client's first
+//!   entry holds the client's cell, and every later entry of that client points to that first
+//!   one and counts in its cell. An entry dropped by an invalidation leaves the first one with
+//!   the cache until the next entry of that client points to it
+//!   ([`CredentialCache::sweep_idle_limits`] forgets those that are as good as new), so that
+//!   editing a credential never hands its client a fresh burst, and a request still holding an
+//!   older entry counts in the same cell. A credential never changed pays 16 bytes for this,
+//!   in its entry, not a block of its own;
 //! - the network it was last used from, for the new-network alert ([`crate::alerts`]);
 //! - its usage not yet written to the store (tokens of the current minute, when each secret was
 //!   last used), which the usage recorder lists and the flusher takes ([`crate::usage`]). An
@@ -66,8 +69,11 @@ pub struct CachedCredential {
     revision: i64,
     /// [`NEVER`] when it does not expire.
     expires_at: UnixTime,
-    /// The token-request limit's GCRA cell, shared with the entries that replace this one.
-    limit: Arc<AtomicU64>,
+    /// The token-request limit's GCRA cell, unless `limit_holder` holds the client's.
+    limit: AtomicU64,
+    /// The first entry of the client whose cell this one's replaced (see
+    /// [`CredentialCache::entry`]); none when this entry's own cell is the client's.
+    limit_holder: Option<Arc<CachedCredential>>,
     /// The network it was last used from ([`crate::alerts::network_key`]), 0 for none yet.
     network: AtomicU64,
     /// Tokens issued and not yet counted in the store: the minute (minutes since the Unix
@@ -169,6 +175,9 @@ struct Rare {
     name: Option<Box<str>>,
     /// Tokens issued at or before this are revoked.
     tokens_revoked_before: Option<RevocationCutoff>,
+    /// When each secret stops working, by [`CachedSecret::index`] ([`NEVER`] for one that does
+    /// not); empty when none does.
+    secret_ends: Box<[UnixTime]>,
     /// When each of `more_secrets` was last used, not yet written ([`NOT_USED`] when nothing is).
     more_used: Box<[AtomicI64]>,
 }
@@ -181,6 +190,7 @@ impl Rare {
             && self.public_keys.is_empty()
             && self.name.is_none()
             && self.tokens_revoked_before.is_none()
+            && self.secret_ends.is_empty()
     }
 }
 
@@ -225,21 +235,21 @@ impl std::hash::Hash for ByJson {
     }
 }
 
-/// A secret as authentication needs it: its hash, its end, and the id that usage is noted
-/// under; never its hint or timestamps.
+/// A secret as authentication needs it: its hash and the id that usage is noted under (its end,
+/// when it has one, is in [`Rare`]: a secret ends in a rotation's overlap, when the credential
+/// has a second one); never its hint or timestamps.
 #[derive(Debug, Clone, Copy)]
 struct CachedSecret {
     hash: SecretHash,
-    /// [`NEVER`] when it does not expire.
-    expires_at: UnixTime,
     /// The id when it has the generated form, else `Rare::secret_ids[slot]`.
     id: Fixed<SECRET_ID_LEN>,
     slot: u8,
+    /// Its place among the credential's secrets: its end is `Rare::secret_ends[index]`.
+    index: u8,
 }
 
 impl CachedSecret {
-    const NONE: Self =
-        Self { hash: SecretHash([0; 32]), expires_at: NEVER, id: Fixed::NONE, slot: 0 };
+    const NONE: Self = Self { hash: SecretHash([0; 32]), id: Fixed::NONE, slot: 0, index: 0 };
 }
 
 impl std::fmt::Debug for CachedCredential {
@@ -294,14 +304,21 @@ impl CachedCredential {
             rare.client_id = Some(client_id.into_string().into_boxed_str());
         }
         let mut odd_ids = Vec::new();
-        let mut cached = secrets.into_iter().map(|s| {
+        let ends: Box<[UnixTime]> = if secrets.iter().any(|s| s.expires_at.is_some()) {
+            secrets.iter().map(|s| or_never(s.expires_at)).collect()
+        } else {
+            Box::default()
+        };
+        rare.secret_ends = ends;
+        let mut cached = secrets.into_iter().enumerate().map(|(index, s)| {
             let id = Fixed::new(&s.id).unwrap_or_else(|| {
                 odd_ids.push(s.id.into_boxed_str());
                 Fixed::NONE
             });
-            // At most MAX_LIVE_SECRETS (5) secrets: the slot always fits.
+            // At most MAX_LIVE_SECRETS (5) secrets: the slot and index always fit.
             let slot = u8::try_from(odd_ids.len().saturating_sub(1)).unwrap_or(u8::MAX);
-            CachedSecret { hash: s.hash, expires_at: or_never(s.expires_at), id, slot }
+            let index = u8::try_from(index).unwrap_or(u8::MAX);
+            CachedSecret { hash: s.hash, id, slot, index }
         });
         let first_secret = cached.next();
         let more_secrets: Box<[CachedSecret]> = cached.collect();
@@ -315,7 +332,8 @@ impl CachedCredential {
             rare: (!rare.is_empty()).then(|| Box::new(rare)),
             revision,
             expires_at: or_never(expires_at),
-            limit: Arc::new(AtomicU64::new(0)),
+            limit: AtomicU64::new(0),
+            limit_holder: None,
             network: AtomicU64::new(0),
             tokens: AtomicU64::new(0),
             first_used: AtomicI64::new(NOT_USED),
@@ -435,6 +453,15 @@ impl CachedCredential {
         std::iter::once(&self.first_secret).take(usize::from(self.secrets.min(1))).chain(more)
     }
 
+    /// When a secret stops working, [`NEVER`] when it does not.
+    fn secret_end(&self, secret: &CachedSecret) -> UnixTime {
+        self.rare
+            .as_ref()
+            .and_then(|r| r.secret_ends.get(usize::from(secret.index)))
+            .copied()
+            .unwrap_or(NEVER)
+    }
+
     fn secret_id<'a>(&'a self, secret: &'a CachedSecret) -> &'a str {
         match secret.id.get() {
             Some(id) => id,
@@ -451,7 +478,7 @@ impl CachedCredential {
     pub fn authenticate(&self, presented: &SecretHash, now: UnixTime) -> Result<&str, AuthFailure> {
         standing::authenticate(
             self.secrets(),
-            |s| (&s.hash, unless_never(s.expires_at)),
+            |s| (&s.hash, unless_never(self.secret_end(s))),
             presented,
             self.status,
             self.expires_at(),
@@ -477,7 +504,7 @@ impl CachedCredential {
 
     /// The state of its token-request limit, for [`tokenmint_http::Limits::check_in`].
     pub fn limit_cell(&self) -> &AtomicU64 {
-        &self.limit
+        self.limit_holder.as_ref().map_or(&self.limit, |h| &h.limit)
     }
 
     /// Notes the network of a use (a non-zero key, [`crate::alerts::network_key`]) and returns
@@ -561,9 +588,14 @@ impl CachedCredential {
         })
     }
 
-    /// The entry with the limit's state and the last network of the entry it replaces.
-    fn taking_over(mut self, limit: Arc<AtomicU64>, network: u64) -> Self {
-        self.limit = limit;
+    /// The entry whose cell is the client's: this one or its holder.
+    fn limit_root(self: &Arc<Self>) -> Arc<Self> {
+        self.limit_holder.clone().unwrap_or_else(|| self.clone())
+    }
+
+    /// The entry with the limit's state and the last network of the entries before it.
+    fn taking_over(mut self, holder: Arc<CachedCredential>, network: u64) -> Self {
+        self.limit_holder = Some(holder);
         self.network = AtomicU64::new(network);
         self
     }
@@ -703,10 +735,11 @@ enum Slot {
     Unknown(Arc<String>),
 }
 
-/// A limit's state that no cached entry holds.
+/// The entry holding a client's limit state ([`CachedCredential::limit_root`]) while no
+/// cached entry does, and the network the client was last used from.
 #[derive(Debug)]
 struct Unheld {
-    limit: Arc<AtomicU64>,
+    holder: Arc<CachedCredential>,
     network: u64,
 }
 
@@ -757,22 +790,24 @@ impl CredentialCache {
     /// limit's state of the client's entries before it (a new one for a client never seen).
     pub fn entry(&self, credential: Credential) -> Arc<CachedCredential> {
         let entry = CachedCredential::compact(credential, self.keep_names);
-        let id = entry.client_id();
-        let key = self.key(id);
+        let key = self.key(entry.client_id());
         let mut unheld = self.unheld();
-        let (limit, network) = match self.entries.peek(&key) {
-            Some(Slot::Known(c)) if c.client_id() == id => {
-                (c.limit.clone(), c.network.load(Ordering::Acquire))
+        let before = match self.entries.peek(&key) {
+            Some(Slot::Known(c)) if c.client_id() == entry.client_id() => {
+                Some((c.limit_root(), c.network.load(Ordering::Acquire)))
             }
-            _ => {
-                let u = unheld
-                    .entry(key)
-                    .or_insert_with(|| Unheld { limit: Arc::new(AtomicU64::new(0)), network: 0 });
-                (u.limit.clone(), u.network)
-            }
+            _ => unheld.get(&key).map(|u| (u.holder.clone(), u.network)),
         };
-        drop(unheld);
-        Arc::new(entry.taking_over(limit, network))
+        match before {
+            Some((holder, network)) => Arc::new(entry.taking_over(holder, network)),
+            None => {
+                // The client's first entry: its cell is the client's. Until it is cached, an
+                // entry made meanwhile for the same client finds it here.
+                let entry = Arc::new(entry);
+                unheld.insert(key, Unheld { holder: entry.clone(), network: 0 });
+                entry
+            }
+        }
     }
 
     fn unheld(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Unheld>> {
@@ -784,8 +819,8 @@ impl CredentialCache {
     pub fn sweep_idle_limits(&self, now: std::time::Duration) {
         let mut unheld = self.unheld();
         unheld.retain(|_, u| {
-            Arc::strong_count(&u.limit) > 1
-                || !tokenmint_http::ratelimit::cell_is_idle(&u.limit, now)
+            Arc::strong_count(&u.holder) > 1
+                || !tokenmint_http::ratelimit::cell_is_idle(&u.holder.limit, now)
         });
         unheld.shrink_to_fit();
     }
@@ -854,7 +889,7 @@ impl CredentialCache {
         let slot = match entry {
             Some(c) => {
                 // Held by the cached entry from now on.
-                if unheld.get(&key).is_some_and(|u| Arc::ptr_eq(&u.limit, &c.limit)) {
+                if unheld.get(&key).is_some_and(|u| Arc::ptr_eq(&u.holder, &c.limit_root())) {
                     unheld.remove(&key);
                 }
                 Slot::Known(c)
@@ -869,10 +904,8 @@ impl CredentialCache {
         let mut unheld = self.unheld();
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some((_, Slot::Known(c))) = self.entries.remove(&key) {
-            unheld.insert(
-                key,
-                Unheld { limit: c.limit.clone(), network: c.network.load(Ordering::Acquire) },
-            );
+            let network = c.network.load(Ordering::Acquire);
+            unheld.insert(key, Unheld { holder: c.limit_root(), network });
         }
     }
 
@@ -882,7 +915,7 @@ impl CredentialCache {
         for (key, slot) in self.entries.drain() {
             if let Slot::Known(c) = slot {
                 let network = c.network.load(Ordering::Acquire);
-                unheld.insert(key, Unheld { limit: c.limit.clone(), network });
+                unheld.insert(key, Unheld { holder: c.limit_root(), network });
             }
         }
     }
@@ -982,6 +1015,9 @@ mod tests {
         assert_eq!(e.authenticate(&SecretHash([1; 32]), 1), Ok("sec_0123456789abcdef"));
         assert_eq!((e.rate_limit_per_minute(), e.expires_at()), (None, None));
         assert_eq!(e.tokens_revoked_before(), None);
+        let ending = CredentialCache::new(16).without_names().entry(c.clone());
+        assert!(ending.rare.is_some(), "a secret's end is rare: kept beside the entry");
+        c.secrets[0].expires_at = None;
         let without_name = CredentialCache::new(16).without_names().entry(c);
         assert!(without_name.rare.is_none(), "nothing rare: one block");
     }
