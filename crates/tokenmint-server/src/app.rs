@@ -185,7 +185,7 @@ impl Application {
             serde_json::to_vec(&crate::routes::discovery::openid_configuration(&metadata))
                 .unwrap_or_default(),
         );
-        let (usage, usage_queue) = usage::channel(65_536);
+        let (usage, usage_queue) = usage::channel();
         let (audit, audit_queue) = crate::audit::channel(65_536);
         if !config.alerts.webhooks.is_empty() && config.alerts.secret.is_none() {
             tracing::warn!(

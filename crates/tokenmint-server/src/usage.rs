@@ -86,9 +86,8 @@ pub struct UsageQueue {
     retry: HashMap<(String, UnixTime), i64>,
 }
 
-/// The recorder and its queue. (Nothing is bounded by a capacity any more: an entry is
-/// listed at most once.)
-pub fn channel(_capacity: usize) -> (UsageRecorder, UsageQueue) {
+/// The recorder and its queue. Nothing needs a capacity: an entry is listed at most once.
+pub fn channel() -> (UsageRecorder, UsageQueue) {
     let shared = Arc::new(Shared::default());
     (
         UsageRecorder { shared: shared.clone() },
@@ -305,7 +304,7 @@ mod tests {
 
     #[test]
     fn usage_is_written_once_across_rounds_and_a_change_of_the_credential() {
-        let (recorder, mut queue) = channel(0);
+        let (recorder, mut queue) = channel();
         let cache = CredentialCache::new(100);
         let old = cache.entry(credential("tmc_a"));
         cache.refresh("tmc_a", Some(old.clone()), cache.epoch());
@@ -350,7 +349,7 @@ mod tests {
 
     #[test]
     fn a_later_minute_does_not_lose_the_earlier_one() {
-        let (recorder, mut queue) = channel(0);
+        let (recorder, mut queue) = channel();
         let e = Arc::new(CachedCredential::new(credential("tmc_a")));
         for at in [59, 60, 60, 121, 30] {
             recorder.record(&e, FIRST, at);
@@ -371,7 +370,7 @@ mod tests {
     fn concurrent_tokens_are_each_counted_exactly_once() {
         const THREADS: usize = 4;
         const TOKENS: usize = 20_000;
-        let (recorder, mut queue) = channel(0);
+        let (recorder, mut queue) = channel();
         let entries: Vec<Arc<CachedCredential>> = (0..3)
             .map(|i| Arc::new(CachedCredential::new(credential(&format!("tmc_{i}")))))
             .collect();
