@@ -202,19 +202,42 @@ impl Limits {
     /// Checks and counts one request of `key` against `limit` per `period`.
     pub async fn check(&self, key: &str, limit: u32, period: Duration) -> Decision {
         let now = self.clock.now();
-        let shared = self
-            .in_redis(|r, mut conn| {
-                let mut invocation = r.gcra.key(format!("{}{key}", r.prefix));
-                invocation
-                    .arg(limit.max(1))
-                    .arg(u64::try_from(period.as_micros()).unwrap_or(u64::MAX));
-                async move { invocation.invoke_async::<Vec<i64>>(&mut conn).await }
-            })
-            .await;
-        match shared {
+        match self.check_shared(key, limit, period).await {
             Some(v) => decision(&v),
             None => self.local.check_quota(key, limit, period, now),
         }
+    }
+
+    /// [`Limits::check`] of a key whose local state the caller keeps in `cell` (see
+    /// [`crate::ratelimit::check_cell`]): shared through Redis under `key` as every check is,
+    /// decided in `cell` when this instance decides alone.
+    pub async fn check_in(
+        &self,
+        key: &str,
+        cell: &AtomicU64,
+        limit: u32,
+        period: Duration,
+    ) -> Decision {
+        let now = self.clock.now();
+        match self.check_shared(key, limit, period).await {
+            Some(v) => decision(&v),
+            None => crate::ratelimit::check_cell(cell, limit, period, now),
+        }
+    }
+
+    /// The GCRA of [`Limits::check`] in Redis, when Redis is configured and answers.
+    async fn check_shared(&self, key: &str, limit: u32, period: Duration) -> Option<Vec<i64>> {
+        self.in_redis(|r, mut conn| {
+            let mut invocation = r.gcra.key(format!("{}{key}", r.prefix));
+            invocation.arg(limit.max(1)).arg(u64::try_from(period.as_micros()).unwrap_or(u64::MAX));
+            async move { invocation.invoke_async::<Vec<i64>>(&mut conn).await }
+        })
+        .await
+    }
+
+    /// The instant the local limits read, as [`crate::ratelimit::cell_is_idle`] takes it.
+    pub fn now(&self) -> Duration {
+        self.clock.now()
     }
 
     /// Counts one failure of `counter` against `limit` per `window` (the same GCRA as

@@ -45,6 +45,51 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Checks and counts one event against `limit` per `period` at `now`, in a state cell the
+/// caller keeps (the token endpoint keeps one in each cached credential, see
+/// `tokenmint_server::cache`): the same GCRA as [`RateLimiter::check_quota`], without the
+/// lookup. A new cell holds 0.
+pub fn check_cell(cell: &AtomicU64, limit: u32, period: Duration, now: Duration) -> Decision {
+    gcra(cell, limit, nanos(period).max(1), nanos(now))
+}
+
+/// Whether a state cell of [`check_cell`] is as good as a new one at `now`: its theoretical
+/// arrival time is not in the future, so the next check decides as on a new cell.
+pub fn cell_is_idle(cell: &AtomicU64, now: Duration) -> bool {
+    cell.load(Ordering::Acquire) <= nanos(now)
+}
+
+/// One GCRA step on `cell`: see the module documentation.
+fn gcra(cell: &AtomicU64, limit: u32, period_nanos: u64, now: u64) -> Decision {
+    let limit = u64::from(limit.max(1));
+    let interval = (period_nanos / limit).max(1);
+    // Burst tolerance: the whole period's worth may arrive at once.
+    let tolerance = interval.saturating_mul(limit - 1);
+    // The latest theoretical arrival time that still admits a request now.
+    let horizon = now.saturating_add(tolerance).saturating_add(interval);
+    let mut tat = cell.load(Ordering::Acquire);
+    loop {
+        let base = tat.max(now);
+        let new_tat = base.saturating_add(interval);
+        if new_tat > horizon {
+            let wait = (new_tat - horizon).div_ceil(1_000_000_000).max(1);
+            return Decision::Limited { retry_after_secs: wait };
+        }
+        match cell.compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                let used = (new_tat - now).div_ceil(interval);
+                let remaining = limit.saturating_sub(used);
+                let reset_secs = (new_tat - now).div_ceil(1_000_000_000);
+                return Decision::Allowed {
+                    remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+                    reset_secs,
+                };
+            }
+            Err(current) => tat = current,
+        }
+    }
+}
+
 impl RateLimiter {
     pub fn new(capacity: usize) -> Self {
         Self { tats: Cache::new(capacity.max(16)), hasher: std::hash::RandomState::new() }
@@ -66,12 +111,6 @@ impl RateLimiter {
     }
 
     fn check_quota_at(&self, key: &str, limit: u32, period_nanos: u64, now: u64) -> Decision {
-        let limit = u64::from(limit.max(1));
-        let interval = (period_nanos / limit).max(1);
-        // Burst tolerance: the whole period's worth may arrive at once.
-        let tolerance = interval.saturating_mul(limit - 1);
-        // The latest theoretical arrival time that still admits a request now.
-        let horizon = now.saturating_add(tolerance).saturating_add(interval);
         let slot = self.slot(key);
         let cell = match self.tats.get(&slot) {
             Some(c) => c,
@@ -81,27 +120,7 @@ impl RateLimiter {
                 self.tats.get(&slot).unwrap_or(c)
             }
         };
-        let mut tat = cell.load(Ordering::Acquire);
-        loop {
-            let base = tat.max(now);
-            let new_tat = base.saturating_add(interval);
-            if new_tat > horizon {
-                let wait = (new_tat - horizon).div_ceil(1_000_000_000).max(1);
-                return Decision::Limited { retry_after_secs: wait };
-            }
-            match cell.compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    let used = (new_tat - now).div_ceil(interval);
-                    let remaining = limit.saturating_sub(used);
-                    let reset_secs = (new_tat - now).div_ceil(1_000_000_000);
-                    return Decision::Allowed {
-                        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-                        reset_secs,
-                    };
-                }
-                Err(current) => tat = current,
-            }
-        }
+        gcra(&cell, limit, period_nanos, now)
     }
 
     /// Gives back one event of `key` counted against `limit` per `period` (an attempt counted

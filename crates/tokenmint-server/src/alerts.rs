@@ -33,6 +33,7 @@
 //! behind "rate-limited repeatedly" is shared the same way as the brute-force counters.
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog};
+use crate::cache::CachedCredential;
 use quick_cache::sync::Cache;
 use serde::Serialize;
 use std::fmt;
@@ -458,7 +459,10 @@ pub struct Alerts {
     shared: Arc<Limits>,
     /// Where claims go without Redis.
     store: Arc<dyn Store>,
-    /// Hashes of (client_id, network) pairs already checked, so the database is asked once.
+    /// Hashes of (client_id, network) pairs already checked, so the database is asked once,
+    /// for credentials used from more than one network: the network a credential was last used
+    /// from is in its cache entry ([`CachedCredential::swap_network`]), which is all most
+    /// credentials need.
     networks_seen: Cache<u64, ()>,
 }
 
@@ -513,6 +517,21 @@ pub fn network_of(ip: IpAddr) -> String {
         IpAddr::V6(v6) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+/// [`network_of`] as a number, never 0: the /24 of an IPv4 address or the /48 of an IPv6
+/// one, tagged with the family.
+pub fn network_key(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            (1 << 62) | u64::from(o[0]) << 16 | u64::from(o[1]) << 8 | u64::from(o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            (2 << 62) | u64::from(s[0]) << 32 | u64::from(s[1]) << 16 | u64::from(s[2])
         }
     }
 }
@@ -614,22 +633,34 @@ impl Alerts {
     }
 
     /// Called after a successful authentication: checks the source network, at most once per
-    /// (credential, network) pair per process.
-    pub fn on_use(&self, client_id: &str, org: &str, ip: Option<IpAddr>, now: UnixTime) {
+    /// (credential, network) pair per process (and once more after the credential changed).
+    pub fn on_use(&self, credential: &CachedCredential, ip: Option<IpAddr>, now: UnixTime) {
         let Some(ip) = ip else { return };
-        let network = network_of(ip);
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        client_id.hash(&mut h);
-        network.hash(&mut h);
-        let key = h.finish();
-        if self.networks_seen.get(&key).is_some() {
+        let network = network_key(ip);
+        let before = credential.swap_network(network);
+        if before == network {
             return;
         }
-        self.networks_seen.insert(key, ());
+        let client_id = credential.client_id();
+        let seen = |network: u64| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            client_id.hash(&mut h);
+            network.hash(&mut h);
+            h.finish()
+        };
+        if before != 0 {
+            // A second network: from now on the pairs are remembered here.
+            self.networks_seen.insert(seen(before), ());
+            let key = seen(network);
+            if self.networks_seen.get(&key).is_some() {
+                return;
+            }
+            self.networks_seen.insert(key, ());
+        }
         let _ = self.tx.try_send(Msg::Network {
             client_id: PresentedClientId::parse(client_id),
-            org: org.to_owned(),
-            network,
+            org: credential.org().to_owned(),
+            network: network_of(ip),
             ip,
             at: now,
         });
@@ -853,6 +884,74 @@ mod tests {
         ] {
             assert!(kind(internal).is_some(), "{internal}");
         }
+    }
+
+    /// A credential as the cache holds it.
+    fn entry(cache: &crate::cache::CredentialCache, id: &str) -> Arc<CachedCredential> {
+        use tokenmint_core::credential::{Credential, CredentialStatus};
+        cache.entry(Credential {
+            client_id: tokenmint_core::ClientId::parse(id).unwrap(),
+            name: "HR sync".into(),
+            org: "acme".into(),
+            environment: tokenmint_core::Environment::Sandbox,
+            permissions: tokenmint_core::Permissions::from_stored(&["billing:read"]),
+            audiences: Vec::new(),
+            token_lifetime_secs: 600,
+            rate_limit_per_minute: None,
+            status: CredentialStatus::Active,
+            expires_at: None,
+            created_at: 1,
+            updated_at: 1,
+            last_used_at: None,
+            tokens_revoked_before: None,
+            secrets: Vec::new(),
+            claims: tokenmint_core::CustomClaims::default(),
+            org_claims: tokenmint_core::CustomClaims::default(),
+            public_keys: Vec::new(),
+            revision: 1,
+        })
+    }
+
+    #[tokio::test]
+    async fn each_network_of_a_credential_is_checked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(tokenmint_store::SqlStore::connect(&url, true).await.unwrap());
+        let clock = Arc::new(tokenmint_http::ManualClock::new(Duration::from_secs(1_765_000_000)));
+        let (alerts, mut queue) =
+            channel(AlertConfig::default(), Arc::new(Limits::local(clock)), store);
+        let mut checked = || {
+            let mut networks = Vec::new();
+            while let Ok(Msg::Network { client_id, network, .. }) = queue.rx.try_recv() {
+                networks.push(format!("{} {network}", client_id.as_str()));
+            }
+            networks
+        };
+        let cache = crate::cache::CredentialCache::new(16);
+        let a = entry(&cache, "tmc_a");
+        cache.refresh("tmc_a", Some(a.clone()), cache.epoch());
+        let home: IpAddr = "192.0.2.7".parse().unwrap();
+        let away: IpAddr = "2001:db8:1:2::9".parse().unwrap();
+        alerts.on_use(&a, Some("192.0.2.200".parse().unwrap()), 1);
+        alerts.on_use(&a, Some(home), 2);
+        assert_eq!(checked(), ["tmc_a 192.0.2.0/24"]);
+        alerts.on_use(&a, Some(away), 3);
+        alerts.on_use(&a, Some(home), 4);
+        alerts.on_use(&a, Some(away), 5);
+        assert_eq!(checked(), ["tmc_a 2001:db8:1::/48"], "each pair once");
+        // A change of the credential keeps what was seen.
+        cache.invalidate("tmc_a");
+        let changed = entry(&cache, "tmc_a");
+        alerts.on_use(&changed, Some(away), 6);
+        alerts.on_use(&changed, Some(home), 7);
+        alerts.on_use(&a, None, 8);
+        assert_eq!(checked(), Vec::<String>::new());
+        let b = entry(&cache, "tmc_b");
+        alerts.on_use(&b, Some(home), 9);
+        assert_eq!(checked(), ["tmc_b 192.0.2.0/24"], "another credential is checked on its own");
+        assert_ne!(network_key(home), network_key("192.0.3.7".parse().unwrap()));
+        assert_ne!(network_key("0.0.0.1".parse().unwrap()), network_key("::1".parse().unwrap()));
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Application {
             serde_json::to_vec(&crate::routes::discovery::openid_configuration(&metadata))
                 .unwrap_or_default(),
         );
-        let (usage, usage_queue) = usage::channel(65_536);
+        let (usage, usage_queue) = usage::channel();
         let (audit, audit_queue) = crate::audit::channel(65_536);
         if !config.alerts.webhooks.is_empty() && config.alerts.secret.is_none() {
             tracing::warn!(
@@ -510,6 +510,7 @@ async fn maintenance_loop(state: AppState, mut stop: tokio::sync::watch::Receive
 /// that left the JWKS, forget expired revocations, and (with `purge`) delete expired history.
 pub async fn maintain(state: &AppState, purge: bool) -> Result<(), StoreError> {
     let now = state.now();
+    state.credentials.sweep_idle_limits(state.limits.now());
     let interval = state.config.key_rotation_interval.as_secs();
     if interval > 0 {
         let records = state.store.list_keys().await?;

@@ -11,10 +11,27 @@
 //!
 //! An entry is compact ([`CachedCredential`]): with 100,000 credentials in use, the cache is
 //! most of the server's memory.
+//!
+//! An entry also holds what the token path changes on every token, so that no table keyed by
+//! client id is kept beside the cache for it:
+//! - the state of the credential's token-request limit (a GCRA cell, see
+//!   [`tokenmint_http::ratelimit::check_cell`]), which outlives the entry: the client's first
+//!   entry holds the client's cell, and every later entry of that client points to that first
+//!   one and counts in its cell. An entry dropped by an invalidation leaves the first one with
+//!   the cache until the next entry of that client points to it
+//!   ([`CredentialCache::sweep_idle_limits`] forgets those that are as good as new), so that
+//!   editing a credential never hands its client a fresh burst, and a request still holding an
+//!   older entry counts in the same cell. A credential never changed pays 16 bytes for this,
+//!   in its entry, not a block of its own;
+//! - the network it was last used from, for the new-network alert ([`crate::alerts`]);
+//! - its usage not yet written to the store (tokens of the current minute, when each secret was
+//!   last used), which the usage recorder lists and the flusher takes ([`crate::usage`]). An
+//!   entry replaced while it holds usage keeps it until the flusher takes it from that entry;
+//!   the new entry starts from nothing, so nothing is lost or counted twice.
 
 use quick_cache::sync::Cache;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokenmint_core::assertion::ClientKey;
 use tokenmint_core::credential::{
@@ -29,32 +46,41 @@ use tokenmint_store::{Store, StoreError};
 ///
 /// The entry is one heap block (its `Arc`) for a credential as `credentials create` makes it:
 /// - what many credentials share (the organization; the permissions with their scope string
-///   and audiences; the token claims with their JSON) is shared, not copied;
+///   and audiences; the token claims with their JSON) is shared, not copied, and pointed to
+///   once ([`Profile`]);
 /// - the client id and the first secret (its hash, end and id) are held in place, which generated
 ///   ids make possible: they have a fixed length ([`Fixed`]);
 /// - optional numbers are plain integers with a sentinel for "none" ([`NEVER`],
-///   [`NO_CUTOFF`], [`NO_LIMIT`]), half the size of an `Option`;
+///   [`NO_LIMIT`]), half the size of an `Option`;
 /// - what few credentials have (further secrets in a rotation's overlap, public keys, ids not
-///   of the generated form, the name a token hook is told) is in one further block, [`Rare`],
-///   that most entries do without.
+///   of the generated form, the name a token hook is told, a revocation cut-off) is in one
+///   further block, [`Rare`], that most entries do without;
+/// - what the token path changes (the limit's state, the last network, usage not yet
+///   written) is atomics in place, see the module documentation.
 ///
 /// What the token path never reads (timestamps, secret hints, the organization's claims apart
 /// from their effect) is not kept. Admin and portal paths read credentials from the store, never
 /// from here.
 pub struct CachedCredential {
-    /// The owning organization's slug.
-    org: Arc<str>,
-    /// Permissions, scopes and audiences.
-    grants: Arc<Grants>,
-    /// The custom claims of its tokens: the organization's, overridden by its own.
-    claims: Arc<Claims>,
+    /// The organization, the grants and the token claims, shared.
+    profile: Arc<Profile>,
     rare: Option<Box<Rare>>,
     /// Storage revision: what the entry was read at.
     revision: i64,
     /// [`NEVER`] when it does not expire.
     expires_at: UnixTime,
-    /// Tokens issued at or before this (microseconds) are revoked; [`NO_CUTOFF`] when none.
-    tokens_revoked_before: i64,
+    /// The token-request limit's GCRA cell, unless `limit_holder` holds the client's.
+    limit: AtomicU64,
+    /// The first entry of the client whose cell this one's replaced (see
+    /// [`CredentialCache::entry`]); none when this entry's own cell is the client's.
+    limit_holder: Option<Arc<CachedCredential>>,
+    /// The network it was last used from ([`crate::alerts::network_key`]), 0 for none yet.
+    network: AtomicU64,
+    /// Tokens issued and not yet counted in the store: the minute (minutes since the Unix
+    /// epoch) in the high half, how many in the low half; 0 when none.
+    tokens: AtomicU64,
+    /// When the first secret was last used, not yet written; [`NOT_USED`] when nothing is.
+    first_used: AtomicI64,
     /// The first of `secrets` secrets; the others are in `rare`.
     first_secret: CachedSecret,
     /// The client id when it has the generated form, else in `rare`.
@@ -68,15 +94,29 @@ pub struct CachedCredential {
     ///
     /// [`MAX_LIVE_SECRETS`]: tokenmint_core::credential::MAX_LIVE_SECRETS
     secrets: u8,
+    /// Whether the usage recorder has the entry on its list of entries with usage to write.
+    listed: AtomicBool,
+}
+
+/// What credentials of the same organization, grants and claims share: one block for the
+/// three, so that an entry points to it once.
+#[derive(Debug)]
+struct Profile {
+    /// The owning organization's slug.
+    org: Arc<str>,
+    /// Permissions, scopes and audiences.
+    grants: Arc<Grants>,
+    /// The custom claims of its tokens: the organization's, overridden by its own.
+    claims: Arc<Claims>,
 }
 
 /// "Does not expire", for a credential or a secret: the one instant an expiry could name that no
 /// clock reaches, so a credential stored as expiring then is the same as one that never does.
 const NEVER: UnixTime = UnixTime::MAX;
-/// "No cut-off": a cut-off this early revokes no token tokenmint signed and moves no token id.
-const NO_CUTOFF: i64 = i64::MIN;
 /// "The server's default limit": tokenmint stores limits of at most 1,000,000 per minute.
 const NO_LIMIT: u32 = u32::MAX;
+/// "No use to write" for a last-used time: no token is issued at the earliest instant.
+const NOT_USED: UnixTime = UnixTime::MIN;
 
 /// The length of generated client ids (`tmc_` and 24 characters).
 const CLIENT_ID_LEN: usize = 28;
@@ -133,6 +173,13 @@ struct Rare {
     /// For the token hook's request, which names the credential; kept only by a cache whose
     /// server has a hook ([`CredentialCache::without_names`]).
     name: Option<Box<str>>,
+    /// Tokens issued at or before this are revoked.
+    tokens_revoked_before: Option<RevocationCutoff>,
+    /// When each secret stops working, by [`CachedSecret::index`] ([`NEVER`] for one that does
+    /// not); empty when none does.
+    secret_ends: Box<[UnixTime]>,
+    /// When each of `more_secrets` was last used, not yet written ([`NOT_USED`] when nothing is).
+    more_used: Box<[AtomicI64]>,
 }
 
 impl Rare {
@@ -142,6 +189,8 @@ impl Rare {
             && self.secret_ids.is_empty()
             && self.public_keys.is_empty()
             && self.name.is_none()
+            && self.tokens_revoked_before.is_none()
+            && self.secret_ends.is_empty()
     }
 }
 
@@ -186,21 +235,21 @@ impl std::hash::Hash for ByJson {
     }
 }
 
-/// A secret as authentication needs it: its hash, its end, and the id that usage is noted
-/// under; never its hint or timestamps.
+/// A secret as authentication needs it: its hash and the id that usage is noted under (its end,
+/// when it has one, is in [`Rare`]: a secret ends in a rotation's overlap, when the credential
+/// has a second one); never its hint or timestamps.
 #[derive(Debug, Clone, Copy)]
 struct CachedSecret {
     hash: SecretHash,
-    /// [`NEVER`] when it does not expire.
-    expires_at: UnixTime,
     /// The id when it has the generated form, else `Rare::secret_ids[slot]`.
     id: Fixed<SECRET_ID_LEN>,
     slot: u8,
+    /// Its place among the credential's secrets: its end is `Rare::secret_ends[index]`.
+    index: u8,
 }
 
 impl CachedSecret {
-    const NONE: Self =
-        Self { hash: SecretHash([0; 32]), expires_at: NEVER, id: Fixed::NONE, slot: 0 };
+    const NONE: Self = Self { hash: SecretHash([0; 32]), id: Fixed::NONE, slot: 0, index: 0 };
 }
 
 impl std::fmt::Debug for CachedCredential {
@@ -209,11 +258,11 @@ impl std::fmt::Debug for CachedCredential {
         // identifiers, not secrets.
         f.debug_struct("CachedCredential")
             .field("client_id", &self.client_id())
-            .field("org", &self.org)
+            .field("org", &self.profile.org)
             .field("environment", &self.environment)
             .field("status", &self.status)
             .field("revision", &self.revision)
-            .field("grants", &self.grants)
+            .field("grants", &self.profile.grants)
             .field("secrets", &self.secrets().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
@@ -247,6 +296,7 @@ impl CachedCredential {
         let mut rare = Rare {
             public_keys: public_keys.into_boxed_slice(),
             name: keep_name.then(|| name.into_boxed_str()),
+            tokens_revoked_before,
             ..Rare::default()
         };
         let fixed_id = Fixed::new(client_id.as_str());
@@ -254,30 +304,39 @@ impl CachedCredential {
             rare.client_id = Some(client_id.into_string().into_boxed_str());
         }
         let mut odd_ids = Vec::new();
-        let mut cached = secrets.into_iter().map(|s| {
+        let ends: Box<[UnixTime]> = if secrets.iter().any(|s| s.expires_at.is_some()) {
+            secrets.iter().map(|s| or_never(s.expires_at)).collect()
+        } else {
+            Box::default()
+        };
+        rare.secret_ends = ends;
+        let mut cached = secrets.into_iter().enumerate().map(|(index, s)| {
             let id = Fixed::new(&s.id).unwrap_or_else(|| {
                 odd_ids.push(s.id.into_boxed_str());
                 Fixed::NONE
             });
-            // At most MAX_LIVE_SECRETS (5) secrets: the slot always fits.
+            // At most MAX_LIVE_SECRETS (5) secrets: the slot and index always fit.
             let slot = u8::try_from(odd_ids.len().saturating_sub(1)).unwrap_or(u8::MAX);
-            CachedSecret { hash: s.hash, expires_at: or_never(s.expires_at), id, slot }
+            let index = u8::try_from(index).unwrap_or(u8::MAX);
+            CachedSecret { hash: s.hash, id, slot, index }
         });
         let first_secret = cached.next();
         let more_secrets: Box<[CachedSecret]> = cached.collect();
         let count = usize::from(first_secret.is_some()) + more_secrets.len();
+        rare.more_used = more_secrets.iter().map(|_| AtomicI64::new(NOT_USED)).collect();
         rare.more_secrets = more_secrets;
         rare.secret_ids = odd_ids.into_boxed_slice();
-        let (org, grants, claims) = shared().intern(org, permissions, audiences, claims);
+        let profile = shared().intern(org, permissions, audiences, claims);
         Self {
-            org,
-            grants,
-            claims,
+            profile,
             rare: (!rare.is_empty()).then(|| Box::new(rare)),
             revision,
             expires_at: or_never(expires_at),
-            tokens_revoked_before: tokens_revoked_before
-                .map_or(NO_CUTOFF, RevocationCutoff::micros),
+            limit: AtomicU64::new(0),
+            limit_holder: None,
+            network: AtomicU64::new(0),
+            tokens: AtomicU64::new(0),
+            first_used: AtomicI64::new(NOT_USED),
             first_secret: first_secret.unwrap_or(CachedSecret::NONE),
             client_id: fixed_id.unwrap_or(Fixed::NONE),
             token_lifetime_secs,
@@ -287,6 +346,7 @@ impl CachedCredential {
             environment,
             status,
             secrets: u8::try_from(count).unwrap_or(u8::MAX),
+            listed: AtomicBool::new(false),
         }
     }
 
@@ -299,7 +359,7 @@ impl CachedCredential {
 
     /// The owning organization's slug.
     pub fn org(&self) -> &str {
-        &self.org
+        &self.profile.org
     }
 
     /// Its name, when the cache keeps names (a token hook is configured), else empty.
@@ -342,18 +402,17 @@ impl CachedCredential {
 
     /// Tokens issued at or before this are revoked.
     pub fn tokens_revoked_before(&self) -> Option<RevocationCutoff> {
-        (self.tokens_revoked_before != NO_CUTOFF)
-            .then(|| RevocationCutoff::at_micros(self.tokens_revoked_before))
+        self.rare.as_ref().and_then(|r| r.tokens_revoked_before)
     }
 
     /// The custom claims of its tokens: the organization's, overridden by its own.
     pub fn claims(&self) -> &tokenmint_core::CustomClaims {
-        &self.claims.claims
+        &self.profile.claims.claims
     }
 
     /// The same as JSON object members, serialised once when the entry was made.
     pub fn claims_json(&self) -> &str {
-        &self.claims.json
+        &self.profile.claims.json
     }
 
     /// Public keys whose `private_key_jwt` assertions authenticate the credential.
@@ -362,23 +421,23 @@ impl CachedCredential {
     }
 
     pub fn permissions(&self) -> &Permissions {
-        &self.grants.permissions
+        &self.profile.grants.permissions
     }
 
     /// Every scope the credential may request, space-separated: the default grant.
     pub fn all_scopes(&self) -> &str {
-        &self.grants.all_scopes
+        &self.profile.grants.all_scopes
     }
 
     pub fn audiences(&self) -> &[String] {
-        &self.grants.audiences
+        &self.profile.grants.audiences
     }
 
     /// What a grant is decided on.
     pub fn terms(&self) -> Terms<'_> {
         Terms {
-            permissions: &self.grants.permissions,
-            audiences: &self.grants.audiences,
+            permissions: &self.profile.grants.permissions,
+            audiences: &self.profile.grants.audiences,
             token_lifetime_secs: self.token_lifetime_secs,
             expires_at: self.expires_at(),
         }
@@ -392,6 +451,15 @@ impl CachedCredential {
     fn secrets(&self) -> impl Iterator<Item = &CachedSecret> {
         let more = self.rare.as_ref().map_or(&[][..], |r| &r.more_secrets);
         std::iter::once(&self.first_secret).take(usize::from(self.secrets.min(1))).chain(more)
+    }
+
+    /// When a secret stops working, [`NEVER`] when it does not.
+    fn secret_end(&self, secret: &CachedSecret) -> UnixTime {
+        self.rare
+            .as_ref()
+            .and_then(|r| r.secret_ends.get(usize::from(secret.index)))
+            .copied()
+            .unwrap_or(NEVER)
     }
 
     fn secret_id<'a>(&'a self, secret: &'a CachedSecret) -> &'a str {
@@ -410,7 +478,7 @@ impl CachedCredential {
     pub fn authenticate(&self, presented: &SecretHash, now: UnixTime) -> Result<&str, AuthFailure> {
         standing::authenticate(
             self.secrets(),
-            |s| (&s.hash, unless_never(s.expires_at)),
+            |s| (&s.hash, unless_never(self.secret_end(s))),
             presented,
             self.status,
             self.expires_at(),
@@ -434,6 +502,104 @@ impl CachedCredential {
         standing::new_token_id(self.tokens_revoked_before(), now_micros)
     }
 
+    /// The state of its token-request limit, for [`tokenmint_http::Limits::check_in`].
+    pub fn limit_cell(&self) -> &AtomicU64 {
+        self.limit_holder.as_ref().map_or(&self.limit, |h| &h.limit)
+    }
+
+    /// Notes the network of a use (a non-zero key, [`crate::alerts::network_key`]) and returns
+    /// the one noted before (0 for none).
+    pub fn swap_network(&self, network: u64) -> u64 {
+        self.network.swap(network, Ordering::AcqRel)
+    }
+
+    /// Notes one token issued at `at`. Returns the tokens of an earlier minute that the entry
+    /// no longer holds (minute's start, count), which the caller must count: the entry holds
+    /// one minute at a time, and a minute outside what it can hold is handed back at once.
+    pub(crate) fn note_token(&self, at: UnixTime) -> Option<(UnixTime, i64)> {
+        let minute = at.div_euclid(60);
+        let Ok(packed_minute) = u32::try_from(minute) else {
+            return Some((at - at.rem_euclid(60), 1));
+        };
+        let mut current = self.tokens.load(Ordering::Acquire);
+        loop {
+            let (held_minute, held) = unpack_tokens(current);
+            let (next, pushed_out) = if held == 0 {
+                (pack_tokens(packed_minute, 1), None)
+            } else if held_minute == packed_minute && held < u32::MAX {
+                (current + 1, None)
+            } else {
+                let start = i64::from(held_minute) * 60;
+                (pack_tokens(packed_minute, 1), Some((start, i64::from(held))))
+            };
+            match self.tokens.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return pushed_out,
+                Err(now_held) => current = now_held,
+            }
+        }
+    }
+
+    /// Notes that the secret `secret_id` was used at `at`; false when it is none of the entry's
+    /// secrets (a key's thumbprint), whose use the caller must keep.
+    pub(crate) fn note_secret(&self, secret_id: &str, at: UnixTime) -> bool {
+        for (i, s) in self.secrets().enumerate() {
+            if self.secret_id(s) == secret_id {
+                let cell = match i.checked_sub(1) {
+                    None => Some(&self.first_used),
+                    Some(more) => self.rare.as_ref().and_then(|r| r.more_used.get(more)),
+                };
+                if let Some(cell) = cell {
+                    cell.fetch_max(at, Ordering::AcqRel);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Marks the entry as listed for the usage flusher; true when it was not, and the caller
+    /// must list it.
+    pub(crate) fn list(&self) -> bool {
+        !self.listed.swap(true, Ordering::SeqCst)
+    }
+
+    /// Unmarks the entry, before its usage is taken: usage noted from then on lists it again.
+    pub(crate) fn unlist(&self) {
+        self.listed.store(false, Ordering::SeqCst);
+    }
+
+    /// Takes the tokens not yet counted: (minute's start, count).
+    pub(crate) fn take_tokens(&self) -> Option<(UnixTime, i64)> {
+        let (minute, count) = unpack_tokens(self.tokens.swap(0, Ordering::AcqRel));
+        (count > 0).then(|| (i64::from(minute) * 60, i64::from(count)))
+    }
+
+    /// Takes the last-used times not yet written: (secret id, time) each.
+    pub(crate) fn take_last_used(&self) -> impl Iterator<Item = (&str, UnixTime)> {
+        let more = self.rare.as_ref().map_or(&[][..], |r| &r.more_used);
+        self.secrets().zip(std::iter::once(&self.first_used).chain(more)).filter_map(|(s, cell)| {
+            let at = cell.swap(NOT_USED, Ordering::AcqRel);
+            (at != NOT_USED).then(|| (self.secret_id(s), at))
+        })
+    }
+
+    /// The entry whose cell is the client's: this one or its holder.
+    fn limit_root(self: &Arc<Self>) -> Arc<Self> {
+        self.limit_holder.clone().unwrap_or_else(|| self.clone())
+    }
+
+    /// The entry with the limit's state and the last network of the entries before it.
+    fn taking_over(mut self, holder: Arc<CachedCredential>, network: u64) -> Self {
+        self.limit_holder = Some(holder);
+        self.network = AtomicU64::new(network);
+        self
+    }
+
     /// The credential as the entry holds it, for tests that compare the two: everything the
     /// entry keeps; the organization's claims are folded into `claims`, and
     /// what the entry does not keep (secrets, timestamps, the name in a cache without names)
@@ -444,10 +610,10 @@ impl CachedCredential {
             client_id: tokenmint_core::ClientId::parse(self.client_id())
                 .expect("read from a ClientId"),
             name: self.name().to_owned(),
-            org: self.org.to_string(),
+            org: self.profile.org.to_string(),
             environment: self.environment,
-            permissions: self.grants.permissions.clone(),
-            audiences: self.grants.audiences.to_vec(),
+            permissions: self.profile.grants.permissions.clone(),
+            audiences: self.profile.grants.audiences.to_vec(),
             token_lifetime_secs: self.token_lifetime_secs,
             rate_limit_per_minute: self.rate_limit_per_minute(),
             status: self.status,
@@ -457,7 +623,7 @@ impl CachedCredential {
             last_used_at: None,
             tokens_revoked_before: self.tokens_revoked_before(),
             secrets: Vec::new(),
-            claims: self.claims.claims.clone(),
+            claims: self.profile.claims.claims.clone(),
             org_claims: tokenmint_core::CustomClaims::default(),
             public_keys: self.public_keys().to_vec(),
             revision: self.revision,
@@ -465,11 +631,22 @@ impl CachedCredential {
     }
 }
 
+fn pack_tokens(minute: u32, count: u32) -> u64 {
+    (u64::from(minute) << 32) | u64::from(count)
+}
+
+fn unpack_tokens(packed: u64) -> (u32, u32) {
+    // The halves of a u64: neither conversion can fail.
+    (u32::try_from(packed >> 32).unwrap_or(0), u32::try_from(packed & 0xFFFF_FFFF).unwrap_or(0))
+}
+
 /// The values cached credentials share, one of each: organization slugs, permissions with
 /// their audiences, and token claims. Values no entry holds any more are dropped whenever the
 /// tables have doubled since the last sweep, so the tables stay within twice what is in use.
 #[derive(Default)]
 struct Shared {
+    /// By the addresses of their (shared) parts.
+    profiles: HashMap<(usize, usize, usize), Arc<Profile>>,
     orgs: HashSet<Arc<str>>,
     grants: HashMap<GrantsKey, Arc<Grants>>,
     claims: HashSet<ByJson>,
@@ -486,7 +663,7 @@ fn shared() -> std::sync::MutexGuard<'static, Shared> {
 
 impl Shared {
     fn len(&self) -> usize {
-        self.orgs.len() + self.grants.len() + self.claims.len()
+        self.profiles.len() + self.orgs.len() + self.grants.len() + self.claims.len()
     }
 
     fn intern(
@@ -495,8 +672,10 @@ impl Shared {
         permissions: Permissions,
         audiences: Vec<String>,
         claims: tokenmint_core::CustomClaims,
-    ) -> (Arc<str>, Arc<Grants>, Arc<Claims>) {
+    ) -> Arc<Profile> {
         if self.len() >= (self.swept_at * 2).max(1024) {
+            // Profiles first: theirs are references to the parts.
+            self.profiles.retain(|_, v| Arc::strong_count(v) > 1);
             self.orgs.retain(|v| Arc::strong_count(v) > 1);
             self.grants.retain(|_, v| Arc::strong_count(v) > 1);
             self.claims.retain(|v| Arc::strong_count(&v.0) > 1);
@@ -534,7 +713,15 @@ impl Shared {
                 c
             }
         };
-        (org, grants, claims)
+        let key = (
+            Arc::as_ptr(&org).cast::<u8>() as usize,
+            Arc::as_ptr(&grants) as usize,
+            Arc::as_ptr(&claims) as usize,
+        );
+        self.profiles
+            .entry(key)
+            .or_insert_with(|| Arc::new(Profile { org, grants, claims }))
+            .clone()
     }
 }
 
@@ -548,12 +735,25 @@ enum Slot {
     Unknown(Arc<String>),
 }
 
+/// The entry holding a client's limit state ([`CachedCredential::limit_root`]) while no
+/// cached entry does, and the network the client was last used from.
+#[derive(Debug)]
+struct Unheld {
+    holder: Arc<CachedCredential>,
+    network: u64,
+}
+
 /// Entries are keyed by a hash of the client id under a key random to the process, not by the
 /// id: an entry holds its id already, and a second copy as the key would cost a heap block per
 /// entry. Two ids whose hashes collide (by chance only: the key is secret) take turns in one
 /// slot, each lookup of the other one a miss; never does one id get the other's entry.
 pub struct CredentialCache {
     entries: Cache<u64, Slot>,
+    /// The limits' states (and last networks) of clients whose entries an invalidation dropped,
+    /// or whose entry is being made, by key: the next entry of the client takes its cell from
+    /// here, or from the entry it replaces. Entries are made, inserted and dropped under this
+    /// lock, so that every entry of one client has the same cell.
+    unheld: Mutex<HashMap<u64, Unheld>>,
     hasher: std::hash::RandomState,
     keep_names: bool,
     epoch: AtomicU64,
@@ -571,6 +771,7 @@ impl CredentialCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: Cache::new(capacity.max(16)),
+            unheld: Mutex::default(),
             hasher: std::hash::RandomState::new(),
             keep_names: true,
             epoch: AtomicU64::new(0),
@@ -585,9 +786,48 @@ impl CredentialCache {
         Self { keep_names: false, ..self }
     }
 
-    /// The entry of a credential just read from the store, as this cache keeps them.
+    /// The entry of a credential just read from the store, as this cache keeps them, with the
+    /// limit's state of the client's entries before it (a new one for a client never seen).
     pub fn entry(&self, credential: Credential) -> Arc<CachedCredential> {
-        Arc::new(CachedCredential::compact(credential, self.keep_names))
+        let entry = CachedCredential::compact(credential, self.keep_names);
+        let key = self.key(entry.client_id());
+        let mut unheld = self.unheld();
+        let before = match self.entries.peek(&key) {
+            Some(Slot::Known(c)) if c.client_id() == entry.client_id() => {
+                Some((c.limit_root(), c.network.load(Ordering::Acquire)))
+            }
+            _ => unheld.get(&key).map(|u| (u.holder.clone(), u.network)),
+        };
+        match before {
+            Some((holder, network)) => Arc::new(entry.taking_over(holder, network)),
+            None => {
+                // The client's first entry: its cell is the client's. Until it is cached, an
+                // entry made meanwhile for the same client finds it here.
+                let entry = Arc::new(entry);
+                unheld.insert(key, Unheld { holder: entry.clone(), network: 0 });
+                entry
+            }
+        }
+    }
+
+    fn unheld(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Unheld>> {
+        self.unheld.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets the limits' states that no entry holds and that are as good as new at `now`
+    /// (the instant [`tokenmint_http::Limits::now`] reads), and gives back the table's room.
+    pub fn sweep_idle_limits(&self, now: std::time::Duration) {
+        let mut unheld = self.unheld();
+        unheld.retain(|_, u| {
+            Arc::strong_count(&u.holder) > 1
+                || !tokenmint_http::ratelimit::cell_is_idle(&u.holder.limit, now)
+        });
+        unheld.shrink_to_fit();
+    }
+
+    /// How many limits' states no cached entry holds.
+    pub fn unheld_limits(&self) -> usize {
+        self.unheld().len()
     }
 
     /// The credential with this id, from memory when possible.
@@ -644,21 +884,40 @@ impl CredentialCache {
     }
 
     fn insert(&self, client_id: &str, entry: Entry) {
+        let key = self.key(client_id);
+        let mut unheld = self.unheld();
         let slot = match entry {
-            Some(c) => Slot::Known(c),
+            Some(c) => {
+                // Held by the cached entry from now on.
+                if unheld.get(&key).is_some_and(|u| Arc::ptr_eq(&u.holder, &c.limit_root())) {
+                    unheld.remove(&key);
+                }
+                Slot::Known(c)
+            }
             None => Slot::Unknown(Arc::new(client_id.to_owned())),
         };
-        self.entries.insert(self.key(client_id), slot);
+        self.entries.insert(key, slot);
     }
 
     pub fn invalidate(&self, client_id: &str) {
+        let key = self.key(client_id);
+        let mut unheld = self.unheld();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entries.remove(&self.key(client_id));
+        if let Some((_, Slot::Known(c))) = self.entries.remove(&key) {
+            let network = c.network.load(Ordering::Acquire);
+            unheld.insert(key, Unheld { holder: c.limit_root(), network });
+        }
     }
 
     pub fn clear(&self) {
+        let mut unheld = self.unheld();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entries.clear();
+        for (key, slot) in self.entries.drain() {
+            if let Slot::Known(c) = slot {
+                let network = c.network.load(Ordering::Acquire);
+                unheld.insert(key, Unheld { holder: c.limit_root(), network });
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -756,6 +1015,9 @@ mod tests {
         assert_eq!(e.authenticate(&SecretHash([1; 32]), 1), Ok("sec_0123456789abcdef"));
         assert_eq!((e.rate_limit_per_minute(), e.expires_at()), (None, None));
         assert_eq!(e.tokens_revoked_before(), None);
+        let ending = CredentialCache::new(16).without_names().entry(c.clone());
+        assert!(ending.rare.is_some(), "a secret's end is rare: kept beside the entry");
+        c.secrets[0].expires_at = None;
         let without_name = CredentialCache::new(16).without_names().entry(c);
         assert!(without_name.rare.is_none(), "nothing rare: one block");
     }
@@ -801,11 +1063,14 @@ mod tests {
     fn credentials_alike_share_their_org_and_grants() {
         let a = CachedCredential::new(credential("tmc_a", "acme"));
         let b = CachedCredential::new(credential("tmc_b", "acme"));
-        assert!(Arc::ptr_eq(&a.org, &b.org));
-        assert!(Arc::ptr_eq(&a.grants, &b.grants));
+        assert!(Arc::ptr_eq(&a.profile, &b.profile), "one block for the three");
+        assert!(Arc::ptr_eq(&a.profile.org, &b.profile.org));
+        assert!(Arc::ptr_eq(&a.profile.grants, &b.profile.grants));
         let mut other = credential("tmc_c", "acme");
         other.audiences.push("https://other.example.com".into());
-        assert!(!Arc::ptr_eq(&a.grants, &CachedCredential::new(other).grants));
+        let other = CachedCredential::new(other);
+        assert!(!Arc::ptr_eq(&a.profile.grants, &other.profile.grants));
+        assert!(Arc::ptr_eq(&a.profile.org, &other.profile.org));
     }
 
     #[test]
@@ -820,5 +1085,114 @@ mod tests {
         cache.invalidate("tmc_a");
         assert!(cache.peek("tmc_a").is_none());
         assert_eq!(cache.len(), 1);
+    }
+    /// A limit of 3 per minute, checked at `secs` (seconds since an arbitrary origin).
+    fn check(entry: &CachedCredential, secs: u64) -> bool {
+        matches!(
+            tokenmint_http::ratelimit::check_cell(
+                entry.limit_cell(),
+                3,
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(1_765_000_000 + secs),
+            ),
+            tokenmint_http::Decision::Allowed { .. }
+        )
+    }
+
+    #[test]
+    fn a_limit_spent_stays_spent_when_the_credential_changes() {
+        let cache = CredentialCache::new(100);
+        let before = cache.entry(credential("tmc_a", "acme"));
+        cache.refresh("tmc_a", Some(before.clone()), cache.epoch());
+        assert!((0..3).all(|_| check(&before, 0)));
+        assert!(!check(&before, 0), "spent");
+        // Edited elsewhere: invalidated, then read again on the next request.
+        cache.invalidate("tmc_a");
+        assert_eq!(cache.unheld_limits(), 1, "kept while no entry holds it");
+        let mut edited = credential("tmc_a", "acme");
+        edited.rate_limit_per_minute = Some(1000);
+        edited.revision = 4;
+        let after = cache.entry(edited);
+        cache.refresh("tmc_a", Some(after.clone()), cache.epoch());
+        assert_eq!(cache.unheld_limits(), 0, "held by the new entry");
+        assert!(!check(&after, 0), "an edit hands out no fresh burst");
+        // A request still holding the old entry counts against the same state.
+        assert!(check(&after, 20));
+        assert!(!check(&before, 20));
+        // Replaced in place (a re-read after a refusal), the state carries over too.
+        let reread = cache.entry(credential("tmc_a", "acme"));
+        cache.refresh("tmc_a", Some(reread.clone()), cache.epoch());
+        assert!(!check(&reread, 20));
+        assert!(check(&reread, 40));
+        // Another client has its own.
+        assert!(check(&cache.entry(credential("tmc_b", "acme")), 40));
+    }
+
+    #[test]
+    fn entries_made_at_once_for_one_client_share_its_limit() {
+        let cache = CredentialCache::new(100);
+        // Two requests that both missed: each makes an entry before either is inserted; a
+        // third is made after an invalidation raced the reads and neither was inserted.
+        let a = cache.entry(credential("tmc_a", "acme"));
+        let b = cache.entry(credential("tmc_a", "acme"));
+        let epoch = cache.epoch();
+        cache.invalidate("tmc_a");
+        cache.refresh("tmc_a", Some(a.clone()), epoch);
+        cache.refresh("tmc_a", Some(b.clone()), epoch);
+        assert!(cache.peek("tmc_a").is_none(), "the raced reads were not cached");
+        let c = cache.entry(credential("tmc_a", "acme"));
+        assert!(check(&a, 0) && check(&b, 0) && check(&c, 0));
+        assert!(!check(&a, 0) && !check(&c, 0), "one limit for the three");
+    }
+
+    #[test]
+    fn only_limits_as_good_as_new_and_held_by_no_entry_are_forgotten() {
+        let cache = CredentialCache::new(100);
+        let spent = cache.entry(credential("tmc_a", "acme"));
+        cache.refresh("tmc_a", Some(spent.clone()), cache.epoch());
+        assert!(check(&spent, 0));
+        let idle = cache.entry(credential("tmc_b", "acme"));
+        cache.refresh("tmc_b", Some(idle.clone()), cache.epoch());
+        cache.invalidate("tmc_a");
+        cache.invalidate("tmc_b");
+        drop((spent, idle));
+        let at = |secs: u64| std::time::Duration::from_secs(1_765_000_000 + secs);
+        cache.sweep_idle_limits(at(1));
+        assert_eq!(cache.unheld_limits(), 1, "the spent one is kept until it refills");
+        let again = cache.entry(credential("tmc_a", "acme"));
+        assert!(check(&again, 1) && check(&again, 1), "two left of the burst of three");
+        assert!(!check(&again, 1));
+        cache.sweep_idle_limits(at(3600));
+        assert_eq!(cache.unheld_limits(), 1, "kept while an entry holds it");
+        drop(again);
+        cache.sweep_idle_limits(at(3600));
+        assert_eq!(cache.unheld_limits(), 0);
+    }
+
+    #[test]
+    fn usage_is_taken_once_and_a_later_minute_pushes_the_earlier_out() {
+        let e = CachedCredential::new(credential("tmc_a", "acme"));
+        assert_eq!(e.note_token(120), None);
+        assert_eq!(e.note_token(150), None);
+        assert!(e.note_secret("a-secret-id-longer-than-any-generated-one", 150));
+        assert!(e.note_secret("sec_0123456789abcdef", 130));
+        assert!(e.note_secret("sec_0123456789abcdef", 125), "an earlier time changes nothing");
+        assert!(!e.note_secret("key:thumbprint", 150), "not a secret of the entry");
+        assert_eq!(e.note_token(185), Some((120, 2)));
+        assert_eq!(e.take_tokens(), Some((180, 1)));
+        assert_eq!(e.take_tokens(), None);
+        let used: Vec<_> = e.take_last_used().map(|(s, at)| (s.to_owned(), at)).collect();
+        assert_eq!(
+            used,
+            [
+                ("sec_0123456789abcdef".to_owned(), 130),
+                ("a-secret-id-longer-than-any-generated-one".to_owned(), 150)
+            ]
+        );
+        assert_eq!(e.take_last_used().count(), 0);
+        assert_eq!(e.note_token(-1), Some((-60, 1)), "a minute it cannot hold is handed back");
+        assert!(e.list() && !e.list(), "listed once");
+        e.unlist();
+        assert!(e.list());
     }
 }

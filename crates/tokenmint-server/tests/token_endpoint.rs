@@ -413,6 +413,33 @@ async fn a_per_credential_limit_overrides_the_default() {
 }
 
 #[tokio::test]
+async fn editing_a_credential_hands_its_client_no_fresh_burst() {
+    let app = spawn_with(Options { token_rate_limit: 100, ..Options::default() }).await;
+    let (id, secret) = app
+        .create_credential(json!({"name": "tight", "org": "acme", "environment": "sandbox", "rate_limit_per_minute": 2}))
+        .await;
+    app.token(&id, &secret).await;
+    app.token(&id, &secret).await;
+    assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 429);
+    // Each edit drops the cached credential; the next request reads it again.
+    let path = format!("/credentials/{id}");
+    for name in ["renamed", "renamed again"] {
+        let res = app.admin(reqwest::Method::PATCH, &path, Some(json!({"name": name}))).await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 429, "after {name}");
+    }
+    // Not even an edit of the limit: what was spent stays spent (a new bucket would admit
+    // three at once); the new limit refills at its own rate, one every 20 s.
+    let res =
+        app.admin(reqwest::Method::PATCH, &path, Some(json!({"rate_limit_per_minute": 3}))).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 429);
+    app.clock.advance(20);
+    assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 200);
+    assert_eq!(app.token_for(&id, &secret, &[]).await.status(), 429);
+}
+
+#[tokio::test]
 async fn other_methods_on_the_token_path_are_refused() {
     let app = spawn_app().await;
     let res = app.http.get(app.url("/oauth/token")).send().await.unwrap();

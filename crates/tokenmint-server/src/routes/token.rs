@@ -125,7 +125,12 @@ async fn issue(
     let rate = if limit > 0 {
         match state
             .limits
-            .check(credential.client_id(), limit, std::time::Duration::from_secs(60))
+            .check_in(
+                credential.client_id(),
+                credential.limit_cell(),
+                limit,
+                std::time::Duration::from_secs(60),
+            )
             .await
         {
             Decision::Allowed { remaining, reset_secs } => Some((remaining, reset_secs)),
@@ -284,8 +289,8 @@ async fn issue(
     if state.config.metrics_per_org {
         state.metrics.issued_for_org(credential.org());
     }
-    state.usage.record(credential.client_id(), &client.secret_id, now);
-    state.alerts.on_use(credential.client_id(), credential.org(), ip, now);
+    state.usage.record(cached, &client.secret_id, now);
+    state.alerts.on_use(credential, ip, now);
 
     // The body as the protocol crate defines it (RFC 6749 §5.1), the one the SDK and the tests
     // read: the token is moved in, not copied.
