@@ -294,9 +294,11 @@ async function main() {
 
   log("signing out ends the session");
   await page.getByRole("button", { name: "Sign out" }).click();
-  await page.waitForURL(/\/portal\/sign-in$/);
+  await page.waitForURL(/\/portal\/sign-in\?done=signed-out$/);
+  await page.getByText("You are signed out.").waitFor();
+  // A page asked for while signed out is where signing in goes on to.
   await page.goto(`${BASE}/portal/credentials`);
-  assert.match(page.url(), /\/portal\/sign-in$/);
+  assert.match(page.url(), /\/portal\/sign-in\?next=%2Fportal%2Fcredentials$/);
 
   assert.deepEqual(cspErrors, [], "no Content-Security-Policy violations");
   await browser.close();

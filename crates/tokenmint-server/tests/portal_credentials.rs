@@ -328,6 +328,19 @@ async fn an_org_admin_edits_audiences_lifetime_rate_limit_and_expiry_as_the_admi
     }
     assert!(res.body.contains("3 fields need correcting"), "{}", res.body);
     assert_eq!(settings(&credential(&app, &id).await), settings(&c), "nothing saved");
+
+    // A level the select does not offer is refused, and an area not sent keeps its level:
+    // neither reads as "no access", which would remove the permission and revoke the tokens.
+    let before = credential(&app, &id).await["permissions"].clone();
+    for levels in [&[("perm.eligibility", "superuser")][..], &[("perm.billing", "READ")]] {
+        let mut form =
+            vec![("csrf", csrf.as_str()), ("name", "HR sync"), ("token_lifetime", "600")];
+        form.extend_from_slice(levels);
+        let res = b.post(&format!("/portal/credentials/{id}"), &form).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{levels:?}");
+        assert!(res.body.contains(r#"id="permissions-error""#), "{levels:?}: {}", res.body);
+        assert_eq!(credential(&app, &id).await["permissions"], before, "{levels:?}");
+    }
 }
 
 /// What the edit of a claim through the portal answers: `ok` (303 and changed) or `403`.

@@ -470,20 +470,29 @@ pub async fn change_password(State(state): State<AppState>, posted: Posted) -> P
     let throttle = &state.portal.throttle;
     let paused = |wait: i64| {
         let minutes = (wait + 59) / 60;
+        // Said of attempts in general: the pause may be this account's or this network's.
         let message = format!(
-            "Too many wrong passwords. For your security, password changes and sign-ins to this \
-             account are paused: try again in {minutes} minute{}.",
+            "Too many failed attempts. For your security, password changes are paused: try \
+             again in {minutes} minute{}.",
             if minutes == 1 { "" } else { "s" }
         );
         let mut res = answer(StatusCode::TOO_MANY_REQUESTS, "current_password", &message)?;
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
         Ok(res)
     };
+    // Every refused try is audited, as every throttled sign-in is.
     if let Some(wait) = throttle.blocked_for(&state.limits, &who.user.email, ip).await {
+        super::auth::audit_wrong_password(&state, &who, ip, "throttled");
         return paused(wait);
     }
-    if throttle.record_attempt(&state.limits, &who.user.email, ip).await.over_limit {
+    let counted = throttle.record_attempt(&state.limits, &who.user.email, ip).await;
+    if counted.over_limit {
         super::auth::audit_wrong_password(&state, &who, ip, "throttled");
+        if counted.newly() {
+            // The block is the sign-in's: audited and alerted as one.
+            let org = Some(who.user.org.clone());
+            super::auth::on_blocked(&state, ip, &who.user.email, org, counted, state.now()).await;
+        }
         return paused(super::auth::BLOCK_SECS);
     }
     let result = users::change_own_password(

@@ -141,13 +141,16 @@ const BAD_CREDENTIALS: &str = "The email or password is incorrect.";
 
 /// The page of the portal a sign-in goes on to: `next` when it is a page of the portal's own
 /// (a path under `/portal/` of printable ASCII, with no `//` or `\\` that a browser could read
-/// as another site, and not the sign-in or sign-out itself), else none and the credentials list.
+/// as another site, no `.` or `..` segment, and not the sign-in or sign-out itself), else none
+/// and the credentials list.
 pub(super) fn return_path(next: Option<&str>) -> Option<&str> {
     let next = next?;
     let own = next.starts_with("/portal/")
         && next.len() <= 1024
         && next.bytes().all(|b| b.is_ascii_graphic())
         && !next.contains("//")
+        // No `.` or `..` segment: a browser resolves them, and `/portal/../x` leaves the portal.
+        && !next.split(['?', '#']).next().unwrap_or("").split('/').any(|seg| seg == "." || seg == "..")
         && !next.contains('\\')
         && !next.starts_with("/portal/sign-in")
         && !next.starts_with("/portal/sign-out");
@@ -383,7 +386,7 @@ fn with_org(event: AuditEvent, org: Option<String>) -> AuditEvent {
 
 /// Audits and alerts a block, naming what is paused: the account tried (with its
 /// organization, whose admins then see it), the source address, or both.
-async fn on_blocked(
+pub(super) async fn on_blocked(
     state: &AppState,
     ip: Option<IpAddr>,
     email: &str,
@@ -468,6 +471,9 @@ mod tests {
             "/portal/x\r\nSet-Cookie: a=b",
             "/portal/é",
             "javascript:alert(1)",
+            "/portal/../../healthz",
+            "/portal/./users/../..",
+            "/portal/..",
             "",
         ] {
             assert_eq!(return_path(Some(elsewhere)), None, "{elsewhere:?}");

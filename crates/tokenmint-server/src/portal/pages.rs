@@ -1290,16 +1290,35 @@ fn edit_input(
     fields: &super::session::Fields,
 ) -> Result<dto::UpdateCredential, Vec<(&'static str, String)>> {
     let mut errors: Vec<(&'static str, String)> = Vec::new();
-    let mut refused = |field: &'static str, e: ApiError| match e {
-        ApiError::Validation { message, .. } => errors.push((field, message)),
-        other => errors.push((field, other.to_string())),
-    };
-    let (mut permissions, _) = read_permissions(state, fields);
+    // Each area's select names one of its levels; an area the form did not send keeps its
+    // level, and an unknown level is refused: neither reads as "no access", which would remove
+    // a permission (and revoke tokens) nobody chose to remove.
+    let mut permissions = Vec::new();
+    for area in state.config.product_areas.names() {
+        let level = match fields.get(&format!("perm.{area}")) {
+            Some(level @ ("none" | "read" | "write")) => level,
+            None => current.permissions.level(area).map_or("none", AccessLevel::as_str),
+            Some(_) => {
+                errors.push((
+                    "permissions",
+                    format!("Choose No access, Read or Read & write for {area}."),
+                ));
+                continue;
+            }
+        };
+        if level != "none" {
+            permissions.push(format!("{area}:{level}"));
+        }
+    }
     // The form offers the product areas only: a credential's tokenmint:* scopes (which only the
     // platform may edit) are kept as they are, not dropped because no select showed them.
     permissions.extend(
         current.permissions.to_strings().into_iter().filter(|p| p.starts_with("tokenmint:")),
     );
+    let mut refused = |field: &'static str, e: ApiError| match e {
+        ApiError::Validation { message, .. } => errors.push((field, message)),
+        other => errors.push((field, other.to_string())),
+    };
     let name = fields.text("name");
     if let Err(e) = service::validate_name(&name) {
         refused("name", e);

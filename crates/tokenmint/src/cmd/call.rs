@@ -193,6 +193,7 @@ pub async fn run(args: CallArgs) -> Result<ExitCode> {
         eprintln!("tokenmint call: {}", explain(*note, &method, status));
     }
     if status.is_redirection()
+        && !args.location
         && let Some(to) = response.headers().get(reqwest::header::LOCATION)
     {
         eprintln!(
