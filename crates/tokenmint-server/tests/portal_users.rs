@@ -561,6 +561,8 @@ async fn the_audit_page_reaches_every_event_newest_first_with_filters_in_words()
         ("before=abc", "page link is damaged"),
         ("kind=nonsense", "there is no event kind &#39;nonsense&#39;"),
         ("from=2026-12-10&to=2026-12-01", "swap the two dates"),
+        ("kind=token.refused&kind=user.created", "a parameter is repeated or malformed"),
+        ("before=1&before=2", "a parameter is repeated or malformed"),
     ] {
         let page = b.get(&format!("/portal/audit?{query}")).await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");

@@ -12,13 +12,14 @@
 
 use super::html::{self, Esc, Nav, copyable, esc, field_error, invalid_attrs, notice, when_or};
 use super::pages::{authorize, csrf_field, page, page_with, see_other};
+use super::session::PageQuery;
 use super::session::{self, Posted, SIGN_IN_COOKIE, SignedIn, random_token};
 use super::{Done, Flash, PortalError, html_response};
 use crate::error::ApiError;
 use crate::service::{Action, Target};
 use crate::state::AppState;
 use crate::users::{self, Password};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write;
@@ -172,7 +173,7 @@ pub struct UsersQuery {
 pub async fn list_users(
     State(state): State<AppState>,
     who: SignedIn,
-    Query(q): Query<UsersQuery>,
+    PageQuery(q): PageQuery<UsersQuery>,
 ) -> PageResult {
     let flash = super::take_flash(&state, &who.session.id_hash, super::FlashFor::Password).await?;
     render_users(&state, &who, &q.org, q.done.as_deref(), flash, "", None).await
@@ -318,7 +319,7 @@ pub async fn show_user(
     State(state): State<AppState>,
     who: SignedIn,
     Path(id): Path<String>,
-    Query(q): Query<Done>,
+    PageQuery(q): PageQuery<Done>,
 ) -> PageResult {
     render_user(&state, &who, &id, q.done.as_deref()).await
 }
@@ -439,7 +440,7 @@ fn account_body(who: &SignedIn, done: Option<&str>, error: Option<(&str, &str)>)
     )
 }
 
-pub async fn account(who: SignedIn, Query(q): Query<Done>) -> PageResult {
+pub async fn account(who: SignedIn, PageQuery(q): PageQuery<Done>) -> PageResult {
     authorize(&who, Action::ChangeOwnPassword, &own_target(&who))?;
     let body = account_body(&who, q.done.as_deref(), None);
     Ok(page(&who, &who.user.org, "Your account", Nav::Account, &body))

@@ -9,10 +9,11 @@
 use super::PortalError;
 use super::html::{self, Esc, Nav, esc};
 use super::pages::{authorize, page};
+use super::session::PageQuery;
 use super::session::SignedIn;
 use crate::service::{self, Action, Target};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -166,7 +167,7 @@ fn select(id: &str, label: &str, any: &str, current: &str, options: &[(String, S
 pub async fn audit_log(
     State(state): State<AppState>,
     who: SignedIn,
-    Query(q): Query<AuditQuery>,
+    PageQuery(q): PageQuery<AuditQuery>,
 ) -> Result<Response, PortalError> {
     let org = super::pages::working_org(&state, &who, &q.org).await?;
     authorize(&who, Action::ReadAudit, &Target::Org(&org))?;

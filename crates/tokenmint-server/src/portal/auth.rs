@@ -12,6 +12,7 @@
 //! so a round-robin balancer does not multiply the attempts an attacker gets.
 
 use super::html::{self, Esc, Nav, esc};
+use super::session::PageQuery;
 use super::session::{
     self, SESSION_COOKIE, SESSION_LIFETIME_SECS, SIGN_IN_COOKIE, hash_session_id, random_token,
 };
@@ -20,7 +21,7 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::extract::client_auth::peer_ip;
 use crate::state::AppState;
 use crate::users::{Password, verify_password};
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::net::IpAddr;
@@ -234,7 +235,7 @@ fn render_sign_in_with(
 pub async fn sign_in_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<SignInQuery>,
+    PageQuery(q): PageQuery<SignInQuery>,
 ) -> Result<Response, PortalError> {
     let next = return_path(q.next.as_deref());
     if session::current(&state, &headers).await?.is_some() {

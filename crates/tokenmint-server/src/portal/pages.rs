@@ -10,12 +10,13 @@
 use super::html::{
     self, Esc, Nav, bar_chart, copyable, esc, field_error, invalid_attrs, when, when_or,
 };
+use super::session::PageQuery;
 use super::session::{Posted, SignedIn};
 use super::{Flash, PortalError, html_response};
 use crate::error::ApiError;
 use crate::service::{self, Action, CredentialRef, Target};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::fmt::Write;
@@ -281,7 +282,7 @@ fn list_filters(q: &ListQuery) -> String {
 pub async fn list_credentials(
     State(state): State<AppState>,
     who: SignedIn,
-    Query(q): Query<ListQuery>,
+    PageQuery(q): PageQuery<ListQuery>,
 ) -> PageResult {
     let environment = match q.env.as_str() {
         "" => None,
@@ -573,7 +574,7 @@ pub struct OrgQuery {
 pub async fn new_credential(
     State(state): State<AppState>,
     who: SignedIn,
-    Query(q): Query<OrgQuery>,
+    PageQuery(q): PageQuery<OrgQuery>,
 ) -> PageResult {
     let org = working_org(&state, &who, &q.org).await?;
     authorize(&who, Action::CreateCredential, &new_credential_target(&org))?;
@@ -1242,7 +1243,7 @@ pub async fn show_credential(
     State(state): State<AppState>,
     who: SignedIn,
     Path(client_id): Path<String>,
-    Query(q): Query<super::Done>,
+    PageQuery(q): PageQuery<super::Done>,
 ) -> PageResult {
     render_credential(&state, &who, &client_id, vec![], None, q.done.as_deref()).await
 }

@@ -176,6 +176,32 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// A page's query, read as `T`. One that cannot be read (a parameter repeated or malformed) is
+/// answered with a portal page saying so, not the framework's plain-text 400.
+#[derive(Debug)]
+pub struct PageQuery<T>(pub T);
+
+impl<T> FromRequestParts<AppState> for PageQuery<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = PortalError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(query)) => Ok(Self(query)),
+            Err(_) => Err(PortalError::BadRequest(
+                "this page's address could not be read (a parameter is repeated or malformed): \
+                 open the page again from the navigation"
+                    .into(),
+            )),
+        }
+    }
+}
+
 /// A form posted by a signed-in user, with its origin and CSRF token verified.
 #[derive(Debug)]
 pub struct Posted {
