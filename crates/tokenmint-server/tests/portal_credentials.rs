@@ -575,3 +575,31 @@ async fn a_secret_generated_through_one_instance_is_shown_by_the_other_exactly_o
     instance_b.stop().await;
     db.drop_now().await;
 }
+
+/// Generating reads the levels as editing does: one no select offers is refused, never taken
+/// as "no access" and never granted.
+#[tokio::test]
+async fn generating_with_a_level_no_select_offers_is_refused_and_creates_nothing() {
+    let app = spawn_app().await;
+    orgs(&app).await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let res = b
+        .post(
+            "/portal/credentials",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "Crafted"),
+                ("environment", "sandbox"),
+                ("expiration", "90d"),
+                ("perm.eligibility", "read"),
+                ("perm.billing", "superuser"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert!(res.body.contains("Choose No access, Read or Read &amp; write for billing."));
+    let listed: Value =
+        app.admin(Method::GET, "/credentials?org=acme", None).await.json().await.unwrap();
+    assert!(!listed.to_string().contains("Crafted"), "{listed}");
+}

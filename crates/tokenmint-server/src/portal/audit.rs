@@ -190,7 +190,7 @@ pub async fn audit_log(
         })?),
     };
     // A kind the list does not offer matches nothing: said, rather than "No events match".
-    if !q.kind.is_empty() && !KINDS.iter().any(|(k, _)| *k == q.kind) {
+    if !q.kind.is_empty() && crate::audit::AuditKind::named(&q.kind).is_none() {
         return Err(PortalError::BadRequest(format!(
             "there is no event kind '{}': choose one from the Event list",
             q.kind.chars().filter(|c| !c.is_control()).take(64).collect::<String>()

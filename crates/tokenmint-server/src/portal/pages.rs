@@ -486,25 +486,35 @@ fn permission_controls(
     out
 }
 
-/// Reads the per-area selects into permission strings.
+/// The per-area selects as permission strings and levels, with the message for a level no
+/// select offers. An area the form did not send takes `unsent`'s level (none for a new
+/// credential, the current one for an edit); an unknown level is refused, never read as "no
+/// access", which would remove a permission (and revoke tokens) nobody chose to remove.
 fn read_permissions(
     state: &AppState,
     fields: &super::session::Fields,
-) -> (Vec<String>, Vec<(String, String)>) {
+    unsent: &dyn Fn(&str) -> &'static str,
+) -> (Vec<String>, Vec<(String, String)>, Option<String>) {
     let mut perms = Vec::new();
     let mut levels = Vec::new();
+    let mut error = None;
     for area in state.config.product_areas.names() {
-        let level = fields.get(&format!("perm.{area}")).unwrap_or("none");
-        let level = match level {
-            "read" | "write" => level,
-            _ => "none",
+        let level = match fields.get(&format!("perm.{area}")) {
+            Some(level @ ("none" | "read" | "write")) => level,
+            None => unsent(area),
+            Some(_) => {
+                error.get_or_insert_with(|| {
+                    format!("Choose No access, Read or Read & write for {area}.")
+                });
+                "none"
+            }
         };
         if level != "none" {
             perms.push(format!("{area}:{level}"));
         }
         levels.push((area.clone(), level.to_owned()));
     }
-    (perms, levels)
+    (perms, levels, error)
 }
 
 fn generate_form(state: &AppState, who: &SignedIn, f: &CredentialForm) -> String {
@@ -587,7 +597,7 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
     let Posted { who, fields, .. } = posted;
     let org = working_org(&state, &who, &fields.text("org")).await?;
     authorize(&who, Action::CreateCredential, &new_credential_target(&org))?;
-    let (permissions, levels) = read_permissions(&state, &fields);
+    let (permissions, levels, unreadable) = read_permissions(&state, &fields, &|_| "none");
     let mut form = CredentialForm {
         org,
         name: fields.text("name"),
@@ -611,7 +621,9 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
     if form.name.trim().is_empty() {
         form.errors.push(("name", "Enter a name for the credential.".into()));
     }
-    if permissions.is_empty() {
+    if let Some(message) = unreadable {
+        form.errors.push(("permissions", message));
+    } else if permissions.is_empty() {
         let message = if no_product_areas(&state) {
             "This server offers no product areas: start it with --product-area NAME first."
         } else {
@@ -1291,25 +1303,12 @@ fn edit_input(
     fields: &super::session::Fields,
 ) -> Result<dto::UpdateCredential, Vec<(&'static str, String)>> {
     let mut errors: Vec<(&'static str, String)> = Vec::new();
-    // Each area's select names one of its levels; an area the form did not send keeps its
-    // level, and an unknown level is refused: neither reads as "no access", which would remove
-    // a permission (and revoke tokens) nobody chose to remove.
-    let mut permissions = Vec::new();
-    for area in state.config.product_areas.names() {
-        let level = match fields.get(&format!("perm.{area}")) {
-            Some(level @ ("none" | "read" | "write")) => level,
-            None => current.permissions.level(area).map_or("none", AccessLevel::as_str),
-            Some(_) => {
-                errors.push((
-                    "permissions",
-                    format!("Choose No access, Read or Read & write for {area}."),
-                ));
-                continue;
-            }
-        };
-        if level != "none" {
-            permissions.push(format!("{area}:{level}"));
-        }
+    // An area the form did not send keeps its level.
+    let current_level =
+        |area: &str| current.permissions.level(area).map_or("none", AccessLevel::as_str);
+    let (mut permissions, _, unreadable) = read_permissions(state, fields, &current_level);
+    if let Some(message) = unreadable {
+        errors.push(("permissions", message));
     }
     // The form offers the product areas only: a credential's tokenmint:* scopes (which only the
     // platform may edit) are kept as they are, not dropped because no select showed them.
