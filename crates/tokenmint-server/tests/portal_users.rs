@@ -284,6 +284,44 @@ async fn guessing_the_current_password_is_throttled_with_the_accounts_sign_ins_a
     }
 }
 
+/// A sign-in by the account's owner clears the sign-in failures, not the guesses made in the
+/// password-change form: a session held by someone else gets no fresh guesses from it.
+#[tokio::test]
+async fn the_owners_sign_in_gives_a_held_session_no_fresh_password_guesses() {
+    let app = spawn_app().await;
+    acme(&app).await;
+    let mut held = Browser::new(&app);
+    held.sign_in("viewer@acme.test", USER_PW).await;
+    let csrf = held.get("/portal/account").await.csrf();
+    for i in 0..3 {
+        let wrong =
+            change(&mut held, &csrf, &format!("guess {i}"), "a new password!", "a new password!")
+                .await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "guess {i}");
+    }
+    let mut owner = Browser::new(&app);
+    owner.sign_in("viewer@acme.test", USER_PW).await;
+    for i in 3..5 {
+        let wrong =
+            change(&mut held, &csrf, &format!("guess {i}"), "a new password!", "a new password!")
+                .await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "guess {i}");
+    }
+    let paused = change(&mut held, &csrf, "guess 5", "a new password!", "a new password!").await;
+    assert_eq!(paused.status, StatusCode::TOO_MANY_REQUESTS, "{}", paused.body);
+    // The owner, proving the current password once the pause is over, clears the count.
+    app.clock.advance(15 * 60 + 1);
+    let owner_csrf = owner.get("/portal/account").await.csrf();
+    let short = change(&mut owner, &owner_csrf, USER_PW, "short", "short").await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for i in 0..4 {
+        let wrong =
+            change(&mut held, &csrf, &format!("again {i}"), "a new password!", "a new password!")
+                .await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "again {i}");
+    }
+}
+
 #[tokio::test]
 async fn deactivating_asks_first_and_every_user_action_ends_with_a_message() {
     let app = spawn_app().await;

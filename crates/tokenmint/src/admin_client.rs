@@ -47,6 +47,12 @@ pub struct AdminArgs {
         global = true
     )]
     pub output: OutputFormat,
+    /// A TOML file of option values, keys named as the options with `_` for `-`
+    /// (`endpoint = "https://auth.example.com"`, `org = "acme"`, `permission = ["claims:read"]`):
+    /// at the top for every command, in a `[credentials]` or `[credentials.create]` table for
+    /// those commands alone. A flag and a TOKENMINT_* variable beat it.
+    #[arg(long, env = "TOKENMINT_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
 }
 
 /// The file `serve` writes the admin credential to on its first start, next to its default
@@ -145,10 +151,10 @@ impl AdminClient {
                 (f.client_id, SecretString::new(f.client_secret), f.token_endpoint, base)
             }
             None => match (
-                std::env::var("TOKENMINT_CLIENT_ID"),
-                std::env::var("TOKENMINT_CLIENT_SECRET"),
+                std::env::var("TOKENMINT_CLIENT_ID").ok().filter(|v| !v.is_empty()),
+                std::env::var("TOKENMINT_CLIENT_SECRET").ok().filter(|v| !v.is_empty()),
             ) {
-                (Ok(id), Ok(secret)) => {
+                (Some(id), Some(secret)) => {
                     let base = choose_endpoint(args.endpoint.as_deref(), None);
                     (id, SecretString::new(secret), None, base)
                 }

@@ -29,6 +29,8 @@ pub const MALFORMED: u8 = 8;
 pub const HTTP_ERROR: u8 = 22;
 /// A server did not connect, answer or keep sending within the time allowed.
 pub const TIMEOUT: u8 = 28;
+/// `call -L` followed the most redirects it follows without reaching an answer (curl's 47).
+pub const TOO_MANY_REDIRECTS: u8 = 47;
 
 /// The table `--help` and the README show.
 pub const HELP: &str = "\
@@ -38,10 +40,11 @@ Exit status:
   2   a command-line usage error
   3   the token endpoint refused the credentials or the request (invalid_client, invalid_scope...)
   4   the token endpoint answered with another HTTP error (wrong URL, server failing, rate limit)
-  7   a server could not be reached, or the connection failed
+  7   a server could not be reached, or the connection failed (also mid-way through a body)
   8   a server's answer breaks the protocol (not a token response, a token type other than Bearer)
   22  the API's final answer was an HTTP error (4xx or 5xx)
-  28  a server did not connect or answer within --connect-timeout / --timeout";
+  28  a server did not connect or answer within --connect-timeout / --timeout
+  47  call -L met more than 10 redirects";
 
 /// The exit status of a failure of `kind`.
 pub fn for_kind(kind: ErrorKind) -> u8 {
@@ -173,6 +176,7 @@ mod tests {
         ];
         let mut codes: Vec<u8> = kinds.iter().map(|k| for_kind(*k)).collect();
         codes.push(HTTP_ERROR);
+        codes.push(TOO_MANY_REDIRECTS);
         codes.push(FAILURE);
         codes.push(USAGE);
         let count = codes.len();

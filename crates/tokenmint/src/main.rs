@@ -10,6 +10,7 @@
 mod admin_client;
 mod cmd;
 mod exit;
+mod options;
 mod output;
 mod terminal;
 
@@ -66,11 +67,24 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let matches = match Cli::command().try_get_matches() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let (command, from_file) = match options::with_config_file(program(), &args) {
+        Ok(found) => found,
+        Err(message) => {
+            fail_the_eval();
+            eprintln!("error: {message}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let matches = match command.clone().try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => {
             if e.use_stderr() {
                 fail_the_eval();
+                if let Some(message) = options::blame_file(&e, &from_file) {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(exit::USAGE);
+                }
             }
             e.exit()
         }
@@ -88,6 +102,9 @@ fn main() -> ExitCode {
             Command::Call(args) => args.client.note_sources(sub),
             _ => {}
         }
+    }
+    for note in options::notes(&command, &matches, &from_file) {
+        eprintln!("note: {note}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -132,6 +149,11 @@ fn main() -> ExitCode {
             ExitCode::from(exit::code_of(&e))
         }
     }
+}
+
+/// The whole command line: the derived parser with every client-side option's variable.
+fn program() -> clap::Command {
+    options::with_variables(Cli::command())
 }
 
 /// `eval "$(tokenmint … --output env)"` takes the status of the text it evaluates, not of the
@@ -200,7 +222,7 @@ mod tests {
 
     /// The long flags of the subcommand at `path` (global ones included), without dashes.
     fn flags_of(path: &[&str]) -> Vec<String> {
-        let mut command = Cli::command();
+        let mut command = program();
         command.build();
         let mut at = &command;
         let mut flags: Vec<String> = Vec::new();
@@ -366,7 +388,7 @@ mod tests {
             }
         }
         let mut missing = Vec::new();
-        let mut command = Cli::command();
+        let mut command = program();
         command.build();
         walk(&command, "tokenmint", &mut missing);
         assert!(missing.is_empty(), "arguments without a description: {missing:#?}");

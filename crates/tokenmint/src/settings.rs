@@ -328,8 +328,9 @@ fn setting(flag: &str) -> String {
     format!("--{flag} ({env}, `{key}` in the config file)")
 }
 
-/// A command-line flag's duration (as `credentials create` takes them): an error names the
-/// flag alone, since the admin and client commands take these from the command line only.
+/// An admin command's duration (as `credentials create` takes them): an error names the flag
+/// alone; when the value came from a variable or the config file, the command has already said
+/// so (`note: --expires-in is taken from …`).
 pub fn parse_duration(flag: &str, value: &str) -> Result<Duration> {
     read_duration(&format!("--{flag}"), value)
 }

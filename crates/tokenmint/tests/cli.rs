@@ -670,3 +670,126 @@ fn a_hooks_reason_is_plain_text_in_the_json_log_and_exported_as_it_was_said() {
     assert_eq!(refusal["reason"], r#"no "x"\u{7} y=1\u{2028}z"#, "{refusal}");
     assert_eq!(refusal["client_id"], id, "{refusal}");
 }
+
+/// The admin commands and `token` take their options from a flag, a `TOKENMINT_*` variable and
+/// the `--config` file, in that order; an admin command says which of its own options did not
+/// come from the command line; a variable the client side uses (`TOKENMINT_AUDIENCE`) never
+/// becomes a credential's audience.
+#[test]
+fn admin_and_client_options_come_from_flags_variables_and_the_config_file_in_that_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let creds = admin_file(dir.path());
+    let file = dir.path().join("admin.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "endpoint = {base:?}\nadmin_credentials = {creds:?}\norg = \"from-file\"\n\
+             [credentials]\nenvironment = \"sandbox\"\n\
+             [credentials.create]\naudience = [\"https://file.example\"]\npermission = \
+             [\"eligibility:read\"]\ntoken_lifetime = \"5m\"\n",
+            base = server.base,
+            creds = creds.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let admin = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_remove("TOKENMINT_ENDPOINT")
+            .env_remove("TOKENMINT_ADMIN_CREDENTIALS");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    let config = file.to_str().unwrap();
+
+    // The file alone: everything but the name, with a note for each of the command's options.
+    let out = admin(
+        &["credentials", "create", "--name", "From file", "--config", config, "--output", "json"],
+        &[("TOKENMINT_AUDIENCE", "https://partner-shell.example")],
+    );
+    let created = json_of(&out);
+    let c = &created["credential"];
+    assert_eq!(c["org"], "from-file");
+    assert_eq!(c["environment"], "sandbox");
+    assert_eq!(c["audiences"], serde_json::json!(["https://file.example"]));
+    assert_eq!(c["token_lifetime_seconds"], 300);
+    let said = String::from_utf8_lossy(&out.stderr);
+    for note in [
+        "note: --org is taken from `org` in",
+        "note: --environment is taken from `credentials.environment` in",
+        "note: --audience is taken from `credentials.create.audience` in",
+    ] {
+        assert!(said.contains(note), "{note}: {said}");
+    }
+    assert!(
+        !said.contains("--endpoint is taken"),
+        "how the server is reached is not noted: {said}"
+    );
+
+    // A variable beats the file, a flag beats both; the command's own variable is noted.
+    let out = admin(
+        &[
+            "credentials",
+            "create",
+            "--name",
+            "Mixed",
+            "--environment",
+            "production",
+            "--config",
+            config,
+            "--output",
+            "json",
+        ],
+        &[
+            ("TOKENMINT_ORG", "from-env"),
+            ("TOKENMINT_CREDENTIALS_AUDIENCE", "https://env.example"),
+            ("TOKENMINT_ENVIRONMENT", "sandbox"),
+        ],
+    );
+    let created = json_of(&out);
+    let c = &created["credential"];
+    assert_eq!(c["org"], "from-env");
+    assert_eq!(c["environment"], "production");
+    assert_eq!(c["audiences"], serde_json::json!(["https://env.example"]));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("note: --org is taken from the variable TOKENMINT_ORG"), "{said}");
+    assert!(!said.contains("--environment is taken"), "{said}");
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+
+    // `token` reads the same file's top level and its own table; the secret stays out of it.
+    let token_file = dir.path().join("client.toml");
+    std::fs::write(
+        &token_file,
+        format!(
+            "token_url = \"{}/oauth/token\"\nclient_id = \"{id}\"\n[token]\noutput = \"json\"\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["token", "--config", token_file.to_str().unwrap()])
+        .env("TOKENMINT_CLIENT_SECRET", &secret)
+        .env_remove("TOKENMINT_CLIENT_ID")
+        .env_remove("TOKENMINT_TOKEN_URL")
+        .env_remove("TOKENMINT_ISSUER")
+        .output()
+        .unwrap();
+    let response = json_of(&out);
+    assert_eq!(response["token_type"], "Bearer");
+    assert_eq!(response["expires_in"], 300);
+
+    // A typo in the file is an error naming it, before anything is sent.
+    std::fs::write(dir.path().join("typo.toml"), "orgg = \"acme\"\n").unwrap();
+    let out = admin(
+        &["credentials", "list", "--config", dir.path().join("typo.toml").to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("unknown key `orgg`"), "{said}");
+}

@@ -529,6 +529,22 @@ async fn call_follows_a_redirect_only_when_told_to() {
     assert_eq!(stdout(&output), "{\"balance\":42}");
     let api = mock.lock().unwrap().api.clone();
     assert_eq!(api.len(), 2, "followed");
+
+    // A loop is said as one, with curl's status for it, not as a server out of reach.
+    let mock = Shared::default();
+    let base = start(mock.clone()).await;
+    let url = format!("{base}/api/orders");
+    for _ in 0..12 {
+        mock.lock()
+            .unwrap()
+            .api_script
+            .push_back(Reply::status(302).header("location", url.clone()));
+    }
+    let output = tokenmint(args(&base, &["call", "-L", url.as_str()]), Some(SECRET)).await;
+    assert_eq!(output.status.code(), Some(47), "{output:?}");
+    let said = stderr(&output);
+    assert!(said.contains("redirected more than 10 times"), "{said}");
+    assert!(!said.contains("could not be reached"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -482,11 +482,13 @@ pub async fn change_password(State(state): State<AppState>, posted: Posted) -> P
         Ok(res)
     };
     // Every refused try is audited, as every throttled sign-in is.
-    if let Some(wait) = throttle.blocked_for(&state.limits, &who.user.email, ip).await {
+    if let Some(wait) =
+        throttle.password_change_blocked_for(&state.limits, &who.user.email, ip).await
+    {
         super::auth::audit_wrong_password(&state, &who, ip, "throttled");
         return paused(wait);
     }
-    let counted = throttle.record_attempt(&state.limits, &who.user.email, ip).await;
+    let counted = throttle.record_password_change_attempt(&state.limits, &who.user.email, ip).await;
     if counted.over_limit {
         super::auth::audit_wrong_password(&state, &who, ip, "throttled");
         if counted.newly() {
@@ -506,7 +508,7 @@ pub async fn change_password(State(state): State<AppState>, posted: Posted) -> P
     .await;
     match result {
         Ok(()) => {
-            throttle.record_success(&state.limits, &who.user.email, ip).await;
+            throttle.record_password_change_success(&state.limits, &who.user.email, ip).await;
             Ok(see_other("/portal/account?done=password-changed"))
         }
         Err(ApiError::Validation { field, message }) => {
@@ -515,7 +517,7 @@ pub async fn change_password(State(state): State<AppState>, posted: Posted) -> P
                 refuse("current_password", &capitalized(&message))
             } else {
                 // The current password was right: the guess is given back.
-                throttle.record_success(&state.limits, &who.user.email, ip).await;
+                throttle.record_password_change_success(&state.limits, &who.user.email, ip).await;
                 refuse("new_password", &capitalized(&message))
             }
         }

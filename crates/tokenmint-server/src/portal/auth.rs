@@ -74,6 +74,13 @@ fn ip_key(ip: IpAddr) -> String {
     format!("si:ip:{ip}")
 }
 
+/// Wrong current passwords given to the password-change form, counted apart as well: a sign-in
+/// clears the account's count, and a session held by someone else must not get fresh guesses
+/// each time its owner signs in. Only the current password proven right clears this one.
+fn password_change_key(email: &str) -> String {
+    format!("si:pwchange:{}", &account_key(email)["si:acct:".len()..])
+}
+
 impl SignInThrottle {
     pub fn new() -> Self {
         Self
@@ -126,6 +133,62 @@ impl SignInThrottle {
             source: source.newly_blocked,
             over_limit: account.over_limit || source.over_limit,
         }
+    }
+
+    /// [`SignInThrottle::blocked_for`] for the password-change form, whose own count of wrong
+    /// current passwords a sign-in does not clear.
+    pub async fn password_change_blocked_for(
+        &self,
+        limits: &Limits,
+        email: &str,
+        ip: Option<IpAddr>,
+    ) -> Option<i64> {
+        let own = password_change_key(email);
+        let wait = limits.blocked_for(&[own.as_str()]).await.map(|wait| {
+            i64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(BLOCK_SECS).max(1)
+        });
+        match (wait, self.blocked_for(limits, email, ip).await) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// [`SignInThrottle::record_attempt`] for the password-change form: counted with the
+    /// account's sign-ins and in the form's own count.
+    pub async fn record_password_change_attempt(
+        &self,
+        limits: &Limits,
+        email: &str,
+        ip: Option<IpAddr>,
+    ) -> Blocked {
+        let key = password_change_key(email);
+        let own = limits
+            .count_failure(FailureCount {
+                counter: &key,
+                limit: FAILURES_PER_ACCOUNT,
+                window: WINDOW,
+                block: Some(&key),
+                block_for: Duration::from_secs(BLOCK_SECS.unsigned_abs()),
+                reset: true,
+            })
+            .await;
+        let shared = self.record_attempt(limits, email, ip).await;
+        Blocked {
+            account: shared.account || own.newly_blocked,
+            source: shared.source,
+            over_limit: shared.over_limit || own.over_limit,
+        }
+    }
+
+    /// The current password was proven right in the password-change form: both counts cleared.
+    pub async fn record_password_change_success(
+        &self,
+        limits: &Limits,
+        email: &str,
+        ip: Option<IpAddr>,
+    ) {
+        limits.forget(&password_change_key(email)).await;
+        self.record_success(limits, email, ip).await;
     }
 
     /// A successful sign-in clears the account's failures and gives back the source's count of

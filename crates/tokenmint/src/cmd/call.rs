@@ -265,7 +265,15 @@ fn api_failure(error: &tokenmint_client::Error, args: &CallArgs) -> anyhow::Erro
         tokenmint_client::Error::Request(source) => exit::with_causes(source.as_ref()),
         other => exit::with_causes(other),
     };
-    let failure = if code == exit::TIMEOUT {
+    let redirected =
+        matches!(error, tokenmint_client::Error::Request(source) if source.is_redirect());
+    let failure = if redirected {
+        Failure::new(
+            exit::TOO_MANY_REDIRECTS,
+            "the API redirected more than 10 times without answering (-L follows at most 10)",
+        )
+        .hint("a redirect loop: call the address the last redirect names, or check the URL")
+    } else if code == exit::TIMEOUT {
         Failure::new(code, format!("the API did not answer in time: {cause}")).hint(format!(
             "nothing within --timeout {} (connecting: --connect-timeout {})",
             exit::duration(args.client.timeout),

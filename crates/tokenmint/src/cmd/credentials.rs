@@ -378,6 +378,17 @@ pub async fn run(cmd: CredentialsCommand) -> Result<ExitCode> {
                     printable(&created.credential.org)
                 );
             }
+            if created.credential.permissions.is_empty() {
+                // Allowed (a credential may be made first and given access later, as an
+                // organization's admin does in the portal), but said: its tokens carry no scope.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "Note: the credential has no permissions, so its tokens carry no scope and \
+                     every scoped API refuses them; give it some with `tokenmint credentials \
+                     update {} --permission AREA:LEVEL`.",
+                    printable(&created.client_id)
+                );
+            }
             print(a.admin.output, &created, || {
                 if created.client_secret.is_empty() {
                     output::fields(&[

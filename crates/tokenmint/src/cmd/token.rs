@@ -79,6 +79,12 @@ pub struct ClientArgs {
     /// The longest wait for a connection (TCP and TLS) to any server (e.g. 10s).
     #[arg(long, env = "TOKENMINT_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     pub connect_timeout: Duration,
+    /// A TOML file of option values, keys named as the options with `_` for `-`
+    /// (`token_url = "https://auth.example.com/oauth/token"`, `client_id = "…"`, `scope = "…"`):
+    /// at the top, or in a `[token]` or `[call]` table for that command alone. A flag and a
+    /// TOKENMINT_* variable beat it. Never put the secret in it: name a --client-secret-file.
+    #[arg(long, env = "TOKENMINT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 enum Endpoint<'a> {
@@ -116,41 +122,57 @@ impl From<AuthArg> for AuthStyle {
 /// The environment variable the secret comes from when no file is named.
 pub const SECRET_ENV: &str = "TOKENMINT_CLIENT_SECRET";
 
-/// Whether `--token-url` and `--issuer` were set by their environment variables.
+/// Where `--token-url` and `--issuer` came from, weakest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    #[default]
+    File,
+    Variable,
+    Flag,
+}
+
+/// Where each of `--token-url` and `--issuer` came from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EndpointSources {
-    pub token_url: bool,
-    pub issuer: bool,
+    pub token_url: Source,
+    pub issuer: Source,
 }
 
 impl ClientArgs {
     /// Records where `--token-url` and `--issuer` came from. `TOKENMINT_ISSUER` is also the
     /// server's and the verifier's setting, so it is often set in a shell where a token is
-    /// fetched from an explicit `--token-url`: a flag beats the environment, as everywhere else.
+    /// fetched from an explicit `--token-url`: a flag beats the environment, which beats the
+    /// config file, as everywhere else.
     pub fn note_sources(&mut self, matches: &ArgMatches) {
         self.started = Some(std::time::Instant::now());
-        let from_env = |id: &str| {
-            matches.try_get_raw(id).is_ok()
-                && matches.value_source(id) == Some(ValueSource::EnvVariable)
+        let source = |id: &str| match matches.value_source(id) {
+            Some(ValueSource::CommandLine) => Source::Flag,
+            Some(ValueSource::EnvVariable) => Source::Variable,
+            _ => Source::File,
         };
         self.from_env =
-            EndpointSources { token_url: from_env("token_url"), issuer: from_env("issuer") };
+            EndpointSources { token_url: source("token_url"), issuer: source("issuer") };
     }
 
-    /// The token endpoint or the issuer to discover it from. A flag beats the environment;
-    /// with both in the environment, the token URL is the more specific of the two.
+    /// The token endpoint or the issuer to discover it from. The one from the stronger source
+    /// wins; from the environment or the file alike, the token URL is the more specific.
     fn endpoint(&self) -> Result<Endpoint<'_>, Failure> {
         match (&self.token_url, &self.issuer) {
             (Some(url), None) => Ok(Endpoint::TokenUrl(url)),
             (None, Some(issuer)) => Ok(Endpoint::Issuer(issuer)),
-            (Some(url), Some(issuer)) => match (self.from_env.token_url, self.from_env.issuer) {
-                (false, false) => Err(Failure::new(
-                    exit::USAGE,
-                    "--token-url and --issuer cannot be used together: give one of them",
-                )),
-                (true, false) => Ok(Endpoint::Issuer(issuer)),
-                (_, true) => Ok(Endpoint::TokenUrl(url)),
-            },
+            (Some(url), Some(issuer)) => {
+                let EndpointSources { token_url, issuer: issuer_from } = self.from_env;
+                if token_url == Source::Flag && issuer_from == Source::Flag {
+                    Err(Failure::new(
+                        exit::USAGE,
+                        "--token-url and --issuer cannot be used together: give one of them",
+                    ))
+                } else if issuer_from > token_url {
+                    Ok(Endpoint::Issuer(issuer))
+                } else {
+                    Ok(Endpoint::TokenUrl(url))
+                }
+            }
             (None, None) => Err(Failure::new(
                 exit::USAGE,
                 "no token endpoint: give --token-url URL or --issuer URL (or set \
