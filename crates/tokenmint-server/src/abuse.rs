@@ -9,6 +9,13 @@
 //! Redis with `--redis`, so that N instances behind a round-robin balancer give an attacker
 //! the configured number of attempts, not N times as many. Redis unreachable, each instance
 //! counts and blocks on its own until it answers again (see [`tokenmint_http::limits`]).
+//!
+//! A failure is counted after its check, not before: requests sent at the same moment are all
+//! checked before the block they trip is set, so a burst of K parallel failures may pass the
+//! limit by up to K. The portal's sign-in counts first and gives the count back on success,
+//! because a person's password is guessable; a client secret is 256 random bits, so the burst
+//! buys nothing, and counting first would add a Redis round trip to every successful token
+//! request, the hot path.
 
 use std::net::IpAddr;
 use std::time::Duration;
