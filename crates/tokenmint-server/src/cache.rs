@@ -83,7 +83,8 @@ pub struct CachedCredential {
     /// Tokens issued and not yet counted in the store: the minute (minutes since the Unix
     /// epoch) in the high half, how many in the low half; 0 when none.
     tokens: AtomicU64,
-    /// When the first secret was last used, not yet written ([`LastUsed`]).
+    /// When the first secret was last used, not yet written ([`held_time`]); [`NOT_USED`] when
+    /// nothing is.
     first_used: AtomicU32,
     /// The first of `secrets` secrets; the others are in `rare`.
     first_secret: CachedSecret,
@@ -457,8 +458,8 @@ impl CachedCredential {
             tokens_revoked_before,
             ..Rare::default()
         };
-        let fixed_id = Packed::new(client_id.as_str(), CLIENT_ID_PREFIX);
-        if fixed_id.is_none() {
+        let packed_id = Packed::new(client_id.as_str(), CLIENT_ID_PREFIX);
+        if packed_id.is_none() {
             rare.client_id = Some(client_id.into_string().into_boxed_str());
         }
         let mut odd_ids = Vec::new();
@@ -495,7 +496,7 @@ impl CachedCredential {
             tokens: AtomicU64::new(0),
             first_used: AtomicU32::new(NOT_USED),
             first_secret: first_secret.unwrap_or(CachedSecret::NONE),
-            client_id: fixed_id.unwrap_or(Packed::NONE),
+            client_id: packed_id.unwrap_or(Packed::NONE),
             token_lifetime_secs,
             // A stored limit of u32::MAX (tokenmint writes at most 1,000,000) stays a limit
             // of its own, as good as none.
