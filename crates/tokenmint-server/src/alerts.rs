@@ -642,6 +642,7 @@ impl Alerts {
             return;
         }
         let client_id = credential.client_id();
+        let client_id = client_id.as_str();
         let seen = |network: u64| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             client_id.hash(&mut h);

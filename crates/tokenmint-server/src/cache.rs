@@ -21,8 +21,10 @@
 //!   the cache until the next entry of that client points to it
 //!   ([`CredentialCache::sweep_idle_limits`] forgets those that are as good as new), so that
 //!   editing a credential never hands its client a fresh burst, and a request still holding an
-//!   older entry counts in the same cell. A credential never changed pays 16 bytes for this,
-//!   in its entry, not a block of its own;
+//!   older entry counts in the same cell. A credential never changed pays 8 bytes for this (the
+//!   cell), in its entry, not a block of its own; a later entry's pointer to the first one is
+//!   kept beside it, with what few credentials have ([`CachedCredential`]), and read without
+//!   a lock all the same;
 //! - the network it was last used from, for the new-network alert ([`crate::alerts`]);
 //! - its usage not yet written to the store (tokens of the current minute, when each secret was
 //!   last used), which the usage recorder lists and the flusher takes ([`crate::usage`]). An
@@ -31,7 +33,7 @@
 
 use quick_cache::sync::Cache;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokenmint_core::assertion::ClientKey;
 use tokenmint_core::credential::{
@@ -48,15 +50,20 @@ use tokenmint_store::{Store, StoreError};
 /// - what many credentials share (the organization; the permissions with their scope string
 ///   and audiences; the token claims with their JSON) is shared, not copied, and pointed to
 ///   once ([`Profile`]);
-/// - the client id and the first secret (its hash, end and id) are held in place, which generated
-///   ids make possible: they have a fixed length ([`Fixed`]);
+/// - the client id and the first secret (its hash and id) are held in place, which generated
+///   ids make possible: they have a fixed form, a prefix and a fixed number of base62
+///   characters, so the prefix is implied and the characters are packed six bits each
+///   ([`Packed`]: 18 bytes for a client id of 28 characters, 12 for a secret id of 20). Read
+///   back, an id is decoded into a value on the stack ([`IdText`]);
 /// - optional numbers are plain integers with a sentinel for "none" ([`NEVER`],
 ///   [`NO_LIMIT`]), half the size of an `Option`;
-/// - what few credentials have (further secrets in a rotation's overlap, public keys, ids not
-///   of the generated form, the name a token hook is told, a revocation cut-off) is in one
+/// - what few credentials have (further secrets in a rotation's overlap, a secret's end, public
+///   keys, ids not of the generated form, the name a token hook is told, a revocation cut-off,
+///   the first entry of a changed credential whose limit cell later entries share) is in one
 ///   further block, [`Rare`], that most entries do without;
 /// - what the token path changes (the limit's state, the last network, usage not yet
-///   written) is atomics in place, see the module documentation.
+///   written) is atomics in place, see the module documentation; a last-used time is seconds
+///   in 32 bits ([`held_time`]), enough until 2106.
 ///
 /// What the token path never reads (timestamps, secret hints, the organization's claims apart
 /// from their effect) is not kept. Admin and portal paths read credentials from the store, never
@@ -69,22 +76,20 @@ pub struct CachedCredential {
     revision: i64,
     /// [`NEVER`] when it does not expire.
     expires_at: UnixTime,
-    /// The token-request limit's GCRA cell, unless `limit_holder` holds the client's.
+    /// The token-request limit's GCRA cell, unless `Rare::limit_holder` holds the client's.
     limit: AtomicU64,
-    /// The first entry of the client whose cell this one's replaced (see
-    /// [`CredentialCache::entry`]); none when this entry's own cell is the client's.
-    limit_holder: Option<Arc<CachedCredential>>,
     /// The network it was last used from ([`crate::alerts::network_key`]), 0 for none yet.
     network: AtomicU64,
     /// Tokens issued and not yet counted in the store: the minute (minutes since the Unix
     /// epoch) in the high half, how many in the low half; 0 when none.
     tokens: AtomicU64,
-    /// When the first secret was last used, not yet written; [`NOT_USED`] when nothing is.
-    first_used: AtomicI64,
+    /// When the first secret was last used, not yet written ([`held_time`]); [`NOT_USED`] when
+    /// nothing is.
+    first_used: AtomicU32,
     /// The first of `secrets` secrets; the others are in `rare`.
     first_secret: CachedSecret,
     /// The client id when it has the generated form, else in `rare`.
-    client_id: Fixed<CLIENT_ID_LEN>,
+    client_id: PackedClientId,
     token_lifetime_secs: u32,
     /// [`NO_LIMIT`] when the server's default applies.
     rate_limit_per_minute: u32,
@@ -115,13 +120,27 @@ struct Profile {
 const NEVER: UnixTime = UnixTime::MAX;
 /// "The server's default limit": tokenmint stores limits of at most 1,000,000 per minute.
 const NO_LIMIT: u32 = u32::MAX;
-/// "No use to write" for a last-used time: no token is issued at the earliest instant.
-const NOT_USED: UnixTime = UnixTime::MIN;
+/// "No use to write" for a last-used time, which an entry holds as seconds since the Unix epoch
+/// in 32 bits ([`held_time`]): no token is issued at the epoch's first second.
+const NOT_USED: u32 = 0;
 
-/// The length of generated client ids (`tmc_` and 24 characters).
-const CLIENT_ID_LEN: usize = 28;
-/// The length of generated secret ids (`sec_` and 16 characters).
-const SECRET_ID_LEN: usize = 20;
+/// A last-used time as an entry holds it, when it can: from the epoch's second second to 2106.
+/// A time outside that is handed back to the caller, which keeps it (as a key's use).
+fn held_time(at: UnixTime) -> Option<u32> {
+    u32::try_from(at).ok().filter(|t| *t != NOT_USED)
+}
+
+/// A client id of the generated form ([`tokenmint_core::ClientId::generate`]): `tmc_` and 24
+/// base62 characters, packed in 18 bytes.
+type PackedClientId = Packed<18>;
+/// A secret id of the generated form (`sec_` and 16 base62 characters), packed in 12 bytes.
+type PackedSecretId = Packed<12>;
+const CLIENT_ID_PREFIX: &str = tokenmint_core::ids::CLIENT_ID_PREFIX;
+const SECRET_ID_PREFIX: &str = "sec_";
+/// The longest id of the generated form, prefix included: what [`IdText`] decodes into.
+const LONGEST_PACKED: usize = 28;
+const _: () = assert!(CLIENT_ID_PREFIX.len() + PackedClientId::CHARS <= LONGEST_PACKED);
+const _: () = assert!(SECRET_ID_PREFIX.len() + PackedSecretId::CHARS <= LONGEST_PACKED);
 
 fn or_never(t: Option<UnixTime>) -> UnixTime {
     t.unwrap_or(NEVER)
@@ -131,31 +150,165 @@ fn unless_never(t: UnixTime) -> Option<UnixTime> {
     (t != NEVER).then_some(t)
 }
 
-/// Text of exactly `N` bytes (an id of the generated form), held in place; all zero bytes is
-/// "not held here", which no id is (ids are visible ASCII).
-#[derive(Clone, Copy)]
-struct Fixed<const N: usize>([u8; N]);
+/// An id of the generated form (a prefix, which the field's type implies, and `CHARS` base62
+/// characters, [`tokenmint_core::ids::push_random_base62`]), held in place: each character
+/// as its code, 1 to 62, in six bits; four characters in three bytes. All zero bits is "not held
+/// here", which no id is (no character's code is 0); an id of any other form is not packed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Packed<const BYTES: usize>([u8; BYTES]);
 
-impl<const N: usize> Fixed<N> {
-    const NONE: Self = Self([0; N]);
+impl<const BYTES: usize> Packed<BYTES> {
+    const NONE: Self = Self([0; BYTES]);
+    /// How many characters follow the prefix: six bits each, no bit spare.
+    const CHARS: usize = BYTES * 8 / 6;
 
-    fn new(text: &str) -> Option<Self> {
-        let bytes: [u8; N] = text.as_bytes().try_into().ok()?;
-        bytes.iter().any(|b| *b != 0).then_some(Self(bytes))
-    }
-
-    fn get(&self) -> Option<&str> {
-        if self.0.iter().all(|b| *b == 0) {
+    /// `text` packed, when it is `prefix` and `CHARS` base62 characters.
+    fn new(text: &str, prefix: &str) -> Option<Self> {
+        const { assert!(BYTES.is_multiple_of(3), "four characters to three bytes") };
+        let chars = text.strip_prefix(prefix)?.as_bytes();
+        if chars.len() != Self::CHARS {
             return None;
         }
-        // Copied whole from a `str`, so a `str`: the fallback is never taken.
-        std::str::from_utf8(&self.0).ok()
+        let mut packed = [0; BYTES];
+        for (four, three) in chars.chunks(4).zip(packed.chunks_mut(3)) {
+            let mut bits = 0u32;
+            for c in four {
+                bits = (bits << 6) | u32::from(code(*c)?);
+            }
+            for (i, byte) in three.iter_mut().enumerate() {
+                *byte = bits.to_be_bytes()[i + 1];
+            }
+        }
+        Some(Self(packed))
+    }
+
+    /// The id, prefix and all; `None` when not held here.
+    fn get(&self, prefix: &str) -> Option<IdText<'static>> {
+        if *self == Self::NONE {
+            return None;
+        }
+        let mut text = [0; LONGEST_PACKED];
+        let (head, rest) = text.split_at_mut(prefix.len());
+        head.copy_from_slice(prefix.as_bytes());
+        for (three, four) in self.0.chunks(3).zip(rest.chunks_mut(4)) {
+            let bits = three.iter().fold(0u32, |bits, b| (bits << 8) | u32::from(*b));
+            for (i, c) in four.iter_mut().enumerate() {
+                let shift = 6 * (3 - i);
+                // Six bits: the conversion cannot fail.
+                *c = character(u8::try_from((bits >> shift) & 0x3F).unwrap_or(0));
+            }
+        }
+        // `get` is only ever given the prefix the id was packed with, which fits (checked
+        // where the types are named), so the length fits a byte.
+        let len = u8::try_from(prefix.len() + Self::CHARS).unwrap_or(0);
+        Some(IdText(Text::Decoded(text, len)))
     }
 }
 
-impl<const N: usize> std::fmt::Debug for Fixed<N> {
+/// A base62 character's code in a [`Packed`] id: `0`–`9` are 1–10, `A`–`Z` 11–36, `a`–`z`
+/// 37–62.
+fn code(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0' + 1),
+        b'A'..=b'Z' => Some(c - b'A' + 11),
+        b'a'..=b'z' => Some(c - b'a' + 37),
+        _ => None,
+    }
+}
+
+/// The character of a code ([`code`]); a code no character has (never packed) reads as `?`.
+fn character(code: u8) -> u8 {
+    match code {
+        1..=10 => b'0' + code - 1,
+        11..=36 => b'A' + code - 11,
+        37..=62 => b'a' + code - 37,
+        _ => b'?',
+    }
+}
+
+impl<const BYTES: usize> std::fmt::Debug for Packed<BYTES> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.get().unwrap_or_default(), f)
+        // The characters after the prefix, which the field's type implies.
+        std::fmt::Debug::fmt(&self.get("").unwrap_or(IdText::EMPTY), f)
+    }
+}
+
+/// An id as an entry gives it back: the text, when the entry holds it as text (in [`Rare`]), or
+/// decoded from its packed form into this value. It reads as a `str` ([`IdText::as_str`]).
+#[derive(Clone, Copy)]
+pub struct IdText<'a>(Text<'a>);
+
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    Held(&'a str),
+    /// The bytes, of which the first `.1` are the id.
+    Decoded([u8; LONGEST_PACKED], u8),
+}
+
+impl<'a> IdText<'a> {
+    const EMPTY: Self = Self(Text::Held(""));
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Text::Held(text) => text,
+            // Written from ASCII characters only: the fallback is never taken.
+            Text::Decoded(bytes, len) => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or(""),
+        }
+    }
+}
+
+impl std::ops::Deref for IdText<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for IdText<'_> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for IdText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for IdText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for IdText<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for IdText<'_> {}
+
+impl PartialEq<str> for IdText<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for IdText<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<IdText<'_>> for String {
+    fn from(id: IdText<'_>) -> Self {
+        id.as_str().to_owned()
     }
 }
 
@@ -178,8 +331,13 @@ struct Rare {
     /// When each secret stops working, by [`CachedSecret::index`] ([`NEVER`] for one that does
     /// not); empty when none does.
     secret_ends: Box<[UnixTime]>,
-    /// When each of `more_secrets` was last used, not yet written ([`NOT_USED`] when nothing is).
-    more_used: Box<[AtomicI64]>,
+    /// When each of `more_secrets` was last used, not yet written ([`held_time`]; [`NOT_USED`]
+    /// when nothing is).
+    more_used: Box<[AtomicU32]>,
+    /// The first entry of the client, whose limit cell this entry counts in instead of its
+    /// own (see [`CredentialCache::entry`]): only for an entry made after an earlier one of the
+    /// same client, when a credential was changed.
+    limit_holder: Option<Arc<CachedCredential>>,
 }
 
 impl Rare {
@@ -191,6 +349,7 @@ impl Rare {
             && self.name.is_none()
             && self.tokens_revoked_before.is_none()
             && self.secret_ends.is_empty()
+            && self.limit_holder.is_none()
     }
 }
 
@@ -242,14 +401,14 @@ impl std::hash::Hash for ByJson {
 struct CachedSecret {
     hash: SecretHash,
     /// The id when it has the generated form, else `Rare::secret_ids[slot]`.
-    id: Fixed<SECRET_ID_LEN>,
+    id: PackedSecretId,
     slot: u8,
     /// Its place among the credential's secrets: its end is `Rare::secret_ends[index]`.
     index: u8,
 }
 
 impl CachedSecret {
-    const NONE: Self = Self { hash: SecretHash([0; 32]), id: Fixed::NONE, slot: 0, index: 0 };
+    const NONE: Self = Self { hash: SecretHash([0; 32]), id: Packed::NONE, slot: 0, index: 0 };
 }
 
 impl std::fmt::Debug for CachedCredential {
@@ -299,8 +458,8 @@ impl CachedCredential {
             tokens_revoked_before,
             ..Rare::default()
         };
-        let fixed_id = Fixed::new(client_id.as_str());
-        if fixed_id.is_none() {
+        let packed_id = Packed::new(client_id.as_str(), CLIENT_ID_PREFIX);
+        if packed_id.is_none() {
             rare.client_id = Some(client_id.into_string().into_boxed_str());
         }
         let mut odd_ids = Vec::new();
@@ -311,9 +470,9 @@ impl CachedCredential {
         };
         rare.secret_ends = ends;
         let mut cached = secrets.into_iter().enumerate().map(|(index, s)| {
-            let id = Fixed::new(&s.id).unwrap_or_else(|| {
+            let id = Packed::new(&s.id, SECRET_ID_PREFIX).unwrap_or_else(|| {
                 odd_ids.push(s.id.into_boxed_str());
-                Fixed::NONE
+                Packed::NONE
             });
             // At most MAX_LIVE_SECRETS (5) secrets: the slot and index always fit.
             let slot = u8::try_from(odd_ids.len().saturating_sub(1)).unwrap_or(u8::MAX);
@@ -323,7 +482,7 @@ impl CachedCredential {
         let first_secret = cached.next();
         let more_secrets: Box<[CachedSecret]> = cached.collect();
         let count = usize::from(first_secret.is_some()) + more_secrets.len();
-        rare.more_used = more_secrets.iter().map(|_| AtomicI64::new(NOT_USED)).collect();
+        rare.more_used = more_secrets.iter().map(|_| AtomicU32::new(NOT_USED)).collect();
         rare.more_secrets = more_secrets;
         rare.secret_ids = odd_ids.into_boxed_slice();
         let profile = shared().intern(org, permissions, audiences, claims);
@@ -333,12 +492,11 @@ impl CachedCredential {
             revision,
             expires_at: or_never(expires_at),
             limit: AtomicU64::new(0),
-            limit_holder: None,
             network: AtomicU64::new(0),
             tokens: AtomicU64::new(0),
-            first_used: AtomicI64::new(NOT_USED),
+            first_used: AtomicU32::new(NOT_USED),
             first_secret: first_secret.unwrap_or(CachedSecret::NONE),
-            client_id: fixed_id.unwrap_or(Fixed::NONE),
+            client_id: packed_id.unwrap_or(Packed::NONE),
             token_lifetime_secs,
             // A stored limit of u32::MAX (tokenmint writes at most 1,000,000) stays a limit
             // of its own, as good as none.
@@ -350,10 +508,15 @@ impl CachedCredential {
         }
     }
 
-    pub fn client_id(&self) -> &str {
-        match self.client_id.get() {
+    /// Its client id: decoded from the entry when it has the generated form.
+    pub fn client_id(&self) -> IdText<'_> {
+        match self.client_id.get(CLIENT_ID_PREFIX) {
             Some(id) => id,
-            None => self.rare.as_ref().and_then(|r| r.client_id.as_deref()).unwrap_or_default(),
+            None => self
+                .rare
+                .as_ref()
+                .and_then(|r| r.client_id.as_deref())
+                .map_or(IdText::EMPTY, |id| IdText(Text::Held(id))),
         }
     }
 
@@ -367,10 +530,11 @@ impl CachedCredential {
         self.rare.as_ref().and_then(|r| r.name.as_deref()).unwrap_or_default()
     }
 
-    /// What a token hook is told of this credential.
-    pub fn hook_subject(&self) -> crate::hook::Subject<'_> {
+    /// What a token hook is told of this credential, whose id ([`Self::client_id`]) the caller
+    /// has at hand.
+    pub fn hook_subject<'a>(&'a self, client_id: &'a str) -> crate::hook::Subject<'a> {
         crate::hook::Subject {
-            client_id: self.client_id(),
+            client_id,
             name: self.name(),
             org: self.org(),
             environment: self.environment,
@@ -462,20 +626,24 @@ impl CachedCredential {
             .unwrap_or(NEVER)
     }
 
-    fn secret_id<'a>(&'a self, secret: &'a CachedSecret) -> &'a str {
-        match secret.id.get() {
+    fn secret_id<'a>(&'a self, secret: &CachedSecret) -> IdText<'a> {
+        match secret.id.get(SECRET_ID_PREFIX) {
             Some(id) => id,
             None => self
                 .rare
                 .as_ref()
                 .and_then(|r| r.secret_ids.get(usize::from(secret.slot)))
-                .map_or("", |id| id),
+                .map_or(IdText::EMPTY, |id| IdText(Text::Held(id))),
         }
     }
 
     /// [`Credential::authenticate`], on what is kept, by the same rules; the matching secret's
     /// id is returned.
-    pub fn authenticate(&self, presented: &SecretHash, now: UnixTime) -> Result<&str, AuthFailure> {
+    pub fn authenticate(
+        &self,
+        presented: &SecretHash,
+        now: UnixTime,
+    ) -> Result<IdText<'_>, AuthFailure> {
         standing::authenticate(
             self.secrets(),
             |s| (&s.hash, unless_never(self.secret_end(s))),
@@ -504,7 +672,11 @@ impl CachedCredential {
 
     /// The state of its token-request limit, for [`tokenmint_http::Limits::check_in`].
     pub fn limit_cell(&self) -> &AtomicU64 {
-        self.limit_holder.as_ref().map_or(&self.limit, |h| &h.limit)
+        self.limit_holder().map_or(&self.limit, |h| &h.limit)
+    }
+
+    fn limit_holder(&self) -> Option<&Arc<CachedCredential>> {
+        self.rare.as_ref().and_then(|r| r.limit_holder.as_ref())
     }
 
     /// Notes the network of a use (a non-zero key, [`crate::alerts::network_key`]) and returns
@@ -545,8 +717,12 @@ impl CachedCredential {
     }
 
     /// Notes that the secret `secret_id` was used at `at`; false when it is none of the entry's
-    /// secrets (a key's thumbprint), whose use the caller must keep.
+    /// secrets (a key's thumbprint) or `at` is a time the entry cannot hold ([`held_time`]):
+    /// a use the caller must keep.
     pub(crate) fn note_secret(&self, secret_id: &str, at: UnixTime) -> bool {
+        let Some(at) = held_time(at) else {
+            return false;
+        };
         for (i, s) in self.secrets().enumerate() {
             if self.secret_id(s) == secret_id {
                 let cell = match i.checked_sub(1) {
@@ -580,22 +756,23 @@ impl CachedCredential {
     }
 
     /// Takes the last-used times not yet written: (secret id, time) each.
-    pub(crate) fn take_last_used(&self) -> impl Iterator<Item = (&str, UnixTime)> {
+    pub(crate) fn take_last_used(&self) -> impl Iterator<Item = (IdText<'_>, UnixTime)> {
         let more = self.rare.as_ref().map_or(&[][..], |r| &r.more_used);
         self.secrets().zip(std::iter::once(&self.first_used).chain(more)).filter_map(|(s, cell)| {
             let at = cell.swap(NOT_USED, Ordering::AcqRel);
-            (at != NOT_USED).then(|| (self.secret_id(s), at))
+            (at != NOT_USED).then(|| (self.secret_id(s), UnixTime::from(at)))
         })
     }
 
     /// The entry whose cell is the client's: this one or its holder.
     fn limit_root(self: &Arc<Self>) -> Arc<Self> {
-        self.limit_holder.clone().unwrap_or_else(|| self.clone())
+        self.limit_holder().cloned().unwrap_or_else(|| self.clone())
     }
 
-    /// The entry with the limit's state and the last network of the entries before it.
+    /// The entry with the limit's state and the last network of the entries before it. The
+    /// holder is kept beside the entry ([`Rare`]), as few entries have one.
     fn taking_over(mut self, holder: Arc<CachedCredential>, network: u64) -> Self {
-        self.limit_holder = Some(holder);
+        self.rare.get_or_insert_with(Box::default).limit_holder = Some(holder);
         self.network = AtomicU64::new(network);
         self
     }
@@ -607,7 +784,7 @@ impl CachedCredential {
     #[cfg(test)]
     pub fn to_credential(&self) -> Credential {
         Credential {
-            client_id: tokenmint_core::ClientId::parse(self.client_id())
+            client_id: tokenmint_core::ClientId::parse(&self.client_id())
                 .expect("read from a ClientId"),
             name: self.name().to_owned(),
             org: self.profile.org.to_string(),
@@ -790,7 +967,7 @@ impl CredentialCache {
     /// limit's state of the client's entries before it (a new one for a client never seen).
     pub fn entry(&self, credential: Credential) -> Arc<CachedCredential> {
         let entry = CachedCredential::compact(credential, self.keep_names);
-        let key = self.key(entry.client_id());
+        let key = self.key(&entry.client_id());
         let mut unheld = self.unheld();
         let before = match self.entries.peek(&key) {
             Some(Slot::Known(c)) if c.client_id() == entry.client_id() => {
@@ -989,7 +1166,10 @@ mod tests {
             [([1; 32], 499), ([1; 32], 500), ([2; 32], 999), ([3; 32], 1), ([2; 32], 1000)]
         {
             let h = SecretHash(hash);
-            assert_eq!(e.authenticate(&h, now), c.authenticate(&h, now).map(|s| s.id.as_str()));
+            assert_eq!(
+                e.authenticate(&h, now).map(String::from),
+                c.authenticate(&h, now).map(|s| s.id.clone())
+            );
         }
         assert_eq!(e.all_scopes(), "billing:read billing:write");
         assert_eq!(e.permissions(), &c.permissions);
@@ -1010,9 +1190,12 @@ mod tests {
         assert!(e.rare.as_ref().is_some_and(|r| r.client_id.is_none() && r.secret_ids.is_empty()));
         for (hash, now) in [([1; 32], 499), ([1; 32], 500), ([2; 32], 1)] {
             let h = SecretHash(hash);
-            assert_eq!(e.authenticate(&h, now), c.authenticate(&h, now).map(|s| s.id.as_str()));
+            assert_eq!(
+                e.authenticate(&h, now).map(String::from),
+                c.authenticate(&h, now).map(|s| s.id.clone())
+            );
         }
-        assert_eq!(e.authenticate(&SecretHash([1; 32]), 1), Ok("sec_0123456789abcdef"));
+        assert_eq!(e.authenticate(&SecretHash([1; 32]), 1).unwrap(), "sec_0123456789abcdef");
         assert_eq!((e.rate_limit_per_minute(), e.expires_at()), (None, None));
         assert_eq!(e.tokens_revoked_before(), None);
         let ending = CredentialCache::new(16).without_names().entry(c.clone());
@@ -1044,10 +1227,82 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_one_block_of_at_most_168_bytes() {
-        // 168 B and the `Arc`'s two counts make a 192-byte allocation; a field more would
-        // make it larger for every credential in use.
-        assert!(std::mem::size_of::<CachedCredential>() <= 168);
+    fn an_entry_is_one_block_of_at_most_136_bytes() {
+        // 136 B and the `Arc`'s two counts make a 152-byte allocation, which the allocator
+        // serves from a smaller size class than 192; a field more would make it larger for
+        // every credential in use.
+        assert!(std::mem::size_of::<CachedCredential>() <= 136);
+    }
+
+    #[test]
+    fn ids_of_the_generated_form_are_packed_and_read_back_as_they_were() {
+        let all = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        for window in 0..=all.len() - 24 {
+            let id = format!("tmc_{}", &all[window..window + 24]);
+            let packed = PackedClientId::new(&id, CLIENT_ID_PREFIX).unwrap();
+            assert_eq!(packed.get(CLIENT_ID_PREFIX).unwrap(), id.as_str());
+            let secret = format!("sec_{}", &all[window..window + 16]);
+            let packed = PackedSecretId::new(&secret, SECRET_ID_PREFIX).unwrap();
+            assert_eq!(packed.get(SECRET_ID_PREFIX).unwrap(), secret.as_str());
+        }
+        for generated in 0..100 {
+            let id = tokenmint_core::ClientId::generate();
+            let secret = tokenmint_core::ids::random_id(SECRET_ID_PREFIX, 16);
+            let c = Packed::<18>::new(id.as_str(), CLIENT_ID_PREFIX);
+            let s = Packed::<12>::new(&secret, SECRET_ID_PREFIX);
+            assert_eq!(
+                c.and_then(|c| c.get(CLIENT_ID_PREFIX)).unwrap(),
+                id.as_str(),
+                "{generated}"
+            );
+            assert_eq!(s.and_then(|s| s.get(SECRET_ID_PREFIX)).unwrap(), secret.as_str());
+        }
+        // Any other form is not packed: another prefix, length or character.
+        for odd in [
+            "tmc_0123456789abcdefghijKLM",
+            "tmc_0123456789abcdefghijKLMNO",
+            "tmx_0123456789abcdefghijKLMN",
+            "tmc_0123456789abcdefghij-LMN",
+            "tmc_0123456789abcdefghij_LMN",
+            "0123456789abcdefghijKLMNOPQR",
+        ] {
+            assert!(PackedClientId::new(odd, CLIENT_ID_PREFIX).is_none(), "{odd}");
+        }
+        assert!(PackedSecretId::new("sec_0123456789abcde~", SECRET_ID_PREFIX).is_none());
+        assert_eq!(PackedClientId::NONE.get(CLIENT_ID_PREFIX), None);
+    }
+
+    #[test]
+    fn ids_of_another_form_are_kept_as_text_beside_the_entry() {
+        let mut c = credential("tmc_0123456789abcdefghij-LMN", "acme");
+        c.secrets[0].id = "sec_0123456789abcde-".into();
+        c.secrets[1].id = "sec_0123456789abcdeZ".into();
+        let e = CachedCredential::new(c.clone());
+        assert_eq!(e.client_id(), "tmc_0123456789abcdefghij-LMN");
+        let rare = e.rare.as_ref().unwrap();
+        assert_eq!(rare.client_id.as_deref(), Some("tmc_0123456789abcdefghij-LMN"));
+        assert_eq!(rare.secret_ids.len(), 1);
+        assert_eq!(&*rare.secret_ids[0], "sec_0123456789abcde-");
+        assert_eq!(e.authenticate(&SecretHash([1; 32]), 1).unwrap(), "sec_0123456789abcde-");
+        assert_eq!(e.authenticate(&SecretHash([2; 32]), 1).unwrap(), "sec_0123456789abcdeZ");
+        assert_eq!(e.to_credential().client_id, c.client_id);
+        let cache = CredentialCache::new(16);
+        cache.refresh("tmc_0123456789abcdefghij-LMN", Some(Arc::new(e)), cache.epoch());
+        assert!(cache.peek("tmc_0123456789abcdefghij-LMN").is_some_and(|e| e.is_some()));
+        assert!(cache.peek("tmc_0123456789abcdefghij-LMO").is_none());
+    }
+
+    #[test]
+    fn a_last_used_time_the_entry_cannot_hold_is_handed_back() {
+        let e = CachedCredential::new(credential("tmc_a", "acme"));
+        for at in [0, -1, i64::from(u32::MAX) + 1, UnixTime::MIN, UnixTime::MAX] {
+            assert!(!e.note_secret("sec_0123456789abcdef", at), "{at}");
+        }
+        assert_eq!(e.take_last_used().count(), 0);
+        assert!(e.note_secret("sec_0123456789abcdef", i64::from(u32::MAX)));
+        assert!(e.note_secret("sec_0123456789abcdef", 1));
+        let used: Vec<_> = e.take_last_used().map(|(s, at)| (String::from(s), at)).collect();
+        assert_eq!(used, [("sec_0123456789abcdef".to_owned(), i64::from(u32::MAX))]);
     }
 
     #[test]
@@ -1115,6 +1370,7 @@ mod tests {
         let after = cache.entry(edited);
         cache.refresh("tmc_a", Some(after.clone()), cache.epoch());
         assert_eq!(cache.unheld_limits(), 0, "held by the new entry");
+        assert!(before.limit_holder().is_none() && after.limit_holder().is_some(), "beside it");
         assert!(!check(&after, 0), "an edit hands out no fresh burst");
         // A request still holding the old entry counts against the same state.
         assert!(check(&after, 20));
@@ -1181,7 +1437,7 @@ mod tests {
         assert_eq!(e.note_token(185), Some((120, 2)));
         assert_eq!(e.take_tokens(), Some((180, 1)));
         assert_eq!(e.take_tokens(), None);
-        let used: Vec<_> = e.take_last_used().map(|(s, at)| (s.to_owned(), at)).collect();
+        let used: Vec<_> = e.take_last_used().map(|(s, at)| (String::from(s), at)).collect();
         assert_eq!(
             used,
             [

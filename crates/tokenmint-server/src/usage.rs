@@ -9,8 +9,9 @@
 //! twice) and writes it in batches.
 //!
 //! What an entry cannot hold is kept beside it: the tokens of an earlier minute that a later
-//! minute pushed out before they were written, and the last-used times of keys
-//! (`private_key_jwt`), which are not secrets of the entry. An entry dropped from the cache
+//! minute pushed out before they were written, the last-used times of keys
+//! (`private_key_jwt`), which are not secrets of the entry, and a last-used time outside what
+//! an entry holds (seconds in 32 bits, 1970 to 2106). An entry dropped from the cache
 //! (changed, invalidated) while it has usage to write stays on the list until it is written.
 //!
 //! Counts that the store refused are kept and written with the next round; last-used times
@@ -64,7 +65,7 @@ impl UsageRecorder {
             let mut loose = lock(&self.shared.loose);
             let slot = loose
                 .last_used
-                .entry((credential.client_id().to_owned(), secret_id.to_owned()))
+                .entry((String::from(credential.client_id()), secret_id.to_owned()))
                 .or_insert(at);
             *slot = (*slot).max(at);
         }
@@ -124,7 +125,7 @@ impl UsageQueue {
         let loose = std::mem::take(&mut *lock(&self.shared.loose));
         let mut batch = Batch { counts: std::mem::take(&mut self.retry), last_used: Vec::new() };
         for (entry, minute, n) in loose.pushed_out {
-            batch.count(entry.client_id(), minute, n);
+            batch.count(&entry.client_id(), minute, n);
         }
         batch.last_used = loose
             .last_used
@@ -142,12 +143,12 @@ impl UsageQueue {
         for entry in self.taking.drain(start..) {
             entry.unlist();
             if let Some((minute, n)) = entry.take_tokens() {
-                batch.count(entry.client_id(), minute, n);
+                batch.count(&entry.client_id(), minute, n);
             }
             for (secret_id, at) in entry.take_last_used() {
                 batch.last_used.push(Usage {
-                    client_id: entry.client_id().to_owned(),
-                    secret_id: secret_id.to_owned(),
+                    client_id: String::from(entry.client_id()),
+                    secret_id: String::from(secret_id),
                     at,
                 });
             }

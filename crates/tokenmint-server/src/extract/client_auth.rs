@@ -162,7 +162,7 @@ pub async fn authenticate_client(
             // Single use, checked last: only an assertion that passed every other check uses
             // up its jti, so a refused one cannot be made to spoil a good one's.
             let id = credential.client_id();
-            match use_once(state, id, &verified, now).await {
+            match use_once(state, &id, &verified, now).await {
                 Ok(true) => Ok(AuthenticatedClient {
                     credential,
                     secret_id: format!("key:{}", verified.key_thumbprint),
@@ -230,7 +230,7 @@ fn check(
     match (presented, entry) {
         (Presented::Secret(hash), Some(cached)) => cached
             .authenticate(hash, now)
-            .map(|id| Proven::Secret(id.to_owned()))
+            .map(|id| Proven::Secret(String::from(id)))
             .map_err(|f| (f, None)),
         (Presented::Secret(hash), None) => {
             let _ = std::hint::black_box(hash.matches(&DUMMY_HASH));
@@ -239,7 +239,7 @@ fn check(
         (Presented::Assertion(a), Some(cached)) => {
             let c = cached;
             let audiences = &state.assertion_audiences;
-            let verified = assertion::verify(a, c.client_id(), c.public_keys(), audiences, now)
+            let verified = assertion::verify(a, &c.client_id(), c.public_keys(), audiences, now)
                 .map_err(|e| (AuthFailure::InvalidAssertion, Some(e)))?;
             c.usable(now).map_err(|f| (f, None))?;
             Ok(Proven::Assertion(verified))

@@ -137,7 +137,7 @@ async fn introspect(
 /// ones its credential grants.
 pub fn client_actor(c: &crate::cache::CachedCredential) -> Actor {
     Actor::Credential {
-        client_id: c.client_id().to_owned(),
+        client_id: String::from(c.client_id()),
         org: c.org().to_owned(),
         scopes: SystemScopes::from_fn(|s| c.permissions().has_system(s)),
         token: None,

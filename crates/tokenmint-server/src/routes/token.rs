@@ -119,18 +119,16 @@ async fn issue(
         .map_err(|(reason, f)| Refusal::new(reason, Some(req.auth.client_id.clone()), f))?;
     let cached = &client.credential;
     let credential = cached.as_ref();
+    // Decoded from the entry once, for all that names the client below.
+    let client_id = credential.client_id();
+    let client_id = client_id.as_str();
 
     // The limit is checked before the expensive part: signing.
     let limit = credential.rate_limit_per_minute().unwrap_or(state.config.token_rate_limit);
     let rate = if limit > 0 {
         match state
             .limits
-            .check_in(
-                credential.client_id(),
-                credential.limit_cell(),
-                limit,
-                std::time::Duration::from_secs(60),
-            )
+            .check_in(client_id, credential.limit_cell(), limit, std::time::Duration::from_secs(60))
             .await
         {
             Decision::Allowed { remaining, reset_secs } => Some((remaining, reset_secs)),
@@ -139,18 +137,13 @@ async fn issue(
                 state.metrics.refused("rate_limited");
                 let refusal = Refusal::new(
                     "rate_limited",
-                    Some(presented(credential.client_id())),
+                    Some(presented(client_id)),
                     OAuthFailure::rate_limited(retry_after_secs),
                 );
                 audit_refusal(state, "token", &refusal, ip);
                 state
                     .alerts
-                    .on_rate_limited(
-                        credential.client_id(),
-                        credential.org(),
-                        state.now(),
-                        &state.audit,
-                    )
+                    .on_rate_limited(client_id, credential.org(), state.now(), &state.audit)
                     .await;
                 let mut res = refusal.failure.into_response();
                 rate_headers(res.headers_mut(), limit, 0, retry_after_secs);
@@ -179,7 +172,7 @@ async fn issue(
             grant::GrantError::InvalidScope(_) => "invalid_scope",
             grant::GrantError::InvalidTarget(_) => "invalid_target",
         };
-        Refusal::new(reason, Some(presented(credential.client_id())), OAuthFailure::from(e))
+        Refusal::new(reason, Some(presented(client_id)), OAuthFailure::from(e))
     })?;
     // The provider's hook, when configured: it may add claims, narrow the scope or refuse.
     // A token whose every scope is a tokenmint:* one never asks it: such a token is for
@@ -198,7 +191,10 @@ async fn issue(
                 audiences: &req.audiences,
                 granted_scope: &grant.scope,
             };
-            match hook.decide(&credential.hook_subject(), cached.claims(), asked, now).await {
+            match hook
+                .decide(&credential.hook_subject(client_id), cached.claims(), asked, now)
+                .await
+            {
                 Ok(answer) => Some(answer),
                 Err(failure) => {
                     let refuse = hook.config.on_failure == OnFailure::Refuse;
@@ -209,7 +205,7 @@ async fn issue(
                     // strict reader quote are escaped already (`"a\n"`), so they are not
                     // escaped a second time; anything else that must be is.
                     let error = tokenmint_core::SafeText::composed(&failure.to_string());
-                    tracing::warn!(client_id = credential.client_id(), %error, policy = outcome, "token hook failed");
+                    tracing::warn!(client_id, %error, policy = outcome, "token hook failed");
                     if refuse {
                         // A hook that answered something unusable is a bug to fix on the
                         // provider's side, not an outage: the audit trail tells them apart.
@@ -219,7 +215,7 @@ async fn issue(
                         };
                         return Err(Refusal::new(
                             reason,
-                            Some(presented(credential.client_id())),
+                            Some(presented(client_id)),
                             OAuthFailure::hook_unavailable(),
                         ));
                     }
@@ -236,20 +232,19 @@ async fn issue(
             match (malformed, said) {
                 (None, Some(said)) => {
                     let said = tokenmint_core::SafeText::new(said);
-                    tracing::info!(client_id = credential.client_id(), reason = %said, "the token hook refused the token")
+                    tracing::info!(client_id, reason = %said, "the token hook refused the token")
                 }
-                (None, None) => tracing::info!(
-                    client_id = credential.client_id(),
-                    "the token hook refused the token, giving no reason"
-                ),
+                (None, None) => {
+                    tracing::info!(client_id, "the token hook refused the token, giving no reason")
+                }
                 (Some(why), _) => {
                     let why = tokenmint_core::SafeText::composed(why);
-                    tracing::warn!(client_id = credential.client_id(), answer = %why, "the token hook refused the token with an answer that is otherwise malformed; refused as it says");
+                    tracing::warn!(client_id, answer = %why, "the token hook refused the token with an answer that is otherwise malformed; refused as it says");
                 }
             }
             let mut refusal = Refusal::new(
                 "hook_denied",
-                Some(presented(credential.client_id())),
+                Some(presented(client_id)),
                 OAuthFailure::new(OAuthErrorCode::AccessDenied, reason.clone()),
             );
             refusal.provider_reason.clone_from(said);
@@ -263,8 +258,8 @@ async fn issue(
     let jti = credential.new_token_id(now_micros);
     let claims = ClaimsRef {
         iss: &state.issuer,
-        sub: credential.client_id(),
-        client_id: credential.client_id(),
+        sub: client_id,
+        client_id,
         aud: match &grant.audience {
             GrantedAudience::One(a) => AudienceRef::One(a),
             GrantedAudience::Many(m) => AudienceRef::Many(m),
@@ -279,11 +274,7 @@ async fn issue(
     };
     let token = jwt::encode(&keys.signing, &claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
-        Refusal::new(
-            "server_error",
-            Some(presented(credential.client_id())),
-            OAuthFailure::server_error(),
-        )
+        Refusal::new("server_error", Some(presented(client_id)), OAuthFailure::server_error())
     })?;
     state.metrics.issued(keys.signing.alg());
     if state.config.metrics_per_org {
@@ -302,11 +293,7 @@ async fn issue(
     };
     let body = serde_json::to_vec(&body).map_err(|e| {
         tracing::error!(error = %e, "the token response could not be written");
-        Refusal::new(
-            "server_error",
-            Some(presented(credential.client_id())),
-            OAuthFailure::server_error(),
-        )
+        Refusal::new("server_error", Some(presented(client_id)), OAuthFailure::server_error())
     })?;
     let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();
