@@ -3,7 +3,14 @@
 //! Two families, because the RFCs ask for two shapes: the OAuth endpoints answer RFC 6749
 //! §5.2 JSON (`{"error", "error_description"}`), everything else RFC 9457 problem details.
 //! A 500 says nothing internal; the detail goes to the log with the request's id.
+//!
+//! The service layer ([`crate::service`], [`crate::users`]) knows no transport and fails with
+//! a [`ServiceError`]; `impl From<ServiceError> for ApiError` below is the one place such a
+//! failure becomes a status and a problem body, for the admin API and (through
+//! [`crate::portal::PortalError`]) the portal's pages alike. A store error reaches HTTP the same
+//! way, through the service layer's reading of it.
 
+use crate::service::ServiceError;
 use crate::service::policy::Needs;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -247,29 +254,27 @@ impl ApiError {
     }
 }
 
+/// The one mapping of a service failure to HTTP.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound(what) => Self::NotFound(what),
+            ServiceError::Invalid { field, message } => Self::Validation { field, message },
+            ServiceError::Conflict(message) => Self::Conflict(message),
+            ServiceError::Denied { reason, needs } => {
+                Self::Forbidden { reason: Cow::Borrowed(reason), needs }
+            }
+            ServiceError::Unavailable(message) => Self::Unavailable(message),
+            ServiceError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+/// A store error met outside an operation (authenticating a token, the signing keys, the
+/// audit listing) is answered as the service layer reads it.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(what) => Self::NotFound(Cow::Borrowed(what)),
-            StoreError::Conflict(msg) => Self::Conflict(msg),
-            // Invalid input like any other query parameter (422 naming it), as the audit
-            // listing's cursor and the search's page link are.
-            StoreError::InvalidCursor => Self::Validation {
-                field: Cow::Borrowed("cursor"),
-                message: StoreError::InvalidCursor.to_string(),
-            },
-            // A guard's refusal says what happened and what to do; it is a conflict with the
-            // state the request met at commit time.
-            StoreError::Refused(why) => Self::Conflict(why.to_string()),
-            StoreError::Unavailable(msg) => {
-                tracing::warn!(error = %msg, "database unavailable");
-                Self::Unavailable(
-                    "the database is unavailable; changes cannot be saved right now, retry shortly"
-                        .into(),
-                )
-            }
-            other => Self::Internal(other.to_string()),
-        }
+        ServiceError::from(e).into()
     }
 }
 
@@ -321,4 +326,51 @@ impl IntoResponse for ApiError {
 /// RFC 6750 §3: error_description is a quoted-string of printable ASCII without `"` or `\`.
 fn quote_safe(s: &str) -> String {
     s.chars().filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\').collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(e: impl Into<ApiError>) -> Problem {
+        e.into().to_problem()
+    }
+
+    #[test]
+    fn a_service_error_gets_the_status_and_problem_body_of_its_kind() {
+        let p = problem(ServiceError::not_found("credential"));
+        assert_eq!((p.status, p.detail.as_deref()), (404, Some("credential not found")));
+        let p = problem(ServiceError::invalid("name", "the name is too long"));
+        assert_eq!((p.status, p.title.as_str()), (422, "Invalid input"));
+        assert_eq!(
+            (p.field.as_deref(), p.detail.as_deref()),
+            (Some("name"), Some("the name is too long"))
+        );
+        let p = problem(ServiceError::Conflict("changed concurrently".into()));
+        assert_eq!((p.status, p.detail.as_deref()), (409, Some("changed concurrently")));
+        let p = problem(ServiceError::Internal("secret detail".into()));
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.unwrap_or_default().contains("secret detail"));
+
+        let scope =
+            ServiceError::Denied { reason: "needs admin", needs: Needs::Scope("tokenmint:admin") };
+        let p = problem(scope);
+        assert_eq!((p.status, p.error.as_deref()), (403, Some("insufficient_scope")));
+        assert_eq!(p.required_scope.as_deref(), Some("tokenmint:admin"));
+        let role = ServiceError::Denied { reason: "not yours", needs: Needs::Role("platform") };
+        assert_eq!(problem(role).detail.as_deref(), Some("not yours (needs the role: platform)"));
+    }
+
+    #[test]
+    fn a_store_error_is_answered_as_the_service_layer_reads_it() {
+        let p = problem(StoreError::InvalidCursor);
+        assert_eq!((p.status, p.field.as_deref()), (422, Some("cursor")));
+        let p = problem(StoreError::Unavailable("connection refused".into()));
+        assert_eq!(p.status, 503);
+        assert!(!p.detail.unwrap_or_default().contains("connection refused"));
+        assert_eq!(problem(StoreError::NotFound("organization")).status, 404);
+        assert_eq!(problem(StoreError::Backend("boom".into())).status, 500);
+        let res = ApiError::from(ServiceError::Unavailable("down".into())).into_response();
+        assert_eq!(res.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"5"[..]));
+    }
 }

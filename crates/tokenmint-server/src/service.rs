@@ -5,13 +5,20 @@
 //! through the store in one transaction that re-checks the actor and the platform's last admin
 //! ([`Guard`]), then syncs this process's caches from the change log, so that the change is in
 //! force for the very next token request.
+//!
+//! The layer knows no transport: an operation fails with a [`ServiceError`], which says what
+//! went wrong in the domain's terms, never with a status code or a page. Its callers answer one
+//! failure in their own ways (the admin API with a problem body, a portal form with a message
+//! next to the field), and [`crate::error`] is the one place a `ServiceError` becomes an HTTP
+//! answer; so nothing here imports `axum`, `http` or `crate::error`.
 
+mod error;
 pub mod policy;
 
+pub use error::ServiceError;
 pub use policy::{Action, Actor, AdminLoss, CredentialRef, Denied, Needs, SystemScopes, Target};
 
 use crate::audit::{AuditEvent, AuditKind};
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::sync::sync_now;
 use time::OffsetDateTime;
@@ -39,24 +46,15 @@ pub const MAX_DURATION_SECS: u64 = tokenmint_proto::limits::DURATION_MAX_SECS;
 /// rotation would end (or cut short) the secret the first one just handed out.
 pub const ROTATION_SETTLE_SECS: i64 = 5;
 
-/// Asks the policy, and turns a refusal into the answer. `what` names the target's kind for
-/// "not found".
+/// Asks the policy, and turns a refusal into a [`ServiceError`]. `what` names the target's kind
+/// for "not found".
 pub fn authorize(
     actor: &Actor,
     action: Action,
     target: &Target<'_>,
     what: &'static str,
-) -> Result<(), ApiError> {
-    policy::may(actor, action, target).map_err(|d| denied(d, what))
-}
-
-/// The answer to a refusal of the policy.
-pub fn denied(d: Denied, what: &'static str) -> ApiError {
-    match d {
-        Denied::NotFound => ApiError::not_found(what),
-        Denied::Forbidden { reason, needs } => ApiError::Forbidden { reason: reason.into(), needs },
-        Denied::Conflict { reason } => ApiError::Conflict(reason.into()),
-    }
+) -> Result<(), ServiceError> {
+    policy::may(actor, action, target).map_err(|d| ServiceError::denied(d, what))
 }
 
 /// Which organization a list covers: the one asked for, or, when none is, every organization
@@ -65,7 +63,7 @@ pub fn list_scope(
     actor: &Actor,
     action: Action,
     org: Option<String>,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, ServiceError> {
     match org {
         Some(o) => {
             authorize(actor, action, &Target::Org(&o), "organization")?;
@@ -141,11 +139,11 @@ pub fn key_view(k: &ClientKey) -> dto::PublicKeyInfo {
 
 /// Reads uploaded keys (each a PEM public key, a JWK or a JWK Set), each with the number of
 /// the upload it came from (1-based), for the messages.
-fn parse_keys(uploads: &[String]) -> Result<Vec<(usize, ClientKey)>, ApiError> {
+fn parse_keys(uploads: &[String]) -> Result<Vec<(usize, ClientKey)>, ServiceError> {
     let mut parsed = Vec::new();
     for (i, text) in uploads.iter().enumerate() {
         let keys = assertion::parse_public_keys(text)
-            .map_err(|e| ApiError::validation("public_keys", format!("key {}: {e}", i + 1)))?;
+            .map_err(|e| ServiceError::invalid("public_keys", format!("key {}: {e}", i + 1)))?;
         parsed.extend(keys.into_iter().map(|k| (i + 1, k)));
     }
     Ok(parsed)
@@ -153,14 +151,14 @@ fn parse_keys(uploads: &[String]) -> Result<Vec<(usize, ClientKey)>, ApiError> {
 
 /// Adds parsed keys to `keys`, refusing a duplicate (by thumbprint or kid) and more than
 /// [`assertion::MAX_KEYS`].
-fn add_keys(keys: &mut Vec<ClientKey>, parsed: &[(usize, ClientKey)]) -> Result<(), ApiError> {
+fn add_keys(keys: &mut Vec<ClientKey>, parsed: &[(usize, ClientKey)]) -> Result<(), ServiceError> {
     for (upload, k) in parsed {
         let thumbprint = k.thumbprint();
         if keys
             .iter()
             .any(|have| have.thumbprint() == thumbprint || (k.kid.is_some() && have.kid == k.kid))
         {
-            return Err(ApiError::validation(
+            return Err(ServiceError::invalid(
                 "public_keys",
                 format!(
                     "key {upload}: a key with this {} is already registered",
@@ -171,7 +169,7 @@ fn add_keys(keys: &mut Vec<ClientKey>, parsed: &[(usize, ClientKey)]) -> Result<
         keys.push(k.clone());
     }
     if keys.len() > assertion::MAX_KEYS {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "public_keys",
             format!("a credential holds at most {} public keys", assertion::MAX_KEYS),
         ));
@@ -200,12 +198,12 @@ pub fn org_view(o: &Organization) -> dto::Organization {
 
 /// A name is judged as given (its length, its characters), then trimmed: the bound the
 /// OpenAPI document states (`maxLength`, `pattern`) is this one exactly.
-pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn validate_name(name: &str) -> Result<String, ServiceError> {
     let too_long = name.chars().count() > MAX_NAME_LEN;
     let control = name.chars().any(char::is_control);
     let name = name.trim();
     if name.is_empty() || too_long || control {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "name",
             format!("the name must be 1 to {MAX_NAME_LEN} characters, without control characters"),
         ));
@@ -213,9 +211,9 @@ pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-pub(crate) fn validate_audiences(list: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn validate_audiences(list: &[String]) -> Result<Vec<String>, ServiceError> {
     if list.len() > MAX_AUDIENCES {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "audiences",
             format!("at most {MAX_AUDIENCES} audiences"),
         ));
@@ -226,7 +224,7 @@ pub(crate) fn validate_audiences(list: &[String]) -> Result<Vec<String>, ApiErro
         let too_long = a.chars().count() > MAX_AUDIENCE_LEN;
         let a = a.trim();
         if a.is_empty() || too_long || a.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(ApiError::validation(
+            return Err(ServiceError::invalid(
                 "audiences",
                 format!(
                     "audience '{}' is invalid: use 1 to {MAX_AUDIENCE_LEN} characters without spaces",
@@ -241,8 +239,8 @@ pub(crate) fn validate_audiences(list: &[String]) -> Result<Vec<String>, ApiErro
     Ok(out)
 }
 
-fn parse_claims(field: &'static str, claims: &dto::Claims) -> Result<CustomClaims, ApiError> {
-    CustomClaims::parse(claims.clone()).map_err(|e| ApiError::validation(field, e.to_string()))
+fn parse_claims(field: &'static str, claims: &dto::Claims) -> Result<CustomClaims, ServiceError> {
+    CustomClaims::parse(claims.clone()).map_err(|e| ServiceError::invalid(field, e.to_string()))
 }
 
 /// What a claims edit is about, for the policy: the credential, and whether every claim it
@@ -261,12 +259,15 @@ pub fn claims_target<'a>(
 }
 
 /// Refuses an edit that both sets and removes one claim.
-fn check_claims_edit(set: Option<&dto::Claims>, remove: Option<&[String]>) -> Result<(), ApiError> {
+fn check_claims_edit(
+    set: Option<&dto::Claims>,
+    remove: Option<&[String]>,
+) -> Result<(), ServiceError> {
     tokenmint_core::claims::check_edit(
         set.into_iter().flat_map(|c| c.keys()),
         remove.unwrap_or_default(),
     )
-    .map_err(|e| ApiError::validation("remove_claims", e.to_string()))
+    .map_err(|e| ServiceError::invalid("remove_claims", e.to_string()))
 }
 
 /// Applies a claims edit (`set`, then `remove`) to `current`.
@@ -274,17 +275,17 @@ fn edit_claims(
     current: &CustomClaims,
     set: Option<&dto::Claims>,
     remove: Option<&[String]>,
-) -> Result<CustomClaims, ApiError> {
+) -> Result<CustomClaims, ServiceError> {
     let set = set.map(|c| parse_claims("claims", c)).transpose()?.unwrap_or_default();
     current
         .edited(&set, remove.unwrap_or_default())
-        .map_err(|e| ApiError::validation("claims", e.to_string()))
+        .map_err(|e| ServiceError::invalid("claims", e.to_string()))
 }
 
-pub(crate) fn validate_lifetime(state: &AppState, secs: u32) -> Result<u32, ApiError> {
+pub(crate) fn validate_lifetime(state: &AppState, secs: u32) -> Result<u32, ServiceError> {
     let max = state.config.max_token_lifetime;
     if !(MIN_TOKEN_LIFETIME_SECS..=max).contains(&secs) {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "token_lifetime_seconds",
             format!(
                 "the token lifetime must be between {MIN_TOKEN_LIFETIME_SECS} and {max} seconds"
@@ -294,9 +295,13 @@ pub(crate) fn validate_lifetime(state: &AppState, secs: u32) -> Result<u32, ApiE
     Ok(secs)
 }
 
-fn validate_expiry(now: UnixTime, secs: u64, field: &'static str) -> Result<UnixTime, ApiError> {
+fn validate_expiry(
+    now: UnixTime,
+    secs: u64,
+    field: &'static str,
+) -> Result<UnixTime, ServiceError> {
     if secs == 0 || secs > MAX_DURATION_SECS {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             field,
             format!("must be between 1 and {MAX_DURATION_SECS} seconds"),
         ));
@@ -304,10 +309,10 @@ fn validate_expiry(now: UnixTime, secs: u64, field: &'static str) -> Result<Unix
     Ok(now + secs as i64)
 }
 
-fn validate_rate_limit(n: u32) -> Result<u32, ApiError> {
+fn validate_rate_limit(n: u32) -> Result<u32, ServiceError> {
     use tokenmint_proto::limits::RATE_LIMIT_MAX_PER_MINUTE;
     if n > RATE_LIMIT_MAX_PER_MINUTE {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "rate_limit_per_minute",
             format!("at most {RATE_LIMIT_MAX_PER_MINUTE} per minute (0 turns the limit off)"),
         ));
@@ -317,9 +322,9 @@ fn validate_rate_limit(n: u32) -> Result<u32, ApiError> {
 
 /// Parses permissions, system scopes included: whether the actor may grant those is the
 /// policy's decision, made on the result.
-fn parse_permissions(state: &AppState, items: &[String]) -> Result<Permissions, ApiError> {
+fn parse_permissions(state: &AppState, items: &[String]) -> Result<Permissions, ServiceError> {
     Permissions::parse(items, &state.config.product_areas, true)
-        .map_err(|e| ApiError::validation("permissions", e.to_string()))
+        .map_err(|e| ServiceError::invalid("permissions", e.to_string()))
 }
 
 fn new_secret(
@@ -365,7 +370,7 @@ pub async fn create_credential(
     state: &AppState,
     actor: &Actor,
     input: dto::CreateCredential,
-) -> Result<dto::CreatedCredential, ApiError> {
+) -> Result<dto::CreatedCredential, ServiceError> {
     create_credential_with_keys(state, actor, input.into()).await
 }
 
@@ -375,10 +380,10 @@ pub async fn create_credential_with_keys(
     state: &AppState,
     actor: &Actor,
     new: dto::NewCredential,
-) -> Result<dto::CreatedCredential, ApiError> {
+) -> Result<dto::CreatedCredential, ServiceError> {
     let dto::NewCredential { credential: input, public_keys: uploads, no_secret } = new;
-    let slug =
-        OrgSlug::parse(input.org.trim()).map_err(|e| ApiError::validation("org", e.to_string()))?;
+    let slug = OrgSlug::parse(input.org.trim())
+        .map_err(|e| ServiceError::invalid("org", e.to_string()))?;
     let permissions = parse_permissions(state, &input.permissions)?;
     let target = CredentialRef {
         org: slug.as_str(),
@@ -408,7 +413,7 @@ pub async fn create_credential_with_keys(
     let mut public_keys = Vec::new();
     add_keys(&mut public_keys, &parse_keys(&uploads)?)?;
     if no_secret && public_keys.is_empty() {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "no_secret",
             "a credential without a secret needs at least one public key (public_keys)",
         ));
@@ -455,7 +460,7 @@ pub async fn create_credential_with_keys(
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => {
-                ApiError::validation("org", format!("organization '{slug}' does not exist"))
+                ServiceError::invalid("org", format!("organization '{slug}' does not exist"))
             }
             other => other.into(),
         })?;
@@ -495,7 +500,7 @@ async fn load_credential(
     actor: &Actor,
     client_id: &str,
     action: Action,
-) -> Result<Credential, ApiError> {
+) -> Result<Credential, ServiceError> {
     let found = if ClientId::parse(client_id).is_ok() {
         state.store.get_credential(client_id).await?
     } else {
@@ -508,7 +513,7 @@ async fn load_credential(
         }
         None => {
             authorize(actor, action, &Target::Missing, "credential")?;
-            Err(ApiError::not_found("credential"))
+            Err(ServiceError::not_found("credential"))
         }
     }
 }
@@ -520,7 +525,7 @@ pub async fn check_credential(
     actor: &Actor,
     client_id: &str,
     action: Action,
-) -> Result<Credential, ApiError> {
+) -> Result<Credential, ServiceError> {
     load_credential(state, actor, client_id, action).await
 }
 
@@ -529,7 +534,7 @@ pub async fn get_credential(
     state: &AppState,
     actor: &Actor,
     client_id: &str,
-) -> Result<Credential, ApiError> {
+) -> Result<Credential, ServiceError> {
     load_credential(state, actor, client_id, Action::ReadCredential).await
 }
 
@@ -539,11 +544,11 @@ pub fn page_size(
     field: &'static str,
     asked: Option<u32>,
     size: tokenmint_proto::limits::PageSize,
-) -> Result<u32, ApiError> {
+) -> Result<u32, ServiceError> {
     match asked {
         None => Ok(size.default),
         Some(n) if (1..=size.max).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::validation(
+        Some(n) => Err(ServiceError::invalid(
             field,
             format!("{field} must be 1 to {} (default {}), not {n}", size.max, size.default),
         )),
@@ -556,13 +561,13 @@ pub async fn list_credentials(
     org: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
-) -> Result<dto::Page<dto::Credential>, ApiError> {
+) -> Result<dto::Page<dto::Credential>, ServiceError> {
     let org = list_scope(actor, Action::ListCredentials, org)?;
     let limit = page_size("limit", limit, tokenmint_proto::limits::CREDENTIALS_PAGE)?;
     let filter = CredentialFilter { org, after: cursor, limit };
     let page = state.store.list_credentials(&filter).await.map_err(|e| match e {
         StoreError::Conflict(_) => {
-            ApiError::validation("cursor", "the cursor is invalid; start again without it")
+            ServiceError::invalid("cursor", "the cursor is invalid; start again without it")
         }
         other => other.into(),
     })?;
@@ -572,7 +577,7 @@ pub async fn list_credentials(
 /// A change to make to a credential: it edits the copy it is given (at `now`, microseconds)
 /// and returns the feed entry to append with it, if any.
 type Change<'a> =
-    dyn FnMut(&mut Credential, i64, u32) -> Result<Option<NewRevocation>, ApiError> + Send + 'a;
+    dyn FnMut(&mut Credential, i64, u32) -> Result<Option<NewRevocation>, ServiceError> + Send + 'a;
 
 /// Applies `change` to a fresh copy of the credential and stores it, retrying if another writer
 /// got there first. The policy is asked about the credential as it is, then again about what
@@ -584,7 +589,7 @@ async fn modify(
     client_id: &str,
     action: Action,
     change: &mut Change<'_>,
-) -> Result<Credential, ApiError> {
+) -> Result<Credential, ServiceError> {
     for attempt in 0..3 {
         let current = load_credential(state, actor, client_id, action).await?;
         let now_micros = state.clock.now_micros();
@@ -608,7 +613,7 @@ async fn modify(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict("the credential is being changed concurrently; retry".into()))
+    Err(ServiceError::Conflict("the credential is being changed concurrently; retry".into()))
 }
 
 /// How a change takes an admin credential's use of the admin API away, or schedules its end.
@@ -642,7 +647,7 @@ pub async fn update_credential(
     actor: &Actor,
     client_id: &str,
     input: dto::UpdateCredential,
-) -> Result<dto::Credential, ApiError> {
+) -> Result<dto::Credential, ServiceError> {
     // Refuse an actor who may not edit this credential before saying anything about the input.
     let current = load_credential(state, actor, client_id, Action::EditCredential).await?;
     if input.claims.is_some() || input.remove_claims.is_some() {
@@ -655,13 +660,13 @@ pub async fn update_credential(
         authorize(actor, Action::EditClaims, &target, "credential")?;
     }
     if input.expires_in_seconds.is_some() && input.never_expires == Some(true) {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "never_expires",
             "give either expires_in_seconds or never_expires, not both",
         ));
     }
     if input.rate_limit_per_minute.is_some() && input.clear_rate_limit == Some(true) {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "clear_rate_limit",
             "give either rate_limit_per_minute or clear_rate_limit, not both",
         ));
@@ -675,7 +680,7 @@ pub async fn update_credential(
     if let Some(remove) = &input.remove_claims {
         for name in remove {
             tokenmint_core::claims::check_name(name)
-                .map_err(|e| ApiError::validation("remove_claims", e.to_string()))?;
+                .map_err(|e| ServiceError::invalid("remove_claims", e.to_string()))?;
         }
     }
     check_claims_edit(input.claims.as_ref(), input.remove_claims.as_deref())?;
@@ -764,7 +769,7 @@ pub async fn set_status(
     actor: &Actor,
     client_id: &str,
     status: CredentialStatus,
-) -> Result<dto::Credential, ApiError> {
+) -> Result<dto::Credential, ServiceError> {
     let action = match status {
         CredentialStatus::Deactivated => Action::DeactivateCredential,
         CredentialStatus::Active => Action::ActivateCredential,
@@ -806,7 +811,7 @@ pub async fn revoke_tokens(
     state: &AppState,
     actor: &Actor,
     client_id: &str,
-) -> Result<dto::TokensRevoked, ApiError> {
+) -> Result<dto::TokensRevoked, ServiceError> {
     let c = modify(state, actor, client_id, Action::RevokeCredentialTokens, &mut |c, now, max| {
         Ok(Some(revoke_all(c, now, max)))
     })
@@ -833,10 +838,10 @@ pub async fn rotate_secret(
     actor: &Actor,
     client_id: &str,
     input: dto::RotateSecret,
-) -> Result<dto::RotatedSecret, ApiError> {
+) -> Result<dto::RotatedSecret, ServiceError> {
     rotate_secret_or_refusal(state, actor, client_id, input)
         .await?
-        .map_err(|why| ApiError::from(StoreError::Refused(why)))
+        .map_err(|why| ServiceError::from(StoreError::Refused(why)))
 }
 
 /// [`rotate_secret`], with the store's refusal (a rotation moments ago, too many live secrets)
@@ -847,11 +852,11 @@ pub async fn rotate_secret_or_refusal(
     actor: &Actor,
     client_id: &str,
     input: dto::RotateSecret,
-) -> Result<Result<dto::RotatedSecret, Refusal>, ApiError> {
+) -> Result<Result<dto::RotatedSecret, Refusal>, ServiceError> {
     let c = load_credential(state, actor, client_id, Action::RotateSecret).await?;
     let overlap = input.overlap_seconds.unwrap_or(DEFAULT_ROTATION_OVERLAP_SECS);
     if overlap > MAX_DURATION_SECS {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "overlap_seconds",
             format!("at most {MAX_DURATION_SECS} seconds"),
         ));
@@ -902,7 +907,7 @@ pub async fn delete_secret(
     actor: &Actor,
     client_id: &str,
     secret_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let c = load_credential(state, actor, client_id, Action::DeleteSecret).await?;
     let guard = guard(state, actor, c.permissions.is_platform_admin());
     state.store.delete_secret(client_id, secret_id, &guard).await?;
@@ -927,9 +932,9 @@ pub async fn add_public_keys(
     actor: &Actor,
     client_id: &str,
     input: dto::AddPublicKeys,
-) -> Result<dto::Credential, ApiError> {
+) -> Result<dto::Credential, ServiceError> {
     if input.keys.is_empty() {
-        return Err(ApiError::validation("keys", "give at least one key"));
+        return Err(ServiceError::invalid("keys", "give at least one key"));
     }
     // Read once; checked against the credential's keys in the write, which authorizes first.
     let parsed = parse_keys(&input.keys)?;
@@ -962,15 +967,15 @@ pub async fn remove_public_key(
     actor: &Actor,
     client_id: &str,
     key_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let c = modify(state, actor, client_id, Action::RemovePublicKey, &mut |c, _, _| {
         let before = c.public_keys.len();
         c.public_keys.retain(|k| !k.is_named(key_id));
         if c.public_keys.len() == before {
-            return Err(ApiError::not_found("public key"));
+            return Err(ServiceError::not_found("public key"));
         }
         if c.public_keys.is_empty() && c.secrets.is_empty() {
-            return Err(ApiError::Conflict(
+            return Err(ServiceError::Conflict(
                 "this is the credential's last public key and it has no secret: nothing could \
                  authenticate as it; register another key first, or deactivate the credential"
                     .into(),
@@ -996,13 +1001,13 @@ pub async fn create_organization(
     state: &AppState,
     actor: &Actor,
     input: dto::CreateOrganization,
-) -> Result<dto::Organization, ApiError> {
+) -> Result<dto::Organization, ServiceError> {
     authorize(actor, Action::CreateOrganization, &Target::Platform, "organization")?;
     let slug = OrgSlug::parse(input.slug.trim())
-        .map_err(|e| ApiError::validation("slug", e.to_string()))?;
+        .map_err(|e| ServiceError::invalid("slug", e.to_string()))?;
     let name = match input.name.as_deref() {
         Some(n) => validate_name(n)
-            .map_err(|_| ApiError::validation("name", "the name must be 1 to 200 characters"))?,
+            .map_err(|_| ServiceError::invalid("name", "the name must be 1 to 200 characters"))?,
         None => slug.to_string(),
     };
     let org = Organization {
@@ -1028,7 +1033,7 @@ pub async fn list_organizations(
     actor: &Actor,
     cursor: Option<&str>,
     limit: Option<u32>,
-) -> Result<dto::Page<dto::Organization>, ApiError> {
+) -> Result<dto::Page<dto::Organization>, ServiceError> {
     authorize(actor, Action::ListOrganizations, &Target::Platform, "organization")?;
     let limit = page_size("limit", limit, tokenmint_proto::limits::ORGANIZATIONS_PAGE)?;
     let page = state.store.list_organizations(cursor, limit).await?;
@@ -1039,7 +1044,7 @@ pub async fn get_organization(
     state: &AppState,
     actor: &Actor,
     slug: &str,
-) -> Result<dto::Organization, ApiError> {
+) -> Result<dto::Organization, ServiceError> {
     match state.store.get_organization(slug).await? {
         Some(org) => {
             authorize(actor, Action::ReadOrganization, &Target::Org(&org.slug), "organization")?;
@@ -1047,7 +1052,7 @@ pub async fn get_organization(
         }
         None => {
             authorize(actor, Action::ReadOrganization, &Target::Missing, "organization")?;
-            Err(ApiError::not_found("organization"))
+            Err(ServiceError::not_found("organization"))
         }
     }
 }
@@ -1057,7 +1062,7 @@ pub async fn update_organization(
     actor: &Actor,
     slug: &str,
     input: dto::UpdateOrganization,
-) -> Result<dto::Organization, ApiError> {
+) -> Result<dto::Organization, ServiceError> {
     let current = match state.store.get_organization(slug).await? {
         Some(org) => {
             authorize(actor, Action::EditOrganization, &Target::Org(&org.slug), "organization")?;
@@ -1065,14 +1070,14 @@ pub async fn update_organization(
         }
         None => {
             authorize(actor, Action::EditOrganization, &Target::Missing, "organization")?;
-            return Err(ApiError::not_found("organization"));
+            return Err(ServiceError::not_found("organization"));
         }
     };
     let name = input.name.as_deref().map(validate_name).transpose()?;
     if let Some(remove) = &input.remove_claims {
         for n in remove {
             tokenmint_core::claims::check_name(n)
-                .map_err(|e| ApiError::validation("remove_claims", e.to_string()))?;
+                .map_err(|e| ServiceError::invalid("remove_claims", e.to_string()))?;
         }
     }
     check_claims_edit(input.claims.as_ref(), input.remove_claims.as_deref())?;
@@ -1125,11 +1130,11 @@ pub async fn search_credentials(
     actor: &Actor,
     org: Option<String>,
     search: CredentialSearchInput,
-) -> Result<dto::Page<dto::Credential>, ApiError> {
+) -> Result<dto::Page<dto::Credential>, ServiceError> {
     let org = list_scope(actor, Action::ListCredentials, org)?;
     let text = search.text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     if text.as_ref().is_some_and(|t| t.chars().count() > 200 || t.chars().any(char::is_control)) {
-        return Err(ApiError::validation(
+        return Err(ServiceError::invalid(
             "q",
             "search for at most 200 characters of a name or client ID, without control characters",
         ));
@@ -1144,7 +1149,7 @@ pub async fn search_credentials(
         limit: search.limit.clamp(1, 500),
     };
     let page = state.store.search_credentials(&filter).await.map_err(|e| match e {
-        StoreError::InvalidCursor => ApiError::validation(
+        StoreError::InvalidCursor => ServiceError::invalid(
             "after",
             "the page link is invalid; start again from the first page",
         ),

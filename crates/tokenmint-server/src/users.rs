@@ -18,10 +18,16 @@
 //! SHA-256 only, and work once, for [`RESET_CODE_TTL_SECS`], on any instance (they live in the
 //! database); the user enters them at `/portal/reset-password` and never in a URL, so no
 //! access log or `Referer` header can carry one.
+//!
+//! Like the rest of the service layer, these operations fail with a
+//! [`ServiceError`](crate::service::ServiceError) and know no transport: the admin API's
+//! answer is made from it in `crate::error`, and the portal shows a field's message on its
+//! own forms.
 
 use crate::audit::AuditKind;
-use crate::error::ApiError;
-use crate::service::{self, Action, Actor, Target, authorize, instant, policy, record};
+use crate::service::{
+    self, Action, Actor, ServiceError, Target, authorize, instant, policy, record,
+};
 use crate::state::AppState;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -65,15 +71,15 @@ impl fmt::Debug for Password {
 }
 
 /// Hashes a password with Argon2id and a fresh random salt, as a PHC string.
-pub fn hash_password_blocking(password: &Password) -> Result<String, ApiError> {
+pub fn hash_password_blocking(password: &Password) -> Result<String, ServiceError> {
     let mut salt = [0u8; 16];
     crypto::fill_random(&mut salt);
     let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| ApiError::Internal(format!("password salt: {e}")))?;
+        .map_err(|e| ServiceError::Internal(format!("password salt: {e}")))?;
     Argon2::default()
         .hash_password(password.expose().as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| ApiError::Internal(format!("password hashing: {e}")))
+        .map_err(|e| ServiceError::Internal(format!("password hashing: {e}")))
 }
 
 /// Checks a password against a PHC string; a malformed hash never matches.
@@ -86,10 +92,10 @@ pub fn verify_password_blocking(hash: &str, password: &Password) -> bool {
     }
 }
 
-pub async fn hash_password(password: Password) -> Result<String, ApiError> {
+pub async fn hash_password(password: Password) -> Result<String, ServiceError> {
     tokio::task::spawn_blocking(move || hash_password_blocking(&password))
         .await
-        .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))?
+        .map_err(|e| ServiceError::Internal(format!("password hashing task: {e}")))?
 }
 
 pub async fn verify_password(hash: String, password: Password) -> bool {
@@ -99,7 +105,7 @@ pub async fn verify_password(hash: String, password: Password) -> bool {
 }
 
 /// Checks the shape of an email address: what a person can type, not full RFC 5322.
-pub fn validate_email(email: &str) -> Result<String, ApiError> {
+pub fn validate_email(email: &str) -> Result<String, ServiceError> {
     let too_long = email.chars().count() > MAX_EMAIL_LEN;
     let email = email.trim();
     let ok = !too_long
@@ -110,16 +116,16 @@ pub fn validate_email(email: &str) -> Result<String, ApiError> {
     if ok {
         Ok(email.to_owned())
     } else {
-        Err(ApiError::validation("email", "enter an email address like name@example.com"))
+        Err(ServiceError::invalid("email", "enter an email address like name@example.com"))
     }
 }
 
-pub fn validate_password(password: &Password) -> Result<(), ApiError> {
+pub fn validate_password(password: &Password) -> Result<(), ServiceError> {
     let n = password.expose().chars().count();
     if (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&n) {
         Ok(())
     } else {
-        Err(ApiError::validation(
+        Err(ServiceError::invalid(
             "password",
             format!("the password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"),
         ))
@@ -159,8 +165,8 @@ pub fn actor_for(u: &PortalUser) -> Actor {
     Actor::User { id: u.id.clone(), email: u.email.clone(), org: u.org.clone(), role: u.role }
 }
 
-fn user_not_found() -> ApiError {
-    ApiError::not_found("user")
+fn user_not_found() -> ServiceError {
+    ServiceError::not_found("user")
 }
 
 /// What a role allows, said plainly, for the answer to creating a user (the API's and the
@@ -195,9 +201,9 @@ pub async fn create_user(
     state: &AppState,
     actor: &Actor,
     input: dto::CreateUser,
-) -> Result<dto::CreatedUser, ApiError> {
-    let slug =
-        OrgSlug::parse(input.org.trim()).map_err(|e| ApiError::validation("org", e.to_string()))?;
+) -> Result<dto::CreatedUser, ServiceError> {
+    let slug = OrgSlug::parse(input.org.trim())
+        .map_err(|e| ServiceError::invalid("org", e.to_string()))?;
     let role = role_from_dto(input.role.unwrap_or(dto::UserRole::Admin));
     let target = Target::User { org: slug.as_str(), id: None, role };
     authorize(actor, Action::CreateUser, &target, "organization")?;
@@ -243,12 +249,12 @@ pub async fn create_user(
     let sees_everyone = policy::may(actor, Action::ListUsers, &Target::Platform).is_ok();
     state.store.create_user(&user, &guard).await.map_err(|e| match e {
         StoreError::NotFound(_) => {
-            ApiError::validation("org", format!("organization '{slug}' does not exist"))
+            ServiceError::invalid("org", format!("organization '{slug}' does not exist"))
         }
         StoreError::Conflict(_) if sees_everyone => {
-            ApiError::Conflict("a user with this email already exists".into())
+            ServiceError::Conflict("a user with this email already exists".into())
         }
-        StoreError::Conflict(_) => ApiError::Conflict(EMAIL_NOT_ADDED.into()),
+        StoreError::Conflict(_) => ServiceError::Conflict(EMAIL_NOT_ADDED.into()),
         other => other.into(),
     })?;
     let principal = actor.principal();
@@ -275,7 +281,7 @@ pub async fn check_user(
     actor: &Actor,
     id: &str,
     action: Action,
-) -> Result<PortalUser, ApiError> {
+) -> Result<PortalUser, ServiceError> {
     let Some(user) = state.store.get_user(id).await? else {
         authorize(actor, action, &Target::Missing, "user")?;
         return Err(user_not_found());
@@ -289,7 +295,7 @@ pub async fn reactivate_user(
     state: &AppState,
     actor: &Actor,
     id: &str,
-) -> Result<dto::User, ApiError> {
+) -> Result<dto::User, ServiceError> {
     let user = check_user(state, actor, id, Action::ReactivateUser).await?;
     if user.status != UserStatus::Active {
         state
@@ -316,7 +322,7 @@ pub async fn update_user(
     actor: &Actor,
     id: &str,
     input: dto::UpdateUser,
-) -> Result<dto::User, ApiError> {
+) -> Result<dto::User, ServiceError> {
     let user = check_user(state, actor, id, Action::ChangeUserRole).await?;
     if let Some(role) = input.role.map(role_from_dto).filter(|r| *r != user.role) {
         // The role given is a target too: an organization's admin cannot make a platform user.
@@ -354,10 +360,10 @@ pub async fn reset_password(
     state: &AppState,
     actor: &Actor,
     id: &str,
-) -> Result<dto::PasswordReset, ApiError> {
+) -> Result<dto::PasswordReset, ServiceError> {
     let user = check_user(state, actor, id, Action::ResetUserPassword).await?;
     if user.status != UserStatus::Active {
-        return Err(ApiError::Conflict(
+        return Err(ServiceError::Conflict(
             "this user is deactivated: reactivate them first, then reset their password".into(),
         ));
     }
@@ -396,14 +402,14 @@ pub async fn change_own_password(
     current: Password,
     new: Password,
     keep_session: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let Actor::User { id, .. } = actor else {
         authorize(actor, Action::ChangeOwnPassword, &Target::Missing, "user")?;
         return Err(user_not_found());
     };
     let user = check_user(state, actor, id, Action::ChangeOwnPassword).await?;
     if !verify_password(user.password_hash.clone(), current).await {
-        return Err(ApiError::validation("current_password", "the current password is not right"));
+        return Err(ServiceError::invalid("current_password", "the current password is not right"));
     }
     validate_password(&new)?;
     let hash = hash_password(new).await?;
@@ -428,8 +434,8 @@ pub async fn change_own_password(
     Ok(())
 }
 
-fn invalid_code() -> ApiError {
-    ApiError::validation(
+fn invalid_code() -> ServiceError {
+    ServiceError::invalid(
         "code",
         "this code is not valid: it may be mistyped, used already, replaced by a newer one or \
          expired; ask an administrator of your organization for a new one",
@@ -437,7 +443,7 @@ fn invalid_code() -> ApiError {
 }
 
 /// Whether a reset code is pending, for the page that asks for the new password.
-pub async fn check_reset_code(state: &AppState, code: &str) -> Result<PortalUser, ApiError> {
+pub async fn check_reset_code(state: &AppState, code: &str) -> Result<PortalUser, ServiceError> {
     let code = code.trim();
     if !code.starts_with(RESET_CODE_PREFIX) || code.len() > 64 {
         return Err(invalid_code());
@@ -454,7 +460,7 @@ pub async fn redeem_reset_code(
     state: &AppState,
     code: &str,
     new: Password,
-) -> Result<PortalUser, ApiError> {
+) -> Result<PortalUser, ServiceError> {
     check_reset_code(state, code).await?;
     validate_password(&new)?;
     let hash = hash_password(new).await?;
@@ -485,7 +491,7 @@ pub async fn list_users(
     state: &AppState,
     actor: &Actor,
     org: Option<String>,
-) -> Result<Vec<dto::User>, ApiError> {
+) -> Result<Vec<dto::User>, ServiceError> {
     let org = service::list_scope(actor, Action::ListUsers, org)?;
     let users = state.store.list_users(org.as_deref()).await?;
     Ok(users.iter().map(user_view).collect())
@@ -495,7 +501,7 @@ pub async fn deactivate_user(
     state: &AppState,
     actor: &Actor,
     id: &str,
-) -> Result<dto::User, ApiError> {
+) -> Result<dto::User, ServiceError> {
     let user = check_user(state, actor, id, Action::DeactivateUser).await?;
     if user.status != UserStatus::Deactivated {
         state

@@ -15,8 +15,7 @@ use super::pages::{authorize, csrf_field, page, page_with, see_other};
 use super::session::PageQuery;
 use super::session::{self, Posted, SIGN_IN_COOKIE, SignedIn, random_token};
 use super::{Done, Flash, PortalError, html_response};
-use crate::error::ApiError;
-use crate::service::{Action, Target};
+use crate::service::{Action, ServiceError, Target};
 use crate::state::AppState;
 use crate::users::{self, Password};
 use axum::extract::{Path, Request, State};
@@ -211,11 +210,11 @@ pub async fn create_user(State(state): State<AppState>, posted: Posted) -> PageR
             let sep = if back.is_empty() { '?' } else { '&' };
             Ok(see_other(&format!("/portal/users{back}{sep}done=user-added")))
         }
-        Err(ApiError::Validation { message, .. }) => {
+        Err(ServiceError::Invalid { message, .. }) => {
             render_users(&state, &who, &org, None, None, &email, Some(("email", message))).await
         }
         // The email is taken; the operation's words say nothing about where.
-        Err(ApiError::Conflict(message)) => {
+        Err(ServiceError::Conflict(message)) => {
             render_users(&state, &who, &org, None, None, &email, Some(("conflict", message))).await
         }
         Err(e) => Err(e.into()),
@@ -511,7 +510,7 @@ pub async fn change_password(State(state): State<AppState>, posted: Posted) -> P
             throttle.record_password_change_success(&state.limits, &who.user.email, ip).await;
             Ok(see_other("/portal/account?done=password-changed"))
         }
-        Err(ApiError::Validation { field, message }) => {
+        Err(ServiceError::Invalid { field, message }) => {
             if field == "current_password" {
                 super::auth::audit_wrong_password(&state, &who, ip, "bad_current_password");
                 refuse("current_password", &capitalized(&message))
@@ -619,7 +618,7 @@ pub async fn redeem_reset(State(state): State<AppState>, req: Request) -> PageRe
     };
     let user = match users::check_reset_code(&state, &code).await {
         Ok(user) => user,
-        Err(ApiError::Validation { message, .. }) => return code_refused(&capitalized(&message)),
+        Err(ServiceError::Invalid { message, .. }) => return code_refused(&capitalized(&message)),
         Err(e) => return Err(e.into()),
     };
     let Some(new) = fields.get("new_password").map(str::to_owned) else {
@@ -641,10 +640,12 @@ pub async fn redeem_reset(State(state): State<AppState>, req: Request) -> PageRe
             Ok(res.into_response())
         }
         // Used or replaced since it was checked above.
-        Err(ApiError::Validation { field, message }) if field == "code" => {
+        Err(ServiceError::Invalid { field, message }) if field == "code" => {
             code_refused(&capitalized(&message))
         }
-        Err(ApiError::Validation { message, .. }) => refuse("new_password", &capitalized(&message)),
+        Err(ServiceError::Invalid { message, .. }) => {
+            refuse("new_password", &capitalized(&message))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -26,7 +26,7 @@ pub mod session;
 
 use crate::error::ApiError;
 use crate::routes::admin::{Access, RouteSpec};
-use crate::service::Action;
+use crate::service::{Action, ServiceError};
 use crate::state::AppState;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -232,6 +232,14 @@ pub enum PortalError {
     BadRequest(String),
     #[error(transparent)]
     Api(#[from] ApiError),
+}
+
+/// A service failure a page does not answer itself gets the page of its HTTP answer (see
+/// [`crate::error`], the one mapping).
+impl From<ServiceError> for PortalError {
+    fn from(e: ServiceError) -> Self {
+        Self::Api(e.into())
+    }
 }
 
 impl From<tokenmint_store::StoreError> for PortalError {

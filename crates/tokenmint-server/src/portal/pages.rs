@@ -13,8 +13,7 @@ use super::html::{
 use super::session::PageQuery;
 use super::session::{Posted, SignedIn};
 use super::{Flash, PortalError, html_response};
-use crate::error::ApiError;
-use crate::service::{self, Action, CredentialRef, Target};
+use crate::service::{self, Action, CredentialRef, ServiceError, Target};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -314,7 +313,7 @@ pub async fn list_credentials(
     let list =
         match service::search_credentials(&state, &who.actor, Some(org.clone()), search).await {
             Ok(list) => list,
-            Err(ApiError::Validation { message, .. }) => {
+            Err(ServiceError::Invalid { message, .. }) => {
                 return Err(PortalError::BadRequest(message));
             }
             Err(e) => return Err(e.into()),
@@ -664,7 +663,7 @@ pub async fn create_credential(State(state): State<AppState>, posted: Posted) ->
             // reload shows neither.
             Ok(see_other(&format!("/portal/credentials/{}", created.client_id)))
         }
-        Some(Err(ApiError::Validation { field, message })) => {
+        Some(Err(ServiceError::Invalid { field, message })) => {
             let field = match field.as_ref() {
                 "name" => "name",
                 "permissions" => "permissions",
@@ -1197,7 +1196,7 @@ pub async fn add_public_key(
                     "/portal/credentials/{client_id}?done=key-added#public-keys"
                 )));
             }
-            Err(ApiError::Validation { message, .. } | ApiError::Conflict(message)) => {
+            Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict(message)) => {
                 refused(message)
             }
             Err(e) => return Err(e.into()),
@@ -1215,7 +1214,7 @@ pub async fn confirm_remove_public_key(
     let c =
         service::check_credential(&state, &who.actor, &client_id, Action::RemovePublicKey).await?;
     if !c.public_keys.iter().any(|k| k.is_named(&key)) {
-        return Err(ApiError::not_found("public key").into());
+        return Err(ServiceError::not_found("public key").into());
     }
     let body = format!(
         r#"<section class="card narrow danger"><h1>Remove this public key from “{name}”?</h1>
@@ -1243,7 +1242,7 @@ pub async fn remove_public_key(
         Ok(()) => {
             Ok(see_other(&format!("/portal/credentials/{client_id}?done=key-removed#public-keys")))
         }
-        Err(ApiError::Conflict(message)) => {
+        Err(ServiceError::Conflict(message)) => {
             render_credential(&state, &who, &client_id, vec![("public_key", message)], None, None)
                 .await
         }
@@ -1276,7 +1275,7 @@ pub async fn update_credential(
     };
     match service::update_credential(&state, &who.actor, &client_id, input).await {
         Ok(_) => Ok(see_other(&format!("/portal/credentials/{client_id}?done=saved"))),
-        Err(ApiError::Validation { field, message }) => {
+        Err(ServiceError::Invalid { field, message }) => {
             let field = match field.as_ref() {
                 "permissions" => "permissions",
                 "audiences" => "audiences",
@@ -1315,8 +1314,8 @@ fn edit_input(
     permissions.extend(
         current.permissions.to_strings().into_iter().filter(|p| p.starts_with("tokenmint:")),
     );
-    let mut refused = |field: &'static str, e: ApiError| match e {
-        ApiError::Validation { message, .. } => errors.push((field, message)),
+    let mut refused = |field: &'static str, e: ServiceError| match e {
+        ServiceError::Invalid { message, .. } => errors.push((field, message)),
         other => errors.push((field, other.to_string())),
     };
     let name = fields.text("name");
@@ -1459,7 +1458,7 @@ pub async fn rotate_secret(
              which ends the others at once."
         )),
         Ok(Err(other)) => Err(sentence(&other.to_string())),
-        Err(ApiError::Conflict(why)) => Err(sentence(&why)),
+        Err(ServiceError::Conflict(why)) => Err(sentence(&why)),
         Err(e) => return Err(e.into()),
     };
     let rotated = match refused {
@@ -1497,13 +1496,14 @@ fn old_secret<'c>(
         .secrets
         .iter()
         .find(|s| s.id == secret_id)
-        .ok_or_else(|| PortalError::Api(ApiError::not_found("secret")))?;
+        .ok_or_else(|| ServiceError::not_found("secret"))?;
     if is_current_secret(secret) {
-        return Err(PortalError::Api(ApiError::Conflict(
+        return Err(ServiceError::Conflict(
             "This is the credential's current secret: rotate it to replace it, or deactivate the \
              credential to stop it obtaining tokens."
                 .to_owned(),
-        )));
+        )
+        .into());
     }
     Ok(secret)
 }
