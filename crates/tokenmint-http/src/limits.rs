@@ -22,7 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use quick_cache::sync::Cache;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokenmint_proto::clock::Clock;
 
@@ -120,9 +120,74 @@ pub struct RedisLimits {
     refund: redis::Script,
     pttl: redis::Script,
     prefix: String,
-    degraded: AtomicBool,
+    health: RedisHealth,
+}
+
+/// Whether Redis answers, as the calls to it find out. A call may change the state only from
+/// the one it began in: under load, calls begun before a change finish after it, and letting
+/// them flip it back made the state (its log lines and gauge) flap hundreds of times a second.
+#[derive(Debug, Default)]
+struct RedisHealth {
+    /// Counts the changes between "Redis answers" (even) and "deciding locally" (odd).
+    epoch: AtomicU64,
     /// Nanoseconds since the clock's origin before which Redis is not tried again.
     retry_at: AtomicU64,
+}
+
+/// The state a call began in.
+#[derive(Debug, Clone, Copy)]
+struct Began(u64);
+
+/// A change of state a call's outcome made, to log once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HealthChange {
+    Unreachable,
+    Back,
+}
+
+impl RedisHealth {
+    /// Whether a call may try Redis at `now`: not within the wait after a failure. A retry time
+    /// further away than the wait itself means the clock was set back since: try Redis rather
+    /// than stay local for as long as the clock jumped.
+    fn may_try(&self, now: u64, wait: u64) -> Option<Began> {
+        let retry_at = self.retry_at.load(Ordering::Acquire);
+        if now < retry_at && retry_at - now <= wait {
+            return None;
+        }
+        Some(Began(self.epoch.load(Ordering::Acquire)))
+    }
+
+    /// A call begun in `began` got its answer: Redis is back if the call began while deciding
+    /// locally (one begun before the failure says nothing about now).
+    fn answered(&self, began: Began) -> Option<HealthChange> {
+        let Began(epoch) = began;
+        let changed = epoch % 2 == 1
+            && self
+                .epoch
+                .compare_exchange(epoch, epoch + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        changed.then_some(HealthChange::Back)
+    }
+
+    /// A call begun in `began` failed at `now`: Redis is unreachable if it began while Redis
+    /// answered (one begun before Redis came back says nothing about now); tried again while
+    /// deciding locally, the wait starts again.
+    fn failed(&self, began: Began, now: u64, wait: u64) -> Option<HealthChange> {
+        let Began(epoch) = began;
+        if epoch % 2 == 0 {
+            let changed = self
+                .epoch
+                .compare_exchange(epoch, epoch + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if changed {
+                self.retry_at.store(now.saturating_add(wait), Ordering::Release);
+                return Some(HealthChange::Unreachable);
+            }
+        } else if self.epoch.load(Ordering::Acquire) == epoch {
+            self.retry_at.store(now.saturating_add(wait), Ordering::Release);
+        }
+        None
+    }
 }
 
 impl std::fmt::Debug for RedisLimits {
@@ -185,8 +250,7 @@ impl Limits {
                 refund: redis::Script::new(REFUND),
                 pttl: redis::Script::new(LONGEST_PTTL),
                 prefix: prefix.to_owned(),
-                degraded: AtomicBool::new(false),
-                retry_at: AtomicU64::new(0),
+                health: RedisHealth::default(),
             }),
             fallback: Gauge::default(),
         };
@@ -394,13 +458,7 @@ impl Limits {
         let r = self.redis.as_ref()?;
         let now_nanos = nanos(self.clock.now());
         let wait = nanos(RETRY_AFTER_FAILURE);
-        // Within the wait after a failure, decide locally. A retry time further away than the
-        // wait itself means the clock was set back since: try Redis rather than stay local for
-        // as long as the clock jumped.
-        let retry_at = r.retry_at.load(Ordering::Acquire);
-        if now_nanos < retry_at && retry_at - now_nanos <= wait {
-            return None;
-        }
+        let began = r.health.may_try(now_nanos, wait)?;
         let attempt = async {
             let conn = match r.conn.load_full() {
                 Some(conn) => ConnectionManager::clone(&conn),
@@ -416,7 +474,7 @@ impl Limits {
         };
         match tokio::time::timeout(REDIS_TIMEOUT, attempt).await {
             Ok(Ok(v)) => {
-                if r.degraded.swap(false, Ordering::AcqRel) {
+                if r.health.answered(began) == Some(HealthChange::Back) {
                     tracing::info!(
                         "Redis answers again: rate limits and brute-force counters are shared across instances again"
                     );
@@ -425,15 +483,14 @@ impl Limits {
                 Some(v)
             }
             failed => {
-                let reason = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timeout".to_owned(),
-                };
-                if !r.degraded.swap(true, Ordering::AcqRel) {
+                if r.health.failed(began, now_nanos, wait) == Some(HealthChange::Unreachable) {
+                    let reason = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timeout".to_owned(),
+                    };
                     tracing::warn!(error = %reason, "Redis is unreachable: rate limits and brute-force counters fall back to this instance's own");
                     self.fallback.set(1);
                 }
-                r.retry_at.store(now_nanos.saturating_add(wait), Ordering::Release);
                 None
             }
         }
@@ -497,6 +554,43 @@ fn decision(v: &[i64]) -> Decision {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every order in which calls begun before a change finish after it: only a call begun in
+    /// the current state changes it, so the state changes once per episode, not once per
+    /// call finishing late.
+    #[test]
+    fn redis_health_changes_once_whatever_order_late_calls_finish_in() {
+        let wait = 1_000;
+        let health = RedisHealth::default();
+        // Two calls begin while Redis answers; the second times out first.
+        let early = health.may_try(0, wait).unwrap();
+        let late = health.may_try(0, wait).unwrap();
+        assert_eq!(health.failed(late, 100, wait), Some(HealthChange::Unreachable));
+        // The first answers after the failure: it began before it, so nothing changes.
+        assert_eq!(health.answered(early), None);
+        // A third, begun before the failure too, times out: already said.
+        assert_eq!(health.failed(early, 101, wait), None);
+        // Within the wait nothing tries Redis.
+        assert!(health.may_try(500, wait).is_none());
+        // After it, probes: one fails (the wait starts again), then one answers.
+        let probe = health.may_try(1_100, wait).unwrap();
+        assert_eq!(health.failed(probe, 1_100, wait), None);
+        assert!(health.may_try(1_500, wait).is_none());
+        let probe = health.may_try(2_200, wait).unwrap();
+        let other_probe = health.may_try(2_200, wait).unwrap();
+        assert_eq!(health.answered(probe), Some(HealthChange::Back));
+        // The other probe, begun while local, answering or failing later, changes nothing.
+        assert_eq!(health.answered(other_probe), None);
+        assert_eq!(health.failed(other_probe, 2_300, wait), None);
+        assert!(health.may_try(2_300, wait).is_some(), "a stale failure starts no wait");
+        // A call begun now, failing, is a new episode.
+        let now = health.may_try(3_000, wait).unwrap();
+        assert_eq!(health.failed(now, 3_000, wait), Some(HealthChange::Unreachable));
+        // A clock set back further than the wait tries Redis rather than stay local.
+        assert!(health.may_try(3_500, wait).is_none(), "within the wait");
+        assert!(health.may_try(0, wait).is_some(), "the clock went back further than the wait");
+    }
+
     use super::*;
 
     #[tokio::test]
