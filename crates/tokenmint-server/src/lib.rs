@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod hashing;
 pub mod hook;
 pub mod keyring;
 pub mod logging;

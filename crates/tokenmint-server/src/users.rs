@@ -4,7 +4,8 @@
 //!
 //! Passwords are the one human-chosen secret tokenmint keeps, so they get a deliberately slow,
 //! memory-hard hash (Argon2id with the `argon2` crate's defaults, which follow OWASP's
-//! recommendation), computed on the blocking pool so it never stalls the async workers.
+//! recommendation), computed on a small pool of threads of its own ([`crate::hashing`]) so it
+//! never stalls the async workers and its memory stays bounded under a flood of sign-ins.
 //! Client secrets are random and high-entropy and keep their fast keyed hash.
 //!
 //! A user's lifecycle: created with a password, deactivated (sessions and pending resets end
@@ -29,8 +30,6 @@ use crate::service::{
     self, Action, Actor, ServiceError, Target, authorize, instant, policy, record,
 };
 use crate::state::AppState;
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use std::fmt;
 use tokenmint_core::ids::random_id;
 use tokenmint_core::{OrgSlug, crypto};
@@ -70,36 +69,30 @@ impl fmt::Debug for Password {
     }
 }
 
-/// Hashes a password with Argon2id and a fresh random salt, as a PHC string.
+/// Hashes a password with Argon2id and a fresh random salt, as a PHC string, with this
+/// thread's reused memory ([`crate::hashing`]).
 pub fn hash_password_blocking(password: &Password) -> Result<String, ServiceError> {
-    let mut salt = [0u8; 16];
-    crypto::fill_random(&mut salt);
-    let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| ServiceError::Internal(format!("password salt: {e}")))?;
-    Argon2::default()
-        .hash_password(password.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
+    crate::hashing::hash(password.expose().as_bytes())
         .map_err(|e| ServiceError::Internal(format!("password hashing: {e}")))
 }
 
 /// Checks a password against a PHC string; a malformed hash never matches.
 pub fn verify_password_blocking(hash: &str, password: &Password) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => {
-            Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok()
-        }
-        Err(_) => false,
-    }
+    crate::hashing::verify(hash, password.expose().as_bytes())
 }
 
+/// Hashes on the password threads ([`crate::hashing`]), which bound the memory hashing takes.
 pub async fn hash_password(password: Password) -> Result<String, ServiceError> {
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+    crate::hashing::passwords()
+        .run(move || hash_password_blocking(&password))
         .await
-        .map_err(|e| ServiceError::Internal(format!("password hashing task: {e}")))?
+        .ok_or_else(|| ServiceError::Internal("the password-hashing threads stopped".into()))?
 }
 
+/// Checks on the password threads ([`crate::hashing`]); if they stopped, nothing matches.
 pub async fn verify_password(hash: String, password: Password) -> bool {
-    tokio::task::spawn_blocking(move || verify_password_blocking(&hash, &password))
+    crate::hashing::passwords()
+        .run(move || verify_password_blocking(&hash, &password))
         .await
         .unwrap_or(false)
 }

@@ -350,8 +350,10 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         return Ok(paused(&state, &email, BLOCK_SECS, next));
     }
     // The same verification whether or not the user exists.
-    let hash =
-        user.as_ref().map_or_else(|| state.portal.dummy_hash.clone(), |u| u.password_hash.clone());
+    let hash = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => state.portal.dummy_hash().await,
+    };
     state.metrics.portal_password_checks.inc();
     let password_ok = verify_password(hash, password).await;
     let user = user.filter(|u| password_ok && u.status == UserStatus::Active);

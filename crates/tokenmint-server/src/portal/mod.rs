@@ -186,7 +186,8 @@ pub async fn take_flash(
 /// [`put_flash`]), so that no instance holds what another must show.
 pub struct PortalState {
     pub throttle: auth::SignInThrottle,
-    pub dummy_hash: String,
+    /// See [`PortalState::dummy_hash`].
+    dummy_hash: tokio::sync::OnceCell<String>,
 }
 
 impl fmt::Debug for PortalState {
@@ -197,12 +198,21 @@ impl fmt::Debug for PortalState {
 
 impl PortalState {
     pub fn new() -> Self {
-        // A hash of a random password nobody knows, with the same parameters as real ones: an
-        // unknown email costs the same Argon2id verification as a wrong password.
-        let random = tokenmint_core::ids::random_id("", 32);
-        let dummy_hash = crate::users::hash_password_blocking(&crate::users::Password::new(random))
-            .unwrap_or_default();
-        Self { throttle: auth::SignInThrottle::new(), dummy_hash }
+        Self { throttle: auth::SignInThrottle::new(), dummy_hash: tokio::sync::OnceCell::new() }
+    }
+
+    /// A hash of a random password nobody knows, with the same parameters as real ones: an
+    /// unknown email costs the same Argon2id verification as a wrong password. Made on the
+    /// password threads at the first sign-in, not at start, where it would take a thread's
+    /// hashing memory for good ([`crate::hashing`]).
+    pub async fn dummy_hash(&self) -> String {
+        self.dummy_hash
+            .get_or_init(|| async {
+                let random = crate::users::Password::new(tokenmint_core::ids::random_id("", 32));
+                crate::users::hash_password(random).await.unwrap_or_default()
+            })
+            .await
+            .clone()
     }
 }
 
