@@ -217,9 +217,9 @@ impl Application {
         let inner = Inner {
             hasher: SecretHasher::new(&config.master_key),
             credentials: if token_hook.is_some() {
-                CredentialCache::new(200_000)
+                CredentialCache::new(PRELOAD_ROOM)
             } else {
-                CredentialCache::new(200_000).without_names()
+                CredentialCache::new(PRELOAD_ROOM).without_names()
             },
             keys: KeyRing::new(keys),
             decrypted: tokio::sync::Mutex::new(decrypted),
@@ -330,6 +330,9 @@ impl Application {
         tasks.spawn(sync_loop(state.clone(), stop_rx.clone()));
         tasks.spawn(listen_loop(state.clone(), stop_rx.clone()));
         tasks.spawn(maintenance_loop(state.clone(), stop_rx.clone()));
+        if sync::keeps_every_credential(&state) {
+            tasks.spawn(preload_loop(state.clone(), stop_rx.clone()));
+        }
         let flusher = tokio::spawn(usage::run_flusher(
             self.usage_queue,
             state.store.clone(),
@@ -452,6 +455,32 @@ async fn listen_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<boo
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = stop.changed() => return,
             }
+        }
+    }
+}
+
+/// How many credentials an instance over a shared database loads at start: the cache's size.
+const PRELOAD_ROOM: usize = 200_000;
+
+/// Over a shared database, loads every credential into the cache in the background
+/// ([`sync::preload_credentials`]); retried while the database does not answer.
+async fn preload_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let started = std::time::Instant::now();
+    loop {
+        match sync::preload_credentials(&state, PRELOAD_ROOM).await {
+            Ok(loaded) => {
+                tracing::info!(
+                    credentials = loaded,
+                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "credentials loaded into the cache"
+                );
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot load the credentials into the cache yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return,
         }
     }
 }

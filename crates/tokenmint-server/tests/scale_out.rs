@@ -29,6 +29,10 @@ struct Cluster {
     db: Option<TestDatabase>,
     http: reqwest::Client,
     clock: Arc<ManualClock>,
+    /// What another instance of the cluster is started with.
+    url: String,
+    key: MasterKey,
+    prefix: String,
 }
 
 async fn instance(
@@ -82,10 +86,19 @@ async fn cluster(limit: u32) -> Option<Cluster> {
         db: Some(db),
         http: reqwest::Client::new(),
         clock,
+        url,
+        key,
+        prefix,
     })
 }
 
 impl Cluster {
+    /// One more instance of the cluster, as a new instance joins a running deployment.
+    async fn another(&self, limit: u32) -> Instance {
+        let redis = self.redis.addr.to_string();
+        instance(&self.url, &self.key, &redis, &self.prefix, self.clock.clone(), limit).await.0
+    }
+
     async fn token(&self, base: &str, id: &str, secret: &str) -> reqwest::Response {
         instances::token_request(&self.http, base, id, secret).send().await.unwrap()
     }
@@ -343,5 +356,48 @@ async fn a_postgres_outage_fails_no_token_request_for_a_known_credential_and_adm
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    c.shutdown().await;
+}
+
+/// Until `instance`'s cache holds the credential `id` (loaded from the database, not asked for
+/// by any request to it); fails after ten seconds.
+async fn until_cached(instance: &Instance, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !matches!(instance.state.credentials.peek(id), Some(Some(_))) {
+        assert!(Instant::now() < deadline, "{} never cached {id}", instance.base);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Over PostgreSQL every instance holds every credential: those existing when it starts, and
+/// those created or changed later, elsewhere. Behind a round-robin balancer a credential that
+/// only ever asked one instance for tokens is still served by every other one while the
+/// database is unreachable.
+#[tokio::test]
+async fn every_instance_serves_every_credential_through_a_postgres_outage() {
+    let Some(c) = cluster(1000).await else { return };
+    let (before, before_secret) = c
+        .credential(&c.a.base, json!({"name": "before", "org": "acme", "environment": "sandbox"}))
+        .await;
+    let mut late = c.another(1000).await;
+    let (after, after_secret) = c
+        .credential(&c.a.base, json!({"name": "after", "org": "acme", "environment": "sandbox"}))
+        .await;
+    assert_eq!(c.token(&c.a.base, &after, &after_secret).await.status(), 200);
+    // b never served either; `late` started after `before` was made and before `after` was.
+    for instance in [&c.b, &late] {
+        until_cached(instance, &before).await;
+        until_cached(instance, &after).await;
+    }
+
+    c.pg.down();
+    for base in [&c.a.base, &c.b.base, &late.base] {
+        for (id, secret) in [(&before, &before_secret), (&after, &after_secret)] {
+            let res = c.token(base, id, secret).await;
+            assert_eq!(res.status(), 200, "{base} {id}: {}", res.text().await.unwrap());
+        }
+    }
+    c.pg.up();
+    late.stop().await;
     c.shutdown().await;
 }
