@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokenmint_client::SecretSource;
+use tokenmint_http::config_file::{self, ConfigFileError};
 use tokenmint_http::{DEFAULT_HEADER_TIMEOUT, TlsFiles};
 use tokenmint_verify::{Algorithm, ClaimMapping, PrefixTable, ScopeRule};
 
@@ -34,8 +35,8 @@ const DEFAULT_ISSUER_RETRY_MAX: Duration = Duration::from_secs(30);
 /// A configuration that cannot be used, with the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the config file {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
     #[error("invalid config file: {0}")]
     Syntax(String),
     #[error("invalid `{key}`: {message}")]
@@ -474,15 +475,12 @@ impl StartupSettings {
 impl GatewayConfig {
     /// Reads and validates the file at `path`, under `overrides`.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.to_owned(), reason: e.to_string() })?;
-        Self::from_toml(&text, overrides)
+        resolve(config_file::load(path)?, overrides)
     }
 
     /// Parses and validates a configuration text, under `overrides`.
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let file: FileConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string().trim().into()))?;
+        let file = config_file::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         resolve(file, overrides)
     }
 
@@ -999,6 +997,22 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         GatewayConfig::from_toml(text, &Overrides::default()).unwrap_err().to_string()
+    }
+
+    /// The file is read through the shared guarded reader, on start and on reload alike: no
+    /// endless or blocking file, and a parse error says where, never what the line holds.
+    #[test]
+    fn the_file_is_read_guarded_and_a_parse_error_shows_no_text() {
+        let said = GatewayConfig::load(Path::new("/dev/zero"), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(said.contains("/dev/zero is not a regular file"), "{said}");
+        let said = error_of("client_secret = \"tms_SECRET\n[[route]]\n");
+        assert!(said.starts_with("invalid config file: line 1, column "), "{said}");
+        assert!(!said.contains("SECRET"), "{said}");
+        let said = error_of("client_secret = \"tms_SECRET\"\n");
+        assert!(said.contains("line 1, column 1: unknown field `client_secret`"), "{said}");
+        assert!(!said.contains("SECRET"), "{said}");
     }
 
     #[test]

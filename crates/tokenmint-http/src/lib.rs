@@ -6,10 +6,13 @@
 //! both count requests with the same [`ratelimit`] (GCRA, in-process) and [`limits`] (the same
 //! algorithm shared through Redis, falling back to the in-process one).
 //!
+//! Both also read a TOML [`config_file`] the same guarded way.
+//!
 //! Time is an argument here: the limiters read a [`Clock`] they are given, so tests move a
 //! [`ManualClock`] instead of waiting. This crate knows nothing of storage or the portal, so the
 //! gateway can be built without them.
 
+pub mod config_file;
 pub mod limits;
 pub mod listener;
 pub mod ratelimit;

@@ -367,9 +367,16 @@ mod tests {
         assert_eq!((p.status, p.field.as_deref()), (422, Some("cursor")));
         let p = problem(StoreError::Unavailable("connection refused".into()));
         assert_eq!(p.status, 503);
-        assert!(!p.detail.unwrap_or_default().contains("connection refused"));
+        let detail = p.detail.unwrap_or_default();
+        assert!(!detail.contains("connection refused"));
+        // The same words answer a read and a write: true for both, and saying what to do.
+        assert!(detail.contains("database is unavailable") && detail.contains("retry"), "{detail}");
+        assert!(!detail.contains("changes") && !detail.contains("saved"), "{detail}");
         assert_eq!(problem(StoreError::NotFound("organization")).status, 404);
         assert_eq!(problem(StoreError::Backend("boom".into())).status, 500);
+        let res = ApiError::from(StoreError::Unavailable("down".into())).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"5"[..]));
         let res = ApiError::from(ServiceError::Unavailable("down".into())).into_response();
         assert_eq!(res.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"5"[..]));
     }

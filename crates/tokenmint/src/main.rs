@@ -140,6 +140,8 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(code) => code,
+        // The reader of stdout is gone (`| head`): nobody wants the rest, and that is no error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             fail_the_eval();
             eprintln!("error: {e:#}");
@@ -149,6 +151,17 @@ fn main() -> ExitCode {
             ExitCode::from(exit::code_of(&e))
         }
     }
+}
+
+/// Whether a command failed because its stdout was closed under it.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
+    })
 }
 
 /// The whole command line: the derived parser with every client-side option's variable.
@@ -219,6 +232,17 @@ fn init_logging(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_stdout_is_told_from_other_failures() {
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(&anyhow::Error::new(pipe).context("writing the table")));
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!is_broken_pipe(&anyhow::Error::new(other)));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("broken pipe")));
+        let json = serde_json::Error::io(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&anyhow::Error::new(json)));
+    }
 
     /// The long flags of the subcommand at `path` (global ones included), without dashes.
     fn flags_of(path: &[&str]) -> Vec<String> {

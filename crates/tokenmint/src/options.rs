@@ -96,7 +96,8 @@ fn declared_variables(command: &Command, into: &mut BTreeSet<String>) {
 /// Gives every option of the client-side commands that has no variable its
 /// `TOKENMINT_<OPTION>` (or, when that name is taken, `TOKENMINT_<COMMAND>_<OPTION>`). An on/off
 /// option takes `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`. A variable set to nothing
-/// counts as not set, in every command, as shells use `NAME= command` to unset one.
+/// counts as not set, in every command, as shells use `NAME= command` to unset one; and no
+/// command's help shows a variable's value.
 pub fn with_variables(cli: Command) -> Command {
     let mut taken: BTreeSet<String> = READ_IN_CODE.iter().map(|s| (*s).to_owned()).collect();
     declared_variables(&cli, &mut taken);
@@ -112,6 +113,8 @@ fn without_empty_variables(command: Command) -> Command {
         .mut_args(|arg| {
             let empty =
                 arg.get_env().and_then(std::env::var_os).is_some_and(|value| value.is_empty());
+            // Help names the variable, never its value: it may be a password in a URL.
+            let arg = arg.hide_env_values(true);
             if empty { arg.env(None::<&'static str>) } else { arg }
         })
         .mut_subcommands(without_empty_variables)
@@ -242,11 +245,7 @@ pub fn with_config_file(cli: Command, args: &[OsString]) -> Result<(Command, Fro
 }
 
 fn read_table(file: &Path) -> Result<toml::Table, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read the config file {}: {e}", file.display()))?;
-    toml::from_str::<toml::Table>(&text).map_err(|e| {
-        format!("invalid config file {}: {}", file.display(), e.to_string().trim_end())
-    })
+    tokenmint_http::config_file::load(file).map_err(|e| e.to_string())
 }
 
 /// The file's values for the options of `command` (at `path`), by option id, with the key
@@ -349,8 +348,20 @@ fn to_values(
     value: &toml::Value,
     file: &Path,
 ) -> Result<Vec<String>, String> {
+    let on_off = matches!(arg.get_action(), ArgAction::SetTrue);
+    let long = arg.get_long().unwrap_or_default();
     let scalar = |v: &toml::Value| -> Result<String, String> {
         match v {
+            toml::Value::Boolean(_) if !on_off => Err(format!(
+                "invalid `{key}` in the config file {}: --{long} takes a value, not true/false: \
+                 give a string or a number",
+                file.display()
+            )),
+            _ if on_off && !v.is_bool() => Err(format!(
+                "invalid `{key}` in the config file {}: --{long} is on/off: give true or false \
+                 (no quotes)",
+                file.display()
+            )),
             toml::Value::String(s) => Ok(s.clone()),
             toml::Value::Integer(i) => Ok(i.to_string()),
             toml::Value::Float(f) => Ok(f.to_string()),
@@ -366,9 +377,8 @@ fn to_values(
         toml::Value::Array(items) => {
             if !matches!(arg.get_action(), ArgAction::Append) {
                 return Err(format!(
-                    "invalid `{key}` in the config file {}: --{} takes one value, not a list",
+                    "invalid `{key}` in the config file {}: --{long} takes one value, not a list",
                     file.display(),
-                    arg.get_long().unwrap_or_default()
                 ));
             }
             items.iter().map(scalar).collect()
@@ -421,29 +431,37 @@ pub fn blame_file(error: &clap::Error, from_file: &FromFile) -> Option<String> {
 
 /// What a person should know about where an admin command's or `call`'s own options came from,
 /// when not from the command line: a variable left set in the shell or a file's key then
-/// never changes a credential unseen. The options that say how to reach the server (and every
-/// option of `token`) are expected to come from there and are not noted.
+/// never changes a credential unseen. The options that say how to reach the server (the admin
+/// credential file, the client's own options, and every option of `token`) are expected to come
+/// from there and are not noted, except those that say where a secret goes: an admin command's
+/// `--endpoint` (it overrides the server the credential file names) and `--output`, and the
+/// `--token-url` and `--issuer` of `token` and `call`, which receive the client's secret.
 pub fn notes(cli: &Command, matches: &ArgMatches, from_file: &FromFile) -> Vec<String> {
     let Some((path, leaf)) = client_path(matches) else { return Vec::new() };
     let mut built = cli.clone();
     built.build();
     let Some(command) = find(&built, &path) else { return Vec::new() };
-    let quiet: BTreeSet<&str> = match path[0].as_str() {
-        "token" => return Vec::new(),
-        "call" => built
-            .find_subcommand("token")
-            .map(|t| t.get_arguments().map(|a| a.get_id().as_str()).collect())
-            .unwrap_or_default(),
-        _ => command
-            .get_arguments()
-            .filter(|a| a.is_global_set())
-            .map(|a| a.get_id().as_str())
-            .collect(),
+    let (quiet, still_noted): (BTreeSet<&str>, [&str; 2]) = match path[0].as_str() {
+        "token" | "call" => (
+            built
+                .find_subcommand("token")
+                .map(|t| t.get_arguments().map(|a| a.get_id().as_str()).collect())
+                .unwrap_or_default(),
+            ["token_url", "issuer"],
+        ),
+        _ => (
+            command
+                .get_arguments()
+                .filter(|a| a.is_global_set())
+                .map(|a| a.get_id().as_str())
+                .collect(),
+            ["endpoint", "output"],
+        ),
     };
     let mut notes = Vec::new();
     for arg in command.get_arguments().filter(|a| is_option(a)) {
         let id = arg.get_id().as_str();
-        if quiet.contains(id) {
+        if quiet.contains(id) && !still_noted.contains(&id) {
             continue;
         }
         let long = arg.get_long().unwrap_or_default();
@@ -623,9 +641,64 @@ mod tests {
             &create,
             &["config file", "`credentials.rate_limit`", "lots"],
         );
-        refused("org = 3 = 4", &create, &["invalid config file"]);
+        refused("org = 3 = 4", &create, &["invalid config file", "line 1, column"]);
+        // An on/off option takes a TOML boolean, and only it does.
+        refused(
+            "[credentials.create]\nnever_expires = \"yes\"",
+            &create,
+            &["`credentials.create.never_expires`", "--never-expires is on/off", "true or false"],
+        );
+        refused("[credentials]\nnever_expires = 1", &create, &["--never-expires is on/off"]);
+        refused("org = true", &create, &["`org`", "--org takes a value, not true/false"]);
+        refused("[credentials]\nrate_limit = false", &create, &["--rate-limit takes a value"]);
+        refused(
+            "[credentials.create]\naudience = [\"a\", true]",
+            &create,
+            &["`credentials.create.audience`", "--audience takes a value"],
+        );
         // Another command's table or option is left to it.
         let others = "org = \"a\"\nenvironment = \"sandbox\"\n[users]\nrole = \"viewer\"\n[keys.rotate]\nx=1";
         assert!(parse_with(others, &create).is_ok());
+    }
+
+    /// Help names each variable but never shows its value (a database or Redis URL may hold a
+    /// password), in every command of the program, the server's and the gateway's included.
+    #[test]
+    fn no_command_help_shows_a_variables_value() {
+        let mut checked = BTreeSet::new();
+        for (path, command) in all() {
+            for arg in command.get_arguments() {
+                let Some(env) = arg.get_env().and_then(|e| e.to_str()) else { continue };
+                assert!(arg.is_hide_env_values_set(), "{path:?} {env} shows its value");
+                checked.insert(env.to_owned());
+            }
+        }
+        for env in ["TOKENMINT_DATABASE", "TOKENMINT_REDIS", "TOKENMINT_ENDPOINT"] {
+            assert!(checked.contains(env), "{env} not checked");
+        }
+    }
+
+    /// Where a secret goes is said when a file chose it: an admin command's server and output,
+    /// and the token endpoint `token` and `call` send the client's secret to. The options meant
+    /// to come from the environment stay quiet.
+    #[test]
+    fn where_a_secret_goes_is_noted_when_the_file_chose_it() {
+        let file = "endpoint = \"http://elsewhere.example\"\noutput = \"json\"\n\
+                    admin_credentials = \"admin.json\"\ntoken_url = \"http://elsewhere.example/t\"\n\
+                    issuer = \"http://elsewhere.example\"\nclient_id = \"tmc_x\"\n";
+        let notes_of = |args: &[&str]| {
+            let (matches, from_file) = parse_with(file, args).unwrap();
+            notes(&crate::program(), &matches, &from_file).join("\n")
+        };
+        let said = notes_of(&["orgs", "list"]);
+        assert!(said.contains("--endpoint is taken from `endpoint` in"), "{said}");
+        assert!(said.contains("--output is taken from `output` in"), "{said}");
+        assert!(!said.contains("--admin-credentials") && !said.contains("--config"), "{said}");
+        for command in [&["token"][..], &["call", "http://api.example/x"]] {
+            let said = notes_of(command);
+            assert!(said.contains("--token-url is taken from `token_url` in"), "{said}");
+            assert!(said.contains("--issuer is taken from `issuer` in"), "{said}");
+            assert!(!said.contains("--client-id") && !said.contains("--output"), "{said}");
+        }
     }
 }

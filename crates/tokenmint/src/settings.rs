@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokenmint_core::MasterKey;
 use tokenmint_core::keys::SigningAlgorithm;
 use tokenmint_core::scope::ProductAreas;
+use tokenmint_http::config_file;
 use tokenmint_server::Config;
 
 pub const DEFAULT_DATABASE: &str = "sqlite://tokenmint.db";
@@ -264,13 +265,11 @@ pub struct FileSettings {
 
 pub fn load_file(path: Option<&Path>) -> Result<FileSettings> {
     let Some(path) = path else { return Ok(FileSettings::default()) };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    parse_file(&text).with_context(|| format!("invalid config file {}", path.display()))
+    Ok(config_file::load(path)?)
 }
 
 pub fn parse_file(text: &str) -> Result<FileSettings> {
-    toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))
+    Ok(config_file::parse(text)?)
 }
 
 /// The OpenTelemetry collector `serve` exports to, if any. Resolved apart from the rest because
@@ -330,7 +329,7 @@ fn setting(flag: &str) -> String {
 
 /// An admin command's duration (as `credentials create` takes them): an error names the flag
 /// alone; when the value came from a variable or the config file, the command has already said
-/// so (`note: --expires-in is taken from …`).
+/// so (`tokenmint credentials create --expires-in` notes where it was taken from).
 pub fn parse_duration(flag: &str, value: &str) -> Result<Duration> {
     read_duration(&format!("--{flag}"), value)
 }
@@ -895,6 +894,24 @@ mod tests {
         assert_eq!(days("90d"), 90);
         assert_eq!(parse_duration("expires-in", "15m").unwrap().as_secs(), 900, "m is minutes");
         assert!(parse_duration("expires-in", "1 fortnight").is_err());
+    }
+
+    /// `serve`, `init` and `migrate` read their file through the guarded reader: nothing
+    /// endless, and a parse error names the file, line and column but shows no secret.
+    #[test]
+    fn the_serve_file_is_read_guarded_and_errors_show_no_text() {
+        let e = load_file(Some(Path::new("/dev/zero"))).unwrap_err().to_string();
+        assert!(e.contains("/dev/zero is not a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        for text in
+            ["master_key = \"SECRETKEY\" !\n", "listen = \"x\"\nredis = \"redis://:SECRETPW@h\n"]
+        {
+            std::fs::write(&path, text).unwrap();
+            let e = format!("{:#}", load_file(Some(&path)).unwrap_err());
+            assert!(e.contains("serve.toml, line "), "{e}");
+            assert!(!e.contains("SECRET"), "{e}");
+        }
     }
 
     #[test]

@@ -725,10 +725,9 @@ fn admin_and_client_options_come_from_flags_variables_and_the_config_file_in_tha
     ] {
         assert!(said.contains(note), "{note}: {said}");
     }
-    assert!(
-        !said.contains("--endpoint is taken"),
-        "how the server is reached is not noted: {said}"
-    );
+    // Which server gets the admin credential is said, unlike which credential file is used.
+    assert!(said.contains("note: --endpoint is taken from `endpoint` in"), "{said}");
+    assert!(!said.contains("--admin-credentials is taken"), "{said}");
 
     // A variable beats the file, a flag beats both; the command's own variable is noted.
     let out = admin(
@@ -782,6 +781,34 @@ fn admin_and_client_options_come_from_flags_variables_and_the_config_file_in_tha
     let response = json_of(&out);
     assert_eq!(response["token_type"], "Bearer");
     assert_eq!(response["expires_in"], 300);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("note: --token-url is taken from `token_url` in"), "{said}");
+    assert!(!said.contains("--client-id is taken"), "{said}");
+
+    // A variable that sends the admin credential elsewhere is said too.
+    let out = admin(
+        &["orgs", "list", "--admin-credentials", creds.to_str().unwrap()],
+        &[("TOKENMINT_ENDPOINT", &server.base), ("TOKENMINT_OUTPUT", "json")],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("note: --endpoint is taken from the variable TOKENMINT_ENDPOINT"));
+    assert!(said.contains("note: --output is taken from the variable TOKENMINT_OUTPUT"), "{said}");
+
+    // A reader that stops early (`| head -1`) ends the command quietly.
+    let mut child = Command::new(BIN)
+        .args(["credentials", "list", "--config", config])
+        .env_remove("TOKENMINT_ENDPOINT")
+        .env_remove("TOKENMINT_ADMIN_CREDENTIALS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("error") && !said.contains("Broken pipe"), "{said}");
+    assert!(out.status.success(), "{said}");
 
     // A typo in the file is an error naming it, before anything is sent.
     std::fs::write(dir.path().join("typo.toml"), "orgg = \"acme\"\n").unwrap();
@@ -792,4 +819,99 @@ fn admin_and_client_options_come_from_flags_variables_and_the_config_file_in_tha
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("unknown key `orgg`"), "{said}");
+}
+
+/// Runs the binary with a deadline, so a command that would block fails the test instead.
+fn run_within(args: &[&str], env: &[(&str, &str)], seconds: u64) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{args:?} did not finish in {seconds} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Every config file reader (the client-side commands', `serve`'s and the gateway's) refuses
+/// what is not a small regular file at once, and a file that does not parse is told by line
+/// and column without its text.
+#[test]
+fn config_files_must_be_small_regular_files_and_errors_never_show_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, vec![b'#'; 2 << 20]).unwrap();
+    let commands: [&[&str]; 4] = [
+        &["orgs", "list"],
+        &["serve", "--database", "sqlite::memory:"],
+        &["gateway"],
+        &["token", "--client-id", "tmc_x", "--token-url", "http://127.0.0.1:9/t"],
+    ];
+    for command in commands {
+        for (file, says) in [
+            ("/dev/zero", "is not a regular file but a device"),
+            (fifo.to_str().unwrap(), "is not a regular file but a named pipe"),
+            (big.to_str().unwrap(), "is larger than 1 MiB"),
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--config", file]);
+            let out = run_within(&args, &[("TOKENMINT_CLIENT_SECRET", "x")], 20);
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?}: {said}");
+            assert!(said.contains(&format!("the config file {file} {says}")), "{args:?}: {said}");
+        }
+    }
+
+    let bad = dir.path().join("bad.toml");
+    for (command, text) in [
+        (commands[0], "org = \"acme\"\nendpoint = \"http://:SECRET@h\n"),
+        (commands[1], "listen = \"127.0.0.1:1\"\nmaster_key = \"SECRET\" x\n"),
+        (commands[1], "redis = \"redis://:SECRET@h\n"),
+        (commands[2], "client_secret = \"tms_SECRET\"\n"),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let mut args = command.to_vec();
+        args.extend(["--config", bad.to_str().unwrap()]);
+        let out = run_within(&args, &[], 20);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}: {said}");
+        assert!(said.contains(&format!("invalid config file {}, line ", bad.display())), "{said}");
+        assert!(said.contains(", column "), "{said}");
+        assert!(!said.contains("SECRET"), "{text}: {said}");
+    }
+}
+
+/// `--help` names each variable but never prints its value, which may hold a password.
+#[test]
+fn help_never_shows_a_variables_value() {
+    let env = [
+        ("TOKENMINT_DATABASE", "postgres://u:hunter2@h/db"),
+        ("TOKENMINT_REDIS", "redis://:hunter2@h"),
+        ("TOKENMINT_ENDPOINT", "http://hunter2.example"),
+        ("TOKENMINT_TOKEN_URL", "http://hunter2.example/t"),
+    ];
+    for command in [
+        &["serve", "--help"][..],
+        &["init", "--help"],
+        &["migrate", "--help"],
+        &["gateway", "--help"],
+        &["orgs", "list", "--help"],
+        &["credentials", "create", "--help"],
+        &["token", "--help"],
+        &["call", "--help"],
+    ] {
+        let out = run_within(command, &env, 20);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && help.contains("[env: TOKENMINT_"), "{command:?}: {help}");
+        assert!(!help.contains("hunter2"), "{command:?}: {help}");
+    }
 }

@@ -11,8 +11,9 @@
 //! is fresh it still serves every token request, and the database is shared by all instances,
 //! so taking this one out would not send admin writes anywhere better. Answering 503 then made
 //! a balancer take every instance out at once and refuse the token requests the caches could
-//! serve. A balancer that must route only to fully working instances checks for `"ready"` in
-//! the body (HAProxy `http-check expect string "ready"`).
+//! serve. A balancer that must route only to fully working instances checks the body's status
+//! member, `"status":"ready"` as written (HAProxy `http-check expect string '"status":"ready"'`):
+//! a bare `"ready"` is also found in `"not_ready"`.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -52,17 +53,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     let cache = state.cache_is_fresh();
-    let body = serde_json::json!({
-        "status": match (cache, database) {
-            (false, _) => "not_ready",
-            (true, false) => "degraded",
-            (true, true) => "ready",
-        },
-        "database": if database { state.store.backend() } else { "unavailable" },
-        "cache": if cache { "fresh" } else { "stale" },
-    });
+    let body = readiness(cache, database.then(|| state.store.backend()));
     let status = if cache { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     no_store((status, axum::Json(body)).into_response())
+}
+
+/// The readiness body: whether the cache is fresh, and the database's backend when it answered.
+fn readiness(cache: bool, database: Option<&'static str>) -> serde_json::Value {
+    serde_json::json!({
+        "status": match (cache, database) {
+            (false, _) => "not_ready",
+            (true, None) => "degraded",
+            (true, Some(_)) => "ready",
+        },
+        "database": database.unwrap_or("unavailable"),
+        "cache": if cache { "fresh" } else { "stale" },
+    })
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
@@ -87,4 +93,26 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 pub async fn not_found() -> Response {
     ApiError::not_found("this path").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// The README's HAProxy check, taken from the README itself, finds the ready body and
+    /// neither the degraded nor the not-ready one, as `axum::Json` writes them.
+    #[test]
+    fn the_readme_balancer_check_matches_only_a_ready_instance() {
+        let readme = include_str!("../../../../README.md");
+        let (_, rest) = readme.split_once("http-check expect string '").expect("the check");
+        let (wanted, _) = rest.split_once('\'').unwrap();
+        assert_eq!(wanted, r#""status":"ready""#);
+        let body = |cache, database| serde_json::to_string(&readiness(cache, database)).unwrap();
+        assert!(body(true, Some("postgres")).contains(wanted));
+        assert!(!body(true, None).contains(wanted));
+        assert!(!body(false, None).contains(wanted), "{}", body(false, None));
+        assert!(!body(false, Some("postgres")).contains(wanted));
+    }
 }

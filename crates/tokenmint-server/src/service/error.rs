@@ -75,7 +75,8 @@ impl From<StoreError> for ServiceError {
             StoreError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "database unavailable");
                 Self::Unavailable(
-                    "the database is unavailable; changes cannot be saved right now, retry shortly"
+                    "the database is unavailable right now, so this request cannot be served; \
+                     retry shortly"
                         .into(),
                 )
             }
