@@ -1,4 +1,4 @@
-//! Password hashing on a fixed set of threads, each with one reused block of memory.
+//! Password hashing on a fixed set of threads, on memory given back after each hash.
 //!
 //! An Argon2id hash (the `argon2` crate's defaults, as OWASP recommends) works through 19 MiB.
 //! Allocated by the crate for each hash, that memory was not given back: with glibc every
@@ -6,13 +6,12 @@
 //! instance from 30 to 149 MB), and parallel ones on tokio's blocking pool multiplied it (32
 //! at once: 800 MB, for good). Anyone can send sign-ins (an unknown email is hashed too, so
 //! that it takes as long as a wrong password). Here at most one hash runs per thread of a small
-//! pool (one per core, at most two) and each thread keeps one block of memory for every hash
-//! it computes, so passwords take at most two blocks, whatever the traffic: a flood of sign-ins
-//! costs time, not memory.
+//! pool (one per core, at most two), on memory mapped for the hash and given back after it
+//! ([`MAPPED_BLOCKS`]): passwords take at most two blocks while hashes run and none after,
+//! whatever the traffic; a flood of sign-ins costs time, not memory.
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::cell::RefCell;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -77,12 +76,13 @@ pub fn passwords() -> &'static Workers {
     &WORKERS
 }
 
-thread_local! {
-    /// The Argon2 memory of this thread's hashes, kept from one to the next.
-    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-}
+/// Argon2's memory is asked for with room for at least this many blocks (33 MiB, more than the
+/// largest threshold above which glibc maps an allocation on its own, 32 MiB on 64-bit), so it
+/// is mapped for the hash and unmapped after it, given back to the system rather than kept in
+/// an arena. Only the blocks a hash uses are ever touched, so the room costs no memory.
+const MAPPED_BLOCKS: usize = 33 * 1024;
 
-/// Runs Argon2 with this thread's memory, grown (once) to what `argon2`'s parameters need.
+/// Runs Argon2 with memory of its own, given back when it is done.
 fn argon2_into(
     argon2: &Argon2<'_>,
     params: &Params,
@@ -90,13 +90,9 @@ fn argon2_into(
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
-    MEMORY.with(|memory| {
-        let mut memory = memory.borrow_mut();
-        if memory.len() < params.block_count() {
-            memory.resize(params.block_count(), Block::default());
-        }
-        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..])
-    })
+    let mut memory: Vec<Block> = Vec::with_capacity(params.block_count().max(MAPPED_BLOCKS));
+    memory.resize(params.block_count(), Block::default());
+    argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..])
 }
 
 /// A new Argon2id hash of `password` with a fresh random salt and the recommended
@@ -188,10 +184,10 @@ mod tests {
     }
 
     /// Hashes made here verify with the `argon2` crate's own verifier and the other way round
-    /// (stored hashes keep working), and hashing again and again on one thread takes its 19 MiB
-    /// once: ten hashes grew a thread by 195 MB with the crate allocating for each.
+    /// (stored hashes keep working), and hashing again and again on one thread keeps no memory:
+    /// ten hashes grew a thread by 195 MB with the crate allocating for each.
     #[test]
-    fn hashes_match_the_crates_and_repeated_hashing_reuses_one_block() {
+    fn hashes_match_the_crates_and_repeated_hashing_keeps_no_memory() {
         use argon2::password_hash::{PasswordHasher, PasswordVerifier};
         let ours = hash(b"correct horse battery").unwrap();
         assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
