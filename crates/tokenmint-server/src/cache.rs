@@ -904,13 +904,10 @@ impl Shared {
 
 type Entry = Option<Arc<CachedCredential>>;
 
-/// What the cache holds under a client id's hash: the credential, or the id that was looked up
-/// and not found. Either names its client id, which a lookup compares with the one asked for.
-#[derive(Clone)]
-enum Slot {
-    Known(Arc<CachedCredential>),
-    Unknown(Arc<String>),
-}
+/// How many client ids looked up and not found are remembered, apart from the credentials:
+/// ids anyone can make up must neither push real credentials out of the cache (those an
+/// instance serves through a database outage) nor take more than a little memory.
+const UNKNOWN_IDS: usize = 10_000;
 
 /// The entry holding a client's limit state ([`CachedCredential::limit_root`]) while no
 /// cached entry does, and the network the client was last used from.
@@ -925,7 +922,9 @@ struct Unheld {
 /// entry. Two ids whose hashes collide (by chance only: the key is secret) take turns in one
 /// slot, each lookup of the other one a miss; never does one id get the other's entry.
 pub struct CredentialCache {
-    entries: Cache<u64, Slot>,
+    entries: Cache<u64, Arc<CachedCredential>>,
+    /// Client ids looked up and not found, by the same key; see [`UNKNOWN_IDS`].
+    unknown: Cache<u64, Arc<str>>,
     /// The limits' states (and last networks) of clients whose entries an invalidation dropped,
     /// or whose entry is being made, by key: the next entry of the client takes its cell from
     /// here, or from the entry it replaces. Entries are made, inserted and dropped under this
@@ -948,6 +947,7 @@ impl CredentialCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: Cache::new(capacity.max(16)),
+            unknown: Cache::new(UNKNOWN_IDS.min(capacity.max(16))),
             unheld: Mutex::default(),
             hasher: std::hash::RandomState::new(),
             keep_names: true,
@@ -970,7 +970,7 @@ impl CredentialCache {
         let key = self.key(&entry.client_id());
         let mut unheld = self.unheld();
         let before = match self.entries.peek(&key) {
-            Some(Slot::Known(c)) if c.client_id() == entry.client_id() => {
+            Some(c) if c.client_id() == entry.client_id() => {
                 Some((c.limit_root(), c.network.load(Ordering::Acquire)))
             }
             _ => unheld.get(&key).map(|u| (u.holder.clone(), u.network)),
@@ -1053,9 +1053,14 @@ impl CredentialCache {
 
     /// The entry of exactly this id, if cached.
     fn lookup(&self, client_id: &str) -> Option<Entry> {
-        match self.entries.get(&self.key(client_id))? {
-            Slot::Known(c) if c.client_id() == client_id => Some(Some(c)),
-            Slot::Unknown(id) if id.as_str() == client_id => Some(None),
+        let key = self.key(client_id);
+        if let Some(c) = self.entries.get(&key)
+            && c.client_id() == client_id
+        {
+            return Some(Some(c));
+        }
+        match self.unknown.get(&key) {
+            Some(id) if &*id == client_id => Some(None),
             _ => None,
         }
     }
@@ -1063,24 +1068,29 @@ impl CredentialCache {
     fn insert(&self, client_id: &str, entry: Entry) {
         let key = self.key(client_id);
         let mut unheld = self.unheld();
-        let slot = match entry {
+        match entry {
             Some(c) => {
                 // Held by the cached entry from now on.
                 if unheld.get(&key).is_some_and(|u| Arc::ptr_eq(&u.holder, &c.limit_root())) {
                     unheld.remove(&key);
                 }
-                Slot::Known(c)
+                self.unknown.remove(&key);
+                self.entries.insert(key, c);
             }
-            None => Slot::Unknown(Arc::new(client_id.to_owned())),
-        };
-        self.entries.insert(key, slot);
+            None => {
+                // One slot per key: a credential no longer found leaves the cache.
+                self.entries.remove(&key);
+                self.unknown.insert(key, Arc::from(client_id));
+            }
+        }
     }
 
     pub fn invalidate(&self, client_id: &str) {
         let key = self.key(client_id);
         let mut unheld = self.unheld();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        if let Some((_, Slot::Known(c))) = self.entries.remove(&key) {
+        self.unknown.remove(&key);
+        if let Some((_, c)) = self.entries.remove(&key) {
             let network = c.network.load(Ordering::Acquire);
             unheld.insert(key, Unheld { holder: c.limit_root(), network });
         }
@@ -1089,11 +1099,10 @@ impl CredentialCache {
     pub fn clear(&self) {
         let mut unheld = self.unheld();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        for (key, slot) in self.entries.drain() {
-            if let Slot::Known(c) = slot {
-                let network = c.network.load(Ordering::Acquire);
-                unheld.insert(key, Unheld { holder: c.limit_root(), network });
-            }
+        self.unknown.clear();
+        for (key, c) in self.entries.drain() {
+            let network = c.network.load(Ordering::Acquire);
+            unheld.insert(key, Unheld { holder: c.limit_root(), network });
         }
     }
 
@@ -1116,6 +1125,35 @@ mod tests {
     use super::*;
     use tokenmint_core::ClientId;
     use tokenmint_core::StoredSecret;
+
+    /// Client ids anyone can make up are remembered apart, a bounded number of them: however
+    /// many are looked up, the credentials stay cached and the unknown ids take at most
+    /// [`UNKNOWN_IDS`] entries.
+    #[test]
+    fn made_up_client_ids_push_no_credential_out_and_are_bounded() {
+        let cache = CredentialCache::new(100);
+        let ids: Vec<String> = (0..50).map(|i| format!("tmc_{i:024}")).collect();
+        for id in &ids {
+            let entry = cache.entry(credential(id, "acme"));
+            cache.insert(id, Some(entry));
+        }
+        for i in 0..(UNKNOWN_IDS * 3) {
+            cache.insert(&format!("tmc_unknown{i}"), None);
+        }
+        for id in &ids {
+            assert!(matches!(cache.peek(id), Some(Some(_))), "{id} was pushed out");
+        }
+        assert!(cache.unknown.len() <= UNKNOWN_IDS.min(100), "{}", cache.unknown.len());
+        // An id once unknown and then found is a credential again, and the other way round.
+        let last = format!("tmc_unknown{}", UNKNOWN_IDS * 3 - 1);
+        assert!(matches!(cache.peek(&last), Some(None)));
+        let id = &ids[0];
+        cache.insert(id, None);
+        assert!(matches!(cache.peek(id), Some(None)), "a credential no longer found");
+        let entry = cache.entry(credential(id, "acme"));
+        cache.insert(id, Some(entry));
+        assert!(matches!(cache.peek(id), Some(Some(_))));
+    }
 
     fn credential(id: &str, org: &str) -> Credential {
         Credential {
@@ -1339,7 +1377,8 @@ mod tests {
         assert!(cache.peek("tmc_b").is_none(), "not cached at all");
         cache.invalidate("tmc_a");
         assert!(cache.peek("tmc_a").is_none());
-        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.len(), 0, "credentials are counted, not unknown ids");
+        assert!(cache.peek("tmc_unknown").unwrap().is_none(), "still known as unknown");
     }
     /// A limit of 3 per minute, checked at `secs` (seconds since an arbitrary origin).
     fn check(entry: &CachedCredential, secs: u64) -> bool {
