@@ -108,14 +108,27 @@ pub fn with_variables(cli: Command) -> Command {
     without_empty_variables(cli)
 }
 
+/// Whether a variable's value says "off" to an on/off option (`false`, `0`, `no`, `off`, in
+/// any case).
+fn is_off(value: &std::ffi::OsStr) -> bool {
+    value.to_str().is_some_and(|v| {
+        ["false", "0", "no", "off", "n", "f"].contains(&v.trim().to_ascii_lowercase().as_str())
+    })
+}
+
 fn without_empty_variables(command: Command) -> Command {
     command
         .mut_args(|arg| {
-            let empty =
-                arg.get_env().and_then(std::env::var_os).is_some_and(|value| value.is_empty());
+            let value = arg.get_env().and_then(std::env::var_os);
+            let empty = value.as_ref().is_some_and(|value| value.is_empty());
+            // An on/off option set off by its variable is as if not set: it then neither
+            // turns on nor conflicts with the option it excludes (`--never-expires` off and
+            // `--expires-in 10d`).
+            let off = matches!(arg.get_action(), ArgAction::SetTrue)
+                && value.as_deref().is_some_and(is_off);
             // Help names the variable, never its value: it may be a password in a URL.
             let arg = arg.hide_env_values(true);
-            if empty { arg.env(None::<&'static str>) } else { arg }
+            if empty || off { arg.env(None::<&'static str>) } else { arg }
         })
         .mut_subcommands(without_empty_variables)
 }
@@ -437,6 +450,11 @@ pub fn blame_file(error: &clap::Error, from_file: &FromFile) -> Option<String> {
 /// `--endpoint` (it overrides the server the credential file names) and `--output`, and the
 /// `--token-url` and `--issuer` of `token` and `call`, which receive the client's secret.
 pub fn notes(cli: &Command, matches: &ArgMatches, from_file: &FromFile) -> Vec<String> {
+    if let Some((name, sub)) = matches.subcommand()
+        && let Some(watched) = WHERE_DATA_GOES.iter().find(|(n, _)| *n == name).map(|(_, w)| *w)
+    {
+        return where_data_goes(cli, name, sub, watched);
+    }
     let Some((path, leaf)) = client_path(matches) else { return Vec::new() };
     let mut built = cli.clone();
     built.build();
@@ -461,7 +479,10 @@ pub fn notes(cli: &Command, matches: &ArgMatches, from_file: &FromFile) -> Vec<S
     let mut notes = Vec::new();
     for arg in command.get_arguments().filter(|a| is_option(a)) {
         let id = arg.get_id().as_str();
-        if quiet.contains(id) && !still_noted.contains(&id) {
+        // The admin credential file is exported as a variable on purpose (the README does);
+        // named in a config file, it decides which credential is sent where, and is noted.
+        let from_a_file = id == "admin_credentials" && from_file.keys.contains_key(id);
+        if quiet.contains(id) && !still_noted.contains(&id) && !from_a_file {
             continue;
         }
         let long = arg.get_long().unwrap_or_default();
@@ -479,6 +500,28 @@ pub fn notes(cli: &Command, matches: &ArgMatches, from_file: &FromFile) -> Vec<S
         }
     }
     notes
+}
+
+/// The options of the server and the gateway that decide where they send a secret or data:
+/// the token URL and issuer the gateway authenticates its feed credential at, the hook, webhooks
+/// and collector `serve` calls. Deployments set these through variables as a rule, so a
+/// variable left in a shell is what would send them elsewhere unseen.
+const WHERE_DATA_GOES: [(&str, &[&str]); 2] = [
+    ("gateway", &["token_url", "issuer"]),
+    ("serve", &["issuer", "token_hook", "alert_webhooks", "otlp_endpoint"]),
+];
+
+fn where_data_goes(cli: &Command, name: &str, sub: &ArgMatches, watched: &[&str]) -> Vec<String> {
+    let Some(command) = cli.find_subcommand(name) else { return Vec::new() };
+    watched
+        .iter()
+        .filter(|id| matches_source(sub, id) == Some(ValueSource::EnvVariable))
+        .filter_map(|id| command.get_arguments().find(|a| a.get_id().as_str() == *id))
+        .map(|arg| {
+            let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
+            format!("--{} is taken from the variable {env}", arg.get_long().unwrap_or_default())
+        })
+        .collect()
 }
 
 fn matches_source(matches: &ArgMatches, id: &str) -> Option<ValueSource> {
@@ -621,6 +664,31 @@ mod tests {
         assert_eq!(strings(leaf(&m), "audience"), ["https://only-for-token.example"]);
     }
 
+    /// An on/off option set off by its variable is as if not set, so it does not conflict
+    /// with the option it excludes; the server's and gateway's destinations from variables are
+    /// noted; an admin credential file named in a config file is noted.
+    #[test]
+    fn off_is_unset_and_destinations_from_variables_are_noted() {
+        assert!(is_off(std::ffi::OsStr::new("false")) && is_off(std::ffi::OsStr::new("OFF")));
+        assert!(is_off(std::ffi::OsStr::new("0")) && !is_off(std::ffi::OsStr::new("true")));
+        let cli = crate::program();
+        for name in ["gateway", "serve"] {
+            let watched = WHERE_DATA_GOES.iter().find(|(n, _)| *n == name).unwrap().1;
+            let command = cli.find_subcommand(name).unwrap();
+            for id in watched {
+                let arg = command.get_arguments().find(|a| a.get_id().as_str() == *id);
+                assert!(arg.is_some_and(|a| a.get_env().is_some()), "{name} {id}");
+            }
+        }
+        let (m, from_file) =
+            parse_with("admin_credentials = \"elsewhere.json\"", &["credentials", "list"]).unwrap();
+        let said = notes(&crate::program(), &m, &from_file);
+        assert!(
+            said.iter().any(|n| n.starts_with("--admin-credentials is taken from")),
+            "{said:?}"
+        );
+    }
+
     #[test]
     fn a_key_no_command_takes_and_a_value_of_the_wrong_shape_are_refused_naming_them() {
         let refused = |file: &str, args: &[&str], says: &[&str]| {
@@ -679,8 +747,8 @@ mod tests {
     }
 
     /// Where a secret goes is said when a file chose it: an admin command's server and output,
-    /// and the token endpoint `token` and `call` send the client's secret to. The options meant
-    /// to come from the environment stay quiet.
+    /// the admin credential file, and the token endpoint `token` and `call` send the client's
+    /// secret to. The options meant to come from the environment stay quiet.
     #[test]
     fn where_a_secret_goes_is_noted_when_the_file_chose_it() {
         let file = "endpoint = \"http://elsewhere.example\"\noutput = \"json\"\n\
@@ -693,7 +761,9 @@ mod tests {
         let said = notes_of(&["orgs", "list"]);
         assert!(said.contains("--endpoint is taken from `endpoint` in"), "{said}");
         assert!(said.contains("--output is taken from `output` in"), "{said}");
-        assert!(!said.contains("--admin-credentials") && !said.contains("--config"), "{said}");
+        // The credential file named in a config file decides which credential goes where.
+        assert!(said.contains("--admin-credentials is taken from `admin_credentials`"), "{said}");
+        assert!(!said.contains("--config"), "{said}");
         for command in [&["token"][..], &["call", "http://api.example/x"]] {
             let said = notes_of(command);
             assert!(said.contains("--token-url is taken from `token_url` in"), "{said}");

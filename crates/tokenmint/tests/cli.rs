@@ -725,9 +725,10 @@ fn admin_and_client_options_come_from_flags_variables_and_the_config_file_in_tha
     ] {
         assert!(said.contains(note), "{note}: {said}");
     }
-    // Which server gets the admin credential is said, unlike which credential file is used.
+    // Which server gets the admin credential is said, and which credential file the config
+    // file named.
     assert!(said.contains("note: --endpoint is taken from `endpoint` in"), "{said}");
-    assert!(!said.contains("--admin-credentials is taken"), "{said}");
+    assert!(said.contains("note: --admin-credentials is taken from `admin_credentials`"), "{said}");
 
     // A variable beats the file, a flag beats both; the command's own variable is noted.
     let out = admin(
@@ -738,6 +739,8 @@ fn admin_and_client_options_come_from_flags_variables_and_the_config_file_in_tha
             "Mixed",
             "--environment",
             "production",
+            "--expires-in",
+            "30d",
             "--config",
             config,
             "--output",
@@ -747,6 +750,8 @@ fn admin_and_client_options_come_from_flags_variables_and_the_config_file_in_tha
             ("TOKENMINT_ORG", "from-env"),
             ("TOKENMINT_CREDENTIALS_AUDIENCE", "https://env.example"),
             ("TOKENMINT_ENVIRONMENT", "sandbox"),
+            // Set off, an on/off option is as if not set: no conflict with --expires-in.
+            ("TOKENMINT_NEVER_EXPIRES", "false"),
         ],
     );
     let created = json_of(&out);
