@@ -532,7 +532,7 @@ impl Inner {
             .build(&self.http, self.config.request_timeout)?;
             let sent_at = self.clock.now();
             self.metrics.record(MetricEvent::TokenRequest);
-            tracing::debug!(token_url = %url, client_id, attempt, style = %self.config.auth_style, "requesting token");
+            tracing::debug!(token_url = %crate::text::without_url_passwords(url.as_str()), client_id, attempt, style = %self.config.auth_style, "requesting token");
 
             let (wait, error) = match request.send().await {
                 Ok(response) => {
@@ -542,7 +542,7 @@ impl Inner {
                     match body {
                         Ok(body) if status.is_success() => {
                             let parsed = endpoint::parse_token_response(&body)?;
-                            tracing::debug!(token_url = %url, client_id, %status, expires_in = ?parsed.expires_in, "token received");
+                            tracing::debug!(token_url = %crate::text::without_url_passwords(url.as_str()), client_id, %status, expires_in = ?parsed.expires_in, "token received");
                             return Ok(self.token_from(parsed, sent_at, slot));
                         }
                         Ok(body) => {
@@ -554,7 +554,7 @@ impl Inner {
                                 client_id,
                                 &secret,
                             );
-                            tracing::debug!(token_url = %url, client_id, %status, attempt, "token endpoint answered with an error");
+                            tracing::debug!(token_url = %crate::text::without_url_passwords(url.as_str()), client_id, %status, attempt, "token endpoint answered with an error");
                             if !is_retryable_status(status) {
                                 // A rotated secret file shows up as invalid_client until it is
                                 // re-read; re-read it now rather than after the interval.
@@ -581,7 +581,7 @@ impl Inner {
                     }
                 }
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
-                    tracing::debug!(token_url = %url, client_id, attempt, error = %e, "token endpoint unreachable");
+                    tracing::debug!(token_url = %crate::text::without_url_passwords(url.as_str()), client_id, attempt, error = %e, "token endpoint unreachable");
                     (None, transport(attempt, e))
                 }
                 Err(e) => return Err(transport(attempt, e)),
@@ -598,11 +598,11 @@ impl Inner {
             if let Some(limit) = policy.give_up_after
                 && self.clock.now().saturating_duration_since(started).saturating_add(delay) > limit
             {
-                tracing::debug!(token_url = %url, client_id, attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "the next attempt would come too late; giving up");
+                tracing::debug!(token_url = %crate::text::without_url_passwords(url.as_str()), client_id, attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "the next attempt would come too late; giving up");
                 return Err(error);
             }
             self.metrics.record(MetricEvent::TokenEndpointRetry);
-            tracing::info!(token_url = %url, client_id, attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), error = %error, "token request failed; retrying");
+            tracing::info!(token_url = %crate::text::without_url_passwords(url.as_str()), client_id, attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), error = %error, "token request failed; retrying");
             tokio::time::sleep(delay).await;
         }
     }

@@ -55,9 +55,66 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` with the password of every URL in it (`scheme://user:password@host`) replaced by
+/// `***`, the user kept: an endpoint given with credentials in it appears in errors, hints and
+/// log lines, which must not repeat the password.
+pub fn without_url_passwords(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") || !text.contains('@') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // The authority ends where a path, query, fragment, space or quote begins.
+        let end = after
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | ')' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@').map(|i| authority.split_at(i)) {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                    out.push_str(host);
+                }
+                None => out.push_str(authority),
+            },
+            None => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_passwords_are_masked_wherever_they_are_in_a_text() {
+        for (given, said) in [
+            ("http://u:pw@h/x", "http://u:***@h/x"),
+            (
+                "error sending request for url (https://a:b@c:8080/t): refused",
+                "error sending request for url (https://a:***@c:8080/t): refused",
+            ),
+            (
+                "token_url=http://u:p%40ss@h:1 and http://x:y@z",
+                "token_url=http://u:***@h:1 and http://x:***@z",
+            ),
+            ("redis://:secret@cache:6379/0", "redis://:***@cache:6379/0"),
+            ("http://user@h/", "http://user@h/"),
+            ("no url here @ all", "no url here @ all"),
+            ("http://h/path?q=a@b", "http://h/path?q=a@b"),
+        ] {
+            assert_eq!(without_url_passwords(given), said, "{given}");
+        }
+    }
 
     #[test]
     fn escape_sequences_and_line_breaks_become_visible() {

@@ -18,6 +18,7 @@ use tokenmint::settings;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
+use tokenmint_client::text::without_url_passwords;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -116,7 +117,7 @@ fn main() -> ExitCode {
     let telemetry = match init_logging(&cli, runtime.handle()) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", without_url_passwords(&format!("{e:#}")));
             return ExitCode::FAILURE;
         }
     };
@@ -144,9 +145,9 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             fail_the_eval();
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", without_url_passwords(&format!("{e:#}")));
             if let Some(hint) = exit::hint_of(&e) {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", without_url_passwords(hint));
             }
             ExitCode::from(exit::code_of(&e))
         }

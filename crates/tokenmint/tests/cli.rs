@@ -920,3 +920,23 @@ fn help_never_shows_a_variables_value() {
         assert!(!help.contains("hunter2"), "{command:?}: {help}");
     }
 }
+
+/// A password in an endpoint's URL is never repeated in what a command prints.
+#[test]
+fn a_password_in_an_endpoint_url_is_not_printed() {
+    let port = free_port();
+    for args in [&["orgs", "list"][..], &["credentials", "list"]] {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("TOKENMINT_ADMIN_CREDENTIALS")
+            .env("TOKENMINT_ENDPOINT", format!("http://admin:pwLEAK@127.0.0.1:{port}/"))
+            .env("TOKENMINT_CLIENT_ID", "tmc_x")
+            .env("TOKENMINT_CLIENT_SECRET", "secretLEAK")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!said.contains("pwLEAK") && !said.contains("secretLEAK"), "{said}");
+        assert!(said.contains("127.0.0.1"), "the server is still named: {said}");
+    }
+}
