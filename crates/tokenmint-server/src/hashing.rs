@@ -20,7 +20,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// A fixed set of threads running the jobs given to it, in order, one at a time per thread.
 #[derive(Debug)]
 pub struct Workers {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Sender<Job>,
 }
 
 impl Workers {
@@ -36,7 +36,7 @@ impl Workers {
                 tracing::error!(error = %e, "cannot start a password-hashing thread");
             }
         }
-        Self { jobs: Mutex::new(jobs) }
+        Self { jobs }
     }
 
     /// Runs `work` on one of the threads once one is free; `None` if no thread runs.
@@ -48,7 +48,7 @@ impl Workers {
         let job: Job = Box::new(move || {
             let _ = done.send(work());
         });
-        self.jobs.lock().ok()?.send(job).ok()?;
+        self.jobs.send(job).ok()?;
         result.await.ok()
     }
 }

@@ -77,6 +77,37 @@ fn ip_key(ip: IpAddr) -> String {
 /// Wrong current passwords given to the password-change form, counted apart as well: a sign-in
 /// clears the account's count, and a session held by someone else must not get fresh guesses
 /// each time its owner signs in. Only the current password proven right clears this one.
+/// Seconds until the account, the source or `also` may try again, if any is blocked: one look
+/// at the blocks (one Redis round trip) for them all.
+async fn blocked_by(
+    limits: &Limits,
+    email: &str,
+    ip: Option<IpAddr>,
+    also: Option<&str>,
+) -> Option<i64> {
+    let account = account_key(email);
+    let source = ip.map(ip_key);
+    let mut keys = vec![account.as_str()];
+    keys.extend(source.as_deref());
+    keys.extend(also);
+    let wait = limits.blocked_for(&keys).await?;
+    Some(i64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(BLOCK_SECS).max(1))
+}
+
+/// Counts one failure against `key`, blocking it for [`BLOCK_SECS`] past `limit` in [`WINDOW`].
+async fn count(limits: &Limits, key: &str, limit: u32) -> Counted {
+    limits
+        .count_failure(FailureCount {
+            counter: key,
+            limit,
+            window: WINDOW,
+            block: Some(key),
+            block_for: Duration::from_secs(BLOCK_SECS.unsigned_abs()),
+            reset: true,
+        })
+        .await
+}
+
 fn password_change_key(email: &str) -> String {
     format!("si:pwchange:{}", &account_key(email)["si:acct:".len()..])
 }
@@ -93,12 +124,7 @@ impl SignInThrottle {
         email: &str,
         ip: Option<IpAddr>,
     ) -> Option<i64> {
-        let account = account_key(email);
-        let source = ip.map(ip_key);
-        let mut keys = vec![account.as_str()];
-        keys.extend(source.as_deref());
-        let wait = limits.blocked_for(&keys).await?;
-        Some(i64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(BLOCK_SECS).max(1))
+        blocked_by(limits, email, ip, None).await
     }
 
     /// Counts an attempt as a failure before its password is checked, so that attempts sent
@@ -111,21 +137,9 @@ impl SignInThrottle {
         email: &str,
         ip: Option<IpAddr>,
     ) -> Blocked {
-        let count = |key: String, limit: u32| async move {
-            limits
-                .count_failure(FailureCount {
-                    counter: &key,
-                    limit,
-                    window: WINDOW,
-                    block: Some(&key),
-                    block_for: Duration::from_secs(BLOCK_SECS.unsigned_abs()),
-                    reset: true,
-                })
-                .await
-        };
-        let account = count(account_key(email), FAILURES_PER_ACCOUNT).await;
+        let account = count(limits, &account_key(email), FAILURES_PER_ACCOUNT).await;
         let source = match ip {
-            Some(ip) => count(ip_key(ip), FAILURES_PER_IP).await,
+            Some(ip) => count(limits, &ip_key(ip), FAILURES_PER_IP).await,
             None => Counted::default(),
         };
         Blocked {
@@ -143,14 +157,7 @@ impl SignInThrottle {
         email: &str,
         ip: Option<IpAddr>,
     ) -> Option<i64> {
-        let own = password_change_key(email);
-        let wait = limits.blocked_for(&[own.as_str()]).await.map(|wait| {
-            i64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(BLOCK_SECS).max(1)
-        });
-        match (wait, self.blocked_for(limits, email, ip).await) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
+        blocked_by(limits, email, ip, Some(&password_change_key(email))).await
     }
 
     /// [`SignInThrottle::record_attempt`] for the password-change form: counted with the
@@ -161,17 +168,7 @@ impl SignInThrottle {
         email: &str,
         ip: Option<IpAddr>,
     ) -> Blocked {
-        let key = password_change_key(email);
-        let own = limits
-            .count_failure(FailureCount {
-                counter: &key,
-                limit: FAILURES_PER_ACCOUNT,
-                window: WINDOW,
-                block: Some(&key),
-                block_for: Duration::from_secs(BLOCK_SECS.unsigned_abs()),
-                reset: true,
-            })
-            .await;
+        let own = count(limits, &password_change_key(email), FAILURES_PER_ACCOUNT).await;
         let shared = self.record_attempt(limits, email, ip).await;
         Blocked {
             account: shared.account || own.newly_blocked,
