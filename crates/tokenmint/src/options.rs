@@ -22,6 +22,7 @@
 //! typo does not silently fall back to a default. Values the file gives become the options'
 //! defaults, so clap's own parsing, conflicts and precedence apply to them unchanged.
 
+use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -363,8 +364,21 @@ fn to_values(
 ) -> Result<Vec<String>, String> {
     let on_off = matches!(arg.get_action(), ArgAction::SetTrue);
     let long = arg.get_long().unwrap_or_default();
+    // An option that takes text takes a TOML string: `org = 5` or an unquoted date is more
+    // likely a slip than a name, as `true` is.
+    let parses_to = arg.get_value_parser().type_id();
+    let text = [TypeId::of::<String>(), TypeId::of::<PathBuf>(), TypeId::of::<OsString>()]
+        .iter()
+        .any(|t| parses_to == *t);
     let scalar = |v: &toml::Value| -> Result<String, String> {
         match v {
+            toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Datetime(_) if text => {
+                Err(format!(
+                    "invalid `{key}` in the config file {}: --{long} takes text: write the \
+                     value in double quotes",
+                    file.display()
+                ))
+            }
             toml::Value::Boolean(_) if !on_off => Err(format!(
                 "invalid `{key}` in the config file {}: --{long} takes a value, not true/false: \
                  give a string or a number",
@@ -650,6 +664,13 @@ mod tests {
         assert!(create.get_flag("never_expires"));
         assert_eq!(from_file.keys["audiences"], "credentials.audience");
         assert_eq!(from_file.keys["org"], "org");
+        // A number option takes a TOML number.
+        let (m, _) = parse_with(
+            "org = \"a\"\nenvironment = \"sandbox\"\n[credentials]\nrate_limit = 300",
+            &["credentials", "create", "--name", "n"],
+        )
+        .unwrap();
+        assert_eq!(leaf(&m).get_one::<u32>("rate_limit"), Some(&300));
 
         // A flag beats the file; so does a flag that conflicts with a file's option.
         let (m, _) =
@@ -719,6 +740,18 @@ mod tests {
         refused("[credentials]\nnever_expires = 1", &create, &["--never-expires is on/off"]);
         refused("org = true", &create, &["`org`", "--org takes a value, not true/false"]);
         refused("[credentials]\nrate_limit = false", &create, &["--rate-limit takes a value"]);
+        refused("org = 5", &create, &["`org`", "--org takes text", "double quotes"]);
+        refused("org = 1.5", &create, &["--org takes text"]);
+        refused(
+            "[credentials]\norg = 2027-01-01",
+            &create,
+            &["`credentials.org`", "--org takes text"],
+        );
+        refused(
+            "[credentials.create]\naudience = [\"a\", 7]",
+            &create,
+            &["`credentials.create.audience`", "--audience takes text"],
+        );
         refused(
             "[credentials.create]\naudience = [\"a\", true]",
             &create,

@@ -265,11 +265,53 @@ pub struct FileSettings {
 
 pub fn load_file(path: Option<&Path>) -> Result<FileSettings> {
     let Some(path) = path else { return Ok(FileSettings::default()) };
-    Ok(config_file::load(path)?)
+    let text = config_file::read(path)?;
+    parse_named(&text)
+        .map_err(|error| config_file::ConfigFileError::Syntax { path: path.to_owned(), error })
+        .map_err(Into::into)
 }
 
 pub fn parse_file(text: &str) -> Result<FileSettings> {
-    Ok(config_file::parse(text)?)
+    Ok(parse_named(text)?)
+}
+
+/// Parses `serve`'s file; a value of the wrong type names its setting the three ways a user
+/// may give it, as every other setting error does, not only the file's key.
+fn parse_named(text: &str) -> Result<FileSettings, config_file::SyntaxError> {
+    config_file::parse(text).map_err(|mut error| {
+        if let Some(named) = wrongly_typed_key(text).and_then(|key| setting_of_key(&key)) {
+            let message =
+                ["u8", "u16", "u32", "u64", "usize"].iter().fold(error.message, |m, t| {
+                    m.replace(&format!("expected {t}"), "expected a whole number")
+                });
+            error.message = format!("invalid {named}: {message}");
+        }
+        error
+    })
+}
+
+/// The known key of a syntactically good file whose value does not fit its setting.
+fn wrongly_typed_key(text: &str) -> Option<String> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    table.into_iter().find_map(|(key, value)| {
+        let alone = toml::Value::Table(toml::Table::from_iter([(key.clone(), value)]));
+        match alone.try_into::<FileSettings>() {
+            Err(e) if !e.to_string().contains("unknown field") => Some(key),
+            _ => None,
+        }
+    })
+}
+
+/// `--flag (VARIABLE, `key` in the config file)` for a key of `serve`'s file, in the spelling
+/// the file used (a repeatable setting's key may be singular or plural).
+fn setting_of_key(key: &str) -> Option<String> {
+    let serve = ServeArgs::augment_args(clap::Command::new("serve"));
+    let flag = key.replace('_', "-");
+    let arg = serve.get_arguments().find(|a| {
+        a.get_long().is_some_and(|long| long == flag || flag.strip_suffix('s') == Some(long))
+    })?;
+    let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
+    Some(format!("--{} ({env}, `{key}` in the config file)", arg.get_long().unwrap_or_default()))
 }
 
 /// The OpenTelemetry collector `serve` exports to, if any. Resolved apart from the rest because
@@ -911,6 +953,47 @@ mod tests {
             let e = format!("{:#}", load_file(Some(&path)).unwrap_err());
             assert!(e.contains("serve.toml, line "), "{e}");
             assert!(!e.contains("SECRET"), "{e}");
+        }
+    }
+
+    /// A value of the wrong type in `serve`'s file names its setting the three ways, for every
+    /// key of the file (the plural and singular spellings of repeatable ones), and shows no
+    /// text of the file.
+    #[test]
+    fn a_wrongly_typed_value_names_its_setting_three_ways() {
+        let keys = [
+            "listen",
+            "token_rate_limit",
+            "product_areas",
+            "product_area",
+            "behind_proxy",
+            "org_editable_claims",
+            "insecure_http",
+            "master_key_file",
+            "brute_force_ip_limit",
+        ];
+        for key in keys {
+            // A table fits none of the settings.
+            let text = format!("# a comment\n{key} = {{ secret = \"SECRETVALUE\" }}\n");
+            let e = format!("{:#}", parse_file(&text).unwrap_err());
+            assert!(e.contains(&format!("`{key}` in the config file")), "{e}");
+            assert!(e.contains("TOKENMINT_") && e.contains(" (") && e.contains("--"), "{e}");
+            assert!(!e.contains("SECRETVALUE"), "{e}");
+        }
+        let e = parse_file("token_rate_limit = \"many\"").unwrap_err().to_string();
+        assert!(e.contains("invalid --token-rate-limit (TOKENMINT_TOKEN_RATE_LIMIT, `token_rate_limit` in the config file)"), "{e}");
+        assert!(e.contains("expected a whole number") && e.contains("line 1"), "{e}");
+        assert!(!e.contains("many"), "{e}");
+        let e = parse_file("org_editable_claims = 5").unwrap_err().to_string();
+        assert!(e.contains("--org-editable-claim (TOKENMINT_ORG_EDITABLE_CLAIMS"), "{e}");
+        // Every key the file takes (serde lists them when refusing an unknown one) is named by
+        // a flag of `serve` with a variable.
+        let listed = parse_file("no_such_key = 1").unwrap_err().to_string();
+        let keys: Vec<&str> = listed.split('`').skip(3).step_by(2).collect();
+        assert!(keys.len() > 40 && keys.contains(&"otlp_endpoint"), "{listed}");
+        for key in keys {
+            let named = setting_of_key(key).unwrap_or_else(|| panic!("{key} names no flag"));
+            assert!(named.contains("TOKENMINT_"), "{named}");
         }
     }
 
