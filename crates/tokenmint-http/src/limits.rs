@@ -452,7 +452,7 @@ impl Limits {
     /// Going local and coming back are logged once each and shown in [`Limits::fallback`].
     async fn in_redis<'s, T, F, Fut>(&'s self, call: F) -> Option<T>
     where
-        F: FnOnce(&'s RedisLimits, ConnectionManager) -> Fut,
+        F: Fn(&'s RedisLimits, ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>> + 's,
     {
         let r = self.redis.as_ref()?;
@@ -470,7 +470,16 @@ impl Limits {
                     conn
                 }
             };
-            call(r, conn).await
+            match call(r, conn.clone()).await {
+                // A connection Redis closed (a restart, a failover, an idle timeout) fails the
+                // first call on it, and the manager connects again at once: the call is made
+                // once more on the new connection, within the same time limit, so that an
+                // instance idle through a Redis restart does not decide alone for the wait
+                // after a failure. Had the closed connection carried the call to Redis before
+                // closing, it is counted twice: stricter, never looser.
+                Err(e) if e.is_connection_dropped() || e.is_io_error() => call(r, conn).await,
+                answered => answered,
+            }
         };
         match tokio::time::timeout(REDIS_TIMEOUT, attempt).await {
             Ok(Ok(v)) => {
@@ -698,5 +707,86 @@ mod tests {
         assert_eq!(decision(&[1, 99, 600_000]), Decision::Allowed { remaining: 99, reset_secs: 1 });
         assert_eq!(decision(&[0, 250_000]), Decision::Limited { retry_after_secs: 1 });
         assert_eq!(decision(&[0, 2_500_000]), Decision::Limited { retry_after_secs: 3 });
+    }
+    /// A TCP relay to Redis whose connections can all be closed at once, as a Redis restart
+    /// closes them, while it goes on accepting new ones.
+    struct Relay {
+        port: u16,
+        cut: tokio::sync::watch::Sender<u64>,
+        open: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    async fn relay(target: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, cuts) = tokio::sync::watch::channel(0_u64);
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = open.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (target, counted) = (target.clone(), counted.clone());
+                let mut cuts = cuts.clone();
+                cuts.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                    drop((client, server));
+                    counted.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Relay { port, cut, open }
+    }
+
+    /// Redis restarted while an instance was idle: its connection is closed, and the first
+    /// call on it fails. The call is made again on a new connection, so the instance keeps
+    /// counting with the others instead of deciding alone for a second (where an attacker
+    /// spreading guesses over the instances got each instance's own allowance).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_instance_idle_through_a_redis_restart_keeps_counting_in_redis() {
+        let target =
+            std::env::var("TOKENMINT_TEST_REDIS").unwrap_or_else(|_| "127.0.0.1:6379".to_owned());
+        if tokio::net::TcpStream::connect(&target).await.is_err() {
+            assert!(
+                std::env::var("TOKENMINT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "Redis is required (TOKENMINT_REQUIRE_SERVICES=1) but unreachable at {target}"
+            );
+            eprintln!("skipping: Redis is not reachable at {target}");
+            return;
+        }
+        let relay = relay(target).await;
+        let clock =
+            Arc::new(tokenmint_proto::clock::ManualClock::new(Duration::from_secs(1_765_000_000)));
+        let prefix = format!("tm-test-restart-{}-{}:", std::process::id(), relay.port);
+        let url = format!("redis://127.0.0.1:{}/15", relay.port);
+        let limits = Limits::redis(&url, &prefix, clock).await.unwrap();
+        let hour = Duration::from_secs(3600);
+        for _ in 0..2 {
+            assert!(matches!(limits.check("k", 3, hour).await, Decision::Allowed { .. }));
+        }
+        for restart in 1..=3 {
+            relay.cut.send_replace(restart);
+            let closed = async {
+                while relay.open.load(Ordering::SeqCst) > 0 {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), closed).await.unwrap();
+            // The third request of three is allowed, and the fourth refused: only Redis holds
+            // the two before (this instance's own limiter has seen none of them).
+            let decided = limits.check("k", 3, hour).await;
+            if restart == 1 {
+                assert!(matches!(decided, Decision::Allowed { .. }), "{decided:?}");
+            } else {
+                assert!(matches!(decided, Decision::Limited { .. }), "{decided:?}");
+            }
+            assert_eq!(limits.fallback.get(), 0, "decided alone after restart {restart}");
+        }
     }
 }
