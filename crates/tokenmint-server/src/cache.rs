@@ -104,15 +104,80 @@ pub struct CachedCredential {
 }
 
 /// What credentials of the same organization, grants and claims share: one block for the
-/// three, so that an entry points to it once.
+/// three, so that an entry points to it once. The slug is held in the block ([`Slug`]), not
+/// shared apart: where every partner is an organization of its own, each profile is one
+/// block of 64 bytes and one slot of 8 in [`Shared`], and a separate shared slug would add a
+/// block and a table slot for each.
 #[derive(Debug)]
 struct Profile {
     /// The owning organization's slug.
-    org: Arc<str>,
+    org: Slug,
     /// Permissions, scopes and audiences.
     grants: Arc<Grants>,
     /// The custom claims of its tokens: the organization's, overridden by its own.
     claims: Arc<Claims>,
+}
+
+/// Profiles are one when their organization is, and their grants and claims are the same
+/// shared values ([`Shared`] holds one of each).
+impl PartialEq for Profile {
+    fn eq(&self, other: &Self) -> bool {
+        self.org == other.org
+            && Arc::ptr_eq(&self.grants, &other.grants)
+            && Arc::ptr_eq(&self.claims, &other.claims)
+    }
+}
+
+impl Eq for Profile {}
+
+impl std::hash::Hash for Profile {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.org.hash(state);
+        std::ptr::hash(Arc::as_ptr(&self.grants), state);
+        std::ptr::hash(Arc::as_ptr(&self.claims), state);
+    }
+}
+
+/// The most bytes of a slug held in place: most slugs are a word or two (a slug may have up to
+/// 63 characters; a longer one is a block of its own).
+const SHORT_SLUG: usize = 22;
+
+/// An organization's slug, in place when it is short.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Slug {
+    Short(u8, [u8; SHORT_SLUG]),
+    Long(Box<str>),
+}
+
+impl Slug {
+    fn new(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= SHORT_SLUG => {
+                let mut short = [0; SHORT_SLUG];
+                short[..bytes.len()].copy_from_slice(bytes);
+                Self::Short(len, short)
+            }
+            _ => Self::Long(text.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str`, whole: always UTF-8.
+            Self::Short(len, bytes) => {
+                std::str::from_utf8(bytes.get(..usize::from(*len)).unwrap_or_default())
+                    .unwrap_or_default()
+            }
+            Self::Long(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Debug for Slug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 /// "Does not expire", for a credential or a secret: the one instant an expiry could name that no
@@ -522,7 +587,7 @@ impl CachedCredential {
 
     /// The owning organization's slug.
     pub fn org(&self) -> &str {
-        &self.profile.org
+        self.profile.org.as_str()
     }
 
     /// Its name, when the cache keeps names (a token hook is configured), else empty.
@@ -787,7 +852,7 @@ impl CachedCredential {
             client_id: tokenmint_core::ClientId::parse(&self.client_id())
                 .expect("read from a ClientId"),
             name: self.name().to_owned(),
-            org: self.profile.org.to_string(),
+            org: self.org().to_owned(),
             environment: self.environment,
             permissions: self.profile.grants.permissions.clone(),
             audiences: self.profile.grants.audiences.to_vec(),
@@ -817,14 +882,12 @@ fn unpack_tokens(packed: u64) -> (u32, u32) {
     (u32::try_from(packed >> 32).unwrap_or(0), u32::try_from(packed & 0xFFFF_FFFF).unwrap_or(0))
 }
 
-/// The values cached credentials share, one of each: organization slugs, permissions with
-/// their audiences, and token claims. Values no entry holds any more are dropped whenever the
-/// tables have doubled since the last sweep, so the tables stay within twice what is in use.
+/// The values cached credentials share, one of each: profiles, permissions with their
+/// audiences, and token claims. Values no entry holds any more are dropped whenever the tables
+/// have doubled since the last sweep, so the tables stay within twice what is in use.
 #[derive(Default)]
 struct Shared {
-    /// By the addresses of their (shared) parts.
-    profiles: HashMap<(usize, usize, usize), Arc<Profile>>,
-    orgs: HashSet<Arc<str>>,
+    profiles: HashSet<Arc<Profile>>,
     grants: HashMap<GrantsKey, Arc<Grants>>,
     claims: HashSet<ByJson>,
     swept_at: usize,
@@ -840,7 +903,7 @@ fn shared() -> std::sync::MutexGuard<'static, Shared> {
 
 impl Shared {
     fn len(&self) -> usize {
-        self.profiles.len() + self.orgs.len() + self.grants.len() + self.claims.len()
+        self.profiles.len() + self.grants.len() + self.claims.len()
     }
 
     fn intern(
@@ -852,20 +915,11 @@ impl Shared {
     ) -> Arc<Profile> {
         if self.len() >= (self.swept_at * 2).max(1024) {
             // Profiles first: theirs are references to the parts.
-            self.profiles.retain(|_, v| Arc::strong_count(v) > 1);
-            self.orgs.retain(|v| Arc::strong_count(v) > 1);
+            self.profiles.retain(|v| Arc::strong_count(v) > 1);
             self.grants.retain(|_, v| Arc::strong_count(v) > 1);
             self.claims.retain(|v| Arc::strong_count(&v.0) > 1);
             self.swept_at = self.len();
         }
-        let org = match self.orgs.get(org.as_str()) {
-            Some(o) => o.clone(),
-            None => {
-                let o: Arc<str> = org.into();
-                self.orgs.insert(o.clone());
-                o
-            }
-        };
         let audiences: Box<[String]> =
             audiences.into_iter().map(|a| a.into_boxed_str().into_string()).collect();
         let key = (permissions.to_string().into_boxed_str(), audiences);
@@ -890,15 +944,15 @@ impl Shared {
                 c
             }
         };
-        let key = (
-            Arc::as_ptr(&org).cast::<u8>() as usize,
-            Arc::as_ptr(&grants) as usize,
-            Arc::as_ptr(&claims) as usize,
-        );
-        self.profiles
-            .entry(key)
-            .or_insert_with(|| Arc::new(Profile { org, grants, claims }))
-            .clone()
+        let profile = Profile { org: Slug::new(&org), grants, claims };
+        match self.profiles.get(&profile) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Arc::new(profile);
+                self.profiles.insert(p.clone());
+                p
+            }
+        }
     }
 }
 
@@ -1357,13 +1411,32 @@ mod tests {
         let a = CachedCredential::new(credential("tmc_a", "acme"));
         let b = CachedCredential::new(credential("tmc_b", "acme"));
         assert!(Arc::ptr_eq(&a.profile, &b.profile), "one block for the three");
-        assert!(Arc::ptr_eq(&a.profile.org, &b.profile.org));
         assert!(Arc::ptr_eq(&a.profile.grants, &b.profile.grants));
         let mut other = credential("tmc_c", "acme");
         other.audiences.push("https://other.example.com".into());
         let other = CachedCredential::new(other);
         assert!(!Arc::ptr_eq(&a.profile.grants, &other.profile.grants));
-        assert!(Arc::ptr_eq(&a.profile.org, &other.profile.org));
+        assert!(!Arc::ptr_eq(&a.profile, &other.profile));
+        assert_eq!(other.org(), "acme");
+        let elsewhere = CachedCredential::new(credential("tmc_d", "globex"));
+        assert!(!Arc::ptr_eq(&a.profile, &elsewhere.profile), "another organization");
+        assert!(Arc::ptr_eq(&a.profile.grants, &elsewhere.profile.grants));
+        assert_eq!(elsewhere.org(), "globex");
+    }
+
+    /// A profile of its own (an organization with one credential) is one block of 64 bytes
+    /// with its slug in place, for every slug a short one; a slug of any length reads back.
+    #[test]
+    fn a_profile_is_one_block_with_its_slug_in_place() {
+        assert!(size_of::<Profile>() + 2 * size_of::<usize>() <= 56, "{}", size_of::<Profile>());
+        for len in 1..=63 {
+            let slug: String = "abcdefghij-".chars().cycle().take(len).collect();
+            let held = Slug::new(&slug);
+            assert_eq!(held.as_str(), slug);
+            assert_eq!(matches!(held, Slug::Short(..)), len <= SHORT_SLUG, "{len}");
+            let c = CachedCredential::new(credential("tmc_a", &slug));
+            assert_eq!(c.org(), slug);
+        }
     }
 
     #[test]
