@@ -173,6 +173,11 @@ pub(crate) struct TokenResponse {
 
 /// Reads a 2xx body. The body is never quoted in an error: it may hold a token.
 pub(crate) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> {
+    if too_large(body) {
+        return Err(Error::InvalidResponse(format!(
+            "the token response is larger than {MAX_BODY} bytes, which no token response is"
+        )));
+    }
     let raw = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err(Error::InvalidResponse("the body is not a JSON object".to_owned())),
@@ -259,17 +264,23 @@ pub(crate) fn error_from_response(
     Error::Status { status, attempts, retry_after, body }
 }
 
-/// Reads a response body, refusing more than [`MAX_BODY`] bytes.
+/// Reads a response body, refusing more than [`MAX_BODY`] bytes: at most one byte more is
+/// read, so a body longer than that is told apart ([`too_large`]) from one that is cut there.
 pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
-        let room = MAX_BODY.saturating_sub(body.len());
+        let room = (MAX_BODY + 1).saturating_sub(body.len());
         body.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
-        if body.len() >= MAX_BODY {
+        if body.len() > MAX_BODY {
             break;
         }
     }
     Ok(body)
+}
+
+/// Whether a body read by [`read_body`] went on past [`MAX_BODY`].
+pub(crate) fn too_large(body: &[u8]) -> bool {
+    body.len() > MAX_BODY
 }
 
 /// The metadata locations to try for `issuer`, in order: RFC 8414 §3.1 inserts the well-known
@@ -326,6 +337,11 @@ pub(crate) async fn discover(
             let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
             fail(kind, format!("{url}: {e}"))
         })?;
+        if too_large(&body) {
+            kind = ErrorKind::InvalidResponse;
+            reasons.push(format!("{url}: the metadata is larger than {MAX_BODY} bytes"));
+            continue;
+        }
         let meta = match serde_json::from_slice::<AuthorizationServerMetadata>(&body) {
             Ok(meta) => meta,
             Err(e) => {

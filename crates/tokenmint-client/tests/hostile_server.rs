@@ -188,3 +188,22 @@ async fn every_failure_says_what_kind_it_is() {
         ClientConfig::new(&server.url("/oauth/token"), "", SecretString::new("s")).unwrap();
     assert_eq!(TokenClient::new(config).unwrap_err().kind(), ErrorKind::Local);
 }
+
+/// A valid JSON token response over the size limit is said to be too large, not "not JSON";
+/// one just under the limit is read.
+#[tokio::test]
+async fn a_token_response_over_the_size_limit_is_said_to_be_too_large() {
+    let server = MockServer::builder().start().await;
+    let reply = |len: usize| {
+        Reply::new(200, json!({"access_token": "t".repeat(len), "token_type": "Bearer"}))
+    };
+    server.state.script_token(reply(300 * 1024));
+    let error = client(&server, AuthStyle::Post).token().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidResponse);
+    let message = error.to_string();
+    assert!(message.contains("the token response is larger than 262144 bytes"), "{message}");
+    assert!(!message.contains("not JSON"), "{message}");
+    server.state.script_token(reply(200 * 1024));
+    let token = client(&server, AuthStyle::Post).token().await.unwrap();
+    assert_eq!(token.token_type(), "Bearer");
+}
