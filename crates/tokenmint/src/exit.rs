@@ -37,7 +37,7 @@ pub const HELP: &str = "\
 Exit status:
   0   success
   1   any other failure (a bad option value, an unreadable file)
-  2   a command-line usage error
+  2   a command-line usage error (also a malformed call URL, -H header or -X method)
   3   the token endpoint refused the credentials or the request (invalid_client, invalid_scope...)
   4   the token endpoint answered with another HTTP error (wrong URL, server failing, rate limit)
   7   a server could not be reached, or the connection failed (also mid-way through a body)

@@ -1089,3 +1089,50 @@ async fn a_failed_token_fetch_is_reported_once_not_also_as_a_log_warning() {
     let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
     assert!(self::stderr(&output).contains("token fetch failed"), "{}", self::stderr(&output));
 }
+
+/// A malformed URL, header or method is a usage error (exit 2) found before any request: not
+/// a server that could not be reached (7), nor any other failure (1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_url_header_or_method_is_a_usage_error_before_any_request() {
+    let mock = Shared::default();
+    let base = start(mock.clone()).await;
+    let url = format!("{base}/api/cash");
+    let cases: [(&[&str], &str); 6] = [
+        (&["call", "http://[::1"], "invalid URL"),
+        (&["call", "http://user:hunter2@[::1/x"], "invalid URL"),
+        (&["call", "ftp://example.com/x"], "invalid URL"),
+        (&["call", "-H", "X-A: b\r\nInjected: 1", url.as_str()], "invalid value of header 'X-A'"),
+        (&["call", "-H", "X A: b", url.as_str()], "invalid header name"),
+        (&["call", "-X", "GE T", url.as_str()], "invalid method 'GE T'"),
+    ];
+    for (extra, expected) in cases {
+        let output = tokenmint(args(&base, extra), Some(SECRET)).await;
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(expected) && err.contains("hint: "), "{extra:?}: {err}");
+        assert!(!err.contains("could not be reached") && !err.contains("hunter2"), "{err}");
+        assert!(!err.contains("Injected"), "{err}");
+    }
+    let output = tokenmint(
+        args(&base, &["call", "--idempotency-key", "a\u{1}b", url.as_str()]),
+        Some(SECRET),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let seen = mock.lock().unwrap();
+    assert!(seen.tokens.is_empty() && seen.api.is_empty(), "a request was sent");
+}
+
+/// A valid JSON token response over the client's size limit is said to be too large.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_response_over_the_size_limit_is_said_to_be_too_large() {
+    let mock = Shared::default();
+    let base = start(mock.clone()).await;
+    let big = json!({"access_token": "t".repeat(1024 * 1024), "token_type": "Bearer"});
+    mock.lock().unwrap().token_script.push_back(Reply::status(200).body(big.to_string()));
+    let output = tokenmint(args(&base, &["token"]), Some(SECRET)).await;
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(8), "{err}");
+    assert!(err.contains("the token response is larger than 262144 bytes"), "{err}");
+    assert!(!err.contains("not JSON"), "{err}");
+}

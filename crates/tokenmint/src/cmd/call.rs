@@ -6,7 +6,7 @@
 use std::io::{IsTerminal as _, Read, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use clap::Args;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -50,14 +50,43 @@ pub struct CallArgs {
     pub url: String,
 }
 
+/// A mistake in what was typed: exit status 2, as clap's own usage errors.
+fn usage(message: String, hint: &str) -> anyhow::Error {
+    anyhow::Error::new(Failure::new(exit::USAGE, message).hint(hint))
+}
+
 fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue)> {
-    let (name, value) =
-        raw.split_once(':').ok_or_else(|| anyhow!("invalid header '{raw}': use 'Name: value'"))?;
+    // Only the name is repeated: a value may be a credential.
+    let hint =
+        "write -H 'Name: value', one header per -H, without line breaks or control characters";
+    let (name, value) = raw
+        .split_once(':')
+        .ok_or_else(|| usage("invalid header: use 'Name: value'".into(), hint))?;
+    let shown = header_value(name.trim().as_bytes());
     let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .with_context(|| format!("invalid header name in '{raw}'"))?;
-    let value = HeaderValue::from_str(value.trim())
-        .with_context(|| format!("invalid header value in '{raw}'"))?;
+        .map_err(|_| usage(format!("invalid header name '{shown}'"), hint))?;
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        usage(
+            format!(
+                "invalid value of header '{shown}': it holds a line break or a control character"
+            ),
+            hint,
+        )
+    })?;
     Ok((name, value))
+}
+
+/// The URL to call, checked before anything is sent: a malformed one is a usage error, not a
+/// server that could not be reached. The message never repeats the URL, which may hold a
+/// password.
+fn parse_url(raw: &str) -> Result<reqwest::Url> {
+    let hint = "write the whole URL, like https://api.example.com/path or http://[::1]:8080/path";
+    let url =
+        reqwest::Url::parse(raw.trim()).map_err(|e| usage(format!("invalid URL: {e}"), hint))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(usage("invalid URL: use an http:// or https:// URL with a host".into(), hint));
+    }
+    Ok(url)
 }
 
 /// The type of a body sent without a `Content-Type`: JSON when it reads as JSON (an API's
@@ -124,10 +153,25 @@ fn explain(note: NotRetried, method: &Method, status: reqwest::StatusCode) -> St
 }
 
 pub async fn run(args: CallArgs) -> Result<ExitCode> {
-    let body = args.data.as_deref().map(read_body).transpose()?;
+    // What was typed is checked before any file is read or request sent.
+    let url = parse_url(&args.url)?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    for raw in &args.headers {
+        let (name, value) = parse_header(raw)?;
+        headers.append(name, value);
+    }
     let method = match &args.method {
-        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-            .map_err(|_| anyhow!("invalid method '{m}'"))?,
+        Some(m) => Some(Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            usage(
+                format!("invalid method '{}'", header_value(m.as_bytes())),
+                "give -X a method name such as GET, POST, PUT, PATCH or DELETE",
+            )
+        })?),
+        None => None,
+    };
+    let body = args.data.as_deref().map(read_body).transpose()?;
+    let method = match method {
+        Some(method) => method,
         None if body.is_some() => Method::POST,
         None => Method::GET,
     };
@@ -153,12 +197,7 @@ pub async fn run(args: CallArgs) -> Result<ExitCode> {
         .user_agent(concat!("tokenmint/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client")?;
-    let mut request = api.request(method.clone(), &args.url);
-    let mut headers = reqwest::header::HeaderMap::new();
-    for raw in &args.headers {
-        let (name, value) = parse_header(raw)?;
-        headers.append(name, value);
-    }
+    let mut request = api.request(method.clone(), url);
     match args.idempotency_key.as_deref() {
         Some("auto") => {
             let key = HeaderValue::from_str(&random_idempotency_key())
@@ -166,8 +205,12 @@ pub async fn run(args: CallArgs) -> Result<ExitCode> {
             headers.insert(IDEMPOTENCY_KEY, key);
         }
         Some(key) => {
-            let key = HeaderValue::from_str(key)
-                .with_context(|| format!("invalid --idempotency-key '{key}'"))?;
+            let key = HeaderValue::from_str(key).map_err(|_| {
+                usage(
+                    format!("invalid --idempotency-key '{}'", header_value(key.as_bytes())),
+                    "use printable ASCII without line breaks, or auto for a random key",
+                )
+            })?;
             headers.insert(IDEMPOTENCY_KEY, key);
         }
         None => {}
