@@ -474,14 +474,42 @@ impl StartupSettings {
 
 impl GatewayConfig {
     /// Reads and validates the file at `path`, under `overrides`.
+    /// Paths in the file (`client_secret_file`, `tls_cert`, `tls_key`) are taken from the
+    /// file's directory when relative; paths given as flags, from the working directory.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
-        resolve(config_file::load(path)?, overrides)
+        let text = config_file::read(path)?;
+        let mut file = parse_file(&text)
+            .map_err(|error| ConfigFileError::Syntax { path: path.to_owned(), error })?;
+        for relative in [&mut file.client_secret_file, &mut file.tls_cert, &mut file.tls_key] {
+            if let Some(p) = relative.as_mut() {
+                *p = config_file::relative_to_file(path, p);
+            }
+        }
+        resolve(file, overrides)
     }
 
     /// Parses and validates a configuration text, under `overrides`.
     pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let file = config_file::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let file = parse_file(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         resolve(file, overrides)
+    }
+
+    /// Stops a start whose feed secret file cannot be read, naming the file, rather than
+    /// starting a gateway that answers 503 until someone reads its log.
+    pub fn check_secret_file(&self) -> Result<(), ConfigError> {
+        let FeedCredentials::Client { secret: SecretSource::File(path), .. } = &self.startup.feed
+        else {
+            return Ok(());
+        };
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        let failed = |reason: String| {
+            invalid("client_secret_file", format!("cannot read {}: {reason}", shown.display()))
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+        if text.trim().is_empty() {
+            return Err(failed("it is empty; write the feed credential's secret in it".into()));
+        }
+        Ok(())
     }
 
     /// The routes as the request path matches them: canonical prefixes, longest first, with
@@ -490,6 +518,21 @@ impl GatewayConfig {
         PrefixTable::new(self.routes.iter().map(|r| (r.path_prefix.clone(), Arc::new(r.clone()))))
             .map_err(|error| invalid("route.path_prefix", error.to_string()))
     }
+}
+
+/// The keys whose text is a duration, at the top and in `[[route]]`.
+const DURATION_KEYS: [&str; 6] = [
+    "connect_timeout",
+    "request_timeout",
+    "leeway",
+    "jwks_refetch_cooldown",
+    "issuer_retry_max",
+    "header_timeout",
+];
+
+/// The file's text as written; a value of the wrong type is named with its table path.
+fn parse_file(text: &str) -> Result<FileConfig, config_file::SyntaxError> {
+    config_file::parse_typed(text, &DURATION_KEYS, &|wrong| format!("`{}`", wrong.path))
 }
 
 fn duration(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
@@ -551,8 +594,20 @@ fn resolve(file: FileConfig, overrides: &Overrides) -> Result<GatewayConfig, Con
         (None, Some(toml::Value::Array(tables))) => {
             let mut issuers = Vec::with_capacity(tables.len());
             for (index, table) in tables.into_iter().enumerate() {
+                let fields = match &table {
+                    toml::Value::Table(fields) => Some(fields.clone()),
+                    _ => None,
+                };
                 let file_issuer: FileIssuer = table.try_into().map_err(|e: toml::de::Error| {
-                    invalid(format!("issuer[{index}]"), e.message())
+                    let wrong = fields
+                        .as_ref()
+                        .and_then(|f| config_file::wrongly_typed::<FileIssuer>(f, &[]));
+                    match wrong {
+                        Some(wrong) => ConfigError::Syntax(
+                            wrong.message(&format!("`issuer[{index}].{}`", wrong.path)),
+                        ),
+                        None => invalid(format!("issuer[{index}]"), e.message()),
+                    }
                 })?;
                 let issuer = resolve_issuer(index, file_issuer, audience.as_deref(), follow)?;
                 if issuers.iter().any(|i: &IssuerConfig| i.url == issuer.url) {
@@ -1092,6 +1147,133 @@ mod tests {
         assert!(e.contains("`issuer`"), "{e}");
         let e = error_of(&MINIMAL.replace("X-User-Id", "x-tokenmint-org"));
         assert!(e.contains("require_headers"), "{e}");
+    }
+
+    /// Every key of the file given a value of the wrong type: the message names the key with
+    /// its table path, says in words what to write, gives an example, and quotes no value.
+    #[test]
+    fn every_wrongly_typed_key_is_named_with_what_to_write() {
+        let text = "SECRETTEXT";
+        let top = [
+            ("listen", "47095", "text in double quotes"),
+            ("mode", "1", "text in double quotes"),
+            ("authz_source", "true", "text in double quotes"),
+            ("audience", "[\"a\"]", "text in double quotes"),
+            ("client_id", "7", "text in double quotes"),
+            ("client_secret_file", "7", "text in double quotes"),
+            ("token_url", "7", "text in double quotes"),
+            ("follow_revocations", "\"SECRETTEXT\"", "true or false"),
+            ("redis", "7", "text in double quotes"),
+            ("redis_prefix", "7", "text in double quotes"),
+            ("connect_timeout", "5", "connect_timeout = \"5s\""),
+            ("request_timeout", "30", "request_timeout = \"30s\""),
+            ("leeway", "60", "leeway = \"60s\""),
+            ("jwks_refetch_cooldown", "10", "jwks_refetch_cooldown = \"10s\""),
+            ("issuer_retry_max", "30", "issuer_retry_max = \"30s\""),
+            ("header_timeout", "true", "header_timeout = \"30s\""),
+            ("verified_cache", "\"SECRETTEXT\"", "a whole number"),
+            ("tls_cert", "7", "text in double quotes"),
+            ("tls_key", "7", "text in double quotes"),
+        ];
+        for (key, value, words) in top {
+            let base = MINIMAL.replace(&format!("{key} = false"), "");
+            let e = error_of(&format!("{key} = {value}\n{base}"));
+            assert!(e.contains(&format!("invalid `{key}`: expected ")), "{key}: {e}");
+            assert!(e.contains(words) && e.contains("line 1, column "), "{key}: {e}");
+            assert!(!e.contains(text) && !e.contains("invalid type"), "{key}: {e}");
+        }
+        let route = [
+            ("path_prefix", "7", "text in double quotes"),
+            ("upstream", "7", "text in double quotes"),
+            ("sandbox_upstream", "7", "text in double quotes"),
+            ("read_scope", "7", "text in double quotes"),
+            ("write_scope", "7", "text in double quotes"),
+            ("require_headers", "\"x-user-id\"", "require_headers = [\""),
+            ("rate_limit_per_minute", "\"600\"", "a whole number, not text"),
+            ("forward_authorization", "\"yes\"", "true or false, not text"),
+            ("request_timeout", "30", "request_timeout = \"30s\""),
+            ("require_env", "1", "true or false, not a number"),
+            ("require_org", "\"SECRETTEXT\"", "true or false"),
+            ("path_binding", "[\"/a\"]", "text in double quotes, not a list"),
+            ("forward_claims", "\"SECRETTEXT\"", "a list, not text"),
+        ];
+        for (key, value, words) in route {
+            let prefix = if key == "path_prefix" { "" } else { "path_prefix = \"/c\"\n" };
+            let e = error_of(&format!("{MINIMAL}\n[[route]]\n{prefix}{key} = {value}\n"));
+            assert!(e.contains(&format!("invalid `route[2].{key}`: expected ")), "{key}: {e}");
+            assert!(e.contains(words), "{key}: {e}");
+            assert!(!e.contains(text) && !e.contains("sequence") && !e.contains("u32"), "{e}");
+        }
+        let issuer = [
+            ("url", "7", "text in double quotes"),
+            ("audience", "7", "text in double quotes"),
+            ("jwks_uri", "7", "text in double quotes"),
+            ("token_types", "\"at+jwt\"", "a list, not text"),
+            ("algorithms", "\"RS256\"", "a list, not text"),
+            ("scope_claim", "7", "text in double quotes"),
+            ("client_id_claim", "7", "text in double quotes"),
+            ("env_claim", "7", "text in double quotes"),
+            ("org_claim", "7", "text in double quotes"),
+            ("revocation_feed", "\"SECRETTEXT\"", "true or false"),
+            ("revocation_feed_url", "7", "text in double quotes"),
+        ];
+        let routes = MINIMAL.replace("issuer = \"http://127.0.0.1:8080/\"", "");
+        for (key, value, words) in issuer {
+            let url = if key == "url" { String::new() } else { "url = \"https://a\"\n".into() };
+            let e = error_of(&format!("{routes}\n[[issuer]]\n{url}{key} = {value}\n"));
+            assert!(e.contains(&format!("invalid `issuer[0].{key}`: expected ")), "{key}: {e}");
+            assert!(e.contains(words), "{key}: {e}");
+            assert!(!e.contains(text), "{e}");
+        }
+        let e =
+            error_of(&MINIMAL.replace("[[route]]", "[route]").replacen("[route]", "[[route]]", 1));
+        assert!(e.contains("invalid config file: line "), "{e}");
+        let e = error_of(
+            "issuer = \"http://a\"\nfollow_revocations = false\n[route]\npath_prefix = \"/a\"\n",
+        );
+        assert!(e.contains("invalid `route`: expected a list of [[route]] tables"), "{e}");
+        assert!(e.contains("write [[route]] (an array of tables"), "{e}");
+    }
+
+    /// Paths in the file are taken from the file's directory, and a feed secret file that
+    /// cannot be read stops the start, naming the file where it was looked for.
+    #[test]
+    fn paths_in_the_file_are_the_files_and_an_unreadable_secret_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        let path = dir.path().join("conf").join("gateway.toml");
+        let text = MINIMAL.replace(
+            "follow_revocations = false",
+            "client_id = \"tm_gw\"\nclient_secret_file = \"gw.secret\"\ntls_cert = \"c.pem\"\ntls_key = \"k/k.pem\"",
+        );
+        std::fs::write(&path, &text).unwrap();
+        let config = GatewayConfig::load(&path, &Overrides::default()).unwrap();
+        let expected = dir.path().join("conf").join("gw.secret");
+        assert!(matches!(
+            &config.startup.feed,
+            FeedCredentials::Client { secret: SecretSource::File(p), .. } if *p == expected
+        ));
+        let tls = config.startup.tls.clone().unwrap();
+        assert_eq!(tls.cert, dir.path().join("conf/c.pem"));
+        assert_eq!(tls.key, dir.path().join("conf/k/k.pem"));
+        let e = config.check_secret_file().unwrap_err().to_string();
+        assert!(
+            e.contains("`client_secret_file`") && e.contains(&expected.display().to_string()),
+            "{e}"
+        );
+        std::fs::write(&expected, "\n").unwrap();
+        let e = config.check_secret_file().unwrap_err().to_string();
+        assert!(e.contains("is empty"), "{e}");
+        std::fs::write(&expected, "tms_x\n").unwrap();
+        config.check_secret_file().unwrap();
+        // A flag's path stays the working directory's.
+        let overrides =
+            Overrides { client_secret_file: Some("flag.secret".into()), ..Overrides::default() };
+        let config = GatewayConfig::load(&path, &overrides).unwrap();
+        assert!(matches!(
+            &config.startup.feed,
+            FeedCredentials::Client { secret: SecretSource::File(p), .. } if *p == Path::new("flag.secret")
+        ));
     }
 
     #[test]

@@ -107,6 +107,216 @@ pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigFile
     parse(&read(path)?).map_err(|error| ConfigFileError::Syntax { path: path.to_owned(), error })
 }
 
+/// Parses a TOML text into `T` like [`parse`]; a value of the wrong type is named by its key
+/// and its table path (`route[2].rate_limit_per_minute`), as `name` spells it, and the message
+/// says in words what to write there, with an example. `durations` are the keys whose text is a
+/// duration (`"30s"`), so a number given for one is answered with the text to write.
+pub fn parse_typed<T: serde::de::DeserializeOwned>(
+    text: &str,
+    durations: &[&str],
+    name: &dyn Fn(&WrongType) -> String,
+) -> Result<T, SyntaxError> {
+    parse(text).map_err(|mut error| {
+        let table: Option<toml::Table> = toml::from_str(text).ok();
+        if let Some(wrong) = table.and_then(|t| wrongly_typed::<T>(&t, durations)) {
+            error.message = wrong.message(&name(&wrong));
+        }
+        error
+    })
+}
+
+/// A path in a config file as the file means it: a relative path is taken from the file's
+/// directory, not from wherever the command was started, and made absolute.
+pub fn relative_to_file(config: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() || path.as_os_str().is_empty() {
+        return path.to_owned();
+    }
+    let dir = config.parent().unwrap_or(Path::new(""));
+    let joined = dir.join(path);
+    std::path::absolute(&joined).unwrap_or(joined)
+}
+
+/// A value that does not fit its key, found by giving the type each key alone (and each item
+/// of a list, and each key of a table in a list), so no value of the file is ever quoted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrongType {
+    /// The key with its table path: `listen`, `route[2].rate_limit_per_minute`.
+    pub path: String,
+    /// The key itself (for a list item, the list's key).
+    pub key: String,
+    value: toml::Value,
+    expected: Expected,
+    /// For `[route]` written where `[[route]]` tables are expected.
+    tables: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expected {
+    Text,
+    Duration,
+    /// The largest value, from the Rust type's name.
+    WholeNumber(u128),
+    Number,
+    Bool,
+    List,
+    Table,
+    Other(String),
+}
+
+fn expected_of(message: &str, duration: bool) -> Expected {
+    let Some(after) = message.rsplit("expected ").next().filter(|_| message.contains("expected "))
+    else {
+        return Expected::Other(without_values(message));
+    };
+    let word = after.trim().trim_end_matches('.');
+    let whole = |max: u128| Expected::WholeNumber(max);
+    match word {
+        "a string" | "a borrowed string" | "path string" if duration => Expected::Duration,
+        "a string" | "a borrowed string" | "path string" => Expected::Text,
+        "a boolean" => Expected::Bool,
+        "a sequence" => Expected::List,
+        "a map" => Expected::Table,
+        "u8" => whole(u8::MAX.into()),
+        "u16" => whole(u16::MAX.into()),
+        "u32" => whole(u32::MAX.into()),
+        "u64" | "usize" => whole(u64::MAX.into()),
+        "i8" | "i16" | "i32" | "i64" | "isize" => whole(i64::MAX.unsigned_abs().into()),
+        "f32" | "f64" => Expected::Number,
+        w if w.starts_with("struct ") => Expected::Table,
+        _ => Expected::Other(without_values(message)),
+    }
+}
+
+/// What a value is, in words, without the value.
+fn found_words(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "text",
+        toml::Value::Integer(_) | toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "true or false",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+impl WrongType {
+    /// `invalid NAMED: expected …, not …; write it …`.
+    pub fn message(&self, named: &str) -> String {
+        let key = &self.key;
+        let found = found_words(&self.value);
+        let (expected, advice) = match &self.expected {
+            Expected::Text => (
+                "text in double quotes".to_owned(),
+                format!("write it in double quotes, like {key} = \"…\""),
+            ),
+            Expected::Duration => {
+                let example = match &self.value {
+                    toml::Value::Integer(n) if *n >= 0 => format!("{n}s"),
+                    _ => "30s".to_owned(),
+                };
+                (
+                    "a duration: text in double quotes with a unit (ms, s, m, h, d)".to_owned(),
+                    format!("write it like {key} = \"{example}\""),
+                )
+            }
+            Expected::WholeNumber(max) => {
+                let advice = match &self.value {
+                    toml::Value::String(_) => format!("write it without quotes, like {key} = 100"),
+                    toml::Value::Integer(_) => format!("use a whole number from 0 to {max}"),
+                    _ => format!("write it like {key} = 100"),
+                };
+                ("a whole number".to_owned(), advice)
+            }
+            Expected::Number => {
+                ("a number".to_owned(), format!("write it without quotes, like {key} = 1.5"))
+            }
+            Expected::Bool => {
+                ("true or false".to_owned(), format!("write it without quotes, like {key} = true"))
+            }
+            Expected::List if self.tables => (
+                format!("a list of [[{key}]] tables"),
+                format!(
+                    "write [[{key}]] (an array of tables, with two brackets) above each one, \
+                     not [{key}]"
+                ),
+            ),
+            Expected::List => (
+                "a list".to_owned(),
+                format!("write it in square brackets, even for one item, like {key} = [\"…\"]"),
+            ),
+            Expected::Table if self.path.ends_with(']') => {
+                (format!("a [[{key}]] table"), format!("write each one as a table under [[{key}]]"))
+            }
+            Expected::Table => ("a table".to_owned(), format!("write its settings under [{key}]")),
+            Expected::Other(message) => return format!("invalid {named}: {message}"),
+        };
+        format!("invalid {named}: expected {expected}, not {found}; {advice}")
+    }
+}
+
+/// A table of one key.
+fn one(key: &str, value: toml::Value) -> toml::Table {
+    toml::Table::from_iter([(key.to_owned(), value)])
+}
+
+/// Why `table` does not fit `T` by itself: `None` when it does, or when it misses a required
+/// key or has an unknown one (which are reported as they are).
+fn misfit<T: serde::de::DeserializeOwned>(table: toml::Table) -> Option<String> {
+    match toml::Value::Table(table).try_into::<T>() {
+        Ok(_) => None,
+        Err(e) => {
+            let message = e.message().to_owned();
+            (!message.contains("unknown field") && !message.contains("missing field"))
+                .then_some(message)
+        }
+    }
+}
+
+/// The first value of `table` that does not fit `T` because of its type (see [`WrongType`]).
+pub fn wrongly_typed<T: serde::de::DeserializeOwned>(
+    table: &toml::Table,
+    durations: &[&str],
+) -> Option<WrongType> {
+    use toml::Value::{Array, Table};
+    let empty = toml::Table::new;
+    table.iter().find_map(|(key, value)| {
+        let message = misfit::<T>(one(key, value.clone()))?;
+        let list_of_tables = misfit::<T>(one(key, Array(vec![Table(empty())]))).is_none();
+        let wrong = |path: String, key: &str, value: &toml::Value, message: &str| WrongType {
+            path,
+            key: key.to_owned(),
+            value: value.clone(),
+            expected: expected_of(message, durations.contains(&key)),
+            tables: list_of_tables && matches!(value, Table(_)),
+        };
+        // Inside a list or a table that fits as a container, the item or key that does not.
+        let inner = match value {
+            Array(items) if misfit::<T>(one(key, Array(Vec::new()))).is_none() => {
+                items.iter().enumerate().find_map(|(i, item)| {
+                    let message = misfit::<T>(one(key, Array(vec![item.clone()])))?;
+                    let path = format!("{key}[{i}]");
+                    let field = match item {
+                        Table(fields) if list_of_tables => fields.iter().find_map(|(sub, v)| {
+                            let m = misfit::<T>(one(key, Array(vec![Table(one(sub, v.clone()))])))?;
+                            Some(wrong(format!("{path}.{sub}"), sub, v, &m))
+                        }),
+                        _ => None,
+                    };
+                    Some(field.unwrap_or_else(|| wrong(path, key, item, &message)))
+                })
+            }
+            Table(fields) if misfit::<T>(one(key, Table(empty()))).is_none() => {
+                fields.iter().find_map(|(sub, v)| {
+                    let m = misfit::<T>(one(key, Table(one(sub, v.clone()))))?;
+                    Some(wrong(format!("{key}.{sub}"), sub, v, &m))
+                })
+            }
+            _ => None,
+        };
+        Some(inner.unwrap_or_else(|| wrong(key.clone(), key, value, &message)))
+    })
+}
+
 /// A parser's message without the string value it may quote (serde's `invalid type: string
 /// "…", expected …`): the value given to the wrong key may be a secret.
 fn without_values(message: &str) -> String {
@@ -198,6 +408,84 @@ mod tests {
         }
         let said = read(&dir.path().join("missing.toml")).unwrap_err().to_string();
         assert!(said.starts_with("cannot read the config file"), "{said}");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nested {
+        timeout: Option<String>,
+        limit: Option<u32>,
+        names: Option<Vec<String>>,
+        #[serde(default, rename = "route")]
+        routes: Vec<Route>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Route {
+        prefix: Option<String>,
+        per_minute: Option<u32>,
+        on: Option<bool>,
+    }
+
+    fn typed_error(text: &str) -> String {
+        let named = |wrong: &WrongType| format!("`{}`", wrong.path);
+        parse_typed::<Nested>(text, &["timeout"], &named).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_wrongly_typed_value_is_named_with_its_table_path_in_words() {
+        let routes = "[[route]]\nprefix = \"/a\"\n[[route]]\nprefix = \"/b\"\n[[route]]\n";
+        let e = typed_error(&format!("{routes}per_minute = \"SECRET600\"\n"));
+        assert!(e.starts_with("line 6, column "), "{e}");
+        assert!(
+            e.contains("invalid `route[2].per_minute`: expected a whole number, not text"),
+            "{e}"
+        );
+        assert!(e.contains("without quotes, like per_minute = 100"), "{e}");
+        assert!(!e.contains("SECRET") && !e.contains("u32"), "{e}");
+        let e = typed_error(&format!("{routes}on = \"yes\"\n"));
+        assert!(e.contains("`route[2].on`: expected true or false, not text"), "{e}");
+        let e = typed_error("timeout = 3600\n");
+        assert!(
+            e.contains("`timeout`: expected a duration") && e.contains("timeout = \"3600s\""),
+            "{e}"
+        );
+        let e = typed_error("names = \"SECRET\"\n");
+        assert!(
+            e.contains("`names`: expected a list, not text") && e.contains("names = [\""),
+            "{e}"
+        );
+        assert!(!e.contains("SECRET") && !e.contains("sequence"), "{e}");
+        let e = typed_error("names = [\"a\", 5]\n");
+        assert!(e.contains("`names[1]`: expected text in double quotes, not a number"), "{e}");
+        let e = typed_error("limit = -5\n");
+        assert!(
+            e.contains("`limit`: expected a whole number") && e.contains("0 to 4294967295"),
+            "{e}"
+        );
+        let e = typed_error("[route]\nprefix = \"/a\"\n");
+        assert!(e.contains("`route`: expected a list of [[route]] tables, not a table"), "{e}");
+        assert!(e.contains("write [[route]]"), "{e}");
+        let e = typed_error("route = [1]\n");
+        assert!(e.contains("`route[0]`: expected a [[route]] table, not a number"), "{e}");
+        // Unknown keys and syntax errors keep the parser's own message.
+        assert!(typed_error("nope = 1\n").contains("unknown field `nope`"));
+    }
+
+    #[test]
+    fn a_relative_path_in_a_file_is_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("conf").join("g.toml");
+        assert_eq!(
+            relative_to_file(&config, Path::new("gw.secret")),
+            dir.path().join("conf").join("gw.secret")
+        );
+        assert_eq!(relative_to_file(&config, Path::new("/etc/x")), Path::new("/etc/x"));
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(relative_to_file(Path::new("g.toml"), Path::new("s")), here.join("s"));
     }
 
     #[test]

@@ -266,9 +266,22 @@ pub struct FileSettings {
 pub fn load_file(path: Option<&Path>) -> Result<FileSettings> {
     let Some(path) = path else { return Ok(FileSettings::default()) };
     let text = config_file::read(path)?;
-    parse_named(&text)
-        .map_err(|error| config_file::ConfigFileError::Syntax { path: path.to_owned(), error })
-        .map_err(Into::into)
+    let mut file = parse_named(&text)
+        .map_err(|error| config_file::ConfigFileError::Syntax { path: path.to_owned(), error })?;
+    // Paths in the file are the file's: relative ones are taken from its directory.
+    for relative in [
+        &mut file.master_key_file,
+        &mut file.admin_credential_file,
+        &mut file.alert_webhook_secret_file,
+        &mut file.token_hook_secret_file,
+        &mut file.tls_cert,
+        &mut file.tls_key,
+    ] {
+        if let Some(p) = relative.as_mut() {
+            *p = config_file::relative_to_file(path, p);
+        }
+    }
+    Ok(file)
 }
 
 pub fn parse_file(text: &str) -> Result<FileSettings> {
@@ -278,27 +291,15 @@ pub fn parse_file(text: &str) -> Result<FileSettings> {
 /// Parses `serve`'s file; a value of the wrong type names its setting the three ways a user
 /// may give it, as every other setting error does, not only the file's key.
 fn parse_named(text: &str) -> Result<FileSettings, config_file::SyntaxError> {
-    config_file::parse(text).map_err(|mut error| {
-        if let Some(named) = wrongly_typed_key(text).and_then(|key| setting_of_key(&key)) {
-            let message =
-                ["u8", "u16", "u32", "u64", "usize"].iter().fold(error.message, |m, t| {
-                    m.replace(&format!("expected {t}"), "expected a whole number")
-                });
-            error.message = format!("invalid {named}: {message}");
-        }
-        error
-    })
-}
-
-/// The known key of a syntactically good file whose value does not fit its setting.
-fn wrongly_typed_key(text: &str) -> Option<String> {
-    let table: toml::Table = toml::from_str(text).ok()?;
-    table.into_iter().find_map(|(key, value)| {
-        let alone = toml::Value::Table(toml::Table::from_iter([(key.clone(), value)]));
-        match alone.try_into::<FileSettings>() {
-            Err(e) if !e.to_string().contains("unknown field") => Some(key),
-            _ => None,
-        }
+    let serve = ServeArgs::augment_args(clap::Command::new("serve"));
+    let durations: Vec<String> = serve
+        .get_arguments()
+        .filter(|a| a.get_value_names().is_some_and(|names| names.iter().any(|n| n == "DURATION")))
+        .filter_map(|a| a.get_long().map(|long| long.replace('-', "_")))
+        .collect();
+    let durations: Vec<&str> = durations.iter().map(String::as_str).collect();
+    config_file::parse_typed(text, &durations, &|wrong| {
+        setting_of_key(&wrong.key).unwrap_or_else(|| format!("`{}`", wrong.path))
     })
 }
 
@@ -995,6 +996,43 @@ mod tests {
             let named = setting_of_key(key).unwrap_or_else(|| panic!("{key} names no flag"));
             assert!(named.contains("TOKENMINT_"), "{named}");
         }
+    }
+
+    /// A duration given as a number says to write it as text with a unit.
+    #[test]
+    fn a_duration_given_as_a_number_says_to_write_it_with_a_unit() {
+        for key in ["max_token_lifetime", "key_propagation", "brute_force_window"] {
+            let e = parse_file(&format!("{key} = 3600\n")).unwrap_err().to_string();
+            let flag = key.replace('_', "-");
+            assert!(e.contains(&format!("invalid --{flag} (TOKENMINT_")), "{e}");
+            assert!(e.contains("expected a duration") && e.contains("not a number"), "{e}");
+            assert!(e.contains(&format!("{key} = \"3600s\"")), "{e}");
+        }
+        let e = parse_file("insecure_http = \"yes\"\n").unwrap_err().to_string();
+        assert!(e.contains("expected true or false, not text"), "{e}");
+    }
+
+    /// Paths in serve's file are taken from the file's directory.
+    #[test]
+    fn paths_in_the_serve_file_are_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        let path = dir.path().join("conf").join("serve.toml");
+        std::fs::write(
+            &path,
+            "master_key_file = \"mk\"\nadmin_credential_file = \"admin.json\"\n\
+             alert_webhook_secret_file = \"a.secret\"\ntoken_hook_secret_file = \"/abs/h\"\n\
+             tls_cert = \"tls/c.pem\"\ntls_key = \"tls/k.pem\"\n",
+        )
+        .unwrap();
+        let file = load_file(Some(&path)).unwrap();
+        let conf = dir.path().join("conf");
+        assert_eq!(file.master_key_file, Some(conf.join("mk")));
+        assert_eq!(file.admin_credential_file, Some(conf.join("admin.json")));
+        assert_eq!(file.alert_webhook_secret_file, Some(conf.join("a.secret")));
+        assert_eq!(file.token_hook_secret_file, Some(PathBuf::from("/abs/h")));
+        assert_eq!(file.tls_cert, Some(conf.join("tls/c.pem")));
+        assert_eq!(file.tls_key, Some(conf.join("tls/k.pem")));
     }
 
     #[test]

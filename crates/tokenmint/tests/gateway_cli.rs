@@ -179,3 +179,98 @@ fn the_gateway_reloads_its_routes_on_sighup_and_flags_beat_the_file_and_logs_its
     assert!(!log.contains("cmd::serve"), "{log}");
     assert!(log.contains("tokenmint gateway stopped"), "{log}");
 }
+
+/// The gateway's exit, or `None` if it is still running after `limit` (then it is stopped).
+fn exit_within(mut child: Child, limit: Duration) -> Option<(std::process::ExitStatus, String)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            return Some((status, stderr));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A relative `client_secret_file` is the config file's, wherever the gateway is started; one
+/// that cannot be read stops the start with one error naming where it was looked for.
+#[test]
+fn a_relative_secret_file_is_the_config_files_and_an_unreadable_one_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&conf).unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    let config = conf.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:1\"\nclient_id = \"tmc_gw\"\n\
+             client_secret_file = \"gw.secret\"\n{}",
+            route("/a", "http://127.0.0.1:2")
+        ),
+    )
+    .unwrap();
+    // The same name in the working directory is not the one meant.
+    std::fs::write(elsewhere.join("gw.secret"), "tms_wrong").unwrap();
+    let start = |port: u16| {
+        Command::new(BIN)
+            .args(["gateway", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(&config)
+            .current_dir(&elsewhere)
+            .env_remove("TOKENMINT_CLIENT_SECRET")
+            .env_remove("TOKENMINT_CLIENT_SECRET_FILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (status, stderr) = exit_within(start(free_port()), Duration::from_secs(20))
+        .expect("the gateway started without its secret file");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let expected = conf.join("gw.secret").display().to_string();
+    assert!(stderr.contains("`client_secret_file`") && stderr.contains(&expected), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+
+    std::fs::write(conf.join("gw.secret"), "tms_right\n").unwrap();
+    let port = free_port();
+    let running = Process(start(port));
+    wait_for_port(port);
+    drop(running);
+}
+
+/// A wrongly typed value in the gateway's file is named with its table path and what to write.
+#[test]
+fn a_wrongly_typed_gateway_value_names_its_key_and_what_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let head = "issuer = \"http://127.0.0.1:1\"\nfollow_revocations = false\n";
+    let cases = [
+        (
+            format!("{head}{}rate_limit_per_minute = \"600\"\n", route("/a", "http://127.0.0.1:2")),
+            "invalid `route[0].rate_limit_per_minute`: expected a whole number, not text",
+        ),
+        (
+            format!("request_timeout = 30\n{head}{}", route("/a", "http://127.0.0.1:2")),
+            "request_timeout = \"30s\"",
+        ),
+        (
+            format!("{head}{}", route("/a", "http://127.0.0.1:2").replace("[[route]]", "[route]")),
+            "write [[route]] (an array of tables",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(BIN).args(["gateway", "--config"]).arg(&config).output().unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("invalid type") && !stderr.contains("u32"), "{stderr}");
+    }
+}

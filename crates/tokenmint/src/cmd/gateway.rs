@@ -69,6 +69,7 @@ impl GatewayArgs {
 pub async fn run(args: GatewayArgs) -> Result<ExitCode> {
     let overrides = args.overrides();
     let config = GatewayConfig::load(&args.config, &overrides)
+        .and_then(|config| config.check_secret_file().map(|()| config))
         .with_context(|| format!("invalid gateway configuration {}", args.config.display()))?;
     let routes = config.routes.len();
     let issuers: Vec<String> = config.startup.issuers.iter().map(|i| i.url.clone()).collect();
