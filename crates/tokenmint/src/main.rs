@@ -82,7 +82,9 @@ fn main() -> ExitCode {
         Err(e) => {
             if e.use_stderr() {
                 fail_the_eval();
-                if let Some(message) = options::blame_file(&e, &from_file) {
+                if let Some(message) = options::blame_variable(&e, &command, &args)
+                    .or_else(|| options::blame_file(&e, &from_file))
+                {
                     eprintln!("error: {message}");
                     return ExitCode::from(exit::USAGE);
                 }

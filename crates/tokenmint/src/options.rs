@@ -438,6 +438,72 @@ fn set_defaults(
     cli.mut_subcommands(|sub| if sub.get_name() == group { at(sub, rest, defaults) } else { sub })
 }
 
+/// Why clap refused a value a `TOKENMINT_*` variable gave, said as the variable's (clap names
+/// the flag, which was not typed): `None` when the value was typed, or the refusal is about
+/// something else. Checked before [`blame_file`]: a variable beats the file.
+pub fn blame_variable(error: &clap::Error, cli: &Command, args: &[OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let ContextValue::String(named) = error.get(ContextKind::InvalidArg)? else { return None };
+    let ContextValue::String(value) = error.get(ContextKind::InvalidValue)? else { return None };
+    let long = named.trim_start_matches("--").split([' ', '=', '<']).next()?;
+    fn find_arg<'a>(command: &'a Command, long: &str, value: &str) -> Option<&'a Arg> {
+        command
+            .get_arguments()
+            .find(|a| {
+                a.get_long() == Some(long)
+                    && a.get_env().and_then(std::env::var_os).is_some_and(|v| {
+                        let v = v.to_string_lossy();
+                        v == value || v.split(',').any(|part| part == value)
+                    })
+            })
+            .or_else(|| command.get_subcommands().find_map(|sub| find_arg(sub, long, value)))
+    }
+    let arg = find_arg(cli, long, value)?;
+    let typed = args.iter().filter_map(|a| a.to_str()).any(|a| {
+        a == format!("--{long}")
+            || a.starts_with(&format!("--{long}="))
+            || arg
+                .get_short()
+                .is_some_and(|c| a.starts_with(&format!("-{c}")) && !a.starts_with("--"))
+    });
+    if typed {
+        return None;
+    }
+    let variable = arg.get_env()?.to_string_lossy();
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    // clap's first line is `error: invalid value 'V' for '--flag <V>': why`; the why alone.
+    let reason = first.split_once("': ").map_or("not accepted", |(_, reason)| reason).trim();
+    let accepted: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .filter(|v| !v.is_hide_set())
+        .map(|v| v.get_name().to_owned())
+        .collect();
+    let on_off = arg.get_possible_values().iter().any(|v| v.get_name() == "true");
+    let hint = if on_off && arg.get_possible_values().iter().any(|v| v.get_name() == "yes") {
+        format!(
+            "--{long} is on/off: give true or false (also 1/0, yes/no, on/off; empty is as if \
+             not set)"
+        )
+    } else if on_off {
+        format!("--{long} is on/off: give true or false")
+    } else if accepted.is_empty() {
+        String::new()
+    } else {
+        format!("accepted: {}", accepted.join(", "))
+    };
+    let mut message = format!(
+        "invalid value '{}' in {variable} (the variable of --{long}): {reason}",
+        crate::terminal::header_value(value.as_bytes())
+    );
+    if !hint.is_empty() && !reason.contains(&hint) {
+        message.push_str("; ");
+        message.push_str(&hint);
+    }
+    Some(message)
+}
+
 /// Why clap refused a value the file gave, said as the file's: `None` when the refusal is
 /// about something else.
 pub fn blame_file(error: &clap::Error, from_file: &FromFile) -> Option<String> {

@@ -940,3 +940,53 @@ fn a_password_in_an_endpoint_url_is_not_printed() {
         assert!(said.contains("127.0.0.1"), "the server is still named: {said}");
     }
 }
+
+/// A value a `TOKENMINT_*` variable gave and clap refuses is said to come from the variable,
+/// with the accepted words of an on/off option; a typed flag is still named as typed.
+#[test]
+fn a_refused_value_from_a_variable_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let out = Command::new(BIN)
+        .args(["serve", "--database", &db])
+        .env("TOKENMINT_TOKEN_RATE_LIMIT", "-5")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "invalid value '-5' in TOKENMINT_TOKEN_RATE_LIMIT (the variable of --token-rate-limit)"
+        ),
+        "{err}"
+    );
+    assert!(!dir.path().join("t.db").exists());
+
+    let out = Command::new(BIN)
+        .args(["credentials", "create", "--name", "x", "--endpoint", "http://127.0.0.1:1"])
+        .env("TOKENMINT_NEVER_EXPIRES", "maybe")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("in TOKENMINT_NEVER_EXPIRES (the variable of --never-expires)"), "{err}");
+    assert!(err.contains("true or false") && err.contains("yes/no"), "{err}");
+
+    let out = Command::new(BIN)
+        .args(["serve", "--database", &db, "--insecure-http"])
+        .env("TOKENMINT_METRICS_PER_ORG", "maybe")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in TOKENMINT_METRICS_PER_ORG") && err.contains("true or false"), "{err}");
+
+    // Typed, the flag is the one named.
+    let out = Command::new(BIN)
+        .args(["serve", "--database", &db, "--token-rate-limit=-5"])
+        .env("TOKENMINT_TOKEN_RATE_LIMIT", "-5")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("'--token-rate-limit <N>'") && !err.contains("variable of"), "{err}");
+}
