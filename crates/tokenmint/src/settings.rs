@@ -303,7 +303,8 @@ fn parse_named(text: &str) -> Result<FileSettings, config_file::SyntaxError> {
     })
 }
 
-/// `--flag (VARIABLE, `key` in the config file)` for a key of `serve`'s file, in the spelling
+/// The setting a key of `serve`'s file is, named the three ways (`--listen (TOKENMINT_LISTEN,
+/// `listen` in the config file)`), the key in the spelling
 /// the file used (a repeatable setting's key may be singular or plural).
 fn setting_of_key(key: &str) -> Option<String> {
     let serve = ServeArgs::augment_args(clap::Command::new("serve"));
@@ -1001,10 +1002,14 @@ mod tests {
     /// A duration given as a number says to write it as text with a unit.
     #[test]
     fn a_duration_given_as_a_number_says_to_write_it_with_a_unit() {
-        for key in ["max_token_lifetime", "key_propagation", "brute_force_window"] {
+        let keys = [
+            ("max_token_lifetime", "invalid --max-token-lifetime (TOKENMINT_"),
+            ("key_propagation", "invalid --key-propagation (TOKENMINT_"),
+            ("brute_force_window", "invalid --brute-force-window (TOKENMINT_"),
+        ];
+        for (key, named) in keys {
             let e = parse_file(&format!("{key} = 3600\n")).unwrap_err().to_string();
-            let flag = key.replace('_', "-");
-            assert!(e.contains(&format!("invalid --{flag} (TOKENMINT_")), "{e}");
+            assert!(e.contains(named), "{e}");
             assert!(e.contains("expected a duration") && e.contains("not a number"), "{e}");
             assert!(e.contains(&format!("{key} = \"3600s\"")), "{e}");
         }
