@@ -517,9 +517,15 @@ pub fn blame_file(error: &clap::Error, from_file: &FromFile) -> Option<String> {
     let key = from_file.keys.iter().find_map(|(id, key)| {
         (id.replace('_', "-") == long || key.ends_with(&long.replace('-', "_"))).then_some(key)
     })?;
-    let said = error.render().to_string();
-    let said = said.lines().next().unwrap_or_default().trim_start_matches("error: ");
-    Some(format!("in the config file {}, `{key}`: {said}", file.display()))
+    let rendered = error.render().to_string();
+    let said = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ");
+    // clap lists an option's values on a line of their own (`[possible values: a, b]`).
+    let accepted = rendered
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("[possible values: "))
+        .map(|values| format!("; accepted: {}", values.trim_end_matches(']')))
+        .unwrap_or_default();
+    Some(format!("in the config file {}, `{key}`: {said}{accepted}", file.display()))
 }
 
 /// What a person should know about where an admin command's or `call`'s own options came from,
@@ -822,6 +828,12 @@ mod tests {
             "[credentials.create]\naudience = [\"a\", true]",
             &create,
             &["`credentials.create.audience`", "--audience takes a value"],
+        );
+        // An option with a fixed set of values lists them.
+        refused(
+            "auth = \"bsaic\"",
+            &["token", "--token-url", "http://127.0.0.1:1/t", "--client-id", "x"],
+            &["`auth`", "'bsaic'", "accepted: basic, post, json"],
         );
         // Another command's table or option is left to it.
         let others = "org = \"a\"\nenvironment = \"sandbox\"\n[users]\nrole = \"viewer\"\n[keys.rotate]\nx=1";
