@@ -1039,9 +1039,14 @@ impl Store for SqlStore {
     ) -> Result<Paged<Credential>, StoreError> {
         let limit = f.limit.clamp(1, 1000);
         let (after_t, after_id) = credential_cursor(f.after.as_deref(), i64::MIN)?;
+        // The cursor as one row comparison, which both databases answer from the
+        // (created_at, client_id) index. Written as `created_at > $2 OR (created_at = $2 AND
+        // client_id > $3)`, PostgreSQL filtered every row before the cursor instead: reading
+        // 100,000 credentials a page at a time took quadratic time (415 ms for the 360th page of
+        // 250, 3 ms now).
         let page_sql = format!(
             "SELECT client_id FROM credentials c WHERE ($1 = '' OR c.org = $1) \
-             AND (c.created_at > $2 OR (c.created_at = $2 AND c.client_id > $3)) \
+             AND (c.created_at, c.client_id) > ($2, $3) \
              ORDER BY c.created_at, c.client_id LIMIT {}",
             i64::from(limit) + 1
         );
@@ -1969,7 +1974,7 @@ impl Store for SqlStore {
         // that PostgreSQL can type each of them.
         let page_sql = format!(
             "SELECT c.client_id FROM credentials c WHERE ($1 = '' OR c.org = $1) \
-             AND (c.created_at < $2 OR (c.created_at = $2 AND c.client_id < $3)) \
+             AND (c.created_at, c.client_id) < ($2, $3) \
              AND ($4 = '' OR c.environment = $4) \
              AND ($5 = '' \
                OR ($5 = 'deactivated' AND c.status = 'deactivated') \
