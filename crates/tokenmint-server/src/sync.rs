@@ -14,6 +14,11 @@ const PAGE: u32 = 500;
 /// The most changed credentials one sync reads back into a cache that keeps every credential
 /// ([`keeps_every_credential`]); more (a bulk change) are loaded on their next request.
 const RELOAD_AT_MOST: usize = 1000;
+/// How many credentials the preload reads at a time. A page of full credentials (names,
+/// secrets' records, claims as read) is freed once made into entries, but the memory it took
+/// stays with the process: smaller pages keep that down (250 credentials are about 0.8 MB
+/// read, against 3.5 MB for 1,000), at one more database round trip per 250.
+const PRELOAD_PAGE: u32 = 250;
 
 /// Whether this instance keeps every credential in its cache: over a database shared by
 /// several instances (PostgreSQL), so that each serves every credential while the database is
@@ -99,7 +104,7 @@ pub async fn preload_credentials(state: &AppState, room: usize) -> Result<usize,
     let mut loaded = 0;
     while loaded < room {
         let epoch = state.credentials.epoch();
-        let filter = CredentialFilter { org: None, after: after.take(), limit: 1000 };
+        let filter = CredentialFilter { org: None, after: after.take(), limit: PRELOAD_PAGE };
         let page = state.store.list_credentials(&filter).await?;
         for credential in page.items {
             let id = credential.client_id.to_string();
