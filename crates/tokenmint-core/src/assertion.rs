@@ -219,7 +219,7 @@ impl ClientKey {
             return Err(invalid("the JWK's \"use\" is not \"sig\"; register a signing key"));
         }
         if let Some(kid) = &m.kid
-            && (kid.is_empty() || kid.len() > 128 || kid.chars().any(char::is_control))
+            && (kid.is_empty() || kid.len() > 128 || kid.chars().any(crate::ids::is_hidden_char))
         {
             return Err(invalid("the JWK's \"kid\" must be 1 to 128 printable characters"));
         }

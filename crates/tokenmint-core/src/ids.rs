@@ -169,6 +169,43 @@ pub fn is_unsafe_char(c: char) -> bool {
         )
 }
 
+/// Whether `c` may not be part of a name or identifier that is stored and shown (an email
+/// address, a credential's or organization's name, an audience, a key id): a control character
+/// (C0 and C1), a Unicode line or paragraph separator, or a format character (general category
+/// `Cf`: bidirectional embeddings, overrides, isolates and marks, zero-width spaces and
+/// joiners, the byte order mark, the soft hyphen, tags and the like). None of them shows as
+/// itself: each is invisible, breaks the line, or reorders the text around it, so that one
+/// value could display as another (`\u{202e}elpmaxe.emca@ada` reads `ada@acme.example`).
+/// Such text is refused where it is entered, not escaped, since it is never legitimate there.
+///
+/// `tokenmint_proto::limits::HIDDEN_CLASS` states the same characters (but the few outside the
+/// Basic Multilingual Plane) for the API document.
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{AD}'                           // soft hyphen
+            | '\u{600}'..='\u{605}'            // Arabic number signs
+            | '\u{61C}'                         // Arabic letter mark
+            | '\u{6DD}' | '\u{70F}' | '\u{890}'..='\u{891}' | '\u{8E2}'
+            | '\u{180E}'                        // Mongolian vowel separator
+            | '\u{200B}'..='\u{200F}'          // zero-width space, joiners, LRM, RLM
+            | '\u{2028}'..='\u{202E}'          // line and paragraph separators, embeddings, overrides
+            | '\u{2060}'..='\u{206F}'          // word joiner, invisible operators, isolates
+            | '\u{FEFF}'                        // byte order mark, zero-width no-break space
+            | '\u{FFF9}'..='\u{FFFB}'          // interlinear annotations
+            | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}' | '\u{E0020}'..='\u{E007F}' // language tags
+        )
+}
+
+/// The first [hidden character](is_hidden_char) of `text`, written as a person can read it
+/// (`U+202E`), for a message that says what to remove.
+pub fn find_hidden_char(text: &str) -> Option<String> {
+    text.chars().find(|&c| is_hidden_char(c)).map(|c| format!("U+{:04X}", u32::from(c)))
+}
+
 impl SafeText {
     /// Escapes and bounds `raw` to [`SAFE_TEXT_MAX_CHARS`] characters.
     pub fn new(raw: &str) -> Self {
@@ -694,6 +731,60 @@ mod tests {
             let p = PresentedClientId::parse(&raw);
             proptest::prop_assert!(!p.as_str().chars().any(|c| c != '\\' && must_escape(c)));
             proptest::prop_assert!(!p.as_str().contains('\n') && !p.as_str().contains('\r'));
+        }
+    }
+
+    #[test]
+    fn hidden_characters_are_every_control_separator_and_format_character() {
+        let hidden = [
+            '\u{0}',
+            '\u{1b}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{9f}', // C0, DEL, C1
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}', // embeddings, overrides
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}', // isolates
+            '\u{200E}',
+            '\u{200F}',
+            '\u{61C}', // marks
+            '\u{2028}',
+            '\u{2029}', // separators
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{FEFF}',
+            '\u{2060}', // zero-width
+            '\u{AD}',
+            '\u{600}',
+            '\u{180E}',
+            '\u{2061}',
+            '\u{206F}',
+            '\u{FFF9}', // other Cf
+            '\u{110BD}',
+            '\u{1D173}',
+            '\u{E0001}',
+            '\u{E0041}',
+            '\u{E007F}',
+        ];
+        for c in hidden {
+            assert!(is_hidden_char(c), "U+{:04X}", u32::from(c));
+            let text = format!("ada{c}@acme.example");
+            assert_eq!(find_hidden_char(&text), Some(format!("U+{:04X}", u32::from(c))));
+        }
+        // Every character a log line must escape (but the backslash) is one a name may not hold.
+        for c in (0..0x11_0000).filter_map(char::from_u32).filter(|&c| is_unsafe_char(c)) {
+            assert!(is_hidden_char(c), "U+{:04X}", u32::from(c));
+        }
+        for text in ["ada@acme.example", "Zoë Müller", "名前", "مرحبا", "🦀 team", "a-b_c.d"]
+        {
+            assert_eq!(find_hidden_char(text), None, "{text}");
         }
     }
 

@@ -99,6 +99,12 @@ pub async fn verify_password(hash: String, password: Password) -> bool {
 
 /// Checks the shape of an email address: what a person can type, not full RFC 5322.
 pub fn validate_email(email: &str) -> Result<String, ServiceError> {
+    if let Some(c) = tokenmint_core::ids::find_hidden_char(email) {
+        return Err(ServiceError::invalid(
+            "email",
+            crate::service::hidden_char_message("the email address", &c),
+        ));
+    }
     let too_long = email.chars().count() > MAX_EMAIL_LEN;
     let email = email.trim();
     let ok = !too_long
