@@ -10,6 +10,8 @@
 pub const SLUG_MAX_LEN: usize = 63;
 /// A display name (of a credential or an organization), in characters as given.
 pub const NAME_MAX_LEN: usize = 200;
+/// Largest admin-API request body, in bytes (413 beyond).
+pub const ADMIN_BODY_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Audiences one credential may list.
 pub const AUDIENCES_MAX: usize = 20;
 /// One audience, in bytes.
