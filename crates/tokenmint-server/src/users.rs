@@ -544,5 +544,14 @@ mod tests {
         for bad in ["", "ada", "@example.com", "ada@", "a b@example.com", "a@b@c", "<a@b>"] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
+        // Shows as `ada@example.com`: refused, naming the character.
+        for bad in ["\u{202e}moc.elpmaxe@ada", "ada\u{200b}@example.com", "ada@example.com\u{feff}"]
+        {
+            let Err(ServiceError::Invalid { field, message }) = validate_email(bad) else {
+                panic!("{bad:?} was taken");
+            };
+            assert_eq!(field, "email");
+            assert!(message.contains("U+"), "{message}");
+        }
     }
 }
