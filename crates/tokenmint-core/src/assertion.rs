@@ -761,6 +761,18 @@ mod tests {
     }
 
     #[test]
+    fn a_key_id_holding_a_control_separator_or_format_character_is_refused() {
+        let x = B64.encode([7u8; 32]);
+        let jwk = |kid: &str| {
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid}).to_string()
+        };
+        assert!(parse_public_keys(&jwk("key-2026")).is_ok());
+        for c in ['\u{1b}', '\u{202e}', '\u{2066}', '\u{200b}', '\u{2028}', '\u{feff}'] {
+            assert!(parse_public_keys(&jwk(&format!("key{c}2026"))).is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
     fn private_and_symmetric_keys_are_refused() {
         assert!(parse_public_keys(r#"{"kty":"oct","k":"c2VjcmV0"}"#).is_err());
         assert!(
