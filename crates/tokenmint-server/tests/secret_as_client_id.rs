@@ -178,4 +178,6 @@ async fn a_secret_sent_as_the_client_id_is_recorded_redacted_by_every_auth_style
     assert_eq!(first["error"], "invalid_client");
     let said = first["error_description"].as_str().unwrap();
     assert!(said.contains("looks like a client secret"), "{said}");
+    // RFC 6749 §5.2: printable ASCII but `"` and `\`.
+    assert!(said.chars().all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'), "{said}");
 }
