@@ -219,7 +219,7 @@ impl ClientKey {
             return Err(invalid("the JWK's \"use\" is not \"sig\"; register a signing key"));
         }
         if let Some(kid) = &m.kid
-            && (kid.is_empty() || kid.len() > 128 || kid.chars().any(char::is_control))
+            && (kid.is_empty() || kid.len() > 128 || kid.chars().any(crate::ids::is_hidden_char))
         {
             return Err(invalid("the JWK's \"kid\" must be 1 to 128 printable characters"));
         }
@@ -758,6 +758,18 @@ mod tests {
         let jwk = r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#;
         let keys = parse_public_keys(jwk).unwrap();
         assert_eq!(keys[0].thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    #[test]
+    fn a_key_id_holding_a_control_separator_or_format_character_is_refused() {
+        let x = B64.encode([7u8; 32]);
+        let jwk = |kid: &str| {
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid}).to_string()
+        };
+        assert!(parse_public_keys(&jwk("key-2026")).is_ok());
+        for c in ['\u{1b}', '\u{202e}', '\u{2066}', '\u{200b}', '\u{2028}', '\u{feff}'] {
+            assert!(parse_public_keys(&jwk(&format!("key{c}2026"))).is_err(), "{c:?}");
+        }
     }
 
     #[test]

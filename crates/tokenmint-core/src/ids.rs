@@ -169,6 +169,43 @@ pub fn is_unsafe_char(c: char) -> bool {
         )
 }
 
+/// Whether `c` may not be part of a name or identifier that is stored and shown (an email
+/// address, a credential's or organization's name, an audience, a key id): a control character
+/// (C0 and C1), a Unicode line or paragraph separator, or a format character (general category
+/// `Cf`: bidirectional embeddings, overrides, isolates and marks, zero-width spaces and
+/// joiners, the byte order mark, the soft hyphen, tags and the like). None of them shows as
+/// itself: each is invisible, breaks the line, or reorders the text around it, so that one
+/// value could display as another (`\u{202e}elpmaxe.emca@ada` reads `ada@acme.example`).
+/// Such text is refused where it is entered, not escaped, since it is never legitimate there.
+///
+/// `tokenmint_proto::limits::HIDDEN_CLASS` states the same characters (but the few outside the
+/// Basic Multilingual Plane) for the API document.
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{AD}'                           // soft hyphen
+            | '\u{600}'..='\u{605}'            // Arabic number signs
+            | '\u{61C}'                         // Arabic letter mark
+            | '\u{6DD}' | '\u{70F}' | '\u{890}'..='\u{891}' | '\u{8E2}'
+            | '\u{180E}'                        // Mongolian vowel separator
+            | '\u{200B}'..='\u{200F}'          // zero-width space, joiners, LRM, RLM
+            | '\u{2028}'..='\u{202E}'          // line and paragraph separators, embeddings, overrides
+            | '\u{2060}'..='\u{206F}'          // word joiner, invisible operators, isolates
+            | '\u{FEFF}'                        // byte order mark, zero-width no-break space
+            | '\u{FFF9}'..='\u{FFFB}'          // interlinear annotations
+            | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}' | '\u{E0020}'..='\u{E007F}' // language tags
+        )
+}
+
+/// The first [hidden character](is_hidden_char) of `text`, written as a person can read it
+/// (`U+202E`), for a message that says what to remove.
+pub fn find_hidden_char(text: &str) -> Option<String> {
+    text.chars().find(|&c| is_hidden_char(c)).map(|c| format!("U+{:04X}", u32::from(c)))
+}
+
 impl SafeText {
     /// Escapes and bounds `raw` to [`SAFE_TEXT_MAX_CHARS`] characters.
     pub fn new(raw: &str) -> Self {
@@ -349,28 +386,101 @@ impl serde::Serialize for SafeText {
 }
 
 /// A client_id as a request presented it: a [`ClientId`] when it could be one, else the
-/// escaped text (marked as such) so the attempt can be recorded without carrying what it held.
+/// escaped text (marked as such) so the attempt can be recorded without carrying what it held;
+/// and a client secret sent in its place (fields swapped) redacted, so that no record keeps it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum PresentedClientId {
     /// It parses as a client id (1 to 128 visible ASCII characters), kept as sent.
     Valid(ClientId),
     /// It cannot be any credential's id; escaped and cut to 128 characters.
     Malformed(SafeText),
+    /// It [looks like a client secret](looks_like_secret): no credential's id, and kept only
+    /// as [`redacted_secret`] writes it (`tms_` and four characters, as the credential's secret
+    /// hint shows them, so the owner can tell which secret to rotate).
+    Secret(SafeText),
+}
+
+/// Characters of a secret's random part kept when it is redacted: as many as a credential's
+/// secret hint shows, far too few to help guess the rest.
+const REDACTED_KEEP: usize = 4;
+
+/// Where a presented text holds a client secret: the byte offset of tokenmint's secret prefix
+/// (`tms_`, in any case), else of a run of base62 characters that is a secret's random part
+/// and valid checksum with the prefix cut off. `None` when it holds neither.
+///
+/// No client id can contain the prefix (a generated id is `tmc_` and base62, which has no
+/// `_`), so a text holding it is never a credential's id, and a mistyped or cut secret is
+/// recognised as well as a whole one.
+fn secret_at(raw: &str) -> Option<usize> {
+    let prefix = crate::secret::SECRET_PREFIX.as_bytes();
+    if let Some(i) =
+        raw.as_bytes().windows(prefix.len()).position(|w| w.eq_ignore_ascii_case(prefix))
+    {
+        return Some(i);
+    }
+    let unprefixed = crate::secret::SECRET_LEN - prefix.len();
+    // Byte by byte: an ASCII letter or digit is always a whole character.
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..].iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+        if run == unprefixed
+            && crate::secret::ClientSecret::has_valid_format(&format!(
+                "{}{}",
+                crate::secret::SECRET_PREFIX,
+                &raw[i..i + run]
+            ))
+        {
+            return Some(i);
+        }
+        i += run.max(1);
+    }
+    None
+}
+
+/// Whether a presented text holds what looks like a client secret (see [`PresentedClientId`]).
+pub fn looks_like_secret(raw: &str) -> bool {
+    secret_at(raw).is_some()
+}
+
+/// `raw` as it may be recorded when it [looks like a secret](looks_like_secret): the secret's
+/// prefix and first four characters, then `…[redacted]`; whatever else the text held is left
+/// out with it. `None` when it does not look like one.
+pub fn redacted_secret(raw: &str) -> Option<String> {
+    let at = secret_at(raw)?;
+    let rest = &raw[at..];
+    let prefix_len = if rest.len() >= crate::secret::SECRET_PREFIX.len()
+        && rest.as_bytes()[..crate::secret::SECRET_PREFIX.len()]
+            .eq_ignore_ascii_case(crate::secret::SECRET_PREFIX.as_bytes())
+    {
+        crate::secret::SECRET_PREFIX.len()
+    } else {
+        0
+    };
+    let kept = rest[prefix_len..]
+        .bytes()
+        .take(REDACTED_KEEP)
+        .take_while(u8::is_ascii_alphanumeric)
+        .count();
+    Some(format!("{}…[redacted]", &rest[..prefix_len + kept]))
 }
 
 impl PresentedClientId {
     pub fn parse(raw: &str) -> Self {
+        if let Some(redacted) = redacted_secret(raw) {
+            return Self::Secret(SafeText::new(&redacted));
+        }
         match ClientId::parse(raw) {
             Ok(id) => Self::Valid(id),
             Err(_) => Self::Malformed(SafeText::bounded(raw, CLIENT_ID_MAX_LEN)),
         }
     }
 
-    /// The text to write down: the id itself, or its escaped form.
+    /// The text to write down: the id itself, its escaped form, or the redacted secret.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Valid(id) => id.as_str(),
-            Self::Malformed(t) => t.as_str(),
+            Self::Malformed(t) | Self::Secret(t) => t.as_str(),
         }
     }
 
@@ -378,8 +488,13 @@ impl PresentedClientId {
     pub fn client_id(&self) -> Option<&ClientId> {
         match self {
             Self::Valid(id) => Some(id),
-            Self::Malformed(_) => None,
+            Self::Malformed(_) | Self::Secret(_) => None,
         }
+    }
+
+    /// Whether what was sent as a client_id looks like a client secret.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Self::Secret(_))
     }
 }
 
@@ -406,6 +521,7 @@ impl fmt::Debug for PresentedClientId {
         match self {
             Self::Valid(id) => fmt::Debug::fmt(id, f),
             Self::Malformed(t) => write!(f, "Malformed({t:?})"),
+            Self::Secret(t) => write!(f, "Secret({t:?})"),
         }
     }
 }
@@ -553,6 +669,50 @@ mod tests {
         assert!(long.as_str().ends_with('…'));
     }
 
+    #[test]
+    fn a_secret_sent_as_a_client_id_is_redacted_in_every_form() {
+        let secret = crate::ClientSecret::generate();
+        let s = secret.expose();
+        let mut mistyped = s.to_owned().into_bytes();
+        mistyped[20] = if mistyped[20] == b'a' { b'b' } else { b'a' };
+        let mistyped = String::from_utf8(mistyped).unwrap();
+        let forms = [
+            s.to_owned(),
+            format!(" {s}\n"),
+            format!("Basic {s}"),
+            format!("\u{202e}{s}"),
+            format!("TMS_{}", &s[4..]),
+            mistyped,
+            s[..30].to_owned(),
+            s[4..].to_owned(),
+            format!("x-{}-y", &s[4..]),
+        ];
+        for form in &forms {
+            let p = PresentedClientId::parse(form);
+            assert!(p.is_secret(), "{form:?} is not recognised");
+            assert!(p.client_id().is_none(), "{form:?} would be looked up");
+            let kept = p.as_str().strip_suffix("…[redacted]").unwrap_or_else(|| panic!("{p:?}"));
+            assert!(kept.len() <= 8, "{form:?} keeps {kept:?}");
+            assert!(!p.as_str().contains(&s[8..14]), "{form:?}");
+            assert!(!format!("{p:?}").contains(&s[8..14]));
+        }
+        // What is kept is what the credential's secret hint shows, to tell which one to rotate.
+        assert_eq!(PresentedClientId::parse(s).as_str(), format!("{}[redacted]", secret.hint()));
+        assert_eq!(PresentedClientId::parse(&s[4..]).as_str(), format!("{}…[redacted]", &s[4..8]));
+    }
+
+    #[test]
+    fn no_client_id_or_ordinary_text_is_taken_for_a_secret() {
+        for _ in 0..1000 {
+            let id = ClientId::generate();
+            assert!(!looks_like_secret(id.as_str()));
+            assert!(PresentedClientId::parse(id.as_str()).client_id().is_some());
+        }
+        for text in ["legacy-client.01", "tms", "tms-abc", "tm s_", &"a".repeat(49), ""] {
+            assert!(!looks_like_secret(text), "{text:?}");
+        }
+    }
+
     proptest::proptest! {
         /// Whatever comes in, what goes out has no character a log line must not carry, is
         /// bounded, and is the input itself when the input needed nothing.
@@ -571,6 +731,60 @@ mod tests {
             let p = PresentedClientId::parse(&raw);
             proptest::prop_assert!(!p.as_str().chars().any(|c| c != '\\' && must_escape(c)));
             proptest::prop_assert!(!p.as_str().contains('\n') && !p.as_str().contains('\r'));
+        }
+    }
+
+    #[test]
+    fn hidden_characters_are_every_control_separator_and_format_character() {
+        let hidden = [
+            '\u{0}',
+            '\u{1b}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{9f}', // C0, DEL, C1
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}', // embeddings, overrides
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}', // isolates
+            '\u{200E}',
+            '\u{200F}',
+            '\u{61C}', // marks
+            '\u{2028}',
+            '\u{2029}', // separators
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{FEFF}',
+            '\u{2060}', // zero-width
+            '\u{AD}',
+            '\u{600}',
+            '\u{180E}',
+            '\u{2061}',
+            '\u{206F}',
+            '\u{FFF9}', // other Cf
+            '\u{110BD}',
+            '\u{1D173}',
+            '\u{E0001}',
+            '\u{E0041}',
+            '\u{E007F}',
+        ];
+        for c in hidden {
+            assert!(is_hidden_char(c), "U+{:04X}", u32::from(c));
+            let text = format!("ada{c}@acme.example");
+            assert_eq!(find_hidden_char(&text), Some(format!("U+{:04X}", u32::from(c))));
+        }
+        // Every character a log line must escape (but the backslash) is one a name may not hold.
+        for c in (0..0x11_0000).filter_map(char::from_u32).filter(|&c| is_unsafe_char(c)) {
+            assert!(is_hidden_char(c), "U+{:04X}", u32::from(c));
+        }
+        for text in ["ada@acme.example", "Zoë Müller", "名前", "مرحبا", "🦀 team", "a-b_c.d"]
+        {
+            assert_eq!(find_hidden_char(text), None, "{text}");
         }
     }
 

@@ -10,6 +10,8 @@
 pub const SLUG_MAX_LEN: usize = 63;
 /// A display name (of a credential or an organization), in characters as given.
 pub const NAME_MAX_LEN: usize = 200;
+/// Largest admin-API request body, in bytes (413 beyond).
+pub const ADMIN_BODY_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// Audiences one credential may list.
 pub const AUDIENCES_MAX: usize = 20;
 /// One audience, in bytes.
@@ -58,3 +60,10 @@ pub const WHITESPACE_CLASS: &str =
     r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 /// Control characters (Unicode `Cc`, what `char::is_control` matches), as a class body.
 pub const CONTROL_CLASS: &str = r"\x00-\x1f\x7f-\x9f";
+/// The characters besides [`CONTROL_CLASS`] that a stored name, email address or audience may
+/// not hold, as a class body: Unicode line and paragraph separators and format characters
+/// (`Cf`: bidirectional controls, zero-width characters, the byte order mark, the soft
+/// hyphen...), none of which shows as itself (`tokenmint_core::ids::is_hidden_char`). The few
+/// format characters beyond U+FFFF are refused too, but not written here: ECMA-262 and Python
+/// do not read an escape beyond four hex digits alike.
+pub const HIDDEN_CLASS: &str = r"\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb";

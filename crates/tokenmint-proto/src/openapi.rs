@@ -2,7 +2,7 @@
 //! constants the server validates with (utoipa's `max_length = …` attributes take literals
 //! only, which would be a second copy of each number).
 
-use crate::limits::{self, CONTROL_CLASS, PageSize, WHITESPACE_CLASS};
+use crate::limits::{self, CONTROL_CLASS, HIDDEN_CLASS, PageSize, WHITESPACE_CLASS};
 use utoipa::openapi::schema::{
     ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type,
 };
@@ -55,12 +55,14 @@ pub fn slug() -> Object {
 /// A display name: at most [`limits::NAME_MAX_LEN`] characters as given, no control
 /// characters, and something other than white space (it is trimmed).
 pub fn name_pattern() -> String {
-    format!("^[^{CONTROL_CLASS}]*[^{CONTROL_CLASS}{WHITESPACE_CLASS}][^{CONTROL_CLASS}]*$")
+    let not = format!("{CONTROL_CLASS}{HIDDEN_CLASS}");
+    format!("^[^{not}]*[^{not}{WHITESPACE_CLASS}][^{not}]*$")
 }
 
 fn name_builder() -> ObjectBuilder {
     string(&format!(
-        "Display name: 1 to {} characters without control characters, not only white space \
+        "Display name: 1 to {} characters without control, line-separator or invisible format \
+         characters (bidirectional controls, zero-width characters), not only white space \
          (which is trimmed).",
         limits::NAME_MAX_LEN
     ))
@@ -81,15 +83,17 @@ pub fn optional_name() -> Object {
 /// One audience: no spaces or control characters once the surrounding white space is trimmed,
 /// and something left.
 pub fn audience_pattern() -> String {
-    let edge = format!("[^ {CONTROL_CLASS}{WHITESPACE_CLASS}]");
-    format!("^[{WHITESPACE_CLASS}]*{edge}(?:[^ {CONTROL_CLASS}]*{edge})?[{WHITESPACE_CLASS}]*$")
+    let edge = format!("[^ {CONTROL_CLASS}{HIDDEN_CLASS}{WHITESPACE_CLASS}]");
+    let inner = format!("[^ {CONTROL_CLASS}{HIDDEN_CLASS}]");
+    format!("^[{WHITESPACE_CLASS}]*{edge}(?:{inner}*{edge})?[{WHITESPACE_CLASS}]*$")
 }
 
 fn audiences_builder() -> ArrayBuilder {
     ArrayBuilder::new()
         .items(
             string(&format!(
-                "An audience: 1 to {} characters without spaces or control characters.",
+                "An audience: 1 to {} characters without spaces, control, line-separator or \
+                 invisible format characters (bidirectional controls, zero-width characters).",
                 limits::AUDIENCE_MAX_LEN
             ))
             .pattern(Some(audience_pattern()))
@@ -135,10 +139,10 @@ pub fn optional_public_keys() -> Array {
 }
 
 /// An email address as the portal reads it: one `@` with something on each side, no white
-/// space, control characters or angle brackets, at most [`limits::EMAIL_MAX_LEN`]
+/// space, control or invisible format characters or angle brackets, at most [`limits::EMAIL_MAX_LEN`]
 /// characters once trimmed.
 pub fn email_pattern() -> String {
-    let part = format!("[^@<>{CONTROL_CLASS}{WHITESPACE_CLASS}]");
+    let part = format!("[^@<>{CONTROL_CLASS}{HIDDEN_CLASS}{WHITESPACE_CLASS}]");
     format!("^[{WHITESPACE_CLASS}]*{part}+@{part}+[{WHITESPACE_CLASS}]*$")
 }
 

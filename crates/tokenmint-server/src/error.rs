@@ -172,6 +172,9 @@ pub enum ApiError {
     Validation { field: Cow<'static, str>, message: String },
     #[error("{0}")]
     BadRequest(String),
+    /// 413: the body is longer than the limit, in bytes.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     #[error("{0}")]
     Conflict(String),
     /// 401 with an RFC 6750 challenge; `error` is absent when no token was sent (§3.1).
@@ -200,6 +203,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -213,6 +217,7 @@ impl ApiError {
             Self::NotFound(_) => "Not Found",
             Self::Validation { .. } => "Invalid input",
             Self::BadRequest(_) => "Bad Request",
+            Self::PayloadTooLarge(_) => "Content Too Large",
             Self::Conflict(_) => "Conflict",
             Self::Unauthorized { .. } => "Unauthorized",
             Self::Forbidden { .. } => "Forbidden",

@@ -200,15 +200,27 @@ pub fn org_view(o: &Organization) -> dto::Organization {
 /// OpenAPI document states (`maxLength`, `pattern`) is this one exactly.
 pub(crate) fn validate_name(name: &str) -> Result<String, ServiceError> {
     let too_long = name.chars().count() > MAX_NAME_LEN;
-    let control = name.chars().any(char::is_control);
+    if let Some(c) = tokenmint_core::ids::find_hidden_char(name) {
+        return Err(ServiceError::invalid("name", hidden_char_message("the name", &c)));
+    }
     let name = name.trim();
-    if name.is_empty() || too_long || control {
+    if name.is_empty() || too_long {
         return Err(ServiceError::invalid(
             "name",
             format!("the name must be 1 to {MAX_NAME_LEN} characters, without control characters"),
         ));
     }
     Ok(name.to_owned())
+}
+
+/// Why text holding a [hidden character](tokenmint_core::ids::is_hidden_char) is refused: it
+/// names the character (`U+202E`), which the sender may not see.
+pub(crate) fn hidden_char_message(what: &str, c: &str) -> String {
+    format!(
+        "{what} holds the character {c}: a control character, a line separator or an invisible \
+         formatting character (such as a bidirectional override or a zero-width space), which \
+         could make it display as other text; type it without that character"
+    )
 }
 
 pub(crate) fn validate_audiences(list: &[String]) -> Result<Vec<String>, ServiceError> {
@@ -220,6 +232,14 @@ pub(crate) fn validate_audiences(list: &[String]) -> Result<Vec<String>, Service
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for a in list {
+        if let Some(c) = tokenmint_core::ids::find_hidden_char(a) {
+            let shown: String =
+                a.chars().filter(|&c| !tokenmint_core::ids::is_hidden_char(c)).take(60).collect();
+            return Err(ServiceError::invalid(
+                "audiences",
+                hidden_char_message(&format!("audience '{shown}'"), &c),
+            ));
+        }
         // Judged as given for the length, then trimmed (as the document's pattern says).
         let too_long = a.chars().count() > MAX_AUDIENCE_LEN;
         let a = a.trim();
@@ -1006,8 +1026,7 @@ pub async fn create_organization(
     let slug = OrgSlug::parse(input.slug.trim())
         .map_err(|e| ServiceError::invalid("slug", e.to_string()))?;
     let name = match input.name.as_deref() {
-        Some(n) => validate_name(n)
-            .map_err(|_| ServiceError::invalid("name", "the name must be 1 to 200 characters"))?,
+        Some(n) => validate_name(n)?,
         None => slug.to_string(),
     };
     let org = Organization {

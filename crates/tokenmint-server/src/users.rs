@@ -99,6 +99,12 @@ pub async fn verify_password(hash: String, password: Password) -> bool {
 
 /// Checks the shape of an email address: what a person can type, not full RFC 5322.
 pub fn validate_email(email: &str) -> Result<String, ServiceError> {
+    if let Some(c) = tokenmint_core::ids::find_hidden_char(email) {
+        return Err(ServiceError::invalid(
+            "email",
+            crate::service::hidden_char_message("the email address", &c),
+        ));
+    }
     let too_long = email.chars().count() > MAX_EMAIL_LEN;
     let email = email.trim();
     let ok = !too_long
@@ -537,6 +543,15 @@ mod tests {
         assert_eq!(validate_email("  Ada@Example.com ").unwrap(), "Ada@Example.com");
         for bad in ["", "ada", "@example.com", "ada@", "a b@example.com", "a@b@c", "<a@b>"] {
             assert!(validate_email(bad).is_err(), "{bad}");
+        }
+        // Shows as `ada@example.com`: refused, naming the character.
+        for bad in ["\u{202e}moc.elpmaxe@ada", "ada\u{200b}@example.com", "ada@example.com\u{feff}"]
+        {
+            let Err(ServiceError::Invalid { field, message }) = validate_email(bad) else {
+                panic!("{bad:?} was taken");
+            };
+            assert_eq!(field, "email");
+            assert!(message.contains("U+"), "{message}");
         }
     }
 }

@@ -533,6 +533,9 @@ async fn string_bounds_in_the_document_accept_exactly_what_the_server_accepts() 
         "tab\there",
         "\u{85}",
         "line\u{2028}sep",
+        "rtl\u{202e}override",
+        "zero\u{200b}width",
+        "soft\u{ad}hyphen",
         "émoji 🦀",
         long_name.as_str(),
         too_long_name.as_str(),
@@ -575,6 +578,9 @@ async fn string_bounds_in_the_document_accept_exactly_what_the_server_accepts() 
         "\u{3000}",
         "tab\tin",
         "nbsp\u{a0}in",
+        "a\u{202e}b",
+        "a\u{2028}b",
+        "\u{feff}a",
         long_audience.as_str(),
         too_long_audience.as_str(),
     ];
@@ -601,6 +607,8 @@ async fn string_bounds_in_the_document_accept_exactly_what_the_server_accepts() 
         "a b@c",
         "<a>@b",
         "a\u{3000}@b",
+        "\u{202e}elpmaxe.emca@ada",
+        "a\u{200d}b@c",
         longest_email.as_str(),
         too_long_email.as_str(),
     ];
@@ -634,4 +642,181 @@ async fn string_bounds_in_the_document_accept_exactly_what_the_server_accepts() 
         let documented = allows("CreateCredential", "permissions", perm);
         assert_eq!(res.status() == 201, documented, "permission {perm:?}: {}", res.status());
     }
+}
+
+/// Characters that show as nothing, break the line or reorder the text around them: every
+/// stored name, email address and audience refuses them, wherever in the text they are, with a
+/// 422 naming the field (the portal and the CLI reach the same checks).
+#[tokio::test]
+async fn stored_names_emails_and_audiences_refuse_bidi_zero_width_and_format_characters() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let send = |method: Method, path: String, body: Value| {
+        app.http
+            .request(method, app.url(&format!("/admin/v1{path}")))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let (id, _) = app.sandbox_reader().await;
+    let hidden = [
+        '\u{202A}',
+        '\u{202B}',
+        '\u{202C}',
+        '\u{202D}',
+        '\u{202E}', // embeddings, overrides
+        '\u{2066}',
+        '\u{2067}',
+        '\u{2068}',
+        '\u{2069}', // isolates
+        '\u{200E}',
+        '\u{200F}',
+        '\u{061C}', // direction marks
+        '\u{2028}',
+        '\u{2029}', // line and paragraph separators
+        '\u{200B}',
+        '\u{200C}',
+        '\u{200D}',
+        '\u{FEFF}',
+        '\u{2060}', // zero-width
+        '\u{00AD}',
+        '\u{2061}',
+        '\u{FFF9}',
+        '\u{E0041}', // other format characters
+        '\u{1b}',
+        '\u{85}', // controls, refused before
+    ];
+    for c in hidden {
+        let code = format!("U+{:04X}", u32::from(c));
+        for (i, text) in
+            [format!("{c}elpmaxe.emca@ada"), format!("ev{c}il@acme.example"), format!("a{c}")]
+                .iter()
+                .enumerate()
+        {
+            let slug = format!("o{}x{i}", u32::from(c));
+            let cases = [
+                (
+                    Method::POST,
+                    "/organizations".to_owned(),
+                    json!({"slug": slug, "name": text}),
+                    "name",
+                ),
+                (Method::PATCH, "/organizations/acme".to_owned(), json!({"name": text}), "name"),
+                (
+                    Method::POST,
+                    "/credentials".to_owned(),
+                    json!({"name": text, "org": "acme", "environment": "sandbox"}),
+                    "name",
+                ),
+                (Method::PATCH, format!("/credentials/{id}"), json!({"name": text}), "name"),
+                (
+                    Method::POST,
+                    "/credentials".to_owned(),
+                    json!({"name": "n", "org": "acme", "environment": "sandbox", "audiences": ["https://api", text]}),
+                    "audiences",
+                ),
+                (
+                    Method::PATCH,
+                    format!("/credentials/{id}"),
+                    json!({"audiences": [text]}),
+                    "audiences",
+                ),
+                (
+                    Method::POST,
+                    "/users".to_owned(),
+                    json!({"org": "acme", "email": text, "password": "long enough password"}),
+                    "email",
+                ),
+            ];
+            for (method, path, body, field) in cases {
+                let what = format!("{method} {path} {body}");
+                let res = send(method, path, body).await.unwrap();
+                assert_eq!(res.status(), 422, "{what}");
+                let p: Value = res.json().await.unwrap();
+                assert_eq!(p["field"], field, "{what}: {p}");
+                assert!(p.to_string().contains(&code), "{what}: {p}");
+            }
+        }
+    }
+    // Nothing was stored.
+    let stored = app.admin(Method::GET, "/users", None).await.text().await.unwrap()
+        + &app.admin(Method::GET, "/credentials", None).await.text().await.unwrap()
+        + &app.admin(Method::GET, "/organizations", None).await.text().await.unwrap();
+    assert!(!stored.contains("elpmaxe") && !stored.contains("il@acme"), "{stored}");
+    // Text in other scripts, and emoji, is welcome.
+    for (i, name) in ["Zoë Müller", "名前", "مرحبا", "🦀 team"].iter().enumerate() {
+        let res = send(
+            Method::POST,
+            "/organizations".into(),
+            json!({"slug": format!("ok-{i}"), "name": name}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 201, "{name}");
+    }
+}
+
+/// An admin-API body over the limit is refused with 413 and a problem naming the limit in
+/// bytes, on every route that takes one, whether its length is declared or streamed; one just
+/// under the limit is read.
+#[tokio::test]
+async fn an_oversized_admin_body_is_413_naming_the_limit_on_every_route() {
+    use tokenmint_proto::limits::ADMIN_BODY_MAX_BYTES;
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (id, _) = app.sandbox_reader().await;
+    let routes = [
+        (Method::POST, "/credentials".to_owned()),
+        (Method::PATCH, format!("/credentials/{id}")),
+        (Method::POST, format!("/credentials/{id}/secrets")),
+        (Method::POST, "/organizations".to_owned()),
+        (Method::PATCH, "/organizations/acme".to_owned()),
+        (Method::POST, "/users".to_owned()),
+        (Method::POST, "/keys/rotate".to_owned()),
+    ];
+    let padded = |len: usize| {
+        let mut body = format!("{{\"name\": \"{}", "a".repeat(len));
+        body.truncate(len - 2);
+        body.push_str("\"}");
+        body
+    };
+    let over = padded(ADMIN_BODY_MAX_BYTES + 1);
+    let expected = format!("the request body is larger than {ADMIN_BODY_MAX_BYTES} bytes");
+    for (method, path) in &routes {
+        let url = app.url(&format!("/admin/v1{path}"));
+        let declared = app.http.request(method.clone(), &url).body(over.clone());
+        let chunks: Vec<Result<String, std::io::Error>> = over
+            .as_bytes()
+            .chunks(64 * 1024)
+            .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+            .collect();
+        let streamed = app
+            .http
+            .request(method.clone(), &url)
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)));
+        for (how, req) in [("declared", declared), ("streamed", streamed)] {
+            let res = req
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 413, "{method} {path} ({how})");
+            assert_eq!(res.headers()["content-type"], "application/problem+json");
+            let p: Value = res.json().await.unwrap();
+            assert_eq!(p["status"], 413, "{p}");
+            assert_eq!(p["detail"], expected.as_str(), "{method} {path} ({how}): {p}");
+        }
+    }
+    // At the limit the body is read: this one is judged by its fields (a long name), not size.
+    let res = app
+        .http
+        .post(app.url("/admin/v1/organizations"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(padded(ADMIN_BODY_MAX_BYTES))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
 }

@@ -742,3 +742,41 @@ async fn the_reset_form_names_the_account_for_password_managers_once_the_code_is
     assert_eq!(done.location(), "/portal/sign-in?done=password-set", "{}", done.body);
     Browser::new(&app).sign_in("viewer@acme.test", "a brand new password").await;
 }
+
+/// The portal's forms refuse what the admin API refuses: an email, a credential's name or an
+/// audience holding a bidirectional control, a zero-width or other invisible format character
+/// or a line separator is answered with the form again, naming the character; nothing is saved.
+#[tokio::test]
+async fn the_portal_forms_refuse_bidi_zero_width_and_format_characters() {
+    let app = spawn_app().await;
+    acme(&app).await;
+    let (id, _) = app
+        .create_credential(json!({"name": "api", "org": "acme", "environment": "sandbox",
+            "permissions": ["eligibility:read"]}))
+        .await;
+    let mut b = Browser::new(&app);
+    let csrf = b.sign_in("admin@acme.test", ADMIN_PW).await;
+    let edit = format!("/portal/credentials/{id}");
+    for c in ['\u{202e}', '\u{2066}', '\u{200f}', '\u{200b}', '\u{2028}', '\u{feff}', '\u{ad}'] {
+        let code = format!("U+{:04X}", u32::from(c));
+        let email = format!("{c}tset.emca@nimda");
+        let forms: [(&str, Vec<(&str, String)>); 3] = [
+            ("/portal/users", vec![("email", email), ("role", "viewer".into())]),
+            (&edit, vec![("name", format!("evil{c}FAKE"))]),
+            (&edit, vec![("name", "api".into()), ("audiences", format!("https://a{c}b"))]),
+        ];
+        for (path, fields) in forms {
+            let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+            form.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
+            let out = b.post(path, &form).await;
+            assert_ne!(out.status, StatusCode::SEE_OTHER, "{path} {fields:?} was saved");
+            assert!(out.body.contains(&code), "{path} {fields:?}: {}", out.body);
+        }
+    }
+    let users: Value = app.admin(Method::GET, "/users?org=acme", None).await.json().await.unwrap();
+    assert!(!users.to_string().contains("nimda"), "{users}");
+    let cred: Value =
+        app.admin(Method::GET, &format!("/credentials/{id}"), None).await.json().await.unwrap();
+    assert_eq!(cred["name"], "api");
+    assert_eq!(cred["audiences"], json!([]), "{cred}");
+}

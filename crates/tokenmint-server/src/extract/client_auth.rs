@@ -186,11 +186,25 @@ pub async fn authenticate_client(
                     (e.reason(), OAuthFailure::invalid_client_because(e.to_string()))
                 }
                 Some(e) if entry.is_some() => (e.reason(), OAuthFailure::invalid_client(basic)),
-                _ => (reason.as_str(), OAuthFailure::invalid_client(basic)),
+                _ => (reason.as_str(), refused_client(auth, basic)),
             })
         }
-        (Ok(_), None) => Err(("unknown_client", OAuthFailure::invalid_client(basic))),
+        (Ok(_), None) => Err(("unknown_client", refused_client(auth, basic))),
     }
+}
+
+/// `invalid_client` for a client that was not found, saying so when the client_id sent looks
+/// like a client secret (the two fields swapped): that is told by what was sent alone, not by
+/// which credentials exist. In printable ASCII, as RFC 6749 §5.2 wants `error_description`.
+fn refused_client(auth: &ClientAuthentication, basic: bool) -> OAuthFailure {
+    let mut f = OAuthFailure::invalid_client(basic);
+    if auth.client_id.is_secret() {
+        f.description = "Client authentication failed: the client_id looks like a client secret (tms_...), not a \
+                         client_id (tmc_...); send the client_id and the client_secret each in its own field, and \
+                         rotate the secret if it may have been seen"
+            .into();
+    }
+    f
 }
 
 /// Uses up an assertion's `jti` until the assertion expires, across every instance: in Redis

@@ -7,10 +7,11 @@ use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::HeaderMap;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use tokenmint_core::json::StrictJsonError;
+use tokenmint_proto::limits::ADMIN_BODY_MAX_BYTES;
 
 /// A JSON request body that must be a JSON object. serde fills a struct from a JSON array too
 /// (its elements taken as the fields in order, so `["renamed"]` would rename), which no client
@@ -36,15 +37,13 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
             return Err(ApiError::BadRequest(
                 "send the body as JSON with Content-Type: application/json".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::BadRequest(format!("the body could not be read: {}", e.body_text()))
-        })?;
+        let bytes = read_body(req).await?;
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::Validation {
                 field: "body".into(),
@@ -98,6 +97,28 @@ where
             }
         }
     }
+}
+
+/// The body, at most [`ADMIN_BODY_MAX_BYTES`]: a longer one is refused with 413 naming the
+/// limit, at once when its `Content-Length` says so, else when the limit is reached.
+async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    let too_large = ApiError::PayloadTooLarge(ADMIN_BODY_MAX_BYTES);
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > ADMIN_BODY_MAX_BYTES as u64) {
+        return Err(too_large);
+    }
+    axum::body::to_bytes(req.into_body(), ADMIN_BODY_MAX_BYTES).await.map_err(|e| {
+        let e = e.into_inner();
+        if e.is::<http_body_util::LengthLimitError>() {
+            too_large
+        } else {
+            ApiError::BadRequest(format!("the body could not be read: {e}"))
+        }
+    })
 }
 
 #[derive(Debug, Clone)]
