@@ -360,6 +360,32 @@ fn audit_export_prints_json_lines_without_secrets() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
 }
 
+/// A `--since` reaching back before the year 1 is a usage error naming the longest duration
+/// taken, told before any server is asked (it once panicked subtracting from the date).
+#[test]
+fn audit_export_refuses_a_since_before_the_year_1_as_a_usage_error() {
+    let env = [
+        ("TOKENMINT_ENDPOINT", "http://127.0.0.1:9"),
+        ("TOKENMINT_CLIENT_ID", "tmc_x"),
+        ("TOKENMINT_CLIENT_SECRET", "x"),
+    ];
+    for (flag, value) in [
+        ("--since", "99999999d"),
+        ("--since", "300000y"),
+        ("--since", "5000000000h"),
+        ("--until", "99999999d"),
+    ] {
+        let out = run_within(&["audit", "export", flag, value], &env, 20);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {said}");
+        assert!(
+            said.contains(&format!("{flag} {value} reaches back before the year 1; give at most ")),
+            "{said}"
+        );
+        assert!(!said.contains("panicked"), "{said}");
+    }
+}
+
 /// `eval "$(tokenmint credentials create … --output env)"`, as the README does: the shell gets
 /// the id and secret, the secret works, and a failing command makes the `eval` fail too.
 #[test]
