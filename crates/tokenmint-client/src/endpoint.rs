@@ -184,6 +184,17 @@ pub(crate) fn parse_token_response(body: &[u8]) -> Result<TokenResponse, Error> 
         Err(_) => return Err(Error::InvalidResponse("the body is not JSON".to_owned())),
     };
     let access_token = match raw.get("access_token") {
+        // RFC 6750 §2.1: a bearer token is a b64token, visible ASCII. One holding a control
+        // character, a space or non-ASCII text cannot be sent in a header, and printed it would
+        // drive the terminal or split the line a script builds a header from.
+        Some(Value::String(token))
+            if !token.is_empty() && !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
+        {
+            return Err(Error::InvalidResponse(
+                "the access token cannot be sent in a header (it is not visible ASCII, RFC 6750)"
+                    .to_owned(),
+            ));
+        }
         Some(Value::String(token)) if !token.is_empty() => AccessToken::new(token.clone()),
         Some(_) => {
             return Err(Error::InvalidResponse(

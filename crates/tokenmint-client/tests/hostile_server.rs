@@ -51,6 +51,32 @@ async fn a_token_of_another_type_than_bearer_is_refused_not_sent_as_bearer() {
     }
 }
 
+/// An access token that is not visible ASCII (RFC 6750 b64token) would drive a terminal when
+/// printed, or split the header a script builds from it: it is refused, and never quoted.
+#[tokio::test]
+async fn an_access_token_that_cannot_be_sent_in_a_header_is_refused() {
+    for token in
+        ["abc\u{1b}[2J\u{1b}]0;pwned\u{7}", "abc\r\nX-Evil: 1", "a b", "caf\u{e9}", "a\u{202e}b"]
+    {
+        let server = MockServer::builder().start().await;
+        server.state.script_token(Reply::new(
+            200,
+            json!({"access_token": token, "token_type": "Bearer", "expires_in": 60}),
+        ));
+        let error = client(&server, AuthStyle::Post).token().await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{token:?}: {error:?}");
+        let message = error.to_string();
+        assert!(message.contains("the access token cannot be sent in a header"), "{message}");
+        assert!(!message.contains("abc") && !message.contains("a b"), "{message}");
+    }
+    let server = MockServer::builder().start().await;
+    server.state.script_token(Reply::new(
+        200,
+        json!({"access_token": "eyJ.a-b_c~d+e/f==!#$%", "token_type": "Bearer", "expires_in": 60}),
+    ));
+    client(&server, AuthStyle::Post).token().await.unwrap();
+}
+
 /// Text a hostile server puts where a message is expected.
 const HOSTILE: &str =
     "bad\u{1b}]52;c;ZWNobyBwd25lZA==\u{7}\r\n2024-01-01 INFO forged line\u{9b}31m\u{202e}";
