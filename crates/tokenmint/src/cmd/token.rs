@@ -201,10 +201,17 @@ impl ClientArgs {
         };
         let id = self.client_id.clone();
         let config = match self.endpoint()? {
-            Endpoint::TokenUrl(url) => ClientConfig::new(url, id, secret)
-                .with_context(|| format!("invalid --token-url '{url}'"))?,
-            Endpoint::Issuer(issuer) => ClientConfig::discover(issuer, id, secret)
-                .with_context(|| format!("invalid --issuer '{issuer}'"))?,
+            // A malformed URL is a mistake in what was typed: exit 2, as `call` gives for its.
+            Endpoint::TokenUrl(url) => ClientConfig::new(url, id, secret).map_err(|e| {
+                Failure::new(exit::USAGE, format!("invalid --token-url '{url}': {e}")).hint(
+                    "give an http:// or https:// URL with a host, like \
+                     https://auth.example.com/oauth/token",
+                )
+            })?,
+            Endpoint::Issuer(issuer) => ClientConfig::discover(issuer, id, secret).map_err(|e| {
+                Failure::new(exit::USAGE, format!("invalid --issuer '{issuer}': {e}"))
+                    .hint("give an http:// or https:// URL with a host, like https://auth.example.com")
+            })?,
         };
         let mut config = config
             .auth_style(self.auth.into())
