@@ -1136,3 +1136,44 @@ async fn a_token_response_over_the_size_limit_is_said_to_be_too_large() {
     assert!(err.contains("the token response is larger than 262144 bytes"), "{err}");
     assert!(!err.contains("not JSON"), "{err}");
 }
+
+/// `token` refuses an access token that is not visible ASCII (RFC 6750 b64token), as `call`
+/// does: printed raw it would drive the terminal or split a header built from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_refuses_an_access_token_that_cannot_be_sent_in_a_header() {
+    for hostile in ["abc\u{1b}[2J\u{1b}]0;pwned\u{7}", "abc\r\nX-Evil: 1"] {
+        let mock = Shared::default();
+        let base = start(mock.clone()).await;
+        let body = json!({"access_token": hostile, "token_type": "Bearer", "expires_in": 60});
+        mock.lock().unwrap().token_script.push_back(Reply::status(200).body(body.to_string()));
+        let output = tokenmint(args(&base, &["token"]), Some(SECRET)).await;
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(8), "{hostile:?}: {err}");
+        assert!(err.contains("the access token cannot be sent in a header"), "{err}");
+        assert!(output.stdout.is_empty(), "{:?}", stdout(&output));
+        assert!(!err.contains("abc") && !err.contains('\u{1b}'), "{err:?}");
+    }
+}
+
+/// A malformed --token-url or --issuer is a usage error (exit 2), as `call`'s URL is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_takes_a_malformed_token_url_or_issuer_as_a_usage_error() {
+    for (flag, url) in [
+        ("--token-url", "http://[::1"),
+        ("--token-url", "notaurl"),
+        ("--issuer", "http://[::1"),
+        ("--issuer", "notaurl"),
+    ] {
+        let output = tokenmint(
+            vec!["token".into(), flag.into(), url.into(), "--client-id".into(), "c".into()],
+            Some(SECRET),
+        )
+        .await;
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag} {url}: {err}");
+        assert!(
+            err.contains(&format!("invalid {flag} '{url}'")) && err.contains("hint: "),
+            "{err}"
+        );
+    }
+}
