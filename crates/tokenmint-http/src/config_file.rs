@@ -91,6 +91,61 @@ pub fn read(path: &Path) -> Result<String, ConfigFileError> {
     String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))
 }
 
+/// Why a file other than a config file (a key, a secret, a certificate) could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {what} {}: {reason}", path.display())]
+    Read { what: String, path: PathBuf, reason: String },
+    #[error("{what} {} is not a regular file but {kind}: name the file itself", path.display())]
+    NotAFile { what: String, path: PathBuf, kind: &'static str },
+    #[error(
+        "{what} {} is larger than {} KiB, which none is: check that it names the right file",
+        path.display(),
+        limit / 1024
+    )]
+    TooLarge { what: String, path: PathBuf, limit: u64 },
+}
+
+/// The bytes of the file at `path`, for `what` (`--public-key`, `the master key file`): a
+/// regular file (symlinks followed) of at most `limit` bytes, of which at most one byte more
+/// is read, so `/dev/zero` or a FIFO named by mistake is refused at once.
+pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, FileError> {
+    let failed =
+        |reason: String| FileError::Read { what: what.to_owned(), path: path.to_owned(), reason };
+    let not_a_file =
+        |kind| FileError::NotAFile { what: what.to_owned(), path: path.to_owned(), kind };
+    // Checked before opening: opening a FIFO waits for a writer.
+    let metadata = std::fs::metadata(path).map_err(|e| failed(e.to_string()))?;
+    if let Some(kind) = kind_of(metadata.file_type()) {
+        return Err(not_a_file(kind));
+    }
+    let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+    let metadata = file.metadata().map_err(|e| failed(e.to_string()))?;
+    if let Some(kind) = kind_of(metadata.file_type()) {
+        return Err(not_a_file(kind));
+    }
+    read_at_most(file, limit)
+        .map_err(|e| failed(e.to_string()))?
+        .ok_or_else(|| FileError::TooLarge { what: what.to_owned(), path: path.to_owned(), limit })
+}
+
+/// The UTF-8 text of the file at `path`, as [`read_limited`] reads it.
+pub fn read_text_limited(path: &Path, limit: u64, what: &str) -> Result<String, FileError> {
+    String::from_utf8(read_limited(path, limit, what)?).map_err(|_| FileError::Read {
+        what: what.to_owned(),
+        path: path.to_owned(),
+        reason: "it is not UTF-8 text".into(),
+    })
+}
+
+/// At most `limit` bytes of `reader` (standard input, a file), reading at most one byte more;
+/// `None` when there were more.
+pub fn read_at_most(reader: impl Read, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
 /// Parses a TOML text into `T`; an error says where and what, never the text.
 pub fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, SyntaxError> {
     toml::from_str(text).map_err(|e| {
@@ -332,6 +387,23 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn a_limited_read_refuses_devices_and_reads_at_most_one_byte_past_the_limit() {
+        let zero = read_limited(Path::new("/dev/zero"), 4096, "--public-key").unwrap_err();
+        assert_eq!(
+            zero.to_string(),
+            "--public-key /dev/zero is not a regular file but a device: name the file itself"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 4097]).unwrap();
+        let e = read_limited(&big, 4096, "the master key file").unwrap_err();
+        assert!(e.to_string().contains("is larger than 4 KiB"), "{e}");
+        std::fs::write(&big, vec![b'a'; 4096]).unwrap();
+        assert_eq!(read_limited(&big, 4096, "x").unwrap().len(), 4096);
+        assert_eq!(read_at_most(std::io::repeat(0), 10).unwrap(), None);
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -56,18 +56,30 @@ pub enum TlsError {
     Mismatch(String),
 }
 
+/// The largest certificate chain file read.
+const CERT_MAX_LEN: u64 = 1024 * 1024;
+/// The largest private key file read.
+const KEY_MAX_LEN: u64 = 64 * 1024;
+
 /// Loads a certificate chain and its private key from PEM files.
 pub fn load_certified_key(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
     let cert_err =
         |reason: String| TlsError::Certificate { path: files.cert.display().to_string(), reason };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| cert_err(e.to_string()))?
+    // Read with a limit first: `/dev/zero` or a FIFO named by mistake is refused, not read
+    // into memory without end.
+    let cert_pem = crate::config_file::read_limited(&files.cert, CERT_MAX_LEN, "the file")
+        .map_err(|e| cert_err(e.to_string()))?;
+    let key_pem =
+        crate::config_file::read_limited(&files.key, KEY_MAX_LEN, "the file").map_err(|e| {
+            TlsError::Key { path: files.key.display().to_string(), reason: e.to_string() }
+        })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| cert_err(e.to_string()))?;
     if certs.is_empty() {
         return Err(cert_err("no PEM certificate in the file".to_owned()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| TlsError::Key {
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Key {
         path: files.key.display().to_string(),
         // The parser's messages name the PEM section, never key material.
         reason: e.to_string(),

@@ -349,8 +349,7 @@ fn signing_secret(
 ) -> Result<Option<String>> {
     let secret = match path {
         Some(path) => Some(
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {} {}", setting(name), path.display()))?
+            tokenmint_http::config_file::read_text_limited(&path, 4096, &setting(name))?
                 .trim()
                 .to_owned(),
         ),
@@ -474,9 +473,11 @@ pub fn resolve_database(args: &DatabaseArgs, file: &FileSettings) -> Result<Data
     }
     let key_file = args.master_key_file.clone().or_else(|| file.master_key_file.clone());
     let master_key = if let Some(path) = key_file {
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!("cannot read the master key file {} (--master-key-file)", path.display())
-        })?;
+        let text = tokenmint_http::config_file::read_text_limited(
+            &path,
+            4096,
+            "the master key file (--master-key-file)",
+        )?;
         MasterKey::from_hex(&text)
             .map_err(|e| anyhow!("master key file {}: {e}", path.display()))?
     } else if let Ok(hex) = std::env::var("TOKENMINT_MASTER_KEY") {

@@ -921,6 +921,48 @@ fn config_files_must_be_small_regular_files_and_errors_never_show_their_text() {
     }
 }
 
+/// A file option naming a device (`/dev/zero`) or standard input that never ends is refused
+/// at once, never read into memory without bound.
+#[test]
+fn file_options_and_stdin_are_read_with_a_limit() {
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["serve", "--database", "sqlite::memory:", "--master-key-file", "/dev/zero"],
+            "the master key file (--master-key-file) /dev/zero is not a regular file but a device",
+        ),
+        (
+            &[
+                "serve",
+                "--database",
+                "sqlite::memory:",
+                "--tls-cert",
+                "/dev/zero",
+                "--tls-key",
+                "/dev/zero",
+            ],
+            "/dev/zero is not a regular file but a device",
+        ),
+    ];
+    let key = "ab".repeat(32);
+    for (args, says) in cases {
+        let out = run_within(args, &[("TOKENMINT_MASTER_KEY", &key)], 20);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {said}");
+        assert!(said.contains(says), "{args:?}: {said}");
+    }
+    let out = Command::new(BIN)
+        .args(["users", "create", "--org", "acme", "--email", "a@b.example", "--role", "viewer"])
+        .arg("--password-stdin")
+        .env("TOKENMINT_ENDPOINT", "http://127.0.0.1:9")
+        .env("TOKENMINT_CLIENT_ID", "tmc_x")
+        .env("TOKENMINT_CLIENT_SECRET", "x")
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("standard input holds more than 4 KiB"), "{said}");
+}
+
 /// `--help` names each variable but never prints its value, which may hold a password.
 #[test]
 fn help_never_shows_a_variables_value() {

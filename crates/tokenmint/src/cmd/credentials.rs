@@ -87,8 +87,8 @@ fn read_public_keys(paths: &[std::path::PathBuf]) -> Result<Vec<String>> {
     paths
         .iter()
         .map(|p| {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("cannot read --public-key {}: {e}", p.display()))?;
+            let text =
+                tokenmint_http::config_file::read_text_limited(p, 64 * 1024, "--public-key")?;
             tokenmint_core::assertion::parse_public_keys(&text)
                 .map_err(|e| anyhow::anyhow!("--public-key {}: {e}", p.display()))?;
             Ok(text)

@@ -6,7 +6,6 @@ use crate::cmd::credentials::print;
 use crate::output;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use std::io::Read;
 use std::process::ExitCode;
 use tokenmint_proto::admin as dto;
 
@@ -145,8 +144,16 @@ struct Created<'a> {
 }
 
 fn read_password() -> Result<String> {
-    let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).context("cannot read the password from stdin")?;
+    // A password is a line; far more is a file sent by mistake (`< /dev/zero`), not read whole.
+    let input = tokenmint_http::config_file::read_at_most(std::io::stdin().lock(), 4096)
+        .context("cannot read the password from stdin")?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--password-stdin: standard input holds more than 4 KiB, which no password is"
+            )
+        })?;
+    let input = String::from_utf8(input)
+        .map_err(|_| anyhow::anyhow!("--password-stdin: the password is not UTF-8 text"))?;
     let password = input.lines().next().unwrap_or("").to_owned();
     if password.is_empty() {
         bail!("--password-stdin: standard input held no password");
