@@ -100,9 +100,24 @@ async fn read_if_changed(
     {
         return Ok(FileState { checked_at: now, ..cached });
     }
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| Error::Secret(format!("cannot read {}: {e}", path.display())))?;
+    let failed = |e: String| Error::Secret(format!("cannot read {}: {e}", path.display()));
+    // A secret is a line: `/dev/zero` or a FIFO named by mistake is refused, and at most one
+    // byte past the limit is read.
+    if !meta.is_file() {
+        return Err(failed("it is not a regular file".into()));
+    }
+    let file = tokio::fs::File::open(path).await.map_err(|e| failed(e.to_string()))?;
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(
+        &mut tokio::io::AsyncReadExt::take(file, SECRET_MAX_LEN + 1),
+        &mut bytes,
+    )
+    .await
+    .map_err(|e| failed(e.to_string()))?;
+    if bytes.len() as u64 > SECRET_MAX_LEN {
+        return Err(failed("it is larger than 4 KiB, which no secret is".into()));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))?;
     let trimmed = text.trim_end();
     if trimmed.is_empty() {
         return Err(Error::Secret(format!("{} is empty", path.display())));
@@ -110,6 +125,9 @@ async fn read_if_changed(
     tracing::debug!(path = %path.display(), "client secret file read");
     Ok(FileState { modified, len: meta.len(), checked_at: now, secret: SecretString::new(trimmed) })
 }
+
+/// The largest secret file read.
+const SECRET_MAX_LEN: u64 = 4096;
 
 #[cfg(test)]
 mod tests {

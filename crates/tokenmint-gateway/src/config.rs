@@ -505,7 +505,8 @@ impl GatewayConfig {
         let failed = |reason: String| {
             invalid("client_secret_file", format!("cannot read {}: {reason}", shown.display()))
         };
-        let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+        let text = tokenmint_http::config_file::read_text_limited(path, 4096, "the file")
+            .map_err(|e| failed(e.to_string()))?;
         if text.trim().is_empty() {
             return Err(failed("it is empty; write the feed credential's secret in it".into()));
         }

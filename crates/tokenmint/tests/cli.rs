@@ -943,6 +943,30 @@ fn file_options_and_stdin_are_read_with_a_limit() {
             "/dev/zero is not a regular file but a device",
         ),
     ];
+    let client = ["token", "--client-id", "c", "--token-url", "http://127.0.0.1:9/t"];
+    let client_cases: [(&[&str], &str); 2] = [
+        (&["--private-key", "/dev/zero"], "cannot read the private key /dev/zero"),
+        (&["--client-secret-file", "/dev/zero"], "cannot read /dev/zero: it is not a regular file"),
+    ];
+    for (extra, says) in client_cases {
+        let args = [&client[..], extra].concat();
+        let out = run_within(&args, &[], 20);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {said}");
+        assert!(said.contains(says), "{args:?}: {said}");
+    }
+    for (body, says) in [
+        ("@/dev/zero", "-d @/dev/zero: the body is larger than 64 MiB"),
+        ("@-", "-d @-: standard input holds more than 64 MiB"),
+    ] {
+        let mut command = Command::new(BIN);
+        command.args(["call", "--client-id", "c", "--token-url", "http://127.0.0.1:9/t"]);
+        command.args(["-d", body, "http://127.0.0.1:9/x"]).env("TOKENMINT_CLIENT_SECRET", "x");
+        let out = command.stdin(std::fs::File::open("/dev/zero").unwrap()).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{body}: {said}");
+        assert!(said.contains(says), "{body}: {said}");
+    }
     let key = "ab".repeat(32);
     for (args, says) in cases {
         let out = run_within(args, &[("TOKENMINT_MASTER_KEY", &key)], 20);

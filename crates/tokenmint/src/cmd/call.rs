@@ -3,7 +3,7 @@
 //! answers are retried after their `Retry-After` when the request is safe to repeat. The body streams to
 //! standard output as it arrives, so its size never becomes the program's memory.
 
-use std::io::{IsTerminal as _, Read, Write};
+use std::io::{IsTerminal as _, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -99,16 +99,29 @@ fn content_type(body: &[u8]) -> &'static str {
     }
 }
 
+/// The largest request body `-d @FILE` or `-d @-` reads.
+const BODY_LIMIT: u64 = 64 * 1024 * 1024;
+const BODY_LIMIT_TEXT: &str = "64 MiB";
+
+fn read_at_most(reader: impl std::io::Read) -> std::io::Result<Option<Vec<u8>>> {
+    tokenmint_http::config_file::read_at_most(reader, BODY_LIMIT)
+}
+
 fn read_body(data: &str) -> Result<Vec<u8>> {
     match data.strip_prefix('@') {
-        Some("-") => {
-            let mut body = Vec::new();
-            std::io::stdin().read_to_end(&mut body).context("cannot read the body from stdin")?;
-            Ok(body)
-        }
-        Some(path) => {
-            std::fs::read(path).with_context(|| format!("cannot read the body from {path}"))
-        }
+        // Read whole (a retry sends it again), but never without bound: `@/dev/zero` is
+        // refused once past the limit.
+        Some("-") => read_at_most(std::io::stdin().lock())
+            .context("cannot read the body from stdin")?
+            .ok_or_else(|| {
+                anyhow::anyhow!("-d @-: standard input holds more than {BODY_LIMIT_TEXT}")
+            }),
+        Some(path) => std::fs::File::open(path)
+            .and_then(read_at_most)
+            .with_context(|| format!("cannot read the body from {path}"))?
+            .ok_or_else(|| {
+                anyhow::anyhow!("-d @{path}: the body is larger than {BODY_LIMIT_TEXT}")
+            }),
         None => Ok(data.as_bytes().to_vec()),
     }
 }
