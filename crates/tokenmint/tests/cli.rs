@@ -945,7 +945,7 @@ fn file_options_and_stdin_are_read_with_a_limit() {
     ];
     let client = ["token", "--client-id", "c", "--token-url", "http://127.0.0.1:9/t"];
     let client_cases: [(&[&str], &str); 2] = [
-        (&["--private-key", "/dev/zero"], "cannot read the private key /dev/zero"),
+        (&["--private-key", "/dev/zero"], "the private key /dev/zero: it is not a regular file"),
         (&["--client-secret-file", "/dev/zero"], "cannot read /dev/zero: it is not a regular file"),
     ];
     for (extra, says) in client_cases {
