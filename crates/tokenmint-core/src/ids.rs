@@ -469,6 +469,16 @@ pub fn looks_like_secret(raw: &str) -> bool {
     secret_at(raw).is_some()
 }
 
+/// What an error description shows of a request's value: at most `max_chars` characters
+/// without control characters, or, when it [looks like a secret](looks_like_secret) (sent in
+/// the wrong parameter), only that it was one.
+pub fn echoed(raw: &str, max_chars: usize) -> String {
+    if looks_like_secret(raw) {
+        return "[a client secret, redacted]".to_owned();
+    }
+    raw.chars().take(max_chars).filter(|c| !c.is_control()).collect()
+}
+
 /// `raw` as it may be recorded when it [looks like a secret](looks_like_secret): the secret's
 /// prefix and first four characters, then `…[redacted]`; whatever else the text held is left
 /// out with it. `None` when it does not look like one.
