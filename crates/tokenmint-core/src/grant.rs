@@ -113,7 +113,7 @@ pub fn decide_for<'a>(
         Some(requested) => {
             let mut wanted: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
             if let Some(bad) = wanted.iter().find(|s| !credential.permissions.allows_scope(s)) {
-                let shown: String = bad.chars().take(100).filter(|c| !c.is_control()).collect();
+                let shown = crate::ids::echoed(bad, 100);
                 return Err(GrantError::InvalidScope(Cow::Owned(format!(
                     "scope '{shown}' is not granted to this client; it may request: {}",
                     if cached_all_scopes.is_empty() { "no scopes" } else { cached_all_scopes }
@@ -126,7 +126,7 @@ pub fn decide_for<'a>(
     };
     let allowed = |a: &String| -> Result<&'a String, GrantError> {
         credential.audiences.iter().find(|x| *x == a).ok_or_else(|| {
-            let shown: String = a.chars().take(100).filter(|c| !c.is_control()).collect();
+            let shown = crate::ids::echoed(a, 100);
             GrantError::InvalidTarget(Cow::Owned(format!(
                 "the requested audience '{shown}' is not allowed for this client"
             )))

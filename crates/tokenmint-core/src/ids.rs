@@ -173,7 +173,8 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// address, a credential's or organization's name, an audience, a key id): a control character
 /// (C0 and C1), a Unicode line or paragraph separator, or a format character (general category
 /// `Cf`: bidirectional embeddings, overrides, isolates and marks, zero-width spaces and
-/// joiners, the byte order mark, the soft hyphen, tags and the like). None of them shows as
+/// joiners, the byte order mark, the soft hyphen, tags and the like), or any other of Unicode's
+/// `Default_Ignorable_Code_Point` characters ([`DEFAULT_IGNORABLE`]). None of them shows as
 /// itself: each is invisible, breaks the line, or reorders the text around it, so that one
 /// value could display as another (`\u{202e}elpmaxe.emca@ada` reads `ada@acme.example`).
 /// Such text is refused where it is entered, not escaped, since it is never legitimate there.
@@ -198,7 +199,32 @@ pub fn is_hidden_char(c: char) -> bool {
             | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0001}' | '\u{E0020}'..='\u{E007F}' // language tags
         )
+        || DEFAULT_IGNORABLE.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
+
+/// Unicode's `Default_Ignorable_Code_Point` set, as `DerivedCoreProperties.txt` of Unicode
+/// 16.0.0 lists it: characters a renderer shows as nothing when it has no glyph for them
+/// (the combining grapheme joiner, the Hangul fillers, Khmer inherent vowels, variation
+/// selectors, the reserved ranges kept for more of them). [`is_hidden_char`] refuses them all.
+const DEFAULT_IGNORABLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),   // soft hyphen
+    ('\u{034F}', '\u{034F}'),   // combining grapheme joiner
+    ('\u{061C}', '\u{061C}'),   // Arabic letter mark
+    ('\u{115F}', '\u{1160}'),   // Hangul choseong and jungseong fillers
+    ('\u{17B4}', '\u{17B5}'),   // Khmer inherent vowels
+    ('\u{180B}', '\u{180F}'),   // Mongolian free variation selectors, vowel separator
+    ('\u{200B}', '\u{200F}'),   // zero-width characters, LRM, RLM
+    ('\u{202A}', '\u{202E}'),   // bidirectional embeddings and overrides
+    ('\u{2060}', '\u{206F}'),   // word joiner, invisible operators, isolates, deprecated
+    ('\u{3164}', '\u{3164}'),   // Hangul filler
+    ('\u{FE00}', '\u{FE0F}'),   // variation selectors
+    ('\u{FEFF}', '\u{FEFF}'),   // zero-width no-break space
+    ('\u{FFA0}', '\u{FFA0}'),   // halfwidth Hangul filler
+    ('\u{FFF0}', '\u{FFF8}'),   // reserved
+    ('\u{1BCA0}', '\u{1BCA3}'), // shorthand format controls
+    ('\u{1D173}', '\u{1D17A}'), // musical symbol format controls
+    ('\u{E0000}', '\u{E0FFF}'), // tags, variation selectors supplement, reserved
+];
 
 /// The first [hidden character](is_hidden_char) of `text`, written as a person can read it
 /// (`U+202E`), for a message that says what to remove.
@@ -441,6 +467,16 @@ fn secret_at(raw: &str) -> Option<usize> {
 /// Whether a presented text holds what looks like a client secret (see [`PresentedClientId`]).
 pub fn looks_like_secret(raw: &str) -> bool {
     secret_at(raw).is_some()
+}
+
+/// What an error description shows of a request's value: at most `max_chars` characters
+/// without control characters, or, when it [looks like a secret](looks_like_secret) (sent in
+/// the wrong parameter), only that it was one.
+pub fn echoed(raw: &str, max_chars: usize) -> String {
+    if looks_like_secret(raw) {
+        return "[a client secret, redacted]".to_owned();
+    }
+    raw.chars().take(max_chars).filter(|c| !c.is_control()).collect()
 }
 
 /// `raw` as it may be recorded when it [looks like a secret](looks_like_secret): the secret's
@@ -772,6 +808,22 @@ mod tests {
             '\u{E0001}',
             '\u{E0041}',
             '\u{E007F}',
+            // The rest of Default_Ignorable_Code_Point.
+            '\u{34F}',
+            '\u{115F}',
+            '\u{1160}',
+            '\u{17B4}',
+            '\u{17B5}',
+            '\u{180B}',
+            '\u{180F}',
+            '\u{3164}',
+            '\u{FE00}',
+            '\u{FE0F}',
+            '\u{FFA0}',
+            '\u{FFF0}',
+            '\u{E0000}',
+            '\u{E0100}',
+            '\u{E0FFF}',
         ];
         for c in hidden {
             assert!(is_hidden_char(c), "U+{:04X}", u32::from(c));

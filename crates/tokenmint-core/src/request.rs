@@ -326,8 +326,7 @@ impl<'de> serde::de::Visitor<'de> for MembersVisitor<'_> {
             }
             if members.iter().any(|(n, _)| *n == name) {
                 // Shown as the form parser would: cut short, without control characters.
-                let mut shown: String = name.chars().take(64).collect();
-                shown.retain(|c| !c.is_control());
+                let shown = crate::ids::echoed(&name, 64);
                 *self.refusal = Some(RequestError::DuplicateParameter(shown));
                 return Err(A::Error::custom("refused"));
             }
@@ -508,8 +507,7 @@ pub fn token_request(
         Some("") | None if !allow_missing_grant_type => return Err(RequestError::MissingGrantType),
         Some("") | None => {}
         Some(other) => {
-            let mut shown: String = other.chars().take(64).collect();
-            shown.retain(|c| !c.is_control());
+            let shown = crate::ids::echoed(other, 64);
             return Err(RequestError::UnsupportedGrantType(shown));
         }
     }

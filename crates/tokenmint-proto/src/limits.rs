@@ -63,7 +63,8 @@ pub const CONTROL_CLASS: &str = r"\x00-\x1f\x7f-\x9f";
 /// The characters besides [`CONTROL_CLASS`] that a stored name, email address or audience may
 /// not hold, as a class body: Unicode line and paragraph separators and format characters
 /// (`Cf`: bidirectional controls, zero-width characters, the byte order mark, the soft
-/// hyphen...), none of which shows as itself (`tokenmint_core::ids::is_hidden_char`). The few
+/// hyphen...) and the rest of Unicode's `Default_Ignorable_Code_Point` set (the combining
+/// grapheme joiner, Hangul fillers, variation selectors...), none of which shows as itself (`tokenmint_core::ids::is_hidden_char`). The few
 /// format characters beyond U+FFFF are refused too, but not written here: ECMA-262 and Python
 /// do not read an escape beyond four hex digits alike.
-pub const HIDDEN_CLASS: &str = r"\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb";
+pub const HIDDEN_CLASS: &str = r"\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb";

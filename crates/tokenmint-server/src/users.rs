@@ -119,6 +119,23 @@ pub fn validate_email(email: &str) -> Result<String, ServiceError> {
     }
 }
 
+/// What is recorded, in place of an email that was typed but is not one.
+pub const NOT_AN_EMAIL: &str = "[not an email: redacted]";
+
+/// A typed email as it may be written down (audit trail, alerts, logs): the address when it has
+/// the [shape of one](validate_email), escaped as [`SafeText`](tokenmint_core::SafeText); a
+/// client secret typed there redacted as a presented client id's is; anything else (a password
+/// typed into the wrong field) only as [`NOT_AN_EMAIL`].
+pub fn recorded_email(typed: &str) -> String {
+    if let Some(redacted) = tokenmint_core::ids::redacted_secret(typed) {
+        return redacted;
+    }
+    match validate_email(typed) {
+        Ok(email) => tokenmint_core::SafeText::bounded(&email, MAX_EMAIL_LEN).into_string(),
+        Err(_) => NOT_AN_EMAIL.to_owned(),
+    }
+}
+
 pub fn validate_password(password: &Password) -> Result<(), ServiceError> {
     let n = password.expose().chars().count();
     if (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&n) {

@@ -839,3 +839,17 @@ async fn without_product_areas_generating_is_disabled_saying_why_and_what_to_sta
         .await;
     assert!(out.body.contains("start it with --product-area NAME"), "{}", out.body);
 }
+
+/// A form body over the limit is refused with 413 naming the limit, as the admin API does,
+/// not as a form that could not be read.
+#[tokio::test]
+async fn an_oversized_form_is_413_naming_the_limit() {
+    let app = spawn_app().await;
+    let mut b = Browser::new(&app);
+    let csrf = b.get("/portal/sign-in").await.csrf();
+    let big = "a".repeat(3 * 1024 * 1024);
+    let res =
+        b.post("/portal/sign-in", &[("csrf", &csrf), ("email", &big), ("password", "x")]).await;
+    assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", res.body);
+    assert!(res.body.contains("2097152"), "{}", res.body);
+}

@@ -445,3 +445,39 @@ async fn other_methods_on_the_token_path_are_refused() {
     let res = app.http.get(app.url("/oauth/token")).send().await.unwrap();
     assert_eq!(res.status(), 405);
 }
+
+/// A client secret sent in the wrong parameter (scope, audience, resource, grant_type) is not
+/// echoed in the error description; the description says a secret was sent there.
+#[tokio::test]
+async fn a_secret_sent_as_another_parameter_is_not_echoed_in_the_error() {
+    let app = spawn_app().await;
+    let (id, secret) = app.sandbox_reader().await;
+    let cases = [
+        ("scope", "invalid_scope"),
+        ("audience", "invalid_target"),
+        ("resource", "invalid_target"),
+        ("grant_type", "unsupported_grant_type"),
+    ];
+    for (param, error) in cases {
+        for sent in [secret.clone(), secret[4..].to_owned()] {
+            let mut fields = vec![("client_id", id.as_str()), ("client_secret", secret.as_str())];
+            if param != "grant_type" {
+                fields.push(("grant_type", "client_credentials"));
+            }
+            let resource;
+            if param == "resource" {
+                resource = format!("https://{sent}.example");
+                fields.push((param, resource.as_str()));
+            } else {
+                fields.push((param, sent.as_str()));
+            }
+            let res = app.form("/oauth/token", &fields).await;
+            assert_eq!(res.status(), 400, "{param}");
+            let body = res.text().await.unwrap();
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["error"], error, "{param}: {body}");
+            assert!(!body.contains(&secret[8..]), "{param}: {body}");
+            assert!(body.contains("[a client secret, redacted]"), "{param}: {body}");
+        }
+    }
+}

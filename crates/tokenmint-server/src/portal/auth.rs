@@ -317,9 +317,10 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         // Answered without touching the database: a blocked attacker's flood must stay cheap.
         // (The failures that led here, and the block, are in the organization's trail.)
         state.audit.record(
-            AuditEvent::new(AuditKind::PortalSignInFailed).ip(ip).reason("throttled").details(
-                serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
-            ),
+            AuditEvent::new(AuditKind::PortalSignInFailed)
+                .ip(ip)
+                .reason("throttled")
+                .details(serde_json::json!({"email": crate::users::recorded_email(&email)})),
             now,
         );
         return Ok(paused(&state, &email, wait, next));
@@ -336,9 +337,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
             with_org(AuditEvent::new(AuditKind::PortalSignInFailed), org.clone())
                 .ip(ip)
                 .reason("throttled")
-                .details(
-                    serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
-                ),
+                .details(serde_json::json!({"email": crate::users::recorded_email(&email)})),
             now,
         );
         if counted.newly() {
@@ -360,9 +359,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
             with_org(AuditEvent::new(AuditKind::PortalSignInFailed), org.clone())
                 .ip(ip)
                 .reason("bad_credentials")
-                .details(
-                    serde_json::json!({"email": tokenmint_core::SafeText::bounded(&email, 254)}),
-                ),
+                .details(serde_json::json!({"email": crate::users::recorded_email(&email)})),
             now,
         );
         let shown = ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
@@ -459,7 +456,7 @@ pub(super) async fn on_blocked(
 ) {
     use crate::alerts::{Alert, AlertKind};
     state.metrics.sources_blocked.inc();
-    let email = tokenmint_core::SafeText::bounded(email, 254);
+    let email = crate::users::recorded_email(email);
     let source = ip.map_or_else(|| "an unknown source".to_owned(), |i| i.to_string());
     let what = match (blocked.account, blocked.source) {
         (true, true) => format!("for {email} and for every account from {source}"),

@@ -299,6 +299,11 @@ impl IntoResponse for PortalError {
                     error_page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", &message)
                 }
                 ApiError::Conflict(m) => error_page(StatusCode::CONFLICT, "Conflict", &m),
+                ApiError::PayloadTooLarge(limit) => error_page(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Form too large",
+                    &format!("The form sent is larger than {limit} bytes."),
+                ),
                 ApiError::Unavailable(_) => error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Temporarily unavailable",

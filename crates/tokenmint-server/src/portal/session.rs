@@ -234,9 +234,18 @@ impl Fields {
 
 /// Reads a urlencoded form body.
 pub async fn read_form(req: Request, state: &AppState) -> Result<Fields, PortalError> {
-    let Form(pairs) = Form::<Vec<(String, String)>>::from_request(req, state)
-        .await
-        .map_err(|_| PortalError::BadRequest("the form could not be read".into()))?;
+    let Form(pairs) =
+        Form::<Vec<(String, String)>>::from_request(req, state).await.map_err(|e| {
+            // A body over the limit (axum's default, 2 MiB, the admin API's too) is 413 naming
+            // the limit, as the admin API answers it.
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                PortalError::Api(crate::error::ApiError::PayloadTooLarge(
+                    tokenmint_proto::limits::ADMIN_BODY_MAX_BYTES,
+                ))
+            } else {
+                PortalError::BadRequest("the form could not be read".into())
+            }
+        })?;
     // No portal form repeats a field: one that is repeated means different things depending on
     // which copy a reader takes (the first, the last), so it is refused, as the token endpoint
     // and the admin API refuse a repeated parameter or key.
