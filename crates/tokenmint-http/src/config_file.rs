@@ -70,25 +70,11 @@ fn kind_of(file_type: std::fs::FileType) -> Option<&'static str> {
 /// The text of the config file at `path`: a regular file (symlinks followed) of at most
 /// [`MAX_LEN`] bytes of UTF-8.
 pub fn read(path: &Path) -> Result<String, ConfigFileError> {
-    let failed = |reason: String| ConfigFileError::Read { path: path.to_owned(), reason };
-    let not_a_file = |kind| ConfigFileError::NotAFile { path: path.to_owned(), kind };
-    // Checked before opening: opening a FIFO waits for a writer.
-    let metadata = std::fs::metadata(path).map_err(|e| failed(e.to_string()))?;
-    if let Some(kind) = kind_of(metadata.file_type()) {
-        return Err(not_a_file(kind));
-    }
-    let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
-    // And again on what was opened, in case the path changed in between.
-    let metadata = file.metadata().map_err(|e| failed(e.to_string()))?;
-    if let Some(kind) = kind_of(metadata.file_type()) {
-        return Err(not_a_file(kind));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_LEN + 1).read_to_end(&mut bytes).map_err(|e| failed(e.to_string()))?;
-    if bytes.len() as u64 > MAX_LEN {
-        return Err(ConfigFileError::TooLarge { path: path.to_owned() });
-    }
-    String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))
+    read_text_limited(path, MAX_LEN, "the config file").map_err(|e| match e {
+        FileError::Read { path, reason, .. } => ConfigFileError::Read { path, reason },
+        FileError::NotAFile { path, kind, .. } => ConfigFileError::NotAFile { path, kind },
+        FileError::TooLarge { path, .. } => ConfigFileError::TooLarge { path },
+    })
 }
 
 /// Why a file other than a config file (a key, a secret, a certificate) could not be used.
