@@ -55,22 +55,9 @@ impl PrivateKey {
     /// Reads a key file: PEM or a private JWK.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let failed =
-            |e: String| bad(format!("cannot read the private key {}: {e}", path.display()));
-        // A key file is a few KiB: `/dev/zero` or a FIFO named by mistake is refused, and at
-        // most one byte past the limit is read.
-        let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
-        let meta = file.metadata().map_err(|e| failed(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(failed("it is not a regular file".into()));
-        }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, KEY_MAX_LEN + 1), &mut bytes)
-            .map_err(|e| failed(e.to_string()))?;
-        if bytes.len() as u64 > KEY_MAX_LEN {
-            return Err(failed("it is larger than 64 KiB, which no key is".into()));
-        }
-        let text = String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))?;
+        let text = crate::file::read_small(path, KEY_MAX_LEN, "key").map_err(|reason| {
+            bad(format!("cannot read the private key {}: {reason}", path.display()))
+        })?;
         Self::parse(&text)
     }
 

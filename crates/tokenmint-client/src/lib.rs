@@ -165,6 +165,7 @@ mod clock;
 mod config;
 mod endpoint;
 mod error;
+mod file;
 mod metrics;
 mod retry;
 mod secret;

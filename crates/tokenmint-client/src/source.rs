@@ -100,24 +100,15 @@ async fn read_if_changed(
     {
         return Ok(FileState { checked_at: now, ..cached });
     }
-    let failed = |e: String| Error::Secret(format!("cannot read {}: {e}", path.display()));
-    // A secret is a line: `/dev/zero` or a FIFO named by mistake is refused, and at most one
-    // byte past the limit is read.
-    if !meta.is_file() {
-        return Err(failed("it is not a regular file".into()));
-    }
-    let file = tokio::fs::File::open(path).await.map_err(|e| failed(e.to_string()))?;
-    let mut bytes = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(
-        &mut tokio::io::AsyncReadExt::take(file, SECRET_MAX_LEN + 1),
-        &mut bytes,
-    )
+    // A secret is a line; the file is read off the runtime's threads.
+    let owned = path.to_owned();
+    let text = tokio::task::spawn_blocking(move || {
+        crate::file::read_small(&owned, SECRET_MAX_LEN, "secret")
+    })
     .await
-    .map_err(|e| failed(e.to_string()))?;
-    if bytes.len() as u64 > SECRET_MAX_LEN {
-        return Err(failed("it is larger than 4 KiB, which no secret is".into()));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".into()))?;
+    .map_err(|e| e.to_string())
+    .and_then(|read| read)
+    .map_err(|reason| Error::Secret(format!("cannot read {}: {reason}", path.display())))?;
     let trimmed = text.trim_end();
     if trimmed.is_empty() {
         return Err(Error::Secret(format!("{} is empty", path.display())));

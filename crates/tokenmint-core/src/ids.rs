@@ -183,24 +183,24 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// Basic Multilingual Plane) for the API document.
 pub fn is_hidden_char(c: char) -> bool {
     c.is_control()
-        || matches!(
-            c,
-            '\u{AD}'                           // soft hyphen
-            | '\u{600}'..='\u{605}'            // Arabic number signs
-            | '\u{61C}'                         // Arabic letter mark
-            | '\u{6DD}' | '\u{70F}' | '\u{890}'..='\u{891}' | '\u{8E2}'
-            | '\u{180E}'                        // Mongolian vowel separator
-            | '\u{200B}'..='\u{200F}'          // zero-width space, joiners, LRM, RLM
-            | '\u{2028}'..='\u{202E}'          // line and paragraph separators, embeddings, overrides
-            | '\u{2060}'..='\u{206F}'          // word joiner, invisible operators, isolates
-            | '\u{FEFF}'                        // byte order mark, zero-width no-break space
-            | '\u{FFF9}'..='\u{FFFB}'          // interlinear annotations
-            | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
-            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0001}' | '\u{E0020}'..='\u{E007F}' // language tags
-        )
-        || DEFAULT_IGNORABLE.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+        || DEFAULT_IGNORABLE.iter().chain(OTHER_HIDDEN).any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
+
+/// The hidden characters that are not [`DEFAULT_IGNORABLE`]: the line and paragraph
+/// separators, and the format characters (`Cf`) that show as a sign or a mark of their own
+/// where a font has them but change no text around them, which Unicode leaves out of that set.
+const OTHER_HIDDEN: &[(char, char)] = &[
+    ('\u{0600}', '\u{0605}'),   // Arabic number signs
+    ('\u{06DD}', '\u{06DD}'),   // Arabic end of ayah
+    ('\u{070F}', '\u{070F}'),   // Syriac abbreviation mark
+    ('\u{0890}', '\u{0891}'),   // Arabic pound and piastre marks above
+    ('\u{08E2}', '\u{08E2}'),   // Arabic disputed end of ayah
+    ('\u{2028}', '\u{2029}'),   // line and paragraph separators
+    ('\u{FFF9}', '\u{FFFB}'),   // interlinear annotations
+    ('\u{110BD}', '\u{110BD}'), // Kaithi number sign
+    ('\u{110CD}', '\u{110CD}'), // Kaithi number sign above
+    ('\u{13430}', '\u{1343F}'), // Egyptian hieroglyph format controls
+];
 
 /// Unicode's `Default_Ignorable_Code_Point` set, as `DerivedCoreProperties.txt` of Unicode
 /// 16.0.0 lists it: characters a renderer shows as nothing when it has no glyph for them
@@ -430,19 +430,20 @@ pub enum PresentedClientId {
 /// secret hint shows, far too few to help guess the rest.
 const REDACTED_KEEP: usize = 4;
 
-/// Where a presented text holds a client secret: the byte offset of tokenmint's secret prefix
-/// (`tms_`, in any case), else of a run of base62 characters that is a secret's random part
-/// and valid checksum with the prefix cut off. `None` when it holds neither.
+/// Where a presented text holds a client secret, and how long its prefix is there: the byte
+/// offset of tokenmint's secret prefix (`tms_`, in any case), else of a run of base62
+/// characters that is a secret's random part and valid checksum with the prefix cut off (a
+/// prefix of length 0). `None` when it holds neither.
 ///
 /// No client id can contain the prefix (a generated id is `tmc_` and base62, which has no
 /// `_`), so a text holding it is never a credential's id, and a mistyped or cut secret is
 /// recognised as well as a whole one.
-fn secret_at(raw: &str) -> Option<usize> {
+fn secret_at(raw: &str) -> Option<(usize, usize)> {
     let prefix = crate::secret::SECRET_PREFIX.as_bytes();
     if let Some(i) =
         raw.as_bytes().windows(prefix.len()).position(|w| w.eq_ignore_ascii_case(prefix))
     {
-        return Some(i);
+        return Some((i, prefix.len()));
     }
     let unprefixed = crate::secret::SECRET_LEN - prefix.len();
     // Byte by byte: an ASCII letter or digit is always a whole character.
@@ -457,7 +458,7 @@ fn secret_at(raw: &str) -> Option<usize> {
                 &raw[i..i + run]
             ))
         {
-            return Some(i);
+            return Some((i, 0));
         }
         i += run.max(1);
     }
@@ -483,16 +484,8 @@ pub fn echoed(raw: &str, max_chars: usize) -> String {
 /// prefix and first four characters, then `…[redacted]`; whatever else the text held is left
 /// out with it. `None` when it does not look like one.
 pub fn redacted_secret(raw: &str) -> Option<String> {
-    let at = secret_at(raw)?;
+    let (at, prefix_len) = secret_at(raw)?;
     let rest = &raw[at..];
-    let prefix_len = if rest.len() >= crate::secret::SECRET_PREFIX.len()
-        && rest.as_bytes()[..crate::secret::SECRET_PREFIX.len()]
-            .eq_ignore_ascii_case(crate::secret::SECRET_PREFIX.as_bytes())
-    {
-        crate::secret::SECRET_PREFIX.len()
-    } else {
-        0
-    };
     let kept = rest[prefix_len..]
         .bytes()
         .take(REDACTED_KEEP)

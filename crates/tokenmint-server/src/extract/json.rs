@@ -100,8 +100,9 @@ where
 }
 
 /// The body, at most [`ADMIN_BODY_MAX_BYTES`]: a longer one is refused with 413 naming the
-/// limit, at once when its `Content-Length` says so, else when the limit is reached.
-async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+/// limit, at once when its `Content-Length` says so, else when the limit is reached. The
+/// admin API's JSON and the portal's forms are read through it.
+pub(crate) async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     let too_large = ApiError::PayloadTooLarge(ADMIN_BODY_MAX_BYTES);
     let declared = req
         .headers()

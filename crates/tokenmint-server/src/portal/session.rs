@@ -234,18 +234,21 @@ impl Fields {
 
 /// Reads a urlencoded form body.
 pub async fn read_form(req: Request, state: &AppState) -> Result<Fields, PortalError> {
-    let Form(pairs) =
-        Form::<Vec<(String, String)>>::from_request(req, state).await.map_err(|e| {
-            // A body over the limit (axum's default, 2 MiB, the admin API's too) is 413 naming
-            // the limit, as the admin API answers it.
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                PortalError::Api(crate::error::ApiError::PayloadTooLarge(
-                    tokenmint_proto::limits::ADMIN_BODY_MAX_BYTES,
-                ))
-            } else {
-                PortalError::BadRequest("the form could not be read".into())
-            }
-        })?;
+    // Read within the admin API's limit first (413 naming it), then parsed as a form.
+    let (parts, body) = req.into_parts();
+    let (method, headers) = (parts.method.clone(), parts.headers.clone());
+    let bytes = crate::extract::json::read_body(Request::from_parts(parts, body)).await.map_err(
+        |e| match e {
+            crate::error::ApiError::PayloadTooLarge(_) => PortalError::Api(e),
+            _ => PortalError::BadRequest("the form could not be read".into()),
+        },
+    )?;
+    let mut req = Request::new(axum::body::Body::from(bytes));
+    *req.method_mut() = method;
+    *req.headers_mut() = headers;
+    let Form(pairs) = Form::<Vec<(String, String)>>::from_request(req, state)
+        .await
+        .map_err(|_| PortalError::BadRequest("the form could not be read".into()))?;
     // No portal form repeats a field: one that is repeated means different things depending on
     // which copy a reader takes (the first, the last), so it is refused, as the token endpoint
     // and the admin API refuse a repeated parameter or key.
